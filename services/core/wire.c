@@ -1,0 +1,247 @@
+/* wire: see wire.h. */
+#include "wire.h"
+
+#include "utf8.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    size_t used, limit;
+    bool over;
+} s_budget;
+
+static void *s_alloc(void *data, size_t size)
+{
+    s_budget *b = data;
+    if (size > b->limit - b->used) {
+        b->over = true;
+        return NULL;
+    }
+    b->used += size;
+    return malloc(size);
+}
+
+static void s_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+ProtobufCMessage *wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data,
+                              size_t len, size_t budget, wire_code *code, char *why,
+                              size_t why_cap)
+{
+    s_budget b = {0, budget, false};
+    ProtobufCAllocator a = {s_alloc, s_free, &b};
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, data);
+    if (m)
+        return m;
+    if (b.over) {
+        *code = BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED;
+        snprintf(why, why_cap, "the %s message needs more memory to decode than allowed (%zu bytes)",
+                 desc->short_name, budget);
+    } else {
+        *code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        snprintf(why, why_cap, "the message body (%zu bytes) is not a valid protobuf %s", len,
+                 desc->name);
+    }
+    return NULL;
+}
+
+Bulletin__Request *wire_request_unpack(const void *data, size_t len, size_t budget,
+                                       uint64_t *request_id, wire_code *code, char *why,
+                                       size_t why_cap)
+{
+    *request_id = 0;
+    if (len == 0) {
+        *code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        snprintf(why, why_cap, "empty message: expected a protobuf bulletin.Request");
+        return NULL;
+    }
+    Bulletin__Request *req = (Bulletin__Request *)wire_unpack(
+        &bulletin__request__descriptor, data, len, budget, code, why, why_cap);
+    if (!req)
+        return NULL;
+    *request_id = req->request_id;
+    if (req->version_major > WIRE_VERSION_MAJOR) {
+        *code = BULLETIN__STATUS_CODE__FAILED_PRECONDITION;
+        snprintf(why, why_cap, "protocol version %u.%u is not supported (this service speaks %d.%d)",
+                 req->version_major, req->version_minor, WIRE_VERSION_MAJOR, WIRE_VERSION_MINOR);
+        wire_free(req);
+        return NULL;
+    }
+    if (req->body_case == BULLETIN__REQUEST__BODY__NOT_SET) {
+        *code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        snprintf(why, why_cap, "the request has no body (or a message type this service does not know)");
+        wire_free(req);
+        return NULL;
+    }
+    return req;
+}
+
+void wire_free(void *msg)
+{
+    if (msg)
+        protobuf_c_message_free_unpacked((ProtobufCMessage *)msg, NULL);
+}
+
+static void s_free_buf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int wire_pack_zmq(const ProtobufCMessage *m, zmq_msg_t *out)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        zmq_msg_init(out);
+        return -1;
+    }
+    protobuf_c_message_pack(m, buf);
+    if (zmq_msg_init_data(out, buf, n, s_free_buf, NULL) != 0) {
+        free(buf);
+        zmq_msg_init(out);
+        return -1;
+    }
+    return 0;
+}
+
+int wire_pack_bytes(const ProtobufCMessage *m, ProtobufCBinaryData *out)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    out->data = malloc(n ? n : 1);
+    out->len = 0;
+    if (!out->data)
+        return -1;
+    out->len = protobuf_c_message_pack(m, out->data);
+    return 0;
+}
+
+int wire_send(void *sock, const zio_route *route, const ProtobufCMessage *m)
+{
+    zmq_msg_t z;
+    if (wire_pack_zmq(m, &z) < 0)
+        return -1;
+    return zio_send_routed_msg(sock, route, &z);
+}
+
+void wire_reply_init(Bulletin__Reply *rep, Bulletin__Status *st, uint64_t request_id)
+{
+    bulletin__reply__init(rep);
+    bulletin__status__init(st);
+    rep->version_major = WIRE_VERSION_MAJOR;
+    rep->version_minor = WIRE_VERSION_MINOR;
+    rep->request_id = request_id;
+    rep->status = st;
+}
+
+int wire_send_status(void *sock, const zio_route *route, uint64_t request_id, wire_code code,
+                     const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    wire_reply_init(&rep, &st, request_id);
+    st.code = code;
+    st.message = msg;
+    return wire_send(sock, route, &rep.base);
+}
+
+const char *wire_code_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&bulletin__status_code__descriptor, code);
+    return v ? v->name : "UNKNOWN";
+}
+
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Walk raw protobuf bytes with the descriptor; report each bad string. */
+static int s_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+                  char *path, size_t cap, size_t plen, int depth, wire_bad_string_fn fn,
+                  void *ud)
+{
+    unsigned counts[64] = {0}; /* occurrence index per field, for repeated paths */
+    int bad = 0;
+    if (depth > 32)
+        return 0;
+    while (p < end) {
+        uint64_t tag, len;
+        if (s_varint(&p, end, &tag) < 0)
+            return bad;
+        unsigned wt = (unsigned)(tag & 7);
+        uint32_t num = (uint32_t)(tag >> 3);
+        switch (wt) {
+        case 0:
+            if (s_varint(&p, end, &len) < 0)
+                return bad;
+            continue;
+        case 1:
+            p += 8;
+            continue;
+        case 5:
+            p += 4;
+            continue;
+        case 2:
+            break;
+        default:
+            return bad;
+        }
+        if (s_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
+            return bad;
+        const uint8_t *v = p;
+        p += len;
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
+        if (!f || (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE))
+            continue;
+        unsigned idx = counts[f - d->fields < 64 ? f - d->fields : 63]++;
+        int n;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            n = snprintf(path + plen, cap - plen, "%s%s[%u]", plen ? "." : "", f->name, idx);
+        else
+            n = snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", f->name);
+        size_t nlen = plen + (n > 0 ? (size_t)n : 0);
+        if (nlen >= cap)
+            nlen = cap - 1;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            bad += s_walk(f->descriptor, v, v + len, path, cap, nlen, depth + 1, fn, ud);
+        } else {
+            size_t off;
+            if (!utf8_valid((const char *)v, (size_t)len, &off)) {
+                bad++;
+                if (fn)
+                    fn(ud, path, off);
+            }
+        }
+        path[plen] = '\0';
+    }
+    return bad;
+}
+
+int wire_check_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                       wire_bad_string_fn fn, void *ud)
+{
+    char path[256] = "";
+    return s_walk(desc, data, (const uint8_t *)data + len, path, sizeof path, 0, 0, fn, ud);
+}

@@ -1,0 +1,76 @@
+/*
+ * wire: the protobuf envelope on the wire. Decoding untrusted bytes with a
+ * byte budget (protobuf-c can allocate ~25x the input), version checks,
+ * packing straight into zmq messages, status replies, and a generic check
+ * that every string field of a decoded message is valid UTF-8 without NUL
+ * (protobuf-c does not check that).
+ */
+#ifndef BULLETIN_WIRE_H
+#define BULLETIN_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulletin.pb-c.h"
+#include "internal.pb-c.h"
+#include "zio.h"
+
+#define WIRE_VERSION_MAJOR 1
+#define WIRE_VERSION_MINOR 0
+
+/* Budget for decoding: a multiple of the input plus slack. */
+#define WIRE_BUDGET(len) ((size_t)(len) * 32 + 65536)
+
+typedef Bulletin__StatusCode wire_code;
+
+/* Decode a message of type `desc` from untrusted bytes, allocating at most
+ * `budget` bytes. Returns NULL when the bytes do not decode or the budget is
+ * exceeded (*code = INVALID_ARGUMENT or RESOURCE_EXHAUSTED, with a sentence in
+ * why). Free the result with wire_free (or protobuf_c_message_free_unpacked
+ * with a NULL allocator). */
+ProtobufCMessage *wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data,
+                              size_t len, size_t budget, wire_code *code, char *why,
+                              size_t why_cap);
+
+/* wire_unpack for a Request, plus envelope checks: major version 0/1, a body
+ * present. On failure returns NULL; *request_id (if the bytes decoded far
+ * enough) lets the caller still answer with the right id. */
+Bulletin__Request *wire_request_unpack(const void *data, size_t len, size_t budget,
+                                       uint64_t *request_id, wire_code *code, char *why,
+                                       size_t why_cap);
+
+void wire_free(void *msg);
+
+/* Pack a message into a new zmq message (initialized by this call). 0 or -1. */
+int wire_pack_zmq(const ProtobufCMessage *m, zmq_msg_t *out);
+
+/* Pack a message into a malloc'd buffer stored in *out (caller frees out->data). */
+int wire_pack_bytes(const ProtobufCMessage *m, ProtobufCBinaryData *out);
+
+/* Pack and send with a route (NULL = none). 0 or -1 with errno. */
+int wire_send(void *sock, const zio_route *route, const ProtobufCMessage *m);
+
+/* Set version and request_id of a reply for `request_id`, status OK. The
+ * Status is stored in *status_storage, which must outlive rep. */
+void wire_reply_init(Bulletin__Reply *rep, Bulletin__Status *status_storage,
+                     uint64_t request_id);
+
+/* Send a reply with only a status (an error). fmt is the human message. */
+int wire_send_status(void *sock, const zio_route *route, uint64_t request_id, wire_code code,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* "OK", "INVALID_ARGUMENT", ... ("UNKNOWN" for anything else). */
+const char *wire_code_name(int code);
+
+/* Called for each string field that is not valid UTF-8 or contains NUL:
+ * path like "ingest.items[3].article.title", offset = first bad byte. */
+typedef void (*wire_bad_string_fn)(void *ud, const char *path, size_t offset);
+
+/* Walk the RAW bytes of a message of type desc (before or after decoding it;
+ * protobuf-c itself checks neither UTF-8 nor NUL) and call fn (may be NULL)
+ * for every bad string field. Returns the number of bad strings. */
+int wire_check_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                       wire_bad_string_fn fn, void *ud);
+
+#endif
