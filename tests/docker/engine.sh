@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/docker/engine.sh — a private Docker engine for the compose test (source it, bash).
 #
 # Debian 12 machines here have no Docker engine running and no registry access. This file
