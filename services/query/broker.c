@@ -1,0 +1,806 @@
+/*
+ * broker: see broker.h for the protocol and the request life.
+ *
+ * Data: workers in an array (a few dozen at most: linear search by routing
+ * id is cheaper than hashing 5-byte ids); ready workers in an intrusive LRU
+ * list; requests waiting for a worker in an intrusive FIFO; a request in
+ * flight hangs off its worker (one at a time per worker). Deadlines are
+ * checked by a scan that runs only when the earliest known deadline has
+ * passed, so an ordinary request costs no scan at all.
+ */
+#include "broker.h"
+
+#include "clock.h"
+#include "log.h"
+#include "wire.h"
+#include "zio.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define S_ID_MAX 255
+#define S_MAX_FRAMES 8
+#define S_BURST 256   /* messages read per socket per wake-up */
+
+typedef struct s_worker s_worker;
+
+typedef struct s_request {
+    uint64_t tag;
+    uint64_t request_id;
+    uint64_t min_seq;
+    int64_t deadline_us;
+    int retries;
+    zio_route route;
+    zmq_msg_t body;             /* kept until answered, for one re-send */
+    struct s_request *prev, *next; /* waiting FIFO */
+} s_request;
+
+struct s_worker {
+    uint8_t id[S_ID_MAX];
+    size_t id_len;
+    char name[BROKER_NAME_MAX];
+    uint64_t applied;
+    int64_t expiry_us;
+    uint64_t busy_tag;          /* tag of the request it is working on, 0 = idle */
+    s_request *inflight;        /* NULL when idle or when that request was answered already */
+    bool ready;
+    s_worker *rprev, *rnext;    /* ready LRU */
+};
+
+typedef struct {
+    const broker_config *cfg;
+    void *front, *back;
+    s_worker **workers;
+    size_t nworkers, capworkers;
+    s_worker *rhead, *rtail;    /* ready LRU: head = least recently used */
+    size_t nready;
+    s_request *whead, *wtail;   /* waiting FIFO */
+    size_t nwaiting;
+    uint64_t next_tag;
+    int64_t next_check_us;      /* earliest deadline or worker expiry known */
+    int64_t next_hb_us;
+    /* stats */
+    uint64_t requests, replies, timeouts, unavailable, retries, rejected, dropped_workers,
+        late_replies;
+} s_broker;
+
+/* --- envelope scan -------------------------------------------------------- */
+
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int broker_envelope_scan(const void *data, size_t len, broker_envelope *out)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *p = data, *end = p + len;
+    while (p < end) {
+        uint64_t tag, v;
+        if (s_varint(&p, end, &tag) < 0)
+            return -1;
+        uint32_t num = (uint32_t)(tag >> 3);
+        if (num == 0)
+            return -1;
+        switch (tag & 7) {
+        case 0:
+            if (s_varint(&p, end, &v) < 0)
+                return -1;
+            if (num == 1)
+                out->version_major = (uint32_t)v;
+            else if (num == 3)
+                out->request_id = v;
+            else if (num == 4)
+                out->deadline_ms = (uint32_t)v;
+            else if (num == 5)
+                out->min_seq = v;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case 2:
+            if (s_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+                return -1;
+            p += v;
+            if ((num >= 10 && num <= 16) || num == 100)
+                out->body = num;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- sending ---------------------------------------------------------------- */
+
+static void s_u64(uint8_t b[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        b[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t s_get_u64(const uint8_t b[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* Send [id][""][cmd](+[tag][body]) to a worker. body (may be NULL) is copied.
+ * 0 or -1 (errno). */
+static int s_send_worker(s_broker *b, const s_worker *w, uint8_t cmd, uint64_t tag,
+                         zmq_msg_t *body)
+{
+    int f = ZMQ_DONTWAIT | ZMQ_SNDMORE;
+    if (zmq_send(b->back, w->id, w->id_len, f) < 0)
+        return -1;
+    if (zmq_send(b->back, "", 0, f) < 0)
+        return -1;
+    if (zmq_send(b->back, &cmd, 1, body ? f : ZMQ_DONTWAIT) < 0)
+        return -1;
+    if (!body)
+        return 0;
+    uint8_t t[8];
+    s_u64(t, tag);
+    if (zmq_send(b->back, t, 8, f) < 0)
+        return -1;
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, body);
+    if (zmq_msg_send(&copy, b->back, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&copy);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_answer_status(s_broker *b, s_request *r, wire_code code, const char *why)
+{
+    if (wire_send_status(b->front, &r->route, r->request_id, code, "%s", why) < 0)
+        log_debug("query.client_gone", "request_id=%llu", (unsigned long long)r->request_id);
+}
+
+static void s_request_free(s_request *r)
+{
+    if (!r)
+        return;
+    zio_route_close(&r->route);
+    zmq_msg_close(&r->body);
+    free(r);
+}
+
+/* --- queues ----------------------------------------------------------------- */
+
+static void s_ready_push(s_broker *b, s_worker *w)
+{
+    if (w->ready)
+        return;
+    w->ready = true;
+    w->rnext = NULL;
+    w->rprev = b->rtail;
+    if (b->rtail)
+        b->rtail->rnext = w;
+    else
+        b->rhead = w;
+    b->rtail = w;
+    b->nready++;
+}
+
+static void s_ready_remove(s_broker *b, s_worker *w)
+{
+    if (!w->ready)
+        return;
+    if (w->rprev)
+        w->rprev->rnext = w->rnext;
+    else
+        b->rhead = w->rnext;
+    if (w->rnext)
+        w->rnext->rprev = w->rprev;
+    else
+        b->rtail = w->rprev;
+    w->ready = false;
+    w->rprev = w->rnext = NULL;
+    b->nready--;
+}
+
+static void s_wait_push(s_broker *b, s_request *r, bool front)
+{
+    r->prev = r->next = NULL;
+    if (front) {
+        r->next = b->whead;
+        if (b->whead)
+            b->whead->prev = r;
+        else
+            b->wtail = r;
+        b->whead = r;
+    } else {
+        r->prev = b->wtail;
+        if (b->wtail)
+            b->wtail->next = r;
+        else
+            b->whead = r;
+        b->wtail = r;
+    }
+    b->nwaiting++;
+    if (r->deadline_us < b->next_check_us)
+        b->next_check_us = r->deadline_us;
+}
+
+static void s_wait_remove(s_broker *b, s_request *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        b->whead = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        b->wtail = r->prev;
+    r->prev = r->next = NULL;
+    b->nwaiting--;
+}
+
+static s_worker *s_worker_find(s_broker *b, const void *id, size_t len)
+{
+    for (size_t i = 0; i < b->nworkers; i++)
+        if (b->workers[i]->id_len == len && memcmp(b->workers[i]->id, id, len) == 0)
+            return b->workers[i];
+    return NULL;
+}
+
+static void s_dispatch(s_broker *b);
+
+/* Remove a worker; re-queue (once) or fail its request. */
+static void s_worker_drop(s_broker *b, s_worker *w, const char *why)
+{
+    s_ready_remove(b, w);
+    for (size_t i = 0; i < b->nworkers; i++)
+        if (b->workers[i] == w) {
+            b->workers[i] = b->workers[--b->nworkers];
+            break;
+        }
+    log_info("query.worker_dropped", "worker=%s why=\"%s\" workers=%zu", w->name, why, b->nworkers);
+    b->dropped_workers++;
+    s_request *r = w->inflight;
+    free(w);
+    if (!r)
+        return;
+    if (r->retries == 0) {
+        r->retries++;
+        b->retries++;
+        s_wait_push(b, r, true);
+    } else {
+        b->unavailable++;
+        s_answer_status(b, r, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                        "the workers serving this request stopped answering (tried twice); retry");
+        s_request_free(r);
+    }
+}
+
+/* Send r to worker w (ready, removed from the ready list by the caller on
+ * success). 0, or -1 when w could not be reached (w was dropped, r is intact). */
+static int s_send_request(s_broker *b, s_worker *w, s_request *r)
+{
+    if (s_send_worker(b, w, BROKER_REQUEST, r->tag, &r->body) < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "send failed: %s", zmq_strerror(errno));
+        w->inflight = NULL; /* r stays with the caller */
+        s_worker_drop(b, w, why);
+        return -1;
+    }
+    s_ready_remove(b, w);
+    w->busy_tag = r->tag;
+    w->inflight = r;
+    return 0;
+}
+
+/* The least recently used ready worker that has applied min_seq. */
+static s_worker *s_pick(s_broker *b, uint64_t min_seq)
+{
+    for (s_worker *w = b->rhead; w; w = w->rnext)
+        if (w->applied >= min_seq)
+            return w;
+    return NULL;
+}
+
+/* Hand waiting requests to ready workers, oldest request first. */
+static void s_dispatch(s_broker *b)
+{
+    s_request *r = b->whead;
+    while (r && b->rhead) {
+        s_request *next = r->next;
+        s_worker *w;
+        while ((w = s_pick(b, r->min_seq))) {
+            s_wait_remove(b, r);
+            if (s_send_request(b, w, r) == 0)
+                break;
+            s_wait_push(b, r, true); /* w was dropped: try another */
+            next = r->next;
+        }
+        r = next;
+    }
+}
+
+/* --- client requests --------------------------------------------------------- */
+
+static void s_metric(Bulletin__Metric *m, Bulletin__Metric **slot, const char *name, double v,
+                     const char *help)
+{
+    bulletin__metric__init(m);
+    m->name = (char *)name;
+    m->value = v;
+    m->help = (char *)help;
+    *slot = m;
+}
+
+static uint64_t s_max_applied(const s_broker *b)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < b->nworkers; i++)
+        if (b->workers[i]->applied > m)
+            m = b->workers[i]->applied;
+    return m;
+}
+
+static void s_answer_local(s_broker *b, const zio_route *route, const broker_envelope *env)
+{
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    wire_reply_init(&rep, &st, env->request_id);
+    char inst[96];
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(inst, sizeof inst, "%s:%d", host, (int)getpid());
+    rep.served_by = inst;
+    rep.applied_seq = s_max_applied(b);
+    Bulletin__HealthReply h = BULLETIN__HEALTH_REPLY__INIT;
+    Bulletin__StatsReply s = BULLETIN__STATS_REPLY__INIT;
+    Bulletin__Metric m[16], *mp[16];
+    char detail[128];
+    if (env->body == 16) {
+        h.ok = b->nworkers > 0;
+        h.service = "query";
+        h.instance = inst;
+        h.applied_seq = rep.applied_seq;
+        snprintf(detail, sizeof detail, "%s: %zu workers (%zu ready), %zu requests waiting",
+                 b->nworkers ? "ok" : "no worker registered", b->nworkers, b->nready, b->nwaiting);
+        h.detail = detail;
+        rep.body_case = BULLETIN__REPLY__BODY_HEALTH;
+        rep.health = &h;
+    } else {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                     ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+        size_t n = 0;
+        s_metric(&m[n], &mp[n], "workers", (double)b->nworkers, "registered workers"), n++;
+        s_metric(&m[n], &mp[n], "workers_ready", (double)b->nready, "idle workers"), n++;
+        s_metric(&m[n], &mp[n], "queue_length", (double)b->nwaiting, "requests waiting for a worker"), n++;
+        s_metric(&m[n], &mp[n], "inflight", (double)(b->nworkers - b->nready), "workers busy"), n++;
+        s_metric(&m[n], &mp[n], "requests", (double)b->requests, "client requests forwarded to workers"), n++;
+        s_metric(&m[n], &mp[n], "replies", (double)b->replies, "worker replies forwarded to clients"), n++;
+        s_metric(&m[n], &mp[n], "timeouts", (double)b->timeouts, "requests answered DEADLINE_EXCEEDED"), n++;
+        s_metric(&m[n], &mp[n], "unavailable", (double)b->unavailable, "requests answered UNAVAILABLE"), n++;
+        s_metric(&m[n], &mp[n], "retries", (double)b->retries, "requests re-sent after a worker was lost"), n++;
+        s_metric(&m[n], &mp[n], "rejected", (double)b->rejected, "requests refused by the broker (bad, unsupported, queue full)"), n++;
+        s_metric(&m[n], &mp[n], "dropped_workers", (double)b->dropped_workers, "workers dropped (missed heartbeats, unreachable)"), n++;
+        s_metric(&m[n], &mp[n], "late_replies", (double)b->late_replies, "worker replies after the deadline (discarded)"), n++;
+        s_metric(&m[n], &mp[n], "max_applied_seq", (double)rep.applied_seq, "highest applied seq among workers"), n++;
+        s_metric(&m[n], &mp[n], "cpu_seconds", cpu, "CPU time of the broker process (user+system)"), n++;
+        s.service = "query";
+        s.instance = inst;
+        s.metrics = mp;
+        s.n_metrics = n;
+        rep.body_case = BULLETIN__REPLY__BODY_STATS;
+        rep.stats = &s;
+    }
+    if (wire_send(b->front, route, &rep.base) < 0)
+        log_debug("query.client_gone", "request_id=%llu", (unsigned long long)env->request_id);
+}
+
+static void s_on_client(s_broker *b)
+{
+    zio_route route;
+    zmq_msg_t body;
+    if (zio_recv_routed(b->front, &route, &body, ZMQ_DONTWAIT) < 0)
+        return;
+    broker_envelope env;
+    const char *why = NULL;
+    wire_code code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+    if (zmq_msg_size(&body) == 0) {
+        memset(&env, 0, sizeof env);
+        why = "empty or misshapen message: expected [empty frame][bulletin.Request]";
+    } else if (broker_envelope_scan(zmq_msg_data(&body), zmq_msg_size(&body), &env) < 0) {
+        why = "the message body is not a valid protobuf bulletin.Request";
+    } else if (env.version_major > WIRE_VERSION_MAJOR) {
+        code = BULLETIN__STATUS_CODE__FAILED_PRECONDITION;
+        why = "unsupported protocol major version (this service speaks 1)";
+    } else if (env.body == 0) {
+        why = "the request has no body (or a message type this service does not know)";
+    } else if (env.body == 15 || env.body == 16) {
+        s_answer_local(b, &route, &env);
+        goto out;
+    } else if (env.body != 11 && env.body != 13 && env.body != 14) {
+        code = BULLETIN__STATUS_CODE__UNIMPLEMENTED;
+        why = "the query service answers Get, List, Search, Stats and Health; send writes to ingest";
+    } else if (b->nwaiting >= (size_t)b->cfg->max_queue) {
+        code = BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED;
+        why = "too many requests are waiting for a worker; retry later";
+    }
+    if (why) {
+        b->rejected++;
+        if (wire_send_status(b->front, &route, env.request_id, code, "%s", why) < 0)
+            log_debug("query.client_gone", "request_id=%llu", (unsigned long long)env.request_id);
+        goto out;
+    }
+    s_request *r = calloc(1, sizeof *r);
+    if (!r) {
+        wire_send_status(b->front, &route, env.request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                         "out of memory");
+        goto out;
+    }
+    b->requests++;
+    r->tag = ++b->next_tag;
+    r->request_id = env.request_id;
+    r->min_seq = env.min_seq;
+    int64_t dl = b->cfg->deadline_ms;
+    if (env.deadline_ms && env.deadline_ms < dl)
+        dl = env.deadline_ms;
+    r->deadline_us = clock_mono_us() + dl * 1000;
+    r->route = route; /* moves the frames */
+    route.n = 0;
+    zmq_msg_init(&r->body);
+    zmq_msg_move(&r->body, &body);
+    s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq);
+    if (w && s_send_request(b, w, r) == 0) {
+        if (r->deadline_us < b->next_check_us)
+            b->next_check_us = r->deadline_us;
+        goto out;
+    }
+    s_wait_push(b, r, false);
+    s_dispatch(b);
+out:
+    zio_route_close(&route);
+    zmq_msg_close(&body);
+}
+
+/* --- worker messages ------------------------------------------------------- */
+
+static void s_on_worker(s_broker *b)
+{
+    zmq_msg_t f[S_MAX_FRAMES];
+    int n = 0;
+    bool too_many = false;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, b->back, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            if (n == 0)
+                return;
+            break;
+        }
+        int more = zmq_msg_more(&m);
+        if (n < S_MAX_FRAMES) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_move(&f[n++], &m);
+        } else {
+            too_many = true;
+        }
+        zmq_msg_close(&m);
+        if (!more)
+            break;
+    }
+    int64_t now = clock_mono_us();
+    s_worker *w = NULL;
+    if (n < 3 || too_many || zmq_msg_size(&f[1]) != 0 || zmq_msg_size(&f[2]) != 1 ||
+        zmq_msg_size(&f[0]) > S_ID_MAX) {
+        log_warn("query.bad_worker_message", "frames=%d", n);
+        goto out;
+    }
+    uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[2]);
+    w = s_worker_find(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]));
+    if (cmd == BROKER_READY) {
+        if (n != 5 || zmq_msg_size(&f[4]) != 8) {
+            log_warn("query.bad_worker_message", "cmd=READY frames=%d", n);
+            goto out;
+        }
+        if (w) /* registering twice: start over (its request, if any, is retried) */
+            s_worker_drop(b, w, "registered again");
+        w = calloc(1, sizeof *w);
+        if (!w)
+            goto out;
+        if (b->nworkers == b->capworkers) {
+            size_t cap = b->capworkers ? b->capworkers * 2 : 16;
+            s_worker **nw = realloc(b->workers, cap * sizeof *nw);
+            if (!nw) {
+                free(w);
+                goto out;
+            }
+            b->workers = nw;
+            b->capworkers = cap;
+        }
+        b->workers[b->nworkers++] = w;
+        w->id_len = zmq_msg_size(&f[0]);
+        memcpy(w->id, zmq_msg_data(&f[0]), w->id_len);
+        size_t nl = zmq_msg_size(&f[3]);
+        if (nl >= BROKER_NAME_MAX)
+            nl = BROKER_NAME_MAX - 1;
+        memcpy(w->name, zmq_msg_data(&f[3]), nl);
+        w->name[nl] = '\0';
+        for (size_t i = 0; i < nl; i++) /* keep log lines one key=value each */
+            if ((unsigned char)w->name[i] <= ' ' || w->name[i] == '"' || w->name[i] == '=')
+                w->name[i] = '_';
+        w->applied = s_get_u64(zmq_msg_data(&f[4]));
+        w->expiry_us = now + b->cfg->heartbeat_ms * b->cfg->liveness * 1000;
+        log_info("query.worker_ready", "worker=%s applied_seq=%llu workers=%zu", w->name,
+                 (unsigned long long)w->applied, b->nworkers);
+        s_ready_push(b, w);
+        s_dispatch(b);
+        goto out;
+    }
+    if (!w) {
+        /* a worker we do not know (we restarted, or dropped it): make it register again */
+        if (cmd != BROKER_DISCONNECT) {
+            s_worker tmp = {.id_len = zmq_msg_size(&f[0])};
+            memcpy(tmp.id, zmq_msg_data(&f[0]), tmp.id_len);
+            s_send_worker(b, &tmp, BROKER_DISCONNECT, 0, NULL);
+        }
+        goto out;
+    }
+    w->expiry_us = now + b->cfg->heartbeat_ms * b->cfg->liveness * 1000;
+    switch (cmd) {
+    case BROKER_HEARTBEAT:
+        if (n >= 4 && zmq_msg_size(&f[3]) == 8) {
+            uint64_t seq = s_get_u64(zmq_msg_data(&f[3]));
+            bool more = seq > w->applied;
+            w->applied = seq;
+            if (more && w->ready && b->nwaiting)
+                s_dispatch(b);
+        }
+        break;
+    case BROKER_REPLY: {
+        if (n != 6 || zmq_msg_size(&f[3]) != 8 || zmq_msg_size(&f[4]) != 8) {
+            log_warn("query.bad_worker_message", "cmd=REPLY frames=%d worker=%s", n, w->name);
+            break;
+        }
+        uint64_t tag = s_get_u64(zmq_msg_data(&f[3]));
+        w->applied = s_get_u64(zmq_msg_data(&f[4]));
+        if (tag != w->busy_tag) {
+            log_warn("query.unexpected_reply", "worker=%s tag=%llu", w->name, (unsigned long long)tag);
+            break;
+        }
+        s_request *r = w->inflight;
+        w->inflight = NULL;
+        w->busy_tag = 0;
+        if (r) {
+            b->replies++;
+            if (zio_send_routed_msg(b->front, &r->route, &f[5]) < 0)
+                log_debug("query.client_gone", "request_id=%llu error=\"%s\"",
+                          (unsigned long long)r->request_id, zmq_strerror(errno));
+            zmq_msg_init(&f[5]); /* consumed */
+            s_request_free(r);
+        } else {
+            b->late_replies++;
+        }
+        s_ready_push(b, w);
+        if (b->nwaiting)
+            s_dispatch(b);
+        break;
+    }
+    case BROKER_DISCONNECT:
+        s_worker_drop(b, w, "disconnected");
+        break;
+    default:
+        log_warn("query.bad_worker_message", "cmd=%u worker=%s", cmd, w->name);
+    }
+out:
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+}
+
+/* --- time -------------------------------------------------------------------- */
+
+static void s_expire_one(s_broker *b, s_request *r)
+{
+    b->timeouts++;
+    if (b->nworkers == 0) {
+        b->unavailable++;
+        b->timeouts--;
+        s_answer_status(b, r, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                        "no query worker is available; retry later");
+    } else if (r->min_seq > s_max_applied(b)) {
+        char why[160];
+        snprintf(why, sizeof why, "no worker reached seq %llu within the deadline (highest applied: %llu)",
+                 (unsigned long long)r->min_seq, (unsigned long long)s_max_applied(b));
+        s_answer_status(b, r, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED, why);
+    } else {
+        s_answer_status(b, r, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED,
+                        "no worker answered within the deadline");
+    }
+    s_request_free(r);
+}
+
+/* Expire requests and workers; recompute the next check time. */
+static void s_check(s_broker *b, int64_t now)
+{
+    int64_t next = now + 1000000;
+    for (size_t i = 0; i < b->nworkers;) {
+        s_worker *w = b->workers[i];
+        if (w->expiry_us <= now) {
+            s_worker_drop(b, w, "missed heartbeats");
+            continue; /* the array was compacted into slot i */
+        }
+        if (w->expiry_us < next)
+            next = w->expiry_us;
+        s_request *r = w->inflight;
+        if (r && r->deadline_us <= now) {
+            w->inflight = NULL; /* the worker stays busy until it answers */
+            s_expire_one(b, r);
+        } else if (r && r->deadline_us < next) {
+            next = r->deadline_us;
+        }
+        i++;
+    }
+    for (s_request *r = b->whead; r;) {
+        s_request *nx = r->next;
+        if (r->deadline_us <= now) {
+            s_wait_remove(b, r);
+            s_expire_one(b, r);
+        } else if (r->deadline_us < next) {
+            next = r->deadline_us;
+        }
+        r = nx;
+    }
+    b->next_check_us = next;
+    if (b->nwaiting)
+        s_dispatch(b); /* retried requests may have been queued by drops */
+}
+
+static void s_heartbeat(s_broker *b)
+{
+    for (size_t i = 0; i < b->nworkers;) {
+        s_worker *w = b->workers[i];
+        if (s_send_worker(b, w, BROKER_HEARTBEAT, 0, NULL) < 0 && errno == EHOSTUNREACH) {
+            s_worker_drop(b, w, "unreachable");
+            continue;
+        }
+        i++;
+    }
+}
+
+void broker_config_defaults(broker_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bind = "tcp://*:5556";
+    cfg->workers = "tcp://*:5559";
+    cfg->deadline_ms = 5000;
+    cfg->heartbeat_ms = 1000;
+    cfg->liveness = 3;
+    cfg->max_queue = 100000;
+    cfg->max_msg = 16 << 20;
+    cfg->stop_fd = -1;
+}
+
+int broker_run(const broker_config *cfg)
+{
+    s_broker b = {.cfg = cfg};
+    if (cfg->deadline_ms < 1 || cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->max_queue < 1) {
+        log_error("query.config", "error=\"deadline, heartbeat, liveness and queue must be >= 1\"");
+        return -1;
+    }
+    void *ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();
+    int rc = -1;
+    if (!ctx)
+        return -1;
+    b.front = zio_socket(ctx, ZMQ_ROUTER, 0, cfg->max_msg);
+    b.back = zio_socket(ctx, ZMQ_ROUTER, 0, cfg->max_msg);
+    if (!b.front || !b.back || zio_bind(b.front, cfg->bind) < 0 || zio_bind(b.back, cfg->workers) < 0)
+        goto done;
+    int hwm = 100000;
+    zmq_setsockopt(b.front, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b.front, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    log_info("query.start", "bind=%s workers=%s deadline_ms=%lld heartbeat_ms=%lld liveness=%lld",
+             cfg->bind, cfg->workers, cfg->deadline_ms, cfg->heartbeat_ms, cfg->liveness);
+    int64_t now = clock_mono_us();
+    b.next_check_us = now + 1000000;
+    b.next_hb_us = now + cfg->heartbeat_ms * 1000;
+    for (;;) {
+        zmq_pollitem_t items[3] = {{b.front, 0, ZMQ_POLLIN, 0},
+                                   {b.back, 0, ZMQ_POLLIN, 0},
+                                   {NULL, cfg->stop_fd, ZMQ_POLLIN, 0}};
+        int nitems = cfg->stop_fd >= 0 ? 3 : 2;
+        now = clock_mono_us();
+        int64_t wake = b.next_check_us < b.next_hb_us ? b.next_check_us : b.next_hb_us;
+        long timeout = wake <= now ? 0 : (long)((wake - now + 999) / 1000);
+        int n = zmq_poll(items, nitems, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ETERM) {
+                rc = 0;
+                break;
+            }
+            log_error("query.poll", "error=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)) {
+            log_info("query.stop", "requests=%llu replies=%llu", (unsigned long long)b.requests,
+                     (unsigned long long)b.replies);
+            rc = 0;
+            break;
+        }
+        /* workers first: replies free workers for the requests behind them */
+        if (items[1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < S_BURST; i++) {
+                int ev = 0;
+                size_t sz = sizeof ev;
+                s_on_worker(&b);
+                if (zmq_getsockopt(b.back, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
+                    break;
+            }
+        if (items[0].revents & ZMQ_POLLIN)
+            for (int i = 0; i < S_BURST; i++) {
+                int ev = 0;
+                size_t sz = sizeof ev;
+                s_on_client(&b);
+                if (zmq_getsockopt(b.front, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
+                    break;
+            }
+        now = clock_mono_us();
+        if (now >= b.next_hb_us) {
+            s_heartbeat(&b);
+            b.next_hb_us = now + cfg->heartbeat_ms * 1000;
+        }
+        if (now >= b.next_check_us)
+            s_check(&b, now);
+    }
+done:
+    /* answer what is still pending, so no client waits for nothing */
+    while (b.whead) {
+        s_request *r = b.whead;
+        s_wait_remove(&b, r);
+        s_answer_status(&b, r, BULLETIN__STATUS_CODE__UNAVAILABLE, "the query broker is stopping");
+        s_request_free(r);
+    }
+    for (size_t i = 0; i < b.nworkers; i++) {
+        if (b.workers[i]->inflight) {
+            s_answer_status(&b, b.workers[i]->inflight, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                            "the query broker is stopping");
+            s_request_free(b.workers[i]->inflight);
+        }
+        free(b.workers[i]);
+    }
+    free(b.workers);
+    zio_close(&b.front);
+    zio_close(&b.back);
+    if (!cfg->ctx)
+        zmq_ctx_term(ctx);
+    return rc;
+}

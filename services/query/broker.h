@@ -1,0 +1,100 @@
+/*
+ * broker: bulletin-query, the read tier's load balancer (ZeroMQ Guide's
+ * Paranoid Pirate / Majordomo shape, reduced to one service).
+ *
+ *   clients ──REQ/DEALER──▶ [front ROUTER]  broker  [back ROUTER] ◀──DEALER── workers
+ *
+ * Client side: [route][empty][bulletin.Request] in, [route][empty][Reply]
+ * out, as on every Bulletin service. The broker reads only the top level of
+ * the Request (version_major, request_id, deadline_ms, min_seq and which
+ * body is set) with a small varint scan instead of decoding it: the worker
+ * decodes it. Health and Stats are answered by the broker itself; Ingest and
+ * Delete are UNIMPLEMENTED here (they go to ingest).
+ *
+ * Worker protocol on the back socket (all integers u64 big-endian, 8 bytes;
+ * command = one byte):
+ *
+ *   worker -> broker   (as the broker's ROUTER sees it: [worker id] first)
+ *     READY      [""][0x01][name][applied_seq]      register; idle
+ *     HEARTBEAT  [""][0x02][applied_seq]            alive (sent every heartbeat
+ *                                                   interval, and soon after the
+ *                                                   replica applied new changes)
+ *     REPLY      [""][0x03][tag][applied_seq][Reply] the answer to REQUEST `tag`;
+ *                                                   the worker is idle again
+ *     DISCONNECT [""][0x05]                         leaving
+ *   broker -> worker
+ *     REQUEST    [""][0x04][tag][Request]           one at a time per worker
+ *     HEARTBEAT  [""][0x02]                         alive
+ *     DISCONNECT [""][0x05]                         "I do not know you": the
+ *                                                   worker registers again on a
+ *                                                   fresh socket
+ *
+ * `tag` is the broker's own number for a client request; the client's route
+ * never leaves the broker, and a late REPLY for a request that already timed
+ * out is recognised by its tag and dropped.
+ *
+ * Request life:
+ *
+ *              ┌──────── no ready worker with applied_seq >= min_seq
+ *              ▼
+ *   arrive ─▶ WAITING ──(worker ready / its seq catches up)──▶ IN FLIGHT ──REPLY──▶ answered
+ *              │  ▲                                               │
+ *              │  └──── worker missed `liveness` heartbeats ──────┤ (re-sent once; the
+ *              │        (first time)                              │  second time UNAVAILABLE)
+ *              └── deadline ─▶ UNAVAILABLE (no worker at all)     └── deadline ─▶ DEADLINE_EXCEEDED
+ *                              DEADLINE_EXCEEDED (min_seq not reached / all busy)
+ *
+ * Ready workers are a least-recently-used queue. A worker is never waited
+ * on: every send is non-blocking, and a worker that cannot be sent to is
+ * dropped (its request goes back to the head of the queue).
+ */
+#ifndef QUERY_BROKER_H
+#define QUERY_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Commands of the worker protocol (see above). */
+enum {
+    BROKER_READY = 0x01,
+    BROKER_HEARTBEAT = 0x02,
+    BROKER_REPLY = 0x03,
+    BROKER_REQUEST = 0x04,
+    BROKER_DISCONNECT = 0x05,
+};
+
+#define BROKER_NAME_MAX 64  /* longest worker name kept (longer is cut) */
+
+typedef struct {
+    const char *bind;       /* client endpoint, e.g. tcp://0.0.0.0:5556 */
+    const char *workers;    /* worker endpoint, e.g. tcp://0.0.0.0:5559 */
+    long long deadline_ms;  /* default per-request deadline (client may ask less) */
+    long long heartbeat_ms; /* heartbeat interval, both ways */
+    long long liveness;     /* heartbeats missed before a worker is dropped */
+    long long max_queue;    /* requests waiting for a worker before RESOURCE_EXHAUSTED */
+    long long max_msg;      /* ZMQ_MAXMSGSIZE on both sockets (bytes) */
+    int stop_fd;            /* readable = stop (a signalfd or a pipe); -1 = none */
+    void *ctx;              /* ZeroMQ context to use; NULL = a new one */
+} broker_config;
+
+/* Defaults for every field (stop_fd -1, ctx NULL). */
+void broker_config_defaults(broker_config *cfg);
+
+/* Run the broker until stop_fd becomes readable. Returns 0 on a clean stop,
+ * -1 when it could not start (bind failed; logged). */
+int broker_run(const broker_config *cfg);
+
+/* Read the top level of a serialized bulletin.Request without decoding it.
+ * Returns 0 and the fields (body = the body's field number, 0 if none), or
+ * -1 when the bytes are not a well-formed protobuf message. Exposed for tests. */
+typedef struct {
+    uint32_t version_major;
+    uint64_t request_id;
+    uint32_t deadline_ms;
+    uint64_t min_seq;
+    uint32_t body;
+} broker_envelope;
+
+int broker_envelope_scan(const void *data, size_t len, broker_envelope *out);
+
+#endif

@@ -1,0 +1,639 @@
+/*
+ * replica: see replica.h for the databases.
+ *
+ * Apply path, per change, inside one write transaction:
+ *
+ *   seq <= applied ........................ skip (duplicate)
+ *   PUT:    old summary? -> drop its index entries (and its key if it changed)
+ *           put article, summary, key, by_time, by_site, by_cat, by_tag, counts
+ *   DELETE: old summary? -> drop index entries, key, summary, article
+ *   hook->on_change(txn, id, old, new)       (future full-text index)
+ *   applied = seq
+ *
+ * then meta.applied_seq and commit. MDB_MAP_FULL aborts, doubles the map and
+ * replays the batch.
+ */
+#include "replica.h"
+
+#include "log.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define S_DEFAULT_MAP ((size_t)16 << 30)
+#define S_MAX_KEY 511
+#define S_SCHEMA 1u
+
+struct replica {
+    replica_dbs d;
+    size_t map_size;
+    uint64_t applied;
+    uint8_t uuid[REPLICA_UUID_MAX];
+    size_t uuid_len;
+    replica_hook hook;
+    bool has_hook;
+    MDB_txn *rtxn;   /* reusable read txn (reset between uses) */
+    bool rtxn_live;
+};
+
+/* --- encoding helpers ------------------------------------------------------ */
+
+void replica_put_u64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+uint64_t replica_get_u64(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+void replica_put_time(uint8_t out[8], int64_t t)
+{
+    replica_put_u64(out, (uint64_t)t ^ 0x8000000000000000ULL);
+}
+
+int64_t replica_get_time(const uint8_t in[8])
+{
+    return (int64_t)(replica_get_u64(in) ^ 0x8000000000000000ULL);
+}
+
+void replica_hash(const char *value, size_t len, uint8_t out[REPLICA_HASH_LEN])
+{
+    crypto_generichash(out, REPLICA_HASH_LEN, (const unsigned char *)value, len, NULL, 0);
+}
+
+size_t replica_excerpt_len(const char *s, size_t len, size_t max_chars)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, chars = 0;
+    while (i < len && chars < max_chars) {
+        size_t n = p[i] < 0x80 ? 1 : (p[i] >> 5) == 6 ? 2 : (p[i] >> 4) == 14 ? 3
+                 : (p[i] >> 3) == 30 ? 4 : 0;
+        if (n == 0 || i + n > len)
+            break;
+        for (size_t k = 1; k < n; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return i;
+        i += n;
+        chars++;
+    }
+    return i;
+}
+
+replica_feed_verdict replica_feed_check(uint64_t applied, uint64_t first_seq,
+                                        uint64_t last_change_seq, size_t nchanges,
+                                        uint64_t last_seq)
+{
+    if (nchanges == 0 || last_change_seq <= applied)
+        return last_seq > applied ? REPLICA_FEED_GAP : REPLICA_FEED_SKIP;
+    if (first_seq > applied + 1)
+        return REPLICA_FEED_GAP;
+    return REPLICA_FEED_APPLY;
+}
+
+/* --- open / close ------------------------------------------------------- */
+
+static int s_meta_load(replica *r)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(r->d.env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    MDB_val k = {11, "applied_seq"}, v;
+    r->applied = 0;
+    if (mdb_get(txn, r->d.meta, &k, &v) == 0 && v.mv_size == 8)
+        r->applied = replica_get_u64(v.mv_data);
+    k = (MDB_val){10, "store_uuid"};
+    r->uuid_len = 0;
+    if (mdb_get(txn, r->d.meta, &k, &v) == 0 && v.mv_size <= REPLICA_UUID_MAX) {
+        memcpy(r->uuid, v.mv_data, v.mv_size);
+        r->uuid_len = v.mv_size;
+    }
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+replica *replica_new(const char *dir, size_t map_size)
+{
+    if (sodium_init() < 0) {
+        log_error("replica.open", "error=\"libsodium init failed\"");
+        return NULL;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        log_error("replica.open", "dir=%s error=\"%s\"", dir, strerror(errno));
+        return NULL;
+    }
+    replica *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->map_size = map_size ? map_size : S_DEFAULT_MAP;
+    int rc = mdb_env_create(&r->d.env);
+    if (rc)
+        goto fail;
+    mdb_env_set_maxdbs(r->d.env, 32);
+    mdb_env_set_mapsize(r->d.env, r->map_size);
+    rc = mdb_env_open(r->d.env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0644);
+    if (rc)
+        goto fail;
+    int dead = 0;
+    mdb_reader_check(r->d.env, &dead);
+    MDB_txn *txn;
+    rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
+    if (rc)
+        goto fail;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"articles", &r->d.articles}, {"summaries", &r->d.summaries},
+               {"keys", &r->d.keys},         {"by_time", &r->d.by_time},
+               {"by_site", &r->d.by_site},   {"by_cat", &r->d.by_cat},
+               {"by_tag", &r->d.by_tag},     {"counts", &r->d.counts},
+               {"meta", &r->d.meta}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc) {
+            mdb_txn_abort(txn);
+            goto fail;
+        }
+    }
+    uint8_t sv[4] = {0, 0, 0, S_SCHEMA};
+    MDB_val k = {6, "schema"}, v = {4, sv};
+    rc = mdb_put(txn, r->d.meta, &k, &v, 0);
+    if (rc || (rc = mdb_txn_commit(txn)))
+        goto fail;
+    if ((rc = s_meta_load(r)))
+        goto fail;
+    log_info("replica.open", "dir=%s applied_seq=%llu stale_readers=%d", dir,
+             (unsigned long long)r->applied, dead);
+    return r;
+fail:
+    log_error("replica.open", "dir=%s error=\"%s\"", dir, mdb_strerror(rc));
+    replica_destroy(&r);
+    return NULL;
+}
+
+void replica_destroy(replica **self)
+{
+    if (!self || !*self)
+        return;
+    replica *r = *self;
+    if (r->rtxn)
+        mdb_txn_abort(r->rtxn);
+    if (r->d.env)
+        mdb_env_close(r->d.env);
+    free(r);
+    *self = NULL;
+}
+
+const replica_dbs *replica_dbs_get(const replica *self) { return &self->d; }
+uint64_t replica_applied_seq(const replica *self) { return self->applied; }
+
+const uint8_t *replica_store_uuid(const replica *self, size_t *len)
+{
+    *len = self->uuid_len;
+    return self->uuid;
+}
+
+void replica_set_hook(replica *self, const replica_hook *hook)
+{
+    self->has_hook = hook != NULL;
+    if (hook)
+        self->hook = *hook;
+}
+
+/* --- write helpers ---------------------------------------------------------- */
+
+/* The `keys` database key for an article key. */
+static MDB_val s_key_dbkey(const char *key, size_t len, uint8_t buf[33])
+{
+    if (len <= S_MAX_KEY)
+        return (MDB_val){len, (void *)key};
+    buf[0] = 0;
+    crypto_generichash(buf + 1, 32, (const unsigned char *)key, len, NULL, 0);
+    return (MDB_val){33, buf};
+}
+
+static int s_count_add(MDB_txn *txn, const replica_dbs *d, replica_kind kind,
+                       const uint8_t h[REPLICA_HASH_LEN], int delta)
+{
+    uint8_t kb[1 + REPLICA_HASH_LEN];
+    kb[0] = (uint8_t)kind;
+    memcpy(kb + 1, h, REPLICA_HASH_LEN);
+    MDB_val k = {sizeof kb, kb}, v;
+    uint64_t n = 0;
+    int rc = mdb_get(txn, d->counts, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        n = replica_get_u64(v.mv_data);
+    else if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    n = delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1;
+    if (n == 0) {
+        rc = mdb_del(txn, d->counts, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    uint8_t vb[8];
+    replica_put_u64(vb, n);
+    v = (MDB_val){8, vb};
+    return mdb_put(txn, d->counts, &k, &v, 0);
+}
+
+/* Add (add=true) or remove one attribute index entry and its count. */
+static int s_attr(MDB_txn *txn, const replica_dbs *d, replica_kind kind, const char *value,
+                  const uint8_t tail[16], bool add)
+{
+    MDB_dbi dbi = kind == REPLICA_SITE ? d->by_site : kind == REPLICA_CATEGORY ? d->by_cat : d->by_tag;
+    uint8_t kb[REPLICA_HASH_LEN + 16];
+    replica_hash(value, strlen(value), kb);
+    memcpy(kb + REPLICA_HASH_LEN, tail, 16);
+    MDB_val k = {sizeof kb, kb}, v = {0, ""};
+    int rc;
+    if (add) {
+        rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST)
+            return 0; /* already there: count unchanged */
+    } else {
+        rc = mdb_del(txn, dbi, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            return 0;
+    }
+    if (rc)
+        return rc;
+    return s_count_add(txn, d, kind, kb, add ? 1 : -1);
+}
+
+/* Add or remove every index entry of one summary. Empty values are not
+ * indexed (an empty filter means "no constraint"). */
+static int s_index(MDB_txn *txn, const replica_dbs *d, const Bulletin__ArticleSummary *s,
+                   bool add)
+{
+    uint8_t tail[16];
+    replica_put_time(tail, s->published_at);
+    replica_put_u64(tail + 8, s->id);
+    MDB_val k = {16, tail}, v = {0, ""};
+    int rc = add ? mdb_put(txn, d->by_time, &k, &v, 0) : mdb_del(txn, d->by_time, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (s->site && *s->site && (rc = s_attr(txn, d, REPLICA_SITE, s->site, tail, add)))
+        return rc;
+    if (s->category && *s->category &&
+        (rc = s_attr(txn, d, REPLICA_CATEGORY, s->category, tail, add)))
+        return rc;
+    /* s_attr dedupes repeated tags: put with NOOVERWRITE / del NOTFOUND leave the count alone */
+    for (size_t i = 0; i < s->n_tags; i++)
+        if (s->tags[i] && *s->tags[i] && (rc = s_attr(txn, d, REPLICA_TAG, s->tags[i], tail, add)))
+            return rc;
+    return 0;
+}
+
+/* Put a packed message under an 8-byte id key, packing straight into LMDB. */
+static int s_put_packed(MDB_txn *txn, MDB_dbi dbi, const uint8_t idk[8], const ProtobufCMessage *m)
+{
+    MDB_val k = {8, (void *)idk}, v;
+    v.mv_size = protobuf_c_message_get_packed_size(m);
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    if (rc)
+        return rc;
+    protobuf_c_message_pack(m, v.mv_data);
+    return 0;
+}
+
+static Bulletin__ArticleSummary *s_load_summary(MDB_txn *txn, const replica_dbs *d,
+                                                const uint8_t idk[8], int *rc)
+{
+    MDB_val k = {8, (void *)idk}, v;
+    *rc = mdb_get(txn, d->summaries, &k, &v);
+    if (*rc == MDB_NOTFOUND) {
+        *rc = 0;
+        return NULL;
+    }
+    if (*rc)
+        return NULL;
+    Bulletin__ArticleSummary *s = bulletin__article_summary__unpack(NULL, v.mv_size, v.mv_data);
+    if (!s)
+        *rc = MDB_CORRUPTED;
+    return s;
+}
+
+static Bulletin__Article *s_load_article(MDB_txn *txn, const replica_dbs *d, const uint8_t idk[8])
+{
+    MDB_val k = {8, (void *)idk}, v;
+    if (mdb_get(txn, d->articles, &k, &v))
+        return NULL;
+    return bulletin__article__unpack(NULL, v.mv_size, v.mv_data);
+}
+
+/* Drop an old version: index entries, and (unless keep_key) its key. */
+static int s_unindex(MDB_txn *txn, const replica_dbs *d, const Bulletin__ArticleSummary *old,
+                     const char *new_key)
+{
+    int rc = s_index(txn, d, old, false);
+    if (rc)
+        return rc;
+    if (old->key && *old->key && (!new_key || strcmp(new_key, old->key) != 0)) {
+        uint8_t hb[33];
+        MDB_val k = s_key_dbkey(old->key, strlen(old->key), hb);
+        rc = mdb_del(txn, d->keys, &k, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Change *c)
+{
+    const replica_dbs *d = &r->d;
+    const Bulletin__Article *a = c->article;
+    uint64_t id = c->id ? c->id : a ? a->id : 0;
+    bool put = c->op == BULLETIN__INTERNAL__CHANGE_OP__PUT;
+    if (id == 0 || (put && (!a || !a->key || !*a->key))) {
+        log_warn("replica.bad_change", "seq=%llu op=%d id=%llu why=\"%s\"",
+                 (unsigned long long)c->seq, (int)c->op, (unsigned long long)id,
+                 id == 0 ? "no id" : "PUT without an article or key");
+        return 0;
+    }
+    uint8_t idk[8];
+    replica_put_u64(idk, id);
+    int rc;
+    Bulletin__ArticleSummary *old = s_load_summary(txn, d, idk, &rc);
+    if (rc)
+        return rc;
+    Bulletin__Article *old_article = NULL;
+    if (r->has_hook && old)
+        old_article = s_load_article(txn, d, idk);
+    if (old && (rc = s_unindex(txn, d, old, put ? a->key : NULL)))
+        goto out;
+    if (put) {
+        /* the stored copy: id and seq as the store says */
+        Bulletin__Article copy = *a;
+        copy.id = id;
+        if (copy.seq == 0)
+            copy.seq = c->seq;
+        if ((rc = s_put_packed(txn, d->articles, idk, &copy.base)))
+            goto out;
+        Bulletin__ArticleSummary s = BULLETIN__ARTICLE_SUMMARY__INIT;
+        s.id = id;
+        s.key = copy.key;
+        s.site = copy.site;
+        s.category = copy.category;
+        s.title = copy.title;
+        s.published_at = copy.published_at;
+        s.n_tags = copy.n_tags;
+        s.tags = copy.tags;
+        s.seq = copy.seq;
+        const char *body = copy.body ? copy.body : "";
+        size_t blen = strlen(body);
+        size_t elen = replica_excerpt_len(body, blen, REPLICA_EXCERPT_CHARS);
+        char ebuf[REPLICA_EXCERPT_CHARS * 4 + 1];
+        memcpy(ebuf, body, elen);
+        ebuf[elen] = '\0';
+        s.excerpt = ebuf;
+        if ((rc = s_put_packed(txn, d->summaries, idk, &s.base)))
+            goto out;
+        if ((rc = s_index(txn, d, &s, true)))
+            goto out;
+        uint8_t hb[33];
+        MDB_val k = s_key_dbkey(copy.key, strlen(copy.key), hb), v = {8, idk};
+        if ((rc = mdb_put(txn, d->keys, &k, &v, 0)))
+            goto out;
+        if (r->has_hook && r->hook.on_change &&
+            r->hook.on_change(r->hook.ud, txn, id, old_article, &copy) != 0)
+            rc = MDB_PANIC;
+    } else if (old) {
+        MDB_val k = {8, idk};
+        if ((rc = mdb_del(txn, d->articles, &k, NULL)) && rc != MDB_NOTFOUND)
+            goto out;
+        if ((rc = mdb_del(txn, d->summaries, &k, NULL)) && rc != MDB_NOTFOUND)
+            goto out;
+        rc = 0;
+        if (r->has_hook && r->hook.on_change &&
+            r->hook.on_change(r->hook.ud, txn, id, old_article, NULL) != 0)
+            rc = MDB_PANIC;
+    }
+out:
+    wire_free(old);
+    wire_free(old_article);
+    return rc;
+}
+
+static int s_put_applied(MDB_txn *txn, const replica_dbs *d, uint64_t seq)
+{
+    uint8_t b[8];
+    replica_put_u64(b, seq);
+    MDB_val k = {11, "applied_seq"}, v = {8, b};
+    return mdb_put(txn, d->meta, &k, &v, 0);
+}
+
+static int s_grow(replica *r)
+{
+    replica_read_end(r);
+    if (r->rtxn) {
+        mdb_txn_abort(r->rtxn);
+        r->rtxn = NULL;
+    }
+    size_t next = r->map_size * 2;
+    int rc = mdb_env_set_mapsize(r->d.env, next);
+    if (rc) {
+        log_error("replica.grow", "map_size=%zu error=\"%s\"", next, mdb_strerror(rc));
+        return rc;
+    }
+    log_info("replica.grow", "map_size=%zu", next);
+    r->map_size = next;
+    return 0;
+}
+
+int replica_apply(replica *r, Bulletin__Internal__Change *const *changes, size_t n,
+                  uint64_t applied_to)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
+        if (rc) {
+            log_error("replica.apply", "error=\"%s\"", mdb_strerror(rc));
+            return -1;
+        }
+        uint64_t applied = r->applied;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (changes[i]->seq <= applied)
+                continue;
+            rc = s_apply_one(r, txn, changes[i]);
+            if (rc == 0)
+                applied = changes[i]->seq;
+        }
+        if (rc == 0 && applied_to > applied)
+            applied = applied_to;
+        if (rc == 0 && applied != r->applied)
+            rc = s_put_applied(txn, &r->d, applied);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn);
+            if (rc == 0) {
+                r->applied = applied;
+                return 0;
+            }
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (rc != MDB_MAP_FULL) {
+            log_error("replica.apply", "changes=%zu error=\"%s\"", n, mdb_strerror(rc));
+            return -1;
+        }
+        if (s_grow(r))
+            return -1;
+    }
+    return -1;
+}
+
+static int s_set_uuid(MDB_txn *txn, const replica_dbs *d, const uint8_t *uuid, size_t len)
+{
+    MDB_val k = {10, "store_uuid"}, v = {len, (void *)uuid};
+    if (len == 0) {
+        int rc = mdb_del(txn, d->meta, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    return mdb_put(txn, d->meta, &k, &v, 0);
+}
+
+int replica_reset(replica *r, const uint8_t *uuid, size_t len)
+{
+    if (len > REPLICA_UUID_MAX)
+        len = REPLICA_UUID_MAX;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
+    if (rc)
+        goto fail;
+    MDB_dbi all[] = {r->d.articles, r->d.summaries, r->d.keys,   r->d.by_time,
+                     r->d.by_site,  r->d.by_cat,    r->d.by_tag, r->d.counts};
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && rc == 0; i++)
+        rc = mdb_drop(txn, all[i], 0);
+    if (rc == 0)
+        rc = s_put_applied(txn, &r->d, 0);
+    if (rc == 0)
+        rc = s_set_uuid(txn, &r->d, uuid, len);
+    if (rc == 0 && r->has_hook && r->hook.on_reset && r->hook.on_reset(r->hook.ud, txn) != 0)
+        rc = MDB_PANIC;
+    if (rc) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    if ((rc = mdb_txn_commit(txn)))
+        goto fail;
+    r->applied = 0;
+    memcpy(r->uuid, uuid, len);
+    r->uuid_len = len;
+    log_info("replica.reset", "uuid_len=%zu", len);
+    return 0;
+fail:
+    log_error("replica.reset", "error=\"%s\"", mdb_strerror(rc));
+    return -1;
+}
+
+int replica_set_store_uuid(replica *r, const uint8_t *uuid, size_t len)
+{
+    if (len > REPLICA_UUID_MAX)
+        len = REPLICA_UUID_MAX;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
+    if (rc == 0 && (rc = s_set_uuid(txn, &r->d, uuid, len)))
+        mdb_txn_abort(txn);
+    else if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    if (rc) {
+        log_error("replica.uuid", "error=\"%s\"", mdb_strerror(rc));
+        return -1;
+    }
+    memcpy(r->uuid, uuid, len);
+    r->uuid_len = len;
+    return 0;
+}
+
+/* --- reads -------------------------------------------------------------- */
+
+MDB_txn *replica_read_begin(replica *r)
+{
+    int rc;
+    if (r->rtxn_live)
+        return r->rtxn;
+    if (r->rtxn)
+        rc = mdb_txn_renew(r->rtxn);
+    else
+        rc = mdb_txn_begin(r->d.env, NULL, MDB_RDONLY, &r->rtxn);
+    if (rc) {
+        log_error("replica.read", "error=\"%s\"", mdb_strerror(rc));
+        if (r->rtxn) {
+            mdb_txn_abort(r->rtxn);
+            r->rtxn = NULL;
+        }
+        return NULL;
+    }
+    r->rtxn_live = true;
+    return r->rtxn;
+}
+
+void replica_read_end(replica *r)
+{
+    if (r->rtxn && r->rtxn_live)
+        mdb_txn_reset(r->rtxn);
+    r->rtxn_live = false;
+}
+
+uint64_t replica_count(replica *r)
+{
+    MDB_txn *txn = replica_read_begin(r);
+    if (!txn)
+        return 0;
+    MDB_stat st;
+    uint64_t n = mdb_stat(txn, r->d.by_time, &st) == 0 ? st.ms_entries : 0;
+    replica_read_end(r);
+    return n;
+}
+
+int replica_get(replica *r, uint64_t id, const char *key, Bulletin__Article **out)
+{
+    *out = NULL;
+    MDB_txn *txn = replica_read_begin(r);
+    if (!txn)
+        return BULLETIN__STATUS_CODE__INTERNAL;
+    int code = BULLETIN__STATUS_CODE__NOT_FOUND;
+    uint8_t idk[8];
+    MDB_val k, v;
+    if (key && *key) {
+        uint8_t hb[33];
+        k = s_key_dbkey(key, strlen(key), hb);
+        if (mdb_get(txn, r->d.keys, &k, &v) != 0 || v.mv_size != 8)
+            goto done;
+        memcpy(idk, v.mv_data, 8);
+    } else {
+        replica_put_u64(idk, id);
+    }
+    k = (MDB_val){8, idk};
+    int rc = mdb_get(txn, r->d.articles, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        goto done;
+    if (rc == 0)
+        *out = bulletin__article__unpack(NULL, v.mv_size, v.mv_data);
+    if (!*out) {
+        log_error("replica.get", "id=%llu error=\"%s\"", (unsigned long long)replica_get_u64(idk),
+                  rc ? mdb_strerror(rc) : "stored article does not decode");
+        code = BULLETIN__STATUS_CODE__INTERNAL;
+        goto done;
+    }
+    if (key && *key && strcmp((*out)->key, key) != 0) { /* hashed long key collision: never */
+        wire_free(*out);
+        *out = NULL;
+        goto done;
+    }
+    code = BULLETIN__STATUS_CODE__OK;
+done:
+    replica_read_end(r);
+    return code;
+}

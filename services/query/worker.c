@@ -1,0 +1,740 @@
+/* worker: see worker.h for the replication state machine and the sockets. */
+#include "worker.h"
+
+#include "broker.h"
+#include "clock.h"
+#include "list.h"
+#include "log.h"
+#include "replica.h"
+#include "wire.h"
+#include "zio.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define S_SEQ_REPORT_US 2000 /* at most one applied-seq report per 2 ms */
+
+typedef struct {
+    const worker_config *cfg;
+    void *ctx;
+    replica *rep;
+    char name[BROKER_NAME_MAX];
+    void *feed, *store, *broker;
+    /* replication */
+    bool syncing, first_sync_done, resync_after;
+    uint64_t sync_id, sync_from;
+    int64_t sync_sent_us, sync_retry_us;
+    zmq_msg_t *buf;
+    size_t nbuf, capbuf;
+    /* broker */
+    bool registered;
+    int64_t broker_expiry_us, next_hb_us, next_report_us;
+    bool report_pending;
+    uint64_t reported_seq;
+    /* stats */
+    uint64_t requests, syncs, gaps, feed_applied, sync_changes, wipes;
+} s_worker;
+
+/* --- broker link -------------------------------------------------------------- */
+
+static int s_send_frames(void *sock, const void *const *data, const size_t *len, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (zmq_send(sock, data[i], len[i], ZMQ_DONTWAIT | (i + 1 < n ? ZMQ_SNDMORE : 0)) < 0)
+            return -1;
+    return 0;
+}
+
+static void s_u64(uint8_t b[8], uint64_t v) { replica_put_u64(b, v); }
+
+static void s_broker_connect(s_worker *w)
+{
+    zio_close(&w->broker);
+    w->registered = false;
+    w->broker = zio_socket(w->ctx, ZMQ_DEALER, 0, w->cfg->max_msg);
+    if (!w->broker || zio_connect(w->broker, w->cfg->broker) < 0) {
+        zio_close(&w->broker);
+        return;
+    }
+    uint8_t cmd = BROKER_READY, seq[8];
+    s_u64(seq, replica_applied_seq(w->rep));
+    const void *d[] = {"", &cmd, w->name, seq};
+    size_t l[] = {0, 1, strlen(w->name), 8};
+    /* the pipe exists once connect returned (immediate is off), so this queues */
+    if (s_send_frames(w->broker, d, l, 4) < 0)
+        log_warn("worker.register", "error=\"%s\"", zmq_strerror(errno));
+    int64_t now = clock_mono_us();
+    w->registered = true;
+    w->reported_seq = replica_applied_seq(w->rep);
+    w->broker_expiry_us = now + w->cfg->heartbeat_ms * w->cfg->liveness * 1000;
+    w->next_hb_us = now + w->cfg->heartbeat_ms * 1000;
+    log_info("worker.register", "broker=%s name=%s applied_seq=%llu", w->cfg->broker, w->name,
+             (unsigned long long)w->reported_seq);
+}
+
+static void s_broker_heartbeat(s_worker *w)
+{
+    if (!w->broker)
+        return;
+    uint8_t cmd = BROKER_HEARTBEAT, seq[8];
+    uint64_t applied = replica_applied_seq(w->rep);
+    s_u64(seq, applied);
+    const void *d[] = {"", &cmd, seq};
+    size_t l[] = {0, 1, 8};
+    if (s_send_frames(w->broker, d, l, 3) == 0)
+        w->reported_seq = applied;
+    int64_t now = clock_mono_us();
+    w->next_hb_us = now + w->cfg->heartbeat_ms * 1000;
+    w->next_report_us = now + S_SEQ_REPORT_US;
+    w->report_pending = false;
+}
+
+/* The replica moved forward: tell the broker soon (rate-limited). */
+static void s_seq_advanced(s_worker *w)
+{
+    if (!w->registered || replica_applied_seq(w->rep) == w->reported_seq)
+        return;
+    if (clock_mono_us() >= w->next_report_us)
+        s_broker_heartbeat(w);
+    else
+        w->report_pending = true;
+}
+
+/* --- request handlers (one per body type) ----------------------------------- */
+
+typedef struct {
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    char why[512];
+    /* bodies kept alive until the reply is packed */
+    Bulletin__GetReply get;
+    Bulletin__Article *article;
+    list_result list;
+    Bulletin__HealthReply health;
+    Bulletin__StatsReply stats;
+    Bulletin__Metric m[12], *mp[12];
+    char detail[160];
+} s_answer;
+
+typedef void (*s_handler)(s_worker *w, const Bulletin__Request *req, s_answer *a);
+
+static void s_fail(s_answer *a, wire_code code, const char *fmt, const char *arg)
+{
+    a->st.code = code;
+    snprintf(a->why, sizeof a->why, fmt, arg);
+    a->st.message = a->why;
+}
+
+static void s_on_get(s_worker *w, const Bulletin__Request *req, s_answer *a)
+{
+    const Bulletin__GetRequest *g = req->get;
+    bool by_key = g->key && *g->key;
+    if ((g->id == 0) == !by_key) {
+        s_fail(a, BULLETIN__STATUS_CODE__INVALID_ARGUMENT, "%s",
+               "Get needs exactly one of id or key");
+        return;
+    }
+    int code = replica_get(w->rep, g->id, by_key ? g->key : NULL, &a->article);
+    if (code != BULLETIN__STATUS_CODE__OK) {
+        char what[96];
+        if (by_key)
+            snprintf(what, sizeof what, "key");
+        else
+            snprintf(what, sizeof what, "id %llu", (unsigned long long)g->id);
+        s_fail(a, code,
+               code == BULLETIN__STATUS_CODE__NOT_FOUND ? "no article with this %s"
+                                                        : "the replica could not be read (%s); see the worker's log",
+               what);
+        return;
+    }
+    bulletin__get_reply__init(&a->get);
+    a->get.article = a->article;
+    a->rep.body_case = BULLETIN__REPLY__BODY_GET;
+    a->rep.get = &a->get;
+}
+
+static void s_on_list(s_worker *w, const Bulletin__Request *req, s_answer *a)
+{
+    char why[256] = "";
+    int code = list_run(w->rep, req->list, &a->list, why, sizeof why);
+    if (code != BULLETIN__STATUS_CODE__OK) {
+        s_fail(a, code, "%s", why);
+        return;
+    }
+    a->rep.body_case = BULLETIN__REPLY__BODY_LIST;
+    a->rep.list = &a->list.reply;
+}
+
+static void s_on_health(s_worker *w, const Bulletin__Request *req, s_answer *a)
+{
+    (void)req;
+    bulletin__health_reply__init(&a->health);
+    a->health.ok = w->first_sync_done;
+    a->health.service = "worker";
+    a->health.instance = w->name;
+    a->health.applied_seq = replica_applied_seq(w->rep);
+    snprintf(a->detail, sizeof a->detail, "%s", w->syncing ? "syncing" : "following the feed");
+    a->health.detail = a->detail;
+    a->rep.body_case = BULLETIN__REPLY__BODY_HEALTH;
+    a->rep.health = &a->health;
+}
+
+static void s_on_stats(s_worker *w, const Bulletin__Request *req, s_answer *a)
+{
+    (void)req;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    struct {
+        const char *name;
+        double v;
+        const char *help;
+    } ms[] = {{"articles", (double)replica_count(w->rep), "articles in the replica"},
+              {"applied_seq", (double)replica_applied_seq(w->rep), "last applied seq"},
+              {"requests", (double)w->requests, "requests answered"},
+              {"syncs", (double)w->syncs, "Sync rounds started"},
+              {"gaps", (double)w->gaps, "gaps detected on the feed"},
+              {"feed_changes", (double)w->feed_applied, "changes applied from the feed"},
+              {"sync_changes", (double)w->sync_changes, "changes applied from Sync chunks"},
+              {"wipes", (double)w->wipes, "replica wiped (store_uuid changed)"},
+              {"cpu_seconds", cpu, "CPU time of the worker process (user+system)"}};
+    size_t n = sizeof ms / sizeof ms[0];
+    for (size_t i = 0; i < n; i++) {
+        bulletin__metric__init(&a->m[i]);
+        a->m[i].name = (char *)ms[i].name;
+        a->m[i].value = ms[i].v;
+        a->m[i].help = (char *)ms[i].help;
+        a->mp[i] = &a->m[i];
+    }
+    bulletin__stats_reply__init(&a->stats);
+    a->stats.service = "worker";
+    a->stats.instance = w->name;
+    a->stats.metrics = a->mp;
+    a->stats.n_metrics = n;
+    a->rep.body_case = BULLETIN__REPLY__BODY_STATS;
+    a->rep.stats = &a->stats;
+}
+
+static const struct {
+    Bulletin__Request__BodyCase body;
+    s_handler fn;
+} s_handlers[] = {
+    {BULLETIN__REQUEST__BODY_GET, s_on_get},
+    {BULLETIN__REQUEST__BODY_LIST, s_on_list},
+    {BULLETIN__REQUEST__BODY_HEALTH, s_on_health},
+    {BULLETIN__REQUEST__BODY_STATS, s_on_stats},
+};
+
+static void s_bad_string(void *ud, const char *path, size_t off)
+{
+    s_answer *a = ud;
+    if (a->st.code == BULLETIN__STATUS_CODE__OK) {
+        a->st.code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        snprintf(a->why, sizeof a->why, "field %s is not valid UTF-8 or contains NUL (byte %zu)",
+                 path, off);
+        a->st.message = a->why;
+    }
+}
+
+/* Answer one request body; send [""][REPLY][tag][applied][Reply]. */
+static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
+{
+    s_answer *a = calloc(1, sizeof *a);
+    if (!a)
+        return;
+    uint64_t rid = 0;
+    wire_code code;
+    Bulletin__Request *req = wire_request_unpack(data, len, WIRE_BUDGET(len), &rid, &code, a->why,
+                                                 sizeof a->why);
+    wire_reply_init(&a->rep, &a->st, rid);
+    a->rep.served_by = w->name;
+    w->requests++;
+    if (!req) {
+        a->st.code = code;
+        a->st.message = a->why;
+    } else {
+        wire_check_strings(&bulletin__request__descriptor, data, len, s_bad_string, a);
+    }
+    if (req && a->st.code == BULLETIN__STATUS_CODE__OK) {
+        if (req->min_seq > replica_applied_seq(w->rep)) {
+            /* the broker routes by applied seq; only a replica wipe gets here */
+            char m[32];
+            snprintf(m, sizeof m, "%llu", (unsigned long long)req->min_seq);
+            s_fail(a, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                   "this worker has not applied seq %s yet; retry", m);
+        } else {
+            s_handler fn = NULL;
+            for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++)
+                if (s_handlers[i].body == req->body_case)
+                    fn = s_handlers[i].fn;
+            if (fn)
+                fn(w, req, a);
+            else
+                s_fail(a, BULLETIN__STATUS_CODE__UNIMPLEMENTED, "%s",
+                       "a query worker answers Get, List, Health and Stats");
+        }
+    }
+    a->rep.applied_seq = replica_applied_seq(w->rep);
+    zmq_msg_t body;
+    if (wire_pack_zmq(&a->rep.base, &body) == 0) {
+        uint8_t cmd = BROKER_REPLY, t[8], seq[8];
+        s_u64(t, tag);
+        s_u64(seq, a->rep.applied_seq);
+        const void *d[] = {"", &cmd, t, seq};
+        size_t l[] = {0, 1, 8, 8};
+        if (s_send_frames(w->broker, d, l, 4) == 0 && zmq_msg_send(&body, w->broker, ZMQ_DONTWAIT) >= 0)
+            w->reported_seq = a->rep.applied_seq;
+        else
+            log_warn("worker.reply_lost", "tag=%llu error=\"%s\"", (unsigned long long)tag,
+                     zmq_strerror(errno));
+        zmq_msg_close(&body);
+    }
+    wire_free(req);
+    wire_free(a->article);
+    list_result_clear(&a->list);
+    free(a);
+}
+
+static void s_on_broker(s_worker *w)
+{
+    zmq_msg_t f[5];
+    int n = 0;
+    bool bad = false;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, w->broker, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            if (n == 0)
+                return;
+            break;
+        }
+        int more = zmq_msg_more(&m);
+        if (n < 5) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_move(&f[n++], &m);
+        } else {
+            bad = true;
+        }
+        zmq_msg_close(&m);
+        if (!more)
+            break;
+    }
+    w->broker_expiry_us = clock_mono_us() + w->cfg->heartbeat_ms * w->cfg->liveness * 1000;
+    if (bad || n < 2 || zmq_msg_size(&f[0]) != 0 || zmq_msg_size(&f[1]) != 1) {
+        log_warn("worker.bad_broker_message", "frames=%d", n);
+    } else {
+        uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[1]);
+        if (cmd == BROKER_REQUEST && n == 4 && zmq_msg_size(&f[2]) == 8) {
+            s_handle(w, replica_get_u64(zmq_msg_data(&f[2])), zmq_msg_data(&f[3]), zmq_msg_size(&f[3]));
+        } else if (cmd == BROKER_DISCONNECT) {
+            log_info("worker.broker_forgot_us", "broker=%s", w->cfg->broker);
+            for (int i = 0; i < n; i++)
+                zmq_msg_close(&f[i]);
+            s_broker_connect(w);
+            return;
+        } else if (cmd != BROKER_HEARTBEAT) {
+            log_warn("worker.bad_broker_message", "cmd=%u frames=%d", cmd, n);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+}
+
+/* --- replication -------------------------------------------------------------- */
+
+static void s_store_connect(s_worker *w)
+{
+    zio_close(&w->store);
+    w->store = zio_socket(w->ctx, ZMQ_DEALER, 0, 0);
+    if (w->store)
+        zio_connect(w->store, w->cfg->store);
+}
+
+static void s_sync_send(s_worker *w)
+{
+    Bulletin__Internal__SyncRequest sr = BULLETIN__INTERNAL__SYNC_REQUEST__INIT;
+    sr.from_seq = w->sync_from;
+    sr.max_changes = (uint32_t)w->cfg->sync_max_changes;
+    Bulletin__Internal__StoreRequest st = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
+    st.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_SYNC;
+    st.sync = &sr;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.version_major = WIRE_VERSION_MAJOR;
+    req.request_id = ++w->sync_id;
+    req.body_case = BULLETIN__REQUEST__BODY_INTERNAL;
+    w->sync_sent_us = clock_mono_us();
+    w->sync_retry_us = 0;
+    if (wire_pack_bytes(&st.base, &req.internal) < 0)
+        return;
+    zmq_msg_t body;
+    if (wire_pack_zmq(&req.base, &body) == 0) {
+        if (zmq_send(w->store, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_msg_send(&body, w->store, ZMQ_DONTWAIT) < 0)
+            log_warn("worker.sync_send", "error=\"%s\"", zmq_strerror(errno));
+        zmq_msg_close(&body);
+    }
+    free(req.internal.data);
+}
+
+static void s_sync_start(s_worker *w, const char *why)
+{
+    if (w->syncing)
+        return;
+    w->syncing = true;
+    w->syncs++;
+    w->sync_from = replica_applied_seq(w->rep);
+    log_info("worker.sync_start", "from_seq=%llu why=\"%s\"", (unsigned long long)w->sync_from, why);
+    s_sync_send(w);
+}
+
+static void s_process_feed(s_worker *w, const zmq_msg_t *msg);
+
+static void s_sync_finished(s_worker *w, uint64_t head)
+{
+    w->syncing = false;
+    log_info("worker.sync_done", "applied_seq=%llu head_seq=%llu articles=%llu",
+             (unsigned long long)replica_applied_seq(w->rep), (unsigned long long)head,
+             (unsigned long long)replica_count(w->rep));
+    if (!w->first_sync_done) {
+        w->first_sync_done = true;
+        s_broker_connect(w);
+    }
+    /* replay what the feed brought meanwhile, in order, until done or a new gap */
+    size_t i = 0;
+    while (i < w->nbuf && !w->syncing) {
+        s_process_feed(w, &w->buf[i]);
+        zmq_msg_close(&w->buf[i]);
+        i++;
+    }
+    memmove(w->buf, w->buf + i, (w->nbuf - i) * sizeof *w->buf);
+    w->nbuf -= i;
+    if (!w->syncing && w->resync_after) {
+        w->resync_after = false;
+        s_sync_start(w, "feed buffer overflowed during the sync");
+    }
+    s_seq_advanced(w);
+}
+
+static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
+{
+    size_t ulen;
+    const uint8_t *uuid = replica_store_uuid(w->rep, &ulen);
+    if (c->store_uuid.len > 0 &&
+        (ulen != c->store_uuid.len || memcmp(uuid, c->store_uuid.data, ulen) != 0)) {
+        if (ulen == 0 && replica_applied_seq(w->rep) == 0 && w->sync_from == 0) {
+            replica_set_store_uuid(w->rep, c->store_uuid.data, c->store_uuid.len);
+        } else {
+            log_warn("worker.store_changed", "applied_seq=%llu why=\"store_uuid differs: wiping the replica\"",
+                     (unsigned long long)replica_applied_seq(w->rep));
+            w->wipes++;
+            replica_reset(w->rep, c->store_uuid.data, c->store_uuid.len);
+            for (size_t i = 0; i < w->nbuf; i++)
+                zmq_msg_close(&w->buf[i]);
+            w->nbuf = 0;
+            w->sync_from = 0;
+            s_sync_send(w);
+            return;
+        }
+    }
+    uint64_t last = w->sync_from;
+    if (c->n_changes)
+        last = c->changes[c->n_changes - 1]->seq;
+    if (replica_apply(w->rep, c->changes, c->n_changes, c->done ? c->head_seq : 0) < 0) {
+        w->sync_retry_us = clock_mono_us() + 1000000; /* storage trouble: try again in 1 s */
+        w->sync_sent_us = 0;
+        return;
+    }
+    w->sync_changes += c->n_changes;
+    if (c->done) {
+        s_sync_finished(w, c->head_seq);
+        return;
+    }
+    w->sync_from = last > w->sync_from ? last : replica_applied_seq(w->rep);
+    s_sync_send(w);
+}
+
+static void s_on_store(s_worker *w)
+{
+    zmq_msg_t body;
+    if (zio_recv_body(w->store, &body, ZMQ_DONTWAIT) < 0)
+        return;
+    size_t len = zmq_msg_size(&body);
+    uint64_t rid = 0;
+    wire_code code;
+    char why[256];
+    Bulletin__Reply *rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor,
+                                                         zmq_msg_data(&body), len, WIRE_BUDGET(len),
+                                                         &code, why, sizeof why);
+    Bulletin__Internal__StoreReply *sr = NULL;
+    if (!rep) {
+        log_warn("worker.bad_store_reply", "why=\"%s\"", why);
+        goto out;
+    }
+    rid = rep->request_id;
+    if (!w->syncing || rid != w->sync_id)
+        goto out; /* an answer to a Sync we gave up on */
+    if (rep->status && rep->status->code != BULLETIN__STATUS_CODE__OK) {
+        log_warn("worker.sync_refused", "code=%s why=\"%s\"", wire_code_name(rep->status->code),
+                 rep->status->message ? rep->status->message : "");
+        w->sync_retry_us = clock_mono_us() + 1000000;
+        w->sync_sent_us = 0;
+        goto out;
+    }
+    if (rep->body_case != BULLETIN__REPLY__BODY_INTERNAL ||
+        !(sr = (Bulletin__Internal__StoreReply *)wire_unpack(
+              &bulletin__internal__store_reply__descriptor, rep->internal.data, rep->internal.len,
+              WIRE_BUDGET(rep->internal.len), &code, why, sizeof why)) ||
+        sr->body_case != BULLETIN__INTERNAL__STORE_REPLY__BODY_SYNC) {
+        log_warn("worker.bad_store_reply", "why=\"not a SyncChunk\"");
+        w->sync_retry_us = clock_mono_us() + 1000000;
+        w->sync_sent_us = 0;
+        goto out;
+    }
+    s_on_chunk(w, sr->sync);
+out:
+    wire_free(sr);
+    wire_free(rep);
+    zmq_msg_close(&body);
+}
+
+static void s_process_feed(s_worker *w, const zmq_msg_t *msg)
+{
+    size_t len = zmq_msg_size(msg);
+    wire_code code;
+    char why[256];
+    Bulletin__Internal__FeedMessage *fm = (Bulletin__Internal__FeedMessage *)wire_unpack(
+        &bulletin__internal__feed_message__descriptor, zmq_msg_data((zmq_msg_t *)msg), len,
+        WIRE_BUDGET(len), &code, why, sizeof why);
+    if (!fm) {
+        log_warn("worker.bad_feed_message", "why=\"%s\"", why);
+        return;
+    }
+    size_t ulen;
+    const uint8_t *uuid = replica_store_uuid(w->rep, &ulen);
+    if (fm->store_uuid.len && ulen &&
+        (fm->store_uuid.len != ulen || memcmp(fm->store_uuid.data, uuid, ulen) != 0)) {
+        wire_free(fm);
+        s_sync_start(w, "the feed comes from another store_uuid");
+        return;
+    }
+    uint64_t applied = replica_applied_seq(w->rep);
+    uint64_t first = fm->n_changes ? fm->changes[0]->seq : 0;
+    uint64_t lastc = fm->n_changes ? fm->changes[fm->n_changes - 1]->seq : 0;
+    switch (replica_feed_check(applied, first, lastc, fm->n_changes, fm->last_seq)) {
+    case REPLICA_FEED_SKIP:
+        break;
+    case REPLICA_FEED_GAP:
+        w->gaps++;
+        log_info("worker.gap", "applied_seq=%llu first_seq=%llu last_seq=%llu",
+                 (unsigned long long)applied, (unsigned long long)first,
+                 (unsigned long long)fm->last_seq);
+        s_sync_start(w, "gap in the feed");
+        break;
+    case REPLICA_FEED_APPLY:
+        if (replica_apply(w->rep, fm->changes, fm->n_changes, 0) < 0) {
+            s_sync_start(w, "could not apply a feed message");
+            break;
+        }
+        w->feed_applied += fm->n_changes;
+        if (fm->last_seq > replica_applied_seq(w->rep)) {
+            w->gaps++;
+            s_sync_start(w, "the store is ahead of the feed message");
+        }
+        break;
+    }
+    wire_free(fm);
+}
+
+static void s_on_feed(s_worker *w)
+{
+    zmq_msg_t body;
+    if (zio_recv_body(w->feed, &body, ZMQ_DONTWAIT) < 0)
+        return;
+    if (!w->syncing) {
+        s_process_feed(w, &body);
+        zmq_msg_close(&body);
+        s_seq_advanced(w);
+        return;
+    }
+    if (w->nbuf >= (size_t)w->cfg->feed_buffer_max) {
+        /* bounded: drop what we had and sync once more afterwards */
+        for (size_t i = 0; i < w->nbuf; i++)
+            zmq_msg_close(&w->buf[i]);
+        w->nbuf = 0;
+        w->resync_after = true;
+    }
+    if (w->nbuf == w->capbuf) {
+        size_t cap = w->capbuf ? w->capbuf * 2 : 64;
+        zmq_msg_t *nb = realloc(w->buf, cap * sizeof *nb);
+        if (!nb) {
+            zmq_msg_close(&body);
+            w->resync_after = true;
+            return;
+        }
+        w->buf = nb;
+        w->capbuf = cap;
+    }
+    zmq_msg_init(&w->buf[w->nbuf]);
+    zmq_msg_move(&w->buf[w->nbuf++], &body);
+    zmq_msg_close(&body);
+}
+
+/* --- main loop ------------------------------------------------------------------- */
+
+void worker_config_defaults(worker_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->broker = "tcp://127.0.0.1:5559";
+    cfg->store = "tcp://127.0.0.1:5557";
+    cfg->feed = "tcp://127.0.0.1:5558";
+    cfg->data = "./data/worker";
+    cfg->heartbeat_ms = 1000;
+    cfg->liveness = 3;
+    cfg->sync_timeout_ms = 5000;
+    cfg->sync_max_changes = 0;
+    cfg->feed_buffer_max = 100000;
+    cfg->max_msg = 16 << 20;
+    cfg->stop_fd = -1;
+}
+
+static int64_t s_min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+int worker_run(const worker_config *cfg)
+{
+    if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->sync_timeout_ms < 1 ||
+        cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0) {
+        log_error("worker.config", "error=\"heartbeat, liveness, sync timeout and buffer must be >= 1\"");
+        return -1;
+    }
+    s_worker w = {.cfg = cfg};
+    if (cfg->name && *cfg->name) {
+        snprintf(w.name, sizeof w.name, "%s", cfg->name);
+    } else {
+        char host[48] = "worker";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(w.name, sizeof w.name, "%s-%d", host, (int)getpid());
+    }
+    w.rep = replica_new(cfg->data, (size_t)cfg->map_size_mb << 20);
+    if (!w.rep)
+        return -1;
+    w.ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();
+    int rc = -1;
+    if (!w.ctx)
+        goto done;
+    /* feed first, so nothing committed after our Sync is missed (slow joiner) */
+    w.feed = zio_socket(w.ctx, ZMQ_SUB, 0, 0);
+    if (!w.feed || zmq_setsockopt(w.feed, ZMQ_SUBSCRIBE, "", 0) != 0 ||
+        zio_connect(w.feed, cfg->feed) < 0)
+        goto done;
+    s_store_connect(&w);
+    if (!w.store)
+        goto done;
+    log_info("worker.start", "name=%s data=%s store=%s feed=%s broker=%s applied_seq=%llu", w.name,
+             cfg->data, cfg->store, cfg->feed, cfg->broker,
+             (unsigned long long)replica_applied_seq(w.rep));
+    s_sync_start(&w, "start");
+    for (;;) {
+        int64_t now = clock_mono_us();
+        int64_t wake = now + 1000000;
+        if (w.syncing)
+            wake = s_min(wake, w.sync_retry_us ? w.sync_retry_us : w.sync_sent_us + cfg->sync_timeout_ms * 1000);
+        if (w.broker) {
+            wake = s_min(wake, s_min(w.next_hb_us, w.broker_expiry_us));
+            if (w.report_pending)
+                wake = s_min(wake, w.next_report_us);
+        }
+        long timeout = wake <= now ? 0 : (long)((wake - now + 999) / 1000);
+        zmq_pollitem_t items[4] = {{w.feed, 0, ZMQ_POLLIN, 0},
+                                   {w.store, 0, ZMQ_POLLIN, 0},
+                                   {NULL, cfg->stop_fd, ZMQ_POLLIN, 0},
+                                   {w.broker, 0, ZMQ_POLLIN, 0}};
+        int nitems = w.broker ? 4 : 3;
+        if (cfg->stop_fd < 0)
+            items[2].fd = -1, items[2].events = 0;
+        int n = zmq_poll(items, nitems, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ETERM) {
+                rc = 0;
+                break;
+            }
+            log_error("worker.poll", "error=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (cfg->stop_fd >= 0 && (items[2].revents & ZMQ_POLLIN)) {
+            rc = 0;
+            break;
+        }
+        /* requests first: they are what someone waits for */
+        if (nitems == 4 && (items[3].revents & ZMQ_POLLIN))
+            for (int i = 0; i < 64 && w.broker; i++) {
+                int ev = 0;
+                size_t sz = sizeof ev;
+                s_on_broker(&w);
+                if (!w.broker || zmq_getsockopt(w.broker, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
+                    break;
+            }
+        if (items[1].revents & ZMQ_POLLIN)
+            s_on_store(&w);
+        if (items[0].revents & ZMQ_POLLIN)
+            for (int i = 0; i < 64; i++) {
+                int ev = 0;
+                size_t sz = sizeof ev;
+                s_on_feed(&w);
+                if (zmq_getsockopt(w.feed, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
+                    break;
+            }
+        now = clock_mono_us();
+        if (w.syncing) {
+            if (w.sync_retry_us && now >= w.sync_retry_us) {
+                s_sync_send(&w);
+            } else if (!w.sync_retry_us && now >= w.sync_sent_us + cfg->sync_timeout_ms * 1000) {
+                log_warn("worker.sync_timeout", "store=%s from_seq=%llu", cfg->store,
+                         (unsigned long long)w.sync_from);
+                s_store_connect(&w); /* Lazy Pirate: a fresh socket */
+                if (w.store)
+                    s_sync_send(&w);
+            }
+        }
+        if (w.broker) {
+            if (now >= w.broker_expiry_us) {
+                log_warn("worker.broker_lost", "broker=%s", cfg->broker);
+                s_broker_connect(&w);
+            } else if (now >= w.next_hb_us || (w.report_pending && now >= w.next_report_us)) {
+                s_broker_heartbeat(&w);
+            }
+        }
+        if (!w.store) {
+            s_store_connect(&w);
+            if (!w.store)
+                break;
+        }
+    }
+done:
+    if (w.broker) {
+        uint8_t cmd = BROKER_DISCONNECT;
+        const void *d[] = {"", &cmd};
+        size_t l[] = {0, 1};
+        s_send_frames(w.broker, d, l, 2);
+    }
+    for (size_t i = 0; i < w.nbuf; i++)
+        zmq_msg_close(&w.buf[i]);
+    free(w.buf);
+    zio_close(&w.broker);
+    zio_close(&w.store);
+    zio_close(&w.feed);
+    if (w.ctx && !cfg->ctx)
+        zmq_ctx_term(w.ctx);
+    replica_destroy(&w.rep);
+    log_info("worker.stop", "name=%s", w.name);
+    return rc;
+}

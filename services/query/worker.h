@@ -1,0 +1,61 @@
+/*
+ * worker: bulletin-worker, a read replica (the ZeroMQ side; the data side is
+ * replica.h and list.h).
+ *
+ *   store PUB  ──feed──▶ [SUB]                 (subscribed first, "" filter)
+ *   store API  ◀─sync──▶ [DEALER]  worker  [DEALER] ◀──▶ broker back ROUTER
+ *
+ * Replication (the Clone pattern of the ZeroMQ Guide):
+ *
+ *        start ──▶ SYNCING ──chunk, done──▶ FOLLOWING ──gap (seq jump, or a
+ *                    ▲  │ (feed messages are       │     heartbeat last_seq
+ *                    │  │  buffered, bounded)      │     > applied)──┐
+ *                    │  └─chunk, !done: ask from   │                 │
+ *                    │    the last seq received    │                 │
+ *                    └─────────────────────────────┴─────────────────┘
+ *
+ * A Sync asks the store for everything after the applied seq; a chunk with
+ * another store_uuid than the one saved wipes the replica and starts from 0.
+ * After a finished Sync the buffered feed is replayed: duplicates are
+ * skipped, a gap starts another Sync. A Sync that gets no answer within
+ * sync_timeout_ms is re-sent on a fresh socket (Lazy Pirate).
+ *
+ * The worker registers with the broker (READY) only after its first Sync
+ * finished, so a new worker never answers from an empty replica. It sends
+ * HEARTBEAT with its applied seq every heartbeat interval and within a few
+ * milliseconds after applying changes (read-your-writes waits on it); when
+ * the broker is silent for `liveness` intervals, or says it does not know
+ * the worker, the worker closes its socket and registers again on a new one.
+ *
+ * One thread does everything: requests are answered between feed messages
+ * and Sync chunks.
+ */
+#ifndef QUERY_WORKER_H
+#define QUERY_WORKER_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *broker;          /* broker's worker endpoint */
+    const char *store;           /* store API (Sync) */
+    const char *feed;            /* store feed (PUB) */
+    const char *data;            /* LMDB directory */
+    const char *name;            /* worker name (served_by); NULL/"" = hostname-pid */
+    long long heartbeat_ms;
+    long long liveness;
+    long long sync_timeout_ms;   /* re-send a Sync after this long without an answer */
+    long long sync_max_changes;  /* per chunk, 0 = store default */
+    long long feed_buffer_max;   /* feed messages buffered while syncing */
+    long long map_size_mb;       /* initial LMDB map size, 0 = default */
+    long long max_msg;           /* ZMQ_MAXMSGSIZE on the broker socket */
+    int stop_fd;                 /* readable = stop; -1 = none */
+    void *ctx;                   /* ZeroMQ context; NULL = a new one */
+} worker_config;
+
+void worker_config_defaults(worker_config *cfg);
+
+/* Run until stop_fd is readable. 0 on a clean stop, -1 when it could not
+ * start (replica could not be opened, endpoints invalid; logged). */
+int worker_run(const worker_config *cfg);
+
+#endif

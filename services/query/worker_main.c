@@ -1,0 +1,47 @@
+/* bulletin-worker: parse flags and environment, run a read replica (worker.h). */
+#include "worker.h"
+
+#include "config.h"
+#include "log.h"
+#include "zio.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    worker_config cfg;
+    worker_config_defaults(&cfg);
+    const cfg_option opts[] = {
+        {"broker", "BULLETIN_BROKER", CFG_STR, "tcp://127.0.0.1:5559", "the query broker's worker endpoint", &cfg.broker},
+        {"store", "BULLETIN_STORE", CFG_STR, "tcp://127.0.0.1:5557", "the store's API endpoint (Sync)", &cfg.store},
+        {"feed", "BULLETIN_FEED", CFG_STR, "tcp://127.0.0.1:5558", "the store's change feed (PUB)", &cfg.feed},
+        {"data", "BULLETIN_WORKER_DATA", CFG_STR, "./data/worker", "directory of this replica's LMDB", &cfg.data},
+        {"name", "BULLETIN_WORKER_NAME", CFG_STR, NULL, "worker name in replies (default hostname-pid)", &cfg.name},
+        {"heartbeat-ms", "BULLETIN_HEARTBEAT_MS", CFG_INT, "1000", "heartbeat interval with the broker", &cfg.heartbeat_ms},
+        {"liveness", "BULLETIN_LIVENESS", CFG_INT, "3", "broker heartbeats missed before registering again", &cfg.liveness},
+        {"sync-timeout-ms", "BULLETIN_SYNC_TIMEOUT_MS", CFG_INT, "5000", "re-send a Sync to the store after this long", &cfg.sync_timeout_ms},
+        {"sync-max-changes", "BULLETIN_SYNC_MAX_CHANGES", CFG_INT, "0", "changes per Sync chunk (0 = store default)", &cfg.sync_max_changes},
+        {"feed-buffer", "BULLETIN_FEED_BUFFER", CFG_INT, "100000", "feed messages buffered during a Sync", &cfg.feed_buffer_max},
+        {"map-size-mb", "BULLETIN_WORKER_MAP_MB", CFG_INT, "16384", "initial LMDB map size in MiB (grows when full)", &cfg.map_size_mb},
+        {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted request frame in bytes", &cfg.max_msg},
+    };
+    switch (cfg_parse("bulletin-worker",
+                      "A read replica: copies the store's articles into its own LMDB (Sync, then the "
+                      "feed) and answers Get and List for the query broker.",
+                      opts, sizeof opts / sizeof opts[0], argc, argv)) {
+    case CFG_HELP:
+        return 0;
+    case CFG_ERROR:
+        return 2;
+    }
+    log_init("worker");
+    cfg.stop_fd = zio_signal_fd();
+    if (cfg.stop_fd < 0) {
+        log_error("worker.start", "error=\"cannot set up signal handling\"");
+        return 1;
+    }
+    int rc = worker_run(&cfg);
+    close(cfg.stop_fd);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,293 @@
+/* replica: apply order, duplicates, gaps, deletes, updates, persistence. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "query_fixture.h"
+#include "wire.h"
+
+typedef struct {
+    char *dir;
+    replica *r;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = fx_tmpdir();
+    f->r = replica_new(f->dir, 64 << 20);
+    if (!f->r)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    replica_destroy(&f->r);
+    replica_destroy(&f->r); /* safe twice */
+    fx_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static uint64_t s_entries(replica *r, MDB_dbi dbi)
+{
+    MDB_txn *txn = replica_read_begin(r);
+    MDB_stat st;
+    assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+    replica_read_end(r);
+    return st.ms_entries;
+}
+
+static uint64_t s_count_of(replica *r, replica_kind kind, const char *value)
+{
+    const replica_dbs *d = replica_dbs_get(r);
+    uint8_t kb[1 + REPLICA_HASH_LEN];
+    kb[0] = (uint8_t)kind;
+    replica_hash(value, strlen(value), kb + 1);
+    MDB_val k = {sizeof kb, kb}, v;
+    MDB_txn *txn = replica_read_begin(r);
+    uint64_t n = mdb_get(txn, d->counts, &k, &v) == 0 ? replica_get_u64(v.mv_data) : 0;
+    replica_read_end(r);
+    return n;
+}
+
+static void test_apply_in_order_and_get(void **state)
+{
+    fx *f = *state;
+    fx_change x[3];
+    fx_put(&x[0], 1, 10, "s1", "news", 1000, "a", NULL);
+    fx_put(&x[1], 2, 11, "s1", "jokes", 2000, "a", "b");
+    fx_put(&x[2], 3, 12, "s2", "news", 3000, NULL, NULL);
+    Bulletin__Internal__Change *p[3] = {&x[0].c, &x[1].c, &x[2].c};
+    assert_int_equal(replica_apply(f->r, p, 3, 0), 0);
+    assert_int_equal(replica_applied_seq(f->r), 3);
+    assert_int_equal(replica_count(f->r), 3);
+
+    Bulletin__Article *a = NULL;
+    assert_int_equal(replica_get(f->r, 11, NULL, &a), BULLETIN__STATUS_CODE__OK);
+    assert_string_equal(a->title, "title 11");
+    assert_int_equal(a->n_tags, 2);
+    assert_int_equal(a->seq, 2);
+    wire_free(a);
+    assert_int_equal(replica_get(f->r, 0, "https://example.org/12", &a), BULLETIN__STATUS_CODE__OK);
+    assert_int_equal(a->id, 12);
+    wire_free(a);
+    assert_int_equal(replica_get(f->r, 99, NULL, &a), BULLETIN__STATUS_CODE__NOT_FOUND);
+    assert_null(a);
+    assert_int_equal(replica_get(f->r, 0, "nope", &a), BULLETIN__STATUS_CODE__NOT_FOUND);
+    assert_int_equal(s_count_of(f->r, REPLICA_SITE, "s1"), 2);
+    assert_int_equal(s_count_of(f->r, REPLICA_TAG, "a"), 2);
+    assert_int_equal(s_count_of(f->r, REPLICA_TAG, "b"), 1);
+    assert_int_equal(s_count_of(f->r, REPLICA_CATEGORY, "news"), 2);
+}
+
+static void test_duplicates_skipped(void **state)
+{
+    fx *f = *state;
+    fx_change x[2];
+    fx_put(&x[0], 1, 10, "s1", "news", 1000, NULL, NULL);
+    fx_put(&x[1], 2, 11, "s1", "news", 1000, NULL, NULL);
+    Bulletin__Internal__Change *p[2] = {&x[0].c, &x[1].c};
+    assert_int_equal(replica_apply(f->r, p, 2, 0), 0);
+    /* an older version of 10 arrives again (seq 1): must not overwrite */
+    fx_change old;
+    fx_put(&old, 1, 10, "other", "other", 5, NULL, NULL);
+    snprintf(old.title, sizeof old.title, "stale");
+    assert_int_equal(fx_apply1(f->r, &old), 0);
+    assert_int_equal(replica_applied_seq(f->r), 2);
+    Bulletin__Article *a = NULL;
+    assert_int_equal(replica_get(f->r, 10, NULL, &a), BULLETIN__STATUS_CODE__OK);
+    assert_string_equal(a->title, "title 10");
+    wire_free(a);
+    assert_int_equal(s_count_of(f->r, REPLICA_SITE, "other"), 0);
+    assert_int_equal(s_count_of(f->r, REPLICA_SITE, "s1"), 2);
+}
+
+static void test_feed_check(void **state)
+{
+    (void)state;
+    /* applied, first, last change, n, last_seq */
+    assert_int_equal(replica_feed_check(5, 6, 8, 3, 8), REPLICA_FEED_APPLY);
+    assert_int_equal(replica_feed_check(5, 4, 8, 5, 8), REPLICA_FEED_APPLY); /* overlap: dups inside skipped */
+    assert_int_equal(replica_feed_check(5, 7, 8, 2, 8), REPLICA_FEED_GAP);   /* missed 6 */
+    assert_int_equal(replica_feed_check(5, 3, 5, 3, 5), REPLICA_FEED_SKIP);  /* all duplicates */
+    assert_int_equal(replica_feed_check(5, 3, 5, 3, 9), REPLICA_FEED_GAP);   /* dups, but store is ahead */
+    assert_int_equal(replica_feed_check(5, 0, 0, 0, 5), REPLICA_FEED_SKIP);  /* heartbeat, up to date */
+    assert_int_equal(replica_feed_check(5, 0, 0, 0, 4), REPLICA_FEED_SKIP);  /* heartbeat behind us */
+    assert_int_equal(replica_feed_check(5, 0, 0, 0, 6), REPLICA_FEED_GAP);   /* heartbeat shows a miss */
+    assert_int_equal(replica_feed_check(0, 1, 1, 1, 1), REPLICA_FEED_APPLY);
+}
+
+static void test_delete(void **state)
+{
+    fx *f = *state;
+    fx_change x[2], d;
+    fx_put(&x[0], 1, 10, "s1", "news", 1000, "t", NULL);
+    fx_put(&x[1], 2, 11, "s1", "news", 2000, "t", NULL);
+    Bulletin__Internal__Change *p[2] = {&x[0].c, &x[1].c};
+    assert_int_equal(replica_apply(f->r, p, 2, 0), 0);
+    fx_del(&d, 3, 10);
+    assert_int_equal(fx_apply1(f->r, &d), 0);
+    assert_int_equal(replica_applied_seq(f->r), 3);
+    Bulletin__Article *a = NULL;
+    assert_int_equal(replica_get(f->r, 10, NULL, &a), BULLETIN__STATUS_CODE__NOT_FOUND);
+    assert_int_equal(replica_get(f->r, 0, "https://example.org/10", &a), BULLETIN__STATUS_CODE__NOT_FOUND);
+    assert_int_equal(replica_count(f->r), 1);
+    const replica_dbs *db = replica_dbs_get(f->r);
+    assert_int_equal(s_entries(f->r, db->by_site), 1);
+    assert_int_equal(s_entries(f->r, db->by_tag), 1);
+    assert_int_equal(s_entries(f->r, db->summaries), 1);
+    assert_int_equal(s_count_of(f->r, REPLICA_TAG, "t"), 1);
+    /* deleting something unknown only advances the seq */
+    fx_del(&d, 4, 999);
+    assert_int_equal(fx_apply1(f->r, &d), 0);
+    assert_int_equal(replica_applied_seq(f->r), 4);
+    assert_int_equal(replica_count(f->r), 1);
+}
+
+static void test_update_moves_indexes(void **state)
+{
+    fx *f = *state;
+    fx_change x;
+    fx_put(&x, 1, 10, "s1", "news", 1000, "t1", NULL);
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    fx_put(&x, 2, 10, "s2", "jokes", 5000, "t2", "t2"); /* repeated tag counts once */
+    snprintf(x.key, sizeof x.key, "https://example.org/moved");
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    const replica_dbs *db = replica_dbs_get(f->r);
+    assert_int_equal(s_entries(f->r, db->by_time), 1);
+    assert_int_equal(s_entries(f->r, db->by_site), 1);
+    assert_int_equal(s_entries(f->r, db->by_tag), 1);
+    assert_int_equal(s_count_of(f->r, REPLICA_SITE, "s1"), 0);
+    assert_int_equal(s_count_of(f->r, REPLICA_SITE, "s2"), 1);
+    assert_int_equal(s_count_of(f->r, REPLICA_TAG, "t2"), 1);
+    assert_int_equal(s_count_of(f->r, REPLICA_CATEGORY, "news"), 0);
+    /* the by_time key carries the new published_at */
+    MDB_txn *txn = replica_read_begin(f->r);
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_cursor_open(txn, db->by_time, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    assert_int_equal(replica_get_time(k.mv_data), 5000);
+    mdb_cursor_close(c);
+    replica_read_end(f->r);
+    Bulletin__Article *a = NULL;
+    assert_int_equal(replica_get(f->r, 0, "https://example.org/10", &a), BULLETIN__STATUS_CODE__NOT_FOUND);
+    assert_int_equal(replica_get(f->r, 0, "https://example.org/moved", &a), BULLETIN__STATUS_CODE__OK);
+    assert_string_equal(a->site, "s2");
+    wire_free(a);
+}
+
+static void test_applied_seq_persisted(void **state)
+{
+    fx *f = *state;
+    fx_change x;
+    fx_put(&x, 7, 10, "s1", "news", 1000, NULL, NULL);
+    const uint8_t uuid[4] = {1, 2, 3, 4};
+    assert_int_equal(replica_set_store_uuid(f->r, uuid, 4), 0);
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    /* a finished Sync moves applied to head_seq */
+    assert_int_equal(replica_apply(f->r, NULL, 0, 12), 0);
+    assert_int_equal(replica_applied_seq(f->r), 12);
+    replica_destroy(&f->r);
+    f->r = replica_new(f->dir, 64 << 20);
+    assert_non_null(f->r);
+    assert_int_equal(replica_applied_seq(f->r), 12);
+    size_t len;
+    const uint8_t *u = replica_store_uuid(f->r, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(u, uuid, 4);
+    assert_int_equal(replica_count(f->r), 1);
+    /* reset wipes everything */
+    const uint8_t other[2] = {9, 9};
+    assert_int_equal(replica_reset(f->r, other, 2), 0);
+    assert_int_equal(replica_applied_seq(f->r), 0);
+    assert_int_equal(replica_count(f->r), 0);
+    u = replica_store_uuid(f->r, &len);
+    assert_int_equal(len, 2);
+    assert_int_equal(s_count_of(f->r, REPLICA_SITE, "s1"), 0);
+}
+
+static void test_bad_change_advances(void **state)
+{
+    fx *f = *state;
+    fx_change x;
+    fx_put(&x, 1, 10, "s1", "news", 1000, NULL, NULL);
+    x.c.article = NULL; /* PUT without an article */
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    assert_int_equal(replica_applied_seq(f->r), 1);
+    assert_int_equal(replica_count(f->r), 0);
+}
+
+static void test_long_key_and_excerpt(void **state)
+{
+    fx *f = *state;
+    fx_change x;
+    fx_put(&x, 1, 10, "s1", "news", 1000, NULL, NULL);
+    char longkey[2000];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    x.a.key = longkey;
+    /* 250 characters of 3-byte UTF-8 ("€") */
+    char body[251 * 3 + 1];
+    for (int i = 0; i < 251; i++)
+        memcpy(body + i * 3, "\xe2\x82\xac", 3);
+    body[251 * 3] = '\0';
+    x.a.body = body;
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    Bulletin__Article *a = NULL;
+    assert_int_equal(replica_get(f->r, 0, longkey, &a), BULLETIN__STATUS_CODE__OK);
+    assert_int_equal(a->id, 10);
+    wire_free(a);
+    assert_int_equal(replica_excerpt_len(body, strlen(body), 200), 600);
+    assert_int_equal(replica_excerpt_len("ab\xe2\x82", 4, 200), 2); /* cut character */
+    assert_int_equal(replica_excerpt_len("abc", 3, 2), 2);
+    assert_int_equal(replica_excerpt_len("\xff" "abc", 4, 10), 0);
+}
+
+static int s_hook_calls, s_hook_deletes;
+static int s_hook(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article *old,
+                  const Bulletin__Article *new_)
+{
+    (void)ud, (void)txn, (void)id;
+    s_hook_calls++;
+    if (!new_ && old)
+        s_hook_deletes++;
+    return 0;
+}
+
+static void test_hook(void **state)
+{
+    fx *f = *state;
+    replica_hook h = {.on_change = s_hook};
+    replica_set_hook(f->r, &h);
+    fx_change x;
+    fx_put(&x, 1, 10, "s1", "news", 1000, NULL, NULL);
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    fx_del(&x, 2, 10);
+    assert_int_equal(fx_apply1(f->r, &x), 0);
+    assert_int_equal(s_hook_calls, 2);
+    assert_int_equal(s_hook_deletes, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_apply_in_order_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_skipped, setup, teardown),
+        cmocka_unit_test(test_feed_check),
+        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_moves_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applied_seq_persisted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_change_advances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_key_and_excerpt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
