@@ -1,0 +1,1425 @@
+/*
+ * ingest_bench: the write-path benchmark, Bulletin against SQLite in the same run.
+ *
+ * For every configuration (batch size B x concurrent clients C) it measures two
+ * engines on the same articles, cut into the same batches:
+ *
+ *   bulletin  C client threads, each with its own DEALER connected to an ingest
+ *             endpoint, closed loop: send [empty][Request{ingest: B items}], wait
+ *             for the Reply, record the acknowledgement latency, take the next
+ *             batch. Every result must be CREATED; anything else is an error
+ *             (counted and printed). With --spawn the program starts a fresh
+ *             bulletin-store (new temp data dir) and bulletin-ingest on free
+ *             loopback ports for every configuration and stops them after it.
+ *   sqlite    C threads, each with its own connection to ONE fresh database file
+ *             (journal_mode=WAL, synchronous=FULL, busy_timeout), one
+ *             transaction per batch (BEGIN IMMEDIATE; B x INSERT OR REPLACE;
+ *             COMMIT); latency = that transaction.
+ *
+ * The batches of a configuration are handed out from one shared counter, so
+ * the C clients together write articles [0, limit) exactly once. A
+ * configuration stops at its article limit or its time limit, whichever comes
+ * first (batch 1: --small-articles / --small-seconds; larger batches:
+ * --articles / --seconds). Requests are packed before the clock starts: the
+ * client side costs as little as possible, so what is measured is the service.
+ *
+ *   corpus JSONL ──load/filter──▶ articles[] ──pack──▶ requests[] ──C threads──▶ latencies[]
+ *
+ * Output: a markdown report on stdout (machine, table, ratios, targets);
+ * progress as key=value log lines on stderr.
+ */
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "wire.h"
+#include "zio.h"
+
+#include "bulletin.pb-c.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------- */
+/* configuration                                                              */
+
+static const char *o_corpus, *o_ingest, *o_store, *o_batches, *o_clients, *o_engines,
+    *o_data_dir, *o_bin_dir, *o_out;
+static long long o_articles, o_seconds, o_small_articles, o_small_seconds, o_timeout_ms;
+static bool o_spawn, o_keep;
+
+static const cfg_option s_opts[] = {
+    {"corpus", "BULLETIN_BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl",
+     "corpus JSON Lines file (key, title, body, category, site, published_at)", &o_corpus},
+    {"articles", "BULLETIN_BENCH_ARTICLES", CFG_INT, "100000",
+     "articles per configuration with batch > 1 (read from the start of the corpus)",
+     &o_articles},
+    {"seconds", "BULLETIN_BENCH_SECONDS", CFG_INT, "60",
+     "time limit per configuration with batch > 1", &o_seconds},
+    {"small-articles", "BULLETIN_BENCH_SMALL_ARTICLES", CFG_INT, "20000",
+     "article limit per configuration with batch 1", &o_small_articles},
+    {"small-seconds", "BULLETIN_BENCH_SMALL_SECONDS", CFG_INT, "5",
+     "time limit per configuration with batch 1", &o_small_seconds},
+    {"batches", "BULLETIN_BENCH_BATCHES", CFG_STR, "1,100,1000",
+     "comma-separated batch sizes (articles per request / transaction)", &o_batches},
+    {"clients", "BULLETIN_BENCH_CLIENTS", CFG_STR, "1,8",
+     "comma-separated numbers of concurrent clients", &o_clients},
+    {"engines", "BULLETIN_BENCH_ENGINES", CFG_STR, "bulletin,sqlite",
+     "engines to run: bulletin, sqlite or both", &o_engines},
+    {"spawn", "BULLETIN_BENCH_SPAWN", CFG_BOOL, NULL,
+     "start a fresh bulletin-store + bulletin-ingest per configuration", &o_spawn},
+    {"ingest", "BULLETIN_BENCH_INGEST", CFG_STR, "tcp://127.0.0.1:5555",
+     "ingest endpoint to drive (without --spawn)", &o_ingest},
+    {"store", "BULLETIN_BENCH_STORE", CFG_STR, "tcp://127.0.0.1:5557",
+     "store API endpoint, asked for Stats after each run (without --spawn; empty = don't)",
+     &o_store},
+    {"data-dir", "BULLETIN_BENCH_DATA_DIR", CFG_STR, "/tmp",
+     "where the temp store data dirs and SQLite files go (same filesystem for both)",
+     &o_data_dir},
+    {"bin-dir", "BULLETIN_BENCH_BIN_DIR", CFG_STR, NULL,
+     "where bulletin-store and bulletin-ingest are (default: next to this program)",
+     &o_bin_dir},
+    {"timeout-ms", "BULLETIN_BENCH_TIMEOUT_MS", CFG_INT, "30000",
+     "a request without a reply after this long is an error and stops its client",
+     &o_timeout_ms},
+    {"out", "BULLETIN_BENCH_OUT", CFG_STR, NULL, "also write the markdown report to this file",
+     &o_out},
+    {"keep", "BULLETIN_BENCH_KEEP", CFG_BOOL, NULL,
+     "keep the temp data dirs and service logs (their paths are logged)", &o_keep},
+};
+#define S_NOPTS (sizeof s_opts / sizeof s_opts[0])
+
+/* ------------------------------------------------------------------------- */
+/* corpus                                                                     */
+
+typedef struct {
+    char *key, *title, *body, *category, *site;
+    int64_t published_ms;
+} s_article;
+
+typedef struct {
+    s_article *a;
+    size_t n;
+    size_t lines, bad_json, bad_date, out_of_range, bad_title, too_big, dup_key;
+    size_t text_bytes;
+} s_corpus;
+
+/* What the ingest contract rejects; such lines are skipped for both engines so
+ * that every Bulletin write can be CREATED. */
+#define S_TITLE_MAX 1000
+#define S_BODY_MAX (1024 * 1024)
+#define S_DATE_MIN_MS 631152000000LL /* 1990-01-01T00:00:00Z */
+
+static char *s_json_str(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    return strdup(s);
+}
+
+static void s_article_free(s_article *a)
+{
+    free(a->key);
+    free(a->title);
+    free(a->body);
+    free(a->category);
+    free(a->site);
+}
+
+/* Simple open-addressing set of keys, to skip duplicates. */
+typedef struct {
+    const char **slot;
+    size_t cap;
+} s_keyset;
+
+static uint64_t s_fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* true if inserted, false if already there */
+static bool s_keyset_add(s_keyset *ks, const char *key)
+{
+    size_t i = s_fnv(key) & (ks->cap - 1);
+    while (ks->slot[i]) {
+        if (!strcmp(ks->slot[i], key))
+            return false;
+        i = (i + 1) & (ks->cap - 1);
+    }
+    ks->slot[i] = key;
+    return true;
+}
+
+static int s_corpus_load(s_corpus *c, const char *path, size_t want)
+{
+    memset(c, 0, sizeof *c);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("bench.corpus", "path=%s error=\"%s\" hint=\"bash /work/shared/corpus/build_corpora.sh\"",
+                  path, strerror(errno));
+        return -1;
+    }
+    c->a = calloc(want ? want : 1, sizeof *c->a);
+    s_keyset ks = {0};
+    ks.cap = 1;
+    while (ks.cap < want * 2 + 16)
+        ks.cap <<= 1;
+    ks.slot = calloc(ks.cap, sizeof *ks.slot);
+    if (!c->a || !ks.slot) {
+        fclose(f);
+        free(ks.slot);
+        log_error("bench.corpus", "error=\"out of memory\" articles=%zu", want);
+        return -1;
+    }
+    int64_t max_ms = clock_now_ms() + 86400000LL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while (c->n < want && (len = getline(&line, &cap, f)) > 0) {
+        c->lines++;
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        if (!json_is_object(o)) {
+            c->bad_json++;
+            json_decref(o);
+            continue;
+        }
+        s_article a = {0};
+        a.key = s_json_str(o, "key");
+        a.title = s_json_str(o, "title");
+        a.body = s_json_str(o, "body");
+        a.category = s_json_str(o, "category");
+        a.site = s_json_str(o, "site");
+        json_t *pv = json_object_get(o, "published_at");
+        const char *pub = json_is_string(pv) ? json_string_value(pv) : "";
+        bool date_ok = clock_parse_rfc3339(pub, &a.published_ms) == 0;
+        json_decref(o);
+        size_t tlen = strlen(a.title), blen = strlen(a.body);
+        const char *why = NULL;
+        if (!date_ok) {
+            c->bad_date++;
+            why = "date";
+        } else if (a.published_ms < S_DATE_MIN_MS || a.published_ms > max_ms) {
+            c->out_of_range++;
+            why = "range";
+        } else if (tlen == 0 || tlen > S_TITLE_MAX) {
+            c->bad_title++;
+            why = "title";
+        } else if (blen > S_BODY_MAX || strlen(a.key) > 2048) {
+            c->too_big++;
+            why = "size";
+        } else if (!a.key[0] || !s_keyset_add(&ks, a.key)) {
+            c->dup_key++;
+            why = "dup";
+        }
+        if (why) {
+            s_article_free(&a);
+            continue;
+        }
+        c->text_bytes += tlen + blen + strlen(a.category) + strlen(a.site) + strlen(a.key);
+        c->a[c->n++] = a;
+    }
+    free(line);
+    free(ks.slot);
+    fclose(f);
+    return 0;
+}
+
+static void s_corpus_free(s_corpus *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        s_article_free(&c->a[i]);
+    free(c->a);
+    memset(c, 0, sizeof *c);
+}
+
+/* ------------------------------------------------------------------------- */
+/* one configuration: the work queue and the results                          */
+
+typedef struct {
+    size_t batch;          /* articles per request */
+    size_t limit;          /* articles in this configuration */
+    size_t nbatches;       /* ceil(limit / batch) */
+    int64_t time_limit_us; /* stop taking batches after this */
+    const char *key_prefix;/* "" or a run tag, for keys distinct across runs */
+} s_plan;
+
+typedef struct {
+    /* filled by the clients */
+    size_t ok_articles, err_articles, requests, failed_requests;
+    int64_t *lat_us;       /* one per completed request */
+    size_t nlat;
+    int64_t wall_us;
+    /* store Stats after the run (bulletin only; < 0 = unknown) */
+    double commits, ops_committed;
+    bool ran;    /* measured: a row in the table */
+    bool failed; /* attempted but could not run (see the log): a "failed" row */
+} s_result;
+
+typedef struct {
+    const s_plan *plan;
+    atomic_size_t next;      /* next batch index */
+    int64_t t_start;         /* monotonic us, set before the clients are released */
+    pthread_barrier_t barrier;
+    pthread_mutex_t mu;      /* guards the merge into result and error printing */
+    s_result *res;
+    int errors_printed;
+    atomic_int setup_failed; /* clients that could not connect/open before the start */
+} s_shared;
+
+typedef struct {
+    s_shared *sh;
+    int index;
+    /* per client */
+    int64_t *lat_us;
+    size_t nlat;
+    size_t ok, err, requests, failed;
+    int64_t t_end;
+} s_client;
+
+#define S_MAX_PRINTED_ERRORS 10
+
+static void s_report_error(s_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_report_error(s_shared *sh, const char *fmt, ...)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (sh->errors_printed < S_MAX_PRINTED_ERRORS) {
+        char buf[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        log_warn("bench.error", "%s", buf);
+        if (++sh->errors_printed == S_MAX_PRINTED_ERRORS)
+            log_warn("bench.error", "msg=\"further errors of this run are counted, not printed\"");
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* The next batch index, or SIZE_MAX when the plan is done or out of time. */
+static size_t s_take(s_shared *sh)
+{
+    if (clock_mono_us() - sh->t_start >= sh->plan->time_limit_us)
+        return SIZE_MAX;
+    size_t b = atomic_fetch_add(&sh->next, 1);
+    return b < sh->plan->nbatches ? b : SIZE_MAX;
+}
+
+static void s_batch_range(const s_plan *p, size_t b, size_t *from, size_t *to)
+{
+    *from = b * p->batch;
+    *to = *from + p->batch < p->limit ? *from + p->batch : p->limit;
+}
+
+static void s_client_merge(s_shared *sh, s_client *cl)
+{
+    pthread_mutex_lock(&sh->mu);
+    s_result *r = sh->res;
+    memcpy(r->lat_us + r->nlat, cl->lat_us, cl->nlat * sizeof *cl->lat_us);
+    r->nlat += cl->nlat;
+    r->ok_articles += cl->ok;
+    r->err_articles += cl->err;
+    r->requests += cl->requests;
+    r->failed_requests += cl->failed;
+    if (cl->t_end - sh->t_start > r->wall_us)
+        r->wall_us = cl->t_end - sh->t_start;
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Bulletin: requests packed in advance, DEALER clients                       */
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} s_buf;
+
+static char *s_prefixed(const char *prefix, const char *key)
+{
+    size_t a = strlen(prefix), b = strlen(key);
+    char *s = malloc(a + b + 1);
+    if (s) {
+        memcpy(s, prefix, a);
+        memcpy(s + a, key, b + 1);
+    }
+    return s;
+}
+
+/* Pack one Request{ingest} per batch; request_id = batch index + 1. */
+static s_buf *s_pack_requests(const s_corpus *c, const s_plan *p)
+{
+    s_buf *bufs = calloc(p->nbatches, sizeof *bufs);
+    Bulletin__Article *arts = calloc(p->batch, sizeof *arts);
+    Bulletin__IngestItem *items = calloc(p->batch, sizeof *items);
+    Bulletin__IngestItem **itemp = calloc(p->batch, sizeof *itemp);
+    char **keys = calloc(p->batch, sizeof *keys);
+    bool ok = bufs && arts && items && itemp && keys;
+    for (size_t b = 0; ok && b < p->nbatches; b++) {
+        size_t from, to;
+        s_batch_range(p, b, &from, &to);
+        for (size_t i = from; i < to; i++) {
+            const s_article *src = &c->a[i];
+            Bulletin__Article *a = &arts[i - from];
+            bulletin__article__init(a);
+            keys[i - from] = p->key_prefix[0] ? s_prefixed(p->key_prefix, src->key) : NULL;
+            a->key = keys[i - from] ? keys[i - from] : src->key;
+            a->title = src->title;
+            a->body = src->body;
+            a->category = src->category;
+            a->site = src->site;
+            a->published_at = src->published_ms;
+            bulletin__ingest_item__init(&items[i - from]);
+            items[i - from].item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
+            items[i - from].article = a;
+            itemp[i - from] = &items[i - from];
+        }
+        Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
+        ir.n_items = to - from;
+        ir.items = itemp;
+        Bulletin__Request req = BULLETIN__REQUEST__INIT;
+        req.version_major = WIRE_VERSION_MAJOR;
+        req.version_minor = WIRE_VERSION_MINOR;
+        req.request_id = b + 1;
+        req.body_case = BULLETIN__REQUEST__BODY_INGEST;
+        req.ingest = &ir;
+        ProtobufCBinaryData out;
+        if (wire_pack_bytes(&req.base, &out) < 0)
+            ok = false;
+        bufs[b].data = out.data;
+        bufs[b].len = out.len;
+        for (size_t i = 0; i < to - from; i++) {
+            free(keys[i]);
+            keys[i] = NULL;
+        }
+    }
+    free(arts);
+    free(items);
+    free(itemp);
+    free(keys);
+    if (!ok) {
+        log_error("bench.pack", "error=\"out of memory\" batches=%zu", p->nbatches);
+        if (bufs)
+            for (size_t b = 0; b < p->nbatches; b++)
+                free(bufs[b].data);
+        free(bufs);
+        return NULL;
+    }
+    return bufs;
+}
+
+static void s_bufs_free(s_buf *bufs, size_t n)
+{
+    if (!bufs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i].data);
+    free(bufs);
+}
+
+/* Send [empty][data] on a DEALER and wait up to timeout_ms for the reply
+ * body. Returns the unpacked Reply (caller frees with wire_free) or NULL with
+ * a sentence in why. */
+static Bulletin__Reply *s_roundtrip(void *sock, const void *data, size_t len, int timeout_ms,
+                                    char *why, size_t why_cap)
+{
+    if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, data, len, 0) < 0) {
+        snprintf(why, why_cap, "send failed: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0) {
+            snprintf(why, why_cap, "no reply within %d ms", timeout_ms);
+            return NULL;
+        }
+        int rc = zmq_poll(&it, 1, (long)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0) {
+            snprintf(why, why_cap, "poll failed: %s", zmq_strerror(errno));
+            return NULL;
+        }
+        if (rc > 0)
+            break;
+    }
+    zmq_msg_t body;
+    int rc;
+    while ((rc = zio_recv_body(sock, &body, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        snprintf(why, why_cap, "receive failed: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    wire_code code;
+    char uwhy[256];
+    size_t blen = zmq_msg_size(&body);
+    Bulletin__Reply *rep = NULL;
+    if (blen == 0)
+        snprintf(why, why_cap, "the reply has an empty or malformed body");
+    else if (!(rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor, zmq_msg_data(&body),
+                                                    blen, WIRE_BUDGET(blen), &code, uwhy,
+                                                    sizeof uwhy)))
+        snprintf(why, why_cap, "the reply does not decode: %s", uwhy);
+    zmq_msg_close(&body);
+    return rep;
+}
+
+/* Send a body-only request (Health, Stats) and return the Reply or NULL. */
+static Bulletin__Reply *s_simple_request(void *sock, Bulletin__Request__BodyCase body,
+                                         uint64_t id, int timeout_ms, char *why, size_t cap)
+{
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__HealthRequest h = BULLETIN__HEALTH_REQUEST__INIT;
+    Bulletin__StatsRequest s = BULLETIN__STATS_REQUEST__INIT;
+    req.version_major = WIRE_VERSION_MAJOR;
+    req.request_id = id;
+    req.body_case = body;
+    if (body == BULLETIN__REQUEST__BODY_HEALTH)
+        req.health = &h;
+    else
+        req.stats = &s;
+    uint8_t buf[64];
+    size_t n = bulletin__request__pack(&req, buf);
+    return s_roundtrip(sock, buf, n, timeout_ms, why, cap);
+}
+
+typedef enum { S_BULLETIN = 0, S_SQLITE = 1 } s_engine;
+static const char *s_engine_name[] = {"Bulletin", "SQLite"};
+
+typedef struct {
+    s_client base;
+    void *ctx;
+    const char *endpoint;
+    const s_buf *bufs;
+} s_bclient;
+
+#define S_WARMUP_MS 5000
+
+static void *s_bulletin_client(void *arg)
+{
+    s_bclient *bc = arg;
+    s_client *cl = &bc->base;
+    s_shared *sh = cl->sh;
+    const s_plan *p = sh->plan;
+    char why[512];
+    void *sock = zio_socket(bc->ctx, ZMQ_DEALER, 0, 0);
+    bool ready = sock && zio_connect(sock, bc->endpoint) == 0;
+    /* Warm-up: one Health round trip so the connection exists before the clock starts. */
+    if (ready) {
+        Bulletin__Reply *r = s_simple_request(sock, BULLETIN__REQUEST__BODY_HEALTH, 0,
+                                              S_WARMUP_MS, why, sizeof why);
+        if (!r) {
+            s_report_error(sh, "client=%d stage=warmup error=\"%s\"", cl->index, why);
+            ready = false;
+        }
+        wire_free(r);
+    }
+    if (!ready)
+        atomic_fetch_add(&sh->setup_failed, 1);
+    pthread_barrier_wait(&sh->barrier);
+    size_t b;
+    while (ready && (b = s_take(sh)) != SIZE_MAX) {
+        size_t from, to;
+        s_batch_range(p, b, &from, &to);
+        size_t n = to - from;
+        int64_t t0 = clock_mono_us();
+        Bulletin__Reply *rep =
+            s_roundtrip(sock, bc->bufs[b].data, bc->bufs[b].len, (int)o_timeout_ms, why, sizeof why);
+        int64_t t1 = clock_mono_us();
+        cl->requests++;
+        if (!rep) {
+            cl->failed++;
+            cl->err += n;
+            s_report_error(sh, "client=%d batch=%zu error=\"%s\" msg=\"this client stops\"",
+                           cl->index, b, why);
+            break; /* the reply may still come: this socket is out of step */
+        }
+        cl->lat_us[cl->nlat++] = t1 - t0;
+        int code = rep->status ? (int)rep->status->code : 0;
+        if (rep->request_id != b + 1) {
+            cl->failed++;
+            cl->err += n;
+            s_report_error(sh, "client=%d batch=%zu error=\"reply for request_id %" PRIu64
+                           " instead of %zu\"", cl->index, b, rep->request_id, b + 1);
+        } else if (code != BULLETIN__STATUS_CODE__OK) {
+            cl->failed++;
+            cl->err += n;
+            s_report_error(sh, "client=%d batch=%zu status=%s message=\"%s\"", cl->index, b,
+                           wire_code_name(code), rep->status->message ? rep->status->message : "");
+        } else if (rep->body_case != BULLETIN__REPLY__BODY_INGEST || !rep->ingest ||
+                   rep->ingest->n_results != n) {
+            cl->failed++;
+            cl->err += n;
+            s_report_error(sh, "client=%d batch=%zu error=\"OK reply without %zu ingest results "
+                           "(got %zu)\"", cl->index, b, n,
+                           rep->body_case == BULLETIN__REPLY__BODY_INGEST && rep->ingest
+                               ? rep->ingest->n_results : 0);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                Bulletin__IngestResult *r = rep->ingest->results[i];
+                if (r->status == BULLETIN__WRITE_STATUS__CREATED) {
+                    cl->ok++;
+                } else {
+                    cl->err++;
+                    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+                        &bulletin__write_status__descriptor, r->status);
+                    s_report_error(sh, "client=%d batch=%zu item=%zu key=\"%s\" status=%s error=\"%s\"",
+                                   cl->index, b, i, r->key ? r->key : "", ev ? ev->name : "?",
+                                   r->error ? r->error : "");
+                }
+            }
+        }
+        wire_free(rep);
+    }
+    cl->t_end = clock_mono_us();
+    zio_close(&sock);
+    s_client_merge(sh, cl);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* SQLite                                                                     */
+
+typedef struct {
+    s_client base;
+    const char *path;
+    const s_corpus *corpus;
+} s_sclient;
+
+static const char *s_sqlite_schema =
+    "CREATE TABLE IF NOT EXISTS articles ("
+    " id INTEGER PRIMARY KEY,"
+    " key TEXT NOT NULL UNIQUE,"
+    " site TEXT NOT NULL,"
+    " category TEXT NOT NULL,"
+    " title TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " published_at INTEGER NOT NULL,"
+    " ingested_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL)";
+
+static sqlite3 *s_sqlite_open(const char *path, char *why, size_t cap)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(why, cap, "open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 60000);
+    char *err = NULL;
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &err) !=
+        SQLITE_OK) {
+        snprintf(why, cap, "pragmas: %s", err ? err : "?");
+        sqlite3_free(err);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static int s_sqlite_exec(sqlite3 *db, const char *sql, char *why, size_t cap)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
+        return 0;
+    snprintf(why, cap, "%s: %s", sql, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    return -1;
+}
+
+static void *s_sqlite_client(void *arg)
+{
+    s_sclient *sc = arg;
+    s_client *cl = &sc->base;
+    s_shared *sh = cl->sh;
+    const s_plan *p = sh->plan;
+    char why[512];
+    sqlite3_stmt *st = NULL;
+    sqlite3 *db = s_sqlite_open(sc->path, why, sizeof why);
+    bool ready = db != NULL;
+    if (db &&
+        sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO articles (key, site, category, title, body,"
+                           " published_at, ingested_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?7)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, sizeof why, "prepare: %s", sqlite3_errmsg(db));
+        ready = false;
+    }
+    if (!ready) {
+        s_report_error(sh, "client=%d engine=sqlite error=\"%s\"", cl->index, why);
+        atomic_fetch_add(&sh->setup_failed, 1);
+    }
+    pthread_barrier_wait(&sh->barrier);
+    size_t b;
+    char *pkey = NULL;
+    while (ready && (b = s_take(sh)) != SIZE_MAX) {
+        size_t from, to;
+        s_batch_range(p, b, &from, &to);
+        size_t n = to - from;
+        int64_t t0 = clock_mono_us();
+        bool ok = s_sqlite_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0;
+        int64_t now = clock_now_ms();
+        for (size_t i = from; ok && i < to; i++) {
+            const s_article *a = &sc->corpus->a[i];
+            const char *key = a->key;
+            if (p->key_prefix[0]) {
+                free(pkey);
+                key = pkey = s_prefixed(p->key_prefix, a->key);
+            }
+            sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, a->site, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, a->category, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, a->title, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, a->body, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 6, a->published_ms);
+            sqlite3_bind_int64(st, 7, now);
+            if (sqlite3_step(st) != SQLITE_DONE) {
+                snprintf(why, sizeof why, "insert: %s", sqlite3_errmsg(db));
+                ok = false;
+            }
+            sqlite3_reset(st);
+        }
+        if (ok)
+            ok = s_sqlite_exec(db, "COMMIT", why, sizeof why) == 0;
+        int64_t t1 = clock_mono_us();
+        cl->requests++;
+        if (ok) {
+            cl->lat_us[cl->nlat++] = t1 - t0;
+            cl->ok += n;
+        } else {
+            char ignore[64];
+            s_sqlite_exec(db, "ROLLBACK", ignore, sizeof ignore);
+            cl->failed++;
+            cl->err += n;
+            s_report_error(sh, "client=%d engine=sqlite batch=%zu error=\"%s\"", cl->index, b, why);
+        }
+    }
+    free(pkey);
+    cl->t_end = clock_mono_us();
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    s_client_merge(sh, cl);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* spawning the services                                                      */
+
+typedef struct {
+    char dir[PATH_MAX];
+    pid_t store_pid, ingest_pid;
+    char ingest_ep[64], store_ep[64];
+} s_stack;
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static pid_t s_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+            close(fd);
+        }
+        /* the parent may block signals; the services must see SIGTERM */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static void s_stop(pid_t *pid, const char *name)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    int st;
+    for (int i = 0; i < 100; i++) {
+        pid_t r = waitpid(*pid, &st, WNOHANG);
+        if (r == *pid) {
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                log_warn("bench.stop", "service=%s pid=%d status=%d msg=\"did not exit cleanly\"",
+                         name, (int)*pid, st);
+            *pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    log_warn("bench.stop", "service=%s pid=%d msg=\"no exit 5 s after SIGTERM; SIGKILL\"", name,
+             (int)*pid);
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &st, 0);
+    *pid = 0;
+}
+
+static int s_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void s_rm_rf(const char *dir)
+{
+    nftw(dir, s_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Ask `endpoint` for Health until it answers OK or `ms` pass. */
+static int s_wait_healthy(void *ctx, const char *endpoint, pid_t pid, int ms)
+{
+    int64_t deadline = clock_mono_ms() + ms;
+    char why[256] = "";
+    while (clock_mono_ms() < deadline) {
+        int st;
+        if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
+            log_error("bench.spawn", "endpoint=%s msg=\"the service exited at start\" status=%d",
+                      endpoint, st);
+            return -1;
+        }
+        void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+        if (!s || zio_connect(s, endpoint) < 0) {
+            zio_close(&s);
+            return -1;
+        }
+        Bulletin__Reply *r = s_simple_request(s, BULLETIN__REQUEST__BODY_HEALTH, 1, 500, why,
+                                              sizeof why);
+        zio_close(&s);
+        bool ok = r && r->status && r->status->code == BULLETIN__STATUS_CODE__OK;
+        if (r && !ok)
+            snprintf(why, sizeof why, "status %s", wire_code_name(r->status ? (int)r->status->code : 0));
+        wire_free(r);
+        if (ok)
+            return 0;
+        usleep(100000);
+    }
+    log_error("bench.spawn", "endpoint=%s msg=\"no healthy answer within %d ms\" last=\"%s\"",
+              endpoint, ms, why);
+    return -1;
+}
+
+static void s_stack_stop(s_stack *sk)
+{
+    s_stop(&sk->ingest_pid, "bulletin-ingest");
+    s_stop(&sk->store_pid, "bulletin-store");
+    if (sk->dir[0]) {
+        if (o_keep)
+            log_info("bench.keep", "dir=%s", sk->dir);
+        else
+            s_rm_rf(sk->dir);
+        sk->dir[0] = 0;
+    }
+}
+
+static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char *data_parent)
+{
+    memset(sk, 0, sizeof *sk);
+    snprintf(sk->dir, sizeof sk->dir, "%s/bulletin-bench-XXXXXX", data_parent);
+    if (!mkdtemp(sk->dir)) {
+        log_error("bench.spawn", "dir=%s error=\"%s\"", sk->dir, strerror(errno));
+        sk->dir[0] = 0;
+        return -1;
+    }
+    int p_api = s_free_port(), p_feed = s_free_port(), p_ingest = s_free_port();
+    if (p_api < 0 || p_feed < 0 || p_ingest < 0 || p_api == p_feed || p_api == p_ingest ||
+        p_feed == p_ingest) {
+        log_error("bench.spawn", "msg=\"no free loopback ports\"");
+        return -1;
+    }
+    char store_bin[PATH_MAX], ingest_bin[PATH_MAX], data[PATH_MAX + 8], feed_ep[64],
+        bind_ep[64], slog[PATH_MAX + 16], ilog[PATH_MAX + 16];
+    bool fits = snprintf(store_bin, sizeof store_bin, "%s/bulletin-store", bin_dir) <
+                    (int)sizeof store_bin &&
+                snprintf(ingest_bin, sizeof ingest_bin, "%s/bulletin-ingest", bin_dir) <
+                    (int)sizeof ingest_bin &&
+                snprintf(data, sizeof data, "%s/store", sk->dir) < (int)sizeof data &&
+                snprintf(slog, sizeof slog, "%s/store.log", sk->dir) < (int)sizeof slog &&
+                snprintf(ilog, sizeof ilog, "%s/ingest.log", sk->dir) < (int)sizeof ilog;
+    if (!fits) {
+        log_error("bench.spawn", "msg=\"path too long\" bin_dir=%s dir=%s", bin_dir, sk->dir);
+        return -1;
+    }
+    snprintf(sk->store_ep, sizeof sk->store_ep, "tcp://127.0.0.1:%d", p_api);
+    snprintf(feed_ep, sizeof feed_ep, "tcp://127.0.0.1:%d", p_feed);
+    snprintf(sk->ingest_ep, sizeof sk->ingest_ep, "tcp://127.0.0.1:%d", p_ingest);
+    snprintf(bind_ep, sizeof bind_ep, "tcp://127.0.0.1:%d", p_ingest);
+    if (access(store_bin, X_OK) != 0 || access(ingest_bin, X_OK) != 0) {
+        log_error("bench.spawn", "store=%s ingest=%s msg=\"binary missing; build bulletin-store and bulletin-ingest\"",
+                  store_bin, ingest_bin);
+        return -1;
+    }
+    mkdir(data, 0755);
+    char *sargv[] = {store_bin, "--data", data, "--bind", sk->store_ep, "--feed", feed_ep, NULL};
+    char *iargv[] = {ingest_bin, "--bind", bind_ep, "--store", sk->store_ep, NULL};
+    sk->store_pid = s_spawn(sargv, slog);
+    if (sk->store_pid < 0 || s_wait_healthy(ctx, sk->store_ep, sk->store_pid, 10000) < 0) {
+        log_error("bench.spawn", "service=bulletin-store log=%s", slog);
+        return -1;
+    }
+    sk->ingest_pid = s_spawn(iargv, ilog);
+    if (sk->ingest_pid < 0 || s_wait_healthy(ctx, sk->ingest_ep, sk->ingest_pid, 10000) < 0) {
+        log_error("bench.spawn", "service=bulletin-ingest log=%s", ilog);
+        return -1;
+    }
+    log_info("bench.spawn", "dir=%s store=%s ingest=%s store_pid=%d ingest_pid=%d", sk->dir,
+             sk->store_ep, sk->ingest_ep, (int)sk->store_pid, (int)sk->ingest_pid);
+    return 0;
+}
+
+/* Read the store's commit counters (metrics "commits", "ops_committed"). */
+static void s_store_stats(void *ctx, const char *endpoint, s_result *r)
+{
+    r->commits = r->ops_committed = -1;
+    if (!endpoint || !endpoint[0])
+        return;
+    void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+    char why[256];
+    Bulletin__Reply *rep = NULL;
+    if (s && zio_connect(s, endpoint) == 0)
+        rep = s_simple_request(s, BULLETIN__REQUEST__BODY_STATS, 2, 2000, why, sizeof why);
+    zio_close(&s);
+    if (rep && rep->body_case == BULLETIN__REPLY__BODY_STATS && rep->stats) {
+        for (size_t i = 0; i < rep->stats->n_metrics; i++) {
+            const Bulletin__Metric *m = rep->stats->metrics[i];
+            if (m->name && !strcmp(m->name, "commits"))
+                r->commits = m->value;
+            else if (m->name && !strcmp(m->name, "ops_committed"))
+                r->ops_committed = m->value;
+        }
+    } else {
+        log_warn("bench.stats", "endpoint=%s msg=\"no Stats from the store\"", endpoint);
+    }
+    wire_free(rep);
+}
+
+/* ------------------------------------------------------------------------- */
+/* running one configuration                                                  */
+
+
+static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int nclients,
+                 void *ctx, const char *bin_dir, s_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->commits = res->ops_committed = -1;
+    res->lat_us = calloc(plan->nbatches + 1, sizeof *res->lat_us);
+    if (!res->lat_us)
+        return -1;
+    s_buf *bufs = NULL;
+    s_stack sk = {0};
+    const char *endpoint = o_ingest, *store_ep = o_store;
+    char sqlite_dir[PATH_MAX] = "", sqlite_path[PATH_MAX + 16] = "";
+    int rc = -1;
+    if (eng == S_BULLETIN) {
+        int64_t t = clock_mono_us();
+        bufs = s_pack_requests(corpus, plan);
+        if (!bufs)
+            goto done;
+        log_info("bench.pack", "batches=%zu us=%" PRId64, plan->nbatches, clock_mono_us() - t);
+        if (o_spawn) {
+            if (s_stack_start(&sk, ctx, bin_dir, o_data_dir) < 0)
+                goto done;
+            endpoint = sk.ingest_ep;
+            store_ep = sk.store_ep;
+        }
+    } else {
+        snprintf(sqlite_dir, sizeof sqlite_dir, "%s/bulletin-bench-sqlite-XXXXXX", o_data_dir);
+        if (!mkdtemp(sqlite_dir)) {
+            log_error("bench.sqlite", "dir=%s error=\"%s\"", sqlite_dir, strerror(errno));
+            sqlite_dir[0] = 0;
+            goto done;
+        }
+        snprintf(sqlite_path, sizeof sqlite_path, "%s/bench.db", sqlite_dir);
+        char why[512];
+        sqlite3 *db = s_sqlite_open(sqlite_path, why, sizeof why);
+        if (!db || s_sqlite_exec(db, s_sqlite_schema, why, sizeof why) < 0) {
+            log_error("bench.sqlite", "path=%s error=\"%s\"", sqlite_path, why);
+            sqlite3_close(db);
+            goto done;
+        }
+        sqlite3_close(db);
+    }
+
+    s_shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.plan = plan;
+    atomic_init(&sh.next, 0);
+    atomic_init(&sh.setup_failed, 0);
+    sh.res = res;
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_barrier_init(&sh.barrier, NULL, (unsigned)nclients + 1);
+    s_bclient *bc = calloc((size_t)nclients, sizeof *bc);
+    s_sclient *sc = calloc((size_t)nclients, sizeof *sc);
+    pthread_t *th = calloc((size_t)nclients, sizeof *th);
+    int started = 0;
+    bool alloc_ok = bc && sc && th;
+    for (int i = 0; alloc_ok && i < nclients; i++) {
+        s_client *cl = eng == S_BULLETIN ? &bc[i].base : &sc[i].base;
+        cl->sh = &sh;
+        cl->index = i;
+        cl->lat_us = calloc(plan->nbatches + 1, sizeof *cl->lat_us);
+        if (!cl->lat_us) {
+            alloc_ok = false;
+            break;
+        }
+        int e;
+        if (eng == S_BULLETIN) {
+            bc[i].ctx = ctx;
+            bc[i].endpoint = endpoint;
+            bc[i].bufs = bufs;
+            e = pthread_create(&th[i], NULL, s_bulletin_client, &bc[i]);
+        } else {
+            sc[i].path = sqlite_path;
+            sc[i].corpus = corpus;
+            e = pthread_create(&th[i], NULL, s_sqlite_client, &sc[i]);
+        }
+        if (e != 0) {
+            free(cl->lat_us);
+            cl->lat_us = NULL;
+            alloc_ok = false;
+            break;
+        }
+        started++;
+    }
+    if (started == nclients) {
+        /* the time limit counts from the release of the clients */
+        sh.t_start = clock_mono_us();
+        pthread_barrier_wait(&sh.barrier);
+        for (int i = 0; i < nclients; i++)
+            pthread_join(th[i], NULL);
+        int bad = atomic_load(&sh.setup_failed);
+        if (bad == 0) {
+            res->ran = true;
+            rc = 0;
+        } else {
+            log_error("bench.run", "engine=%s msg=\"%d of %d clients could not start; the "
+                      "configuration is not measured\"", s_engine_name[eng], bad, nclients);
+        }
+    } else {
+        log_error("bench.run", "msg=\"could not start %d client threads\"", nclients);
+        /* threads that started wait at the barrier forever: abandon the run */
+        if (started > 0)
+            exit(1);
+    }
+    for (int i = 0; i < nclients && bc && sc; i++)
+        free(eng == S_BULLETIN ? bc[i].base.lat_us : sc[i].base.lat_us);
+    free(bc);
+    free(sc);
+    free(th);
+    pthread_barrier_destroy(&sh.barrier);
+    pthread_mutex_destroy(&sh.mu);
+    if (rc == 0 && eng == S_BULLETIN)
+        s_store_stats(ctx, store_ep, res);
+
+done:
+    if (eng == S_BULLETIN)
+        s_stack_stop(&sk);
+    s_bufs_free(bufs, plan->nbatches);
+    if (sqlite_dir[0]) {
+        if (o_keep)
+            log_info("bench.keep", "dir=%s", sqlite_dir);
+        else
+            s_rm_rf(sqlite_dir);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* report                                                                     */
+
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double s_pct_ms(const int64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)v[rank - 1] / 1000.0;
+}
+
+static double s_rate(const s_result *r)
+{
+    return r->wall_us > 0 ? (double)r->ok_articles * 1e6 / (double)r->wall_us : 0;
+}
+
+static void s_read_line(const char *path, const char *prefix, char *out, size_t cap)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (!prefix || !strncmp(line, prefix, strlen(prefix))) {
+            const char *v = prefix ? strchr(line, ':') : line;
+            v = v ? v + (prefix ? 1 : 0) : line;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t l = strcspn(v, "\n");
+            if (l >= cap)
+                l = cap - 1;
+            memcpy(out, v, l);
+            out[l] = 0;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* The 1, 5 and 15 minute load averages. */
+static void s_loadavg(char *out, size_t cap)
+{
+    double a[3];
+    if (getloadavg(a, 3) == 3)
+        snprintf(out, cap, "%.2f %.2f %.2f", a[0], a[1], a[2]);
+    else
+        snprintf(out, cap, "unknown");
+}
+
+/* Filesystem type, device and options of the mount that holds `dir`. */
+static void s_filesystem(const char *dir, char *out, size_t cap)
+{
+    char real[PATH_MAX];
+    snprintf(out, cap, "unknown");
+    if (!realpath(dir, real))
+        return;
+    FILE *f = fopen("/proc/self/mounts", "r");
+    if (!f)
+        return;
+    char dev[256], mnt[PATH_MAX], type[64], opts[512];
+    size_t best = 0;
+    while (fscanf(f, "%255s %4095s %63s %511s %*d %*d", dev, mnt, type, opts) == 4) {
+        size_t l = strlen(mnt);
+        bool under = !strncmp(real, mnt, l) && (real[l] == '/' || real[l] == 0 || l == 1);
+        if (under && l >= best) {
+            best = l;
+            if (snprintf(out, cap, "%s (%s on %s, %.80s)", type, dev, mnt, opts) >= (int)cap)
+                out[cap - 1] = 0;
+        }
+    }
+    fclose(f);
+}
+
+typedef struct {
+    size_t batch;
+    int clients;
+    s_result r[2];
+} s_row;
+
+static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus *c,
+                     const char *load_before, const char *load_after)
+{
+    char model[256], kernel[300], fs[PATH_MAX + 300], date[64];
+    s_read_line("/proc/cpuinfo", "model name", model, sizeof model);
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(kernel, sizeof kernel, "%s %s", u.sysname, u.release);
+    else
+        snprintf(kernel, sizeof kernel, "unknown");
+    s_filesystem(o_data_dir, fs, sizeof fs);
+    clock_format_rfc3339(clock_now_ms(), date, sizeof date);
+    int zmaj, zmin, zpat;
+    zmq_version(&zmaj, &zmin, &zpat);
+
+    fprintf(out, "## Ingest benchmark — %s\n\n", date);
+    fprintf(out, "- machine: %ld CPUs (nproc), %s, %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+            model[0] ? model : "unknown CPU", kernel);
+    fprintf(out, "- data dir: %s — filesystem %s\n", o_data_dir, fs);
+    fprintf(out, "- load average before / after: %s / %s\n", load_before, load_after);
+    fprintf(out, "- libzmq %d.%d.%d, SQLite %s (WAL, synchronous=FULL, one connection per client)\n",
+            zmaj, zmin, zpat, sqlite3_libversion());
+    fprintf(out, "- corpus: %s — %zu articles loaded (%.1f MB of text) from %zu lines; skipped: "
+            "%zu bad JSON, %zu bad date, %zu date before 1990 or in the future, %zu empty/long "
+            "title, %zu too big, %zu duplicate/empty key\n",
+            o_corpus, c->n, (double)c->text_bytes / 1e6, c->lines, c->bad_json, c->bad_date,
+            c->out_of_range, c->bad_title, c->too_big, c->dup_key);
+    fprintf(out, "- limits: batch 1: %lld articles or %lld s; larger batches: %lld articles or %lld s "
+            "(whichever first); Bulletin %s\n\n",
+            o_small_articles, o_small_seconds, o_articles, o_seconds,
+            o_spawn ? "on a fresh store per configuration (--spawn)" : "at the given endpoints");
+
+    fprintf(out, "| engine | batch | clients | articles | errors | articles/s | p50 ms | p99 ms "
+                 "| max ms | Bulletin/SQLite articles/s | Bulletin/SQLite p99 |\n");
+    fprintf(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < nrows; i++) {
+        for (int e = 0; e < 2; e++) {
+            const s_result *r = &rows[i].r[e];
+            if (r->failed)
+                fprintf(out, "| %s | %zu | %d | — | — | failed (see the log) | | | | | |\n",
+                        s_engine_name[e], rows[i].batch, rows[i].clients);
+            if (!r->ran)
+                continue;
+            qsort(r->lat_us, r->nlat, sizeof *r->lat_us, s_cmp_i64);
+            char ratio[32] = "", pratio[32] = "";
+            const s_result *q = &rows[i].r[S_SQLITE];
+            if (e == S_BULLETIN && q->ran && s_rate(q) > 0) {
+                snprintf(ratio, sizeof ratio, "%.2fx", s_rate(r) / s_rate(q));
+                double p99s = s_pct_ms(q->lat_us, q->nlat, 99);
+                if (p99s > 0)
+                    snprintf(pratio, sizeof pratio, "%.2fx", s_pct_ms(r->lat_us, r->nlat, 99) / p99s);
+            }
+            fprintf(out, "| %s | %zu | %d | %zu | %zu | %.0f | %.2f | %.2f | %.2f | %s | %s |\n",
+                    s_engine_name[e], rows[i].batch, rows[i].clients, r->ok_articles,
+                    r->err_articles, s_rate(r), s_pct_ms(r->lat_us, r->nlat, 50),
+                    s_pct_ms(r->lat_us, r->nlat, 99), s_pct_ms(r->lat_us, r->nlat, 100), ratio,
+                    pratio);
+        }
+    }
+
+    bool any_stats = false;
+    for (size_t i = 0; i < nrows; i++)
+        any_stats |= rows[i].r[S_BULLETIN].ran && rows[i].r[S_BULLETIN].commits > 0;
+    if (any_stats) {
+        fprintf(out, "\nGroup commit (store Stats after each Bulletin run):\n\n");
+        fprintf(out, "| batch | clients | commits | ops per commit | commits/s |\n|---:|---:|---:|---:|---:|\n");
+        for (size_t i = 0; i < nrows; i++) {
+            const s_result *r = &rows[i].r[S_BULLETIN];
+            if (!r->ran || r->commits <= 0)
+                continue;
+            fprintf(out, "| %zu | %d | %.0f | %.1f | %.0f |\n", rows[i].batch, rows[i].clients,
+                    r->commits, r->ops_committed > 0 ? r->ops_committed / r->commits : 0,
+                    r->wall_us > 0 ? r->commits * 1e6 / (double)r->wall_us : 0);
+        }
+    }
+
+    fprintf(out, "\nTargets:\n\n");
+    for (size_t i = 0; i < nrows; i++) {
+        const s_result *b = &rows[i].r[S_BULLETIN], *q = &rows[i].r[S_SQLITE];
+        if (rows[i].batch == 1000 && b->ran)
+            fprintf(out, "- batch 1000, %d client(s): %.0f articles/s, target >= 100000: %s\n",
+                    rows[i].clients, s_rate(b), s_rate(b) >= 100000 ? "met" : "MISSED");
+        if (rows[i].batch == 1 && rows[i].clients == 8 && b->ran && q->ran && s_rate(q) > 0)
+            fprintf(out, "- batch 1, 8 clients: %.2fx SQLite, target >= 3x: %s\n",
+                    s_rate(b) / s_rate(q), s_rate(b) >= 3 * s_rate(q) ? "met" : "MISSED");
+    }
+    size_t errs = 0, failed = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        errs += rows[i].r[0].err_articles + rows[i].r[1].err_articles;
+        failed += rows[i].r[0].failed + rows[i].r[1].failed;
+    }
+    if (failed)
+        fprintf(out, "\nConfigurations that could not run: %zu (see the log)\n", failed);
+    fprintf(out, "\nErrors (articles not acknowledged as CREATED / not committed): %zu\n\n", errs);
+}
+
+/* ------------------------------------------------------------------------- */
+
+static int s_parse_list(const char *text, long long *out, int cap, const char *what)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || v <= 0 || n == cap || (*end && *end != ',')) {
+            fprintf(stderr, "bulletin-bench-ingest: --%s: '%s' is not a list of positive integers "
+                            "(at most %d)\n", what, text, cap);
+            return -1;
+        }
+        out[n++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) {
+        fprintf(stderr, "bulletin-bench-ingest: --%s is empty\n", what);
+        return -1;
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("bench");
+    switch (cfg_parse("bulletin-bench-ingest",
+                      "End-to-end write benchmark: bulletin-ingest -> bulletin-store with durable "
+                      "commits, against SQLite (WAL, synchronous=FULL) on the same articles and "
+                      "batches. Prints a markdown report on stdout.",
+                      s_opts, S_NOPTS, argc, argv)) {
+    case CFG_HELP:
+        return 0;
+    case CFG_ERROR:
+        return 2;
+    }
+    long long batches[16], clients[16];
+    int nb = s_parse_list(o_batches, batches, 16, "batches");
+    int nc = s_parse_list(o_clients, clients, 16, "clients");
+    if (nb < 0 || nc < 0)
+        return 2;
+    bool run_b = strstr(o_engines, "bulletin") != NULL, run_s = strstr(o_engines, "sqlite") != NULL;
+    if (!run_b && !run_s) {
+        fprintf(stderr, "bulletin-bench-ingest: --engines must name bulletin and/or sqlite\n");
+        return 2;
+    }
+    if (o_articles <= 0 || o_small_articles <= 0 || o_seconds <= 0 || o_small_seconds <= 0 ||
+        o_timeout_ms <= 0) {
+        fprintf(stderr, "bulletin-bench-ingest: limits must be positive\n");
+        return 2;
+    }
+    for (int i = 0; i < nc; i++)
+        if (clients[i] > 256) {
+            fprintf(stderr, "bulletin-bench-ingest: at most 256 clients\n");
+            return 2;
+        }
+    for (int i = 0; i < nb; i++)
+        if (batches[i] > 10000) {
+            fprintf(stderr, "bulletin-bench-ingest: batches of at most 10000 (the ingest limit)\n");
+            return 2;
+        }
+    struct stat dst;
+    if (stat(o_data_dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        fprintf(stderr, "bulletin-bench-ingest: --data-dir %s is not a directory\n", o_data_dir);
+        return 2;
+    }
+    char bin_dir[PATH_MAX];
+    if (o_bin_dir) {
+        snprintf(bin_dir, sizeof bin_dir, "%s", o_bin_dir);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", bin_dir, sizeof bin_dir - 1);
+        bin_dir[n > 0 ? n : 0] = 0;
+        char *slash = strrchr(bin_dir, '/');
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(bin_dir, sizeof bin_dir, ".");
+    }
+
+    size_t want = (size_t)(o_articles > o_small_articles ? o_articles : o_small_articles);
+    s_corpus corpus;
+    int64_t t = clock_mono_us();
+    if (s_corpus_load(&corpus, o_corpus, want) < 0)
+        return 1;
+    log_info("bench.corpus", "path=%s articles=%zu lines=%zu ms=%" PRId64, o_corpus, corpus.n,
+             corpus.lines, (clock_mono_us() - t) / 1000);
+    if (corpus.n < want)
+        log_warn("bench.corpus", "msg=\"fewer usable articles than asked\" want=%zu have=%zu", want,
+                 corpus.n);
+    if (corpus.n == 0) {
+        log_error("bench.corpus", "msg=\"no usable article\" path=%s", o_corpus);
+        return 1;
+    }
+
+    char load_before[128], load_after[128];
+    s_loadavg(load_before, sizeof load_before);
+
+    void *ctx = zmq_ctx_new();
+    if (!ctx) {
+        log_error("bench.zmq", "error=\"%s\"", zmq_strerror(errno));
+        return 1;
+    }
+    /* Without --spawn the keys must be new to the store: prefix them with a run tag. */
+    char tag[64] = "";
+    s_row *rows = calloc((size_t)(nb * nc), sizeof *rows);
+    size_t nrows = 0;
+    int failures = 0;
+    for (int bi = 0; bi < nb; bi++) {
+        for (int ci = 0; ci < nc; ci++) {
+            s_row *row = &rows[nrows++];
+            row->batch = (size_t)batches[bi];
+            row->clients = (int)clients[ci];
+            if (!o_spawn)
+                snprintf(tag, sizeof tag, "bench-%" PRId64 "-b%zu-c%d/", clock_now_ms(), row->batch,
+                         row->clients);
+            s_plan plan = {0};
+            plan.batch = row->batch;
+            size_t lim = (size_t)(row->batch == 1 ? o_small_articles : o_articles);
+            plan.limit = lim < corpus.n ? lim : corpus.n;
+            plan.nbatches = (plan.limit + plan.batch - 1) / plan.batch;
+            plan.time_limit_us = (row->batch == 1 ? o_small_seconds : o_seconds) * 1000000LL;
+            plan.key_prefix = tag;
+            for (int e = 0; e < 2; e++) {
+                if ((e == S_BULLETIN && !run_b) || (e == S_SQLITE && !run_s))
+                    continue;
+                log_info("bench.run", "engine=%s batch=%zu clients=%d limit=%zu", s_engine_name[e],
+                         plan.batch, row->clients, plan.limit);
+                if (s_run((s_engine)e, &corpus, &plan, row->clients, ctx, bin_dir, &row->r[e]) < 0) {
+                    row->r[e].failed = true;
+                    failures++;
+                    continue;
+                }
+                const s_result *r = &row->r[e];
+                log_info("bench.done", "engine=%s batch=%zu clients=%d articles=%zu errors=%zu "
+                         "wall_ms=%.1f rate=%.0f", s_engine_name[e], plan.batch, row->clients,
+                         r->ok_articles, r->err_articles, (double)r->wall_us / 1000, s_rate(r));
+            }
+        }
+    }
+    s_loadavg(load_after, sizeof load_after);
+    s_report(stdout, rows, nrows, &corpus, load_before, load_after);
+    if (o_out) {
+        FILE *f = fopen(o_out, "w");
+        if (f) {
+            s_report(f, rows, nrows, &corpus, load_before, load_after);
+            fclose(f);
+        } else {
+            log_error("bench.out", "path=%s error=\"%s\"", o_out, strerror(errno));
+        }
+    }
+    size_t errs = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        errs += rows[i].r[0].err_articles + rows[i].r[1].err_articles;
+        free(rows[i].r[0].lat_us);
+        free(rows[i].r[1].lat_us);
+    }
+    free(rows);
+    s_corpus_free(&corpus);
+    zmq_ctx_term(ctx);
+    return failures || errs ? 1 : 0;
+}
