@@ -1,0 +1,59 @@
+/*
+ * store_server: the bulletin-store service loop.
+ *
+ *   store_server_config cfg = {.data_dir = "./data/store", .bind = "tcp://127.0.0.1:5557",
+ *                              .feed = "tcp://127.0.0.1:5558", .map_size = 1 << 30,
+ *                              .max_msg = 16 << 20, .heartbeat_ms = 1000};
+ *   return store_server_run(&cfg);   // until SIGTERM/SIGINT
+ *
+ * One thread, one zmq_poll over the API ROUTER, the signalfd and the heartbeat
+ * timer. Each wake-up:
+ *
+ *   drain the API socket (non-blocking, up to STORE_SERVER_MAX_OPS ops or
+ *   STORE_SERVER_MAX_BYTES bytes)
+ *     ├─ reads (Get, Stats, Health, internal Sync): answered at once
+ *     └─ writes (internal WriteBatch): collected
+ *   apply ALL collected batches in ONE write transaction, commit (one fsync)
+ *   THEN reply to every write (one IngestResult per op, in order)
+ *   THEN publish the committed changes on the feed (PUB, no topic frame)
+ *
+ * Nothing is acknowledged before its commit returned. A failed commit answers
+ * every write in it with INTERNAL (RESOURCE_EXHAUSTED when out of space) and
+ * the service keeps serving.
+ *
+ * Feed: one bulletin.internal.FeedMessage per commit (split into parts of at
+ * most STORE_SERVER_FEED_CHANGES changes / ~STORE_SERVER_FEED_BYTES bytes;
+ * each part's last_seq is the seq of its last change, so the final part
+ * carries the commit's last seq), and a heartbeat FeedMessage (no changes,
+ * last_seq, store_uuid) about every heartbeat_ms.
+ */
+#ifndef STORE_SERVER_H
+#define STORE_SERVER_H
+
+#include <stdint.h>
+
+#define STORE_SERVER_MAX_OPS 10000             /* ops collected per group commit */
+#define STORE_SERVER_MAX_BYTES (64u << 20)     /* request bytes drained per wake-up */
+#define STORE_SERVER_FEED_CHANGES 1000
+#define STORE_SERVER_FEED_BYTES (4u << 20)
+#define STORE_SERVER_SYNC_MAX_BYTES (64u << 20) /* cap on SyncRequest.max_bytes */
+#define STORE_SERVER_SYNC_MAX_CHANGES 100000    /* cap on SyncRequest.max_changes */
+
+typedef struct {
+    const char *data_dir;   /* LMDB environment directory (created if missing) */
+    const char *bind;       /* API ROUTER endpoint */
+    const char *feed;       /* feed PUB endpoint */
+    long long map_size;     /* initial map size in bytes (grows by itself) */
+    long long max_msg;      /* ZMQ_MAXMSGSIZE on the API socket (0 = none) */
+    long long heartbeat_ms; /* feed heartbeat period */
+} store_server_config;
+
+/*
+ * Run the store until SIGTERM or SIGINT (blocks them in the calling thread,
+ * see zio_signal_fd). On a signal it finishes the batch in hand (commit and
+ * replies), closes everything and returns 0. Returns 1 when it cannot start
+ * (database or endpoints), after logging why.
+ */
+int store_server_run(const store_server_config *cfg);
+
+#endif
