@@ -1,0 +1,779 @@
+/*
+ * client: libbulletin, the public client API of include/bulletin.h.
+ *
+ * Each client owns a ZeroMQ context and, lazily, one DEALER socket per
+ * service it talks to. A call builds a bulletin.Request, packs it once, and
+ * runs the Lazy Pirate loop:
+ *
+ *     attempt 0..retries:
+ *        (re)open the DEALER, connect, send [empty][Request]
+ *        poll until the attempt's deadline:
+ *            reply with our request_id  -> decode it (byte budget), done
+ *            reply with another id      -> a late answer to an earlier
+ *                                          attempt or call: discard, poll on
+ *        timeout -> close the socket (drops queued requests and late
+ *                   replies), try again
+ *     all attempts timed out -> BULLETIN_UNAVAILABLE
+ *
+ * Every write is idempotent on the service side (an identical article is
+ * "unchanged"), so sending a request again after a timeout is safe.
+ *
+ * The library never prints: errors go to c->err, read with
+ * bulletin_client_last_error(). Replies are untrusted input: they are
+ * decoded with a byte budget and every field is copied out before the
+ * decoded message is freed.
+ */
+#include "bulletin.h"
+#include "client_internal.h"
+
+#include "clock.h"
+#include "wire.h"
+#include "zio.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CLIENT_MAX_REPLY (256LL * 1024 * 1024) /* a frame over this drops the connection */
+#define CLIENT_MAX_ITEMS 10000
+
+typedef struct {
+    char *endpoint; /* NULL = not configured */
+    void *sock;     /* NULL until first use and after a timeout */
+} s_peer;
+
+struct bulletin_client {
+    void *ctx;
+    s_peer peer[3]; /* indexed by bulletin_service */
+    int timeout_ms;
+    int retries;
+    uint64_t next_id;
+    char err[512];
+};
+
+/* ------------------------------------------------------------------------ */
+/* names                                                                     */
+
+static const char *const s_status_names[] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED"};
+
+const char *bulletin_status_name(bulletin_status s)
+{
+    if ((int)s < 0 || (size_t)s >= sizeof s_status_names / sizeof *s_status_names)
+        return "UNKNOWN";
+    return s_status_names[s];
+}
+
+const char *bulletin_service_name(bulletin_service s)
+{
+    switch (s) {
+    case BULLETIN_SERVICE_INGEST: return "ingest";
+    case BULLETIN_SERVICE_QUERY: return "query";
+    case BULLETIN_SERVICE_STORE: return "store";
+    }
+    return "?";
+}
+
+const char *bulletin_write_status_name(bulletin_write_status s)
+{
+    switch (s) {
+    case BULLETIN_WRITE_CREATED: return "created";
+    case BULLETIN_WRITE_UPDATED: return "updated";
+    case BULLETIN_WRITE_UNCHANGED: return "unchanged";
+    case BULLETIN_WRITE_DELETED: return "deleted";
+    case BULLETIN_WRITE_REJECTED: return "rejected";
+    case BULLETIN_WRITE_UNSPECIFIED: break;
+    }
+    return "unspecified";
+}
+
+/* ------------------------------------------------------------------------ */
+/* life                                                                      */
+
+void bulletin_options_init(bulletin_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->timeout_ms = 5000;
+    o->retries = 2;
+}
+
+static bulletin_status s_fail(bulletin_client *c, bulletin_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bulletin_status s_fail(bulletin_client *c, bulletin_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* "transport://address" with a transport ZeroMQ knows. */
+static int s_endpoint_ok(const char *ep)
+{
+    static const char *const transports[] = {"tcp://", "ipc://", "inproc://", "pgm://",
+                                             "epgm://", "vmci://"};
+    for (size_t i = 0; i < sizeof transports / sizeof *transports; i++) {
+        size_t n = strlen(transports[i]);
+        if (!strncmp(ep, transports[i], n) && ep[n])
+            return 1;
+    }
+    return 0;
+}
+
+bulletin_client *bulletin_client_new(const bulletin_options *opts)
+{
+    bulletin_options def;
+    bulletin_options_init(&def);
+    if (!opts)
+        opts = &def;
+    const char *eps[3] = {opts->ingest_endpoint, opts->query_endpoint, opts->store_endpoint};
+    for (int i = 0; i < 3; i++)
+        if (eps[i] && !s_endpoint_ok(eps[i]))
+            return NULL;
+
+    bulletin_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
+    c->retries = opts->retries >= 0 ? opts->retries : 2;
+    /* Start ids somewhere unlikely to collide with an earlier client of the
+     * same peer (a late reply must not be mistaken for ours). */
+    c->next_id = ((uint64_t)clock_now_ms() << 20) ^ ((uint64_t)getpid() << 8);
+    for (int i = 0; i < 3; i++) {
+        if (eps[i] && !(c->peer[i].endpoint = strdup(eps[i]))) {
+            bulletin_client_destroy(&c);
+            return NULL;
+        }
+    }
+    c->ctx = zmq_ctx_new();
+    if (!c->ctx) {
+        bulletin_client_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void bulletin_client_destroy(bulletin_client **cp)
+{
+    if (!cp || !*cp)
+        return;
+    bulletin_client *c = *cp;
+    for (int i = 0; i < 3; i++) {
+        zio_close(&c->peer[i].sock);
+        free(c->peer[i].endpoint);
+    }
+    if (c->ctx)
+        zmq_ctx_term(c->ctx); /* every socket has linger 0: returns at once */
+    free(c);
+    *cp = NULL;
+}
+
+const char *bulletin_client_last_error(const bulletin_client *c)
+{
+    return c ? c->err : "no client (NULL)";
+}
+
+/* ------------------------------------------------------------------------ */
+/* transport                                                                 */
+
+static int s_open(bulletin_client *c, s_peer *p)
+{
+    if (p->sock)
+        return 0;
+    p->sock = zio_socket(c->ctx, ZMQ_DEALER, 0, CLIENT_MAX_REPLY);
+    if (!p->sock)
+        return -1;
+    int sndtimeo = c->timeout_ms;
+    zmq_setsockopt(p->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    if (zmq_connect(p->sock, p->endpoint) != 0) {
+        int e = errno;
+        zio_close(&p->sock);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Send [empty][bytes]. 0 or -1 with errno. */
+static int s_send(void *sock, const ProtobufCBinaryData *bytes)
+{
+    if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0)
+        return -1;
+    return zmq_send(sock, bytes->data, bytes->len, 0) < 0 ? -1 : 0;
+}
+
+/*
+ * One request/reply exchange with retries. On BULLETIN_OK *out is the decoded
+ * reply (free with wire_free) and its status was OK; otherwise c->err says
+ * why. req's version, request_id and deadline are set here.
+ */
+bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__Request *req,
+                            Bulletin__Reply **out)
+{
+    *out = NULL;
+    if ((int)svc < 0 || (int)svc > 2)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "unknown service %d", (int)svc);
+    s_peer *p = &c->peer[svc];
+    if (!p->endpoint)
+        return s_fail(c, BULLETIN_FAILED_PRECONDITION, "no %s endpoint configured",
+                      bulletin_service_name(svc));
+    req->version_major = WIRE_VERSION_MAJOR;
+    req->version_minor = WIRE_VERSION_MINOR;
+    req->request_id = ++c->next_id;
+    req->deadline_ms = (uint32_t)c->timeout_ms;
+
+    ProtobufCBinaryData bytes = {0, NULL};
+    if (wire_pack_bytes(&req->base, &bytes) != 0)
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "out of memory packing the request");
+
+    bulletin_status st = BULLETIN_UNAVAILABLE;
+    int attempts = c->retries + 1;
+    char last_why[300] = "no reply";
+    for (int attempt = 0; attempt < attempts; attempt++) {
+        if (s_open(c, p) != 0) {
+            st = s_fail(c, BULLETIN_INVALID_ARGUMENT, "cannot connect to %s at %s: %s",
+                        bulletin_service_name(svc), p->endpoint, zmq_strerror(errno));
+            goto done;
+        }
+        if (s_send(p->sock, &bytes) != 0) {
+            snprintf(last_why, sizeof last_why, "send failed: %s", zmq_strerror(errno));
+            zio_close(&p->sock);
+            continue;
+        }
+        int64_t deadline = clock_mono_ms() + c->timeout_ms;
+        bool garbage = false; /* keep "undecodable reply" as the reason */
+        for (;;) {
+            int64_t left = deadline - clock_mono_ms();
+            if (left <= 0) {
+                if (!garbage)
+                    snprintf(last_why, sizeof last_why, "no reply within %d ms", c->timeout_ms);
+                break;
+            }
+            zmq_pollitem_t item = {p->sock, 0, ZMQ_POLLIN, 0};
+            int rc = zmq_poll(&item, 1, (long)left);
+            if (rc < 0) {
+                if (errno == EINTR)
+                    continue;
+                snprintf(last_why, sizeof last_why, "poll failed: %s", zmq_strerror(errno));
+                break;
+            }
+            if (rc == 0)
+                continue; /* deadline check above */
+            zmq_msg_t body;
+            if (zio_recv_body(p->sock, &body, ZMQ_DONTWAIT) != 0)
+                continue;
+            wire_code code;
+            char why[200];
+            Bulletin__Reply *rep = (Bulletin__Reply *)wire_unpack(
+                &bulletin__reply__descriptor, zmq_msg_data(&body), zmq_msg_size(&body),
+                WIRE_BUDGET(zmq_msg_size(&body)), &code, why, sizeof why);
+            zmq_msg_close(&body);
+            if (!rep) {
+                /* Not even our id is readable: not ours to act on. */
+                snprintf(last_why, sizeof last_why, "undecodable reply: %s", why);
+                garbage = true;
+                continue;
+            }
+            if (rep->request_id != req->request_id) {
+                wire_free(rep); /* stale: an earlier attempt's or call's answer */
+                continue;
+            }
+            int sc = rep->status ? (int)rep->status->code : 0;
+            if (sc != 0) {
+                const char *msg = rep->status->message;
+                st = s_fail(c, (bulletin_status)sc, "%s: %s", bulletin_service_name(svc),
+                            msg && *msg ? msg : bulletin_status_name((bulletin_status)sc));
+                wire_free(rep);
+                goto done;
+            }
+            c->err[0] = '\0';
+            *out = rep;
+            st = BULLETIN_OK;
+            goto done;
+        }
+        /* Lazy Pirate: a socket that timed out may hold a queued request or a
+         * late reply; start the next attempt on a fresh one. */
+        zio_close(&p->sock);
+    }
+    st = s_fail(c, BULLETIN_UNAVAILABLE, "%s at %s did not answer (%d attempt%s, %s)",
+                bulletin_service_name(svc), p->endpoint, attempts, attempts == 1 ? "" : "s",
+                last_why);
+done:
+    free(bytes.data);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* conversions (copies out of decoded messages)                              */
+
+/* strdup of a non-empty string; NULL for "" or NULL. *oom set on failure. */
+static const char *s_dup(const char *s, int *oom)
+{
+    if (!s || !*s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+static const char **s_dup_list(char **v, size_t n, size_t *count, int *oom)
+{
+    *count = 0;
+    if (!n)
+        return NULL;
+    const char **out = calloc(n, sizeof *out);
+    if (!out) {
+        *oom = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = strdup(v[i] ? v[i] : "");
+        if (!out[i])
+            *oom = 1;
+    }
+    *count = n;
+    return out;
+}
+
+static void s_free_list(const char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((char *)v[i]);
+    free(v);
+}
+
+static void s_article_clear(bulletin_article *a)
+{
+    free((char *)a->key);
+    free((char *)a->site);
+    free((char *)a->category);
+    free((char *)a->title);
+    free((char *)a->body);
+    s_free_list(a->tags, a->tag_count);
+    free((char *)a->author);
+    free((char *)a->lang);
+    free((char *)a->url);
+    free((char *)a->raw);
+    memset(a, 0, sizeof *a);
+}
+
+void bulletin_article_free(bulletin_article **a)
+{
+    if (!a || !*a)
+        return;
+    s_article_clear(*a);
+    free(*a);
+    *a = NULL;
+}
+
+bulletin_article *client_article_from_pb(const Bulletin__Article *pa)
+{
+    bulletin_article *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    int oom = 0;
+    a->id = pa->id;
+    a->key = s_dup(pa->key, &oom);
+    a->site = s_dup(pa->site, &oom);
+    a->category = s_dup(pa->category, &oom);
+    a->title = s_dup(pa->title, &oom);
+    a->body = s_dup(pa->body, &oom);
+    a->tags = s_dup_list(pa->tags, pa->n_tags, &a->tag_count, &oom);
+    a->author = s_dup(pa->author, &oom);
+    a->lang = s_dup(pa->lang, &oom);
+    a->url = s_dup(pa->url, &oom);
+    a->raw = s_dup(pa->raw, &oom);
+    a->published_at = pa->published_at;
+    a->ingested_at = pa->ingested_at;
+    a->updated_at = pa->updated_at;
+    a->seq = pa->seq;
+    if (oom)
+        bulletin_article_free(&a);
+    return a;
+}
+
+static void s_result_clear(bulletin_ingest_result *r)
+{
+    free((char *)r->key);
+    free((char *)r->error);
+    s_free_list(r->warnings, r->warning_count);
+    memset(r, 0, sizeof *r);
+}
+
+int client_result_from_pb(const Bulletin__IngestResult *pr, bulletin_ingest_result *r)
+{
+    int oom = 0;
+    memset(r, 0, sizeof *r);
+    r->key = s_dup(pr->key, &oom);
+    r->id = pr->id;
+    r->seq = pr->seq;
+    r->status = (pr->status >= 0 && pr->status <= 5) ? (bulletin_write_status)pr->status
+                                                      : BULLETIN_WRITE_UNSPECIFIED;
+    r->error = s_dup(pr->error, &oom);
+    r->warnings = s_dup_list(pr->warnings, pr->n_warnings, &r->warning_count, &oom);
+    if (oom) {
+        s_result_clear(r);
+        return -1;
+    }
+    return 0;
+}
+
+void bulletin_ingest_results_free(bulletin_ingest_result **results, size_t n)
+{
+    if (!results || !*results)
+        return;
+    for (size_t i = 0; i < n; i++)
+        s_result_clear(&(*results)[i]);
+    free(*results);
+    *results = NULL;
+}
+
+/* Protobuf wants char* even for strings it only reads; "" for absent. */
+static char *s_in(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* calls                                                                     */
+
+bulletin_status bulletin_ingest(bulletin_client *c, const bulletin_ingest_item *items, size_t n,
+                                bulletin_ingest_result **out, uint64_t *max_seq)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (out)
+        *out = NULL;
+    if (max_seq)
+        *max_seq = 0;
+    if (!items || !out)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "ingest: items and out must not be NULL");
+    if (n == 0 || n > CLIENT_MAX_ITEMS)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT,
+                      "ingest: %zu items; a request carries 1..%d", n, CLIENT_MAX_ITEMS);
+
+    /* The request points into the caller's strings: nothing is copied. */
+    Bulletin__IngestItem *pitems = calloc(n, sizeof *pitems);
+    Bulletin__IngestItem **pptrs = calloc(n, sizeof *pptrs);
+    Bulletin__Article *arts = calloc(n, sizeof *arts);
+    Bulletin__RawDocument *raws = calloc(n, sizeof *raws);
+    bulletin_status st;
+    Bulletin__Reply *rep = NULL;
+    if (!pitems || !pptrs || !arts || !raws) {
+        st = s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "ingest: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bulletin__ingest_item__init(&pitems[i]);
+        pptrs[i] = &pitems[i];
+        if (items[i].kind == BULLETIN_ITEM_ARTICLE) {
+            const bulletin_article *a = &items[i].article;
+            Bulletin__Article *pa = &arts[i];
+            bulletin__article__init(pa);
+            pa->key = s_in(a->key);
+            pa->site = s_in(a->site);
+            pa->category = s_in(a->category);
+            pa->title = s_in(a->title);
+            pa->body = s_in(a->body);
+            pa->n_tags = a->tags ? a->tag_count : 0;
+            pa->tags = (char **)a->tags;
+            pa->author = s_in(a->author);
+            pa->lang = s_in(a->lang);
+            pa->url = s_in(a->url);
+            pa->raw = s_in(a->raw);
+            pa->published_at = a->published_at;
+            pitems[i].item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
+            pitems[i].article = pa;
+        } else if (items[i].kind == BULLETIN_ITEM_RAW) {
+            const bulletin_raw_document *r = &items[i].raw;
+            Bulletin__RawDocument *pr = &raws[i];
+            bulletin__raw_document__init(pr);
+            pr->text = s_in(r->text);
+            pr->url = s_in(r->url);
+            pr->key = s_in(r->key);
+            pr->n_tags = r->tags ? r->tag_count : 0;
+            pr->tags = (char **)r->tags;
+            pr->published_at = r->published_at;
+            pr->lang = s_in(r->lang);
+            pitems[i].item_case = BULLETIN__INGEST_ITEM__ITEM_RAW;
+            pitems[i].raw = pr;
+        } else {
+            st = s_fail(c, BULLETIN_INVALID_ARGUMENT, "ingest: item %zu has unknown kind %d", i,
+                        (int)items[i].kind);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char **tags = pitems[i].item_case == BULLETIN__INGEST_ITEM__ITEM_ARTICLE ? arts[i].tags
+                                                                                 : raws[i].tags;
+        size_t nt = pitems[i].item_case == BULLETIN__INGEST_ITEM__ITEM_ARTICLE ? arts[i].n_tags
+                                                                               : raws[i].n_tags;
+        for (size_t t = 0; t < nt; t++)
+            if (!tags[t]) {
+                st = s_fail(c, BULLETIN_INVALID_ARGUMENT, "ingest: item %zu: tag %zu is NULL", i,
+                            t);
+                goto done;
+            }
+    }
+
+    Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
+    ir.n_items = n;
+    ir.items = pptrs;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_INGEST;
+    req.ingest = &ir;
+    st = client_call(c, BULLETIN_SERVICE_INGEST, &req, &rep);
+    if (st != BULLETIN_OK)
+        goto done;
+    if (rep->body_case != BULLETIN__REPLY__BODY_INGEST || !rep->ingest) {
+        st = s_fail(c, BULLETIN_INTERNAL, "ingest: the reply carries no IngestReply");
+        goto done;
+    }
+    if (rep->ingest->n_results != n) {
+        st = s_fail(c, BULLETIN_INTERNAL, "ingest: sent %zu items, the reply has %zu results", n,
+                    rep->ingest->n_results);
+        goto done;
+    }
+    bulletin_ingest_result *res = calloc(n, sizeof *res);
+    if (!res) {
+        st = s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "ingest: out of memory");
+        goto done;
+    }
+    uint64_t mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (client_result_from_pb(rep->ingest->results[i], &res[i]) != 0) {
+            bulletin_ingest_results_free(&res, n);
+            st = s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "ingest: out of memory");
+            goto done;
+        }
+        if (res[i].seq > mx)
+            mx = res[i].seq;
+    }
+    if (rep->ingest->max_seq > mx)
+        mx = rep->ingest->max_seq;
+    if (max_seq)
+        *max_seq = mx;
+    *out = res;
+done:
+    wire_free(rep);
+    free(pitems);
+    free(pptrs);
+    free(arts);
+    free(raws);
+    return st;
+}
+
+static bulletin_status s_check_id_key(bulletin_client *c, const char *what, uint64_t id,
+                                      const char *key)
+{
+    if ((id == 0) == (key == NULL || *key == '\0'))
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "%s: give exactly one of id and key", what);
+    return BULLETIN_OK;
+}
+
+bulletin_status bulletin_get(bulletin_client *c, uint64_t id, const char *key, uint64_t min_seq,
+                             unsigned flags, bulletin_article **out)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (!out)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "get: out must not be NULL");
+    *out = NULL;
+    bulletin_status st = s_check_id_key(c, "get", id, key);
+    if (st != BULLETIN_OK)
+        return st;
+    /* The query tier answers reads; the store is the fallback until it exists. */
+    bulletin_service svc = (flags & BULLETIN_READ_FROM_STORE) ||
+                                   !c->peer[BULLETIN_SERVICE_QUERY].endpoint
+                               ? BULLETIN_SERVICE_STORE
+                               : BULLETIN_SERVICE_QUERY;
+    Bulletin__GetRequest g = BULLETIN__GET_REQUEST__INIT;
+    g.id = id;
+    g.key = s_in(id ? NULL : key);
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_GET;
+    req.get = &g;
+    req.min_seq = min_seq;
+    Bulletin__Reply *rep = NULL;
+    st = client_call(c, svc, &req, &rep);
+    if (st != BULLETIN_OK)
+        return st;
+    if (rep->body_case != BULLETIN__REPLY__BODY_GET || !rep->get || !rep->get->article) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_INTERNAL, "get: the reply carries no article");
+    }
+    *out = client_article_from_pb(rep->get->article);
+    wire_free(rep);
+    if (!*out)
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "get: out of memory");
+    return BULLETIN_OK;
+}
+
+bulletin_status bulletin_delete(bulletin_client *c, uint64_t id, const char *key,
+                                bulletin_ingest_result **out)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (out)
+        *out = NULL;
+    bulletin_status st = s_check_id_key(c, "delete", id, key);
+    if (st != BULLETIN_OK)
+        return st;
+    Bulletin__DeleteRequest d = BULLETIN__DELETE_REQUEST__INIT;
+    d.id = id;
+    d.key = s_in(id ? NULL : key);
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_DELETE;
+    req.delete_ = &d;
+    Bulletin__Reply *rep = NULL;
+    st = client_call(c, BULLETIN_SERVICE_INGEST, &req, &rep);
+    if (st != BULLETIN_OK)
+        return st;
+    if (rep->body_case != BULLETIN__REPLY__BODY_DELETE || !rep->delete_ || !rep->delete_->result) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_INTERNAL, "delete: the reply carries no result");
+    }
+    if (out) {
+        bulletin_ingest_result *r = calloc(1, sizeof *r);
+        if (!r || client_result_from_pb(rep->delete_->result, r) != 0) {
+            free(r);
+            wire_free(rep);
+            return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "delete: out of memory");
+        }
+        *out = r;
+    }
+    wire_free(rep);
+    return BULLETIN_OK;
+}
+
+bulletin_status bulletin_stats_get(bulletin_client *c, bulletin_service svc, bulletin_stats **out)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (!out)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "stats: out must not be NULL");
+    *out = NULL;
+    Bulletin__StatsRequest sr = BULLETIN__STATS_REQUEST__INIT;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_STATS;
+    req.stats = &sr;
+    Bulletin__Reply *rep = NULL;
+    bulletin_status st = client_call(c, svc, &req, &rep);
+    if (st != BULLETIN_OK)
+        return st;
+    if (rep->body_case != BULLETIN__REPLY__BODY_STATS || !rep->stats) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_INTERNAL, "stats: the reply carries no StatsReply");
+    }
+    const Bulletin__StatsReply *ps = rep->stats;
+    int oom = 0;
+    bulletin_stats *s = calloc(1, sizeof *s);
+    if (!s) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "stats: out of memory");
+    }
+    s->service = s_dup(ps->service, &oom);
+    s->instance = s_dup(ps->instance, &oom);
+    if (ps->n_metrics) {
+        s->metrics = calloc(ps->n_metrics, sizeof *s->metrics);
+        if (!s->metrics)
+            oom = 1;
+        else
+            s->metric_count = ps->n_metrics;
+    }
+    for (size_t i = 0; i < s->metric_count; i++) {
+        const Bulletin__Metric *m = ps->metrics[i];
+        s->metrics[i].name = strdup(m->name ? m->name : "");
+        if (!s->metrics[i].name)
+            oom = 1;
+        s->metrics[i].value = m->value;
+        s->metrics[i].help = s_dup(m->help, &oom);
+    }
+    wire_free(rep);
+    if (oom) {
+        bulletin_stats_free(&s);
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "stats: out of memory");
+    }
+    *out = s;
+    return BULLETIN_OK;
+}
+
+void bulletin_stats_free(bulletin_stats **sp)
+{
+    if (!sp || !*sp)
+        return;
+    bulletin_stats *s = *sp;
+    for (size_t i = 0; i < s->metric_count; i++) {
+        free((char *)s->metrics[i].name);
+        free((char *)s->metrics[i].help);
+    }
+    free(s->metrics);
+    free((char *)s->service);
+    free((char *)s->instance);
+    free(s);
+    *sp = NULL;
+}
+
+bulletin_status bulletin_health_get(bulletin_client *c, bulletin_service svc,
+                                    bulletin_health **out)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (!out)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "health: out must not be NULL");
+    *out = NULL;
+    Bulletin__HealthRequest hr = BULLETIN__HEALTH_REQUEST__INIT;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
+    req.health = &hr;
+    Bulletin__Reply *rep = NULL;
+    bulletin_status st = client_call(c, svc, &req, &rep);
+    if (st != BULLETIN_OK)
+        return st;
+    if (rep->body_case != BULLETIN__REPLY__BODY_HEALTH || !rep->health) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_INTERNAL, "health: the reply carries no HealthReply");
+    }
+    int oom = 0;
+    bulletin_health *h = calloc(1, sizeof *h);
+    if (h) {
+        h->ok = rep->health->ok ? 1 : 0;
+        h->service = s_dup(rep->health->service, &oom);
+        h->instance = s_dup(rep->health->instance, &oom);
+        h->detail = s_dup(rep->health->detail, &oom);
+        h->applied_seq = rep->health->applied_seq;
+    }
+    wire_free(rep);
+    if (!h || oom) {
+        bulletin_health_free(&h);
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "health: out of memory");
+    }
+    *out = h;
+    return BULLETIN_OK;
+}
+
+void bulletin_health_free(bulletin_health **hp)
+{
+    if (!hp || !*hp)
+        return;
+    bulletin_health *h = *hp;
+    free((char *)h->service);
+    free((char *)h->instance);
+    free((char *)h->detail);
+    free(h);
+    *hp = NULL;
+}

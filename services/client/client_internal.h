@@ -1,0 +1,27 @@
+/*
+ * client_internal: the parts of libbulletin shared between its own files and
+ * its unit tests, but not public (not in include/bulletin.h, not exported by
+ * the shared library).
+ */
+#ifndef BULLETIN_CLIENT_INTERNAL_H
+#define BULLETIN_CLIENT_INTERNAL_H
+
+#include "bulletin.h"
+#include "bulletin.pb-c.h"
+
+/* One request/reply exchange with the Lazy Pirate retries (see client.c).
+ * Sets req's version, request_id and deadline. On BULLETIN_OK *out is the
+ * decoded reply, whose status was OK (free with wire_free); otherwise *out is
+ * NULL and bulletin_client_last_error(c) says why. */
+bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__Request *req,
+                            Bulletin__Reply **out);
+
+/* A library-owned copy of a decoded article (free with bulletin_article_free);
+ * empty strings become NULL. NULL when out of memory. */
+bulletin_article *client_article_from_pb(const Bulletin__Article *pa);
+
+/* Copy a decoded result into *r (cleared first). 0, or -1 when out of memory
+ * (then *r is left empty). */
+int client_result_from_pb(const Bulletin__IngestResult *pr, bulletin_ingest_result *r);
+
+#endif
