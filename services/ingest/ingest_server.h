@@ -1,0 +1,40 @@
+/*
+ * ingest_server: the bulletin-ingest service loop.
+ *
+ *   client --REQ/DEALER--> ROUTER [ingest] DEALER --> store ROUTER
+ *
+ * One thread, one zmq_poll loop, never blocking on the store: client
+ * requests are validated and normalized at once, the valid articles go to
+ * the store as WriteBatches (at most ~4 MiB each) inside Request.internal,
+ * and the client's answer is sent when the store has answered every batch
+ * of its request or the deadline has passed. Many requests are in flight at
+ * once; a table keyed by the ingest-chosen request id matches store replies.
+ *
+ * Requests: Ingest, Delete -> store; Health, Stats -> answered here;
+ * Get/List/Search -> UNIMPLEMENTED (reads go to the query service).
+ */
+#ifndef INGEST_SERVER_H
+#define INGEST_SERVER_H
+
+typedef struct {
+    const char *bind;             /* client ROUTER endpoint (default: any interface, port 5555) */
+    const char *store;            /* store API endpoint, e.g. "tcp://127.0.0.1:5557" */
+    long long deadline_ms;        /* wait for the store at most this long (default 5000) */
+    long long max_request;        /* ZMQ_MAXMSGSIZE of the client socket, bytes */
+    long long max_items;          /* items per IngestRequest */
+    long long max_inflight;       /* client requests waiting for the store at once */
+    long long health_interval_ms; /* ping the store this often (default 2000) */
+    int stop_fd;                  /* readable = stop (a signalfd or a pipe); -1 = the
+                                     server blocks SIGINT/SIGTERM and watches them */
+} ingest_server_cfg;
+
+/* Fill cfg with the defaults above. */
+void ingest_server_cfg_defaults(ingest_server_cfg *cfg);
+
+/* Run until stop_fd becomes readable (or SIGINT/SIGTERM): then stop taking
+ * requests, wait up to ~1 s for the store's answers to those in flight,
+ * answer the rest UNAVAILABLE and return 0. Returns -1 when it cannot start
+ * (bad endpoint, port in use), after logging why. */
+int ingest_server_run(const ingest_server_cfg *cfg);
+
+#endif

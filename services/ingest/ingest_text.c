@@ -1,0 +1,205 @@
+/*
+ * ingest_text: normalization primitives. See ingest_text.h.
+ *
+ * Everything is one pass over the bytes. NFC goes through utf8proc, except
+ * for pure ASCII text (most of it), which is already in NFC and is copied.
+ * The in-place operations only ever shrink the text: a whitespace run becomes
+ * one byte, CR LF becomes LF.
+ */
+#include "ingest_text.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+bool ingest_text_is_space(uint32_t cp)
+{
+    if (cp < 0x80)
+        return cp == ' ' || (cp >= 0x09 && cp <= 0x0d);
+    switch (cp) {
+    case 0x85: case 0xa0: case 0x1680: case 0x2028: case 0x2029:
+    case 0x202f: case 0x205f: case 0x3000:
+        return true;
+    default:
+        return cp >= 0x2000 && cp <= 0x200a;
+    }
+}
+
+size_t ingest_text_decode(const char *s, size_t n, uint32_t *cp)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    utf8proc_int32_t c;
+    utf8proc_ssize_t k = utf8proc_iterate(p, (utf8proc_ssize_t)n, &c);
+    if (k <= 0) {
+        *cp = 0xfffd;
+        return 1;
+    }
+    *cp = (uint32_t)c;
+    return (size_t)k;
+}
+
+static bool s_ascii(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] & 0x80)
+            return false;
+    return true;
+}
+
+static char *s_copy(const char *s, size_t len, size_t *out_len)
+{
+    char *r = malloc(len + 1);
+    if (!r)
+        return NULL;
+    memcpy(r, s, len);
+    r[len] = '\0';
+    if (out_len)
+        *out_len = len;
+    return r;
+}
+
+char *ingest_text_nfc(const char *s, size_t len, size_t *out_len)
+{
+    if (s_ascii(s, len))
+        return s_copy(s, len, out_len);
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    if (n < 0) {
+        /* only UTF8PROC_ERROR_NOMEM is possible on valid input; keep the text */
+        free(dst);
+        return n == UTF8PROC_ERROR_NOMEM ? NULL : s_copy(s, len, out_len);
+    }
+    if (out_len)
+        *out_len = (size_t)n;
+    return (char *)dst;
+}
+
+size_t ingest_text_trim(char *s, size_t len)
+{
+    size_t a = 0, b = len;
+    while (a < len) {
+        uint32_t cp;
+        size_t k = ingest_text_decode(s + a, len - a, &cp);
+        if (!ingest_text_is_space(cp))
+            break;
+        a += k;
+    }
+    /* walk back from the end: find the start of the last code point */
+    while (b > a) {
+        size_t st = b - 1;
+        while (st > a && ((unsigned char)s[st] & 0xc0) == 0x80)
+            st--;
+        uint32_t cp;
+        ingest_text_decode(s + st, b - st, &cp);
+        if (!ingest_text_is_space(cp))
+            break;
+        b = st;
+    }
+    if (a > 0)
+        memmove(s, s + a, b - a);
+    s[b - a] = '\0';
+    return b - a;
+}
+
+size_t ingest_text_collapse(char *s, size_t len)
+{
+    size_t r = 0, w = 0;
+    bool pending = false;
+    while (r < len) {
+        uint32_t cp;
+        size_t k = ingest_text_decode(s + r, len - r, &cp);
+        if (ingest_text_is_space(cp)) {
+            pending = w > 0; /* leading whitespace is dropped */
+        } else {
+            if (pending)
+                s[w++] = ' ';
+            pending = false;
+            memmove(s + w, s + r, k);
+            w += k;
+        }
+        r += k;
+    }
+    s[w] = '\0';
+    return w;
+}
+
+size_t ingest_text_crlf(char *s, size_t len)
+{
+    char *cr = memchr(s, '\r', len);
+    if (!cr)
+        return len;
+    size_t w = (size_t)(cr - s);
+    for (size_t r = w; r < len; r++) {
+        if (s[r] == '\r' && r + 1 < len && s[r + 1] == '\n')
+            continue;
+        s[w++] = s[r];
+    }
+    s[w] = '\0';
+    return w;
+}
+
+char *ingest_text_lower(const char *s, size_t len, size_t *out_len)
+{
+    /* a simple lower-case mapping can turn a 2-byte character into 3 bytes */
+    char *r = malloc(len * 2 + 1);
+    if (!r)
+        return NULL;
+    size_t i = 0, w = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t k = ingest_text_decode(s + i, len - i, &cp);
+        if (cp < 0x80) {
+            r[w++] = (char)((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp);
+        } else {
+            utf8proc_int32_t lc = utf8proc_tolower((utf8proc_int32_t)cp);
+            w += (size_t)utf8proc_encode_char(lc, (utf8proc_uint8_t *)r + w);
+        }
+        i += k;
+    }
+    r[w] = '\0';
+    if (out_len)
+        *out_len = w;
+    return r;
+}
+
+char *ingest_text_title(const char *s, size_t len, size_t *out_len)
+{
+    size_t n;
+    char *r = ingest_text_nfc(s, len, &n);
+    if (!r)
+        return NULL;
+    n = ingest_text_collapse(r, n);
+    if (out_len)
+        *out_len = n;
+    return r;
+}
+
+char *ingest_text_field(const char *s, size_t len, size_t *out_len)
+{
+    size_t n;
+    char *r = ingest_text_nfc(s, len, &n);
+    if (!r)
+        return NULL;
+    n = ingest_text_trim(r, n);
+    if (out_len)
+        *out_len = n;
+    return r;
+}
+
+char *ingest_text_body(const char *s, size_t len, size_t *out_len)
+{
+    size_t n;
+    char *r = ingest_text_nfc(s, len, &n);
+    if (!r)
+        return NULL;
+    n = ingest_text_crlf(r, n);
+    n = ingest_text_trim(r, n);
+    if (out_len)
+        *out_len = n;
+    return r;
+}
