@@ -6,7 +6,8 @@
  */
 #include "ingest_key.h"
 
-#include <sodium.h>
+#include "hash.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,22 +100,21 @@ char *ingest_key_canonical_url(const char *url, size_t len, int *not_url)
     return out;
 }
 
-void ingest_key_hash(const char *site, const char *title, const char *body,
-                     char out[INGEST_KEY_HASH_LEN])
+int ingest_key_hash(const char *site, const char *title, const char *body,
+                    char out[INGEST_KEY_HASH_LEN])
 {
-    static const unsigned char sep = 0x1f;
-    unsigned char h[16];
-    crypto_generichash_state st;
-    if (sodium_init() < 0)
-        abort(); /* libsodium cannot work on this machine at all */
-    crypto_generichash_init(&st, NULL, 0, sizeof h);
-    crypto_generichash_update(&st, (const unsigned char *)site, strlen(site));
-    crypto_generichash_update(&st, &sep, 1);
-    crypto_generichash_update(&st, (const unsigned char *)title, strlen(title));
-    crypto_generichash_update(&st, &sep, 1);
-    crypto_generichash_update(&st, (const unsigned char *)body, strlen(body));
-    crypto_generichash_final(&st, h, sizeof h);
+    size_t ls = strlen(site), lt = strlen(title), lb = strlen(body);
+    char *buf = malloc(ls + lt + lb + 2);
+    if (!buf)
+        return -1;
+    memcpy(buf, site, ls);
+    buf[ls] = 0x1f;
+    memcpy(buf + ls + 1, title, lt);
+    buf[ls + 1 + lt] = 0x1f;
+    memcpy(buf + ls + lt + 2, body, lb);
     out[0] = 'h';
     out[1] = ':';
-    sodium_bin2hex(out + 2, INGEST_KEY_HASH_LEN - 2, h, sizeof h);
+    hash_hex(buf, ls + lt + lb + 2, out + 2, 16); /* BLAKE2b-128, 32 hex digits */
+    free(buf);
+    return 0;
 }

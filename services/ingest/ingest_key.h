@@ -23,8 +23,9 @@
  * (*not_url = 1) or memory ran out (*not_url = 0). */
 char *ingest_key_canonical_url(const char *url, size_t len, int *not_url);
 
-/* out = "h:" + hex BLAKE2b-128(site "\x1f" title "\x1f" body). */
-void ingest_key_hash(const char *site, const char *title, const char *body,
-                     char out[INGEST_KEY_HASH_LEN]);
+/* out = "h:" + hex BLAKE2b-128(site "\x1f" title "\x1f" body), computed with
+ * services/core/hash.h. 0, or -1 when out of memory. */
+int ingest_key_hash(const char *site, const char *title, const char *body,
+                    char out[INGEST_KEY_HASH_LEN]);
 
 #endif

@@ -237,7 +237,8 @@ static int s_key(ingest_doc *d)
         return a->key ? 0 : -1;
     }
     char h[INGEST_KEY_HASH_LEN];
-    ingest_key_hash(a->site, a->title, a->body, h);
+    if (ingest_key_hash(a->site, a->title, a->body, h) < 0)
+        return -1;
     free(a->key);
     a->key = strdup(h);
     return a->key ? 0 : -1;
