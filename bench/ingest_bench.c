@@ -65,7 +65,7 @@
 static const char *o_corpus, *o_ingest, *o_store, *o_batches, *o_clients, *o_engines,
     *o_data_dir, *o_bin_dir, *o_out;
 static long long o_articles, o_seconds, o_small_articles, o_small_seconds, o_timeout_ms;
-static bool o_spawn, o_keep;
+static bool o_spawn, o_keep, o_sqlite_serialize;
 
 static const cfg_option s_opts[] = {
     {"corpus", "BULLETIN_BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl",
@@ -84,7 +84,8 @@ static const cfg_option s_opts[] = {
     {"clients", "BULLETIN_BENCH_CLIENTS", CFG_STR, "1,8",
      "comma-separated numbers of concurrent clients", &o_clients},
     {"engines", "BULLETIN_BENCH_ENGINES", CFG_STR, "bulletin,sqlite",
-     "engines to run: bulletin, sqlite or both", &o_engines},
+     "engines to run: bulletin (client -> ingest -> store), sqlite, and the diagnostic "
+     "store (the same batches straight to the store as internal WriteBatches)", &o_engines},
     {"spawn", "BULLETIN_BENCH_SPAWN", CFG_BOOL, NULL,
      "start a fresh bulletin-store + bulletin-ingest per configuration", &o_spawn},
     {"ingest", "BULLETIN_BENCH_INGEST", CFG_STR, "tcp://127.0.0.1:5555",
@@ -103,6 +104,9 @@ static const cfg_option s_opts[] = {
      &o_timeout_ms},
     {"out", "BULLETIN_BENCH_OUT", CFG_STR, NULL, "also write the markdown report to this file",
      &o_out},
+    {"sqlite-serialize", "BULLETIN_BENCH_SQLITE_SERIALIZE", CFG_BOOL, NULL,
+     "SQLite clients take an in-process mutex around each transaction instead of waiting in "
+     "SQLite's busy handler (a best case for SQLite with many writers)", &o_sqlite_serialize},
     {"keep", "BULLETIN_BENCH_KEEP", CFG_BOOL, NULL,
      "keep the temp data dirs and service logs (their paths are logged)", &o_keep},
 };
@@ -287,6 +291,7 @@ typedef struct {
     s_result *res;
     int errors_printed;
     atomic_int setup_failed; /* clients that could not connect/open before the start */
+    pthread_mutex_t writer;  /* --sqlite-serialize: one transaction at a time */
 } s_shared;
 
 typedef struct {
@@ -351,6 +356,12 @@ static void s_client_merge(s_shared *sh, s_client *cl)
 /* ------------------------------------------------------------------------- */
 /* Bulletin: requests packed in advance, DEALER clients                       */
 
+/* S_STORE is a diagnostic engine: the same batches sent straight to the
+ * store as internal WriteBatches (what ingest forwards), to tell the cost of
+ * the ingest hop from the cost of the store. */
+typedef enum { S_BULLETIN = 0, S_STORE = 1, S_SQLITE = 2, S_NENGINES = 3 } s_engine;
+static const char *s_engine_name[S_NENGINES] = {"Bulletin", "store only", "SQLite"};
+
 typedef struct {
     uint8_t *data;
     size_t len;
@@ -367,15 +378,18 @@ static char *s_prefixed(const char *prefix, const char *key)
     return s;
 }
 
-/* Pack one Request{ingest} per batch; request_id = batch index + 1. */
-static s_buf *s_pack_requests(const s_corpus *c, const s_plan *p)
+/* Pack one Request per batch; request_id = batch index + 1. The body is
+ * ingest{items} or, when direct, internal = StoreRequest{write{put ops}}. */
+static s_buf *s_pack_requests(const s_corpus *c, const s_plan *p, bool direct)
 {
     s_buf *bufs = calloc(p->nbatches, sizeof *bufs);
     Bulletin__Article *arts = calloc(p->batch, sizeof *arts);
     Bulletin__IngestItem *items = calloc(p->batch, sizeof *items);
     Bulletin__IngestItem **itemp = calloc(p->batch, sizeof *itemp);
+    Bulletin__Internal__WriteOp *ops = calloc(p->batch, sizeof *ops);
+    Bulletin__Internal__WriteOp **opp = calloc(p->batch, sizeof *opp);
     char **keys = calloc(p->batch, sizeof *keys);
-    bool ok = bufs && arts && items && itemp && keys;
+    bool ok = bufs && arts && items && itemp && ops && opp && keys;
     for (size_t b = 0; ok && b < p->nbatches; b++) {
         size_t from, to;
         s_batch_range(p, b, &from, &to);
@@ -394,19 +408,38 @@ static s_buf *s_pack_requests(const s_corpus *c, const s_plan *p)
             items[i - from].item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
             items[i - from].article = a;
             itemp[i - from] = &items[i - from];
+            bulletin__internal__write_op__init(&ops[i - from]);
+            ops[i - from].op_case = BULLETIN__INTERNAL__WRITE_OP__OP_PUT;
+            ops[i - from].put = a;
+            opp[i - from] = &ops[i - from];
         }
         Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
         ir.n_items = to - from;
         ir.items = itemp;
+        Bulletin__Internal__WriteBatch wb = BULLETIN__INTERNAL__WRITE_BATCH__INIT;
+        wb.n_ops = to - from;
+        wb.ops = opp;
+        Bulletin__Internal__StoreRequest sr = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
+        sr.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_WRITE;
+        sr.write = &wb;
         Bulletin__Request req = BULLETIN__REQUEST__INIT;
         req.version_major = WIRE_VERSION_MAJOR;
         req.version_minor = WIRE_VERSION_MINOR;
         req.request_id = b + 1;
-        req.body_case = BULLETIN__REQUEST__BODY_INGEST;
-        req.ingest = &ir;
-        ProtobufCBinaryData out;
-        if (wire_pack_bytes(&req.base, &out) < 0)
+        ProtobufCBinaryData inner = {0, NULL};
+        if (direct) {
+            if (wire_pack_bytes(&sr.base, &inner) < 0)
+                ok = false;
+            req.body_case = BULLETIN__REQUEST__BODY_INTERNAL;
+            req.internal = inner;
+        } else {
+            req.body_case = BULLETIN__REQUEST__BODY_INGEST;
+            req.ingest = &ir;
+        }
+        ProtobufCBinaryData out = {0, NULL};
+        if (ok && wire_pack_bytes(&req.base, &out) < 0)
             ok = false;
+        free(inner.data);
         bufs[b].data = out.data;
         bufs[b].len = out.len;
         for (size_t i = 0; i < to - from; i++) {
@@ -417,6 +450,8 @@ static s_buf *s_pack_requests(const s_corpus *c, const s_plan *p)
     free(arts);
     free(items);
     free(itemp);
+    free(ops);
+    free(opp);
     free(keys);
     if (!ok) {
         log_error("bench.pack", "error=\"out of memory\" batches=%zu", p->nbatches);
@@ -507,17 +542,44 @@ static Bulletin__Reply *s_simple_request(void *sock, Bulletin__Request__BodyCase
     return s_roundtrip(sock, buf, n, timeout_ms, why, cap);
 }
 
-typedef enum { S_BULLETIN = 0, S_SQLITE = 1 } s_engine;
-static const char *s_engine_name[] = {"Bulletin", "SQLite"};
 
 typedef struct {
     s_client base;
     void *ctx;
     const char *endpoint;
     const s_buf *bufs;
+    bool direct; /* talking to the store: replies carry StoreReply{write} */
 } s_bclient;
 
 #define S_WARMUP_MS 5000
+
+/* The per-article results of a write reply: IngestReply.results, or for a
+ * direct store write the WriteBatchReply inside Reply.internal (*sr gets the
+ * decoded StoreReply, which the caller frees). false if there are none. */
+static bool s_results(const Bulletin__Reply *rep, bool direct, Bulletin__Internal__StoreReply **sr,
+                      Bulletin__IngestResult ***results, size_t *n)
+{
+    *n = 0;
+    if (!direct) {
+        if (rep->body_case != BULLETIN__REPLY__BODY_INGEST || !rep->ingest)
+            return false;
+        *results = rep->ingest->results;
+        *n = rep->ingest->n_results;
+        return true;
+    }
+    if (rep->body_case != BULLETIN__REPLY__BODY_INTERNAL)
+        return false;
+    wire_code code;
+    char why[256];
+    *sr = (Bulletin__Internal__StoreReply *)wire_unpack(
+        &bulletin__internal__store_reply__descriptor, rep->internal.data, rep->internal.len,
+        WIRE_BUDGET(rep->internal.len), &code, why, sizeof why);
+    if (!*sr || (*sr)->body_case != BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE || !(*sr)->write)
+        return false;
+    *results = (*sr)->write->results;
+    *n = (*sr)->write->n_results;
+    return true;
+}
 
 static void *s_bulletin_client(void *arg)
 {
@@ -560,6 +622,9 @@ static void *s_bulletin_client(void *arg)
         }
         cl->lat_us[cl->nlat++] = t1 - t0;
         int code = rep->status ? (int)rep->status->code : 0;
+        Bulletin__Internal__StoreReply *sr = NULL;
+        Bulletin__IngestResult **results = NULL;
+        size_t nres = 0;
         if (rep->request_id != b + 1) {
             cl->failed++;
             cl->err += n;
@@ -570,17 +635,14 @@ static void *s_bulletin_client(void *arg)
             cl->err += n;
             s_report_error(sh, "client=%d batch=%zu status=%s message=\"%s\"", cl->index, b,
                            wire_code_name(code), rep->status->message ? rep->status->message : "");
-        } else if (rep->body_case != BULLETIN__REPLY__BODY_INGEST || !rep->ingest ||
-                   rep->ingest->n_results != n) {
+        } else if (!s_results(rep, bc->direct, &sr, &results, &nres) || nres != n) {
             cl->failed++;
             cl->err += n;
-            s_report_error(sh, "client=%d batch=%zu error=\"OK reply without %zu ingest results "
-                           "(got %zu)\"", cl->index, b, n,
-                           rep->body_case == BULLETIN__REPLY__BODY_INGEST && rep->ingest
-                               ? rep->ingest->n_results : 0);
+            s_report_error(sh, "client=%d batch=%zu error=\"OK reply without %zu write results "
+                           "(got %zu)\"", cl->index, b, n, nres);
         } else {
             for (size_t i = 0; i < n; i++) {
-                Bulletin__IngestResult *r = rep->ingest->results[i];
+                Bulletin__IngestResult *r = results[i];
                 if (r->status == BULLETIN__WRITE_STATUS__CREATED) {
                     cl->ok++;
                 } else {
@@ -593,6 +655,8 @@ static void *s_bulletin_client(void *arg)
                 }
             }
         }
+        wire_free(sr);
+        sr = NULL;
         wire_free(rep);
     }
     cl->t_end = clock_mono_us();
@@ -683,6 +747,8 @@ static void *s_sqlite_client(void *arg)
         s_batch_range(p, b, &from, &to);
         size_t n = to - from;
         int64_t t0 = clock_mono_us();
+        if (o_sqlite_serialize)
+            pthread_mutex_lock(&sh->writer);
         bool ok = s_sqlite_exec(db, "BEGIN IMMEDIATE", why, sizeof why) == 0;
         int64_t now = clock_now_ms();
         for (size_t i = from; ok && i < to; i++) {
@@ -707,14 +773,18 @@ static void *s_sqlite_client(void *arg)
         }
         if (ok)
             ok = s_sqlite_exec(db, "COMMIT", why, sizeof why) == 0;
+        if (!ok) {
+            char ignore[64];
+            s_sqlite_exec(db, "ROLLBACK", ignore, sizeof ignore);
+        }
+        if (o_sqlite_serialize)
+            pthread_mutex_unlock(&sh->writer);
         int64_t t1 = clock_mono_us();
         cl->requests++;
         if (ok) {
             cl->lat_us[cl->nlat++] = t1 - t0;
             cl->ok += n;
         } else {
-            char ignore[64];
-            s_sqlite_exec(db, "ROLLBACK", ignore, sizeof ignore);
             cl->failed++;
             cl->err += n;
             s_report_error(sh, "client=%d engine=sqlite batch=%zu error=\"%s\"", cl->index, b, why);
@@ -861,7 +931,8 @@ static void s_stack_stop(s_stack *sk)
     }
 }
 
-static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char *data_parent)
+static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char *data_parent,
+                         bool with_ingest)
 {
     memset(sk, 0, sizeof *sk);
     snprintf(sk->dir, sizeof sk->dir, "%s/bulletin-bench-XXXXXX", data_parent);
@@ -893,9 +964,9 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
     snprintf(feed_ep, sizeof feed_ep, "tcp://127.0.0.1:%d", p_feed);
     snprintf(sk->ingest_ep, sizeof sk->ingest_ep, "tcp://127.0.0.1:%d", p_ingest);
     snprintf(bind_ep, sizeof bind_ep, "tcp://127.0.0.1:%d", p_ingest);
-    if (access(store_bin, X_OK) != 0 || access(ingest_bin, X_OK) != 0) {
-        log_error("bench.spawn", "store=%s ingest=%s msg=\"binary missing; build bulletin-store and bulletin-ingest\"",
-                  store_bin, ingest_bin);
+    if (access(store_bin, X_OK) != 0 || (with_ingest && access(ingest_bin, X_OK) != 0)) {
+        log_error("bench.spawn", "store=%s ingest=%s msg=\"binary missing; build bulletin-store%s\"",
+                  store_bin, with_ingest ? ingest_bin : "-", with_ingest ? " and bulletin-ingest" : "");
         return -1;
     }
     mkdir(data, 0755);
@@ -905,6 +976,11 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
     if (sk->store_pid < 0 || s_wait_healthy(ctx, sk->store_ep, sk->store_pid, 10000) < 0) {
         log_error("bench.spawn", "service=bulletin-store log=%s", slog);
         return -1;
+    }
+    if (!with_ingest) {
+        log_info("bench.spawn", "dir=%s store=%s store_pid=%d", sk->dir, sk->store_ep,
+                 (int)sk->store_pid);
+        return 0;
     }
     sk->ingest_pid = s_spawn(iargv, ilog);
     if (sk->ingest_pid < 0 || s_wait_healthy(ctx, sk->ingest_ep, sk->ingest_pid, 10000) < 0) {
@@ -959,18 +1035,20 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
     const char *endpoint = o_ingest, *store_ep = o_store;
     char sqlite_dir[PATH_MAX] = "", sqlite_path[PATH_MAX + 16] = "";
     int rc = -1;
-    if (eng == S_BULLETIN) {
+    if (eng != S_SQLITE) {
         int64_t t = clock_mono_us();
-        bufs = s_pack_requests(corpus, plan);
+        bufs = s_pack_requests(corpus, plan, eng == S_STORE);
         if (!bufs)
             goto done;
         log_info("bench.pack", "batches=%zu us=%" PRId64, plan->nbatches, clock_mono_us() - t);
         if (o_spawn) {
-            if (s_stack_start(&sk, ctx, bin_dir, o_data_dir) < 0)
+            if (s_stack_start(&sk, ctx, bin_dir, o_data_dir, eng == S_BULLETIN) < 0)
                 goto done;
             endpoint = sk.ingest_ep;
             store_ep = sk.store_ep;
         }
+        if (eng == S_STORE)
+            endpoint = store_ep;
     } else {
         snprintf(sqlite_dir, sizeof sqlite_dir, "%s/bulletin-bench-sqlite-XXXXXX", o_data_dir);
         if (!mkdtemp(sqlite_dir)) {
@@ -996,6 +1074,7 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
     atomic_init(&sh.setup_failed, 0);
     sh.res = res;
     pthread_mutex_init(&sh.mu, NULL);
+    pthread_mutex_init(&sh.writer, NULL);
     pthread_barrier_init(&sh.barrier, NULL, (unsigned)nclients + 1);
     s_bclient *bc = calloc((size_t)nclients, sizeof *bc);
     s_sclient *sc = calloc((size_t)nclients, sizeof *sc);
@@ -1003,7 +1082,7 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
     int started = 0;
     bool alloc_ok = bc && sc && th;
     for (int i = 0; alloc_ok && i < nclients; i++) {
-        s_client *cl = eng == S_BULLETIN ? &bc[i].base : &sc[i].base;
+        s_client *cl = eng != S_SQLITE ? &bc[i].base : &sc[i].base;
         cl->sh = &sh;
         cl->index = i;
         cl->lat_us = calloc(plan->nbatches + 1, sizeof *cl->lat_us);
@@ -1012,10 +1091,11 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
             break;
         }
         int e;
-        if (eng == S_BULLETIN) {
+        if (eng != S_SQLITE) {
             bc[i].ctx = ctx;
             bc[i].endpoint = endpoint;
             bc[i].bufs = bufs;
+            bc[i].direct = eng == S_STORE;
             e = pthread_create(&th[i], NULL, s_bulletin_client, &bc[i]);
         } else {
             sc[i].path = sqlite_path;
@@ -1051,17 +1131,18 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
             exit(1);
     }
     for (int i = 0; i < nclients && bc && sc; i++)
-        free(eng == S_BULLETIN ? bc[i].base.lat_us : sc[i].base.lat_us);
+        free(eng != S_SQLITE ? bc[i].base.lat_us : sc[i].base.lat_us);
     free(bc);
     free(sc);
     free(th);
     pthread_barrier_destroy(&sh.barrier);
     pthread_mutex_destroy(&sh.mu);
-    if (rc == 0 && eng == S_BULLETIN)
+    pthread_mutex_destroy(&sh.writer);
+    if (rc == 0 && eng != S_SQLITE)
         s_store_stats(ctx, store_ep, res);
 
 done:
-    if (eng == S_BULLETIN)
+    if (eng != S_SQLITE)
         s_stack_stop(&sk);
     s_bufs_free(bufs, plan->nbatches);
     if (sqlite_dir[0]) {
@@ -1161,7 +1242,7 @@ static void s_filesystem(const char *dir, char *out, size_t cap)
 typedef struct {
     size_t batch;
     int clients;
-    s_result r[2];
+    s_result r[S_NENGINES];
 } s_row;
 
 static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus *c,
@@ -1184,8 +1265,10 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
             model[0] ? model : "unknown CPU", kernel);
     fprintf(out, "- data dir: %s — filesystem %s\n", o_data_dir, fs);
     fprintf(out, "- load average before / after: %s / %s\n", load_before, load_after);
-    fprintf(out, "- libzmq %d.%d.%d, SQLite %s (WAL, synchronous=FULL, one connection per client)\n",
-            zmaj, zmin, zpat, sqlite3_libversion());
+    fprintf(out, "- libzmq %d.%d.%d, SQLite %s (WAL, synchronous=FULL, one connection per client, "
+            "%s)\n", zmaj, zmin, zpat, sqlite3_libversion(),
+            o_sqlite_serialize ? "writers serialized by an in-process mutex (--sqlite-serialize)"
+                               : "writers wait in SQLite's busy handler, busy_timeout 60 s");
     fprintf(out, "- corpus: %s — %zu articles loaded (%.1f MB of text) from %zu lines; skipped: "
             "%zu bad JSON, %zu bad date, %zu date before 1990 or in the future, %zu empty/long "
             "title, %zu too big, %zu duplicate/empty key\n",
@@ -1200,7 +1283,7 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
                  "| max ms | Bulletin/SQLite articles/s | Bulletin/SQLite p99 |\n");
     fprintf(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < nrows; i++) {
-        for (int e = 0; e < 2; e++) {
+        for (int e = 0; e < S_NENGINES; e++) {
             const s_result *r = &rows[i].r[e];
             if (r->failed)
                 fprintf(out, "| %s | %zu | %d | — | — | failed (see the log) | | | | | |\n",
@@ -1210,7 +1293,7 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
             qsort(r->lat_us, r->nlat, sizeof *r->lat_us, s_cmp_i64);
             char ratio[32] = "", pratio[32] = "";
             const s_result *q = &rows[i].r[S_SQLITE];
-            if (e == S_BULLETIN && q->ran && s_rate(q) > 0) {
+            if (e != S_SQLITE && q->ran && s_rate(q) > 0) {
                 snprintf(ratio, sizeof ratio, "%.2fx", s_rate(r) / s_rate(q));
                 double p99s = s_pct_ms(q->lat_us, q->nlat, 99);
                 if (p99s > 0)
@@ -1226,17 +1309,22 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
 
     bool any_stats = false;
     for (size_t i = 0; i < nrows; i++)
-        any_stats |= rows[i].r[S_BULLETIN].ran && rows[i].r[S_BULLETIN].commits > 0;
+        for (int e = 0; e < S_SQLITE; e++)
+            any_stats |= rows[i].r[e].ran && rows[i].r[e].commits > 0;
     if (any_stats) {
-        fprintf(out, "\nGroup commit (store Stats after each Bulletin run):\n\n");
-        fprintf(out, "| batch | clients | commits | ops per commit | commits/s |\n|---:|---:|---:|---:|---:|\n");
+        fprintf(out, "\nGroup commit (store Stats after each run):\n\n");
+        fprintf(out, "| engine | batch | clients | commits | ops per commit | commits/s |\n"
+                     "|---|---:|---:|---:|---:|---:|\n");
         for (size_t i = 0; i < nrows; i++) {
-            const s_result *r = &rows[i].r[S_BULLETIN];
-            if (!r->ran || r->commits <= 0)
-                continue;
-            fprintf(out, "| %zu | %d | %.0f | %.1f | %.0f |\n", rows[i].batch, rows[i].clients,
-                    r->commits, r->ops_committed > 0 ? r->ops_committed / r->commits : 0,
-                    r->wall_us > 0 ? r->commits * 1e6 / (double)r->wall_us : 0);
+            for (int e = 0; e < S_SQLITE; e++) {
+                const s_result *r = &rows[i].r[e];
+                if (!r->ran || r->commits <= 0)
+                    continue;
+                fprintf(out, "| %s | %zu | %d | %.0f | %.1f | %.0f |\n", s_engine_name[e],
+                        rows[i].batch, rows[i].clients, r->commits,
+                        r->ops_committed > 0 ? r->ops_committed / r->commits : 0,
+                        r->wall_us > 0 ? r->commits * 1e6 / (double)r->wall_us : 0);
+            }
         }
     }
 
@@ -1251,10 +1339,11 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
                     s_rate(b) / s_rate(q), s_rate(b) >= 3 * s_rate(q) ? "met" : "MISSED");
     }
     size_t errs = 0, failed = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        errs += rows[i].r[0].err_articles + rows[i].r[1].err_articles;
-        failed += rows[i].r[0].failed + rows[i].r[1].failed;
-    }
+    for (size_t i = 0; i < nrows; i++)
+        for (int e = 0; e < S_NENGINES; e++) {
+            errs += rows[i].r[e].err_articles;
+            failed += rows[i].r[e].failed;
+        }
     if (failed)
         fprintf(out, "\nConfigurations that could not run: %zu (see the log)\n", failed);
     fprintf(out, "\nErrors (articles not acknowledged as CREATED / not committed): %zu\n\n", errs);
@@ -1303,9 +1392,11 @@ int main(int argc, char **argv)
     int nc = s_parse_list(o_clients, clients, 16, "clients");
     if (nb < 0 || nc < 0)
         return 2;
-    bool run_b = strstr(o_engines, "bulletin") != NULL, run_s = strstr(o_engines, "sqlite") != NULL;
-    if (!run_b && !run_s) {
-        fprintf(stderr, "bulletin-bench-ingest: --engines must name bulletin and/or sqlite\n");
+    bool run[S_NENGINES] = {strstr(o_engines, "bulletin") != NULL,
+                            strstr(o_engines, "store") != NULL,
+                            strstr(o_engines, "sqlite") != NULL};
+    if (!run[S_BULLETIN] && !run[S_STORE] && !run[S_SQLITE]) {
+        fprintf(stderr, "bulletin-bench-ingest: --engines must name bulletin, store and/or sqlite\n");
         return 2;
     }
     if (o_articles <= 0 || o_small_articles <= 0 || o_seconds <= 0 || o_small_seconds <= 0 ||
@@ -1384,8 +1475,8 @@ int main(int argc, char **argv)
             plan.nbatches = (plan.limit + plan.batch - 1) / plan.batch;
             plan.time_limit_us = (row->batch == 1 ? o_small_seconds : o_seconds) * 1000000LL;
             plan.key_prefix = tag;
-            for (int e = 0; e < 2; e++) {
-                if ((e == S_BULLETIN && !run_b) || (e == S_SQLITE && !run_s))
+            for (int e = 0; e < S_NENGINES; e++) {
+                if (!run[e])
                     continue;
                 log_info("bench.run", "engine=%s batch=%zu clients=%d limit=%zu", s_engine_name[e],
                          plan.batch, row->clients, plan.limit);
@@ -1413,11 +1504,11 @@ int main(int argc, char **argv)
         }
     }
     size_t errs = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        errs += rows[i].r[0].err_articles + rows[i].r[1].err_articles;
-        free(rows[i].r[0].lat_us);
-        free(rows[i].r[1].lat_us);
-    }
+    for (size_t i = 0; i < nrows; i++)
+        for (int e = 0; e < S_NENGINES; e++) {
+            errs += rows[i].r[e].err_articles;
+            free(rows[i].r[e].lat_us);
+        }
     free(rows);
     s_corpus_free(&corpus);
     zmq_ctx_term(ctx);
