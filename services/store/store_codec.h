@@ -49,4 +49,21 @@ size_t store_codec_field_size(uint32_t field, size_t len);
 int store_codec_change(store_buf *b, uint64_t seq, int op, uint64_t id, const char *key,
                        size_t key_len, const void *art, size_t art_len);
 
+/* The fields of a packed bulletin.Article the store needs on the write
+ * path, read without unpacking the whole message. Pointers point into the
+ * packed bytes (valid as long as they are). */
+typedef struct {
+    uint64_t id, seq;
+    int64_t published_at, ingested_at;
+    const char *key; /* NOT NUL-terminated: use key_len */
+    size_t key_len;
+    const uint8_t *content_hash;
+    size_t content_hash_len;
+} store_article_meta;
+
+/* Scan a packed bulletin.Article for store_article_meta (last occurrence of
+ * a field wins, as in protobuf). 0, or -1 when the bytes are not a
+ * well-formed protobuf message. */
+int store_codec_article_meta(const void *data, size_t len, store_article_meta *m);
+
 #endif

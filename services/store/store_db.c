@@ -372,11 +372,9 @@ static int s_find_by_key(store_db *db, MDB_txn *txn, const char *key, size_t len
     if (rc)
         return rc;
     if (len > STORE_DB_MAX_KEY) {
-        Bulletin__Article *a = bulletin__article__unpack(NULL, val->mv_size, val->mv_data);
-        bool same = a && a->key && strlen(a->key) == len && !memcmp(a->key, key, len);
-        if (a)
-            bulletin__article__free_unpacked(a, NULL);
-        if (!same) {
+        store_article_meta m;
+        if (store_codec_article_meta(val->mv_data, val->mv_size, &m) < 0 || m.key_len != len ||
+            memcmp(m.key, key, len) != 0) {
             *collision = true;
             return MDB_NOTFOUND;
         }
@@ -513,12 +511,12 @@ static int s_put(s_wctx *c, const Bulletin__Article *a, store_result *r)
 
     uint64_t id = 0;
     MDB_val sv;
-    bool collision;
-    Bulletin__Article *stored = NULL;
+    bool collision, found = false;
+    store_article_meta sm;
     int rc = s_find_by_key(db, c->txn, a->key, klen, &id, &sv, &collision);
     if (rc == 0) {
-        stored = bulletin__article__unpack(NULL, sv.mv_size, sv.mv_data);
-        if (!stored) {
+        found = true;
+        if (store_codec_article_meta(sv.mv_data, sv.mv_size, &sm) < 0) {
             log_error("store.corrupt", "id=%llu what=\"stored article does not decode\"",
                       (unsigned long long)id);
             s_reject(r, s_printf("the stored version of this article (id %llu) is unreadable",
@@ -536,39 +534,37 @@ static int s_put(s_wctx *c, const Bulletin__Article *a, store_result *r)
     art.base.n_unknown_fields = 0;
     art.base.unknown_fields = NULL;
     if (art.published_at == 0)
-        art.published_at = stored && stored->published_at ? stored->published_at : c->now;
+        art.published_at = found && sm.published_at ? sm.published_at : c->now;
     uint8_t h[HASH_CONTENT_BYTES];
     hash_article_content(&art, h);
-    if (stored && stored->content_hash.len == HASH_CONTENT_BYTES &&
-        !memcmp(stored->content_hash.data, h, HASH_CONTENT_BYTES)) {
+    if (found && sm.content_hash_len == HASH_CONTENT_BYTES &&
+        !memcmp(sm.content_hash, h, HASH_CONTENT_BYTES)) {
         r->status = BULLETIN__WRITE_STATUS__UNCHANGED;
-        r->id = stored->id;
-        r->seq = stored->seq;
-        bulletin__article__free_unpacked(stored, NULL);
+        r->id = id;
+        r->seq = sm.seq;
         return 0;
     }
 
+    /* sm points into LMDB pages that the writes below may change: copy now */
     uint64_t seq = ++c->last_seq;
-    uint64_t old_seq = stored ? stored->seq : 0;
-    art.id = stored ? stored->id : c->next_id++;
+    uint64_t old_seq = found ? sm.seq : 0;
+    art.id = found ? id : c->next_id++;
     art.seq = seq;
-    art.ingested_at = stored ? stored->ingested_at : c->now;
+    art.ingested_at = found ? sm.ingested_at : c->now;
     art.updated_at = c->now;
     art.content_hash.len = HASH_CONTENT_BYTES;
     art.content_hash.data = h;
-    if (stored)
-        bulletin__article__free_unpacked(stored, NULL);
 
     /* articles: packed straight into the space LMDB reserves */
     uint8_t idb[8];
     s_be64_put(idb, art.id);
     MDB_val ik = {8, idb};
     MDB_val av = {bulletin__article__get_packed_size(&art), NULL};
-    rc = mdb_put(c->txn, db->articles, &ik, &av, MDB_RESERVE | (old_seq ? 0 : MDB_APPEND));
+    rc = mdb_put(c->txn, db->articles, &ik, &av, MDB_RESERVE | (found ? 0 : MDB_APPEND));
     if (rc)
         return rc;
     bulletin__article__pack(&art, av.mv_data);
-    if (!old_seq) {
+    if (!found) {
         s_dbkey k;
         MDB_val d = {8, idb};
         s_dbkey_make(&k, a->key, klen);
@@ -581,7 +577,7 @@ static int s_put(s_wctx *c, const Bulletin__Article *a, store_result *r)
         return rc;
     if ((rc = s_change_add(c, seq, STORE_OP_PUT, art.id, a->key, av.mv_data, av.mv_size)))
         return rc;
-    r->status = old_seq ? BULLETIN__WRITE_STATUS__UPDATED : BULLETIN__WRITE_STATUS__CREATED;
+    r->status = found ? BULLETIN__WRITE_STATUS__UPDATED : BULLETIN__WRITE_STATUS__CREATED;
     r->id = art.id;
     r->seq = seq;
     return 0;
@@ -622,10 +618,8 @@ static int s_delete(s_wctx *c, const Bulletin__DeleteRequest *d, store_result *r
     }
     if (rc)
         return rc;
-    Bulletin__Article *stored = bulletin__article__unpack(NULL, sv.mv_size, sv.mv_data);
-    if (!stored || !stored->key) {
-        if (stored)
-            bulletin__article__free_unpacked(stored, NULL);
+    store_article_meta sm;
+    if (store_codec_article_meta(sv.mv_data, sv.mv_size, &sm) < 0) {
         log_error("store.corrupt", "id=%llu what=\"stored article does not decode\"",
                   (unsigned long long)id);
         s_reject(r, s_printf("the stored article (id %llu) is unreadable",
@@ -633,11 +627,12 @@ static int s_delete(s_wctx *c, const Bulletin__DeleteRequest *d, store_result *r
         return 0;
     }
     free(r->key);
-    r->key = s_strdup(stored->key);
-    uint64_t old_seq = stored->seq;
-    bulletin__article__free_unpacked(stored, NULL);
+    r->key = malloc(sm.key_len + 1);
     if (!r->key)
         return ENOMEM;
+    memcpy(r->key, sm.key, sm.key_len);
+    r->key[sm.key_len] = '\0';
+    uint64_t old_seq = sm.seq;
 
     uint8_t idb[8];
     s_be64_put(idb, id);
@@ -827,12 +822,15 @@ int store_db_sync(store_db *db, uint64_t from_seq, uint32_t max_changes, uint32_
                 goto done;
             }
             /* Change.key is set for PUT too; the key lives in the article */
-            Bulletin__Article *a = bulletin__article__unpack(NULL, av.mv_size, av.mv_data);
-            const char *key = a && a->key ? a->key : "";
-            rc = store_codec_change(&change, seq, op, id, key, strlen(key), av.mv_data,
+            store_article_meta m;
+            if (store_codec_article_meta(av.mv_data, av.mv_size, &m) < 0) {
+                rc = MDB_CORRUPTED;
+                snprintf(err, err_cap, "article %llu does not decode",
+                         (unsigned long long)id);
+                goto done;
+            }
+            rc = store_codec_change(&change, seq, op, id, m.key, m.key_len, av.mv_data,
                                     av.mv_size);
-            if (a)
-                bulletin__article__free_unpacked(a, NULL);
         } else {
             rc = store_codec_change(&change, seq, op, id, (const char *)d.mv_data + 9,
                                     d.mv_size - 9, NULL, 0);
