@@ -122,6 +122,7 @@ int zio_recv_routed(void *sock, zio_route *route, zmq_msg_t *body, int flags)
             }
             if (route->n > 0 && zmq_msg_size(&m) == 0)
                 delim = true;
+            zmq_msg_init(&route->f[route->n]); /* zmq_msg_move closes the target first */
             zmq_msg_move(&route->f[route->n], &m);
             zmq_msg_close(&m);
             route->n++;
