@@ -405,9 +405,16 @@ static int s_cmd_stats(const cli_globals *g, int argc, char **argv)
     } else {
         printf("%s %s\n", s->service ? s->service : bulletin_service_name(svc),
                s->instance ? s->instance : "");
-        for (size_t i = 0; i < s->metric_count; i++)
-            printf("  %-28s %.17g%s%s\n", s->metrics[i].name, s->metrics[i].value,
+        for (size_t i = 0; i < s->metric_count; i++) {
+            double v = s->metrics[i].value;
+            char num[64];
+            if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+                snprintf(num, sizeof num, "%lld", (long long)v); /* counters */
+            else
+                snprintf(num, sizeof num, "%.6g", v);
+            printf("  %-28s %-14s%s%s\n", s->metrics[i].name, num,
                    s->metrics[i].help ? "  # " : "", s->metrics[i].help ? s->metrics[i].help : "");
+        }
     }
     bulletin_stats_free(&s);
     bulletin_client_destroy(&c);

@@ -52,7 +52,7 @@ static int s_args_store(const s_up *u, const char **argv)
     int n = 1;
     argv[n++] = "--data";
     argv[n++] = u->store_dir;
-    argv[n++] = "--api";
+    argv[n++] = "--bind";
     argv[n++] = u->store_bind;
     argv[n++] = "--feed";
     argv[n++] = u->feed_bind;
@@ -243,6 +243,19 @@ static int s_wait_healthy(const s_up *u, size_t i, int sigfd)
         }
         bulletin_health *h = NULL;
         if (bulletin_health_get(c, (bulletin_service)d->health, &h) == BULLETIN_OK) {
+            /* instance is "host:pid": make sure the answer is from our child,
+             * not from another stack already bound to that endpoint */
+            const char *colon = h->instance ? strrchr(h->instance, ':') : NULL;
+            long pid = colon ? strtol(colon + 1, NULL, 10) : 0;
+            if (pid > 0 && pid != (long)s_pids[i]) {
+                fprintf(stderr,
+                        "bulletin up: another %s (instance %s) already answers on %s: is "
+                        "another stack running? Stop it or choose other --*-bind endpoints\n",
+                        d->name, h->instance, (bulletin_service)d->health == BULLETIN_SERVICE_STORE
+                                                  ? u->store_ep : u->ingest_ep);
+                bulletin_health_free(&h);
+                break;
+            }
             bool ok = h->ok;
             snprintf(last, sizeof last, "unhealthy: %s", h->detail ? h->detail : "no detail");
             bulletin_health_free(&h);
