@@ -357,6 +357,14 @@ static void s_handle(s_server *s, zio_route *route, zmq_msg_t *body)
     char why[512];
     s->requests++;
     size_t len = zmq_msg_size(body);
+    if (len == 0) {
+        /* zio gives an empty body for an empty frame and for a wrong shape */
+        zmq_msg_close(body);
+        s_send_status(s, route, 0, BULLETIN__STATUS_CODE__INVALID_ARGUMENT,
+                      "empty or malformed message: expected an empty delimiter frame, then "
+                      "exactly one frame holding a protobuf bulletin.Request");
+        return;
+    }
     Bulletin__Request *req =
         wire_request_unpack(zmq_msg_data(body), len, WIRE_BUDGET(len), &request_id, &code, why,
                             sizeof why);
@@ -581,8 +589,11 @@ int store_server_run(const store_server_config *cfg)
         log_error("store.start", "error=\"cannot create sockets: %s\"", zmq_strerror(errno));
         goto out;
     }
+    /* replies to pipelining clients (ingest keeps many writes in flight) must
+     * not hit the HWM: a full pipe is a lost reply with ROUTER_MANDATORY */
     int hwm = 10000;
     zmq_setsockopt(s.feed, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s.api, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (zio_bind(s.api, cfg->bind) < 0 || zio_bind(s.feed, cfg->feed) < 0)
         goto out;
 

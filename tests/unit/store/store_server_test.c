@@ -403,6 +403,94 @@ static void test_write_sync_feed(void **state)
     bulletin__reply__free_unpacked(r, NULL);
 }
 
+/* Read feed messages until one has changes; NULL on timeout. */
+static Bulletin__Internal__FeedMessage *s_feed_next(fx *f)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, f->sub, 0) < 0) {
+            zmq_msg_close(&m);
+            return NULL;
+        }
+        Bulletin__Internal__FeedMessage *fm =
+            bulletin__internal__feed_message__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        assert_non_null(fm);
+        if (fm->n_changes)
+            return fm;
+        bulletin__internal__feed_message__free_unpacked(fm, NULL);
+    }
+    return NULL;
+}
+
+static void test_feed_split(void **state)
+{
+    fx *f = *state;
+    /* wait until subscribed (first heartbeat) */
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    assert_true(zmq_msg_recv(&m, f->sub, 0) >= 0);
+    zmq_msg_close(&m);
+    enum { N = STORE_SERVER_FEED_CHANGES * 2 + 500 };
+    uint64_t id = s_send_puts(f, "s", N, "split");
+    Bulletin__Reply *r = s_recv(f);
+    assert_int_equal(r->request_id, id);
+    assert_int_equal(r->applied_seq, N);
+    bulletin__reply__free_unpacked(r, NULL);
+    size_t sizes[] = {STORE_SERVER_FEED_CHANGES, STORE_SERVER_FEED_CHANGES, 500};
+    uint64_t next = 1;
+    for (int part = 0; part < 3; part++) {
+        Bulletin__Internal__FeedMessage *fm = s_feed_next(f);
+        assert_non_null(fm);
+        assert_int_equal(fm->n_changes, sizes[part]);
+        for (size_t i = 0; i < fm->n_changes; i++)
+            assert_int_equal(fm->changes[i]->seq, next++);
+        /* each part's last_seq is its last change; the last part's is the commit's */
+        assert_int_equal(fm->last_seq, next - 1);
+        bulletin__internal__feed_message__free_unpacked(fm, NULL);
+    }
+    assert_int_equal(next - 1, N);
+}
+
+/* A REQ client (the delimiter is added by ZeroMQ) and a malformed
+ * multi-frame message. */
+static void test_req_client_and_frames(void **state)
+{
+    fx *f = *state;
+    void *req_sock = zmq_socket(f->ctx, ZMQ_REQ);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(req_sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(req_sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_connect(req_sock, f->api_ep), 0);
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__HealthRequest h = BULLETIN__HEALTH_REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
+    req.health = &h;
+    req.request_id = 77;
+    uint8_t buf[64];
+    size_t n = bulletin__request__pack(&req, buf);
+    assert_int_equal(zmq_send(req_sock, buf, n, 0), (int)n);
+    char rbuf[4096];
+    int got = zmq_recv(req_sock, rbuf, sizeof rbuf, 0);
+    assert_true(got > 0);
+    Bulletin__Reply *r = bulletin__reply__unpack(NULL, (size_t)got, (uint8_t *)rbuf);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 77);
+    assert_true(r->health->ok);
+    bulletin__reply__free_unpacked(r, NULL);
+    zmq_close(req_sock);
+
+    /* [empty][a][b]: two body frames */
+    zmq_send(f->dealer, "", 0, ZMQ_SNDMORE);
+    zmq_send(f->dealer, "a", 1, ZMQ_SNDMORE);
+    zmq_send(f->dealer, "b", 1, 0);
+    r = s_recv(f);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
+    assert_non_null(strstr(r->status->message, "malformed"));
+    bulletin__reply__free_unpacked(r, NULL);
+}
+
 static void test_group_commit(void **state)
 {
     fx *f = *state;
@@ -478,6 +566,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_public_bodies_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_sync_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_req_client_and_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_data, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
