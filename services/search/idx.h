@@ -1,0 +1,212 @@
+/*
+ * idx: the full-text index of a read replica, stored in LMDB named databases
+ * inside the CALLER's environment and transactions, so that the replica data
+ * and its index change in one transaction (a search never sees a
+ * half-applied article).
+ *
+ * Databases (created by idx_open; the environment needs 6 spare maxdbs):
+ *
+ *   idx_post  term \0 docid[8 BE]  -> block of <= 128 postings (see below)
+ *   idx_lex   term                 -> varint df  (documents containing term)
+ *   idx_col   chunk[8 BE]          -> 127 fixed records of 32 bytes, one per
+ *                                    docid (published_at, title/body length,
+ *                                    site id, category id, content hash, live)
+ *   idx_dict  's'|'c' value -> u32 id;  '#' 's'|'c' id[4 BE] -> value
+ *   idx_meta  "stats" -> docs, sum of title lengths, sum of body lengths
+ *
+ * Terms are the analyzer's (services/text/text.h): stems, "\x01"exact forms,
+ * CJK unigrams and bigrams; tags are indexed as "\x02" "t" tag. A term
+ * longer than IDX_TERM_MAX bytes is replaced by "\x03" + 16 bytes of its
+ * BLAKE2b hash (LMDB keys are at most 511 bytes).
+ *
+ * A posting block (value of idx_post, key = the block's first docid):
+ *
+ *   varint n | n-1 varint docid deltas | n x (varint tf_title, varint tf_body)
+ *   | for each doc: tf_title then tf_body varints of (pos << 1 | exact),
+ *     delta-coded within the field
+ *
+ * Why delta+varint blocks and not MDB_DUPFIXED items: one 12-byte DUPFIXED
+ * item per (term, doc) cannot hold positions (phrases, snippets) without a
+ * second database, costs ~12 bytes per posting where varint blocks cost ~3-4
+ * including positions, and makes a doc-id-only scan touch 3x more pages. The
+ * price is a read-modify-write of one block per term per flush, which the
+ * write buffer (idx_options.max_pending_docs) amortises.
+ *
+ * Ranking (the test's reference scorer implements exactly this):
+ *
+ *   score(d) = sum over positive query terms t matching d of
+ *              idf(t) * sum_f w_f * tf*(k1+1) / (tf + k1*(1 - b + b*len_f/avg_f))
+ *   idf(t)   = ln(1 + (N - df + 0.5) / (df + 0.5)),  f in {title, body},
+ *   w_title = title_weight (2), w_body = 1, avg_f = sum of len_f / N.
+ *
+ * A phrase scores as the sum of its words; `a OR b` as the sum of the
+ * alternatives present; a prefix (`secur*`) as a constant 1.0 (like
+ * Lucene's constant-score rewrite: it only matches); `title:` restricts the
+ * sum to the title. Ties: newer published_at first, then higher id.
+ *
+ * Query syntax (idx_search): words (all must match, by stem), "a phrase"
+ * (exact forms, consecutive, within one field), -word / -"phrase" (exclude),
+ * a OR b (OR binds tighter than the implicit AND), pre* (prefix of >= 2
+ * characters, folded, at most IDX_PREFIX_MAX_TERMS expansions), title:word,
+ * site:x category:x tag:x (quoted values allowed; filters, not scored).
+ * A query needs at least one positive word, phrase or prefix: an empty
+ * query is INVALID_ARGUMENT (browsing without words is List's job).
+ *
+ * Thread-safety: an idx may be used by one thread at a time (it owns an
+ * analyzer and buffers); open one idx per thread over the same environment.
+ */
+#ifndef BULLETIN_IDX_H
+#define BULLETIN_IDX_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes: the wire's (gRPC) numbers. */
+enum {
+    IDX_OK = 0,
+    IDX_INVALID_ARGUMENT = 3,
+    IDX_RESOURCE_EXHAUSTED = 8,
+    IDX_FAILED_PRECONDITION = 9,
+    IDX_INTERNAL = 13
+};
+
+#define IDX_TERM_MAX 400
+#define IDX_QUERY_MAX_BYTES 4096
+#define IDX_QUERY_MAX_TERMS 64
+#define IDX_PREFIX_MAX_TERMS 4096
+#define IDX_LIMIT_MAX 1000
+#define IDX_WINDOW_MAX 10000   /* offset + limit */
+#define IDX_CURSOR_LEN 26
+
+typedef struct idx idx;
+
+typedef struct {
+    double k1;                     /* 0 = 1.2 */
+    double b;                      /* < 0 = 0.75 (0 is a valid b) */
+    double title_weight;           /* 0 = 2.0 */
+    uint32_t max_pending_docs;     /* write buffer; 0 = write-through (every
+                                      idx_put/idx_del is applied at once) */
+    const char *const *stopwords;  /* NULL-terminated; NULL = none */
+    bool no_typos;                 /* disable typo tolerance */
+} idx_options;
+
+/* One article as the index sees it. Strings need not be NUL-terminated
+ * where a length is given; site/category/tags are NUL-terminated (NULL = ""). */
+typedef struct {
+    const char *title;
+    size_t title_len;
+    const char *body;
+    size_t body_len;
+    const char *site;
+    const char *category;
+    const char *const *tags;
+    size_t ntags;
+    int64_t published_at;
+} idx_doc;
+
+/* Open (creating when missing) the index databases with `txn` (a write txn
+ * when they may not exist yet; commit it to keep the handles). opts NULL =
+ * defaults. On IDX_OK *out is the new index (caller owns; idx_close).
+ * Returns IDX_OK, IDX_INTERNAL (LMDB error, logged). */
+int idx_open(MDB_txn *txn, const idx_options *opts, idx **out);
+
+/* Free the index object (not the data) and set *self to NULL; safe twice.
+ * Pending (unflushed) changes are discarded. */
+void idx_close(idx **self);
+
+/* Index article `id` (replaces the previous version). `old` must be the
+ * previous version exactly as it was indexed, or NULL when the article is
+ * new: the index keeps no copy of the text, it re-analyzes `old` to find
+ * the postings to remove. A mismatch (old given but not indexed, NULL but
+ * indexed, or different content) is refused with IDX_FAILED_PRECONDITION
+ * and nothing changes. May buffer: see idx_flush. txn must be a write txn.
+ * Returns IDX_OK, IDX_FAILED_PRECONDITION, IDX_INVALID_ARGUMENT (id 0),
+ * IDX_INTERNAL (LMDB error incl. MDB_MAP_FULL: abort the txn, idx_discard). */
+int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old);
+
+/* Remove article `id`, whose indexed version is `old`. Removing an id that
+ * is not indexed is IDX_OK (idempotent). Same errors as idx_put. */
+int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old);
+
+/* Write buffered changes into txn. MUST be called before mdb_txn_commit
+ * when max_pending_docs > 0. IDX_OK or IDX_INTERNAL. */
+int idx_flush(idx *self, MDB_txn *txn);
+
+/* Drop buffered changes (after aborting the txn they were meant for). */
+void idx_discard(idx *self);
+
+/* Remove every document (replica reset). IDX_OK or IDX_INTERNAL. */
+int idx_clear(idx *self, MDB_txn *txn);
+
+typedef struct {
+    const char *query;             /* search-box syntax, NUL-terminated */
+    const char *site;              /* filters: NULL or "" = none */
+    const char *category;
+    const char *tag;
+    int64_t since, until;          /* published_at in [since, until); 0 = open */
+    uint32_t limit;                /* 0 = 10, at most IDX_LIMIT_MAX */
+    uint32_t offset;               /* offset + limit <= IDX_WINDOW_MAX */
+    const uint8_t *cursor;         /* from a previous idx_result.next_cursor */
+    size_t cursor_len;
+    bool facets;
+} idx_query;
+
+typedef struct {
+    uint64_t id;
+    double score;
+    int64_t published_at;
+    bool typo;                     /* matched only through a typo correction */
+} idx_hit;
+
+typedef struct {
+    char *value;
+    uint64_t count;
+} idx_facet;
+
+typedef struct {
+    idx_hit *hits;                 /* best first */
+    size_t nhits;
+    uint64_t total;                /* exact number of matching documents */
+    uint8_t next_cursor[IDX_CURSOR_LEN];
+    size_t next_cursor_len;        /* 0 when this is the last page */
+    idx_facet *categories, *sites; /* by count desc, then value */
+    size_t ncategories, nsites;
+    /* what the snippet should mark (see idx_snippet) */
+    char **terms;
+    uint32_t *term_lens;
+    size_t nterms;
+    char **prefixes;
+    uint32_t *prefix_lens;
+    size_t nprefixes;
+    /* on error: a human message and the byte position in the query (or -1) */
+    char error[192];
+    long error_pos;
+} idx_result;
+
+/* Run a query in read transaction `txn` (any txn that sees the index).
+ * On IDX_OK `out` holds the page of hits; on error, out->error and
+ * out->error_pos say why and where. Always call idx_result_free(out).
+ * Returns IDX_OK, IDX_INVALID_ARGUMENT (syntax, limits, bad cursor, empty
+ * query), IDX_INTERNAL. */
+int idx_search(idx *self, MDB_txn *txn, const idx_query *q, idx_result *out);
+
+void idx_result_free(idx_result *r);
+
+/* Snippet of `body` for a result's query terms (text_snippet with the
+ * markers; NULL = « »). Returns the length written to out (NUL-terminated). */
+size_t idx_snippet(idx *self, const idx_result *r, const char *body, size_t len,
+                   const char *mark_open, const char *mark_close, char *out, size_t cap);
+
+typedef struct {
+    uint64_t docs;
+    uint64_t terms;                /* distinct terms (lexicon entries) */
+    uint64_t blocks;               /* posting blocks */
+    uint64_t bytes;                /* pages used by the idx_* databases x page size */
+    double avg_title_len, avg_body_len;
+} idx_stats_t;
+
+int idx_stats(idx *self, MDB_txn *txn, idx_stats_t *out);
+
+#endif

@@ -1,0 +1,103 @@
+/* idx_int.h: internals shared by idx.c (write side) and idx_search.c. */
+#ifndef BULLETIN_IDX_INT_H
+#define BULLETIN_IDX_INT_H
+
+#include "idx.h"
+#include "text.h"
+
+#include <string.h>
+
+#define IDX_BLOCK_DOCS 128
+#define IDX_BLOCK_BYTES 1800
+#define IDX_COL_PER_CHUNK 127
+#define IDX_COL_REC 32
+#define IDX_KEY_MAX (IDX_TERM_MAX + 1 + 8)
+#define IDX_TAG_PREFIX "\x02t"
+
+/* column record (little-endian native layout, memcpy'd) */
+typedef struct {
+    int64_t pub;
+    uint32_t len_t, len_b;
+    uint32_t site, cat;
+    uint32_t hash;
+    uint32_t live;
+} idx_col_rec;
+
+typedef struct {
+    uint64_t docs, sum_t, sum_b;
+} idx_meta_stats;
+
+/* growable byte buffer */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} idx_bytes;
+
+int idx_bytes_reserve(idx_bytes *b, size_t extra);
+void idx_bytes_free(idx_bytes *b);
+
+struct idx_pending;
+
+struct idx {
+    MDB_dbi post, lex, col, dict, meta;
+    double k1, b, wt;
+    bool typos;
+    uint32_t max_pending;
+    text_analyzer *an;
+    struct idx_pending *pend;
+    idx_bytes scratch, scratch2;
+};
+
+static inline size_t idx_varint_put(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Decode a varint; returns NULL on truncation/overflow. */
+static inline const uint8_t *idx_varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+    uint64_t r = 0;
+    for (int s = 0; s < 64 && p < end; s += 7) {
+        uint8_t c = *p++;
+        r |= (uint64_t)(c & 0x7f) << s;
+        if (!(c & 0x80)) {
+            *v = r;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static inline void idx_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+static inline uint64_t idx_get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Term -> key bytes (hashing long terms). Returns the key length (<= IDX_TERM_MAX). */
+size_t idx_term_key(const char *term, size_t len, uint8_t *out);
+/* Posting key: term key, 0, docid BE. Returns its length. */
+size_t idx_post_key(const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out);
+
+int idx_meta_get(idx *self, MDB_txn *txn, idx_meta_stats *st);
+/* Column record of a doc (zeroed if absent). */
+int idx_col_get(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *r);
+/* Dictionary: value -> id (0 when absent). */
+uint32_t idx_dict_lookup(idx *self, MDB_txn *txn, char kind, const char *v);
+/* id -> value (copied into out). Returns length or -1. */
+long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, size_t cap);
+
+uint64_t idx_lex_df(idx *self, MDB_txn *txn, const uint8_t *tk, size_t tklen);
+
+#endif

@@ -1,0 +1,1490 @@
+/*
+ * idx_search.c: query parser and evaluator.
+ *
+ * Parsing: the query string becomes a conjunction of clauses; a clause is an
+ * OR of atoms (TERM, PHRASE, PREFIX) and may be negated; site:/category:/tag:
+ * become filters. Every word goes through the same analyzer as the index.
+ *
+ * Evaluation is document-at-a-time: the required clauses (and the tag
+ * filter) are intersected by leapfrogging from the cheapest one; each
+ * candidate is checked against the exclusions and the column filters
+ * (site, category, date), counted (exact total, facets) and scored only when
+ * it could enter the top-k heap: a doc whose upper bound (sum of the
+ * clauses' max scores: idf * (k1+1) * field weights) cannot beat the heap's
+ * worst entry is counted without reading its column-stored lengths or doing
+ * the BM25 arithmetic (MaxScore-style pruning; the total stays exact).
+ *
+ * Posting blocks are decoded lazily: doc ids and term frequencies per block,
+ * positions only for phrase candidates.
+ */
+#include "idx_int.h"
+
+#include "log.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define S_MAX_ATOMS IDX_QUERY_MAX_TERMS
+#define S_TYPO_ALTS 8
+#define S_NOMORE UINT64_MAX
+
+/* ---------------------------------------------------------------------- */
+/* parsed query */
+
+typedef struct {
+    uint16_t off, len;   /* key bytes in the arena */
+    int32_t rel;         /* position relative to the first component */
+    uint8_t need_exact;  /* only occurrences whose surface equals the term */
+} s_qterm;
+
+enum { A_TERM, A_PHRASE, A_PREFIX };
+
+typedef struct {
+    int kind;
+    bool title_only;
+    bool typo_ok;        /* plain word, eligible for typo alternatives */
+    uint16_t t0, nt;     /* components: terms[t0 .. t0+nt) */
+    uint16_t poff, plen; /* PREFIX: folded prefix; TERM: folded surface (typos) */
+    int clause;
+} s_atom;
+
+typedef struct {
+    bool neg;
+    int a0, na;
+} s_clause;
+
+typedef struct {
+    char arena[S_MAX_ATOMS * 2 * (IDX_TERM_MAX + 2) + 4096];
+    size_t alen;
+    s_qterm terms[S_MAX_ATOMS * 2];
+    size_t nterms;
+    s_atom atoms[S_MAX_ATOMS * (1 + S_TYPO_ALTS)];
+    size_t natoms;
+    s_clause clauses[S_MAX_ATOMS];
+    size_t nclauses;
+    char site[512], cat[512], tag[512];
+    bool has_site, has_cat, has_tag;
+} s_query;
+
+typedef struct {
+    idx_result *r;
+    int code;
+} s_err;
+
+static int s_fail(idx_result *r, int code, long pos, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    r->error_pos = pos;
+    return code;
+}
+
+static int s_arena_put(s_query *q, const void *p, size_t n) {
+    if (q->alen + n > sizeof q->arena)
+        return -1;
+    memcpy(q->arena + q->alen, p, n);
+    q->alen += n;
+    return (int)(q->alen - n);
+}
+
+/* tokens collected for one word / phrase */
+typedef struct {
+    struct {
+        char key[IDX_TERM_MAX + 1];
+        uint16_t klen;
+        uint32_t pos;
+        uint8_t kind, exact;
+    } t[IDX_QUERY_MAX_TERMS + 1];
+    size_t n;
+    bool quoted;
+    bool overflow;
+} s_qtoks;
+
+static int s_qtok_cb(void *ud, const text_token *t) {
+    s_qtoks *c = ud;
+    if (c->quoted) {
+        if (t->kind == TEXT_TERM_STEM && !t->exact)
+            return 0; /* its EXACT token follows */
+    } else if (t->kind == TEXT_TERM_EXACT) {
+        return 0;
+    }
+    if (c->n > IDX_QUERY_MAX_TERMS) {
+        c->overflow = true;
+        return 1;
+    }
+    c->t[c->n].klen = (uint16_t)idx_term_key(t->term, t->len, (uint8_t *)c->t[c->n].key);
+    c->t[c->n].pos = t->pos;
+    c->t[c->n].kind = t->kind;
+    c->t[c->n].exact = t->exact;
+    c->n++;
+    return 0;
+}
+
+static bool s_isspace(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static size_t s_utf8_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((uint8_t)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* Build an atom from text s[0..n) (a word or a phrase's content). Returns
+ * the atom index, -1 when the text has no token, or -2 on error (r set). */
+static int s_make_atom(idx *self, s_query *q, const char *s, size_t n, bool quoted, bool title,
+                       long pos, idx_result *r, int *code) {
+    if (q->natoms >= S_MAX_ATOMS) {
+        *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "too many terms (at most %d)", IDX_QUERY_MAX_TERMS);
+        return -2;
+    }
+    s_atom *a = &q->atoms[q->natoms];
+    memset(a, 0, sizeof *a);
+    a->title_only = title;
+    if (!quoted && n > 0 && s[n - 1] == '*') {
+        char f[IDX_TERM_MAX + 1];
+        size_t fl = text_fold(self->an, s, n - 1, f, sizeof f - 1);
+        if (s_utf8_chars(f, fl) < 2) {
+            *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "a prefix needs at least 2 characters before '*'");
+            return -2;
+        }
+        int off = s_arena_put(q, f, fl);
+        if (off < 0) {
+            *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "query too long");
+            return -2;
+        }
+        a->kind = A_PREFIX;
+        a->poff = (uint16_t)off;
+        a->plen = (uint16_t)fl;
+        return (int)q->natoms++;
+    }
+    static _Thread_local s_qtoks tk;
+    tk.n = 0;
+    tk.quoted = quoted;
+    tk.overflow = false;
+    text_analyze(self->an, s, n, 0, s_qtok_cb, &tk, NULL);
+    if (tk.overflow) {
+        *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "too many terms (at most %d)", IDX_QUERY_MAX_TERMS);
+        return -2;
+    }
+    /* drop CJK unigrams covered by a bigram */
+    size_t m = 0;
+    for (size_t i = 0; i < tk.n; i++) {
+        if (tk.t[i].kind == TEXT_TERM_CJK1) {
+            bool covered = false;
+            for (size_t j = 0; j < tk.n; j++)
+                if (tk.t[j].kind == TEXT_TERM_CJK2 &&
+                    (tk.t[j].pos == tk.t[i].pos || tk.t[j].pos + 1 == tk.t[i].pos))
+                    covered = true;
+            if (covered)
+                continue;
+        }
+        tk.t[m++] = tk.t[i];
+    }
+    tk.n = m;
+    if (tk.n == 0)
+        return -1;
+    if (q->nterms + tk.n > IDX_QUERY_MAX_TERMS) {
+        *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "too many terms (at most %d)", IDX_QUERY_MAX_TERMS);
+        return -2;
+    }
+    a->t0 = (uint16_t)q->nterms;
+    a->nt = (uint16_t)tk.n;
+    a->kind = tk.n == 1 ? A_TERM : A_PHRASE;
+    for (size_t i = 0; i < tk.n; i++) {
+        int off = s_arena_put(q, tk.t[i].key, tk.t[i].klen);
+        if (off < 0) {
+            *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "query too long");
+            return -2;
+        }
+        s_qterm *t = &q->terms[q->nterms++];
+        t->off = (uint16_t)off;
+        t->len = tk.t[i].klen;
+        t->rel = (int32_t)(tk.t[i].pos - tk.t[0].pos);
+        t->need_exact = quoted && tk.t[i].kind == TEXT_TERM_STEM && tk.t[i].exact;
+    }
+    if (a->kind == A_TERM && !quoted && tk.t[0].kind == TEXT_TERM_STEM) {
+        char f[IDX_TERM_MAX + 1];
+        size_t fl = text_fold(self->an, s, n, f, sizeof f - 1);
+        if (s_utf8_chars(f, fl) >= 5) {
+            int off = s_arena_put(q, f, fl);
+            if (off >= 0) {
+                a->typo_ok = true;
+                a->poff = (uint16_t)off;
+                a->plen = (uint16_t)fl;
+            }
+        }
+    }
+    return (int)q->natoms++;
+}
+
+static int s_parse(idx *self, const char *s, s_query *q, idx_result *r) {
+    size_t len = strlen(s);
+    if (len > IDX_QUERY_MAX_BYTES)
+        return s_fail(r, IDX_INVALID_ARGUMENT, IDX_QUERY_MAX_BYTES,
+                      "query longer than %d bytes", IDX_QUERY_MAX_BYTES);
+    size_t i = 0;
+    bool pending_or = false;
+    long or_pos = 0;
+    int code = 0;
+    while (1) {
+        while (i < len && s_isspace(s[i]))
+            i++;
+        if (i >= len)
+            break;
+        size_t start = i;
+        /* OR */
+        if (s[i] == 'O' && i + 1 < len && s[i + 1] == 'R' && (i + 2 == len || s_isspace(s[i + 2]))) {
+            if (pending_or || q->nclauses == 0 || q->clauses[q->nclauses - 1].neg)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start,
+                              "OR needs a word or phrase on each side");
+            pending_or = true;
+            or_pos = (long)start;
+            i += 2;
+            continue;
+        }
+        bool neg = false;
+        if (s[i] == '-') {
+            neg = true;
+            i++;
+            if (i >= len || s_isspace(s[i]))
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "'-' must be followed by a word or phrase");
+        }
+        /* field: */
+        int field = 0; /* 1 title, 2 site, 3 category, 4 tag */
+        static const char *fields[] = {"title:", "site:", "category:", "tag:"};
+        for (int f = 0; f < 4; f++) {
+            size_t fl = strlen(fields[f]);
+            if (len - i >= fl && memcmp(s + i, fields[f], fl) == 0) {
+                field = f + 1;
+                i += fl;
+                break;
+            }
+        }
+        const char *w;
+        size_t wl;
+        bool quoted = false;
+        if (i < len && s[i] == '"') {
+            const char *e = memchr(s + i + 1, '"', len - i - 1);
+            if (!e)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)i, "unclosed quote");
+            w = s + i + 1;
+            wl = (size_t)(e - w);
+            quoted = true;
+            i = (size_t)(e - s) + 1;
+        } else {
+            size_t j = i;
+            while (j < len && !s_isspace(s[j]) && s[j] != '"')
+                j++;
+            w = s + i;
+            wl = j - i;
+            i = j;
+        }
+        if (field >= 2) {
+            if (neg || pending_or)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start,
+                              "filters (site:, category:, tag:) cannot be negated or OR-ed");
+            if (wl == 0 || wl >= 512)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "filter needs a value");
+            char *dst = field == 2 ? q->site : field == 3 ? q->cat : q->tag;
+            bool *has = field == 2 ? &q->has_site : field == 3 ? &q->has_cat : &q->has_tag;
+            if (*has && (strlen(dst) != wl || memcmp(dst, w, wl)))
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start,
+                              "only one value per filter");
+            memcpy(dst, w, wl);
+            dst[wl] = 0;
+            *has = true;
+            continue;
+        }
+        if (quoted && wl == 0)
+            return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "empty phrase");
+        int a = s_make_atom(self, q, w, wl, quoted, field == 1, (long)start, r, &code);
+        if (a == -2)
+            return code;
+        if (a == -1) {
+            if (quoted)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "phrase has no searchable word");
+            if (pending_or)
+                return s_fail(r, IDX_INVALID_ARGUMENT, or_pos, "OR needs a word or phrase on each side");
+            if (neg)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "'-' must be followed by a word or phrase");
+            continue; /* punctuation only */
+        }
+        if (pending_or) {
+            if (neg)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "cannot negate inside OR");
+            s_clause *c = &q->clauses[q->nclauses - 1];
+            if (c->a0 + c->na != a) /* atoms of a clause are contiguous */
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "malformed OR");
+            c->na++;
+            q->atoms[a].clause = (int)q->nclauses - 1;
+            pending_or = false;
+        } else {
+            if (q->nclauses >= S_MAX_ATOMS)
+                return s_fail(r, IDX_INVALID_ARGUMENT, (long)start, "too many terms (at most %d)",
+                              IDX_QUERY_MAX_TERMS);
+            s_clause *c = &q->clauses[q->nclauses++];
+            c->neg = neg;
+            c->a0 = a;
+            c->na = 1;
+            q->atoms[a].clause = (int)q->nclauses - 1;
+        }
+    }
+    if (pending_or)
+        return s_fail(r, IDX_INVALID_ARGUMENT, or_pos, "OR needs a word or phrase on each side");
+    bool positive = false;
+    for (size_t c = 0; c < q->nclauses; c++)
+        positive |= !q->clauses[c].neg;
+    if (!positive)
+        return s_fail(r, IDX_INVALID_ARGUMENT, q->nclauses ? 0 : -1,
+                      q->nclauses ? "a query needs at least one word that is not excluded"
+                                  : "empty query: give at least one word (use List to browse)");
+    return IDX_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* posting iterators */
+
+typedef struct {
+    MDB_cursor *c;
+    const uint8_t *tk;
+    size_t tkl;
+    uint64_t df;
+    double idf;
+    bool eof;
+    size_t n, i;
+    uint64_t docs[IDX_BLOCK_DOCS];
+    uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
+    const uint8_t *pp, *pend; /* positions of doc pidx */
+    size_t pidx;
+    uint32_t *pbuf;
+    size_t pcap;
+    int err;
+} s_post;
+
+static int s_post_load(s_post *p, const MDB_val *k, const MDB_val *v) {
+    const uint8_t *b = v->mv_data, *end = b + v->mv_size;
+    uint64_t n, x;
+    if (!(b = idx_varint_get(b, end, &n)) || n == 0 || n > IDX_BLOCK_DOCS)
+        goto bad;
+    p->docs[0] = idx_get_be64((const uint8_t *)k->mv_data + p->tkl + 1);
+    for (uint64_t i = 1; i < n; i++) {
+        if (!(b = idx_varint_get(b, end, &x)))
+            goto bad;
+        p->docs[i] = p->docs[i - 1] + x;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t a, c;
+        if (!(b = idx_varint_get(b, end, &a)) || !(b = idx_varint_get(b, end, &c)))
+            goto bad;
+        p->tft[i] = (uint32_t)a;
+        p->tfb[i] = (uint32_t)c;
+    }
+    p->n = n;
+    p->i = 0;
+    p->pp = b;
+    p->pend = end;
+    p->pidx = 0;
+    return 0;
+bad:
+    p->err = 1;
+    p->eof = true;
+    return -1;
+}
+
+static bool s_key_is(const MDB_val *k, const uint8_t *tk, size_t tkl) {
+    return k->mv_size == tkl + 9 && memcmp(k->mv_data, tk, tkl) == 0 &&
+           ((const uint8_t *)k->mv_data)[tkl] == 0;
+}
+
+static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const uint8_t *tk, size_t tkl) {
+    memset(p, 0, offsetof(s_post, docs));
+    p->pbuf = NULL;
+    p->pcap = 0;
+    p->tk = tk;
+    p->tkl = tkl;
+    p->df = idx_lex_df(self, txn, tk, tkl);
+    p->n = 0;
+    if (!p->df) {
+        p->eof = true;
+        return 0;
+    }
+    if (mdb_cursor_open(txn, self->post, &p->c))
+        return -1;
+    uint8_t kb[IDX_KEY_MAX];
+    MDB_val k = {idx_post_key(tk, tkl, 0, kb), kb}, v;
+    if (mdb_cursor_get(p->c, &k, &v, MDB_SET_RANGE) || !s_key_is(&k, tk, tkl)) {
+        p->eof = true;
+        return 0;
+    }
+    return s_post_load(p, &k, &v);
+}
+
+static void s_post_close(s_post *p) {
+    if (p->c)
+        mdb_cursor_close(p->c);
+    p->c = NULL;
+    free(p->pbuf);
+    p->pbuf = NULL;
+}
+
+static inline uint64_t s_post_doc(const s_post *p) {
+    return p->eof ? S_NOMORE : p->docs[p->i];
+}
+
+/* First doc >= target. */
+static uint64_t s_post_advance(s_post *p, uint64_t target) {
+    if (p->eof)
+        return S_NOMORE;
+    if (p->docs[p->i] >= target)
+        return p->docs[p->i];
+    if (p->docs[p->n - 1] >= target) {
+        while (p->docs[p->i] < target)
+            p->i++;
+        return p->docs[p->i];
+    }
+    MDB_val k, v;
+    /* next block first (sequential access) */
+    if (mdb_cursor_get(p->c, &k, &v, MDB_NEXT) || !s_key_is(&k, p->tk, p->tkl)) {
+        p->eof = true;
+        return S_NOMORE;
+    }
+    uint64_t first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 1);
+    bool seek = false;
+    if (first < target) {
+        /* the target may be further: seek */
+        uint8_t kb[IDX_KEY_MAX];
+        MDB_val sk = {idx_post_key(p->tk, p->tkl, target, kb), kb};
+        int rc = mdb_cursor_get(p->c, &sk, &v, MDB_SET_RANGE);
+        bool found = rc == 0 && s_key_is(&sk, p->tk, p->tkl);
+        if (found && idx_get_be64((const uint8_t *)sk.mv_data + p->tkl + 1) == target) {
+            k = sk;
+        } else {
+            /* the block before may contain target */
+            MDB_val pk, pv;
+            rc = mdb_cursor_get(p->c, &pk, &pv, found ? MDB_PREV : MDB_LAST);
+            if (rc == 0 && s_key_is(&pk, p->tk, p->tkl)) {
+                k = pk;
+                v = pv;
+                seek = found; /* if target is past its end, step to the found one */
+            } else {
+                p->eof = true;
+                return S_NOMORE;
+            }
+        }
+    }
+    if (s_post_load(p, &k, &v))
+        return S_NOMORE;
+    if (p->docs[p->n - 1] < target) {
+        if (!seek || mdb_cursor_get(p->c, &k, &v, MDB_NEXT) || !s_key_is(&k, p->tk, p->tkl)) {
+            p->eof = true;
+            return S_NOMORE;
+        }
+        if (s_post_load(p, &k, &v))
+            return S_NOMORE;
+    }
+    while (p->docs[p->i] < target)
+        p->i++;
+    return p->docs[p->i];
+}
+
+/* Positions of the current doc in field f (0 title, 1 body), as (pos<<1|exact).
+ * Returns the count or -1. */
+static long s_post_positions(s_post *p, int f, const uint32_t **out) {
+    const uint8_t *b = p->pp;
+    uint64_t v;
+    if (p->pidx > p->i) { /* cannot go back: restart at the block's positions */
+        return -1;
+    }
+    while (p->pidx < p->i) {
+        uint64_t cnt = (uint64_t)p->tft[p->pidx] + p->tfb[p->pidx];
+        for (uint64_t k = 0; k < cnt; k++)
+            if (!(b = idx_varint_get(b, p->pend, &v)))
+                return -1;
+        p->pidx++;
+    }
+    p->pp = b;
+    uint32_t skip = f == 0 ? 0 : p->tft[p->i];
+    uint32_t cnt = f == 0 ? p->tft[p->i] : p->tfb[p->i];
+    for (uint32_t k = 0; k < skip; k++)
+        if (!(b = idx_varint_get(b, p->pend, &v)))
+            return -1;
+    if (cnt > p->pcap) {
+        uint32_t *nb = realloc(p->pbuf, cnt * sizeof *nb);
+        if (!nb)
+            return -1;
+        p->pbuf = nb;
+        p->pcap = cnt;
+    }
+    uint32_t prev = 0;
+    for (uint32_t k = 0; k < cnt; k++) {
+        if (!(b = idx_varint_get(b, p->pend, &v)))
+            return -1;
+        prev += (uint32_t)v;
+        p->pbuf[k] = prev;
+    }
+    *out = p->pbuf;
+    return cnt;
+}
+
+/* ---------------------------------------------------------------------- */
+/* matchers */
+
+typedef struct {
+    int kind;
+    bool title_only;
+    bool filter;       /* tag filter: matches, never scores */
+    s_post *posts;     /* TERM: 1, PHRASE: n */
+    const s_qterm *qt; /* components */
+    size_t np;
+    uint64_t *list;    /* PREFIX: sorted doc ids */
+    size_t nlist, li;
+    uint64_t doc;
+    double maxscore;
+} s_matcher;
+
+typedef struct {
+    idx *self;
+    MDB_txn *txn;
+    double k1, b, wt, avg_t, avg_b, N;
+    const uint8_t *chunk;
+    uint64_t chunk_id;
+    bool chunk_ok;
+} s_ctx;
+
+static double s_idf(double N, double df) {
+    return log(1.0 + (N - df + 0.5) / (df + 0.5));
+}
+
+static bool s_phrase_field(s_matcher *m, int f) {
+    const uint32_t *arr[IDX_QUERY_MAX_TERMS];
+    long cnt[IDX_QUERY_MAX_TERMS];
+    /* positions buffers are per post; copy pointers (each post has its own buffer) */
+    for (size_t k = 0; k < m->np; k++) {
+        cnt[k] = s_post_positions(&m->posts[k], f, &arr[k]);
+        if (cnt[k] <= 0)
+            return false;
+    }
+    for (long x = 0; x < cnt[0]; x++) {
+        if (m->qt[0].need_exact && !(arr[0][x] & 1))
+            continue;
+        int64_t base = (int64_t)(arr[0][x] >> 1) - m->qt[0].rel;
+        bool ok = true;
+        for (size_t k = 1; k < m->np && ok; k++) {
+            int64_t want = base + m->qt[k].rel;
+            ok = false;
+            long lo = 0, hi = cnt[k];
+            while (lo < hi) {
+                long mid = (lo + hi) / 2;
+                if ((int64_t)(arr[k][mid] >> 1) < want)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < cnt[k] && (int64_t)(arr[k][lo] >> 1) == want &&
+                (!m->qt[k].need_exact || (arr[k][lo] & 1)))
+                ok = true;
+        }
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
+    if (m->doc == S_NOMORE || (m->doc != 0 && m->doc >= target))
+        return m->doc;
+    switch (m->kind) {
+    case A_TERM:
+        for (;;) {
+            uint64_t d = s_post_advance(&m->posts[0], target);
+            if (d == S_NOMORE || !m->title_only || m->posts[0].tft[m->posts[0].i])
+                return m->doc = d;
+            target = d + 1;
+        }
+    case A_PREFIX:
+        while (m->li < m->nlist && m->list[m->li] < target)
+            m->li++;
+        return m->doc = m->li < m->nlist ? m->list[m->li] : S_NOMORE;
+    default: /* phrase */
+        for (;;) {
+            uint64_t d = target;
+            size_t agree = 0, k = 0;
+            while (agree < m->np) {
+                uint64_t x = s_post_advance(&m->posts[k], d);
+                if (x == S_NOMORE)
+                    return m->doc = S_NOMORE;
+                if (x == d)
+                    agree++;
+                else {
+                    d = x;
+                    agree = 1;
+                }
+                k = (k + 1) % m->np;
+            }
+            bool ok = false;
+            bool title = true;
+            for (size_t j = 0; j < m->np; j++)
+                title &= m->posts[j].tft[m->posts[j].i] > 0;
+            if (title)
+                ok = s_phrase_field(m, 0);
+            if (!ok && !m->title_only) {
+                bool body = true;
+                for (size_t j = 0; j < m->np; j++)
+                    body &= m->posts[j].tfb[m->posts[j].i] > 0;
+                if (body)
+                    ok = s_phrase_field(m, 1);
+            }
+            if (ok)
+                return m->doc = d;
+            target = d + 1;
+        }
+    }
+}
+
+static double s_term_score(const s_ctx *c, const s_post *p, bool title_only, const idx_col_rec *r) {
+    uint32_t tt = p->tft[p->i], tb = p->tfb[p->i];
+    double s = 0;
+    if (tt) {
+        double norm = c->k1 * (1 - c->b + c->b * (double)r->len_t / c->avg_t);
+        s += c->wt * (double)tt * (c->k1 + 1) / ((double)tt + norm);
+    }
+    if (tb && !title_only) {
+        double norm = c->k1 * (1 - c->b + c->b * (double)r->len_b / c->avg_b);
+        s += (double)tb * (c->k1 + 1) / ((double)tb + norm);
+    }
+    return p->idf * s;
+}
+
+static double s_m_score(const s_ctx *c, s_matcher *m, const idx_col_rec *r) {
+    if (m->filter)
+        return 0;
+    if (m->kind == A_PREFIX)
+        return 1.0;
+    double s = 0;
+    for (size_t k = 0; k < m->np; k++)
+        s += s_term_score(c, &m->posts[k], m->title_only, r);
+    return s;
+}
+
+typedef struct {
+    s_matcher *alts;
+    size_t na;
+    bool neg;
+    uint64_t doc;
+    uint64_t cost;
+    double maxscore;
+} s_cl;
+
+static uint64_t s_cl_advance(s_cl *cl, uint64_t target) {
+    uint64_t best = S_NOMORE;
+    for (size_t i = 0; i < cl->na; i++) {
+        uint64_t d = cl->alts[i].doc;
+        if (d == 0 || (d != S_NOMORE && d < target))
+            d = s_m_advance(&cl->alts[i], target);
+        if (d < best)
+            best = d;
+    }
+    return cl->doc = best;
+}
+
+static double s_cl_score(const s_ctx *c, s_cl *cl, const idx_col_rec *r) {
+    double s = 0;
+    for (size_t i = 0; i < cl->na; i++)
+        if (cl->alts[i].doc == cl->doc)
+            s += s_m_score(c, &cl->alts[i], r);
+    return s;
+}
+
+static const idx_col_rec *s_col(s_ctx *c, uint64_t id, idx_col_rec *tmp) {
+    uint64_t ch = id / IDX_COL_PER_CHUNK;
+    if (!c->chunk_ok || ch != c->chunk_id) {
+        uint8_t kb[8];
+        idx_be64(kb, ch);
+        MDB_val k = {8, kb}, v;
+        c->chunk_id = ch;
+        c->chunk_ok = true;
+        c->chunk = NULL;
+        if (mdb_get(c->txn, c->self->col, &k, &v) == 0 &&
+            v.mv_size == IDX_COL_PER_CHUNK * IDX_COL_REC)
+            c->chunk = v.mv_data;
+    }
+    if (!c->chunk) {
+        memset(tmp, 0, sizeof *tmp);
+        return tmp;
+    }
+    memcpy(tmp, c->chunk + (id % IDX_COL_PER_CHUNK) * IDX_COL_REC, sizeof *tmp);
+    return tmp;
+}
+
+/* ---------------------------------------------------------------------- */
+/* top-k heap: entries ordered by (tier asc, score desc, pub desc, id desc) */
+
+typedef struct {
+    double score;
+    int64_t pub;
+    uint64_t id;
+    uint8_t tier;
+} s_ent;
+
+static bool s_better(const s_ent *a, const s_ent *b) {
+    if (a->tier != b->tier)
+        return a->tier < b->tier;
+    if (a->score != b->score)
+        return a->score > b->score;
+    if (a->pub != b->pub)
+        return a->pub > b->pub;
+    return a->id > b->id;
+}
+
+typedef struct {
+    s_ent *e;
+    size_t n, cap;
+} s_heap; /* min-heap: e[0] is the worst */
+
+static void s_heap_push(s_heap *h, const s_ent *x) {
+    if (h->n < h->cap) {
+        size_t i = h->n++;
+        while (i > 0) {
+            size_t p = (i - 1) / 2;
+            if (!s_better(&h->e[p], x))
+                break;
+            h->e[i] = h->e[p];
+            i = p;
+        }
+        h->e[i] = *x;
+        return;
+    }
+    if (!s_better(x, &h->e[0]))
+        return;
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        const s_ent *we = x;
+        if (l < h->n && s_better(we, &h->e[l])) {
+            w = l;
+            we = &h->e[l];
+        }
+        if (r < h->n && s_better(we, &h->e[r]))
+            w = r;
+        if (w == i)
+            break;
+        h->e[i] = h->e[w];
+        i = w;
+    }
+    h->e[i] = *x;
+}
+
+static int s_ent_cmp(const void *a, const void *b) {
+    return s_better(a, b) ? -1 : s_better(b, a) ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t *cat, *site;
+    size_t ncat, nsite;
+} s_facets;
+
+static int s_facet_inc(uint64_t **arr, size_t *n, uint32_t id) {
+    if (id >= *n) {
+        size_t nn = *n ? *n : 64;
+        while (nn <= id)
+            nn *= 2;
+        uint64_t *a = realloc(*arr, nn * sizeof *a);
+        if (!a)
+            return -1;
+        memset(a + *n, 0, (nn - *n) * sizeof *a);
+        *arr = a;
+        *n = nn;
+    }
+    (*arr)[id]++;
+    return 0;
+}
+
+typedef struct {
+    s_cl *req;
+    size_t nreq;
+    s_cl *neg;
+    size_t nneg;
+    uint32_t site, cat;
+    int64_t since, until;
+    bool has_cursor;
+    s_ent cursor;
+    uint8_t tier;
+    const uint64_t *skip; /* sorted ids to skip (exact hits in the typo pass) */
+    size_t nskip;
+    uint64_t *found;      /* ids matched (collected when found_cap > 0) */
+    size_t nfound, found_cap;
+} s_run;
+
+static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *total,
+                      uint64_t *after_cursor) {
+    s_cl *req = run->req;
+    size_t nr = run->nreq;
+    double maxsum = 0;
+    for (size_t i = 0; i < nr; i++)
+        maxsum += req[i].maxscore;
+    uint64_t d = 0;
+    size_t si = 0;
+    for (;;) {
+        d = s_cl_advance(&req[0], d);
+        if (d == S_NOMORE)
+            break;
+        size_t k = 1;
+        while (k < nr) {
+            uint64_t x = s_cl_advance(&req[k], d);
+            if (x == S_NOMORE)
+                return 0;
+            if (x != d) {
+                d = s_cl_advance(&req[0], x);
+                if (d == S_NOMORE)
+                    return 0;
+                k = 1;
+                continue;
+            }
+            k++;
+        }
+        bool ok = true;
+        for (size_t n = 0; n < run->nneg && ok; n++)
+            if (s_cl_advance(&run->neg[n], d) == d)
+                ok = false;
+        while (ok && si < run->nskip && run->skip[si] < d)
+            si++;
+        if (ok && si < run->nskip && run->skip[si] == d)
+            ok = false;
+        idx_col_rec tmp;
+        const idx_col_rec *r = NULL;
+        if (ok && (run->site || run->cat || run->since || run->until || fc)) {
+            r = s_col(c, d, &tmp);
+            if (!r->live || (run->site && r->site != run->site) || (run->cat && r->cat != run->cat) ||
+                (run->since && r->pub < run->since) || (run->until && r->pub >= run->until))
+                ok = false;
+        }
+        if (ok) {
+            (*total)++;
+            if (fc && (s_facet_inc(&fc->cat, &fc->ncat, r->cat) ||
+                       s_facet_inc(&fc->site, &fc->nsite, r->site)))
+                return -1;
+            if (run->found_cap) {
+                if (run->nfound < run->found_cap)
+                    run->found[run->nfound++] = d;
+            }
+            /* prune: can this doc beat the heap's worst? */
+            bool full = h->n == h->cap;
+            bool maybe = !full || run->has_cursor || h->e[0].tier > run->tier ||
+                         (h->e[0].tier == run->tier && maxsum >= h->e[0].score);
+            if (maybe) {
+                if (!r)
+                    r = s_col(c, d, &tmp);
+                s_ent e = {.tier = run->tier, .id = d, .pub = r->pub, .score = 0};
+                for (size_t i = 0; i < nr; i++)
+                    e.score += s_cl_score(c, &req[i], r);
+                if (!run->has_cursor || s_better(&run->cursor, &e)) {
+                    (*after_cursor)++;
+                    s_heap_push(h, &e);
+                }
+            } else {
+                (*after_cursor)++;
+            }
+        }
+        d++;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+int idx__u64cmp(const void *a, const void *b);
+
+typedef struct {
+    s_post *posts;
+    size_t nposts;
+    s_matcher *ms;
+    size_t nms;
+    uint64_t **lists;
+    size_t nlists;
+} s_pool;
+
+static int s_prefix_list(idx *self, MDB_txn *txn, const char *pre, size_t pl, s_matcher *m,
+                         idx_result *res) {
+    MDB_cursor *lc;
+    if (mdb_cursor_open(txn, self->lex, &lc))
+        return IDX_INTERNAL;
+    size_t cap = 1024, n = 0, nterms = 0;
+    uint64_t *list = malloc(cap * sizeof *list);
+    int code = IDX_OK;
+    /* stems / CJK terms start with the prefix; exact forms with \x01 + prefix */
+    for (int pass = 0; pass < 2 && list && code == IDX_OK; pass++) {
+        uint8_t kb[IDX_TERM_MAX + 2];
+        size_t kl = 0;
+        if (pass == 1)
+            kb[kl++] = TEXT_EXACT_PREFIX;
+        memcpy(kb + kl, pre, pl);
+        kl += pl;
+        MDB_val k = {kl, kb}, v;
+        int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
+        while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
+            if (++nterms > IDX_PREFIX_MAX_TERMS) {
+                code = s_fail(res, IDX_INVALID_ARGUMENT, -1,
+                              "prefix '%.*s*' matches more than %d terms: make it longer",
+                              (int)pl, pre, IDX_PREFIX_MAX_TERMS);
+                break;
+            }
+            s_post p;
+            if (s_post_open(&p, self, txn, k.mv_data, k.mv_size)) {
+                code = IDX_INTERNAL;
+                break;
+            }
+            for (uint64_t d = s_post_advance(&p, 0); d != S_NOMORE; d = s_post_advance(&p, d + 1)) {
+                if (n == cap) {
+                    uint64_t *nl = realloc(list, cap * 2 * sizeof *nl);
+                    if (!nl) {
+                        code = IDX_INTERNAL;
+                        break;
+                    }
+                    list = nl;
+                    cap *= 2;
+                }
+                list[n++] = d;
+            }
+            s_post_close(&p);
+            rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(lc);
+    if (!list)
+        return IDX_INTERNAL;
+    if (code) {
+        free(list);
+        return code;
+    }
+    /* sort + unique */
+    qsort(list, n, sizeof *list, idx__u64cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!u || list[u - 1] != list[i])
+            list[u++] = list[i];
+    m->list = list;
+    m->nlist = u;
+    return IDX_OK;
+}
+
+int idx__u64cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Bounded Levenshtein on bytes: returns distance, or max+1 when above max. */
+static int s_lev(const char *a, size_t al, const char *b, size_t bl, int max) {
+    if ((al > bl ? al - bl : bl - al) > (size_t)max || al > 64 || bl > 64)
+        return max + 1;
+    int row[66];
+    for (size_t j = 0; j <= bl; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= al; i++) {
+        int prev = row[0], best;
+        row[0] = (int)i;
+        best = row[0];
+        for (size_t j = 1; j <= bl; j++) {
+            int cur = row[j];
+            int v = prev + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < v)
+                v = row[j] + 1;
+            if (row[j - 1] + 1 < v)
+                v = row[j - 1] + 1;
+            row[j] = v;
+            prev = cur;
+            if (v < best)
+                best = v;
+        }
+        if (best > max)
+            return max + 1;
+    }
+    return row[bl];
+}
+
+typedef struct {
+    char key[IDX_TERM_MAX + 1];
+    uint16_t klen;
+    int dist;
+    uint64_t df;
+} s_cand;
+
+static int s_stem_cb(void *ud, const text_token *t) {
+    s_cand *c = ud;
+    if (t->kind != TEXT_TERM_STEM)
+        return 0;
+    c->klen = (uint16_t)idx_term_key(t->term, t->len, (uint8_t *)c->key);
+    return 1;
+}
+
+/* Add typo alternatives to eligible TERM atoms. Returns how many were added. */
+static int s_add_typos(idx *self, MDB_txn *txn, s_query *q) {
+    int added = 0;
+    size_t natoms0 = q->natoms;
+    for (size_t ai = 0; ai < natoms0; ai++) {
+        s_atom *a = &q->atoms[ai];
+        if (!a->typo_ok || q->clauses[a->clause].neg)
+            continue;
+        const char *w = q->arena + a->poff;
+        size_t wl = a->plen;
+        int maxd = s_utf8_chars(w, wl) >= 9 ? 2 : 1;
+        s_cand cands[32];
+        size_t nc = 0;
+        MDB_cursor *lc;
+        if (mdb_cursor_open(txn, self->lex, &lc))
+            return added;
+        for (int pass = 0; pass < 2; pass++) {
+            uint8_t kb[2];
+            size_t kl = 0;
+            if (pass == 1)
+                kb[kl++] = TEXT_EXACT_PREFIX;
+            kb[kl++] = (uint8_t)w[0];
+            MDB_val k = {kl, kb}, v;
+            int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
+            while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
+                const char *t = (const char *)k.mv_data + (pass == 1);
+                size_t tl = k.mv_size - (pass == 1);
+                int dd = s_lev(w, wl, t, tl, maxd);
+                if (dd > 0 && dd <= maxd) {
+                    s_cand cd = {.dist = dd};
+                    /* the scoring term is the stem of the surface */
+                    text_analyze(self->an, t, tl, 0, s_stem_cb, &cd, NULL);
+                    const s_qterm *own = &q->terms[a->t0];
+                    bool dup = cd.klen == own->len && memcmp(cd.key, q->arena + own->off, cd.klen) == 0;
+                    for (size_t x = 0; x < nc && !dup; x++)
+                        dup = cands[x].klen == cd.klen && memcmp(cands[x].key, cd.key, cd.klen) == 0;
+                    if (!dup && cd.klen) {
+                        cd.df = idx_lex_df(self, txn, (uint8_t *)cd.key, cd.klen);
+                        if (nc < 32)
+                            cands[nc++] = cd;
+                    }
+                }
+                rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT);
+            }
+        }
+        mdb_cursor_close(lc);
+        /* closest first, then most frequent */
+        for (size_t x = 1; x < nc; x++)
+            for (size_t y = x; y > 0 && (cands[y].dist < cands[y - 1].dist ||
+                                         (cands[y].dist == cands[y - 1].dist &&
+                                          cands[y].df > cands[y - 1].df)); y--) {
+                s_cand t = cands[y];
+                cands[y] = cands[y - 1];
+                cands[y - 1] = t;
+            }
+        s_clause *cl = &q->clauses[a->clause];
+        for (size_t x = 0; x < nc && x < S_TYPO_ALTS; x++) {
+            if (q->natoms >= sizeof q->atoms / sizeof q->atoms[0] ||
+                q->nterms >= sizeof q->terms / sizeof q->terms[0])
+                break;
+            int off = s_arena_put(q, cands[x].key, cands[x].klen);
+            if (off < 0)
+                break;
+            s_qterm *t = &q->terms[q->nterms];
+            t->off = (uint16_t)off;
+            t->len = cands[x].klen;
+            t->rel = 0;
+            t->need_exact = 0;
+            s_atom *na = &q->atoms[q->natoms];
+            memset(na, 0, sizeof *na);
+            na->kind = A_TERM;
+            na->title_only = a->title_only;
+            na->t0 = (uint16_t)q->nterms++;
+            na->nt = 1;
+            na->clause = a->clause;
+            q->natoms++;
+            cl->na++; /* alternates are found by clause index, see s_build */
+            added++;
+        }
+    }
+    return added;
+}
+
+/* Build matchers and clauses for the query. */
+static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, s_cl *cls,
+                   size_t *ncls, idx_result *res) {
+    pool->posts = calloc(q->nterms + 1, sizeof(s_post));
+    pool->ms = calloc(q->natoms + 1, sizeof(s_matcher));
+    if (!pool->posts || !pool->ms)
+        return IDX_INTERNAL;
+    size_t mi = 0;
+    *ncls = 0;
+    for (size_t ci = 0; ci < q->nclauses; ci++) {
+        s_cl *cl = &cls[(*ncls)++];
+        memset(cl, 0, sizeof *cl);
+        cl->neg = q->clauses[ci].neg;
+        cl->alts = &pool->ms[mi];
+        for (size_t ai = 0; ai < q->natoms; ai++) {
+            s_atom *a = &q->atoms[ai];
+            if (a->clause != (int)ci)
+                continue;
+            s_matcher *m = &pool->ms[mi++];
+            pool->nms = mi;
+            cl->na++;
+            m->kind = a->kind;
+            m->title_only = a->title_only;
+            if (a->kind == A_PREFIX) {
+                int rc = s_prefix_list(self, txn, q->arena + a->poff, a->plen, m, res);
+                if (rc)
+                    return rc;
+                m->maxscore = 1.0;
+                cl->cost += m->nlist;
+                continue;
+            }
+            m->posts = &pool->posts[pool->nposts];
+            m->qt = &q->terms[a->t0];
+            m->np = a->nt;
+            uint64_t mincost = UINT64_MAX;
+            for (size_t k = 0; k < a->nt; k++) {
+                s_post *p = &pool->posts[pool->nposts++];
+                const s_qterm *t = &q->terms[a->t0 + k];
+                if (s_post_open(p, self, txn, (const uint8_t *)q->arena + t->off, t->len))
+                    return IDX_INTERNAL;
+                p->idf = s_idf(c->N, (double)p->df);
+                m->maxscore += p->idf * (c->k1 + 1) * (c->wt + (a->title_only ? 0 : 1));
+                if (p->df < mincost)
+                    mincost = p->df;
+            }
+            cl->cost += mincost;
+        }
+        for (size_t k = 0; k < cl->na; k++)
+            cl->maxscore += cl->alts[k].maxscore;
+    }
+    return IDX_OK;
+}
+
+static void s_pool_free(s_pool *pool) {
+    for (size_t i = 0; i < pool->nposts; i++)
+        s_post_close(&pool->posts[i]);
+    for (size_t i = 0; i < pool->nms; i++)
+        free(pool->ms[i].list);
+    free(pool->posts);
+    free(pool->ms);
+    memset(pool, 0, sizeof *pool);
+}
+
+static int s_cl_cost_cmp(const void *a, const void *b) {
+    const s_cl *x = a, *y = b;
+    return x->cost < y->cost ? -1 : x->cost > y->cost;
+}
+
+static int s_facet_out(idx *self, MDB_txn *txn, char kind, const uint64_t *cnt, size_t n,
+                       idx_facet **out, size_t *nout) {
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        k += cnt[i] != 0;
+    *out = calloc(k ? k : 1, sizeof **out);
+    if (!*out)
+        return -1;
+    *nout = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (!cnt[i])
+            continue;
+        char name[512];
+        if (idx_dict_name(self, txn, kind, (uint32_t)i, name, sizeof name) < 0)
+            continue;
+        idx_facet *f = &(*out)[(*nout)++];
+        f->value = strdup(name);
+        f->count = cnt[i];
+        if (!f->value)
+            return -1;
+    }
+    for (size_t x = 1; x < *nout; x++)
+        for (size_t y = x; y > 0; y--) {
+            idx_facet *a = &(*out)[y - 1], *b = &(*out)[y];
+            if (a->count > b->count || (a->count == b->count && strcmp(a->value, b->value) <= 0))
+                break;
+            idx_facet t = *a;
+            *a = *b;
+            *b = t;
+        }
+    return 0;
+}
+
+static void s_cursor_encode(const s_ent *e, uint8_t *out) {
+    out[0] = 1; /* version */
+    out[1] = e->tier;
+    uint64_t sb;
+    memcpy(&sb, &e->score, 8);
+    idx_be64(out + 2, sb);
+    idx_be64(out + 10, (uint64_t)e->pub);
+    idx_be64(out + 18, e->id);
+}
+
+static int s_cursor_decode(const uint8_t *in, size_t n, s_ent *e) {
+    if (n != IDX_CURSOR_LEN || in[0] != 1 || in[1] > 1)
+        return -1;
+    e->tier = in[1];
+    uint64_t sb = idx_get_be64(in + 2);
+    memcpy(&e->score, &sb, 8);
+    if (!isfinite(e->score))
+        return -1;
+    e->pub = (int64_t)idx_get_be64(in + 10);
+    e->id = idx_get_be64(in + 18);
+    return 0;
+}
+
+static int s_collect_terms(s_query *q, idx_result *r) {
+    size_t n = 0, np = 0;
+    for (size_t i = 0; i < q->natoms; i++) {
+        if (q->clauses[q->atoms[i].clause].neg)
+            continue;
+        if (q->atoms[i].kind == A_PREFIX)
+            np++;
+        else
+            n += q->atoms[i].nt;
+    }
+    r->terms = calloc(n + 1, sizeof(char *));
+    r->term_lens = calloc(n + 1, sizeof(uint32_t));
+    r->prefixes = calloc(np + 1, sizeof(char *));
+    r->prefix_lens = calloc(np + 1, sizeof(uint32_t));
+    if (!r->terms || !r->term_lens || !r->prefixes || !r->prefix_lens)
+        return -1;
+    for (size_t i = 0; i < q->natoms; i++) {
+        s_atom *a = &q->atoms[i];
+        if (q->clauses[a->clause].neg)
+            continue;
+        if (a->kind == A_PREFIX) {
+            char *s = malloc(a->plen + 1u);
+            if (!s)
+                return -1;
+            memcpy(s, q->arena + a->poff, a->plen);
+            s[a->plen] = 0;
+            r->prefix_lens[r->nprefixes] = a->plen;
+            r->prefixes[r->nprefixes++] = s;
+            continue;
+        }
+        for (size_t k = 0; k < a->nt; k++) {
+            const s_qterm *t = &q->terms[a->t0 + k];
+            char *s = malloc(t->len + 1u);
+            if (!s)
+                return -1;
+            memcpy(s, q->arena + t->off, t->len);
+            s[t->len] = 0;
+            r->term_lens[r->nterms] = t->len;
+            r->terms[r->nterms++] = s;
+        }
+    }
+    return 0;
+}
+
+/* One evaluation pass over the current query. */
+static int s_pass(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_run *run, s_heap *h,
+                  s_facets *fc, uint64_t *total, uint64_t *after, idx_result *res) {
+    s_pool pool = {0};
+    s_cl cls[S_MAX_ATOMS + 1];
+    size_t ncls;
+    int code = s_build(self, txn, q, c, &pool, cls, &ncls, res);
+    if (code) {
+        s_pool_free(&pool);
+        return code;
+    }
+    /* tag filter as one more required clause */
+    s_post tagp;
+    s_matcher tagm;
+    s_qterm tagqt = {0};
+    bool has_tag = q->has_tag;
+    uint8_t tagkey[IDX_TERM_MAX + 1];
+    if (has_tag) {
+        char tbuf[600];
+        size_t tl = strlen(q->tag);
+        memcpy(tbuf, IDX_TAG_PREFIX, 2);
+        memcpy(tbuf + 2, q->tag, tl);
+        size_t kl = idx_term_key(tbuf, tl + 2, tagkey);
+        if (s_post_open(&tagp, self, txn, tagkey, kl)) {
+            s_pool_free(&pool);
+            return IDX_INTERNAL;
+        }
+        memset(&tagm, 0, sizeof tagm);
+        tagm.kind = A_TERM;
+        tagm.filter = true;
+        tagm.posts = &tagp;
+        tagm.qt = &tagqt;
+        tagm.np = 1;
+        s_cl *cl = &cls[ncls++];
+        memset(cl, 0, sizeof *cl);
+        cl->alts = &tagm;
+        cl->na = 1;
+        cl->cost = tagp.df;
+    }
+    s_cl req[S_MAX_ATOMS + 1], neg[S_MAX_ATOMS];
+    run->nreq = run->nneg = 0;
+    for (size_t i = 0; i < ncls; i++) {
+        if (cls[i].neg)
+            neg[run->nneg++] = cls[i];
+        else
+            req[run->nreq++] = cls[i];
+    }
+    qsort(req, run->nreq, sizeof *req, s_cl_cost_cmp);
+    run->req = req;
+    run->neg = neg;
+    code = s_evaluate(c, run, h, fc, total, after) ? IDX_INTERNAL : IDX_OK;
+    for (size_t i = 0; i < pool.nposts && !code; i++)
+        if (pool.posts[i].err)
+            code = IDX_INTERNAL;
+    if (has_tag)
+        s_post_close(&tagp);
+    s_pool_free(&pool);
+    return code;
+}
+
+int idx_search(idx *self, MDB_txn *txn, const idx_query *qq, idx_result *res) {
+    memset(res, 0, sizeof *res);
+    res->error_pos = -1;
+    if (!self || !txn || !qq)
+        return s_fail(res, IDX_INVALID_ARGUMENT, -1, "missing argument");
+    uint32_t limit = qq->limit ? qq->limit : 10;
+    if (limit > IDX_LIMIT_MAX)
+        return s_fail(res, IDX_INVALID_ARGUMENT, -1, "limit above %d", IDX_LIMIT_MAX);
+    if ((uint64_t)qq->offset + limit > IDX_WINDOW_MAX)
+        return s_fail(res, IDX_INVALID_ARGUMENT, -1, "offset + limit above %d", IDX_WINDOW_MAX);
+    s_run run = {0};
+    if (qq->cursor_len) {
+        if (qq->offset)
+            return s_fail(res, IDX_INVALID_ARGUMENT, -1, "give a cursor or an offset, not both");
+        if (s_cursor_decode(qq->cursor, qq->cursor_len, &run.cursor))
+            return s_fail(res, IDX_INVALID_ARGUMENT, -1, "malformed cursor");
+        run.has_cursor = true;
+    }
+    s_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return s_fail(res, IDX_INTERNAL, -1, "out of memory");
+    int code = s_parse(self, qq->query ? qq->query : "", q, res);
+    if (code)
+        goto out;
+    /* filters from fields (the query's own filters must agree) */
+    const char *fs[3] = {qq->site, qq->category, qq->tag};
+    char *qs[3] = {q->site, q->cat, q->tag};
+    bool *has[3] = {&q->has_site, &q->has_cat, &q->has_tag};
+    for (int i = 0; i < 3; i++) {
+        if (!fs[i] || !*fs[i])
+            continue;
+        if (strlen(fs[i]) >= 512) {
+            code = s_fail(res, IDX_INVALID_ARGUMENT, -1, "filter value too long");
+            goto out;
+        }
+        if (*has[i] && strcmp(qs[i], fs[i]) != 0) {
+            res->total = 0; /* contradictory filters: nothing matches */
+            goto terms;
+        }
+        strcpy(qs[i], fs[i]);
+        *has[i] = true;
+    }
+    s_ctx c = {.self = self, .txn = txn, .k1 = self->k1, .b = self->b, .wt = self->wt};
+    idx_meta_stats st;
+    if (idx_meta_get(self, txn, &st)) {
+        code = s_fail(res, IDX_INTERNAL, -1, "cannot read index stats");
+        goto out;
+    }
+    c.N = (double)st.docs;
+    c.avg_t = st.docs && st.sum_t ? (double)st.sum_t / (double)st.docs : 1.0;
+    c.avg_b = st.docs && st.sum_b ? (double)st.sum_b / (double)st.docs : 1.0;
+    if (q->has_site && !(run.site = idx_dict_lookup(self, txn, 's', q->site)))
+        goto terms; /* unknown site: nothing matches */
+    if (q->has_cat && !(run.cat = idx_dict_lookup(self, txn, 'c', q->cat)))
+        goto terms;
+    run.since = qq->since;
+    run.until = qq->until;
+    s_heap h = {.cap = (size_t)qq->offset + limit};
+    h.e = malloc(h.cap * sizeof *h.e);
+    s_facets fc = {0};
+    uint64_t total = 0, after = 0;
+    if (!h.e) {
+        code = s_fail(res, IDX_INTERNAL, -1, "out of memory");
+        goto out;
+    }
+    bool want_typos = self->typos;
+    uint64_t found[IDX_LIMIT_MAX];
+    run.found = found;
+    run.found_cap = want_typos ? limit : 0;
+    code = s_pass(self, txn, q, &c, &run, &h, qq->facets ? &fc : NULL, &total, &after, res);
+    if (!code && want_typos && total < limit && s_add_typos(self, txn, q) > 0) {
+        /* second pass: typo alternatives, exact hits skipped, ranked below */
+        qsort(found, run.nfound, sizeof *found, idx__u64cmp);
+        run.skip = found;
+        run.nskip = run.nfound;
+        run.found_cap = 0;
+        run.tier = 1;
+        code = s_pass(self, txn, q, &c, &run, &h, qq->facets ? &fc : NULL, &total, &after, res);
+    }
+    if (code) {
+        if (!res->error[0])
+            s_fail(res, code, -1, "index read failed");
+        free(h.e);
+        free(fc.cat);
+        free(fc.site);
+        goto out;
+    }
+    qsort(h.e, h.n, sizeof *h.e, s_ent_cmp);
+    size_t skip = qq->offset < h.n ? qq->offset : h.n;
+    res->nhits = h.n - skip;
+    res->hits = calloc(res->nhits + 1, sizeof *res->hits);
+    if (!res->hits) {
+        free(h.e);
+        code = s_fail(res, IDX_INTERNAL, -1, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < res->nhits; i++) {
+        const s_ent *e = &h.e[skip + i];
+        res->hits[i] = (idx_hit){.id = e->id, .score = e->score, .published_at = e->pub,
+                                 .typo = e->tier != 0};
+    }
+    res->total = total;
+    if (res->nhits && after > (uint64_t)qq->offset + res->nhits) {
+        s_cursor_encode(&h.e[skip + res->nhits - 1], res->next_cursor);
+        res->next_cursor_len = IDX_CURSOR_LEN;
+    }
+    free(h.e);
+    if (qq->facets && (s_facet_out(self, txn, 'c', fc.cat, fc.ncat, &res->categories, &res->ncategories) ||
+                       s_facet_out(self, txn, 's', fc.site, fc.nsite, &res->sites, &res->nsites))) {
+        free(fc.cat);
+        free(fc.site);
+        code = s_fail(res, IDX_INTERNAL, -1, "out of memory");
+        goto out;
+    }
+    free(fc.cat);
+    free(fc.site);
+terms:
+    if (s_collect_terms(q, res))
+        code = s_fail(res, IDX_INTERNAL, -1, "out of memory");
+out:
+    free(q);
+    return code;
+}
+
+void idx_result_free(idx_result *r) {
+    if (!r)
+        return;
+    free(r->hits);
+    for (size_t i = 0; i < r->ncategories; i++)
+        free(r->categories[i].value);
+    for (size_t i = 0; i < r->nsites; i++)
+        free(r->sites[i].value);
+    free(r->categories);
+    free(r->sites);
+    for (size_t i = 0; i < r->nterms; i++)
+        free(r->terms[i]);
+    for (size_t i = 0; i < r->nprefixes; i++)
+        free(r->prefixes[i]);
+    free(r->terms);
+    free(r->term_lens);
+    free(r->prefixes);
+    free(r->prefix_lens);
+    memset(r, 0, sizeof *r);
+    r->error_pos = -1;
+}
+
+size_t idx_snippet(idx *self, const idx_result *r, const char *body, size_t len,
+                   const char *mark_open, const char *mark_close, char *out, size_t cap) {
+    text_snippet_opts o = {
+        .terms = (const char *const *)r->terms, .term_lens = r->term_lens, .nterms = r->nterms,
+        .prefixes = (const char *const *)r->prefixes, .prefix_lens = r->prefix_lens,
+        .nprefixes = r->nprefixes, .mark_open = mark_open, .mark_close = mark_close};
+    return text_snippet(self->an, body, len, &o, out, cap);
+}

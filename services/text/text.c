@@ -1,0 +1,629 @@
+/*
+ * text.c: analysis (fold, split, stem, CJK n-grams) and snippets.
+ *
+ * One pass over the original bytes with a small state machine:
+ *
+ *   SEP --word char--> WORD --joiner (' ’ . ,)--> WORD+pending
+ *    ^  \--CJK char--> CJK run (unigram + bigram with the previous char)
+ *    +------ separator / end: flush the word (stem, exact) or end the run
+ *
+ * Folding is done per code point (utf8proc_decompose_char with COMPAT,
+ * CASEFOLD, STRIPMARK, then COMPOSE of the few code points it produced);
+ * marks are stripped, so a composition across code points is never needed
+ * except for Hangul, which decomposes and recomposes within one code point.
+ */
+#include "text.h"
+
+#include <libstemmer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#define S_FOLD_OPTS (UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_DECOMPOSE | \
+                     UTF8PROC_STRIPMARK | UTF8PROC_IGNORE)
+#define S_STEM_MAX 64
+
+struct text_analyzer {
+    struct sb_stemmer *stemmer;
+    bool stem;
+    char **stops;
+    size_t nstops;
+    /* current word */
+    char w[TEXT_WORD_MAX + 8];
+    size_t wlen;
+    uint32_t wstart, wend;
+    bool w_alpha;       /* ASCII letters and apostrophes only: stemmable */
+    int w_last;         /* 1 letter, 2 digit */
+    int pending;        /* 0, or the joiner: '\'' or '.' or ',' */
+    /* CJK run */
+    char cprev[4];
+    int cprev_len;
+    uint32_t cprev_start;
+    /* emission */
+    uint32_t pos;
+    text_token_fn fn;
+    void *ud;
+    int rc;
+    char tbuf[TEXT_WORD_MAX + 16];
+};
+
+enum { S_SEP = 0, S_WORD = 1, S_CJK = 2, S_JOIN = 3 };
+
+text_options text_options_default(void) {
+    text_options o = {.stem = true, .stopwords = NULL};
+    return o;
+}
+
+static int s_cmpstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+text_analyzer *text_analyzer_new(const text_options *opts) {
+    text_options o = opts ? *opts : text_options_default();
+    text_analyzer *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->stem = o.stem;
+    if (o.stem) {
+        self->stemmer = sb_stemmer_new("english", NULL);
+        if (!self->stemmer) {
+            free(self);
+            return NULL;
+        }
+    }
+    if (o.stopwords) {
+        size_t n = 0;
+        while (o.stopwords[n])
+            n++;
+        self->stops = calloc(n ? n : 1, sizeof(char *));
+        if (!self->stops) {
+            text_analyzer_destroy(&self);
+            return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+            char buf[TEXT_WORD_MAX + 8];
+            size_t l = text_fold(self, o.stopwords[i], strlen(o.stopwords[i]), buf, sizeof buf);
+            if (!l)
+                continue;
+            char *c = malloc(l + 1);
+            if (!c) {
+                text_analyzer_destroy(&self);
+                return NULL;
+            }
+            memcpy(c, buf, l);
+            c[l] = 0;
+            self->stops[self->nstops++] = c;
+        }
+        qsort(self->stops, self->nstops, sizeof(char *), s_cmpstr);
+    }
+    return self;
+}
+
+void text_analyzer_destroy(text_analyzer **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    text_analyzer *self = *self_p;
+    if (self->stemmer)
+        sb_stemmer_delete(self->stemmer);
+    for (size_t i = 0; i < self->nstops; i++)
+        free(self->stops[i]);
+    free(self->stops);
+    free(self);
+    *self_p = NULL;
+}
+
+static bool s_is_cjk(int32_t c) {
+    return (c >= 0x3040 && c <= 0x30FF) ||     /* Hiragana, Katakana */
+           (c >= 0x31F0 && c <= 0x31FF) ||     /* Katakana ext */
+           (c >= 0x3400 && c <= 0x4DBF) ||     /* Han ext A */
+           (c >= 0x4E00 && c <= 0x9FFF) ||     /* Han */
+           (c >= 0xF900 && c <= 0xFAFF) ||     /* Han compatibility */
+           (c >= 0xAC00 && c <= 0xD7AF) ||     /* Hangul syllables */
+           (c >= 0x1100 && c <= 0x11FF) ||     /* Hangul jamo */
+           (c >= 0x3130 && c <= 0x318F) ||     /* Hangul compatibility jamo */
+           (c >= 0x20000 && c <= 0x3FFFF);     /* Han ext B.. */
+}
+
+static int s_class(int32_t c, int *letter_digit) {
+    *letter_digit = 0;
+    if (c < 0x80) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+            *letter_digit = 1;
+            return S_WORD;
+        }
+        if (c >= '0' && c <= '9') {
+            *letter_digit = 2;
+            return S_WORD;
+        }
+        if (c == '_')
+            return S_WORD;
+        if (c == '\'' || c == '.' || c == ',')
+            return S_JOIN;
+        return S_SEP;
+    }
+    if (c == 0x2019)
+        return S_JOIN;
+    if (s_is_cjk(c))
+        return S_CJK;
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+        *letter_digit = 1;
+        return S_WORD;
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+        *letter_digit = 2;
+        return S_WORD;
+    case UTF8PROC_CATEGORY_PC:
+        return S_WORD;
+    default:
+        return S_SEP;
+    }
+}
+
+/* Fold one code point into out (up to cap); returns the count (0 = dropped). */
+static int s_fold_cp(int32_t cp, int32_t *out, int cap) {
+    if (cp < 0x80) {
+        out[0] = (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+        return 1;
+    }
+    int bc = 0;
+    /* CJK keeps its marks (kana voicing: で must not become て) */
+    utf8proc_option_t opts = s_is_cjk(cp) ? (S_FOLD_OPTS & ~UTF8PROC_STRIPMARK) : S_FOLD_OPTS;
+    utf8proc_ssize_t n = utf8proc_decompose_char(cp, out, cap, opts, &bc);
+    if (n < 0 || n > cap)
+        return 0;
+    if (n > 1) {
+        n = utf8proc_normalize_utf32(out, n, UTF8PROC_COMPOSE);
+        if (n < 0)
+            return 0;
+    }
+    return (int)n;
+}
+
+static bool s_is_stop(text_analyzer *self, const char *w, size_t len) {
+    if (!self->nstops)
+        return false;
+    size_t lo = 0, hi = self->nstops;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strncmp(self->stops[mid], w, len);
+        if (c == 0 && self->stops[mid][len] != 0)
+            c = 1;
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static void s_emit(text_analyzer *self, const char *term, size_t len, uint8_t kind,
+                   uint8_t exact, uint32_t pos, uint32_t start, uint32_t end) {
+    if (self->rc)
+        return;
+    text_token t = {.term = term, .len = (uint32_t)len, .pos = pos, .start = start,
+                    .end = end, .kind = kind, .exact = exact};
+    self->rc = self->fn(self->ud, &t);
+}
+
+static void s_flush_word(text_analyzer *self) {
+    self->pending = 0;
+    if (!self->wlen)
+        return;
+    size_t wl = self->wlen;
+    self->wlen = 0;
+    uint32_t pos = self->pos++;
+    if (s_is_stop(self, self->w, wl))
+        return;
+    const char *stem = self->w;
+    size_t sl = wl;
+    if (self->stemmer && self->w_alpha && wl <= S_STEM_MAX) {
+        const sb_symbol *r = sb_stemmer_stem(self->stemmer, (const sb_symbol *)self->w, (int)wl);
+        if (r) {
+            stem = (const char *)r;
+            sl = (size_t)sb_stemmer_length(self->stemmer);
+        }
+    }
+    bool same = sl == wl && memcmp(stem, self->w, wl) == 0;
+    s_emit(self, stem, sl, TEXT_TERM_STEM, same ? 1 : 0, pos, self->wstart, self->wend);
+    if (!same) {
+        self->tbuf[0] = TEXT_EXACT_PREFIX;
+        memcpy(self->tbuf + 1, self->w, wl);
+        s_emit(self, self->tbuf, wl + 1, TEXT_TERM_EXACT, 1, pos, self->wstart, self->wend);
+    }
+}
+
+static void s_word_append(text_analyzer *self, int32_t cp, int ld, uint32_t start, uint32_t end) {
+    if (!self->wlen) {
+        self->wstart = start;
+        self->w_alpha = true;
+    } else if (self->pending) {
+        /* a joiner stays inside the word only between letters (') or digits (. ,) */
+        bool keep = (self->pending == '\'' && self->w_last == 1 && ld == 1) ||
+                    (self->pending != '\'' && self->w_last == 2 && ld == 2);
+        if (!keep) {
+            s_flush_word(self);
+            self->wstart = start;
+            self->w_alpha = true;
+        } else if (self->wlen + 1 <= TEXT_WORD_MAX) {
+            self->w[self->wlen++] = (char)self->pending;
+            if (self->pending != '\'')
+                self->w_alpha = false;
+        }
+        self->pending = 0;
+    }
+    if (!(cp >= 'a' && cp <= 'z'))
+        self->w_alpha = false;
+    if (self->wlen + 4 <= TEXT_WORD_MAX)
+        self->wlen += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)self->w + self->wlen);
+    self->w_last = ld;
+    self->wend = end;
+}
+
+static void s_cjk(text_analyzer *self, int32_t cp, uint32_t start, uint32_t end) {
+    char cur[4];
+    int cl = (int)utf8proc_encode_char(cp, (utf8proc_uint8_t *)cur);
+    uint32_t pos = self->pos++;
+    if (self->cprev_len) {
+        memcpy(self->tbuf, self->cprev, (size_t)self->cprev_len);
+        memcpy(self->tbuf + self->cprev_len, cur, (size_t)cl);
+        s_emit(self, self->tbuf, (size_t)(self->cprev_len + cl), TEXT_TERM_CJK2, 1, pos - 1,
+               self->cprev_start, end);
+    }
+    s_emit(self, cur, (size_t)cl, TEXT_TERM_CJK1, 1, pos, start, end);
+    memcpy(self->cprev, cur, (size_t)cl);
+    self->cprev_len = cl;
+    self->cprev_start = start;
+}
+
+int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_base,
+                 text_token_fn fn, void *ud, uint32_t *next_pos) {
+    self->fn = fn;
+    self->ud = ud;
+    self->rc = 0;
+    self->pos = pos_base;
+    self->wlen = 0;
+    self->pending = 0;
+    self->cprev_len = 0;
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0;
+    int32_t cps[32];
+    if (len > UINT32_MAX)
+        len = UINT32_MAX; /* offsets are 32-bit */
+    while (i < len && !self->rc) {
+        int32_t cp;
+        size_t cl;
+        int n;
+        if (p[i] < 0x80) {
+            cp = p[i];
+            cl = 1;
+            cps[0] = (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+            n = cp ? 1 : 0;
+        } else {
+            utf8proc_ssize_t r = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &cp);
+            if (r <= 0) {
+                cl = 1;
+                n = 0;
+            } else {
+                cl = (size_t)r;
+                n = s_fold_cp(cp, cps, 32);
+            }
+        }
+        uint32_t st = (uint32_t)i, en = (uint32_t)(i + cl);
+        if (n == 0) {
+            /* invalid byte, NUL, or a code point folded away (ignorable): a separator
+             * only when it was not ignorable */
+            if (cl == 1 || (cp >= 0 && utf8proc_category(cp) != UTF8PROC_CATEGORY_CF &&
+                            utf8proc_category(cp) != UTF8PROC_CATEGORY_MN)) {
+                s_flush_word(self);
+                self->cprev_len = 0;
+            }
+        }
+        for (int k = 0; k < n && !self->rc; k++) {
+            int ld;
+            int cls = s_class(cps[k], &ld);
+            switch (cls) {
+            case S_WORD:
+                self->cprev_len = 0;
+                s_word_append(self, cps[k], ld, st, en);
+                break;
+            case S_CJK:
+                s_flush_word(self);
+                s_cjk(self, cps[k], st, en);
+                break;
+            case S_JOIN:
+                if (self->wlen && !self->pending) {
+                    self->pending = cps[k] == 0x2019 ? '\'' : (int)cps[k];
+                    break;
+                }
+                /* fallthrough */
+            default:
+                s_flush_word(self);
+                self->cprev_len = 0;
+                break;
+            }
+        }
+        i += cl;
+    }
+    if (!self->rc)
+        s_flush_word(self);
+    if (next_pos)
+        *next_pos = self->pos;
+    return self->rc;
+}
+
+typedef struct {
+    char *out;
+    size_t cap, len;
+} s_fold_ctx;
+
+static int s_fold_cb(void *ud, const text_token *t) {
+    s_fold_ctx *c = ud;
+    if (t->kind == TEXT_TERM_CJK2 || c->len)
+        return 0;
+    const char *w = t->term;
+    size_t l = t->len;
+    if (t->kind == TEXT_TERM_STEM && !t->exact)
+        return 0; /* the EXACT token follows with the surface */
+    if (t->kind == TEXT_TERM_EXACT) {
+        w++;
+        l--;
+    }
+    if (l > c->cap)
+        l = c->cap;
+    memcpy(c->out, w, l);
+    c->len = l;
+    return 1;
+}
+
+size_t text_fold(text_analyzer *self, const char *s, size_t len, char *out, size_t cap) {
+    /* stemming and stop words must not interfere: analyze without them */
+    struct sb_stemmer *st = self->stemmer;
+    size_t ns = self->nstops;
+    self->stemmer = NULL;
+    self->nstops = 0;
+    s_fold_ctx c = {out, cap, 0};
+    text_analyze(self, s, len, 0, s_fold_cb, &c, NULL);
+    self->stemmer = st;
+    self->nstops = ns;
+    return c.len;
+}
+
+/* --- snippets ---------------------------------------------------------- */
+
+#define S_SNIP_MAX_MATCHES 2048
+
+typedef struct {
+    uint32_t start, end;
+    uint32_t term;    /* which query term (for "distinct terms" density) */
+    uint32_t chr;     /* character index of start */
+} s_match;
+
+typedef struct {
+    const text_snippet_opts *o;
+    s_match *m;
+    size_t n;
+    const char *body;
+    uint32_t counted_to, chars;
+} s_snip_ctx;
+
+static uint32_t s_count_chars(const char *s, uint32_t from, uint32_t to) {
+    uint32_t n = 0;
+    for (uint32_t i = from; i < to; i++)
+        n += ((uint8_t)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+static int s_snip_cb(void *ud, const text_token *t) {
+    s_snip_ctx *c = ud;
+    const text_snippet_opts *o = c->o;
+    long hit = -1;
+    for (size_t i = 0; i < o->nterms && hit < 0; i++)
+        if (o->term_lens[i] == t->len && memcmp(o->terms[i], t->term, t->len) == 0)
+            hit = (long)i;
+    if (hit < 0 && o->nprefixes &&
+        ((t->kind == TEXT_TERM_STEM && t->exact) || t->kind == TEXT_TERM_EXACT)) {
+        const char *w = t->term + (t->kind == TEXT_TERM_EXACT);
+        uint32_t l = t->len - (t->kind == TEXT_TERM_EXACT);
+        for (size_t i = 0; i < o->nprefixes && hit < 0; i++)
+            if (o->prefix_lens[i] <= l && memcmp(o->prefixes[i], w, o->prefix_lens[i]) == 0)
+                hit = (long)(o->nterms + i);
+    }
+    if (hit < 0)
+        return 0;
+    if (c->n && c->m[c->n - 1].start <= t->start && c->m[c->n - 1].end >= t->end)
+        return 0; /* already covered (exact form of a stem hit, CJK unigram in a bigram) */
+    if (c->n && t->start < c->m[c->n - 1].end) {
+        /* overlapping (CJK bigrams): extend the previous match */
+        if (t->end > c->m[c->n - 1].end)
+            c->m[c->n - 1].end = t->end;
+        return 0;
+    }
+    c->chars += s_count_chars(c->body, c->counted_to, t->start);
+    c->counted_to = t->start;
+    s_match *m = &c->m[c->n++];
+    m->start = t->start;
+    m->end = t->end;
+    m->term = (uint32_t)hit;
+    m->chr = c->chars;
+    return c->n >= S_SNIP_MAX_MATCHES;
+}
+
+typedef struct {
+    char *out;
+    size_t cap, len;
+} s_buf;
+
+static void s_put(s_buf *b, const char *s, size_t n) {
+    if (b->len >= b->cap)
+        return;
+    size_t room = b->cap - b->len;
+    if (n > room)
+        n = room;
+    memcpy(b->out + b->len, s, n);
+    b->len += n;
+}
+
+/* Copy body[from..to) with whitespace runs collapsed and bad bytes replaced. */
+static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool *space) {
+    uint32_t i = from;
+    while (i < to) {
+        uint8_t c = (uint8_t)s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            if (!*space)
+                s_put(b, " ", 1);
+            *space = true;
+            i++;
+            continue;
+        }
+        *space = false;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                s_put(b, " ", 1);
+            else
+                s_put(b, (const char *)&s[i], 1);
+            i++;
+            continue;
+        }
+        int32_t cp;
+        utf8proc_ssize_t r = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(to - i), &cp);
+        if (r <= 0) {
+            s_put(b, "\xEF\xBF\xBD", 3);
+            i++;
+        } else {
+            s_put(b, s + i, (size_t)r);
+            i += (uint32_t)r;
+        }
+    }
+}
+
+/* Move forward n characters from byte i (bounded by len). */
+static uint32_t s_fwd(const char *s, uint32_t len, uint32_t i, uint32_t n) {
+    while (i < len && n) {
+        i++;
+        while (i < len && ((uint8_t)s[i] & 0xC0) == 0x80)
+            i++;
+        n--;
+    }
+    return i;
+}
+
+static uint32_t s_back(const char *s, uint32_t i, uint32_t n) {
+    while (i > 0 && n) {
+        i--;
+        while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80)
+            i--;
+        n--;
+    }
+    return i;
+}
+
+static bool s_isspace(char c) {
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
+                    const text_snippet_opts *opts, char *out, size_t cap) {
+    if (!cap)
+        return 0;
+    text_snippet_opts o = opts ? *opts : (text_snippet_opts){0};
+    const char *mo = o.mark_open ? o.mark_open : "\xC2\xAB";
+    const char *mc = o.mark_close ? o.mark_close : "\xC2\xBB";
+    uint32_t maxc = o.max_chars ? o.max_chars : 200;
+    uint32_t scan = o.scan_bytes ? o.scan_bytes : 65536;
+    uint32_t len = blen > UINT32_MAX ? UINT32_MAX : (uint32_t)blen;
+    uint32_t slen = len < scan ? len : scan;
+    s_match *m = malloc(S_SNIP_MAX_MATCHES * sizeof *m);
+    s_buf b = {out, cap - 1, 0};
+    size_t nm = 0;
+    if (m && (o.nterms || o.nprefixes)) {
+        s_snip_ctx c = {.o = &o, .m = m, .body = body};
+        text_analyze(self, body, slen, 0, s_snip_cb, &c, NULL);
+        nm = c.n;
+    }
+    /* densest window: most distinct terms, then most matches, within maxc*3/4 chars */
+    size_t best_i = 0, best_j = 0;
+    long best = -1;
+    uint32_t span = maxc * 3 / 4;
+    for (size_t i = 0, j = 0; i < nm; i++) {
+        if (j < i)
+            j = i;
+        while (j + 1 < nm && m[j + 1].chr - m[i].chr <= span)
+            j++;
+        uint64_t seen = 0;
+        long distinct = 0;
+        for (size_t k = i; k <= j; k++) {
+            uint64_t bit = 1ull << (m[k].term & 63);
+            if (!(seen & bit)) {
+                seen |= bit;
+                distinct++;
+            }
+        }
+        long score = distinct * 100000 + (long)(j - i + 1);
+        if (score > best) {
+            best = score;
+            best_i = i;
+            best_j = j;
+        }
+    }
+    uint32_t from = 0;
+    if (nm) {
+        uint32_t cluster = m[best_j].chr - m[best_i].chr;
+        uint32_t lead = cluster < maxc ? (maxc - cluster) / 3 : 0;
+        if (lead > 60)
+            lead = 60;
+        from = s_back(body, m[best_i].start, lead);
+        /* start at a word boundary when one is near */
+        if (from > 0) {
+            uint32_t k = from;
+            while (k < m[best_i].start && k < from + 20 && !s_isspace(body[k]))
+                k++;
+            if (k < m[best_i].start && s_isspace(body[k]))
+                from = k + 1;
+        }
+    }
+    uint32_t to = s_fwd(body, len, from, maxc);
+    if (to < len) {
+        uint32_t k = to;
+        while (k > from + maxc / 2 && !s_isspace(body[k]))
+            k--;
+        if (k > from + maxc / 2)
+            to = k;
+    }
+    bool space = true;
+    if (from > 0)
+        s_put(&b, "\xE2\x80\xA6", 3);
+    uint32_t at = from;
+    for (size_t k = 0; k < nm; k++) {
+        if (m[k].start < from || m[k].end > to)
+            continue;
+        s_put_text(&b, body, at, m[k].start, &space);
+        s_put(&b, mo, strlen(mo));
+        s_put_text(&b, body, m[k].start, m[k].end, &space);
+        s_put(&b, mc, strlen(mc));
+        at = m[k].end;
+    }
+    s_put_text(&b, body, at, to, &space);
+    while (b.len && b.out[b.len - 1] == ' ')
+        b.len--;
+    if (to < len)
+        s_put(&b, "\xE2\x80\xA6", 3);
+    /* never leave a cut character at the end of the buffer */
+    if (b.len >= b.cap) {
+        size_t k = b.len;
+        while (k > 0 && ((uint8_t)out[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0 && ((uint8_t)out[k - 1] & 0x80)) {
+            uint8_t lead = (uint8_t)out[k - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+            if (b.len - (k - 1) < need)
+                b.len = k - 1;
+        }
+    }
+    out[b.len] = 0;
+    free(m);
+    return b.len;
+}
