@@ -31,10 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct store_db {
     MDB_env *env;
+    char *dir;
     MDB_dbi articles, keys, log, meta;
     uint64_t last_seq, next_id;
     int64_t created_at;
@@ -283,6 +285,10 @@ store_db *store_db_open(const char *dir, size_t map_size, char *err, size_t err_
         log_warn("store.readers", "cleared=%d", dead);
     if (s_init_schema(db, err, err_cap))
         goto fail;
+    if (!(db->dir = s_strdup(dir))) {
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
     return db;
 fail:
     mdb_env_close(db->env);
@@ -296,6 +302,7 @@ void store_db_destroy(store_db **self_p)
         return;
     store_db *db = *self_p;
     mdb_env_close(db->env);
+    free(db->dir);
     free(db);
     *self_p = NULL;
 }
@@ -743,7 +750,16 @@ int store_db_write(store_db *db, Bulletin__Internal__WriteOp *const *ops, size_t
     }
     if (rc == 0)
         return 0;
-    snprintf(err, err_cap, "the write transaction failed: %s", mdb_strerror(rc));
+    /* LMDB reports a short write on a full disk as EIO: tell them apart */
+    struct statvfs vfs;
+    if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) && statvfs(db->dir, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < STORE_DB_LOW_DISK) {
+        snprintf(err, err_cap, "the disk holding %s is full (%llu bytes free)", db->dir,
+                 (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        rc = ENOSPC;
+    } else {
+        snprintf(err, err_cap, "the write transaction failed: %s", mdb_strerror(rc));
+    }
     /* nothing was committed: every op is rejected with the reason */
     for (size_t i = 0; i < out->n_changes; i++)
         store_buf_free(&out->changes[i].bytes);

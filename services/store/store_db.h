@@ -40,6 +40,8 @@
 /* Keys longer than this are stored hashed (LMDB keys are at most 511 bytes). */
 #define STORE_DB_MAX_KEY 480
 #define STORE_DB_UUID_BYTES 16
+/* A failed commit with less free disk than this is reported as ENOSPC. */
+#define STORE_DB_LOW_DISK (64u << 20)
 
 /* Sync defaults (SyncRequest fields left 0). */
 #define STORE_DB_SYNC_MAX_CHANGES 1000
@@ -115,7 +117,8 @@ int store_db_reader_check(store_db *db);
  * store_db.c. Bad ops (missing article, empty key, invalid UTF-8, unknown id
  * or key on delete) are REJECTED in their result, never an error.
  * Returns 0 when committed (out complete), or a nonzero LMDB/errno code when
- * nothing was committed (out->results still holds one result per op, all
+ * nothing was committed (ENOSPC: the disk is full, MDB_MAP_FULL: the map
+ * could not grow) (out->results still holds one result per op, all
  * REJECTED with the reason); err gets a sentence.
  */
 int store_db_write(store_db *db, Bulletin__Internal__WriteOp *const *ops, size_t n,

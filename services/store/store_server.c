@@ -45,6 +45,7 @@ typedef struct {
     uint64_t commits, ops_committed, commit_failures, requests, bad_requests;
     uint64_t sync_requests, sync_from_zero, sync_changes_sent, feed_messages;
     uint64_t reply_failures;
+    char last_failure[600]; /* why the last commit failed; "" after a success */
 } s_server;
 
 typedef int (*s_handler)(s_server *s, zio_route *route, Bulletin__Request *req);
@@ -215,6 +216,8 @@ static int s_on_health(s_server *s, zio_route *route, Bulletin__Request *req)
     hr.service = "store";
     hr.instance = s->instance;
     hr.applied_seq = store_db_last_seq(s->db);
+    /* still ok for reads; the detail says that writes are failing */
+    hr.detail = s->last_failure;
     rep.body_case = BULLETIN__REPLY__BODY_HEALTH;
     rep.health = &hr;
     s_send(s, route, &rep);
@@ -497,6 +500,7 @@ static void s_commit(s_server *s)
     if (rc == 0) {
         s->commits++;
         s->ops_committed += s->n_ops;
+        s->last_failure[0] = '\0';
         log_debug("store.commit", "docs=%zu batches=%zu changes=%zu us=%lld last_seq=%llu",
                   s->n_ops, s->n_pend, w.n_changes, (long long)us,
                   (unsigned long long)w.last_seq);
@@ -504,6 +508,8 @@ static void s_commit(s_server *s)
         s_publish(s, &w);
     } else {
         s->commit_failures++;
+        snprintf(s->last_failure, sizeof s->last_failure, "degraded: the last commit failed: %s",
+                 err);
         bool space = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT || rc == EFBIG;
         log_error("store.commit", "docs=%zu batches=%zu error=\"%s\"", s->n_ops, s->n_pend, err);
         for (size_t i = 0; i < s->n_pend; i++)
