@@ -258,6 +258,14 @@ store_db *store_db_open(const char *dir, size_t map_size, char *err, size_t err_
         snprintf(err, err_cap, "cannot create directory %s: %s", dir, strerror(errno));
         return NULL;
     }
+    /* LMDB writes its lock file through a shared mapping: on a disk with no
+     * free block at all that is a SIGBUS, not an error code. Refuse first. */
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < STORE_DB_MIN_DISK) {
+        snprintf(err, err_cap, "the disk holding %s is full (%llu bytes free): free some space",
+                 dir, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        return NULL;
+    }
     store_db *db = calloc(1, sizeof *db);
     if (!db) {
         snprintf(err, err_cap, "out of memory");

@@ -42,6 +42,8 @@
 #define STORE_DB_UUID_BYTES 16
 /* A failed commit with less free disk than this is reported as ENOSPC. */
 #define STORE_DB_LOW_DISK (64u << 20)
+/* store_db_open refuses to start with less free disk than this. */
+#define STORE_DB_MIN_DISK (1u << 20)
 
 /* Sync defaults (SyncRequest fields left 0). */
 #define STORE_DB_SYNC_MAX_CHANGES 1000
@@ -92,7 +94,8 @@ typedef struct {
 /*
  * Open (creating if needed, including the directory) the environment in
  * `dir` with an initial map of `map_size` bytes (a larger existing map is
- * kept). Runs mdb_reader_check. Returns NULL on failure with a sentence in err.
+ * kept). Runs mdb_reader_check. Refuses a disk with less than STORE_DB_MIN_DISK
+ * free. Returns NULL on failure with a sentence in err.
  */
 store_db *store_db_open(const char *dir, size_t map_size, char *err, size_t err_cap);
 
