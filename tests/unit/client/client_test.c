@@ -53,9 +53,8 @@ static void s_send_reply(s_server *s, zio_route *route, Bulletin__Reply *rep)
     free(buf);
 }
 
-/* Receive [route...][empty][body] from the ROUTER. (Written here rather than
- * with zio_recv_routed, which moves frames into uninitialized zmq_msg_t
- * slots of the route: see the report on services/core/zio.c.) */
+/* Receive [route...][empty][body] from the ROUTER. The fixture has its own
+ * minimal receive so that it does not depend on the code under test. */
 static int s_recv(void *router, zio_route *route, zmq_msg_t *body)
 {
     route->n = 0;
