@@ -270,6 +270,13 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
                       Bulletin__Internal__StoreRequest *sreq)
 {
     const Bulletin__Internal__WriteBatch *wb = sreq->write;
+    if (wb->n_ops > STORE_SERVER_MAX_BATCH_OPS) {
+        s_send_status(s, route, req->request_id, BULLETIN__STATUS_CODE__INVALID_ARGUMENT,
+                      "a WriteBatch holds at most %d ops (this one has %zu): split it",
+                      STORE_SERVER_MAX_BATCH_OPS, wb->n_ops);
+        wire_free(sreq);
+        return 0;
+    }
     if (s->n_pend == s->cap_pend) {
         size_t cap = s->cap_pend ? s->cap_pend * 2 : 64;
         s_pending *p = realloc(s->pend, cap * sizeof *p);
@@ -296,7 +303,8 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
     p->sreq = sreq;
     p->first = s->n_ops;
     p->n = wb->n_ops;
-    memcpy(s->ops + s->n_ops, wb->ops, wb->n_ops * sizeof *wb->ops);
+    if (wb->n_ops)
+        memcpy(s->ops + s->n_ops, wb->ops, wb->n_ops * sizeof *wb->ops);
     s->n_ops += wb->n_ops;
     s->n_pend++;
     return 1;

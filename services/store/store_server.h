@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #define STORE_SERVER_MAX_OPS 10000             /* ops collected per group commit */
+#define STORE_SERVER_MAX_BATCH_OPS 100000      /* ops in one WriteBatch, else INVALID_ARGUMENT */
 #define STORE_SERVER_MAX_BYTES (64u << 20)     /* request bytes drained per wake-up */
 #define STORE_SERVER_FEED_CHANGES 1000
 #define STORE_SERVER_FEED_BYTES (4u << 20)

@@ -392,6 +392,19 @@ static void test_write_sync_feed(void **state)
     bulletin__internal__store_reply__free_unpacked(sr, NULL);
     bulletin__reply__free_unpacked(r, NULL);
 
+    /* an empty WriteBatch: OK with no results */
+    Bulletin__Internal__WriteBatch wb = BULLETIN__INTERNAL__WRITE_BATCH__INIT;
+    Bulletin__Internal__StoreRequest wq = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
+    wq.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_WRITE;
+    wq.write = &wb;
+    r = s_call(f, s_internal(&req, &buf, &wq));
+    free(buf);
+    sr = s_store_reply(r);
+    assert_int_equal(sr->body_case, BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE);
+    assert_int_equal(sr->write->n_results, 0);
+    bulletin__internal__store_reply__free_unpacked(sr, NULL);
+    bulletin__reply__free_unpacked(r, NULL);
+
     /* same content again: UNCHANGED, no new seq */
     id = s_send_puts(f, "a", 2, "body");
     r = s_recv(f);
