@@ -133,6 +133,13 @@ class BadInputTest(harness.BulletinCase):
         self.check_rejected(article(key=self.key(), title="t", body="b", tags=["z" * 65]),
                             "tag", what="a 65-byte tag")
 
+    def test_published_at_range(self):
+        self.check_rejected(article(key=self.key(), title="t", body="b", published_at=1000),
+                            "published_at", what="a date in 1970")
+        future = int(time.time() * 1000) + 3 * 86400 * 1000
+        self.check_rejected(article(key=self.key(), title="t", body="b", published_at=future),
+                            "published_at", what="a date three days ahead")
+
     def test_empty_and_oversized_batches(self):
         req = pb.Request()
         req.ingest.SetInParent()
