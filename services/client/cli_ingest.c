@@ -27,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define CLI_BATCH_BYTES (8u * 1024 * 1024)
+
 typedef struct {
     const char *file;
     long line;    /* 0 for a raw document (the whole file) */
@@ -330,15 +332,23 @@ typedef struct {
     s_out *out;
     s_batch *cur;
     size_t batch, max_queued;
+    size_t cur_bytes; /* input bytes in the current batch */
 } s_feed;
 
-/* The current batch, starting a new one when the last is full. */
-static s_batch *s_room(s_feed *f)
+/* The current batch, starting a new one when the last is full: `batch`
+ * items, or CLI_BATCH_BYTES of input (the ingest service refuses requests
+ * over its size limit, 16 MB by default, by dropping them). An item bigger
+ * than that goes alone. */
+static s_batch *s_room(s_feed *f, size_t bytes)
 {
-    if (f->cur && f->cur->nentries == f->batch) {
+    if (f->cur && (f->cur->nentries == f->batch ||
+                   (f->cur->nentries > 0 && f->cur_bytes + bytes > CLI_BATCH_BYTES))) {
         s_push(f->p, f->out, f->cur, f->max_queued);
         f->cur = NULL;
     }
+    if (!f->cur)
+        f->cur_bytes = 0;
+    f->cur_bytes += bytes;
     if (!f->cur)
         f->cur = s_batch_new(f->batch);
     return f->cur;
@@ -355,7 +365,7 @@ static int s_read_jsonl(s_feed *f, const char *path, FILE *in)
         lineno++;
         if (s_blank(line))
             continue;
-        s_batch *b = s_room(f);
+        s_batch *b = s_room(f, (size_t)len);
         if (!b) {
             rc = -1;
             break;
@@ -401,7 +411,7 @@ static int s_read_raw(s_feed *f, const char *path, FILE *in)
         fprintf(stderr, "bulletin ingest: %s: cannot read: %s\n", path, strerror(errno));
         return 1;
     }
-    s_batch *b = s_room(f);
+    s_batch *b = s_room(f, len);
     if (!b) {
         free(text);
         return -1;

@@ -40,6 +40,7 @@
 
 #define CLIENT_MAX_REPLY (256LL * 1024 * 1024) /* a frame over this drops the connection */
 #define CLIENT_MAX_ITEMS 10000
+#define CLIENT_BIG_REQUEST (16u * 1024 * 1024) /* the services' default message limit */
 
 typedef struct {
     char *endpoint; /* NULL = not configured */
@@ -306,9 +307,13 @@ bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__
          * late reply; start the next attempt on a fresh one. */
         zio_close(&p->sock);
     }
-    st = s_fail(c, BULLETIN_UNAVAILABLE, "%s at %s did not answer (%d attempt%s, %s)",
+    st = s_fail(c, BULLETIN_UNAVAILABLE, "%s at %s did not answer (%d attempt%s, %s)%s",
                 bulletin_service_name(svc), p->endpoint, attempts, attempts == 1 ? "" : "s",
-                last_why);
+                last_why,
+                bytes.len > CLIENT_BIG_REQUEST
+                    ? "; the request is over 16 MB, and services drop messages over their "
+                      "size limit: send fewer items per request"
+                    : "");
 done:
     free(bytes.data);
     return st;
