@@ -504,6 +504,107 @@ static void test_req_client_and_frames(void **state)
     bulletin__reply__free_unpacked(r, NULL);
 }
 
+/* Packed bytes of a valid internal request (caller frees). */
+static uint8_t *s_pack_internal(Bulletin__Internal__StoreRequest *sr, uint64_t id, size_t *len)
+{
+    Bulletin__Request req;
+    uint8_t *inner;
+    s_internal(&req, &inner, sr);
+    req.request_id = id;
+    *len = bulletin__request__get_packed_size(&req);
+    uint8_t *out = malloc(*len);
+    bulletin__request__pack(&req, out);
+    free(inner);
+    return out;
+}
+
+/* Random mutations of valid requests: every message gets exactly one reply
+ * and the service stays healthy and consistent. */
+static void test_mutated_requests(void **state)
+{
+    fx *f = *state;
+    Bulletin__Article a = BULLETIN__ARTICLE__INIT;
+    char *tags[] = {"t1", "t2"};
+    a.key = "https://example.org/mutate";
+    a.title = "Title";
+    a.body = "Some body text";
+    a.tags = tags;
+    a.n_tags = 2;
+    Bulletin__Internal__WriteOp put = BULLETIN__INTERNAL__WRITE_OP__INIT, *ops[2];
+    put.op_case = BULLETIN__INTERNAL__WRITE_OP__OP_PUT;
+    put.put = &a;
+    Bulletin__DeleteRequest dr = BULLETIN__DELETE_REQUEST__INIT;
+    dr.key = "https://example.org/mutate";
+    Bulletin__Internal__WriteOp del = BULLETIN__INTERNAL__WRITE_OP__INIT;
+    del.op_case = BULLETIN__INTERNAL__WRITE_OP__OP_DELETE;
+    del.delete_ = &dr;
+    ops[0] = &put;
+    ops[1] = &del;
+    Bulletin__Internal__WriteBatch wb = BULLETIN__INTERNAL__WRITE_BATCH__INIT;
+    wb.ops = ops;
+    wb.n_ops = 2;
+    Bulletin__Internal__StoreRequest w = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
+    w.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_WRITE;
+    w.write = &wb;
+    Bulletin__Internal__SyncRequest sy = BULLETIN__INTERNAL__SYNC_REQUEST__INIT;
+    sy.max_changes = 2;
+    Bulletin__Internal__StoreRequest q = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
+    q.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_SYNC;
+    q.sync = &sy;
+    size_t lens[2];
+    uint8_t *seeds[2] = {s_pack_internal(&w, 1, &lens[0]), s_pack_internal(&q, 2, &lens[1])};
+
+    srand(12345);
+    enum { N = 3000 };
+    for (int i = 0; i < N; i++) {
+        size_t len = lens[i % 2];
+        uint8_t *m = malloc(len + 8);
+        memcpy(m, seeds[i % 2], len);
+        int flips = 1 + rand() % 4;
+        for (int k = 0; k < flips; k++) {
+            switch (rand() % 3) {
+            case 0: m[rand() % len] ^= (uint8_t)(1u << (rand() % 8)); break;
+            case 1: m[rand() % len] = (uint8_t)rand(); break;
+            default: len = 1 + (size_t)rand() % len; break; /* truncate */
+            }
+        }
+        s_send_raw(f, m, len);
+        free(m);
+        Bulletin__Reply *r = s_recv(f); /* exactly one reply, whatever the bytes */
+        assert_non_null(r->status);
+        bulletin__reply__free_unpacked(r, NULL);
+    }
+    free(seeds[0]);
+    free(seeds[1]);
+
+    /* still healthy, and a full Sync walks a consistent log */
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__HealthRequest h = BULLETIN__HEALTH_REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
+    req.health = &h;
+    Bulletin__Reply *r = s_call(f, &req);
+    assert_true(r->health->ok);
+    uint64_t head = r->applied_seq;
+    bulletin__reply__free_unpacked(r, NULL);
+    sy.from_seq = 0;
+    sy.max_changes = 0;
+    uint8_t *buf;
+    r = s_call(f, s_internal(&req, &buf, &q));
+    free(buf);
+    Bulletin__Internal__StoreReply *sr = s_store_reply(r);
+    assert_true(sr->sync->done);
+    assert_int_equal(sr->sync->head_seq, head);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < sr->sync->n_changes; i++) {
+        assert_true(sr->sync->changes[i]->seq > prev);
+        prev = sr->sync->changes[i]->seq;
+    }
+    fprintf(stderr, "mutations: %d requests, head_seq %llu, %zu entries in the log\n", N,
+            (unsigned long long)head, sr->sync->n_changes);
+    bulletin__internal__store_reply__free_unpacked(sr, NULL);
+    bulletin__reply__free_unpacked(r, NULL);
+}
+
 static void test_group_commit(void **state)
 {
     fx *f = *state;
@@ -581,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_req_client_and_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mutated_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_data, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
