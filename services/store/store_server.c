@@ -530,23 +530,6 @@ static void s_commit(s_server *s)
     s_pending_clear(s);
 }
 
-/* zio_recv_routed moves frames into route->f[] with zmq_msg_move, which
- * needs initialized targets (libzmq closes the target first and fails on
- * garbage): initialize every slot before, close every slot after. */
-static void s_route_prepare(zio_route *r)
-{
-    r->n = 0;
-    for (int i = 0; i < ZIO_MAX_ROUTE; i++)
-        zmq_msg_init(&r->f[i]);
-}
-
-static void s_route_release(zio_route *r)
-{
-    for (int i = r->n; i < ZIO_MAX_ROUTE; i++)
-        zmq_msg_close(&r->f[i]);
-    zio_route_close(r);
-}
-
 /* Drain what is waiting on the API socket: reads answered, writes collected. */
 static void s_drain(s_server *s)
 {
@@ -554,10 +537,8 @@ static void s_drain(s_server *s)
     while (s->n_ops < STORE_SERVER_MAX_OPS && bytes < STORE_SERVER_MAX_BYTES) {
         zio_route route;
         zmq_msg_t body;
-        s_route_prepare(&route);
         if (zio_recv_routed(s->api, &route, &body, ZMQ_DONTWAIT) < 0) {
             int e = errno;
-            s_route_release(&route);
             if (e == EINTR)
                 continue;
             if (e != EAGAIN)
@@ -566,7 +547,7 @@ static void s_drain(s_server *s)
         }
         bytes += zmq_msg_size(&body) + 64;
         s_handle(s, &route, &body);
-        s_route_release(&route);
+        zio_route_close(&route);
     }
 }
 
