@@ -321,6 +321,142 @@ bulletin_status bulletin_delete(bulletin_client *c, uint64_t id, const char *key
                                 bulletin_ingest_result **out);
 
 /* ------------------------------------------------------------------------ */
+/* Reads from the query tier: list and search                                */
+
+/** @brief Filters shared by list and search. NULL / 0 = no constraint. */
+typedef struct bulletin_filter {
+    const char *site;
+    const char *category;
+    const char *tag;
+    int64_t since;  /**< published_at >= since (Unix ms); 0 = unbounded */
+    int64_t until;  /**< published_at < until (Unix ms); 0 = unbounded */
+} bulletin_filter;
+
+/** @brief Order of a list. */
+typedef enum bulletin_order {
+    BULLETIN_NEWEST_FIRST = 0, /**< published_at descending, ties by id descending */
+    BULLETIN_OLDEST_FIRST = 1  /**< published_at ascending, ties by id ascending */
+} bulletin_order;
+
+/** @brief A list request. Zero-initialise, then set what you need. */
+typedef struct bulletin_list_request {
+    bulletin_filter filter;
+    bulletin_order order;
+    uint32_t limit;          /**< 1..1000; 0 = the service's default (20) */
+    const void *cursor;      /**< NULL, or next_cursor of the previous page */
+    size_t cursor_len;
+    int with_total;          /**< nonzero: count all matches (costs more) */
+    uint64_t min_seq;        /**< 0, or a seq the answering replica must have applied */
+} bulletin_list_request;
+
+/** @brief One listed article (no body: see excerpt). */
+typedef struct bulletin_summary {
+    uint64_t id;
+    const char *key, *site, *category, *title;
+    int64_t published_at;    /**< Unix ms; 0 = absent */
+    const char *excerpt;     /**< the first ~200 characters of the body */
+    const char **tags;
+    size_t tag_count;
+    uint64_t seq;
+} bulletin_summary;
+
+/** @brief One page of a list. Library-owned: free with bulletin_list_page_free(). */
+typedef struct bulletin_list_page {
+    bulletin_summary *items;
+    size_t count;
+    void *next_cursor;       /**< pass as cursor for the next page; NULL at the end */
+    size_t next_cursor_len;
+    uint64_t total;          /**< valid when has_total */
+    int has_total;
+} bulletin_list_page;
+
+/**
+ * @brief List articles matching filters, a page at a time (query tier).
+ * @param[in] c the client (needs a query endpoint).
+ * @param[in] req the request; only read during the call.
+ * @param[out] out on ::BULLETIN_OK, the page; the caller owns it: free with
+ *             bulletin_list_page_free(). NULL on error.
+ * @return ::BULLETIN_OK; ::BULLETIN_INVALID_ARGUMENT (NULL arguments, limit
+ *         over 1000, or refused by the service); ::BULLETIN_FAILED_PRECONDITION
+ *         (no query endpoint); ::BULLETIN_UNAVAILABLE;
+ *         ::BULLETIN_DEADLINE_EXCEEDED (no replica reached min_seq in time);
+ *         ::BULLETIN_RESOURCE_EXHAUSTED; ::BULLETIN_INTERNAL, or any status the
+ *         service answers with.
+ */
+bulletin_status bulletin_list(bulletin_client *c, const bulletin_list_request *req,
+                              bulletin_list_page **out);
+
+/**
+ * @brief Free a page and set *p to NULL.
+ * @param[in,out] p NULL or *p == NULL is a no-op.
+ */
+void bulletin_list_page_free(bulletin_list_page **p);
+
+/** @brief A search request. Zero-initialise, then set what you need. */
+typedef struct bulletin_search_request {
+    const char *query;       /**< search-box syntax: words, "phrase", -not, a OR b, pre*, title:, site:, ... */
+    bulletin_filter filter;
+    uint32_t limit;          /**< 1..1000; 0 = the service's default (10) */
+    uint32_t offset;
+    const void *cursor;      /**< NULL, or next_cursor of the previous answer (instead of offset) */
+    size_t cursor_len;
+    int facets;              /**< nonzero: count matches per category and site */
+    const char *mark_open;   /**< snippet markers; NULL = the default "«" */
+    const char *mark_close;  /**< NULL = the default "»" */
+    uint64_t min_seq;        /**< 0, or a seq the answering replica must have applied */
+} bulletin_search_request;
+
+/** @brief One search hit. */
+typedef struct bulletin_hit {
+    uint64_t id;
+    const char *key, *site, *category, *title;
+    int64_t published_at;
+    double score;            /**< BM25 with title boost; higher is better */
+    const char *snippet;     /**< body around the best match, matches marked */
+} bulletin_hit;
+
+/** @brief A facet: how many matches have this category or site. */
+typedef struct bulletin_facet {
+    const char *value;
+    uint64_t count;
+} bulletin_facet;
+
+/** @brief A search answer. Library-owned: free with bulletin_search_result_free(). */
+typedef struct bulletin_search_result {
+    bulletin_hit *hits;
+    size_t hit_count;
+    uint64_t total;          /**< exact number of matching articles */
+    void *next_cursor;       /**< NULL at the end */
+    size_t next_cursor_len;
+    bulletin_facet *categories;
+    size_t category_count;
+    bulletin_facet *sites;
+    size_t site_count;
+    uint64_t took_us;        /**< time the replica spent */
+} bulletin_search_result;
+
+/**
+ * @brief Search articles (query tier).
+ * @param[in] c the client (needs a query endpoint).
+ * @param[in] req the request (query must not be NULL); only read during the call.
+ * @param[out] out on ::BULLETIN_OK, the answer; the caller owns it: free with
+ *             bulletin_search_result_free(). NULL on error.
+ * @return ::BULLETIN_OK; ::BULLETIN_INVALID_ARGUMENT (NULL arguments, limit
+ *         over 1000, or a query the service refuses); ::BULLETIN_FAILED_PRECONDITION
+ *         (no query endpoint); ::BULLETIN_UNAVAILABLE; ::BULLETIN_DEADLINE_EXCEEDED;
+ *         ::BULLETIN_RESOURCE_EXHAUSTED; ::BULLETIN_INTERNAL, or any status the
+ *         service answers with.
+ */
+bulletin_status bulletin_search(bulletin_client *c, const bulletin_search_request *req,
+                                bulletin_search_result **out);
+
+/**
+ * @brief Free a search answer and set *r to NULL.
+ * @param[in,out] r NULL or *r == NULL is a no-op.
+ */
+void bulletin_search_result_free(bulletin_search_result **r);
+
+/* ------------------------------------------------------------------------ */
 /* Operations                                                                */
 
 /** @brief One metric of a service. */

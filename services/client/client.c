@@ -782,3 +782,244 @@ void bulletin_health_free(bulletin_health **hp)
     free(h);
     *hp = NULL;
 }
+
+/* ------------------------------------------------------------------------ */
+/* list and search (query tier)                                              */
+
+static void s_filter_in(const bulletin_filter *f, Bulletin__Filter *pf)
+{
+    bulletin__filter__init(pf);
+    pf->site = s_in(f->site);
+    pf->category = s_in(f->category);
+    pf->tag = s_in(f->tag);
+    pf->since = f->since;
+    pf->until = f->until;
+}
+
+/* Copy of opaque cursor bytes; NULL for none. */
+static void *s_dup_bytes(const ProtobufCBinaryData *b, size_t *len, int *oom)
+{
+    *len = 0;
+    if (!b->len)
+        return NULL;
+    void *d = malloc(b->len);
+    if (!d) {
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(d, b->data, b->len);
+    *len = b->len;
+    return d;
+}
+
+void bulletin_list_page_free(bulletin_list_page **pp)
+{
+    if (!pp || !*pp)
+        return;
+    bulletin_list_page *p = *pp;
+    for (size_t i = 0; i < p->count; i++) {
+        bulletin_summary *s = &p->items[i];
+        free((char *)s->key);
+        free((char *)s->site);
+        free((char *)s->category);
+        free((char *)s->title);
+        free((char *)s->excerpt);
+        s_free_list(s->tags, s->tag_count);
+    }
+    free(p->items);
+    free(p->next_cursor);
+    free(p);
+    *pp = NULL;
+}
+
+bulletin_status bulletin_list(bulletin_client *c, const bulletin_list_request *r,
+                              bulletin_list_page **out)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (!r || !out)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "list: req and out must not be NULL");
+    *out = NULL;
+    if (r->limit > 1000)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "list: limit %u; the maximum is 1000",
+                      r->limit);
+    Bulletin__Filter pf;
+    s_filter_in(&r->filter, &pf);
+    Bulletin__ListRequest lr = BULLETIN__LIST_REQUEST__INIT;
+    lr.filter = &pf;
+    lr.order = r->order == BULLETIN_OLDEST_FIRST ? BULLETIN__ORDER__OLDEST_FIRST
+                                                 : BULLETIN__ORDER__NEWEST_FIRST;
+    lr.limit = r->limit;
+    lr.cursor.data = (uint8_t *)r->cursor;
+    lr.cursor.len = r->cursor ? r->cursor_len : 0;
+    lr.with_total = r->with_total != 0;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_LIST;
+    req.list = &lr;
+    req.min_seq = r->min_seq;
+    Bulletin__Reply *rep = NULL;
+    bulletin_status st = client_call(c, BULLETIN_SERVICE_QUERY, &req, &rep);
+    if (st != BULLETIN_OK)
+        return st;
+    if (rep->body_case != BULLETIN__REPLY__BODY_LIST || !rep->list) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_INTERNAL, "list: the reply carries no ListReply");
+    }
+    const Bulletin__ListReply *pl = rep->list;
+    int oom = 0;
+    bulletin_list_page *p = calloc(1, sizeof *p);
+    if (p && pl->n_items) {
+        p->items = calloc(pl->n_items, sizeof *p->items);
+        if (p->items)
+            p->count = pl->n_items;
+        else
+            oom = 1;
+    }
+    for (size_t i = 0; p && i < p->count; i++) {
+        const Bulletin__ArticleSummary *ps = pl->items[i];
+        bulletin_summary *s = &p->items[i];
+        s->id = ps->id;
+        s->key = s_dup(ps->key, &oom);
+        s->site = s_dup(ps->site, &oom);
+        s->category = s_dup(ps->category, &oom);
+        s->title = s_dup(ps->title, &oom);
+        s->published_at = ps->published_at;
+        s->excerpt = s_dup(ps->excerpt, &oom);
+        s->tags = s_dup_list(ps->tags, ps->n_tags, &s->tag_count, &oom);
+        s->seq = ps->seq;
+    }
+    if (p) {
+        p->next_cursor = s_dup_bytes(&pl->next_cursor, &p->next_cursor_len, &oom);
+        p->total = pl->total;
+        p->has_total = pl->has_total ? 1 : 0;
+    }
+    wire_free(rep);
+    if (!p || oom) {
+        bulletin_list_page_free(&p);
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "list: out of memory");
+    }
+    *out = p;
+    return BULLETIN_OK;
+}
+
+static void s_facets_free(bulletin_facet *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)f[i].value);
+    free(f);
+}
+
+static bulletin_facet *s_facets(Bulletin__FacetCount **v, size_t n, size_t *count, int *oom)
+{
+    *count = 0;
+    if (!n)
+        return NULL;
+    bulletin_facet *f = calloc(n, sizeof *f);
+    if (!f) {
+        *oom = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        f[i].value = strdup(v[i]->value ? v[i]->value : "");
+        if (!f[i].value)
+            *oom = 1;
+        f[i].count = v[i]->count;
+    }
+    *count = n;
+    return f;
+}
+
+void bulletin_search_result_free(bulletin_search_result **rp)
+{
+    if (!rp || !*rp)
+        return;
+    bulletin_search_result *r = *rp;
+    for (size_t i = 0; i < r->hit_count; i++) {
+        bulletin_hit *h = &r->hits[i];
+        free((char *)h->key);
+        free((char *)h->site);
+        free((char *)h->category);
+        free((char *)h->title);
+        free((char *)h->snippet);
+    }
+    free(r->hits);
+    free(r->next_cursor);
+    s_facets_free(r->categories, r->category_count);
+    s_facets_free(r->sites, r->site_count);
+    free(r);
+    *rp = NULL;
+}
+
+bulletin_status bulletin_search(bulletin_client *c, const bulletin_search_request *r,
+                                bulletin_search_result **out)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (!r || !out || !r->query)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT,
+                      "search: req, req->query and out must not be NULL");
+    *out = NULL;
+    if (r->limit > 1000)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "search: limit %u; the maximum is 1000",
+                      r->limit);
+    Bulletin__Filter pf;
+    s_filter_in(&r->filter, &pf);
+    Bulletin__SearchRequest sr = BULLETIN__SEARCH_REQUEST__INIT;
+    sr.query = (char *)r->query;
+    sr.filter = &pf;
+    sr.limit = r->limit;
+    sr.offset = r->offset;
+    sr.cursor.data = (uint8_t *)r->cursor;
+    sr.cursor.len = r->cursor ? r->cursor_len : 0;
+    sr.facets = r->facets != 0;
+    sr.mark_open = s_in(r->mark_open);
+    sr.mark_close = s_in(r->mark_close);
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.body_case = BULLETIN__REQUEST__BODY_SEARCH;
+    req.search = &sr;
+    req.min_seq = r->min_seq;
+    Bulletin__Reply *rep = NULL;
+    bulletin_status st = client_call(c, BULLETIN_SERVICE_QUERY, &req, &rep);
+    if (st != BULLETIN_OK)
+        return st;
+    if (rep->body_case != BULLETIN__REPLY__BODY_SEARCH || !rep->search) {
+        wire_free(rep);
+        return s_fail(c, BULLETIN_INTERNAL, "search: the reply carries no SearchReply");
+    }
+    const Bulletin__SearchReply *ps = rep->search;
+    int oom = 0;
+    bulletin_search_result *res = calloc(1, sizeof *res);
+    if (res && ps->n_hits) {
+        res->hits = calloc(ps->n_hits, sizeof *res->hits);
+        if (res->hits)
+            res->hit_count = ps->n_hits;
+        else
+            oom = 1;
+    }
+    for (size_t i = 0; res && i < res->hit_count; i++) {
+        const Bulletin__SearchHit *ph = ps->hits[i];
+        bulletin_hit *h = &res->hits[i];
+        h->id = ph->id;
+        h->key = s_dup(ph->key, &oom);
+        h->site = s_dup(ph->site, &oom);
+        h->category = s_dup(ph->category, &oom);
+        h->title = s_dup(ph->title, &oom);
+        h->published_at = ph->published_at;
+        h->score = ph->score;
+        h->snippet = s_dup(ph->snippet, &oom);
+    }
+    if (res) {
+        res->total = ps->total;
+        res->took_us = ps->took_us;
+        res->next_cursor = s_dup_bytes(&ps->next_cursor, &res->next_cursor_len, &oom);
+        res->categories = s_facets(ps->categories, ps->n_categories, &res->category_count, &oom);
+        res->sites = s_facets(ps->sites, ps->n_sites, &res->site_count, &oom);
+    }
+    wire_free(rep);
+    if (!res || oom) {
+        bulletin_search_result_free(&res);
+        return s_fail(c, BULLETIN_RESOURCE_EXHAUSTED, "search: out of memory");
+    }
+    *out = res;
+    return BULLETIN_OK;
+}

@@ -299,6 +299,67 @@ static void h_ops(const Bulletin__Request *req, Bulletin__Reply *rep)
     }
 }
 
+
+static void h_read(const Bulletin__Request *req, Bulletin__Reply *rep)
+{
+    static Bulletin__ListReply lr;
+    static Bulletin__ArticleSummary sum[2], *sump[2];
+    static char *tags[] = {"dad joke"};
+    static Bulletin__SearchReply sr;
+    static Bulletin__SearchHit hit, *hitp[1];
+    static Bulletin__FacetCount fc[2], *cats[1], *sites[1];
+    if (req->body_case == BULLETIN__REQUEST__BODY_LIST) {
+        bulletin__list_reply__init(&lr);
+        for (int i = 0; i < 2; i++) {
+            bulletin__article_summary__init(&sum[i]);
+            sump[i] = &sum[i];
+            sum[i].id = (uint64_t)(10 + i);
+            sum[i].title = i ? "Skeletons and fights" : "The scarecrow's award";
+            sum[i].excerpt = "Why...";
+            sum[i].published_at = 1581681600000LL + i;
+            sum[i].seq = (uint64_t)(20 + i);
+        }
+        sum[0].n_tags = 1;
+        sum[0].tags = tags;
+        lr.n_items = 2;
+        lr.items = sump;
+        lr.next_cursor.data = (uint8_t *)"\x01\x00\x02";
+        lr.next_cursor.len = 3;
+        lr.total = 7;
+        lr.has_total = 1;
+        rep->body_case = BULLETIN__REPLY__BODY_LIST;
+        rep->list = &lr;
+    } else if (req->body_case == BULLETIN__REQUEST__BODY_SEARCH) {
+        bulletin__search_reply__init(&sr);
+        bulletin__search_hit__init(&hit);
+        hit.id = 4;
+        hit.title = "Why the developer went broke";
+        hit.score = 2.5;
+        hit.snippet = "used up all his «cache»";
+        hitp[0] = &hit;
+        sr.n_hits = 1;
+        sr.hits = hitp;
+        sr.total = 1;
+        for (int i = 0; i < 2; i++)
+            bulletin__facet_count__init(&fc[i]);
+        fc[0].value = "Programmer jokes";
+        fc[0].count = 1;
+        fc[1].value = "Joke Collection Website";
+        fc[1].count = 1;
+        cats[0] = &fc[0];
+        sites[0] = &fc[1];
+        sr.n_categories = 1;
+        sr.categories = cats;
+        sr.n_sites = 1;
+        sr.sites = sites;
+        sr.took_us = 120;
+        rep->body_case = BULLETIN__REPLY__BODY_SEARCH;
+        rep->search = &sr;
+    } else {
+        h_ops(req, rep);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* tests                                                                     */
 
@@ -621,6 +682,97 @@ static void test_bad_arguments(void **state)
     bulletin_client_destroy(NULL);
 }
 
+
+static void test_list_and_search(void **state)
+{
+    (void)state;
+    static s_server s; /* static: outlives a failed assertion's longjmp */
+    s_server_start(&s, M_ANSWER, h_read);
+    s_server_run(&s);
+    bulletin_options o;
+    bulletin_options_init(&o);
+    o.query_endpoint = s.ep;
+    o.timeout_ms = 2000;
+    bulletin_client *c = bulletin_client_new(&o);
+    assert_non_null(c);
+
+    bulletin_list_request lr = {.filter = {.site = "Joke Collection Website", .tag = "dad joke",
+                                           .since = 1500000000000LL},
+                                .order = BULLETIN_OLDEST_FIRST, .limit = 2, .cursor = "ab",
+                                .cursor_len = 2, .with_total = 1, .min_seq = 33};
+    bulletin_list_page *page = NULL;
+    assert_int_equal(bulletin_list(c, &lr, &page), BULLETIN_OK);
+    assert_int_equal(page->count, 2);
+    assert_int_equal(page->items[0].id, 10);
+    assert_string_equal(page->items[0].title, "The scarecrow's award");
+    assert_int_equal(page->items[0].tag_count, 1);
+    assert_string_equal(page->items[0].tags[0], "dad joke");
+    assert_null(page->items[1].key);
+    assert_int_equal(page->items[1].seq, 21);
+    assert_int_equal(page->next_cursor_len, 3);
+    assert_memory_equal(page->next_cursor, "\x01\x00\x02", 3);
+    assert_int_equal(page->has_total, 1);
+    assert_int_equal(page->total, 7);
+    bulletin_list_page_free(&page);
+    assert_null(page);
+    Bulletin__Request *r = s_last_request(&s);
+    assert_int_equal(r->body_case, BULLETIN__REQUEST__BODY_LIST);
+    assert_string_equal(r->list->filter->site, "Joke Collection Website");
+    assert_string_equal(r->list->filter->category, "");
+    assert_string_equal(r->list->filter->tag, "dad joke");
+    assert_int_equal(r->list->filter->since, 1500000000000LL);
+    assert_int_equal(r->list->order, BULLETIN__ORDER__OLDEST_FIRST);
+    assert_int_equal(r->list->limit, 2);
+    assert_int_equal(r->list->cursor.len, 2);
+    assert_memory_equal(r->list->cursor.data, "ab", 2);
+    assert_true(r->list->with_total);
+    assert_int_equal(r->min_seq, 33);
+    bulletin__request__free_unpacked(r, NULL);
+
+    bulletin_search_request sq = {.query = "cache -sql", .limit = 5, .facets = 1,
+                                  .mark_open = "<b>", .mark_close = "</b>"};
+    bulletin_search_result *res = NULL;
+    assert_int_equal(bulletin_search(c, &sq, &res), BULLETIN_OK);
+    assert_int_equal(res->hit_count, 1);
+    assert_int_equal(res->hits[0].id, 4);
+    assert_true(res->hits[0].score == 2.5);
+    assert_string_equal(res->hits[0].snippet, "used up all his «cache»");
+    assert_int_equal(res->total, 1);
+    assert_null(res->next_cursor);
+    assert_int_equal(res->category_count, 1);
+    assert_string_equal(res->categories[0].value, "Programmer jokes");
+    assert_int_equal(res->site_count, 1);
+    assert_int_equal(res->sites[0].count, 1);
+    assert_int_equal(res->took_us, 120);
+    bulletin_search_result_free(&res);
+    assert_null(res);
+    r = s_last_request(&s);
+    assert_int_equal(r->body_case, BULLETIN__REQUEST__BODY_SEARCH);
+    assert_string_equal(r->search->query, "cache -sql");
+    assert_int_equal(r->search->limit, 5);
+    assert_true(r->search->facets);
+    assert_string_equal(r->search->mark_open, "<b>");
+    assert_string_equal(r->search->mark_close, "</b>");
+    bulletin__request__free_unpacked(r, NULL);
+
+    /* bad arguments never reach the wire */
+    int before = s.received;
+    sq.query = NULL;
+    assert_int_equal(bulletin_search(c, &sq, &res), BULLETIN_INVALID_ARGUMENT);
+    lr.limit = 1001;
+    assert_int_equal(bulletin_list(c, &lr, &page), BULLETIN_INVALID_ARGUMENT);
+    assert_int_equal(s.received, before);
+    bulletin_client_destroy(&c);
+    s_server_stop(&s);
+    free(s.last);
+
+    /* no query endpoint */
+    c = bulletin_client_new(NULL);
+    lr.limit = 0;
+    assert_int_equal(bulletin_list(c, &lr, &page), BULLETIN_FAILED_PRECONDITION);
+    bulletin_client_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_result_count_mismatch),
         cmocka_unit_test(test_get_stats_health_delete),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_list_and_search),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
