@@ -692,9 +692,9 @@ static int s_term_merge(idx *self, MDB_txn *txn, MDB_cursor *c, const uint8_t *t
                 e[--out] = ne[i + --y];
         }
         size_t total = a + bcount;
-        if (out > 0) { /* duplicates collapsed: close the gap */
-            memmove(e, e + out, (total - out) * sizeof *e);
-            total -= out;
+        if (out > x) { /* duplicates collapsed: close the gap after e[0..x) */
+            memmove(e + x, e + out, (total - out) * sizeof *e);
+            total -= out - x;
         }
         MDB_val dk = {oldkl, oldkey};
         rc = mdb_del(txn, self->post, &dk, NULL);

@@ -342,7 +342,9 @@ static int s_parse(idx *self, const char *s, s_query *q, idx_result *r) {
     if (!positive)
         return s_fail(r, IDX_INVALID_ARGUMENT, q->nclauses ? 0 : -1,
                       q->nclauses ? "a query needs at least one word that is not excluded"
-                                  : "empty query: give at least one word (use List to browse)");
+                      : (q->has_site || q->has_cat || q->has_tag)
+                          ? "a query needs at least one word besides filters (use List to browse)"
+                          : "empty query: give at least one word (use List to browse)");
     return IDX_OK;
 }
 
@@ -466,7 +468,7 @@ static uint64_t s_post_advance(s_post *p, uint64_t target) {
         } else {
             /* the block before may contain target */
             MDB_val pk, pv;
-            rc = mdb_cursor_get(p->c, &pk, &pv, found ? MDB_PREV : MDB_LAST);
+            rc = mdb_cursor_get(p->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
             if (rc == 0 && s_key_is(&pk, p->tk, p->tkl)) {
                 k = pk;
                 v = pv;

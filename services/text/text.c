@@ -394,7 +394,8 @@ size_t text_fold(text_analyzer *self, const char *s, size_t len, char *out, size
 
 /* --- snippets ---------------------------------------------------------- */
 
-#define S_SNIP_MAX_MATCHES 2048
+#define S_SNIP_RING 512   /* matches kept in the sliding window */
+#define S_SNIP_MARKS 256  /* matches marked in the output window */
 
 typedef struct {
     uint32_t start, end;
@@ -404,10 +405,22 @@ typedef struct {
 
 typedef struct {
     const text_snippet_opts *o;
-    s_match *m;
-    size_t n;
     const char *body;
     uint32_t counted_to, chars;
+    /* pass 1: online densest window */
+    s_match ring[S_SNIP_RING];
+    size_t head, n;       /* ring: n entries from head */
+    uint32_t *counts;     /* per term, inside the window */
+    long distinct;
+    long best;
+    s_match best_first, best_last;
+    uint32_t span;
+    /* pass 2: matches to mark */
+    bool mark_pass;
+    s_match *marks;
+    size_t nmarks;
+    s_match last;         /* last match seen (overlap merging) */
+    bool have_last;
 } s_snip_ctx;
 
 static uint32_t s_count_chars(const char *s, uint32_t from, uint32_t to) {
@@ -417,39 +430,71 @@ static uint32_t s_count_chars(const char *s, uint32_t from, uint32_t to) {
     return n;
 }
 
-static int s_snip_cb(void *ud, const text_token *t) {
-    s_snip_ctx *c = ud;
-    const text_snippet_opts *o = c->o;
-    long hit = -1;
-    for (size_t i = 0; i < o->nterms && hit < 0; i++)
+static long s_snip_term(const text_snippet_opts *o, const text_token *t) {
+    for (size_t i = 0; i < o->nterms; i++)
         if (o->term_lens[i] == t->len && memcmp(o->terms[i], t->term, t->len) == 0)
-            hit = (long)i;
-    if (hit < 0 && o->nprefixes &&
-        ((t->kind == TEXT_TERM_STEM && t->exact) || t->kind == TEXT_TERM_EXACT)) {
+            return (long)i;
+    if (o->nprefixes && ((t->kind == TEXT_TERM_STEM && t->exact) || t->kind == TEXT_TERM_EXACT)) {
         const char *w = t->term + (t->kind == TEXT_TERM_EXACT);
         uint32_t l = t->len - (t->kind == TEXT_TERM_EXACT);
-        for (size_t i = 0; i < o->nprefixes && hit < 0; i++)
+        for (size_t i = 0; i < o->nprefixes; i++)
             if (o->prefix_lens[i] <= l && memcmp(o->prefixes[i], w, o->prefix_lens[i]) == 0)
-                hit = (long)(o->nterms + i);
+                return (long)(o->nterms + i);
     }
+    return -1;
+}
+
+static void s_ring_score(s_snip_ctx *c) {
+    long score = c->distinct * 100000 + (long)c->n;
+    if (score > c->best) {
+        c->best = score;
+        c->best_first = c->ring[c->head];
+        c->best_last = c->ring[(c->head + c->n - 1) % S_SNIP_RING];
+    }
+}
+
+static int s_snip_cb(void *ud, const text_token *t) {
+    s_snip_ctx *c = ud;
+    long hit = s_snip_term(c->o, t);
     if (hit < 0)
         return 0;
-    if (c->n && c->m[c->n - 1].start <= t->start && c->m[c->n - 1].end >= t->end)
+    if (c->have_last && c->last.start <= t->start && c->last.end >= t->end)
         return 0; /* already covered (exact form of a stem hit, CJK unigram in a bigram) */
-    if (c->n && t->start < c->m[c->n - 1].end) {
+    if (c->have_last && t->start < c->last.end) {
         /* overlapping (CJK bigrams): extend the previous match */
-        if (t->end > c->m[c->n - 1].end)
-            c->m[c->n - 1].end = t->end;
+        if (t->end > c->last.end) {
+            c->last.end = t->end;
+            if (c->mark_pass && c->nmarks)
+                c->marks[c->nmarks - 1].end = t->end;
+            else if (!c->mark_pass && c->n)
+                c->ring[(c->head + c->n - 1) % S_SNIP_RING].end = t->end;
+        }
+        return 0;
+    }
+    s_match m = {.start = t->start, .end = t->end, .term = (uint32_t)hit};
+    c->last = m;
+    c->have_last = true;
+    if (c->mark_pass) {
+        if (c->nmarks < S_SNIP_MARKS)
+            c->marks[c->nmarks++] = m;
         return 0;
     }
     c->chars += s_count_chars(c->body, c->counted_to, t->start);
     c->counted_to = t->start;
-    s_match *m = &c->m[c->n++];
-    m->start = t->start;
-    m->end = t->end;
-    m->term = (uint32_t)hit;
-    m->chr = c->chars;
-    return c->n >= S_SNIP_MAX_MATCHES;
+    m.chr = c->chars;
+    /* slide: drop matches that are too far behind, then add this one */
+    while (c->n && (m.chr - c->ring[c->head].chr > c->span || c->n == S_SNIP_RING)) {
+        if (--c->counts[c->ring[c->head].term] == 0)
+            c->distinct--;
+        c->head = (c->head + 1) % S_SNIP_RING;
+        c->n--;
+    }
+    c->ring[(c->head + c->n) % S_SNIP_RING] = m;
+    c->n++;
+    if (c->counts[m.term]++ == 0)
+        c->distinct++;
+    s_ring_score(c);
+    return 0;
 }
 
 typedef struct {
@@ -536,52 +581,35 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t scan = o.scan_bytes ? o.scan_bytes : 65536;
     uint32_t len = blen > UINT32_MAX ? UINT32_MAX : (uint32_t)blen;
     uint32_t slen = len < scan ? len : scan;
-    s_match *m = malloc(S_SNIP_MAX_MATCHES * sizeof *m);
     s_buf b = {out, cap - 1, 0};
-    size_t nm = 0;
-    if (m && (o.nterms || o.nprefixes)) {
-        s_snip_ctx c = {.o = &o, .m = m, .body = body};
-        text_analyze(self, body, slen, 0, s_snip_cb, &c, NULL);
-        nm = c.n;
-    }
-    /* densest window: most distinct terms, then most matches, within maxc*3/4 chars */
-    size_t best_i = 0, best_j = 0;
-    long best = -1;
-    uint32_t span = maxc * 3 / 4;
-    for (size_t i = 0, j = 0; i < nm; i++) {
-        if (j < i)
-            j = i;
-        while (j + 1 < nm && m[j + 1].chr - m[i].chr <= span)
-            j++;
-        uint64_t seen = 0;
-        long distinct = 0;
-        for (size_t k = i; k <= j; k++) {
-            uint64_t bit = 1ull << (m[k].term & 63);
-            if (!(seen & bit)) {
-                seen |= bit;
-                distinct++;
-            }
-        }
-        long score = distinct * 100000 + (long)(j - i + 1);
-        if (score > best) {
-            best = score;
-            best_i = i;
-            best_j = j;
-        }
+    s_snip_ctx *c = calloc(1, sizeof *c);
+    size_t nt = o.nterms + o.nprefixes;
+    uint32_t *counts = calloc(nt ? nt : 1, sizeof *counts);
+    s_match *marks = malloc(S_SNIP_MARKS * sizeof *marks);
+    bool found = false;
+    if (c && counts && marks && nt) {
+        c->o = &o;
+        c->body = body;
+        c->counts = counts;
+        c->best = -1;
+        c->span = maxc * 3 / 4;
+        c->marks = marks;
+        text_analyze(self, body, slen, 0, s_snip_cb, c, NULL);
+        found = c->best >= 0;
     }
     uint32_t from = 0;
-    if (nm) {
-        uint32_t cluster = m[best_j].chr - m[best_i].chr;
+    if (found) {
+        uint32_t cluster = c->best_last.chr - c->best_first.chr;
         uint32_t lead = cluster < maxc ? (maxc - cluster) / 3 : 0;
         if (lead > 60)
             lead = 60;
-        from = s_back(body, m[best_i].start, lead);
+        from = s_back(body, c->best_first.start, lead);
         /* start at a word boundary when one is near */
         if (from > 0) {
             uint32_t k = from;
-            while (k < m[best_i].start && k < from + 20 && !s_isspace(body[k]))
+            while (k < c->best_first.start && k < from + 20 && !s_isspace(body[k]))
                 k++;
-            if (k < m[best_i].start && s_isspace(body[k]))
+            if (k < c->best_first.start && s_isspace(body[k]))
                 from = k + 1;
         }
     }
@@ -593,18 +621,29 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         if (k > from + maxc / 2)
             to = k;
     }
+    size_t nm = 0;
+    if (found) {
+        /* pass 2: the matches inside [from, to) */
+        c->mark_pass = true;
+        c->have_last = false;
+        c->nmarks = 0;
+        text_analyze(self, body + from, to - from, 0, s_snip_cb, c, NULL);
+        nm = c->nmarks;
+        for (size_t k = 0; k < nm; k++) {
+            marks[k].start += from;
+            marks[k].end += from;
+        }
+    }
     bool space = true;
     if (from > 0)
         s_put(&b, "\xE2\x80\xA6", 3);
     uint32_t at = from;
     for (size_t k = 0; k < nm; k++) {
-        if (m[k].start < from || m[k].end > to)
-            continue;
-        s_put_text(&b, body, at, m[k].start, &space);
+        s_put_text(&b, body, at, marks[k].start, &space);
         s_put(&b, mo, strlen(mo));
-        s_put_text(&b, body, m[k].start, m[k].end, &space);
+        s_put_text(&b, body, marks[k].start, marks[k].end, &space);
         s_put(&b, mc, strlen(mc));
-        at = m[k].end;
+        at = marks[k].end;
     }
     s_put_text(&b, body, at, to, &space);
     while (b.len && b.out[b.len - 1] == ' ')
@@ -624,6 +663,8 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         }
     }
     out[b.len] = 0;
-    free(m);
+    free(c);
+    free(counts);
+    free(marks);
     return b.len;
 }

@@ -1,0 +1,698 @@
+/*
+ * idx_test: the index against a brute-force reference scorer written here
+ * (it shares only the analyzer with the index), over a few hundred
+ * generated articles; plus updates/deletes, phrases across fields,
+ * pagination, typos, facets, a 1 MiB article and hostile queries.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "idx.h"
+#include "text.h"
+
+#define NDOCS 400
+static const char *VOCAB[] = {
+    "police", "policing", "security", "secure", "securities", "mass", "line", "lines", "party",
+    "running", "runs", "run", "market", "markets", "river", "bridge", "storm", "harvest",
+    "village", "teacher", "report", "reports", "council", "budget", "school", "festival",
+    "train", "station", "weather", "music", "léon", "café", "新闻", "北京", "天气", "中国"};
+#define NV (sizeof VOCAB / sizeof VOCAB[0])
+static const char *SITES[] = {"alpha.example", "beta.example", "gamma.example"};
+static const char *CATS[] = {"news", "jokes", "bulletin", "sport"};
+static const char *TAGS[] = {"t1", "t2", "t3"};
+
+typedef struct {
+    char title[256], body[2048];
+    const char *site, *cat;
+    const char *tags[2];
+    size_t ntags;
+    int64_t pub;
+    bool live;
+} art;
+
+static art A[NDOCS + 1];
+static MDB_env *env;
+static idx *ix;
+static char dir[64];
+static unsigned rng = 12345;
+static unsigned rnd(void) {
+    rng = rng * 1103515245u + 12345u;
+    return (rng >> 8) & 0xffffff;
+}
+
+static idx_doc s_doc(const art *a) {
+    idx_doc d = {.title = a->title, .title_len = strlen(a->title), .body = a->body,
+                 .body_len = strlen(a->body), .site = a->site, .category = a->cat,
+                 .tags = a->tags, .ntags = a->ntags, .published_at = a->pub};
+    return d;
+}
+
+static void s_gen(art *a) {
+    memset(a, 0, sizeof *a);
+    int nt = 2 + (int)(rnd() % 4), nb = 10 + (int)(rnd() % 60);
+    for (int i = 0; i < nt; i++) {
+        strcat(a->title, VOCAB[rnd() % NV]);
+        strcat(a->title, i + 1 < nt ? " " : "");
+    }
+    for (int i = 0; i < nb; i++) {
+        strcat(a->body, VOCAB[rnd() % (NV - (rnd() % 2 ? 0 : 20))]);
+        strcat(a->body, rnd() % 7 == 0 ? ". " : " ");
+    }
+    a->site = SITES[rnd() % 3];
+    a->cat = CATS[rnd() % 4];
+    a->ntags = rnd() % 3;
+    for (size_t i = 0; i < a->ntags; i++)
+        a->tags[i] = TAGS[(rnd() + i) % 3];
+    if (a->ntags == 2 && a->tags[0] == a->tags[1])
+        a->ntags = 1;
+    a->pub = 1600000000000LL + (int64_t)(rnd() % 50) * 86400000LL; /* many ties */
+    a->live = true;
+}
+
+/* ---------------- reference ------------------------------------------------ */
+
+typedef struct {
+    char term[64];
+    uint32_t pos;
+    uint8_t kind, exact, field;
+} rtok;
+typedef struct {
+    rtok *t;
+    size_t n, cap;
+    uint32_t len[2];
+} rdoc;
+static rdoc R[NDOCS + 1];
+static text_analyzer *an;
+static uint8_t cur_field;
+
+static int r_cb(void *ud, const text_token *t) {
+    rdoc *d = ud;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 64;
+        d->t = realloc(d->t, d->cap * sizeof *d->t);
+    }
+    rtok *o = &d->t[d->n++];
+    snprintf(o->term, sizeof o->term, "%.*s", (int)t->len, t->term);
+    o->pos = t->pos;
+    o->kind = t->kind;
+    o->exact = t->exact;
+    o->field = cur_field;
+    return 0;
+}
+
+static void r_index(int id) {
+    rdoc *d = &R[id];
+    d->n = 0;
+    cur_field = 0;
+    text_analyze(an, A[id].title, strlen(A[id].title), 0, r_cb, d, &d->len[0]);
+    cur_field = 1;
+    text_analyze(an, A[id].body, strlen(A[id].body), 0, r_cb, d, &d->len[1]);
+}
+
+static uint32_t r_tf(int id, const char *term, int field) {
+    uint32_t n = 0;
+    for (size_t i = 0; i < R[id].n; i++)
+        n += R[id].t[i].field == field && strcmp(R[id].t[i].term, term) == 0;
+    return n;
+}
+
+static double N_, AVG[2];
+static void r_stats(void) {
+    double n = 0, s0 = 0, s1 = 0;
+    for (int i = 1; i <= NDOCS; i++)
+        if (A[i].live) {
+            n++;
+            s0 += R[i].len[0];
+            s1 += R[i].len[1];
+        }
+    N_ = n;
+    AVG[0] = s0 / n;
+    AVG[1] = s1 / n;
+}
+
+static double r_df(const char *term) {
+    double df = 0;
+    for (int i = 1; i <= NDOCS; i++)
+        if (A[i].live && (r_tf(i, term, 0) || r_tf(i, term, 1)))
+            df++;
+    return df;
+}
+
+static double r_bm25(int id, const char *term, bool title_only) {
+    double df = r_df(term), idf = log(1 + (N_ - df + 0.5) / (df + 0.5)), s = 0;
+    const double k1 = 1.2, b = 0.75, wt = 2.0;
+    uint32_t tt = r_tf(id, term, 0), tb = r_tf(id, term, 1);
+    if (tt)
+        s += wt * tt * (k1 + 1) / (tt + k1 * (1 - b + b * R[id].len[0] / AVG[0]));
+    if (tb && !title_only)
+        s += tb * (k1 + 1) / (tb + k1 * (1 - b + b * R[id].len[1] / AVG[1]));
+    return idf * s;
+}
+
+/* reference atoms */
+typedef enum { R_WORD, R_PHRASE, R_PREFIX } rkind;
+typedef struct {
+    rkind kind;
+    const char *text;
+    bool title_only;
+} ratom;
+typedef struct {
+    ratom alts[4];
+    int na;
+    bool neg;
+} rclause;
+
+static void r_stem(const char *w, char *out) {
+    rdoc tmp = {0};
+    cur_field = 0;
+    text_analyze(an, w, strlen(w), 0, r_cb, &tmp, NULL);
+    strcpy(out, tmp.n ? tmp.t[0].term : "");
+    free(tmp.t);
+}
+
+/* phrase components: exact forms */
+typedef struct {
+    char term[64];
+    bool need_exact;
+} rcomp;
+static int r_phrase_comps(const char *text, rcomp *c) {
+    rdoc tmp = {0};
+    text_analyze(an, text, strlen(text), 0, r_cb, &tmp, NULL);
+    int n = 0;
+    for (size_t i = 0; i < tmp.n; i++) {
+        if (tmp.t[i].kind == TEXT_TERM_STEM && !tmp.t[i].exact)
+            continue;
+        strcpy(c[n].term, tmp.t[i].term);
+        c[n].need_exact = tmp.t[i].kind == TEXT_TERM_STEM;
+        n++;
+    }
+    free(tmp.t);
+    return n;
+}
+
+static bool r_match_atom(int id, const ratom *a, double *score) {
+    *score = 0;
+    if (a->kind == R_WORD) {
+        char st[64];
+        r_stem(a->text, st);
+        bool m = r_tf(id, st, 0) || (!a->title_only && r_tf(id, st, 1));
+        if (m)
+            *score = r_bm25(id, st, a->title_only);
+        return m;
+    }
+    if (a->kind == R_PREFIX) {
+        size_t pl = strlen(a->text);
+        for (size_t i = 0; i < R[id].n; i++) {
+            const rtok *t = &R[id].t[i];
+            if (a->title_only && t->field)
+                continue;
+            const char *s = t->term + (t->kind == TEXT_TERM_EXACT);
+            if (strncmp(s, a->text, pl) == 0) {
+                *score = 1.0;
+                return true;
+            }
+        }
+        return false;
+    }
+    rcomp c[16];
+    int n = r_phrase_comps(a->text, c);
+    bool found = false;
+    for (int f = 0; f < (a->title_only ? 1 : 2) && !found; f++) {
+        for (size_t i = 0; i < R[id].n && !found; i++) {
+            const rtok *t0 = &R[id].t[i];
+            if (t0->field != f || strcmp(t0->term, c[0].term) || (c[0].need_exact && !t0->exact))
+                continue;
+            bool ok = true;
+            for (int k = 1; k < n && ok; k++) {
+                ok = false;
+                for (size_t j = 0; j < R[id].n; j++) {
+                    const rtok *t = &R[id].t[j];
+                    if (t->field == f && t->pos == t0->pos + (uint32_t)k && !strcmp(t->term, c[k].term) &&
+                        (!c[k].need_exact || t->exact))
+                        ok = true;
+                }
+            }
+            found = ok;
+        }
+    }
+    if (found)
+        for (int k = 0; k < n; k++)
+            *score += r_bm25(id, c[k].term, a->title_only);
+    return found;
+}
+
+typedef struct {
+    int id;
+    double score;
+} rhit;
+static int r_cmp(const void *a, const void *b) {
+    const rhit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    if (A[x->id].pub != A[y->id].pub)
+        return A[x->id].pub > A[y->id].pub ? -1 : 1;
+    return x->id > y->id ? -1 : 1;
+}
+
+typedef struct {
+    const char *site, *cat, *tag;
+    int64_t since, until;
+} rfilter;
+
+static size_t r_search(const rclause *cl, int ncl, const rfilter *f, rhit *out) {
+    size_t n = 0;
+    for (int id = 1; id <= NDOCS; id++) {
+        if (!A[id].live)
+            continue;
+        if (f->site && strcmp(A[id].site, f->site))
+            continue;
+        if (f->cat && strcmp(A[id].cat, f->cat))
+            continue;
+        if (f->tag) {
+            bool t = false;
+            for (size_t i = 0; i < A[id].ntags; i++)
+                t |= !strcmp(A[id].tags[i], f->tag);
+            if (!t)
+                continue;
+        }
+        if ((f->since && A[id].pub < f->since) || (f->until && A[id].pub >= f->until))
+            continue;
+        double total = 0;
+        bool ok = true;
+        for (int c = 0; c < ncl && ok; c++) {
+            double cs = 0;
+            bool any = false;
+            for (int a = 0; a < cl[c].na; a++) {
+                double s;
+                if (r_match_atom(id, &cl[c].alts[a], &s)) {
+                    any = true;
+                    cs += s;
+                }
+            }
+            if (cl[c].neg)
+                ok = !any;
+            else {
+                ok = any;
+                total += cs;
+            }
+        }
+        if (ok)
+            out[n++] = (rhit){id, total};
+    }
+    qsort(out, n, sizeof *out, r_cmp);
+    return n;
+}
+
+/* ---------------- fixtures ------------------------------------------------- */
+
+static void s_rmrf(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+static int setup(void **state) {
+    (void)state;
+    strcpy(dir, "/tmp/idx_test_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, 1ull << 30);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOSYNC, 0644), 0);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 64};
+    assert_int_equal(idx_open(txn, &o, &ix), IDX_OK);
+    an = text_analyzer_new(NULL);
+    for (int i = 1; i <= NDOCS; i++) {
+        s_gen(&A[i]);
+        idx_doc d = s_doc(&A[i]);
+        assert_int_equal(idx_put(ix, txn, (uint64_t)i, &d, NULL), IDX_OK);
+        r_index(i);
+    }
+    assert_int_equal(idx_flush(ix, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    r_stats();
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    idx_close(&ix);
+    mdb_env_close(env);
+    text_analyzer_destroy(&an);
+    for (int i = 0; i <= NDOCS; i++)
+        free(R[i].t);
+    s_rmrf();
+    return 0;
+}
+
+static int s_search(const idx_query *q, idx_result *r) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    int rc = idx_search(ix, txn, q, r);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static void s_compare(const char *query, const rclause *cl, int ncl, const rfilter *f, uint32_t limit) {
+    static rhit ref[NDOCS];
+    r_stats();
+    size_t nref = r_search(cl, ncl, f, ref);
+    idx_query q = {.query = query, .limit = limit, .site = f->site, .category = f->cat,
+                   .tag = f->tag, .since = f->since, .until = f->until};
+    idx_result r;
+    int rc = s_search(&q, &r);
+    if (rc)
+        fail_msg("query '%s': %s at %ld", query, r.error, r.error_pos);
+    if (r.total != nref)
+        fail_msg("query '%s': total %llu, reference %zu", query, (unsigned long long)r.total, nref);
+    size_t want = nref < limit ? nref : limit;
+    assert_int_equal(r.nhits, want);
+    for (size_t i = 0; i < want; i++) {
+        if (r.hits[i].id != (uint64_t)ref[i].id || fabs(r.hits[i].score - ref[i].score) > 1e-6)
+            fail_msg("query '%s' rank %zu: got id %llu score %.9f, reference id %d score %.9f", query, i,
+                     (unsigned long long)r.hits[i].id, r.hits[i].score, ref[i].id, ref[i].score);
+    }
+    idx_result_free(&r);
+}
+
+#define W(t) {R_WORD, t, false}
+#define P(t) {R_PHRASE, t, false}
+#define X(t) {R_PREFIX, t, false}
+
+static void test_reference(void **state) {
+    (void)state;
+    rfilter nf = {0};
+    rclause c1[] = {{{W("police")}, 1, false}};
+    s_compare("police", c1, 1, &nf, 10);
+    s_compare("POLICE", c1, 1, &nf, 50);
+    rclause c2[] = {{{W("mass")}, 1, false}, {{W("line")}, 1, false}};
+    s_compare("mass line", c2, 2, &nf, 10);
+    rclause c3[] = {{{P("mass line")}, 1, false}};
+    s_compare("\"mass line\"", c3, 1, &nf, 10);
+    rclause c3b[] = {{{P("running market")}, 1, false}};
+    s_compare("\"running market\"", c3b, 1, &nf, 10);
+    rclause c4[] = {{{W("police")}, 1, false}, {{W("party")}, 1, true}};
+    s_compare("police -party", c4, 2, &nf, 10);
+    rclause c5[] = {{{W("police"), W("security")}, 2, false}};
+    s_compare("police OR security", c5, 1, &nf, 10);
+    rclause c6[] = {{{X("secur")}, 1, false}};
+    s_compare("secur*", c6, 1, &nf, 10);
+    rclause c7[] = {{{{R_WORD, "police", true}}, 1, false}};
+    s_compare("title:police", c7, 1, &nf, 10);
+    rclause c8[] = {{{W("river")}, 1, false}, {{W("bridge"), W("storm")}, 2, false}, {{P("music festival")}, 1, true}};
+    s_compare("river bridge OR storm -\"music festival\"", c8, 3, &nf, 20);
+    rclause c9[] = {{{W("北京")}, 1, false}};
+    s_compare("北京", c9, 1, &nf, 10);
+    rclause c10[] = {{{W("leon")}, 1, false}, {{W("CAFE")}, 1, false}};
+    s_compare("Léon café", c10, 2, &nf, 10);
+    rclause c11[] = {{{W("run")}, 1, false}};
+    s_compare("runs", c11, 1, &nf, 10);
+    /* filters: in the query and as fields */
+    rfilter fs = {.site = "beta.example"};
+    s_compare("site:beta.example police", c1, 1, &fs, 10);
+    s_compare("police", c1, 1, &fs, 10);
+    rfilter fc = {.cat = "jokes"};
+    s_compare("category:jokes mass line", c2, 2, &fc, 10);
+    rfilter ft = {.tag = "t2"};
+    s_compare("tag:t2 police", c1, 1, &ft, 10);
+    rfilter fd = {.since = 1600000000000LL + 10 * 86400000LL, .until = 1600000000000LL + 30 * 86400000LL};
+    s_compare("police OR security", c5, 1, &fd, 10);
+    rfilter fx = {.site = "nope"};
+    s_compare("police", c1, 1, &fx, 10);
+}
+
+static void test_pagination(void **state) {
+    (void)state;
+    idx_query q = {.query = "line OR market", .limit = 1000};
+    idx_result all;
+    assert_int_equal(s_search(&q, &all), IDX_OK);
+    assert_true(all.nhits > 30);
+    assert_int_equal(all.nhits, all.total);
+    /* by offset */
+    for (uint32_t off = 0; off < all.nhits; off += 7) {
+        idx_query p = {.query = "line OR market", .limit = 7, .offset = off};
+        idx_result r;
+        assert_int_equal(s_search(&p, &r), IDX_OK);
+        for (size_t i = 0; i < r.nhits; i++)
+            assert_int_equal(r.hits[i].id, all.hits[off + i].id);
+        idx_result_free(&r);
+    }
+    /* by cursor */
+    uint8_t cur[IDX_CURSOR_LEN];
+    size_t curlen = 0, seen = 0;
+    for (;;) {
+        idx_query p = {.query = "line OR market", .limit = 9, .cursor = cur, .cursor_len = curlen};
+        idx_result r;
+        assert_int_equal(s_search(&p, &r), IDX_OK);
+        for (size_t i = 0; i < r.nhits; i++)
+            assert_int_equal(r.hits[i].id, all.hits[seen + i].id);
+        seen += r.nhits;
+        curlen = r.next_cursor_len;
+        memcpy(cur, r.next_cursor, curlen);
+        idx_result_free(&r);
+        if (!curlen)
+            break;
+    }
+    assert_int_equal(seen, all.nhits);
+    idx_query bad = {.query = "line", .cursor = (const uint8_t *)"xx", .cursor_len = 2};
+    idx_result r;
+    assert_int_equal(s_search(&bad, &r), IDX_INVALID_ARGUMENT);
+    idx_result_free(&r);
+    idx_result_free(&all);
+}
+
+static void test_facets(void **state) {
+    (void)state;
+    idx_query q = {.query = "police", .facets = true};
+    idx_result r;
+    assert_int_equal(s_search(&q, &r), IDX_OK);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < r.ncategories; i++) {
+        uint64_t want = 0;
+        for (int id = 1; id <= NDOCS; id++)
+            if (A[id].live && !strcmp(A[id].cat, r.categories[i].value) &&
+                (r_tf(id, "polic", 0) || r_tf(id, "polic", 1)))
+                want++;
+        assert_int_equal(r.categories[i].count, want);
+        sum += r.categories[i].count;
+    }
+    assert_int_equal(sum, r.total);
+    sum = 0;
+    for (size_t i = 0; i < r.nsites; i++)
+        sum += r.sites[i].count;
+    assert_int_equal(sum, r.total);
+    idx_result_free(&r);
+}
+
+static void s_put(uint64_t id, const art *a, const art *old, int want) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    idx_doc d = s_doc(a), od;
+    if (old)
+        od = s_doc(old);
+    assert_int_equal(idx_put(ix, txn, id, &d, old ? &od : NULL), want);
+    assert_int_equal(idx_flush(ix, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static void test_update_delete_boundary(void **state) {
+    (void)state;
+    /* phrase across title/body must not match */
+    art x = {0};
+    strcpy(x.title, "zebra alpha");
+    strcpy(x.body, "omega unicorn");
+    x.site = "alpha.example";
+    x.cat = "news";
+    x.pub = 1;
+    x.live = true;
+    art old = A[5];
+    s_put(5, &x, NULL, IDX_FAILED_PRECONDITION); /* indexed: old version required */
+    s_put(5, &x, &x, IDX_FAILED_PRECONDITION);   /* wrong old version */
+    s_put(5, &x, &old, IDX_OK);
+    A[5] = x;
+    r_index(5);
+    idx_query q = {.query = "\"alpha omega\""};
+    idx_result r;
+    assert_int_equal(s_search(&q, &r), IDX_OK);
+    assert_int_equal(r.total, 0);
+    idx_result_free(&r);
+    q.query = "\"zebra alpha\"";
+    assert_int_equal(s_search(&q, &r), IDX_OK);
+    assert_int_equal(r.total, 1);
+    assert_int_equal(r.hits[0].id, 5);
+    idx_result_free(&r);
+    /* the old words of doc 5 are gone: reference comparison covers it */
+    rfilter nf = {0};
+    rclause c1[] = {{{W("police")}, 1, false}};
+    s_compare("police", c1, 1, &nf, 400);
+    /* delete */
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    idx_doc d = s_doc(&A[5]);
+    assert_int_equal(idx_del(ix, txn, 5, &d), IDX_OK);
+    assert_int_equal(idx_del(ix, txn, 5, &d), IDX_OK); /* idempotent */
+    for (int id = 10; id < 60; id += 3) {
+        idx_doc e = s_doc(&A[id]);
+        assert_int_equal(idx_del(ix, txn, (uint64_t)id, &e), IDX_OK);
+        A[id].live = false;
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    A[5].live = false;
+    q.query = "zebra";
+    assert_int_equal(s_search(&q, &r), IDX_OK);
+    assert_int_equal(r.total, 0);
+    idx_result_free(&r);
+    s_compare("police", c1, 1, &nf, 400);
+    rclause c2[] = {{{W("mass")}, 1, false}, {{W("line")}, 1, false}};
+    s_compare("mass line", c2, 2, &nf, 10);
+    /* re-add deleted ids (ids go back into the middle of posting lists) */
+    for (int id = 10; id < 60; id += 3) {
+        s_gen(&A[id]);
+        s_put((uint64_t)id, &A[id], NULL, IDX_OK);
+        r_index(id);
+    }
+    s_compare("police", c1, 1, &nf, 400);
+    rclause c6[] = {{{X("secur")}, 1, false}};
+    s_compare("secur*", c6, 1, &nf, 10);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    struct {
+        const char *q;
+        long pos;
+    } bad[] = {{"", -1},       {"   ", -1},         {"\"mass line", 0}, {"police \"", 7},
+               {"police OR", 7}, {"OR police", 0},  {"s*", 0},          {"-police", 0},
+               {"police -", 7},  {"\"\"", 0},       {"a OR OR b", 5},   {"site:alpha.example", -1}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        idx_query q = {.query = bad[i].q};
+        idx_result r;
+        int rc = s_search(&q, &r);
+        if (rc != IDX_INVALID_ARGUMENT || r.error_pos != bad[i].pos || !r.error[0])
+            fail_msg("query '%s': rc %d pos %ld (want %ld) '%s'", bad[i].q, rc, r.error_pos, bad[i].pos,
+                     r.error);
+        idx_result_free(&r);
+    }
+    /* 10,000 terms: refused quickly */
+    size_t n = 10000 * 7;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < 10000; i++)
+        memcpy(big + i * 7, i % 2 ? "police " : "market ", 7);
+    big[n] = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    idx_query q = {.query = big};
+    idx_result r;
+    assert_int_equal(s_search(&q, &r), IDX_INVALID_ARGUMENT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    idx_result_free(&r);
+    /* under the byte limit but too many terms */
+    big[IDX_QUERY_MAX_BYTES - 10] = 0;
+    q.query = big;
+    assert_int_equal(s_search(&q, &r), IDX_INVALID_ARGUMENT);
+    assert_true(strstr(r.error, "too many terms") != NULL);
+    idx_result_free(&r);
+    free(big);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms < 100);
+    /* limits */
+    q = (idx_query){.query = "police", .limit = 5000};
+    assert_int_equal(s_search(&q, &r), IDX_INVALID_ARGUMENT);
+    idx_result_free(&r);
+}
+
+static void test_typos(void **state) {
+    (void)state;
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    idx *t;
+    idx_options o = {.b = -1};
+    assert_int_equal(idx_open(txn, &o, &t), IDX_OK);
+    idx_query q = {.query = "polise", .limit = 10};
+    idx_result r;
+    assert_int_equal(idx_search(t, txn, &q, &r), IDX_OK);
+    assert_true(r.nhits > 0);
+    for (size_t i = 0; i < r.nhits; i++)
+        assert_true(r.hits[i].typo);
+    idx_result_free(&r);
+    /* exact hits rank above typo-only hits: "festivals" (exact: festival) */
+    q.query = "marketz";
+    assert_int_equal(idx_search(t, txn, &q, &r), IDX_OK);
+    assert_true(r.nhits > 0);
+    idx_result_free(&r);
+    idx_close(&t);
+    mdb_txn_abort(txn);
+}
+
+static void test_big_article(void **state) {
+    (void)state;
+    size_t n = 1 << 20;
+    art *x = calloc(1, sizeof *x);
+    char *body = malloc(n + 1);
+    size_t o = 0;
+    unsigned k = 0;
+    while (o + 16 < n) {
+        const char *w = (k % 5000 == 4999) ? "needle " : (k % 3 ? "hay " : "straw ");
+        memcpy(body + o, w, strlen(w));
+        o += strlen(w);
+        k++;
+    }
+    body[o] = 0;
+    strcpy(x->title, "the big one");
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    idx_doc d = {.title = x->title, .title_len = strlen(x->title), .body = body, .body_len = o,
+                 .site = "big", .category = "big", .published_at = 7};
+    assert_int_equal(idx_put(ix, txn, 100000, &d, NULL), IDX_OK);
+    assert_int_equal(idx_flush(ix, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    idx_query q = {.query = "\"hay straw\" needle"};
+    idx_result r;
+    assert_int_equal(s_search(&q, &r), IDX_OK);
+    assert_int_equal(r.total, 1);
+    assert_int_equal(r.hits[0].id, 100000);
+    char snip[1024];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t sl = idx_snippet(ix, &r, body, o, "[", "]", snip, sizeof snip);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(sl > 50 && sl < 400);
+    assert_non_null(strstr(snip, "[needle]"));
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_true(ms < 50);
+    idx_result_free(&r);
+    /* delete it again (1 MiB of positions removed) */
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(idx_del(ix, txn, 100000, &d), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    q.query = "needle";
+    assert_int_equal(s_search(&q, &r), IDX_OK);
+    assert_int_equal(r.total, 0);
+    idx_result_free(&r);
+    free(body);
+    free(x);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference),    cmocka_unit_test(test_pagination),
+        cmocka_unit_test(test_facets),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
+        cmocka_unit_test(test_big_article),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

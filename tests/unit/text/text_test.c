@@ -1,0 +1,217 @@
+/* text_test: analysis (fold, stem + exact, CJK, mixed, invalid input, stop
+ * words) and snippets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "text.h"
+#include "utf8.h"
+
+typedef struct {
+    char s[4096];
+    size_t len;
+    unsigned n;
+} dump;
+
+/* "pos:kind:term" joined by spaces; exact terms shown as =term */
+static int s_cb(void *ud, const text_token *t) {
+    dump *d = ud;
+    if (t->end < t->start)
+        return 1;
+    if (d->len + 300 > sizeof d->s) { /* full: count only */
+        d->n++;
+        return 0;
+    }
+    const char *term = t->term;
+    uint32_t l = t->len;
+    char kind = "SXUB"[t->kind];
+    if (t->kind == TEXT_TERM_EXACT) {
+        term++;
+        l--;
+    }
+    d->len += (size_t)snprintf(d->s + d->len, sizeof d->s - d->len, "%s%u%c%s%.*s", d->n ? " " : "",
+                               t->pos, kind, t->kind == TEXT_TERM_STEM && t->exact ? "!" : "", (int)l, term);
+    d->n++;
+    return 0;
+}
+
+static const char *s_an(text_analyzer *a, const char *s) {
+    static dump d;
+    memset(&d, 0, sizeof d);
+    text_analyze(a, s, strlen(s), 0, s_cb, &d, NULL);
+    return d.s;
+}
+
+static void test_words(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    assert_non_null(a);
+    /* stem + exact form when they differ; exact flag when equal */
+    assert_string_equal(s_an(a, "Running dogs run"), "0Srun 0Xrunning 1Sdog 1Xdogs 2S!run");
+    /* folding: case, diacritics, NFKC (ligature, full width) */
+    assert_string_equal(s_an(a, "ÉCLAIR ﬁsh Ｔｏｋｙｏ naïve"), "0S!eclair 1S!fish 2S!tokyo 3Snaiv 3Xnaive");
+    /* joiners: apostrophes between letters, . , between digits */
+    assert_string_equal(s_an(a, "don't 3.14 1,000 end. x_y"), "0S!don't 1S!3.14 2S!1,000 3S!end 4S!x_y");
+    /* other scripts pass through folded, not stemmed */
+    assert_string_equal(s_an(a, "Привет МИР"), "0S!привет 1S!мир");
+    text_analyzer_destroy(&a);
+    assert_null(a);
+    text_analyzer_destroy(&a); /* safe twice */
+}
+
+static void test_cjk(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    assert_string_equal(s_an(a, "北京天气"), "0U北 0B北京 1U京 1B京天 2U天 2B天气 3U气");
+    /* mixed with English: runs are cut by Latin words; positions continue */
+    assert_string_equal(s_an(a, "在Beijing的新闻"), "0U在 1Sbeij 1Xbeijing 2U的 2B的新 3U新 3B新闻 4U闻");
+    /* single character */
+    assert_string_equal(s_an(a, "中"), "0U中");
+    /* kana keep their voicing marks; Hangul stays composed */
+    assert_string_equal(s_an(a, "です 한국"), "0Uで 0Bです 1Uす 2U한 2B한국 3U국");
+    text_analyzer_destroy(&a);
+}
+
+static void test_invalid(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    /* invalid bytes and NUL act as separators; never a crash */
+    const char bad[] = "ab\xff\xfe" "cd\xe4\xb8" "ef\0gh\xc0\xaf";
+    dump d = {0};
+    assert_int_equal(text_analyze(a, bad, sizeof bad - 1, 0, s_cb, &d, NULL), 0);
+    assert_string_equal(d.s, "0S!ab 1S!cd 2S!ef 3S!gh");
+    /* random bytes: offsets stay inside the input */
+    unsigned r = 7;
+    char buf[4096];
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < sizeof buf; i++) {
+            r = r * 1103515245u + 12345u;
+            buf[i] = (char)(r >> 16);
+        }
+        memset(&d, 0, sizeof d);
+        text_analyze(a, buf, sizeof buf, 0, s_cb, &d, NULL);
+    }
+    /* a word longer than TEXT_WORD_MAX is cut on a character boundary */
+    char longw[3000];
+    for (int i = 0; i < 1000; i++)
+        memcpy(longw + i * 2, "é", 2);
+    longw[2000] = 0;
+    memset(&d, 0, sizeof d);
+    text_analyze(a, longw, 2000, 0, s_cb, &d, NULL);
+    assert_int_equal(d.n, 1);
+    text_analyzer_destroy(&a);
+}
+
+static void test_stopwords(void **state) {
+    (void)state;
+    const char *stops[] = {"the", "OF", NULL};
+    text_options o = text_options_default();
+    o.stopwords = stops;
+    text_analyzer *a = text_analyzer_new(&o);
+    /* stop words are skipped but keep their position */
+    assert_string_equal(s_an(a, "The Mass of line"), "1S!mass 3S!line");
+    text_analyzer_destroy(&a);
+}
+
+static void test_fold(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    char out[64];
+    size_t n = text_fold(a, "Sécurité", strlen("Sécurité"), out, sizeof out);
+    assert_int_equal(n, 8);
+    assert_memory_equal(out, "securite", 8);
+    assert_int_equal(text_fold(a, "!!", 2, out, sizeof out), 0);
+    text_analyzer_destroy(&a);
+}
+
+static void test_snippet(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    const char *terms[] = {"run", "polic"};
+    uint32_t lens[] = {3, 5};
+    text_snippet_opts o = {.terms = terms, .term_lens = lens, .nterms = 2};
+    char out[1024];
+    const char *body = "The fox was running from the police.\nPolice said running\tis fun.";
+    text_snippet(a, body, strlen(body), &o, out, sizeof out);
+    assert_string_equal(out, "The fox was «running» from the «police». «Police» said «running» is fun.");
+    o.mark_open = "<b>";
+    o.mark_close = "</b>";
+    text_snippet(a, "中国北京", strlen("中国北京"), &(text_snippet_opts){.terms = (const char *[]){"北京"},
+                 .term_lens = (uint32_t[]){6}, .nterms = 1, .mark_open = "[", .mark_close = "]"},
+                 out, sizeof out);
+    assert_string_equal(out, "中国[北京]");
+    /* long text: cut around the densest cluster, on character boundaries */
+    char *big = malloc(200000);
+    size_t len = 0;
+    while (len < 190000) {
+        const char *w = "word 字 ";
+        memcpy(big + len, w, strlen(w));
+        len += strlen(w);
+    }
+    memcpy(big + 100000, " police running police ", 23);
+    size_t sl = text_snippet(a, big, len, &(text_snippet_opts){.terms = terms, .term_lens = lens,
+                             .nterms = 2, .scan_bytes = 150000}, out, sizeof out);
+    assert_true(sl > 100);
+    assert_non_null(strstr(out, "«police» «running» «police»"));
+    assert_true(utf8_valid(out, sl, NULL));
+    /* tiny output buffer: still valid UTF-8, NUL-terminated */
+    for (size_t cap = 1; cap < 40; cap++) {
+        char small[40];
+        sl = text_snippet(a, big, len, &o, small, cap);
+        assert_true(sl < cap);
+        assert_true(utf8_valid(small, sl, NULL));
+    }
+    /* no match: the beginning */
+    sl = text_snippet(a, "hello world", 11, &(text_snippet_opts){0}, out, sizeof out);
+    assert_string_equal(out, "hello world");
+    /* invalid bytes in the body are replaced */
+    sl = text_snippet(a, "ab\xff" "cd", 5, &o, out, sizeof out);
+    assert_true(utf8_valid(out, sl, NULL));
+    free(big);
+    text_analyzer_destroy(&a);
+}
+
+static int s_count(void *ud, const text_token *t) {
+    (void)t;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+static void test_speed(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    const char *para = "Organised religion has corrupted one of the purest, most powerful things "
+                       "in the human condition. 北京的天气很好。 Café naïve résumé. ";
+    size_t pl = strlen(para), n = 8 << 20;
+    char *buf = malloc(n);
+    for (size_t i = 0; i + pl <= n; i += pl)
+        memcpy(buf + i, para, pl);
+    n = (n / pl) * pl;
+    size_t toks = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    text_analyze(a, buf, n, 0, s_count, &toks, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("text_analyze: %.1f MB/s, %.1f M tokens/s\n", (double)n / s / 1e6, (double)toks / s / 1e6);
+    assert_true((double)n / s > 5e6); /* generous floor: fails only when something is very wrong */
+    free(buf);
+    text_analyzer_destroy(&a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_words),     cmocka_unit_test(test_cjk),
+        cmocka_unit_test(test_invalid),   cmocka_unit_test(test_stopwords),
+        cmocka_unit_test(test_fold),      cmocka_unit_test(test_snippet),
+        cmocka_unit_test(test_speed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
