@@ -54,6 +54,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -278,6 +279,8 @@ typedef struct {
     int64_t wall_us;
     /* store Stats after the run (bulletin only; < 0 = unknown) */
     double commits, ops_committed;
+    /* CPU time (user + system) spent during the run, us; < 0 = unknown */
+    double cpu_client_us, cpu_ingest_us, cpu_store_us;
     bool ran;    /* measured: a row in the table */
     bool failed; /* attempted but could not run (see the log): a "failed" row */
 } s_result;
@@ -993,6 +996,41 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
 }
 
 /* Read the store's commit counters (metrics "commits", "ops_committed"). */
+/* CPU time (user + system) of a process so far, us; -1 if unknown. */
+static double s_proc_cpu_us(pid_t pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* fields after the command name "(...)": state is field 3, utime 14, stime 15 */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double s_self_cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static double s_cpu_delta(double before, double after)
+{
+    return before >= 0 && after >= 0 ? after - before : -1;
+}
+
 static void s_store_stats(void *ctx, const char *endpoint, s_result *r)
 {
     r->commits = r->ops_committed = -1;
@@ -1027,6 +1065,7 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
 {
     memset(res, 0, sizeof *res);
     res->commits = res->ops_committed = -1;
+    res->cpu_client_us = res->cpu_ingest_us = res->cpu_store_us = -1;
     res->lat_us = calloc(plan->nbatches + 1, sizeof *res->lat_us);
     if (!res->lat_us)
         return -1;
@@ -1112,10 +1151,15 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
     }
     if (started == nclients) {
         /* the time limit counts from the release of the clients */
+        double c0 = s_self_cpu_us(), i0 = s_proc_cpu_us(sk.ingest_pid),
+               s0 = s_proc_cpu_us(sk.store_pid);
         sh.t_start = clock_mono_us();
         pthread_barrier_wait(&sh.barrier);
         for (int i = 0; i < nclients; i++)
             pthread_join(th[i], NULL);
+        res->cpu_client_us = s_cpu_delta(c0, s_self_cpu_us());
+        res->cpu_ingest_us = s_cpu_delta(i0, s_proc_cpu_us(sk.ingest_pid));
+        res->cpu_store_us = s_cpu_delta(s0, s_proc_cpu_us(sk.store_pid));
         int bad = atomic_load(&sh.setup_failed);
         if (bad == 0) {
             res->ran = true;
@@ -1307,24 +1351,46 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
         }
     }
 
-    bool any_stats = false;
-    for (size_t i = 0; i < nrows; i++)
-        for (int e = 0; e < S_SQLITE; e++)
-            any_stats |= rows[i].r[e].ran && rows[i].r[e].commits > 0;
-    if (any_stats) {
-        fprintf(out, "\nGroup commit (store Stats after each run):\n\n");
-        fprintf(out, "| engine | batch | clients | commits | ops per commit | commits/s |\n"
-                     "|---|---:|---:|---:|---:|---:|\n");
-        for (size_t i = 0; i < nrows; i++) {
-            for (int e = 0; e < S_SQLITE; e++) {
-                const s_result *r = &rows[i].r[e];
-                if (!r->ran || r->commits <= 0)
-                    continue;
-                fprintf(out, "| %s | %zu | %d | %.0f | %.1f | %.0f |\n", s_engine_name[e],
-                        rows[i].batch, rows[i].clients, r->commits,
-                        r->ops_committed > 0 ? r->ops_committed / r->commits : 0,
-                        r->wall_us > 0 ? r->commits * 1e6 / (double)r->wall_us : 0);
+    fprintf(out, "\nWhere the time goes: group commits (store Stats) and CPU time (user + "
+                 "system) per acknowledged article of each process during the run; busy = all "
+                 "that CPU / (wall time x %ld CPUs):\n\n", sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(out, "| engine | batch | clients | commits | articles per commit | commits/s | CPU us/article: "
+                 "bench client | ingest | store | busy |\n"
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < nrows; i++) {
+        for (int e = 0; e < S_NENGINES; e++) {
+            const s_result *r = &rows[i].r[e];
+            if (!r->ran || r->ok_articles == 0)
+                continue;
+            char commits[32] = "", per[32] = "", cps[32] = "", cc[32] = "", ci[32] = "",
+                 cs[32] = "", busy[32] = "";
+            double a = (double)r->ok_articles, total = 0;
+            if (r->commits > 0) {
+                snprintf(commits, sizeof commits, "%.0f", r->commits);
+                snprintf(per, sizeof per, "%.1f", r->ops_committed > 0 ? r->ops_committed / r->commits : 0);
+                snprintf(cps, sizeof cps, "%.0f", r->wall_us > 0 ? r->commits * 1e6 / (double)r->wall_us : 0);
+            } else if (e == S_SQLITE) {
+                snprintf(commits, sizeof commits, "%zu", r->requests - r->failed_requests);
+                snprintf(per, sizeof per, "%zu", rows[i].batch);
+                snprintf(cps, sizeof cps, "%.0f", r->wall_us > 0 ? (double)(r->requests - r->failed_requests) * 1e6 / (double)r->wall_us : 0);
             }
+            if (r->cpu_client_us >= 0) {
+                snprintf(cc, sizeof cc, "%.1f", r->cpu_client_us / a);
+                total += r->cpu_client_us;
+            }
+            if (r->cpu_ingest_us >= 0) {
+                snprintf(ci, sizeof ci, "%.1f", r->cpu_ingest_us / a);
+                total += r->cpu_ingest_us;
+            }
+            if (r->cpu_store_us >= 0) {
+                snprintf(cs, sizeof cs, "%.1f", r->cpu_store_us / a);
+                total += r->cpu_store_us;
+            }
+            if (r->wall_us > 0)
+                snprintf(busy, sizeof busy, "%.0f%%",
+                         100.0 * total / ((double)r->wall_us * (double)sysconf(_SC_NPROCESSORS_ONLN)));
+            fprintf(out, "| %s | %zu | %d | %s | %s | %s | %s | %s | %s | %s |\n", s_engine_name[e],
+                    rows[i].batch, rows[i].clients, commits, per, cps, cc, ci, cs, busy);
         }
     }
 
