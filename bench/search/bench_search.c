@@ -1,0 +1,452 @@
+/*
+ * bulletin-bench-search: the search index (services/search) against SQLite
+ * FTS5 on a reference corpus, in-process, one thread.
+ *
+ *   bulletin-bench-search --corpus /tmp/corpus/en.jsonl \
+ *       --queries /tmp/corpus/queries/en.search.jsonl [--zh] [--dir /tmp/bench-search]
+ *       [--max-docs N] [--commit-every 1000] [--rounds 3]
+ *
+ * Both engines get the same documents (loaded into memory first, so JSON
+ * parsing is not timed), commit every N docs with a synced commit (LMDB
+ * default flags; SQLite synchronous=FULL, rollback journal), then run the
+ * same queries for the top 10 by BM25 with the title weighted x2.
+ *
+ * Differences that are not hidden: FTS5 does not stem (we index stems and
+ * exact forms), and FTS5's LIMIT 10 does not count all matches (we return
+ * the exact total with every page). For Chinese, FTS5 gets the text
+ * pre-split into bigrams (the corpus README's "pre-bigrammed" convention,
+ * done before the timer starts), we analyze the raw text ourselves.
+ */
+#include "clock.h"
+#include "config.h"
+#include "idx.h"
+#include "log.h"
+#include "text.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <utf8proc.h>
+
+typedef struct {
+    char *title, *body, *site, *cat;
+    char *ftitle, *fbody; /* FTS5 text (bigrammed for zh) */
+    int64_t pub;
+} doc;
+
+typedef struct {
+    char *ours; /* our query syntax */
+    char *fts;  /* FTS5 MATCH expression */
+    char type[16];
+} query;
+
+static const char *o_corpus, *o_queries, *o_dir;
+static long long o_max, o_every, o_rounds;
+static bool o_zh, o_skip_fts;
+
+static const cfg_option OPTS[] = {
+    {"corpus", "BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl", "corpus JSONL", &o_corpus},
+    {"queries", "BENCH_QUERIES", CFG_STR, "/tmp/corpus/queries/en.search.jsonl", "queries JSONL", &o_queries},
+    {"dir", "BENCH_DIR", CFG_STR, "/tmp/bench-search", "work directory (wiped)", &o_dir},
+    {"max-docs", "BENCH_MAX_DOCS", CFG_INT, "0", "index at most N docs (0 = all)", &o_max},
+    {"commit-every", "BENCH_COMMIT_EVERY", CFG_INT, "1000", "docs per synced commit", &o_every},
+    {"rounds", "BENCH_ROUNDS", CFG_INT, "3", "timed rounds over the queries", &o_rounds},
+    {"zh", "BENCH_ZH", CFG_BOOL, NULL, "Chinese corpus: bigram text for FTS5", &o_zh},
+    {"skip-fts", "BENCH_SKIP_FTS", CFG_BOOL, NULL, "do not run FTS5", &o_skip_fts},
+};
+
+static bool s_cjk(int32_t c) {
+    return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF) ||
+           (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0x20000 && c <= 0x2FFFF);
+}
+
+/* textutil.bigram_text: each CJK run -> " b1 b2 ... " (a lone char stays). */
+static char *s_bigram(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(n * 3 + 16);
+    size_t o = 0, i = 0;
+    while (i < n) {
+        int32_t cp;
+        utf8proc_ssize_t r = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (r <= 0 || !s_cjk(cp)) {
+            size_t l = r <= 0 ? 1 : (size_t)r;
+            memcpy(out + o, s + i, l);
+            o += l;
+            i += l;
+            continue;
+        }
+        size_t st[4096];
+        size_t k = 0, j = i;
+        while (j < n && k < 4096) {
+            r = utf8proc_iterate((const uint8_t *)s + j, (utf8proc_ssize_t)(n - j), &cp);
+            if (r <= 0 || !s_cjk(cp))
+                break;
+            st[k++] = j;
+            j += (size_t)r;
+        }
+        out[o++] = ' ';
+        if (k == 1) {
+            memcpy(out + o, s + i, j - i);
+            o += j - i;
+            out[o++] = ' ';
+        } else {
+            for (size_t x = 0; x + 1 < k; x++) {
+                size_t e = x + 2 < k ? st[x + 2] : j;
+                memcpy(out + o, s + st[x], e - st[x]);
+                o += e - st[x];
+                out[o++] = ' ';
+            }
+        }
+        i = j;
+    }
+    out[o] = 0;
+    return out;
+}
+
+static char *s_dup(json_t *o, const char *k) {
+    const char *v = json_string_value(json_object_get(o, k));
+    return strdup(v ? v : "");
+}
+
+static doc *s_load(size_t *n) {
+    FILE *f = fopen(o_corpus, "r");
+    if (!f) {
+        perror(o_corpus);
+        exit(1);
+    }
+    size_t cap = 1 << 16, cnt = 0;
+    doc *d = malloc(cap * sizeof *d);
+    char *line = NULL;
+    size_t lcap = 0;
+    while (getline(&line, &lcap, f) > 0 && (!o_max || (long long)cnt < o_max)) {
+        json_error_t e;
+        json_t *o = json_loads(line, 0, &e);
+        if (!o)
+            continue;
+        if (cnt == cap)
+            d = realloc(d, (cap *= 2) * sizeof *d);
+        doc *x = &d[cnt++];
+        x->title = s_dup(o, "title");
+        x->body = s_dup(o, "body");
+        x->site = s_dup(o, "site");
+        x->cat = s_dup(o, "category");
+        x->pub = 0;
+        const char *p = json_string_value(json_object_get(o, "published_at"));
+        if (p)
+            clock_parse_rfc3339(p, &x->pub);
+        x->ftitle = o_zh ? s_bigram(x->title) : x->title;
+        x->fbody = o_zh ? s_bigram(x->body) : x->body;
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    *n = cnt;
+    return d;
+}
+
+static query *s_queries(size_t *n) {
+    FILE *f = fopen(o_queries, "r");
+    if (!f) {
+        perror(o_queries);
+        exit(1);
+    }
+    size_t cap = 256, cnt = 0;
+    query *q = malloc(cap * sizeof *q);
+    char *line = NULL;
+    size_t lcap = 0;
+    while (getline(&line, &lcap, f) > 0) {
+        json_error_t e;
+        json_t *o = json_loads(line, 0, &e);
+        if (!o)
+            continue;
+        if (cnt == cap)
+            q = realloc(q, (cap *= 2) * sizeof *q);
+        query *x = &q[cnt++];
+        snprintf(x->type, sizeof x->type, "%s", json_string_value(json_object_get(o, "type")));
+        char ours[2048] = "", fts[2048] = "";
+        json_t *groups = json_object_get(o, "groups");
+        size_t gi;
+        json_t *g;
+        json_array_foreach(groups, gi, g) {
+            size_t ng = json_array_size(g);
+            if (gi) {
+                strcat(ours, " ");
+                strcat(fts, " AND ");
+            }
+            strcat(fts, "\"");
+            if (o_zh) {
+                /* overlapping bigrams -> the character run */
+                for (size_t t = 0; t < ng; t++) {
+                    const char *tok = json_string_value(json_array_get(g, t));
+                    if (t == 0)
+                        strcat(ours, tok);
+                    else {
+                        size_t l = strlen(tok), k = l;
+                        while (k > 0 && ((uint8_t)tok[k - 1] & 0xC0) == 0x80)
+                            k--;
+                        strcat(ours, tok + (k ? k - 1 : 0));
+                    }
+                    strcat(fts, t ? " " : "");
+                    strcat(fts, tok);
+                }
+            } else {
+                if (ng > 1)
+                    strcat(ours, "\"");
+                for (size_t t = 0; t < ng; t++) {
+                    const char *tok = json_string_value(json_array_get(g, t));
+                    strcat(ours, t ? " " : "");
+                    strcat(ours, tok);
+                    strcat(fts, t ? " " : "");
+                    strcat(fts, tok);
+                }
+                if (ng > 1)
+                    strcat(ours, "\"");
+            }
+            strcat(fts, "\"");
+        }
+        x->ours = strdup(ours);
+        x->fts = strdup(fts);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    *n = cnt;
+    return q;
+}
+
+static int s_dcmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    double docs_s, p50, p99, qps, size_mb, build_s;
+    double avg_hits;
+} result;
+
+static void s_lat(double *lat, size_t n, double total_s, result *r) {
+    qsort(lat, n, sizeof *lat, s_dcmp);
+    r->p50 = lat[n / 2];
+    r->p99 = lat[(size_t)((double)n * 0.99)];
+    r->qps = (double)n / total_s;
+}
+
+static off_t s_fsize(const char *p) {
+    struct stat st;
+    return stat(p, &st) ? 0 : st.st_size;
+}
+
+static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/idx", o_dir);
+    mkdir(path, 0755);
+    MDB_env *env;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, 64ull << 30);
+    if (mdb_env_open(env, path, 0, 0644)) {
+        fprintf(stderr, "mdb_env_open failed\n");
+        exit(1);
+    }
+    MDB_txn *txn;
+    idx *ix;
+    idx_options opt = {.b = -1, .max_pending_docs = (uint32_t)o_every};
+    mdb_txn_begin(env, NULL, 0, &txn);
+    if (idx_open(txn, &opt, &ix)) {
+        fprintf(stderr, "idx_open failed\n");
+        exit(1);
+    }
+    mdb_txn_commit(txn);
+    int64_t t0 = clock_mono_us();
+    for (size_t i = 0; i < n;) {
+        mdb_txn_begin(env, NULL, 0, &txn);
+        size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
+        for (; i < end; i++) {
+            idx_doc x = {.title = d[i].title, .title_len = strlen(d[i].title), .body = d[i].body,
+                         .body_len = strlen(d[i].body), .site = d[i].site, .category = d[i].cat,
+                         .published_at = d[i].pub};
+            if (idx_put(ix, txn, i + 1, &x, NULL)) {
+                fprintf(stderr, "idx_put failed at %zu\n", i);
+                exit(1);
+            }
+        }
+        if (idx_flush(ix, txn) || mdb_txn_commit(txn)) {
+            fprintf(stderr, "commit failed\n");
+            exit(1);
+        }
+    }
+    double secs = (double)(clock_mono_us() - t0) / 1e6;
+    r->build_s = secs;
+    r->docs_s = (double)n / secs;
+    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    idx_stats_t st;
+    idx_stats(ix, txn, &st);
+    mdb_txn_abort(txn);
+    r->size_mb = (double)st.bytes / 1e6;
+    snprintf(path, sizeof path, "%s/idx/data.mdb", o_dir);
+    printf("ours: %zu docs in %.1f s (%.0f docs/s); used pages %.1f MB, file %.1f MB, %llu terms, %llu blocks\n",
+           n, secs, r->docs_s, r->size_mb, (double)s_fsize(path) / 1e6, (unsigned long long)st.terms,
+           (unsigned long long)st.blocks);
+    size_t total = nq * (size_t)o_rounds;
+    double *lat = malloc(total * sizeof *lat);
+    uint64_t hits = 0;
+    for (int round = -1; round < o_rounds; round++) { /* round -1: warm-up */
+        for (size_t k = 0; k < nq; k++) {
+            int64_t a = clock_mono_us();
+            mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+            idx_query qq = {.query = q[k].ours, .limit = 10};
+            idx_result res;
+            int rc = idx_search(ix, txn, &qq, &res);
+            mdb_txn_abort(txn);
+            int64_t b = clock_mono_us();
+            if (rc)
+                fprintf(stderr, "query '%s': %s\n", q[k].ours, res.error);
+            if (round >= 0) {
+                lat[(size_t)round * nq + k] = (double)(b - a);
+                hits += res.nhits;
+            }
+            idx_result_free(&res);
+        }
+    }
+    double sum = 0;
+    for (size_t k = 0; k < total; k++)
+        sum += lat[k];
+    s_lat(lat, total, sum / 1e6, r);
+    r->avg_hits = (double)hits / (double)total;
+    free(lat);
+    idx_close(&ix);
+    mdb_env_close(env);
+}
+
+static void s_fts(doc *d, size_t n, query *q, size_t nq, result *r) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/fts.db", o_dir);
+    sqlite3 *db;
+    if (sqlite3_open(path, &db)) {
+        fprintf(stderr, "sqlite open failed\n");
+        exit(1);
+    }
+    sqlite3_exec(db, "PRAGMA synchronous=FULL; CREATE VIRTUAL TABLE docs USING fts5(title, body);",
+                 NULL, NULL, NULL);
+    sqlite3_stmt *ins;
+    sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, body) VALUES(?,?,?)", -1, &ins, NULL);
+    int64_t t0 = clock_mono_us();
+    for (size_t i = 0; i < n;) {
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
+        for (; i < end; i++) {
+            sqlite3_bind_int64(ins, 1, (sqlite3_int64)(i + 1));
+            sqlite3_bind_text(ins, 2, d[i].ftitle, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 3, d[i].fbody, -1, SQLITE_STATIC);
+            if (sqlite3_step(ins) != SQLITE_DONE) {
+                fprintf(stderr, "fts insert: %s\n", sqlite3_errmsg(db));
+                exit(1);
+            }
+            sqlite3_reset(ins);
+        }
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    double secs = (double)(clock_mono_us() - t0) / 1e6;
+    sqlite3_finalize(ins);
+    r->build_s = secs;
+    r->docs_s = (double)n / secs;
+    r->size_mb = (double)s_fsize(path) / 1e6;
+    /* the index alone, without the stored text */
+    sqlite3_stmt *sz;
+    double idx_mb = 0;
+    if (sqlite3_prepare_v2(db, "SELECT sum(length(block)) FROM docs_data", -1, &sz, NULL) == SQLITE_OK &&
+        sqlite3_step(sz) == SQLITE_ROW)
+        idx_mb = (double)sqlite3_column_int64(sz, 0) / 1e6;
+    sqlite3_finalize(sz);
+    printf("fts5: %zu docs in %.1f s (%.0f docs/s); file %.1f MB (index blocks %.1f MB, rest is stored text)\n",
+           n, secs, r->docs_s, r->size_mb, idx_mb);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT rowid, bm25(docs, 2.0, 1.0) FROM docs WHERE docs MATCH ? "
+                           "ORDER BY bm25(docs, 2.0, 1.0) LIMIT 10", -1, &st, NULL);
+    size_t total = nq * (size_t)o_rounds;
+    double *lat = malloc(total * sizeof *lat);
+    uint64_t hits = 0;
+    for (int round = -1; round < o_rounds; round++) {
+        for (size_t k = 0; k < nq; k++) {
+            int64_t a = clock_mono_us();
+            sqlite3_bind_text(st, 1, q[k].fts, -1, SQLITE_STATIC);
+            int h = 0, rc;
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                h++;
+            if (rc != SQLITE_DONE)
+                fprintf(stderr, "fts query '%s': %s\n", q[k].fts, sqlite3_errmsg(db));
+            sqlite3_reset(st);
+            int64_t b = clock_mono_us();
+            if (round >= 0) {
+                lat[(size_t)round * nq + k] = (double)(b - a);
+                hits += (uint64_t)h;
+            }
+        }
+    }
+    double sum = 0;
+    for (size_t k = 0; k < total; k++)
+        sum += lat[k];
+    s_lat(lat, total, sum / 1e6, r);
+    r->avg_hits = (double)hits / (double)total;
+    free(lat);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static int s_count_tok(void *ud, const text_token *t) {
+    (void)t;
+    (*(uint64_t *)ud)++;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    log_init("bench-search");
+    int rc = cfg_parse("bulletin-bench-search", "Search index vs SQLite FTS5 on a reference corpus.",
+                       OPTS, sizeof OPTS / sizeof OPTS[0], argc, argv);
+    if (rc == CFG_HELP)
+        return 0;
+    if (rc != CFG_OK)
+        return 2;
+    if (o_every < 1)
+        o_every = 1;
+    if (o_rounds < 1)
+        o_rounds = 1;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o_dir, o_dir);
+    if (system(cmd) != 0)
+        return 1;
+    size_t n, nq;
+    doc *d = s_load(&n);
+    query *q = s_queries(&nq);
+    printf("corpus %s: %zu docs; %zu queries; commit every %lld docs (synced)\n", o_corpus, n, nq, o_every);
+    /* analysis throughput */
+    text_analyzer *an = text_analyzer_new(NULL);
+    uint64_t bytes = 0, toks = 0;
+    int64_t t0 = clock_mono_us();
+    for (size_t i = 0; i < n; i++) {
+        size_t bl = strlen(d[i].body);
+        text_analyze(an, d[i].body, bl, 0, s_count_tok, &toks, NULL);
+        bytes += bl;
+    }
+    double as = (double)(clock_mono_us() - t0) / 1e6;
+    printf("analysis: %.1f MB of bodies at %.1f MB/s, %.1f M tokens/s\n", (double)bytes / 1e6,
+           (double)bytes / 1e6 / as, (double)toks / 1e6 / as);
+    text_analyzer_destroy(&an);
+    result ro = {0}, rf = {0};
+    s_ours(d, n, q, nq, &ro);
+    if (!o_skip_fts)
+        s_fts(d, n, q, nq, &rf);
+    printf("\n| engine | docs | index docs/s | size MB | search p50 us | p99 us | QPS | avg hits |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    printf("| bulletin idx | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, ro.docs_s, ro.size_mb,
+           ro.p50, ro.p99, ro.qps, ro.avg_hits);
+    if (!o_skip_fts)
+        printf("| SQLite FTS5 | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rf.docs_s,
+               rf.size_mb, rf.p50, rf.p99, rf.qps, rf.avg_hits);
+    /* per query type */
+    return 0;
+}
