@@ -65,7 +65,7 @@
 
 static const char *o_corpus, *o_ingest, *o_store, *o_batches, *o_clients, *o_engines,
     *o_data_dir, *o_bin_dir, *o_out;
-static long long o_articles, o_seconds, o_small_articles, o_small_seconds, o_timeout_ms;
+static long long o_articles, o_seconds, o_small_articles, o_small_seconds, o_timeout_ms, o_repeat;
 static bool o_spawn, o_keep, o_sqlite_serialize;
 
 static const cfg_option s_opts[] = {
@@ -100,6 +100,9 @@ static const cfg_option s_opts[] = {
     {"bin-dir", "BULLETIN_BENCH_BIN_DIR", CFG_STR, NULL,
      "where bulletin-store and bulletin-ingest are (default: next to this program)",
      &o_bin_dir},
+    {"repeat", "BULLETIN_BENCH_REPEAT", CFG_INT, "1",
+     "runs per configuration and engine (interleaved); the table shows the median run "
+     "and the range", &o_repeat},
     {"timeout-ms", "BULLETIN_BENCH_TIMEOUT_MS", CFG_INT, "30000",
      "a request without a reply after this long is an error and stops its client",
      &o_timeout_ms},
@@ -1283,10 +1286,15 @@ static void s_filesystem(const char *dir, char *out, size_t cap)
     fclose(f);
 }
 
+#define S_MAX_REPEAT 9
+
 typedef struct {
     size_t batch;
     int clients;
-    s_result r[S_NENGINES];
+    s_result r[S_NENGINES];          /* the median run (errors: summed over all runs) */
+    double rate_min[S_NENGINES], rate_max[S_NENGINES];
+    int nruns[S_NENGINES];            /* runs that completed */
+    s_result runs[S_NENGINES][S_MAX_REPEAT];
 } s_row;
 
 static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus *c,
@@ -1319,9 +1327,10 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
             o_corpus, c->n, (double)c->text_bytes / 1e6, c->lines, c->bad_json, c->bad_date,
             c->out_of_range, c->bad_title, c->too_big, c->dup_key);
     fprintf(out, "- limits: batch 1: %lld articles or %lld s; larger batches: %lld articles or %lld s "
-            "(whichever first); Bulletin %s\n\n",
+            "(whichever first); Bulletin %s; %lld run(s) per configuration and engine, interleaved%s\n\n",
             o_small_articles, o_small_seconds, o_articles, o_seconds,
-            o_spawn ? "on a fresh store per configuration (--spawn)" : "at the given endpoints");
+            o_spawn ? "on a fresh store per run (--spawn)" : "at the given endpoints", o_repeat,
+            o_repeat > 1 ? " (the median run is shown; articles/s range in parentheses)" : "");
 
     fprintf(out, "| engine | batch | clients | articles | errors | articles/s | p50 ms | p99 ms "
                  "| max ms | Bulletin/SQLite articles/s | Bulletin/SQLite p99 |\n");
@@ -1343,9 +1352,15 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
                 if (p99s > 0)
                     snprintf(pratio, sizeof pratio, "%.2fx", s_pct_ms(r->lat_us, r->nlat, 99) / p99s);
             }
-            fprintf(out, "| %s | %zu | %d | %zu | %zu | %.0f | %.2f | %.2f | %.2f | %s | %s |\n",
+            char rate[96];
+            if (rows[i].nruns[e] > 1)
+                snprintf(rate, sizeof rate, "%.0f (%.0f–%.0f)", s_rate(r), rows[i].rate_min[e],
+                         rows[i].rate_max[e]);
+            else
+                snprintf(rate, sizeof rate, "%.0f", s_rate(r));
+            fprintf(out, "| %s | %zu | %d | %zu | %zu | %s | %.2f | %.2f | %.2f | %s | %s |\n",
                     s_engine_name[e], rows[i].batch, rows[i].clients, r->ok_articles,
-                    r->err_articles, s_rate(r), s_pct_ms(r->lat_us, r->nlat, 50),
+                    r->err_articles, rate, s_pct_ms(r->lat_us, r->nlat, 50),
                     s_pct_ms(r->lat_us, r->nlat, 99), s_pct_ms(r->lat_us, r->nlat, 100), ratio,
                     pratio);
         }
@@ -1415,6 +1430,55 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
     fprintf(out, "\nErrors (articles not acknowledged as CREATED / not committed): %zu\n\n", errs);
 }
 
+/* For every row and engine: r = the run with the median rate (errors summed
+ * over all runs, so none is hidden), the range of rates, and the other runs'
+ * latencies freed. An engine with no completed run is "failed" if any was
+ * attempted. */
+static void s_pick_medians(s_row *rows, size_t nrows, int repeat)
+{
+    for (size_t i = 0; i < nrows; i++) {
+        for (int e = 0; e < S_NENGINES; e++) {
+            s_row *row = &rows[i];
+            int ok[S_MAX_REPEAT], n = 0;
+            bool attempted = false;
+            size_t errs = 0;
+            for (int k = 0; k < repeat; k++) {
+                s_result *r = &row->runs[e][k];
+                attempted |= r->ran || r->failed;
+                errs += r->err_articles;
+                if (r->ran)
+                    ok[n++] = k;
+            }
+            /* sort the completed runs by rate (n <= 9: insertion sort) */
+            for (int a = 1; a < n; a++)
+                for (int b = a; b > 0 && s_rate(&row->runs[e][ok[b]]) <
+                                             s_rate(&row->runs[e][ok[b - 1]]); b--) {
+                    int t = ok[b];
+                    ok[b] = ok[b - 1];
+                    ok[b - 1] = t;
+                }
+            memset(&row->r[e], 0, sizeof row->r[e]);
+            row->nruns[e] = n;
+            if (n == 0) {
+                row->r[e].failed = attempted;
+                row->r[e].err_articles = errs;
+                for (int k = 0; k < repeat; k++)
+                    free(row->runs[e][k].lat_us);
+                continue;
+            }
+            int med = ok[(n - 1) / 2];
+            row->rate_min[e] = s_rate(&row->runs[e][ok[0]]);
+            row->rate_max[e] = s_rate(&row->runs[e][ok[n - 1]]);
+            row->r[e] = row->runs[e][med];
+            row->r[e].err_articles = errs;
+            for (int k = 0; k < repeat; k++)
+                if (k != med)
+                    free(row->runs[e][k].lat_us);
+            memset(row->runs[e], 0, sizeof row->runs[e]);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------- */
 
 static int s_parse_list(const char *text, long long *out, int cap, const char *what)
@@ -1468,6 +1532,10 @@ int main(int argc, char **argv)
     if (o_articles <= 0 || o_small_articles <= 0 || o_seconds <= 0 || o_small_seconds <= 0 ||
         o_timeout_ms <= 0) {
         fprintf(stderr, "bulletin-bench-ingest: limits must be positive\n");
+        return 2;
+    }
+    if (o_repeat < 1 || o_repeat > S_MAX_REPEAT) {
+        fprintf(stderr, "bulletin-bench-ingest: --repeat must be 1..%d\n", S_MAX_REPEAT);
         return 2;
     }
     for (int i = 0; i < nc; i++)
@@ -1524,13 +1592,18 @@ int main(int argc, char **argv)
     /* Without --spawn the keys must be new to the store: prefix them with a run tag. */
     char tag[64] = "";
     s_row *rows = calloc((size_t)(nb * nc), sizeof *rows);
+    if (!rows)
+        return 1;
     size_t nrows = 0;
     int failures = 0;
-    for (int bi = 0; bi < nb; bi++) {
+    for (int bi = 0; bi < nb; bi++)
         for (int ci = 0; ci < nc; ci++) {
-            s_row *row = &rows[nrows++];
-            row->batch = (size_t)batches[bi];
-            row->clients = (int)clients[ci];
+            rows[nrows].batch = (size_t)batches[bi];
+            rows[nrows++].clients = (int)clients[ci];
+        }
+    for (int rp = 0; rp < (int)o_repeat; rp++) {
+        for (size_t ri = 0; ri < nrows; ri++) {
+            s_row *row = &rows[ri];
             if (!o_spawn)
                 snprintf(tag, sizeof tag, "bench-%" PRId64 "-b%zu-c%d/", clock_now_ms(), row->batch,
                          row->clients);
@@ -1544,20 +1617,21 @@ int main(int argc, char **argv)
             for (int e = 0; e < S_NENGINES; e++) {
                 if (!run[e])
                     continue;
-                log_info("bench.run", "engine=%s batch=%zu clients=%d limit=%zu", s_engine_name[e],
-                         plan.batch, row->clients, plan.limit);
-                if (s_run((s_engine)e, &corpus, &plan, row->clients, ctx, bin_dir, &row->r[e]) < 0) {
-                    row->r[e].failed = true;
+                log_info("bench.run", "engine=%s batch=%zu clients=%d limit=%zu run=%d/%lld",
+                         s_engine_name[e], plan.batch, row->clients, plan.limit, rp + 1, o_repeat);
+                s_result *r = &row->runs[e][rp];
+                if (s_run((s_engine)e, &corpus, &plan, row->clients, ctx, bin_dir, r) < 0) {
+                    r->failed = true;
                     failures++;
                     continue;
                 }
-                const s_result *r = &row->r[e];
                 log_info("bench.done", "engine=%s batch=%zu clients=%d articles=%zu errors=%zu "
                          "wall_ms=%.1f rate=%.0f", s_engine_name[e], plan.batch, row->clients,
                          r->ok_articles, r->err_articles, (double)r->wall_us / 1000, s_rate(r));
             }
         }
     }
+    s_pick_medians(rows, nrows, (int)o_repeat);
     s_loadavg(load_after, sizeof load_after);
     s_report(stdout, rows, nrows, &corpus, load_before, load_after);
     if (o_out) {
