@@ -1,6 +1,7 @@
 /* wire: see wire.h. */
 #include "wire.h"
 
+#include "pbscan.h"
 #include "utf8.h"
 
 #include <stdarg.h>
@@ -163,20 +164,6 @@ const char *wire_code_name(int code)
     return v ? v->name : "UNKNOWN";
 }
 
-static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Walk raw protobuf bytes with the descriptor; report each bad string. */
 static int s_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
                   char *path, size_t cap, size_t plen, int depth, wire_bad_string_fn fn,
@@ -186,32 +173,13 @@ static int s_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const u
     int bad = 0;
     if (depth > 32)
         return 0;
-    while (p < end) {
-        uint64_t tag, len;
-        if (s_varint(&p, end, &tag) < 0)
-            return bad;
-        unsigned wt = (unsigned)(tag & 7);
-        uint32_t num = (uint32_t)(tag >> 3);
-        switch (wt) {
-        case 0:
-            if (s_varint(&p, end, &len) < 0)
-                return bad;
+    pbscan_field pf;
+    while (pbscan_next(&p, end, &pf) > 0) {
+        if (pf.wire_type != PB_LEN)
             continue;
-        case 1:
-            p += 8;
-            continue;
-        case 5:
-            p += 4;
-            continue;
-        case 2:
-            break;
-        default:
-            return bad;
-        }
-        if (s_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
-            return bad;
-        const uint8_t *v = p;
-        p += len;
+        uint32_t num = pf.field;
+        const uint8_t *v = pf.data;
+        size_t len = pf.len;
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
         if (!f || (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE))
             continue;

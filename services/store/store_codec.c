@@ -2,6 +2,8 @@
  * (varint = 0, length-delimited = 2; tag = field << 3 | wire type). */
 #include "store_codec.h"
 
+#include "pbscan.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,68 +100,34 @@ int store_codec_change(store_buf *b, uint64_t seq, int op, uint64_t id, const ch
     return 0;
 }
 
-static int s_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int store_codec_article_meta(const void *data, size_t len, store_article_meta *m)
 {
     const uint8_t *p = data, *end = p + len;
     memset(m, 0, sizeof *m);
     m->key = "";
-    while (p < end) {
-        uint64_t tag, v;
-        if (s_read_varint(&p, end, &tag) < 0)
-            return -1;
-        uint32_t field = (uint32_t)(tag >> 3);
-        switch (tag & 7) {
-        case 0:
-            if (s_read_varint(&p, end, &v) < 0)
-                return -1;
-            if (field == 1)
-                m->id = v;
-            else if (field == 10)
-                m->published_at = (int64_t)v;
-            else if (field == 11)
-                m->ingested_at = (int64_t)v;
-            else if (field == 13)
-                m->seq = v;
-            break;
-        case 1:
-            if (end - p < 8)
-                return -1;
-            p += 8;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        case 2:
-            if (s_read_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
-                return -1;
-            if (field == 2) {
-                m->key = (const char *)p;
-                m->key_len = (size_t)v;
-            } else if (field == 14) {
-                m->content_hash = p;
-                m->content_hash_len = (size_t)v;
+    pbscan_field f;
+    int r;
+    while ((r = pbscan_next(&p, end, &f)) > 0) {
+        if (f.wire_type == PB_VARINT) {
+            if (f.field == 1)
+                m->id = f.value;
+            else if (f.field == 10)
+                m->published_at = (int64_t)f.value;
+            else if (f.field == 11)
+                m->ingested_at = (int64_t)f.value;
+            else if (f.field == 13)
+                m->seq = f.value;
+        } else if (f.wire_type == PB_LEN) {
+            if (f.field == 2) {
+                m->key = (const char *)f.data;
+                m->key_len = f.len;
+            } else if (f.field == 14) {
+                m->content_hash = f.data;
+                m->content_hash_len = f.len;
             }
-            p += v;
-            break;
-        default:
-            return -1;
         }
     }
+    if (r < 0)
+        return -1;
     return 0;
 }

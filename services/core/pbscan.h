@@ -1,0 +1,32 @@
+/*
+ * pbscan: read protobuf wire format field by field without decoding the
+ * message. For the hot paths that need one or two fields of a big message
+ * (the broker reading deadline_ms/min_seq of an envelope, the store reading
+ * id/seq/hash of a stored article) and for checks protobuf-c does not do
+ * (UTF-8 of strings). Bounds-checked: never reads outside [p, end).
+ */
+#ifndef BULLETIN_PBSCAN_H
+#define BULLETIN_PBSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
+
+typedef struct {
+    uint32_t field;       /* field number */
+    int wire_type;        /* PB_VARINT, PB_FIXED64, PB_LEN or PB_FIXED32 */
+    uint64_t value;       /* PB_VARINT, PB_FIXED64, PB_FIXED32: the value */
+    const uint8_t *data;  /* PB_LEN: the bytes (inside the input) */
+    size_t len;           /* PB_LEN: their length */
+} pbscan_field;
+
+/* Read one varint at *p, advancing *p. 0, or -1 if truncated or over 10 bytes. */
+int pbscan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+
+/* Read the next field at *p, advancing *p past it. Returns 1 when a field was
+ * read, 0 at the end of the input, -1 on malformed input (groups, a wire type
+ * that does not exist, a length past the end). */
+int pbscan_next(const uint8_t **p, const uint8_t *end, pbscan_field *f);
+
+#endif
