@@ -31,7 +31,10 @@
  * times (the "Lazy Pirate" pattern; every write is idempotent, so a retry
  * never duplicates an article), then the call gives up with
  * ::BULLETIN_UNAVAILABLE. A late reply to an earlier attempt is recognised by
- * its request id and discarded.
+ * its request id and discarded. Each request carries a deadline for the
+ * service slightly shorter than the attempt (`timeout_ms` minus a tenth, at
+ * most 200 ms less), so that a service that cannot finish in time answers
+ * ::BULLETIN_DEADLINE_EXCEEDED while the client still listens.
  *
  * Threads: a ::bulletin_client is not thread-safe. Use one client per
  * thread (clients are independent: each has its own ZeroMQ context and
@@ -146,6 +149,20 @@ void bulletin_client_destroy(bulletin_client **c);
  *         successful call. Never NULL.
  */
 const char *bulletin_client_last_error(const bulletin_client *c);
+
+/**
+ * @brief Which process answered this client's last successful call, and the
+ *        seq it had applied then (the Reply's served_by and applied_seq).
+ *
+ * For reads through the query tier this is the worker that served the read;
+ * for the store its instance and last committed seq.
+ * @param[in] c the client (NULL gives "").
+ * @param[out] applied_seq if not NULL, that process's applied seq (0 when
+ *             unknown or after a failed call).
+ * @return a string owned by the client, valid until its next call; "" when
+ *         the service did not say or the last call failed. Never NULL.
+ */
+const char *bulletin_client_served_by(const bulletin_client *c, uint64_t *applied_seq);
 
 /* ------------------------------------------------------------------------ */
 /* Articles                                                                  */
@@ -368,6 +385,8 @@ typedef struct bulletin_list_page {
     size_t next_cursor_len;
     uint64_t total;          /**< valid when has_total */
     int has_total;
+    const char *served_by;   /**< the worker that answered; NULL when it did not say */
+    uint64_t applied_seq;    /**< that worker's applied seq when it answered */
 } bulletin_list_page;
 
 /**
@@ -391,6 +410,32 @@ bulletin_status bulletin_list(bulletin_client *c, const bulletin_list_request *r
  * @param[in,out] p NULL or *p == NULL is a no-op.
  */
 void bulletin_list_page_free(bulletin_list_page **p);
+
+/**
+ * @brief Wait until the query tier can read what a write made durable
+ *        (read-your-writes after bulletin_ingest() or bulletin_delete()).
+ *
+ * Sends a one-item List with `min_seq` = @p min_seq, which the broker
+ * answers only from a worker that has applied that seq, and repeats it
+ * (after ::BULLETIN_DEADLINE_EXCEEDED or ::BULLETIN_UNAVAILABLE) until one
+ * succeeds or @p timeout_ms has passed. Each attempt waits at most the
+ * client's timeout_ms, and no longer than what is left of @p timeout_ms.
+ *
+ * @param[in] c the client (needs a query endpoint).
+ * @param[in] min_seq the seq to wait for (max_seq of bulletin_ingest());
+ *            0 returns ::BULLETIN_OK at once.
+ * @param[in] timeout_ms the whole wait, > 0.
+ * @param[out] served_by_seq if not NULL, on ::BULLETIN_OK the applied seq of
+ *             the worker that answered (>= @p min_seq); its name is in
+ *             bulletin_client_served_by().
+ * @return ::BULLETIN_OK (readable); ::BULLETIN_DEADLINE_EXCEEDED (no worker
+ *         reached @p min_seq in time); ::BULLETIN_UNAVAILABLE (the query tier
+ *         did not answer in time); ::BULLETIN_INVALID_ARGUMENT (timeout_ms <= 0);
+ *         ::BULLETIN_FAILED_PRECONDITION (no query endpoint), or any other
+ *         status the service answers with (not retried).
+ */
+bulletin_status bulletin_wait_readable(bulletin_client *c, uint64_t min_seq, int timeout_ms,
+                                       uint64_t *served_by_seq);
 
 /** @brief A search request. Zero-initialise, then set what you need. */
 typedef struct bulletin_search_request {
@@ -433,6 +478,8 @@ typedef struct bulletin_search_result {
     bulletin_facet *sites;
     size_t site_count;
     uint64_t took_us;        /**< time the replica spent */
+    const char *served_by;   /**< the worker that answered; NULL when it did not say */
+    uint64_t applied_seq;    /**< that worker's applied seq when it answered */
 } bulletin_search_result;
 
 /**

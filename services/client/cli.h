@@ -1,6 +1,7 @@
 /*
  * cli: shared parts of the `bulletin` command (cli_main.c: dispatch, global
- * options, get/delete/stats/health; cli_ingest.c: ingest; cli_up.c: up).
+ * options, get/delete/stats/health; cli_ingest.c: ingest; cli_list.c: list;
+ * cli_up.c: up; cli_fmt.c: cursor text, dates, tables, page JSON).
  * Exit codes everywhere: 0 success, 1 something was rejected / not found /
  * not healthy, 2 usage or connection error.
  */
@@ -11,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
@@ -51,6 +53,17 @@ void cli_list_free(cli_list *l);
 /* Client options from the globals (endpoint strings point into g). */
 void cli_options(const cli_globals *g, bulletin_options *o);
 
+/* A client from the globals; NULL after printing why ("bulletin CMD: ..."). */
+bulletin_client *cli_client(const cli_globals *g, const char *cmd);
+
+/* Exit code of a call's status: 0 OK, 1 NOT_FOUND, 2 anything else. */
+int cli_exit_for(bulletin_status st);
+
+/* Print a JSON value as one compact line on stdout and release it (NULL =
+ * out of memory: says so on stderr). 0 or -1. */
+struct json_t;
+int cli_print_json(struct json_t *j);
+
 /* ingest engine, shared by `bulletin ingest` and `bulletin up --load` */
 typedef struct {
     const char *path; /* "-" = stdin */
@@ -59,6 +72,7 @@ typedef struct {
 
 typedef struct {
     size_t records, created, updated, unchanged, deleted, rejected, warnings;
+    uint64_t max_seq; /* highest seq among the written items (0: none) */
     double seconds;
 } cli_ingest_summary;
 
@@ -72,6 +86,7 @@ int cli_ingest_run(const bulletin_options *o, const cli_input *in, size_t n, siz
 void cli_ingest_print_summary(FILE *to, const cli_ingest_summary *s);
 
 int cli_cmd_ingest(const cli_globals *g, int argc, char **argv);
+int cli_cmd_list(const cli_globals *g, int argc, char **argv);
 int cli_cmd_up(const cli_globals *g, int argc, char **argv);
 
 #endif

@@ -217,6 +217,9 @@ static void s_print_batch(s_out *out, s_batch *b)
         default: sum->rejected++; break;
         }
         sum->warnings += r->warning_count;
+        if (r->status != BULLETIN_WRITE_REJECTED && r->status != BULLETIN_WRITE_UNSPECIFIED &&
+            r->seq > sum->max_seq)
+            sum->max_seq = r->seq;
         if (out->json) {
             s_print_json_line(client_json_result_to(r, out->index), e);
             continue;
@@ -434,10 +437,10 @@ static int s_read_raw(s_feed *f, const char *path, FILE *in)
 void cli_ingest_print_summary(FILE *to, const cli_ingest_summary *s)
 {
     fprintf(to, "%zu records in %.2f s (%.0f articles/s): %zu created, %zu updated, %zu unchanged, "
-           "%zu deleted, %zu rejected, %zu warning%s\n",
+           "%zu deleted, %zu rejected, %zu warning%s; max_seq=%llu\n",
            s->records, s->seconds, s->seconds > 0 ? (double)s->records / s->seconds : 0.0,
            s->created, s->updated, s->unchanged, s->deleted, s->rejected, s->warnings,
-           s->warnings == 1 ? "" : "s");
+           s->warnings == 1 ? "" : "s", (unsigned long long)s->max_seq);
 }
 
 int cli_ingest_run(const bulletin_options *o, const cli_input *in, size_t n, size_t batch,
@@ -503,34 +506,93 @@ int cli_ingest_run(const bulletin_options *o, const cli_input *in, size_t n, siz
     return out.exit_code;
 }
 
+/* --wait: a read through the query tier with min_seq = max_seq. */
+static int s_wait(const cli_globals *g, const cli_ingest_summary *sum, int wait_ms, bool json)
+{
+    int exit_code = CLI_EXIT_OK;
+    uint64_t applied = 0;
+    const char *by = "";
+    char err[600] = "";
+    bulletin_client *c = NULL;
+    int64_t t0 = clock_mono_ms();
+    if (sum->max_seq) {
+        fflush(stdout);
+        c = cli_client(g, "ingest");
+        if (!c)
+            return CLI_EXIT_USAGE;
+        bulletin_status st = bulletin_wait_readable(c, sum->max_seq, wait_ms, &applied);
+        if (st == BULLETIN_OK) {
+            by = bulletin_client_served_by(c, NULL);
+        } else {
+            snprintf(err, sizeof err, "%s: %s", bulletin_status_name(st),
+                     bulletin_client_last_error(c));
+            exit_code = CLI_EXIT_USAGE;
+        }
+    }
+    long long waited = (long long)(clock_mono_ms() - t0);
+    if (json) {
+        json_t *o = json_object();
+        if (o) {
+            json_object_set_new(o, "max_seq", json_integer((json_int_t)sum->max_seq));
+            json_object_set_new(o, "readable", json_boolean(exit_code == CLI_EXIT_OK));
+            json_object_set_new(o, "served_by", *by ? json_string(by) : json_null());
+            json_object_set_new(o, "applied_seq", json_integer((json_int_t)applied));
+            json_object_set_new(o, "waited_ms", json_integer(waited));
+            if (*err)
+                json_object_set_new(o, "error", json_string(err));
+        }
+        cli_print_json(o);
+    } else if (exit_code == CLI_EXIT_OK) {
+        printf("readable max_seq=%llu served_by=%s applied_seq=%llu waited_ms=%lld\n",
+               (unsigned long long)sum->max_seq, *by ? by : "-", (unsigned long long)applied,
+               waited);
+    }
+    if (*err)
+        fprintf(stderr, "bulletin ingest --wait: %s\n", err);
+    bulletin_client_destroy(&c);
+    return exit_code;
+}
+
 int cli_cmd_ingest(const cli_globals *g, int argc, char **argv)
 {
-    bool raw = false, json = false;
-    long long batch = 500, parallel = 2;
+    bool raw = false, json = false, wait = false;
+    long long batch = 500, parallel = 2, wait_ms = 30000;
     const cli_opt opts[] = {
         {"raw", CLI_FLAG, NULL, "each FILE is one raw scraped page (RawDocument)", &raw},
         {"batch", CLI_INT, "N", "items per request, 1..10000 (default 500)", &batch},
         {"parallel", CLI_INT, "N", "requests in flight, 1..16 (default 2)", &parallel},
         {"json", CLI_FLAG, NULL, "print one JSON object per result instead of a summary", &json},
+        {"wait", CLI_FLAG, NULL, "then wait until the query tier can read what was written "
+                                 "(a read with min_seq = max_seq)", &wait},
+        {"wait-timeout", CLI_INT, "MS", "how long --wait waits, 1..3600000 ms (default 30000)",
+         &wait_ms},
     };
     cli_list pos;
     int rc = cli_parse(
-        "ingest", "[--raw] [--batch N] [--parallel N] [--json] FILE...|-",
+        "ingest", "[--raw] [--batch N] [--parallel N] [--json] [--wait [--wait-timeout MS]] "
+                  "FILE...|-",
         "Write articles through the ingest service. Each FILE (- = standard input) holds\n"
         "JSON Lines: one article object per line, with the field names of bulletin.proto\n"
         "(key, site, category, title, body, tags, author, lang, url, raw, published_at as\n"
         "RFC 3339 or Unix ms); blank lines are skipped, unknown fields are an error. With\n"
         "--raw, each FILE is one raw page (\"Site - Category - Title\", blank line, title,\n"
         "body). Lines that are not valid articles are rejected with FILE:LINE; the rest go\n"
-        "on. Exit 0 when nothing was rejected, 1 when something was, 2 on usage or\n"
-        "connection errors.",
+        "on. The summary ends with max_seq, the highest seq written: pass it as\n"
+        "--min-seq to list/get to read your own writes. With --wait, the command then\n"
+        "waits until a query worker has applied max_seq and prints\n"
+        "\"readable max_seq=N served_by=W\" (with --json, a last line\n"
+        "{\"max_seq\":N,\"readable\":true,\"served_by\":W,\"applied_seq\":S}). Exit 0 when\n"
+        "nothing was rejected, 1 when something was, 2 on usage or connection errors or\n"
+        "when --wait timed out.",
         opts, sizeof opts / sizeof *opts, argc, argv, &pos);
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
-    if (!pos.n || batch < 1 || batch > 10000 || parallel < 1 || parallel > 16) {
+    if (!pos.n || batch < 1 || batch > 10000 || parallel < 1 || parallel > 16 || wait_ms < 1 ||
+        wait_ms > 3600000) {
         fprintf(stderr, "bulletin ingest: %s (see bulletin ingest --help)\n",
                 !pos.n ? "no FILE given (use - for standard input)"
-                       : "--batch must be 1..10000 and --parallel 1..16");
+                       : "--batch must be 1..10000, --parallel 1..16 and --wait-timeout "
+                         "1..3600000");
         cli_list_free(&pos);
         return CLI_EXIT_USAGE;
     }
@@ -557,6 +619,11 @@ int cli_cmd_ingest(const cli_globals *g, int argc, char **argv)
     int exit_code = cli_ingest_run(&o, in, pos.n, (size_t)batch, (int)parallel, json, &sum);
     /* with --json, stdout stays one JSON object per line: summary to stderr */
     cli_ingest_print_summary(json ? stderr : stdout, &sum);
+    if (wait && exit_code != CLI_EXIT_USAGE) {
+        int w = s_wait(g, &sum, (int)wait_ms, json);
+        if (w > exit_code)
+            exit_code = w;
+    }
     free(in);
     cli_list_free(&pos);
     return exit_code;

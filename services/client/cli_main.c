@@ -5,9 +5,11 @@
  * --help. Commands are dispatched through s_commands.
  *
  * This file: dispatch, option parsing, and the small commands (get, delete,
- * stats, health). ingest is in cli_ingest.c, up in cli_up.c.
+ * stats, health). ingest is in cli_ingest.c, list in cli_list.c, up in
+ * cli_up.c.
  */
 #include "cli.h"
+#include "cli_fmt.h"
 #include "client_json.h"
 #include "config.h"
 #include "clock.h"
@@ -149,7 +151,7 @@ void cli_options(const cli_globals *g, bulletin_options *o)
     o->retries = (int)g->retries;
 }
 
-static bulletin_client *s_client(const cli_globals *g, const char *cmd)
+bulletin_client *cli_client(const cli_globals *g, const char *cmd)
 {
     bulletin_options o;
     cli_options(g, &o);
@@ -162,8 +164,8 @@ static bulletin_client *s_client(const cli_globals *g, const char *cmd)
     return c;
 }
 
-/* Exit code of a failed call: 2 for transport/usage trouble, 1 otherwise. */
-static int s_exit_for(bulletin_status st)
+/* Exit code of a call: 1 for NOT_FOUND, 2 for transport/usage trouble. */
+int cli_exit_for(bulletin_status st)
 {
     switch (st) {
     case BULLETIN_OK: return CLI_EXIT_OK;
@@ -201,14 +203,18 @@ static int s_parse_service(const char *cmd, const char *s, bulletin_service *out
 /* ------------------------------------------------------------------------ */
 /* get                                                                       */
 
-static void s_print_article(const bulletin_article *a)
+static void s_print_article(const bulletin_article *a, const char *served_by,
+                            uint64_t applied_seq)
 {
     char date[40] = "no date";
     if (a->published_at)
         clock_format_rfc3339(a->published_at, date, sizeof date);
     printf("%s\n", a->title ? a->title : "(untitled)");
     printf("%s / %s  %s\n", a->site ? a->site : "-", a->category ? a->category : "-", date);
-    printf("key=%s id=%" PRIu64 " seq=%" PRIu64 "\n", a->key ? a->key : "", a->id, a->seq);
+    printf("key=%s id=%" PRIu64 " seq=%" PRIu64, a->key ? a->key : "", a->id, a->seq);
+    if (served_by && *served_by)
+        printf(" served_by=%s applied_seq=%" PRIu64, served_by, applied_seq);
+    printf("\n");
     if (a->tag_count) {
         printf("tags:");
         for (size_t i = 0; i < a->tag_count; i++)
@@ -222,7 +228,7 @@ static void s_print_article(const bulletin_article *a)
     printf("\n%s\n", a->body ? a->body : "");
 }
 
-static int s_print_json(json_t *j)
+int cli_print_json(json_t *j)
 {
     if (!j) {
         fprintf(stderr, "bulletin: cannot encode the answer as JSON\n");
@@ -240,20 +246,31 @@ static int s_print_json(json_t *j)
 static int s_cmd_get(const cli_globals *g, int argc, char **argv)
 {
     bool store = false, json = false;
-    const char *key = NULL;
+    const char *key = NULL, *min_seq_text = NULL;
     const cli_opt opts[] = {
-        {"store", CLI_FLAG, NULL, "read from the store (currently always the case)", &store},
-        {"json", CLI_FLAG, NULL, "print one JSON object per article", &json},
         {"key", CLI_STR, "KEY", "get the article with this key instead of ids", &key},
+        {"min-seq", CLI_STR, "N", "answer only from a replica that applied seq N "
+                                  "(read your writes: N = max_seq of an ingest)", &min_seq_text},
+        {"store", CLI_FLAG, NULL, "read from the store (the system of record) instead of the "
+                                  "query tier", &store},
+        {"json", CLI_FLAG, NULL, "print one JSON object per article (bulletin.proto's field "
+                                 "names; ingestible again)", &json},
     };
     cli_list pos;
-    int rc = cli_parse("get", "[--store] [--json] ID... | --key KEY",
-                       "Print articles by id or key. Reads go to the store for now: the query "
-                       "tier (bulletin-query) is not part of the stack yet.",
+    int rc = cli_parse("get", "[--min-seq N] [--store] [--json] ID... | --key KEY",
+                       "Print articles by id or key, read through the query tier (a worker\n"
+                       "replica) or, with --store, from the store. Exit 0 when every article\n"
+                       "was found, 1 when one was not, 2 on usage or connection errors.",
                        opts, sizeof opts / sizeof *opts, argc, argv, &pos);
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
-    (void)store;
+    uint64_t min_seq = 0;
+    if (min_seq_text && cli_parse_u64(min_seq_text, &min_seq) != 0) {
+        fprintf(stderr, "bulletin get: --min-seq '%s' is not a seq (a non-negative integer)\n",
+                min_seq_text);
+        cli_list_free(&pos);
+        return CLI_EXIT_USAGE;
+    }
     if ((key != NULL) == (pos.n > 0)) {
         fprintf(stderr, "bulletin get: give ids or --key KEY (see bulletin get --help)\n");
         cli_list_free(&pos);
@@ -273,15 +290,16 @@ static int s_cmd_get(const cli_globals *g, int argc, char **argv)
             cli_list_free(&pos);
             return CLI_EXIT_USAGE;
         }
-    bulletin_client *c = s_client(g, "get");
+    bulletin_client *c = cli_client(g, "get");
     int exit_code = c ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     for (size_t i = 0; c && i < nq; i++) {
         bulletin_article *a = NULL;
-        bulletin_status st = bulletin_get(c, key ? 0 : ids[i], key, 0, BULLETIN_READ_FROM_STORE, &a);
+        bulletin_status st = bulletin_get(c, key ? 0 : ids[i], key, min_seq,
+                                          store ? BULLETIN_READ_FROM_STORE : 0, &a);
         if (st != BULLETIN_OK) {
             fprintf(stderr, "bulletin get: %s%s: %s\n", key ? "key " : "", key ? key : pos.v[i],
                     bulletin_client_last_error(c));
-            int e = s_exit_for(st);
+            int e = cli_exit_for(st);
             if (e > exit_code)
                 exit_code = e;
             if (e == CLI_EXIT_USAGE)
@@ -289,12 +307,14 @@ static int s_cmd_get(const cli_globals *g, int argc, char **argv)
             continue;
         }
         if (json) {
-            if (s_print_json(client_json_article_to(a)) != 0)
+            if (cli_print_json(client_json_article_to(a)) != 0)
                 exit_code = CLI_EXIT_USAGE;
         } else {
             if (i)
                 printf("\n----------------------------------------\n\n");
-            s_print_article(a);
+            uint64_t applied = 0;
+            const char *by = bulletin_client_served_by(c, &applied);
+            s_print_article(a, by, applied);
         }
         bulletin_article_free(&a);
     }
@@ -330,7 +350,7 @@ static int s_cmd_delete(const cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     cli_list_free(&pos);
-    bulletin_client *c = s_client(g, "delete");
+    bulletin_client *c = cli_client(g, "delete");
     if (!c)
         return CLI_EXIT_USAGE;
     bulletin_ingest_result *r = NULL;
@@ -338,9 +358,9 @@ static int s_cmd_delete(const cli_globals *g, int argc, char **argv)
     int exit_code = CLI_EXIT_OK;
     if (st != BULLETIN_OK) {
         fprintf(stderr, "bulletin delete: %s\n", bulletin_client_last_error(c));
-        exit_code = s_exit_for(st);
+        exit_code = cli_exit_for(st);
     } else if (json) {
-        if (s_print_json(client_json_result_to(r, 0)) != 0)
+        if (cli_print_json(client_json_result_to(r, 0)) != 0)
             exit_code = CLI_EXIT_USAGE;
     } else {
         printf("%s id=%" PRIu64 " key=%s seq=%" PRIu64 "\n", bulletin_write_status_name(r->status),
@@ -380,7 +400,7 @@ static int s_cmd_stats(const cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     cli_list_free(&pos);
-    bulletin_client *c = s_client(g, "stats");
+    bulletin_client *c = cli_client(g, "stats");
     if (!c)
         return CLI_EXIT_USAGE;
     bulletin_stats *s = NULL;
@@ -400,7 +420,7 @@ static int s_cmd_stats(const cli_globals *g, int argc, char **argv)
             m = NULL;
         }
         json_decref(m);
-        if (s_print_json(o) != 0)
+        if (cli_print_json(o) != 0)
             exit_code = CLI_EXIT_USAGE;
     } else {
         printf("%s %s\n", s->service ? s->service : bulletin_service_name(svc),
@@ -426,17 +446,20 @@ static int s_cmd_health(const cli_globals *g, int argc, char **argv)
     const char *service = NULL;
     const cli_opt opts[] = {
         {"service", CLI_STR, "NAME",
-         "ingest, query or store (default: ingest and store)", &service},
+         "ingest, query or store (default: all three)", &service},
     };
     cli_list pos;
     int rc = cli_parse("health", "[--service ingest|query|store]",
-                       "Ask services whether they are healthy. Exit 0 when every one asked "
-                       "answers healthy, 1 otherwise (for Docker health checks).",
+                       "Ask services whether they are healthy. Exit 0 when every one asked\n"
+                       "answers healthy, 1 otherwise (for Docker health checks). The query\n"
+                       "broker is healthy when at least one worker is registered; its\n"
+                       "applied_seq is the highest among its workers.",
                        opts, sizeof opts / sizeof *opts, argc, argv, &pos);
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
-    bulletin_service list[2] = {BULLETIN_SERVICE_INGEST, BULLETIN_SERVICE_STORE};
-    size_t nl = 2;
+    bulletin_service list[3] = {BULLETIN_SERVICE_INGEST, BULLETIN_SERVICE_STORE,
+                                BULLETIN_SERVICE_QUERY};
+    size_t nl = 3;
     if (pos.n || (service && s_parse_service("health", service, &list[0]) != 0)) {
         if (pos.n)
             fprintf(stderr, "bulletin health: unexpected argument '%s'\n", pos.v[0]);
@@ -446,7 +469,7 @@ static int s_cmd_health(const cli_globals *g, int argc, char **argv)
     cli_list_free(&pos);
     if (service)
         nl = 1;
-    bulletin_client *c = s_client(g, "health");
+    bulletin_client *c = cli_client(g, "health");
     if (!c)
         return CLI_EXIT_USAGE;
     int exit_code = CLI_EXIT_OK;
@@ -481,11 +504,12 @@ typedef struct {
 
 static const s_command s_commands[] = {
     {"ingest", cli_cmd_ingest, "write articles from JSON Lines files or raw documents"},
+    {"list", cli_cmd_list, "list articles, newest first, with filters and pages"},
     {"get", s_cmd_get, "print articles by id or key"},
     {"delete", s_cmd_delete, "delete an article by id or key"},
     {"stats", s_cmd_stats, "print the metrics of a service"},
     {"health", s_cmd_health, "check that services answer and are healthy"},
-    {"up", cli_cmd_up, "run a local stack (store + ingest) in the foreground"},
+    {"up", cli_cmd_up, "run a local stack (store, ingest, query broker, workers)"},
 };
 
 static cli_globals s_g;

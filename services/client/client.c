@@ -54,6 +54,8 @@ struct bulletin_client {
     int retries;
     uint64_t next_id;
     char err[512];
+    char served_by[128];  /* Reply.served_by of the last successful call */
+    uint64_t applied_seq; /* Reply.applied_seq of the last successful call */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -185,6 +187,13 @@ const char *bulletin_client_last_error(const bulletin_client *c)
     return c ? c->err : "no client (NULL)";
 }
 
+const char *bulletin_client_served_by(const bulletin_client *c, uint64_t *applied_seq)
+{
+    if (applied_seq)
+        *applied_seq = c ? c->applied_seq : 0;
+    return c ? c->served_by : "";
+}
+
 /* ------------------------------------------------------------------------ */
 /* transport                                                                 */
 
@@ -232,7 +241,12 @@ bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__
     req->version_major = WIRE_VERSION_MAJOR;
     req->version_minor = WIRE_VERSION_MINOR;
     req->request_id = ++c->next_id;
-    req->deadline_ms = (uint32_t)c->timeout_ms;
+    /* The service's deadline ends a little before we stop listening, so that
+     * its DEADLINE_EXCEEDED (a clear answer) arrives while we still wait. */
+    int margin = c->timeout_ms / 10 < 200 ? c->timeout_ms / 10 : 200;
+    req->deadline_ms = (uint32_t)(c->timeout_ms - margin);
+    c->served_by[0] = '\0';
+    c->applied_seq = 0;
 
     ProtobufCBinaryData bytes = {0, NULL};
     if (wire_pack_bytes(&req->base, &bytes) != 0)
@@ -299,6 +313,9 @@ bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__
                 goto done;
             }
             c->err[0] = '\0';
+            snprintf(c->served_by, sizeof c->served_by, "%s",
+                     rep->served_by ? rep->served_by : "");
+            c->applied_seq = rep->applied_seq;
             *out = rep;
             st = BULLETIN_OK;
             goto done;
@@ -828,6 +845,7 @@ void bulletin_list_page_free(bulletin_list_page **pp)
     }
     free(p->items);
     free(p->next_cursor);
+    free((char *)p->served_by);
     free(p);
     *pp = NULL;
 }
@@ -892,6 +910,8 @@ bulletin_status bulletin_list(bulletin_client *c, const bulletin_list_request *r
         p->next_cursor = s_dup_bytes(&pl->next_cursor, &p->next_cursor_len, &oom);
         p->total = pl->total;
         p->has_total = pl->has_total ? 1 : 0;
+        p->served_by = s_dup(rep->served_by, &oom);
+        p->applied_seq = rep->applied_seq;
     }
     wire_free(rep);
     if (!p || oom) {
@@ -946,6 +966,7 @@ void bulletin_search_result_free(bulletin_search_result **rp)
     free(r->next_cursor);
     s_facets_free(r->categories, r->category_count);
     s_facets_free(r->sites, r->site_count);
+    free((char *)r->served_by);
     free(r);
     *rp = NULL;
 }
@@ -1014,6 +1035,8 @@ bulletin_status bulletin_search(bulletin_client *c, const bulletin_search_reques
         res->next_cursor = s_dup_bytes(&ps->next_cursor, &res->next_cursor_len, &oom);
         res->categories = s_facets(ps->categories, ps->n_categories, &res->category_count, &oom);
         res->sites = s_facets(ps->sites, ps->n_sites, &res->site_count, &oom);
+        res->served_by = s_dup(rep->served_by, &oom);
+        res->applied_seq = rep->applied_seq;
     }
     wire_free(rep);
     if (!res || oom) {
@@ -1022,4 +1045,70 @@ bulletin_status bulletin_search(bulletin_client *c, const bulletin_search_reques
     }
     *out = res;
     return BULLETIN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* read-your-writes                                                          */
+
+bulletin_status bulletin_wait_readable(bulletin_client *c, uint64_t min_seq, int timeout_ms,
+                                       uint64_t *served_by_seq)
+{
+    if (!c)
+        return BULLETIN_INVALID_ARGUMENT;
+    if (served_by_seq)
+        *served_by_seq = 0;
+    if (timeout_ms <= 0)
+        return s_fail(c, BULLETIN_INVALID_ARGUMENT, "wait: timeout_ms must be > 0 (got %d)",
+                      timeout_ms);
+    if (!c->peer[BULLETIN_SERVICE_QUERY].endpoint)
+        return s_fail(c, BULLETIN_FAILED_PRECONDITION, "no query endpoint configured");
+    if (min_seq == 0) {
+        c->err[0] = '\0';
+        return BULLETIN_OK;
+    }
+    /* One attempt per List, each bounded by what is left of the wait. */
+    int saved_timeout = c->timeout_ms, saved_retries = c->retries;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    bulletin_status st = BULLETIN_DEADLINE_EXCEEDED;
+    char why[sizeof c->err] = "";
+    for (;;) {
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0)
+            break;
+        c->timeout_ms = left < saved_timeout ? (int)left : saved_timeout;
+        c->retries = 0;
+        bulletin_list_request lr = {.limit = 1, .min_seq = min_seq};
+        bulletin_list_page *page = NULL;
+        int64_t t0 = clock_mono_ms();
+        st = bulletin_list(c, &lr, &page);
+        c->timeout_ms = saved_timeout;
+        c->retries = saved_retries;
+        if (st == BULLETIN_OK) {
+            uint64_t seq = page->applied_seq;
+            bulletin_list_page_free(&page);
+            if (seq != 0 && seq < min_seq) {
+                /* a worker that says it has not applied min_seq answered a
+                 * min_seq read: the tier broke its promise */
+                return s_fail(c, BULLETIN_INTERNAL,
+                              "wait: a read with min_seq %llu was answered by %s at seq %llu",
+                              (unsigned long long)min_seq,
+                              c->served_by[0] ? c->served_by : "a worker",
+                              (unsigned long long)seq);
+            }
+            if (served_by_seq)
+                *served_by_seq = seq;
+            return BULLETIN_OK;
+        }
+        if (st != BULLETIN_DEADLINE_EXCEEDED && st != BULLETIN_UNAVAILABLE)
+            return st; /* a real error: waiting longer will not help */
+        snprintf(why, sizeof why, "%s", c->err);
+        /* an answer that came back at once (e.g. no worker registered yet)
+         * must not turn this into a busy loop */
+        if (clock_mono_ms() - t0 < 50)
+            usleep(50000);
+    }
+    c->timeout_ms = saved_timeout;
+    c->retries = saved_retries;
+    return s_fail(c, st, "wait: the query tier did not reach seq %llu within %d ms (%s)",
+                  (unsigned long long)min_seq, timeout_ms, why[0] ? why : "no answer");
 }

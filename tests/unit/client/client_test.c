@@ -411,7 +411,7 @@ static void test_ingest_round_trip(void **state)
     Bulletin__Request *r = s_last_request(&s);
     assert_int_equal(r->version_major, 1);
     assert_true(r->request_id != 0);
-    assert_int_equal(r->deadline_ms, 2000);
+    assert_int_equal(r->deadline_ms, 1800); /* timeout - min(timeout/10, 200) */
     assert_int_equal(r->body_case, BULLETIN__REQUEST__BODY_INGEST);
     assert_int_equal(r->ingest->n_items, 2);
     const Bulletin__Article *a = r->ingest->items[0]->article;
