@@ -132,7 +132,6 @@ class WritePathTest(harness.BulletinCase):
         _, first, _, _ = self.ingest_cases()
         seq_before = self.last_seq()
         old = self.sc.get(key="wp-4").get.article
-        time.sleep(0.01)
         rep = self.ic.ingest([article(key="wp-4", title="Joke of the day",
                                       body="Why did the chicken cross the road? To get to the other side.",
                                       site="jokes.example", category="jokes",
@@ -179,6 +178,71 @@ class WritePathTest(harness.BulletinCase):
         rep = self.ic.ingest([CASES[0][0]])
         self.assertEqual(harness.write_status_name(rep.ingest.results[0].status), "CREATED")
         self.assertStatus(self.sc.get(key="wp-1"), pb.OK, "get re-created")
+
+    def test_long_keys(self):
+        """Keys past LMDB's 511-byte key limit work end to end (the store hashes them)."""
+        keys = ["long-" + "k" * 1500, "long-" + "k" * 1499 + "x", "u" * 2048]
+        rep = self.ic.ingest([article(key=k, title="Long key %d" % i, body="b")
+                              for i, k in enumerate(keys)])
+        self.assertStatus(rep, pb.OK, "long keys")
+        res = rep.ingest.results
+        self.assertEqual([harness.write_status_name(r.status) for r in res], ["CREATED"] * 3)
+        self.assertEqual(len({r.id for r in res}), 3, "keys sharing a long prefix stay distinct")
+        for r, k in zip(res, keys):
+            self.assertEqual(r.key, k)
+            g = self.sc.get(key=k)
+            self.assertStatus(g, pb.OK, "get long key")
+            self.assertEqual((g.get.article.id, g.get.article.key), (r.id, k))
+        rep = self.ic.ingest([article(key=keys[0], title="Long key 0", body="b2")])
+        self.assertEqual(harness.write_status_name(rep.ingest.results[0].status), "UPDATED")
+        self.assertEqual(rep.ingest.results[0].id, res[0].id)
+        self.assertStatus(self.ic.delete(key=keys[1]), pb.OK, "delete long key")
+        self.assertStatus(self.sc.get(key=keys[1]), pb.NOT_FOUND, "deleted long key")
+        self.assertStatus(self.sc.get(key=keys[0]), pb.OK, "its neighbour is still there")
+        rep = self.ic.ingest([article(key="v" * 2049, title="t", body="b")])
+        self.assertEqual(harness.write_status_name(rep.ingest.results[0].status), "REJECTED")
+        self.assertIn("key", rep.ingest.results[0].error)
+
+    def test_max_batch(self):
+        """10000 items in one request: one result each, in order."""
+        n = 10000
+        rep = self.ic.ingest([article(key="batch-%05d" % i, title="Item %d" % i, body="b")
+                              for i in range(n)], timeout=60)
+        self.assertStatus(rep, pb.OK, "10000 items")
+        res = rep.ingest.results
+        self.assertEqual(len(res), n)
+        self.assertEqual([r.key for r in res], ["batch-%05d" % i for i in range(n)])
+        self.assertTrue(all(harness.write_status_name(r.status) == "CREATED" for r in res))
+        self.assertEqual(len({r.seq for r in res}), n)
+        self.assertEqual(rep.ingest.max_seq, max(r.seq for r in res))
+        _, stats = self.sc.stats()
+        self.assertEqual(stats.get("articles"), n)
+        g = self.sc.get(key="batch-09999")
+        self.assertEqual(g.get.article.title, "Item 9999")
+
+    def test_get_arguments(self):
+        self.assertStatus(self.sc.get(), pb.INVALID_ARGUMENT, "Get with neither id nor key")
+        req = pb.Request()
+        req.get.id = 1
+        req.get.key = "x"
+        self.assertStatus(self.sc.request(req), pb.INVALID_ARGUMENT, "Get with id and key")
+        self.assertStatus(self.sc.get(key="never-written"), pb.NOT_FOUND, "unknown key")
+
+    def test_damage_warnings_on_articles(self):
+        rep = self.ic.ingest([
+            article(key="dmg-1", title="Caf\u00c3\u00a9 opens", body="It\u00e2\u20ac\u2122s open."),
+            article(key="dmg-2", title="Replacement", body="A lost \ufffd character."),
+            article(key="dmg-3", title="Clean", body="Nothing wrong at all?"),
+        ])
+        self.assertStatus(rep, pb.OK, "damaged articles")
+        r1, r2, r3 = rep.ingest.results
+        for r in (r1, r2, r3):
+            self.assertEqual(harness.write_status_name(r.status), "CREATED", r)
+        self.assertTrue(r1.warnings, "mojibake is reported: %r" % r1)
+        self.assertTrue(r2.warnings, "U+FFFD is reported: %r" % r2)
+        self.assertEqual(list(r3.warnings), [], "a clean article has no warnings")
+        a = self.sc.get(key="dmg-1").get.article
+        self.assertEqual(a.title, "Caf\u00c3\u00a9 opens", "text is never silently changed")
 
     # raw documents ------------------------------------------------------
 
