@@ -1,8 +1,11 @@
 /*
  * cli_up: `bulletin up`, a complete local stack in the foreground for people
- * without Docker.
+ * without Docker: store, ingest, the query broker and N workers.
  *
  *   start each service of s_children in order ──▶ wait until it answers Health
+ *        │ (store, ingest: healthy; broker: answers, as itself — it is not
+ *        │  healthy before a worker registers; workers: all N started, then
+ *        │  the broker's Stats shows N registered and its Health is ok)
  *        │ (a child that dies or stays silent: stop the others, exit 1/2)
  *        ▼
  *   --load: ingest files and directories, print the summary
@@ -34,21 +37,28 @@
 #include <unistd.h>
 
 #define UP_MAX_ARGS 16
+#define UP_MAX_WORKERS 32
 #define UP_STOP_GRACE_MS 5000
 #define UP_START_TIMEOUT_MS 20000
 
 typedef struct {
     const char *data;
-    const char *ingest_bind, *store_bind, *feed_bind;
+    const char *ingest_bind, *store_bind, *feed_bind, *query_bind, *workers_bind;
+    long long nworkers;
     char store_dir[PATH_MAX];
-    char ingest_ep[256], store_ep[256], feed_ep[256]; /* where clients connect */
+    char worker_dir[UP_MAX_WORKERS][PATH_MAX];
+    char worker_name[UP_MAX_WORKERS][32];
+    /* where clients (and workers) connect */
+    char ingest_ep[256], store_ep[256], feed_ep[256], query_ep[256], workers_ep[256];
 } s_up;
 
-/* Fill argv (after argv[0]) for one service; returns argc. */
-typedef int (*s_args_fn)(const s_up *u, const char **argv);
+/* Fill argv (after argv[0]) for one service (k: the worker's index);
+ * returns argc. */
+typedef int (*s_args_fn)(const s_up *u, int k, const char **argv);
 
-static int s_args_store(const s_up *u, const char **argv)
+static int s_args_store(const s_up *u, int k, const char **argv)
 {
+    (void)k;
     int n = 1;
     argv[n++] = "--data";
     argv[n++] = u->store_dir;
@@ -59,8 +69,9 @@ static int s_args_store(const s_up *u, const char **argv)
     return n;
 }
 
-static int s_args_ingest(const s_up *u, const char **argv)
+static int s_args_ingest(const s_up *u, int k, const char **argv)
 {
+    (void)k;
     int n = 1;
     argv[n++] = "--bind";
     argv[n++] = u->ingest_bind;
@@ -69,26 +80,70 @@ static int s_args_ingest(const s_up *u, const char **argv)
     return n;
 }
 
+static int s_args_query(const s_up *u, int k, const char **argv)
+{
+    (void)k;
+    int n = 1;
+    argv[n++] = "--bind";
+    argv[n++] = u->query_bind;
+    argv[n++] = "--workers";
+    argv[n++] = u->workers_bind;
+    return n;
+}
+
+static int s_args_worker(const s_up *u, int k, const char **argv)
+{
+    int n = 1;
+    argv[n++] = "--broker";
+    argv[n++] = u->workers_ep;
+    argv[n++] = "--store";
+    argv[n++] = u->store_ep;
+    argv[n++] = "--feed";
+    argv[n++] = u->feed_ep;
+    argv[n++] = "--data";
+    argv[n++] = u->worker_dir[k];
+    argv[n++] = "--name";
+    argv[n++] = u->worker_name[k];
+    return n;
+}
+
+/* How start-up waits for a service. */
+typedef enum {
+    UP_WAIT_HEALTHY,  /* Health answers ok, from our child (instance pid) */
+    UP_WAIT_ANSWERS,  /* Health answers, from our child (the broker: not ok until a
+                       * worker registers) */
+    UP_WAIT_WORKERS,  /* the last worker: the broker has them all and is healthy */
+} s_wait_kind;
+
 /* The services of the local stack, started in this order and stopped in the
- * reverse order. The read tier goes here when it exists:
- *   {"query", "bulletin-query", BULLETIN_SERVICE_QUERY, s_args_query},
- *   {"worker-1", "bulletin-worker", -1, s_args_worker}, (health via the broker)
- *   {"worker-2", "bulletin-worker", -1, s_args_worker},
- * with --query-bind/--worker-bind options and the query endpoint in s_up. */
+ * reverse order; "worker" stands for --workers N copies. */
 typedef struct {
     const char *name;
     const char *binary;
-    int health; /* bulletin_service to ask for Health, -1 = none */
+    int health; /* bulletin_service to ask for Health */
+    s_wait_kind wait;
     s_args_fn args;
 } s_child_def;
 
-static const s_child_def s_children[] = {
-    {"store", "bulletin-store", BULLETIN_SERVICE_STORE, s_args_store},
-    {"ingest", "bulletin-ingest", BULLETIN_SERVICE_INGEST, s_args_ingest},
+static const s_child_def s_defs[] = {
+    {"store", "bulletin-store", BULLETIN_SERVICE_STORE, UP_WAIT_HEALTHY, s_args_store},
+    {"ingest", "bulletin-ingest", BULLETIN_SERVICE_INGEST, UP_WAIT_HEALTHY, s_args_ingest},
+    {"query", "bulletin-query", BULLETIN_SERVICE_QUERY, UP_WAIT_ANSWERS, s_args_query},
+    {"worker", "bulletin-worker", BULLETIN_SERVICE_QUERY, UP_WAIT_WORKERS, s_args_worker},
 };
-#define S_NCHILDREN (sizeof s_children / sizeof *s_children)
+#define S_NDEFS (sizeof s_defs / sizeof *s_defs)
+#define S_MAX_CHILDREN (S_NDEFS - 1 + UP_MAX_WORKERS)
 
-static pid_t s_pids[S_NCHILDREN];
+/* The children of this run, in start order. */
+typedef struct {
+    const s_child_def *def;
+    const char *name; /* def->name, or the worker's name */
+    int k;            /* worker index */
+    pid_t pid;
+} s_child;
+
+static s_child s_children[S_MAX_CHILDREN];
+static size_t s_nchildren;
 
 /* A wildcard bind address becomes 127.0.0.1: where a local client connects. */
 static void s_connect_ep(const char *bind, char *out, size_t cap)
@@ -167,12 +222,12 @@ static void s_describe_exit(int status, char *buf, size_t cap)
 /* Reap children that exited; returns the index of the first one, or -1. */
 static int s_reap(int *status)
 {
-    for (size_t i = 0; i < S_NCHILDREN; i++) {
-        if (s_pids[i] <= 0)
+    for (size_t i = 0; i < s_nchildren; i++) {
+        if (s_children[i].pid <= 0)
             continue;
-        pid_t r = waitpid(s_pids[i], status, WNOHANG);
-        if (r == s_pids[i]) {
-            s_pids[i] = 0;
+        pid_t r = waitpid(s_children[i].pid, status, WNOHANG);
+        if (r == s_children[i].pid) {
+            s_children[i].pid = 0;
             return (int)i;
         }
     }
@@ -182,47 +237,64 @@ static int s_reap(int *status)
 /* SIGTERM everyone still running, newest first; SIGKILL after the grace. */
 static void s_stop_all(void)
 {
-    for (size_t k = S_NCHILDREN; k-- > 0;) {
-        if (s_pids[k] <= 0)
+    for (size_t k = s_nchildren; k-- > 0;) {
+        if (s_children[k].pid <= 0)
             continue;
-        kill(s_pids[k], SIGTERM);
+        kill(s_children[k].pid, SIGTERM);
         int64_t deadline = clock_mono_ms() + UP_STOP_GRACE_MS;
         int status;
         for (;;) {
-            pid_t r = waitpid(s_pids[k], &status, WNOHANG);
-            if (r == s_pids[k] || (r < 0 && errno == ECHILD))
+            pid_t r = waitpid(s_children[k].pid, &status, WNOHANG);
+            if (r == s_children[k].pid || (r < 0 && errno == ECHILD))
                 break;
             if (clock_mono_ms() >= deadline) {
                 fprintf(stderr, "bulletin up: %s did not stop within %d s: killing it\n",
                         s_children[k].name, UP_STOP_GRACE_MS / 1000);
-                kill(s_pids[k], SIGKILL);
-                waitpid(s_pids[k], &status, 0);
+                kill(s_children[k].pid, SIGKILL);
+                waitpid(s_children[k].pid, &status, 0);
                 break;
             }
             usleep(20000);
         }
-        s_pids[k] = 0;
+        s_children[k].pid = 0;
     }
 }
 
-/* Wait until child i answers Health ok. 0 ok, 1 it died or stayed unhealthy,
- * 2 a signal asked us to stop. */
+/* The broker's "workers" metric (registered workers), or -1. */
+static long s_registered_workers(bulletin_client *c)
+{
+    bulletin_stats *st = NULL;
+    if (bulletin_stats_get(c, BULLETIN_SERVICE_QUERY, &st) != BULLETIN_OK)
+        return -1;
+    long n = -1;
+    for (size_t i = 0; i < st->metric_count; i++)
+        if (!strcmp(st->metrics[i].name, "workers"))
+            n = (long)st->metrics[i].value;
+    bulletin_stats_free(&st);
+    return n;
+}
+
+/* Wait until child i is up, as its s_wait_kind says. 0 ok, 1 it died or
+ * stayed unhealthy, 2 a signal asked us to stop. */
 static int s_wait_healthy(const s_up *u, size_t i, int sigfd)
 {
-    const s_child_def *d = &s_children[i];
-    if (d->health < 0)
-        return 0;
+    const s_child *ch = &s_children[i];
+    const s_child_def *d = ch->def;
     bulletin_options o;
     bulletin_options_init(&o);
     o.ingest_endpoint = u->ingest_ep;
     o.store_endpoint = u->store_ep;
+    o.query_endpoint = u->query_ep;
     o.timeout_ms = 300;
     o.retries = 0;
     bulletin_client *c = bulletin_client_new(&o);
     if (!c) {
-        fprintf(stderr, "bulletin up: cannot create a client for %s\n", d->name);
+        fprintf(stderr, "bulletin up: cannot create a client for %s\n", ch->name);
         return 1;
     }
+    const char *ep = d->health == BULLETIN_SERVICE_STORE    ? u->store_ep
+                     : d->health == BULLETIN_SERVICE_INGEST ? u->ingest_ep
+                                                            : u->query_ep;
     int64_t deadline = clock_mono_ms() + UP_START_TIMEOUT_MS;
     int rc = 1;
     char last[600] = "no answer";
@@ -244,21 +316,31 @@ static int s_wait_healthy(const s_up *u, size_t i, int sigfd)
         bulletin_health *h = NULL;
         if (bulletin_health_get(c, (bulletin_service)d->health, &h) == BULLETIN_OK) {
             /* instance is "host:pid": make sure the answer is from our child,
-             * not from another stack already bound to that endpoint */
+             * not from another stack already bound to that endpoint (workers
+             * are answered for by the broker, which was checked before) */
             const char *colon = h->instance ? strrchr(h->instance, ':') : NULL;
             long pid = colon ? strtol(colon + 1, NULL, 10) : 0;
-            if (pid > 0 && pid != (long)s_pids[i]) {
+            if (d->wait != UP_WAIT_WORKERS && pid > 0 && pid != (long)ch->pid) {
                 fprintf(stderr,
                         "bulletin up: another %s (instance %s) already answers on %s: is "
                         "another stack running? Stop it or choose other --*-bind endpoints\n",
-                        d->name, h->instance, (bulletin_service)d->health == BULLETIN_SERVICE_STORE
-                                                  ? u->store_ep : u->ingest_ep);
+                        ch->name, h->instance, ep);
                 bulletin_health_free(&h);
                 break;
             }
             bool ok = h->ok;
             snprintf(last, sizeof last, "unhealthy: %s", h->detail ? h->detail : "no detail");
             bulletin_health_free(&h);
+            if (d->wait == UP_WAIT_ANSWERS) {
+                rc = 0;
+                break;
+            }
+            if (ok && d->wait == UP_WAIT_WORKERS) {
+                long n = s_registered_workers(c);
+                snprintf(last, sizeof last, "%ld of %lld workers registered with the broker", n,
+                         u->nworkers);
+                ok = n >= u->nworkers;
+            }
             if (ok) {
                 rc = 0;
                 break;
@@ -268,7 +350,8 @@ static int s_wait_healthy(const s_up *u, size_t i, int sigfd)
             snprintf(last, sizeof last, "%s", bulletin_client_last_error(c));
         }
         if (clock_mono_ms() >= deadline) {
-            fprintf(stderr, "bulletin up: %s is not healthy after %d s (%s)\n", d->name,
+            fprintf(stderr, "bulletin up: %s is not healthy after %d s (%s)\n",
+                    d->wait == UP_WAIT_WORKERS ? "the read tier" : ch->name,
                     UP_START_TIMEOUT_MS / 1000, last);
             break;
         }
@@ -393,10 +476,45 @@ static int s_load(const s_up *u, const cli_list *paths)
     int rc = cli_ingest_run(&o, in.v, in.n, 500, 2, false, &sum);
     cli_ingest_print_summary(stdout, &sum);
     s_inputs_free(&in);
+    if (u->nworkers && sum.max_seq) {
+        /* read-your-writes for the person who asked: the workers have it */
+        o.query_endpoint = u->query_ep;
+        bulletin_client *c = bulletin_client_new(&o);
+        bulletin_status st = c ? bulletin_wait_readable(c, sum.max_seq, UP_START_TIMEOUT_MS, NULL)
+                               : BULLETIN_RESOURCE_EXHAUSTED;
+        if (st == BULLETIN_OK)
+            printf("readable through the query tier (max_seq=%llu)\n",
+                   (unsigned long long)sum.max_seq);
+        else
+            fprintf(stderr, "bulletin up: the loaded articles are not readable yet: %s\n",
+                    c ? bulletin_client_last_error(c) : "out of memory");
+        bulletin_client_destroy(&c);
+    }
     return rc;
 }
 
 /* ------------------------------------------------------------------------ */
+
+/* Build the list of children for this run: store, ingest and, with
+ * workers, the broker and N workers. */
+static void s_plan(s_up *u)
+{
+    s_nchildren = 0;
+    for (size_t d = 0; d < S_NDEFS; d++) {
+        bool query_tier = s_defs[d].health == BULLETIN_SERVICE_QUERY;
+        if (query_tier && u->nworkers == 0)
+            continue;
+        int copies = s_defs[d].args == s_args_worker ? (int)u->nworkers : 1;
+        for (int k = 0; k < copies; k++) {
+            s_child *ch = &s_children[s_nchildren++];
+            ch->def = &s_defs[d];
+            ch->k = k;
+            ch->pid = 0;
+            ch->name = copies > 1 || s_defs[d].args == s_args_worker ? u->worker_name[k]
+                                                                     : s_defs[d].name;
+        }
+    }
+}
 
 int cli_cmd_up(const cli_globals *g, int argc, char **argv)
 {
@@ -404,23 +522,35 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
     s_up u = {.data = "./data",
               .ingest_bind = "tcp://127.0.0.1:5555",
               .store_bind = "tcp://127.0.0.1:5557",
-              .feed_bind = "tcp://127.0.0.1:5558"};
+              .feed_bind = "tcp://127.0.0.1:5558",
+              .query_bind = "tcp://127.0.0.1:5556",
+              .workers_bind = "tcp://127.0.0.1:5559",
+              .nworkers = 2};
     cli_list load = {0};
     const cli_opt opts[] = {
-        {"data", CLI_STR, "DIR", "data directory; the store keeps DIR/store (default ./data)", &u.data},
+        {"data", CLI_STR, "DIR", "data directory: DIR/store, DIR/worker-K (default ./data)", &u.data},
+        {"workers", CLI_INT, "N", "query workers (read replicas), 0..32 (default 2; 0 = no "
+                                  "query tier)", &u.nworkers},
         {"load", CLI_LIST, "PATH", "after start-up, ingest these files or directories "
                                    "(*.jsonl as JSON Lines, *.txt as raw documents)", &load},
         {"ingest-bind", CLI_STR, "EP", "ingest endpoint (default tcp://127.0.0.1:5555)", &u.ingest_bind},
+        {"query-bind", CLI_STR, "EP", "query broker, clients (default tcp://127.0.0.1:5556)", &u.query_bind},
         {"store-bind", CLI_STR, "EP", "store API endpoint (default tcp://127.0.0.1:5557)", &u.store_bind},
         {"feed-bind", CLI_STR, "EP", "store change feed (default tcp://127.0.0.1:5558)", &u.feed_bind},
+        {"workers-bind", CLI_STR, "EP", "query broker, workers (default tcp://127.0.0.1:5559)", &u.workers_bind},
     };
     cli_list pos;
-    int rc = cli_parse("up", "[--data DIR] [--load PATH...] [--ingest-bind EP] [--store-bind EP] "
-                             "[--feed-bind EP]",
-                       "Run a local stack in the foreground: bulletin-store and bulletin-ingest\n"
-                       "(found next to this program), until Ctrl-C. The query tier is not part\n"
-                       "of it yet. Exit 0 after Ctrl-C/SIGTERM, 1 if a service stops by itself,\n"
-                       "2 if the stack cannot start.",
+    int rc = cli_parse("up", "[--data DIR] [--workers N] [--load PATH...] [--ingest-bind EP]\n"
+                             "       [--query-bind EP] [--store-bind EP] [--feed-bind EP] "
+                             "[--workers-bind EP]",
+                       "Run a local stack in the foreground until Ctrl-C: bulletin-store,\n"
+                       "bulletin-ingest, the query broker bulletin-query and N bulletin-worker\n"
+                       "read replicas (each with its own DIR/worker-K), found next to this\n"
+                       "program. It waits until every service is healthy and every worker has\n"
+                       "registered with the broker, then prints the endpoints. With --load, the\n"
+                       "files are ingested and the command waits until the workers can read\n"
+                       "them. Exit 0 after Ctrl-C/SIGTERM, 1 if a service stops by itself, 2 if\n"
+                       "the stack cannot start.",
                        opts, sizeof opts / sizeof *opts, argc, argv, &pos);
     if (rc) {
         cli_list_free(&load);
@@ -434,15 +564,35 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     cli_list_free(&pos);
+    if (u.nworkers < 0 || u.nworkers > UP_MAX_WORKERS) {
+        fprintf(stderr, "bulletin up: --workers must be 0..%d (got %lld)\n", UP_MAX_WORKERS,
+                u.nworkers);
+        cli_list_free(&load);
+        return CLI_EXIT_USAGE;
+    }
     s_connect_ep(u.ingest_bind, u.ingest_ep, sizeof u.ingest_ep);
     s_connect_ep(u.store_bind, u.store_ep, sizeof u.store_ep);
     s_connect_ep(u.feed_bind, u.feed_ep, sizeof u.feed_ep);
+    s_connect_ep(u.query_bind, u.query_ep, sizeof u.query_ep);
+    s_connect_ep(u.workers_bind, u.workers_ep, sizeof u.workers_ep);
     if (snprintf(u.store_dir, sizeof u.store_dir, "%s/store", u.data) >= (int)sizeof u.store_dir ||
         s_mkdirs(u.store_dir) != 0) {
         fprintf(stderr, "bulletin up: cannot create %s/store: %s\n", u.data, strerror(errno));
         cli_list_free(&load);
         return CLI_EXIT_USAGE;
     }
+    for (int k = 0; k < (int)u.nworkers; k++) {
+        snprintf(u.worker_name[k], sizeof u.worker_name[k], "worker-%d", k + 1);
+        if (snprintf(u.worker_dir[k], sizeof u.worker_dir[k], "%s/%s", u.data,
+                     u.worker_name[k]) >= (int)sizeof u.worker_dir[k] ||
+            s_mkdirs(u.worker_dir[k]) != 0) {
+            fprintf(stderr, "bulletin up: cannot create %s/%s: %s\n", u.data, u.worker_name[k],
+                    strerror(errno));
+            cli_list_free(&load);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    s_plan(&u);
 
     char bindir[PATH_MAX];
     if (s_bindir(bindir, sizeof bindir) != 0) {
@@ -450,12 +600,12 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
         cli_list_free(&load);
         return CLI_EXIT_USAGE;
     }
-    char paths[S_NCHILDREN][PATH_MAX + 64];
-    for (size_t i = 0; i < S_NCHILDREN; i++) {
-        snprintf(paths[i], sizeof paths[i], "%s/%s", bindir, s_children[i].binary);
+    static char paths[S_MAX_CHILDREN][PATH_MAX + 64];
+    for (size_t i = 0; i < s_nchildren; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", bindir, s_children[i].def->binary);
         if (access(paths[i], X_OK) != 0) {
             fprintf(stderr, "bulletin up: %s not found next to bulletin (%s): build it first\n",
-                    s_children[i].binary, paths[i]);
+                    s_children[i].def->binary, paths[i]);
             cli_list_free(&load);
             return CLI_EXIT_USAGE;
         }
@@ -470,19 +620,22 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     int exit_code = CLI_EXIT_OK;
-    for (size_t i = 0; i < S_NCHILDREN; i++) {
+    for (size_t i = 0; i < s_nchildren; i++) {
         const char *cargv[UP_MAX_ARGS + 1] = {paths[i]};
-        int n = s_children[i].args(&u, cargv);
+        int n = s_children[i].def->args(&u, s_children[i].k, cargv);
         cargv[n] = NULL;
         fprintf(stderr, "bulletin up: starting %s\n", s_children[i].name);
-        s_pids[i] = s_spawn(paths[i], cargv);
-        if (s_pids[i] < 0) {
+        s_children[i].pid = s_spawn(paths[i], cargv);
+        if (s_children[i].pid < 0) {
             fprintf(stderr, "bulletin up: cannot start %s: %s\n", s_children[i].name,
                     strerror(errno));
-            s_pids[i] = 0;
+            s_children[i].pid = 0;
             exit_code = CLI_EXIT_USAGE;
             break;
         }
+        /* workers start together; the last one waits for all of them */
+        if (s_children[i].def->wait == UP_WAIT_WORKERS && (i + 1 < s_nchildren))
+            continue;
         int w = s_wait_healthy(&u, i, sigfd);
         if (w != 0) {
             exit_code = w == 2 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -504,12 +657,17 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
     cli_list_free(&load);
 
     printf("\nBulletin is up.\n"
-           "  ingest  %s   (writes: bulletin ingest FILE.jsonl)\n"
-           "  store   %s   (bulletin get ID, bulletin stats)\n"
+           "  ingest  %s   (writes: bulletin ingest --wait FILE.jsonl)\n",
+           u.ingest_ep);
+    if (u.nworkers)
+        printf("  query   %s   (reads: bulletin list, bulletin get ID) with %lld worker%s\n"
+               "          workers connect to %s\n",
+               u.query_ep, u.nworkers, u.nworkers == 1 ? "" : "s", u.workers_ep);
+    printf("  store   %s   (bulletin get --store ID, bulletin stats)\n"
            "  feed    %s\n"
            "  data    %s\n"
            "Ctrl-C stops everything.\n",
-           u.ingest_ep, u.store_ep, u.feed_ep, u.store_dir);
+           u.store_ep, u.feed_ep, u.data);
     fflush(stdout);
 
     for (;;) {
