@@ -473,8 +473,12 @@ static void s_on_client(s_broker *b)
     if (env.deadline_ms && env.deadline_ms < dl)
         dl = env.deadline_ms;
     r->deadline_us = clock_mono_us() + dl * 1000;
-    r->route = route; /* moves the frames */
-    route.n = 0;
+    if (zio_route_copy(&r->route, &route) < 0) {
+        free(r);
+        wire_send_status(b->front, &route, env.request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                         "out of memory");
+        goto out;
+    }
     zmq_msg_init(&r->body);
     zmq_msg_move(&r->body, &body);
     s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq);

@@ -1,0 +1,489 @@
+/* broker: run broker_run in a thread on inproc endpoints, with fake workers
+ * and clients in the test thread. Queue, LRU, deadlines, min_seq routing,
+ * dead-worker retry, local Health/Stats, bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+#include "replica.h"
+#include "wire.h"
+
+typedef struct {
+    void *ctx;
+    broker_config cfg;
+    pthread_t th;
+    int pipefd[2];
+    int rc;
+    char front[64], back[64];
+} fx;
+
+static int s_counter;
+
+static void *s_run(void *arg)
+{
+    fx *f = arg;
+    f->rc = broker_run(&f->cfg);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->ctx = zmq_ctx_new();
+    if (pipe(f->pipefd) != 0)
+        return -1;
+    snprintf(f->front, sizeof f->front, "inproc://front-%d", s_counter);
+    snprintf(f->back, sizeof f->back, "inproc://back-%d", s_counter++);
+    broker_config_defaults(&f->cfg);
+    f->cfg.bind = f->front;
+    f->cfg.workers = f->back;
+    f->cfg.ctx = f->ctx;
+    f->cfg.stop_fd = f->pipefd[0];
+    f->cfg.heartbeat_ms = 50;
+    f->cfg.liveness = 3;
+    f->cfg.deadline_ms = 2000;
+    if (pthread_create(&f->th, NULL, s_run, f) != 0)
+        return -1;
+    usleep(20000); /* inproc: bind before connect */
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (write(f->pipefd[1], "x", 1) != 1)
+        return -1;
+    pthread_join(f->th, NULL);
+    assert_int_equal(f->rc, 0);
+    close(f->pipefd[0]);
+    close(f->pipefd[1]);
+    zmq_ctx_term(f->ctx);
+    free(f);
+    return 0;
+}
+
+static void *s_sock(fx *f, int type, const char *ep)
+{
+    void *s = zmq_socket(f->ctx, type);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    return s;
+}
+
+static bool s_wait(void *s, int ms)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&it, 1, ms) == 1;
+}
+
+/* --- client side -------------------------------------------------------------- */
+
+static void s_client_send(void *c, uint64_t rid, int body, uint32_t deadline_ms, uint64_t min_seq)
+{
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__ListRequest lr = BULLETIN__LIST_REQUEST__INIT;
+    Bulletin__GetRequest gr = BULLETIN__GET_REQUEST__INIT;
+    Bulletin__HealthRequest hr = BULLETIN__HEALTH_REQUEST__INIT;
+    Bulletin__StatsRequest sr = BULLETIN__STATS_REQUEST__INIT;
+    Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
+    req.version_major = 1;
+    req.request_id = rid;
+    req.deadline_ms = deadline_ms;
+    req.min_seq = min_seq;
+    req.body_case = (Bulletin__Request__BodyCase)body;
+    switch (body) {
+    case BULLETIN__REQUEST__BODY_LIST: req.list = &lr; lr.limit = 5; break;
+    case BULLETIN__REQUEST__BODY_GET: req.get = &gr; gr.id = 7; break;
+    case BULLETIN__REQUEST__BODY_HEALTH: req.health = &hr; break;
+    case BULLETIN__REQUEST__BODY_STATS: req.stats = &sr; break;
+    case BULLETIN__REQUEST__BODY_INGEST: req.ingest = &ir; break;
+    }
+    zmq_msg_t m;
+    assert_int_equal(wire_pack_zmq(&req.base, &m), 0);
+    assert_int_equal(zmq_send(c, "", 0, ZMQ_SNDMORE), 0);
+    assert_true(zmq_msg_send(&m, c, 0) >= 0);
+}
+
+static Bulletin__Reply *s_client_recv(void *c, int ms)
+{
+    if (!s_wait(c, ms))
+        return NULL;
+    char empty[8];
+    assert_int_equal(zmq_recv(c, empty, sizeof empty, 0), 0);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    assert_true(zmq_msg_recv(&m, c, 0) >= 0);
+    Bulletin__Reply *r = bulletin__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    zmq_msg_close(&m);
+    assert_non_null(r);
+    return r;
+}
+
+/* --- worker side ---------------------------------------------------------------- */
+
+static void s_worker_send(void *w, uint8_t cmd, const char *name, uint64_t seq)
+{
+    uint8_t b[8];
+    replica_put_u64(b, seq);
+    zmq_send(w, "", 0, ZMQ_SNDMORE);
+    if (cmd == BROKER_READY) {
+        zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
+        zmq_send(w, name, strlen(name), ZMQ_SNDMORE);
+        zmq_send(w, b, 8, 0);
+    } else {
+        zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
+        zmq_send(w, b, 8, 0);
+    }
+}
+
+/* Wait for a REQUEST (skipping heartbeats). Returns its tag (0 = none);
+ * the request body's request_id goes to *rid. Sets *disconnect on DISCONNECT. */
+static uint64_t s_worker_recv(void *w, int ms, uint64_t *rid, bool *disconnect)
+{
+    int64_t end = clock_mono_ms() + ms;
+    while (clock_mono_ms() < end) {
+        if (!s_wait(w, (int)(end - clock_mono_ms())))
+            return 0;
+        zmq_msg_t f[6];
+        int n = 0;
+        for (;;) {
+            zmq_msg_init(&f[n]);
+            assert_true(zmq_msg_recv(&f[n], w, 0) >= 0);
+            int more = zmq_msg_more(&f[n]);
+            n++;
+            if (!more || n == 6)
+                break;
+        }
+        uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[1]);
+        uint64_t tag = 0;
+        if (cmd == BROKER_REQUEST) {
+            assert_int_equal(n, 4);
+            tag = replica_get_u64(zmq_msg_data(&f[2]));
+            broker_envelope env;
+            assert_int_equal(broker_envelope_scan(zmq_msg_data(&f[3]), zmq_msg_size(&f[3]), &env), 0);
+            if (rid)
+                *rid = env.request_id;
+        } else if (cmd == BROKER_DISCONNECT && disconnect) {
+            *disconnect = true;
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+        if (tag || (disconnect && *disconnect))
+            return tag;
+    }
+    return 0;
+}
+
+static void s_worker_reply(void *w, uint64_t tag, uint64_t seq, uint64_t rid, const char *name)
+{
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    wire_reply_init(&rep, &st, rid);
+    rep.served_by = (char *)name;
+    rep.applied_seq = seq;
+    zmq_msg_t m;
+    assert_int_equal(wire_pack_zmq(&rep.base, &m), 0);
+    uint8_t cmd = BROKER_REPLY, t[8], s[8];
+    replica_put_u64(t, tag);
+    replica_put_u64(s, seq);
+    zmq_send(w, "", 0, ZMQ_SNDMORE);
+    zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
+    zmq_send(w, t, 8, ZMQ_SNDMORE);
+    zmq_send(w, s, 8, ZMQ_SNDMORE);
+    assert_true(zmq_msg_send(&m, w, 0) >= 0);
+}
+
+/* --- tests ---------------------------------------------------------------------- */
+
+static void test_envelope_scan(void **state)
+{
+    (void)state;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__ListRequest lr = BULLETIN__LIST_REQUEST__INIT;
+    req.version_major = 1;
+    req.request_id = 0x123456789aULL;
+    req.deadline_ms = 250;
+    req.min_seq = 99;
+    req.body_case = BULLETIN__REQUEST__BODY_LIST;
+    req.list = &lr;
+    uint8_t buf[256];
+    size_t n = bulletin__request__pack(&req, buf);
+    broker_envelope env;
+    assert_int_equal(broker_envelope_scan(buf, n, &env), 0);
+    assert_int_equal(env.version_major, 1);
+    assert_int_equal(env.request_id, 0x123456789aULL);
+    assert_int_equal(env.deadline_ms, 250);
+    assert_int_equal(env.min_seq, 99);
+    assert_int_equal(env.body, 13);
+    assert_int_equal(broker_envelope_scan(buf, n - 1, &env), -1); /* list length cut off */
+    const uint8_t bad1[] = {0x18, 0xff, 0xff};     /* truncated varint */
+    const uint8_t bad2[] = {0x6a, 0x10, 0x01};     /* length past the end */
+    const uint8_t bad3[] = {0x1b, 0x00};           /* group wire type */
+    assert_int_equal(broker_envelope_scan(bad1, sizeof bad1, &env), -1);
+    assert_int_equal(broker_envelope_scan(bad2, sizeof bad2, &env), -1);
+    assert_int_equal(broker_envelope_scan(bad3, sizeof bad3, &env), -1);
+    assert_int_equal(broker_envelope_scan("", 0, &env), 0);
+    assert_int_equal(env.body, 0);
+}
+
+static void test_no_worker_unavailable(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    int64_t t0 = clock_mono_ms();
+    s_client_send(c, 1, BULLETIN__REQUEST__BODY_LIST, 200, 0);
+    Bulletin__Reply *r = s_client_recv(c, 3000);
+    assert_non_null(r);
+    int64_t dt = clock_mono_ms() - t0;
+    assert_int_equal(r->request_id, 1);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__UNAVAILABLE);
+    assert_true(dt >= 190 && dt < 1500);
+    wire_free(r);
+    zmq_close(c);
+}
+
+static void test_forward_and_lru(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back), *w2 = s_sock(f, ZMQ_DEALER, f->back);
+    s_worker_send(w1, BROKER_READY, "w1", 0);
+    usleep(20000);
+    s_worker_send(w2, BROKER_READY, "w2", 0);
+    usleep(20000);
+    s_client_send(c, 10, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    s_client_send(c, 11, BULLETIN__REQUEST__BODY_GET, 0, 0);
+    uint64_t rid1 = 0, rid2 = 0;
+    uint64_t t1 = s_worker_recv(w1, 1000, &rid1, NULL);
+    uint64_t t2 = s_worker_recv(w2, 1000, &rid2, NULL);
+    assert_true(t1 && t2 && t1 != t2);
+    assert_int_equal(rid1, 10); /* least recently used first */
+    assert_int_equal(rid2, 11);
+    s_worker_reply(w2, t2, 3, rid2, "w2");
+    s_worker_reply(w1, t1, 3, rid1, "w1");
+    Bulletin__Reply *a = s_client_recv(c, 1000), *b = s_client_recv(c, 1000);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a->request_id, 11);
+    assert_string_equal(a->served_by, "w2");
+    assert_int_equal(b->request_id, 10);
+    wire_free(a);
+    wire_free(b);
+    /* a third request goes to w2 (it became ready first) */
+    s_client_send(c, 12, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    uint64_t rid = 0;
+    assert_true(s_worker_recv(w2, 1000, &rid, NULL) != 0);
+    assert_int_equal(rid, 12);
+    zmq_close(c);
+    zmq_close(w1);
+    zmq_close(w2);
+}
+
+static void test_min_seq_routing(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back), *w2 = s_sock(f, ZMQ_DEALER, f->back);
+    s_worker_send(w1, BROKER_READY, "w1", 5);
+    usleep(20000);
+    s_worker_send(w2, BROKER_READY, "w2", 8);
+    usleep(20000);
+    /* only w2 has seq 8 */
+    s_client_send(c, 20, BULLETIN__REQUEST__BODY_GET, 0, 8);
+    uint64_t rid = 0, tag;
+    tag = s_worker_recv(w2, 1000, &rid, NULL);
+    assert_true(tag != 0);
+    assert_int_equal(rid, 20);
+    s_worker_reply(w2, tag, 8, rid, "w2");
+    Bulletin__Reply *r = s_client_recv(c, 1000);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__OK);
+    wire_free(r);
+    /* nobody has seq 10: it waits until a heartbeat says so */
+    s_client_send(c, 21, BULLETIN__REQUEST__BODY_GET, 0, 10);
+    assert_int_equal(s_worker_recv(w1, 150, NULL, NULL), 0);
+    s_worker_send(w1, BROKER_HEARTBEAT, NULL, 10);
+    tag = s_worker_recv(w1, 1000, &rid, NULL);
+    assert_true(tag != 0);
+    assert_int_equal(rid, 21);
+    s_worker_reply(w1, tag, 10, rid, "w1");
+    r = s_client_recv(c, 1000);
+    assert_string_equal(r->served_by, "w1");
+    wire_free(r);
+    /* nobody reaches 50 within the deadline (keep both alive meanwhile) */
+    s_client_send(c, 22, BULLETIN__REQUEST__BODY_LIST, 300, 50);
+    r = NULL;
+    for (int i = 0; i < 30 && !r; i++) {
+        s_worker_send(w1, BROKER_HEARTBEAT, NULL, 10);
+        s_worker_send(w2, BROKER_HEARTBEAT, NULL, 8);
+        r = s_client_recv(c, 40);
+    }
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 22);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
+    assert_non_null(strstr(r->status->message, "50"));
+    wire_free(r);
+    zmq_close(c);
+    zmq_close(w1);
+    zmq_close(w2);
+}
+
+static void test_dead_worker_retried(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_worker_send(w1, BROKER_READY, "w1", 0);
+    usleep(20000);
+    s_client_send(c, 30, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    uint64_t rid;
+    assert_true(s_worker_recv(w1, 1000, &rid, NULL) != 0);
+    /* w1 goes silent; w2 arrives and keeps beating */
+    void *w2 = s_sock(f, ZMQ_DEALER, f->back);
+    s_worker_send(w2, BROKER_READY, "w2", 0);
+    uint64_t tag = 0;
+    for (int i = 0; i < 40 && !tag; i++) {
+        s_worker_send(w2, BROKER_HEARTBEAT, NULL, 0);
+        tag = s_worker_recv(w2, 25, &rid, NULL);
+    }
+    assert_true(tag != 0);
+    assert_int_equal(rid, 30);
+    s_worker_reply(w2, tag, 0, rid, "w2");
+    Bulletin__Reply *r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 30);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__OK);
+    wire_free(r);
+    /* the dropped worker speaks again: it is told to register anew */
+    bool disc = false;
+    s_worker_send(w1, BROKER_HEARTBEAT, NULL, 0);
+    s_worker_recv(w1, 1000, NULL, &disc);
+    assert_true(disc);
+    /* stats count the retry and the drop */
+    s_client_send(c, 31, BULLETIN__REQUEST__BODY_STATS, 0, 0);
+    r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_STATS);
+    double retries = -1, dropped = -1;
+    for (size_t i = 0; i < r->stats->n_metrics; i++) {
+        if (!strcmp(r->stats->metrics[i]->name, "retries"))
+            retries = r->stats->metrics[i]->value;
+        if (!strcmp(r->stats->metrics[i]->name, "dropped_workers"))
+            dropped = r->stats->metrics[i]->value;
+    }
+    assert_true(retries == 1.0);
+    assert_true(dropped >= 1.0);
+    wire_free(r);
+    zmq_close(c);
+    zmq_close(w1);
+    zmq_close(w2);
+}
+
+static void test_in_flight_deadline_and_late_reply(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_worker_send(w1, BROKER_READY, "w1", 0);
+    usleep(20000);
+    s_client_send(c, 40, BULLETIN__REQUEST__BODY_LIST, 150, 0);
+    uint64_t rid, tag = s_worker_recv(w1, 1000, &rid, NULL);
+    assert_true(tag != 0);
+    Bulletin__Reply *r = NULL;
+    for (int i = 0; i < 20 && !r; i++) {
+        s_worker_send(w1, BROKER_HEARTBEAT, NULL, 0);
+        r = s_client_recv(c, 30);
+    }
+    assert_non_null(r);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
+    wire_free(r);
+    /* the late reply is dropped, and the worker is usable again */
+    s_worker_reply(w1, tag, 0, rid, "w1");
+    assert_null(s_client_recv(c, 100));
+    s_client_send(c, 41, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    tag = s_worker_recv(w1, 1000, &rid, NULL);
+    assert_true(tag != 0);
+    s_worker_reply(w1, tag, 0, rid, "w1");
+    r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 41);
+    wire_free(r);
+    zmq_close(c);
+    zmq_close(w1);
+}
+
+static void test_local_answers_and_bad_input(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    s_client_send(c, 50, BULLETIN__REQUEST__BODY_HEALTH, 0, 0);
+    Bulletin__Reply *r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 50);
+    assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_HEALTH);
+    assert_false(r->health->ok); /* no worker */
+    assert_string_equal(r->health->service, "query");
+    wire_free(r);
+    s_client_send(c, 51, BULLETIN__REQUEST__BODY_INGEST, 0, 0);
+    r = s_client_recv(c, 1000);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__UNIMPLEMENTED);
+    wire_free(r);
+    zmq_send(c, "", 0, ZMQ_SNDMORE);
+    zmq_send(c, "\x1b\x00garbage", 9, 0);
+    r = s_client_recv(c, 1000);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
+    wire_free(r);
+    zmq_send(c, "", 0, ZMQ_SNDMORE);
+    zmq_send(c, "", 0, 0);
+    r = s_client_recv(c, 1000);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
+    wire_free(r);
+    /* newer major version */
+    uint8_t v2[] = {0x08, 0x02, 0x18, 0x07, 0x8a, 0x01, 0x00}; /* major 2, id 7, list {} */
+    zmq_send(c, "", 0, ZMQ_SNDMORE);
+    zmq_send(c, v2, sizeof v2, 0);
+    r = s_client_recv(c, 1000);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__FAILED_PRECONDITION);
+    assert_int_equal(r->request_id, 7);
+    wire_free(r);
+    /* a misbehaving worker does not disturb the broker */
+    void *w = s_sock(f, ZMQ_DEALER, f->back);
+    zmq_send(w, "junk", 4, 0);
+    zmq_send(w, "", 0, ZMQ_SNDMORE);
+    zmq_send(w, "\x01", 1, 0); /* READY without name and seq */
+    s_client_send(c, 52, BULLETIN__REQUEST__BODY_HEALTH, 0, 0);
+    r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_false(r->health->ok);
+    wire_free(r);
+    zmq_close(w);
+    zmq_close(c);
+}
+
+int main(void)
+{
+    log_init("query-test");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_envelope_scan),
+        cmocka_unit_test_setup_teardown(test_no_worker_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_and_lru, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_min_seq_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_worker_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_flight_deadline_and_late_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_answers_and_bad_input, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
