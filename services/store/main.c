@@ -9,7 +9,7 @@
 
 int main(int argc, char **argv)
 {
-    static const char *data, *bind, *feed, *backup;
+    static const char *data, *bind, *feed, *backup, *http;
     static long long map_size, max_msg, heartbeat_ms;
     static const cfg_option opts[] = {
         {"data", "BULLETIN_DATA", CFG_STR, "./data/store", "LMDB environment directory", &data},
@@ -22,6 +22,9 @@ int main(int argc, char **argv)
          "largest accepted request frame in bytes (ZMQ_MAXMSGSIZE)", &max_msg},
         {"heartbeat-ms", "BULLETIN_HEARTBEAT_MS", CFG_INT, "1000",
          "feed heartbeat period in milliseconds", &heartbeat_ms},
+        {"http", "BULLETIN_STORE_HTTP", CFG_STR, ":9557",
+         "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off)",
+         &http},
         {"backup", NULL, CFG_STR, NULL,
          "copy the database in --data to this directory (compacted, safe while the "
          "store runs) and exit",
@@ -53,6 +56,6 @@ int main(int argc, char **argv)
     }
     store_server_config cfg = {.data_dir = data, .bind = bind, .feed = feed,
                                .map_size = map_size, .max_msg = max_msg,
-                               .heartbeat_ms = heartbeat_ms};
+                               .heartbeat_ms = heartbeat_ms, .http = http};
     return store_server_run(&cfg);
 }

@@ -6,6 +6,7 @@
 #include "store_server.h"
 
 #include "clock.h"
+#include "http.h"
 #include "log.h"
 #include "store_codec.h"
 #include "store_db.h"
@@ -46,6 +47,7 @@ typedef struct {
     uint64_t sync_requests, sync_from_zero, sync_changes_sent, feed_messages;
     uint64_t reply_failures;
     char last_failure[600]; /* why the last commit failed; "" after a success */
+    http_server *http;      /* /healthz and /metrics, NULL when off */
 } s_server;
 
 typedef int (*s_handler)(s_server *s, zio_route *route, Bulletin__Request *req);
@@ -149,61 +151,98 @@ static int s_on_get(s_server *s, zio_route *route, Bulletin__Request *req)
     return 0;
 }
 
-static int s_on_stats(s_server *s, zio_route *route, Bulletin__Request *req)
+/* The store's metrics, for the Stats request and for /metrics. */
+#define S_N_METRICS 18
+typedef struct {
+    Bulletin__Metric m[S_N_METRICS], *mp[S_N_METRICS];
+    Bulletin__StatsReply sr;
+} s_stats;
+
+/* Fill st (which points into s and itself). Returns 0 or an LMDB error. */
+static int s_stats_build(s_server *s, s_stats *st)
 {
     store_db_info info;
     int rc = store_db_info_get(s->db, &info);
+    if (rc)
+        return rc;
+    const struct {
+        const char *name;
+        double value;
+        const char *help;
+        bool counter;
+    } m[S_N_METRICS] = {
+        {"articles", (double)info.articles, "articles stored", false},
+        {"tombstones", (double)(info.log_entries - info.articles), "DELETE entries in the log",
+         false},
+        {"last_seq", (double)info.last_seq, "last committed seq", false},
+        {"next_id", (double)info.next_id, "id the next new article gets", false},
+        {"map_size_bytes", (double)info.map_size, "LMDB map size", false},
+        {"map_used_bytes", (double)info.map_used, "LMDB map bytes in use", false},
+        {"commits", (double)s->commits, "group commits since start", true},
+        {"commit_failures", (double)s->commit_failures, "failed group commits since start", true},
+        {"ops_committed", (double)s->ops_committed, "write ops in committed groups", true},
+        {"mean_batch_ops", s->commits ? (double)s->ops_committed / (double)s->commits : 0,
+         "ops per group commit", false},
+        {"requests", (double)s->requests, "requests received", true},
+        {"bad_requests", (double)s->bad_requests, "requests answered with an error", true},
+        {"reply_failures", (double)s->reply_failures, "replies that could not be sent", true},
+        {"sync_requests", (double)s->sync_requests, "Sync requests answered", true},
+        {"sync_from_zero", (double)s->sync_from_zero, "Sync requests from seq 0 (snapshots)", true},
+        {"sync_changes_sent", (double)s->sync_changes_sent, "changes sent in Sync chunks", true},
+        {"feed_messages", (double)s->feed_messages, "feed messages published (incl. heartbeats)",
+         true},
+        {"uptime_s", (double)(clock_now_ms() - s->started_ms) / 1000.0, "seconds since start",
+         false},
+    };
+    for (size_t i = 0; i < S_N_METRICS; i++) {
+        bulletin__metric__init(&st->m[i]);
+        st->m[i].name = (char *)m[i].name;
+        st->m[i].value = m[i].value;
+        st->m[i].help = (char *)m[i].help;
+        st->m[i].counter = m[i].counter;
+        st->mp[i] = &st->m[i];
+    }
+    bulletin__stats_reply__init(&st->sr);
+    st->sr.service = "store";
+    st->sr.instance = s->instance;
+    st->sr.n_metrics = S_N_METRICS;
+    st->sr.metrics = st->mp;
+    return 0;
+}
+
+static int s_on_stats(s_server *s, zio_route *route, Bulletin__Request *req)
+{
+    s_stats st;
+    int rc = s_stats_build(s, &st);
     if (rc) {
         s_send_status(s, route, req->request_id, BULLETIN__STATUS_CODE__INTERNAL,
                       "cannot read the store's counters: %s", mdb_strerror(rc));
         return 0;
     }
-    struct {
-        const char *name;
-        double value;
-        const char *help;
-    } m[] = {
-        {"articles", (double)info.articles, "articles stored"},
-        {"tombstones", (double)(info.log_entries - info.articles), "DELETE entries in the log"},
-        {"last_seq", (double)info.last_seq, "last committed seq"},
-        {"next_id", (double)info.next_id, "id the next new article gets"},
-        {"map_size_bytes", (double)info.map_size, "LMDB map size"},
-        {"map_used_bytes", (double)info.map_used, "LMDB map bytes in use"},
-        {"commits", (double)s->commits, "group commits since start"},
-        {"commit_failures", (double)s->commit_failures, "failed group commits since start"},
-        {"ops_committed", (double)s->ops_committed, "write ops in committed groups"},
-        {"mean_batch_ops", s->commits ? (double)s->ops_committed / (double)s->commits : 0,
-         "ops per group commit"},
-        {"requests", (double)s->requests, "requests received"},
-        {"bad_requests", (double)s->bad_requests, "requests answered with an error"},
-        {"reply_failures", (double)s->reply_failures, "replies that could not be sent"},
-        {"sync_requests", (double)s->sync_requests, "Sync requests answered"},
-        {"sync_from_zero", (double)s->sync_from_zero, "Sync requests from seq 0 (snapshots)"},
-        {"sync_changes_sent", (double)s->sync_changes_sent, "changes sent in Sync chunks"},
-        {"feed_messages", (double)s->feed_messages, "feed messages published (incl. heartbeats)"},
-        {"uptime_s", (double)(clock_now_ms() - s->started_ms) / 1000.0, "seconds since start"},
-    };
-    enum { N = sizeof m / sizeof m[0] };
-    Bulletin__Metric metrics[N], *mp[N];
-    for (size_t i = 0; i < N; i++) {
-        bulletin__metric__init(&metrics[i]);
-        metrics[i].name = (char *)m[i].name;
-        metrics[i].value = m[i].value;
-        metrics[i].help = (char *)m[i].help;
-        mp[i] = &metrics[i];
-    }
     Bulletin__Reply rep;
-    Bulletin__Status st;
-    Bulletin__StatsReply sr = BULLETIN__STATS_REPLY__INIT;
-    wire_reply_init(&rep, &st, req->request_id);
-    sr.service = "store";
-    sr.instance = s->instance;
-    sr.n_metrics = N;
-    sr.metrics = mp;
+    Bulletin__Status status;
+    wire_reply_init(&rep, &status, req->request_id);
     rep.body_case = BULLETIN__REPLY__BODY_STATS;
-    rep.stats = &sr;
+    rep.stats = &st.sr;
     s_send(s, route, &rep);
     return 0;
+}
+
+/* /healthz and /metrics: the same metrics and the same health as over ZeroMQ
+ * (healthy while it serves reads; the detail says when writes fail). */
+static void s_http_publish(s_server *s)
+{
+    if (!s->http)
+        return;
+    s_stats st;
+    int rc = s_stats_build(s, &st);
+    if (rc) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "cannot read the store's counters: %s", mdb_strerror(rc));
+        http_server_publish(s->http, NULL, false, detail);
+        return;
+    }
+    http_server_publish(s->http, &st.sr, true, s->last_failure);
 }
 
 static int s_on_health(s_server *s, zio_route *route, Bulletin__Request *req)
@@ -601,13 +640,19 @@ int store_server_run(const store_server_config *cfg)
                  (unsigned long long)info.articles, (unsigned long long)info.next_id,
                  (unsigned long long)info.map_size, s.instance);
 
+    /* HTTP is a side channel: if it cannot listen (logged), the store runs on */
+    s.http = http_server_new(cfg->http, "store");
+    s_http_publish(&s);
+
     int64_t hb_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 1000;
     int64_t next_hb = clock_mono_ms() + hb_ms, next_check = clock_mono_ms() + 10000;
+    int64_t next_http = clock_mono_ms() + STORE_SERVER_HTTP_MS;
     bool stop = false;
     while (!stop) {
         zmq_pollitem_t items[] = {{s.api, 0, ZMQ_POLLIN, 0}, {NULL, s.sigfd, ZMQ_POLLIN, 0}};
         int64_t now = clock_mono_ms();
-        long timeout = next_hb > now ? (long)(next_hb - now) : 0;
+        int64_t wake = s.http && next_http < next_hb ? next_http : next_hb;
+        long timeout = wake > now ? (long)(wake - now) : 0;
         int n = zmq_poll(items, 2, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -631,6 +676,10 @@ int store_server_run(const store_server_config *cfg)
             s_heartbeat(&s);
             next_hb = now + hb_ms;
         }
+        if (now >= next_http) {
+            s_http_publish(&s);
+            next_http = now + STORE_SERVER_HTTP_MS;
+        }
         if (now >= next_check) {
             int dead = store_db_reader_check(s.db);
             if (dead)
@@ -643,6 +692,7 @@ int store_server_run(const store_server_config *cfg)
              (unsigned long long)store_db_last_seq(s.db), (unsigned long long)s.commits,
              (unsigned long long)s.ops_committed);
 out:
+    http_server_destroy(&s.http);
     s_pending_clear(&s);
     free(s.pend);
     free(s.ops);

@@ -7,7 +7,8 @@
  *   return store_server_run(&cfg);   // until SIGTERM/SIGINT
  *
  * One thread, one zmq_poll over the API ROUTER, the signalfd and the heartbeat
- * timer. Each wake-up:
+ * timer (plus, when cfg.http is set, a 1 s timer that publishes the Stats
+ * metrics and health to core/http for /metrics and /healthz). Each wake-up:
  *
  *   drain the API socket (non-blocking, up to STORE_SERVER_MAX_OPS ops or
  *   STORE_SERVER_MAX_BYTES bytes)
@@ -39,6 +40,7 @@
 #define STORE_SERVER_FEED_BYTES (4u << 20)
 #define STORE_SERVER_SYNC_MAX_BYTES (64u << 20) /* cap on SyncRequest.max_bytes */
 #define STORE_SERVER_SYNC_MAX_CHANGES 100000    /* cap on SyncRequest.max_changes */
+#define STORE_SERVER_HTTP_MS 1000               /* metrics/health published this often */
 
 typedef struct {
     const char *data_dir;   /* LMDB environment directory (created if missing) */
@@ -47,6 +49,9 @@ typedef struct {
     long long map_size;     /* initial map size in bytes (grows by itself) */
     long long max_msg;      /* ZMQ_MAXMSGSIZE on the API socket (0 = none) */
     long long heartbeat_ms; /* feed heartbeat period */
+    const char *http;       /* /healthz and /metrics listen address ("127.0.0.1:9557",
+                               ":9557"); NULL or "" = off. If it cannot listen, the
+                               store logs why and runs without HTTP. */
 } store_server_config;
 
 /*
