@@ -112,7 +112,17 @@ int cli_cursor_decode(const char *text, void **out, size_t *len)
 
 int cli_parse_date(const char *text, int64_t *ms)
 {
-    if (!text || !*text)
+    if (!text || strlen(text) < 10)
+        return -1;
+    /* the calendar date must exist: 2024-02-30 is a typo, not March 1st */
+    int y, m, d;
+    char dash1, dash2;
+    if (sscanf(text, "%4d%c%2d%c%2d", &y, &dash1, &m, &dash2, &d) != 5 || dash1 != '-' ||
+        dash2 != '-' || m < 1 || m > 12 || d < 1)
+        return -1;
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > days[m - 1] + (m == 2 && leap))
         return -1;
     return clock_parse_rfc3339(text, ms);
 }

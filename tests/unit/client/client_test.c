@@ -327,6 +327,8 @@ static void h_read(const Bulletin__Request *req, Bulletin__Reply *rep)
         lr.next_cursor.len = 3;
         lr.total = 7;
         lr.has_total = 1;
+        rep->served_by = "fake-worker";
+        rep->applied_seq = 42;
         rep->body_case = BULLETIN__REPLY__BODY_LIST;
         rep->list = &lr;
     } else if (req->body_case == BULLETIN__REQUEST__BODY_SEARCH) {
@@ -713,6 +715,11 @@ static void test_list_and_search(void **state)
     assert_memory_equal(page->next_cursor, "\x01\x00\x02", 3);
     assert_int_equal(page->has_total, 1);
     assert_int_equal(page->total, 7);
+    assert_string_equal(page->served_by, "fake-worker");
+    assert_int_equal(page->applied_seq, 42);
+    uint64_t applied = 0;
+    assert_string_equal(bulletin_client_served_by(c, &applied), "fake-worker");
+    assert_int_equal(applied, 42);
     bulletin_list_page_free(&page);
     assert_null(page);
     Bulletin__Request *r = s_last_request(&s);
@@ -744,6 +751,9 @@ static void test_list_and_search(void **state)
     assert_int_equal(res->site_count, 1);
     assert_int_equal(res->sites[0].count, 1);
     assert_int_equal(res->took_us, 120);
+    assert_null(res->served_by); /* this answer did not say */
+    assert_string_equal(bulletin_client_served_by(c, &applied), "");
+    assert_int_equal(applied, 0);
     bulletin_search_result_free(&res);
     assert_null(res);
     r = s_last_request(&s);
@@ -773,6 +783,106 @@ static void test_list_and_search(void **state)
     bulletin_client_destroy(&c);
 }
 
+/* wait_readable: the tier answers DEADLINE_EXCEEDED s_lag times, then OK. */
+static int s_lag, s_lists;
+static uint64_t s_answer_seq; /* 0: answer with the request's min_seq */
+
+static void h_lagging(const Bulletin__Request *req, Bulletin__Reply *rep)
+{
+    static Bulletin__ListReply lr;
+    if (req->body_case != BULLETIN__REQUEST__BODY_LIST) {
+        h_ops(req, rep);
+        return;
+    }
+    s_lists++;
+    if (req->list->limit != 1 || req->min_seq == 0) {
+        rep->status->code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        rep->status->message = "wait must send limit 1 and min_seq";
+        return;
+    }
+    if (req->min_seq == 666) {
+        rep->status->code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        rep->status->message = "a refusal that waiting does not cure";
+        return;
+    }
+    if (s_lists <= s_lag) {
+        rep->status->code = s_lists % 2 ? BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED
+                                        : BULLETIN__STATUS_CODE__UNAVAILABLE;
+        rep->status->message = "no worker reached that seq in time";
+        return;
+    }
+    bulletin__list_reply__init(&lr);
+    rep->served_by = "w7";
+    rep->applied_seq = s_answer_seq ? s_answer_seq : req->min_seq;
+    rep->body_case = BULLETIN__REPLY__BODY_LIST;
+    rep->list = &lr;
+}
+
+static void test_wait_readable(void **state)
+{
+    (void)state;
+    static s_server s;
+    s_server_start(&s, M_ANSWER, h_lagging);
+    s_server_run(&s);
+    bulletin_options o;
+    bulletin_options_init(&o);
+    o.query_endpoint = s.ep;
+    o.timeout_ms = 2000;
+    bulletin_client *c = bulletin_client_new(&o);
+    assert_non_null(c);
+
+    /* nothing to wait for: no request at all */
+    uint64_t seen = 99;
+    assert_int_equal(bulletin_wait_readable(c, 0, 1000, &seen), BULLETIN_OK);
+    assert_int_equal(seen, 0);
+    assert_int_equal(s.received, 0);
+
+    /* lagging, then readable: retried until it is */
+    s_lag = 3;
+    s_lists = 0;
+    assert_int_equal(bulletin_wait_readable(c, 17, 5000, &seen), BULLETIN_OK);
+    assert_int_equal(s_lists, 4);
+    assert_int_equal(seen, 17);
+    assert_string_equal(bulletin_client_served_by(c, NULL), "w7");
+    Bulletin__Request *r = s_last_request(&s);
+    assert_int_equal(r->min_seq, 17);
+    assert_int_equal(r->list->limit, 1);
+    bulletin__request__free_unpacked(r, NULL);
+
+    /* never readable: gives up after about the timeout, with the reason */
+    s_lag = 1000000;
+    s_lists = 0;
+    int64_t t0 = clock_mono_ms();
+    bulletin_status st = bulletin_wait_readable(c, 18, 400, &seen);
+    int64_t took = clock_mono_ms() - t0;
+    assert_true(st == BULLETIN_DEADLINE_EXCEEDED || st == BULLETIN_UNAVAILABLE);
+    assert_true(took >= 350 && took < 1500);
+    assert_true(s_lists >= 2);
+    assert_non_null(strstr(bulletin_client_last_error(c), "seq 18"));
+    assert_non_null(strstr(bulletin_client_last_error(c), "no worker reached"));
+
+    /* a real refusal is not retried */
+    s_lists = 0;
+    assert_int_equal(bulletin_wait_readable(c, 666, 5000, &seen), BULLETIN_INVALID_ARGUMENT);
+    assert_int_equal(s_lists, 1);
+
+    /* a worker behind min_seq that answers anyway breaks the promise */
+    s_lag = 0;
+    s_answer_seq = 5;
+    assert_int_equal(bulletin_wait_readable(c, 19, 1000, &seen), BULLETIN_INTERNAL);
+    s_answer_seq = 0;
+
+    assert_int_equal(bulletin_wait_readable(c, 1, 0, &seen), BULLETIN_INVALID_ARGUMENT);
+    bulletin_client_destroy(&c);
+    s_server_stop(&s);
+    free(s.last);
+
+    /* no query endpoint */
+    c = bulletin_client_new(NULL);
+    assert_int_equal(bulletin_wait_readable(c, 1, 100, NULL), BULLETIN_FAILED_PRECONDITION);
+    bulletin_client_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -787,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_get_stats_health_delete),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_list_and_search),
+        cmocka_unit_test(test_wait_readable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
