@@ -26,6 +26,7 @@
 #include "ingest_server.h"
 
 #include "clock.h"
+#include "http.h"
 #include "ingest_validate.h"
 #include "log.h"
 #include "wire.h"
@@ -87,6 +88,8 @@ typedef struct {
     int64_t store_seen_us; /* last time the store answered anything, 0 = never */
     uint64_t store_seq;
     int64_t next_ping_us;
+    http_server *http;    /* /healthz and /metrics, NULL when off */
+    int64_t next_http_us; /* next publish to http */
     struct {
         uint64_t requests, items, created, updated, unchanged, deleted, rejected,
             store_timeouts, bad_requests, late_replies;
@@ -691,21 +694,28 @@ static void s_handle_delete(s_server *s, const zio_route *route, const Bulletin_
     }
 }
 
+/* Healthy while the store answered recently; detail says when it last did. */
+static bool s_health(const s_server *s, char *detail, size_t cap)
+{
+    int64_t now = clock_mono_us();
+    int64_t fresh_us = 3 * s->cfg->health_interval_ms * 1000 + 1000000;
+    bool ok = s->store_seen_us && now - s->store_seen_us <= fresh_us;
+    if (!s->store_seen_us)
+        snprintf(detail, cap, "the store at %s has not answered yet", s->cfg->store);
+    else
+        snprintf(detail, cap, "the store at %s answered %" PRId64 " ms ago%s", s->cfg->store,
+                 (now - s->store_seen_us) / 1000,
+                 ok ? "" : "; writes will fail until it answers again");
+    return ok;
+}
+
 static void s_handle_health(s_server *s, const zio_route *route, const Bulletin__Request *req,
                             const void *raw, size_t raw_len)
 {
     (void)raw;
     (void)raw_len;
     char detail[256];
-    int64_t now = clock_mono_us();
-    int64_t fresh_us = 3 * s->cfg->health_interval_ms * 1000 + 1000000;
-    bool ok = s->store_seen_us && now - s->store_seen_us <= fresh_us;
-    if (!s->store_seen_us)
-        snprintf(detail, sizeof detail, "the store at %s has not answered yet", s->cfg->store);
-    else
-        snprintf(detail, sizeof detail, "the store at %s answered %" PRId64 " ms ago%s",
-                 s->cfg->store, (now - s->store_seen_us) / 1000,
-                 ok ? "" : "; writes will fail until it answers again");
+    bool ok = s_health(s, detail, sizeof detail);
     Bulletin__Reply rep;
     Bulletin__Status st;
     Bulletin__HealthReply hr = BULLETIN__HEALTH_REPLY__INIT;
@@ -721,48 +731,77 @@ static void s_handle_health(s_server *s, const zio_route *route, const Bulletin_
     s_reply(s, route, &rep);
 }
 
+/* The metrics, for the Stats request and for /metrics. */
+#define S_N_METRICS 11
+typedef struct {
+    Bulletin__Metric m[S_N_METRICS], *mp[S_N_METRICS];
+    Bulletin__StatsReply sr;
+} s_stats;
+
+static void s_stats_build(s_server *s, s_stats *out)
+{
+    const struct {
+        const char *name;
+        double v;
+        const char *help;
+        bool counter;
+    } t[S_N_METRICS] = {
+        {"requests", (double)s->m.requests, "client requests received", true},
+        {"items", (double)s->m.items, "ingest items received", true},
+        {"created", (double)s->m.created, "articles created", true},
+        {"updated", (double)s->m.updated, "articles updated", true},
+        {"unchanged", (double)s->m.unchanged, "articles written again with the same content",
+         true},
+        {"deleted", (double)s->m.deleted, "articles deleted", true},
+        {"rejected", (double)s->m.rejected, "items rejected (by ingest or the store)", true},
+        {"store_timeouts", (double)s->m.store_timeouts,
+         "requests the store did not answer in time", true},
+        {"in_flight", (double)s->in_flight, "requests waiting for the store now", false},
+        {"bad_requests", (double)s->m.bad_requests, "requests refused as malformed", true},
+        {"late_replies", (double)s->m.late_replies,
+         "store replies that came after the deadline", true},
+    };
+    for (size_t i = 0; i < S_N_METRICS; i++) {
+        bulletin__metric__init(&out->m[i]);
+        out->m[i].name = (char *)t[i].name;
+        out->m[i].value = t[i].v;
+        out->m[i].help = (char *)t[i].help;
+        out->m[i].counter = t[i].counter;
+        out->mp[i] = &out->m[i];
+    }
+    bulletin__stats_reply__init(&out->sr);
+    out->sr.service = (char *)"ingest";
+    out->sr.instance = s->instance;
+    out->sr.n_metrics = S_N_METRICS;
+    out->sr.metrics = out->mp;
+}
+
 static void s_handle_stats(s_server *s, const zio_route *route, const Bulletin__Request *req,
                            const void *raw, size_t raw_len)
 {
     (void)raw;
     (void)raw_len;
-    struct {
-        const char *name;
-        double v;
-        const char *help;
-    } t[] = {
-        {"requests", (double)s->m.requests, "client requests received"},
-        {"items", (double)s->m.items, "ingest items received"},
-        {"created", (double)s->m.created, "articles created"},
-        {"updated", (double)s->m.updated, "articles updated"},
-        {"unchanged", (double)s->m.unchanged, "articles written again with the same content"},
-        {"deleted", (double)s->m.deleted, "articles deleted"},
-        {"rejected", (double)s->m.rejected, "items rejected (by ingest or the store)"},
-        {"store_timeouts", (double)s->m.store_timeouts, "requests the store did not answer in time"},
-        {"in_flight", (double)s->in_flight, "requests waiting for the store now"},
-        {"bad_requests", (double)s->m.bad_requests, "requests refused as malformed"},
-        {"late_replies", (double)s->m.late_replies, "store replies that came after the deadline"},
-    };
-    enum { N = sizeof t / sizeof t[0] };
-    Bulletin__Metric ms[N], *mp[N];
-    for (size_t i = 0; i < N; i++) {
-        bulletin__metric__init(&ms[i]);
-        ms[i].name = (char *)t[i].name;
-        ms[i].value = t[i].v;
-        ms[i].help = (char *)t[i].help;
-        mp[i] = &ms[i];
-    }
-    Bulletin__StatsReply sr = BULLETIN__STATS_REPLY__INIT;
-    sr.service = (char *)"ingest";
-    sr.instance = s->instance;
-    sr.n_metrics = N;
-    sr.metrics = mp;
+    s_stats stats;
+    s_stats_build(s, &stats);
     Bulletin__Reply rep;
     Bulletin__Status st;
     wire_reply_init(&rep, &st, req->request_id);
     rep.body_case = BULLETIN__REPLY__BODY_STATS;
-    rep.stats = &sr;
+    rep.stats = &stats.sr;
     s_reply(s, route, &rep);
+}
+
+/* /healthz and /metrics: the same health and metrics as over ZeroMQ. */
+static void s_http_publish(s_server *s, int64_t now)
+{
+    s->next_http_us = now + INGEST_SERVER_HTTP_MS * 1000;
+    if (!s->http)
+        return;
+    char detail[256];
+    bool ok = s_health(s, detail, sizeof detail);
+    s_stats stats;
+    s_stats_build(s, &stats);
+    http_server_publish(s->http, &stats.sr, ok, detail);
 }
 
 static void s_handle_reads(s_server *s, const zio_route *route, const Bulletin__Request *req,
@@ -902,6 +941,7 @@ void ingest_server_cfg_defaults(ingest_server_cfg *cfg)
     cfg->max_inflight = 4096;
     cfg->health_interval_ms = 2000;
     cfg->stop_fd = -1;
+    cfg->http = NULL;
 }
 
 static int s_check_cfg(const ingest_server_cfg *c)
@@ -962,6 +1002,9 @@ int ingest_server_run(const ingest_server_cfg *cfg)
     bool stopping = false;
     int64_t stop_at = 0;
     s->next_ping_us = clock_mono_us() + 100000; /* first ping soon after connecting */
+    /* HTTP is a side channel: if it cannot listen (logged), ingest runs on */
+    s->http = http_server_new(cfg->http, "ingest");
+    s_http_publish(s, clock_mono_us());
     for (;;) {
         int64_t now = clock_mono_us();
         if (stopping && (s->in_flight == 0 || now >= stop_at))
@@ -969,6 +1012,8 @@ int ingest_server_run(const ingest_server_cfg *cfg)
         int64_t wake = s_next_deadline(s);
         if (s->next_ping_us < wake)
             wake = s->next_ping_us;
+        if (s->http && s->next_http_us < wake)
+            wake = s->next_http_us;
         if (stopping && stop_at < wake)
             wake = stop_at;
         long timeout = wake <= now ? 0 : (long)((wake - now + 999) / 1000);
@@ -1022,6 +1067,8 @@ int ingest_server_run(const ingest_server_cfg *cfg)
         s_expire(s, now);
         if (!stopping && now >= s->next_ping_us)
             s_ping(s, now);
+        if (now >= s->next_http_us)
+            s_http_publish(s, now);
     }
     /* whatever is still waiting gets a clear answer */
     while (s->head) {
@@ -1037,6 +1084,7 @@ int ingest_server_run(const ingest_server_cfg *cfg)
 out:
     if (rc < 0)
         log_error("ingest.start_failed", "error=\"%s\"", zmq_strerror(errno));
+    http_server_destroy(&s->http);
     zio_close(&s->router);
     zio_close(&s->dealer);
     zio_route_close(&s->delim);

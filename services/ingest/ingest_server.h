@@ -10,11 +10,16 @@
  * of its request or the deadline has passed. Many requests are in flight at
  * once; a table keyed by the ingest-chosen request id matches store replies.
  *
+ * With cfg.http set, the loop also publishes the same health and Stats
+ * metrics to core/http every second for /healthz and /metrics.
+ *
  * Requests: Ingest, Delete -> store; Health, Stats -> answered here;
  * Get/List/Search -> UNIMPLEMENTED (reads go to the query service).
  */
 #ifndef INGEST_SERVER_H
 #define INGEST_SERVER_H
+
+#define INGEST_SERVER_HTTP_MS 1000 /* health and metrics published to HTTP this often */
 
 typedef struct {
     const char *bind;             /* client ROUTER endpoint (default: any interface, port 5555) */
@@ -26,6 +31,9 @@ typedef struct {
     long long health_interval_ms; /* ping the store this often (default 2000) */
     int stop_fd;                  /* readable = stop (a signalfd or a pipe); -1 = the
                                      server blocks SIGINT/SIGTERM and watches them */
+    const char *http;             /* /healthz and /metrics listen address (":9555");
+                                     NULL or "" = off (the default). If it cannot
+                                     listen, ingest logs why and runs without HTTP. */
 } ingest_server_cfg;
 
 /* Fill cfg with the defaults above. */

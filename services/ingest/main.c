@@ -7,7 +7,7 @@ int main(int argc, char **argv)
 {
     ingest_server_cfg cfg;
     ingest_server_cfg_defaults(&cfg);
-    const char *bind = NULL, *store = NULL;
+    const char *bind = NULL, *store = NULL, *http = NULL;
     long long deadline = 0, max_request = 0, max_items = 0, max_inflight = 0;
     const cfg_option opts[] = {
         {"bind", "BULLETIN_INGEST_BIND", CFG_STR, "tcp://*:5555",
@@ -25,6 +25,9 @@ int main(int argc, char **argv)
         {"max-inflight", "BULLETIN_INGEST_MAX_INFLIGHT", CFG_INT, "4096",
          "most client requests waiting for the store at once (more get RESOURCE_EXHAUSTED)",
          &max_inflight},
+        {"http", "BULLETIN_INGEST_HTTP", CFG_STR, ":9555",
+         "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off)",
+         &http},
     };
     int rc = cfg_parse("bulletin-ingest",
                        "The front door for writes: validates, normalizes and extracts articles, "
@@ -41,5 +44,6 @@ int main(int argc, char **argv)
     cfg.max_request = max_request;
     cfg.max_items = max_items;
     cfg.max_inflight = max_inflight;
+    cfg.http = http;
     return ingest_server_run(&cfg) == 0 ? 0 : 1;
 }
