@@ -312,6 +312,22 @@ static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
             idx_result_free(&res);
         }
     }
+    /* the slowest queries (by their worst round) */
+    double *worst = calloc(nq, sizeof *worst);
+    for (size_t k = 0; k < total; k++)
+        if (lat[k] > worst[k % nq])
+            worst[k % nq] = lat[k];
+    printf("ours, slowest queries:");
+    for (int t = 0; t < 5; t++) {
+        size_t w = 0;
+        for (size_t k = 1; k < nq; k++)
+            if (worst[k] > worst[w])
+                w = k;
+        printf(" [%s] %s %.0fus;", q[w].type, q[w].ours, worst[w]);
+        worst[w] = -1;
+    }
+    printf("\n");
+    free(worst);
     double sum = 0;
     for (size_t k = 0; k < total; k++)
         sum += lat[k];

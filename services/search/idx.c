@@ -696,10 +696,13 @@ static int s_term_merge(idx *self, MDB_txn *txn, MDB_cursor *c, const uint8_t *t
             memmove(e + x, e + out, (total - out) * sizeof *e);
             total -= out - x;
         }
-        MDB_val dk = {oldkl, oldkey};
-        rc = mdb_del(txn, self->post, &dk, NULL);
-        if (rc)
-            return rc;
+        /* the first block keeps its key when its first id is unchanged: overwrite */
+        if (e[0].docid != first) {
+            MDB_val dk = {oldkl, oldkey};
+            rc = mdb_del(txn, self->post, &dk, NULL);
+            if (rc)
+                return rc;
+        }
         rc = s_blocks_write(self, txn, tk, tkl, e, total);
         if (rc)
             return rc;
@@ -739,10 +742,12 @@ static int s_term_remove(idx *self, MDB_txn *txn, MDB_cursor *c, const uint8_t *
         return 0;
     memmove(tmp->e + at, tmp->e + at + 1, (size_t)(bn - at - 1) * sizeof(s_entry));
     bn--;
-    MDB_val dk = {oldkl, oldkey};
-    rc = mdb_del(txn, self->post, &dk, NULL);
-    if (rc)
-        return -rc;
+    if (bn == 0 || tmp->e[0].docid != first) {
+        MDB_val dk = {oldkl, oldkey};
+        rc = mdb_del(txn, self->post, &dk, NULL);
+        if (rc)
+            return -rc;
+    }
     if (bn > 0 && (rc = s_blocks_write(self, txn, tk, tkl, tmp->e, (size_t)bn)))
         return -rc;
     return 1;

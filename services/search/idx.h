@@ -49,6 +49,12 @@
  * a OR b (OR binds tighter than the implicit AND), pre* (prefix of >= 2
  * characters, folded, at most IDX_PREFIX_MAX_TERMS expansions), title:word,
  * site:x category:x tag:x (quoted values allowed; filters, not scored).
+ * Typos: when the exact query finds fewer than `limit` documents, each plain
+ * word of >= 5 characters (folded) gets up to 8 alternatives from the
+ * lexicon within 1 edit (2 from 9 characters; byte-wise Levenshtein, same
+ * first two bytes), closest and most frequent first; documents found only
+ * that way rank after all exact hits (idx_hit.typo).
+ *
  * A query needs at least one positive word, phrase or prefix: an empty
  * query is INVALID_ARGUMENT (browsing without words is List's job).
  *

@@ -1042,11 +1042,14 @@ static int s_add_typos(idx *self, MDB_txn *txn, s_query *q) {
         if (mdb_cursor_open(txn, self->lex, &lc))
             return added;
         for (int pass = 0; pass < 2; pass++) {
-            uint8_t kb[2];
+            /* candidates share the first two bytes (a typo there is not found):
+             * this keeps the scan to a small slice of the lexicon */
+            uint8_t kb[3];
             size_t kl = 0;
             if (pass == 1)
                 kb[kl++] = TEXT_EXACT_PREFIX;
             kb[kl++] = (uint8_t)w[0];
+            kb[kl++] = (uint8_t)w[1];
             MDB_val k = {kl, kb}, v;
             int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
             while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
