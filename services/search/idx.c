@@ -760,7 +760,7 @@ typedef struct {
     size_t *order;
 } s_sort_ctx;
 
-static s_sort_ctx *s_sort_g; /* qsort has no context argument in C11 */
+static _Thread_local s_sort_ctx *s_sort_g; /* qsort has no context argument in C11 */
 
 static int s_term_order(const void *a, const void *b) {
     struct idx_pending *pd = s_sort_g->self->pend;

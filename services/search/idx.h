@@ -4,7 +4,7 @@
  * and its index change in one transaction (a search never sees a
  * half-applied article).
  *
- * Databases (created by idx_open; the environment needs 6 spare maxdbs):
+ * Databases (created by idx_open; the environment needs 5 more maxdbs):
  *
  *   idx_post  term \0 docid[8 BE]  -> block of <= 128 postings (see below)
  *   idx_lex   term                 -> varint df  (documents containing term)
