@@ -331,9 +331,10 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
         if (*p == '"' || *p == '\n')
             *p = '\'';
     /* what a client did wrong (a malformed or oversized request, a reset)
-     * must not flood the log at the default level */
+     * must not flood the log at the default level; a failed bind is logged
+     * by http_server_new with the address (MHD's message says "port 0") */
     if (strstr(msg, "processing request") || strstr(msg, "reset") || strstr(msg, "timed out") ||
-        strstr(msg, "closed"))
+        strstr(msg, "closed") || strstr(msg, "Failed to bind"))
         log_debug("http.mhd", "error=\"%s\"", msg);
     else
         log_warn("http.mhd", "error=\"%s\"", msg);
