@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "pbscan.h"
 #include "wire.h"
 #include "zio.h"
 
@@ -72,66 +73,29 @@ typedef struct {
 
 /* --- envelope scan -------------------------------------------------------- */
 
-static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int broker_envelope_scan(const void *data, size_t len, broker_envelope *out)
 {
     memset(out, 0, sizeof *out);
     const uint8_t *p = data, *end = p + len;
-    while (p < end) {
-        uint64_t tag, v;
-        if (s_varint(&p, end, &tag) < 0)
+    pbscan_field f;
+    int rc;
+    while ((rc = pbscan_next(&p, end, &f)) == 1) {
+        if (f.field == 0)
             return -1;
-        uint32_t num = (uint32_t)(tag >> 3);
-        if (num == 0)
-            return -1;
-        switch (tag & 7) {
-        case 0:
-            if (s_varint(&p, end, &v) < 0)
-                return -1;
-            if (num == 1)
-                out->version_major = (uint32_t)v;
-            else if (num == 3)
-                out->request_id = v;
-            else if (num == 4)
-                out->deadline_ms = (uint32_t)v;
-            else if (num == 5)
-                out->min_seq = v;
-            break;
-        case 1:
-            if (end - p < 8)
-                return -1;
-            p += 8;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        case 2:
-            if (s_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
-                return -1;
-            p += v;
-            if ((num >= 10 && num <= 16) || num == 100)
-                out->body = num;
-            break;
-        default:
-            return -1;
+        if (f.wire_type == PB_VARINT) {
+            if (f.field == 1)
+                out->version_major = (uint32_t)f.value;
+            else if (f.field == 3)
+                out->request_id = f.value;
+            else if (f.field == 4)
+                out->deadline_ms = (uint32_t)f.value;
+            else if (f.field == 5)
+                out->min_seq = f.value;
+        } else if (f.wire_type == PB_LEN && ((f.field >= 10 && f.field <= 16) || f.field == 100)) {
+            out->body = f.field;
         }
     }
-    return 0;
+    return rc == 0 ? 0 : -1;
 }
 
 /* --- sending ---------------------------------------------------------------- */

@@ -16,8 +16,8 @@ int main(int argc, char **argv)
         {"bind", "BULLETIN_QUERY_BIND", CFG_STR, "tcp://*:5556", "endpoint for clients (ROUTER)", &cfg.bind},
         {"workers", "BULLETIN_QUERY_WORKERS", CFG_STR, "tcp://*:5559", "endpoint for workers (ROUTER)", &cfg.workers},
         {"deadline-ms", "BULLETIN_DEADLINE_MS", CFG_INT, "5000", "default per-request deadline; a client may ask for less", &cfg.deadline_ms},
-        {"heartbeat-ms", "BULLETIN_HEARTBEAT_MS", CFG_INT, "1000", "heartbeat interval with workers, both ways", &cfg.heartbeat_ms},
-        {"liveness", "BULLETIN_LIVENESS", CFG_INT, "3", "heartbeats a worker may miss before it is dropped", &cfg.liveness},
+        {"heartbeat-ms", "BULLETIN_QUERY_HEARTBEAT_MS", CFG_INT, "1000", "heartbeat interval with workers, both ways", &cfg.heartbeat_ms},
+        {"liveness", "BULLETIN_QUERY_LIVENESS", CFG_INT, "3", "heartbeats a worker may miss before it is dropped", &cfg.liveness},
         {"max-queue", "BULLETIN_QUERY_MAX_QUEUE", CFG_INT, "100000", "requests waiting for a worker before RESOURCE_EXHAUSTED", &cfg.max_queue},
         {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted message frame in bytes", &cfg.max_msg},
     };

@@ -42,10 +42,12 @@ typedef struct {
 
 /* --- broker link -------------------------------------------------------------- */
 
-static int s_send_frames(void *sock, const void *const *data, const size_t *len, int n)
+/* Send n frames; `more` = more frames follow after these. */
+static int s_send_frames(void *sock, const void *const *data, const size_t *len, int n, bool more)
 {
     for (int i = 0; i < n; i++)
-        if (zmq_send(sock, data[i], len[i], ZMQ_DONTWAIT | (i + 1 < n ? ZMQ_SNDMORE : 0)) < 0)
+        if (zmq_send(sock, data[i], len[i],
+                     ZMQ_DONTWAIT | (i + 1 < n || more ? ZMQ_SNDMORE : 0)) < 0)
             return -1;
     return 0;
 }
@@ -66,7 +68,7 @@ static void s_broker_connect(s_worker *w)
     const void *d[] = {"", &cmd, w->name, seq};
     size_t l[] = {0, 1, strlen(w->name), 8};
     /* the pipe exists once connect returned (immediate is off), so this queues */
-    if (s_send_frames(w->broker, d, l, 4) < 0)
+    if (s_send_frames(w->broker, d, l, 4, false) < 0)
         log_warn("worker.register", "error=\"%s\"", zmq_strerror(errno));
     int64_t now = clock_mono_us();
     w->registered = true;
@@ -86,7 +88,7 @@ static void s_broker_heartbeat(s_worker *w)
     s_u64(seq, applied);
     const void *d[] = {"", &cmd, seq};
     size_t l[] = {0, 1, 8};
-    if (s_send_frames(w->broker, d, l, 3) == 0)
+    if (s_send_frames(w->broker, d, l, 3, false) == 0)
         w->reported_seq = applied;
     int64_t now = clock_mono_us();
     w->next_hb_us = now + w->cfg->heartbeat_ms * 1000;
@@ -288,7 +290,7 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
         s_u64(seq, a->rep.applied_seq);
         const void *d[] = {"", &cmd, t, seq};
         size_t l[] = {0, 1, 8, 8};
-        if (s_send_frames(w->broker, d, l, 4) == 0 && zmq_msg_send(&body, w->broker, ZMQ_DONTWAIT) >= 0)
+        if (s_send_frames(w->broker, d, l, 4, true) == 0 && zmq_msg_send(&body, w->broker, ZMQ_DONTWAIT) >= 0)
             w->reported_seq = a->rep.applied_seq;
         else
             log_warn("worker.reply_lost", "tag=%llu error=\"%s\"", (unsigned long long)tag,
@@ -724,7 +726,9 @@ done:
         uint8_t cmd = BROKER_DISCONNECT;
         const void *d[] = {"", &cmd};
         size_t l[] = {0, 1};
-        s_send_frames(w.broker, d, l, 2);
+        s_send_frames(w.broker, d, l, 2, false);
+        int linger = 200;
+        zmq_setsockopt(w.broker, ZMQ_LINGER, &linger, sizeof linger);
     }
     for (size_t i = 0; i < w.nbuf; i++)
         zmq_msg_close(&w.buf[i]);
