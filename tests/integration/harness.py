@@ -441,9 +441,12 @@ class BulletinCase(unittest.TestCase):
         data = data or tempfile.mkdtemp(prefix="store-", dir=self.tmp)
         port = port or free_port()
         feed_port = feed_port or free_port()
-        svc = Service("store", endpoint(port), data=data, feed=endpoint(feed_port))
+        svc = Service("store", endpoint(port), data=data, feed=endpoint(feed_port),
+                      http="%s:%d" % (LOCAL, free_port()))
+        # every process gets its own HTTP port (/healthz, /metrics): the defaults
+        # would collide between tests running in parallel
         svc.args = [binary("bulletin-store"), "--data", data, "--bind", svc.ep,
-                    "--feed", svc.feed] + list(extra)
+                    "--feed", svc.feed, "--http", svc.http] + list(extra)
         svc.proc = self.spawn("bulletin-store", svc.args)
         if wait:
             self.wait_healthy(svc.proc, svc.ep)
@@ -459,8 +462,9 @@ class BulletinCase(unittest.TestCase):
     def start_ingest(self, store_ep, port=None, deadline_ms=None, max_request=None,
                      extra=(), wait=True):
         port = port or free_port()
-        svc = Service("ingest", endpoint(port))
-        svc.args = [binary("bulletin-ingest"), "--bind", svc.ep, "--store", store_ep]
+        svc = Service("ingest", endpoint(port), http="%s:%d" % (LOCAL, free_port()))
+        svc.args = [binary("bulletin-ingest"), "--bind", svc.ep, "--store", store_ep,
+                    "--http", svc.http]
         if deadline_ms is not None:
             svc.args += ["--deadline-ms", str(deadline_ms)]
         if max_request is not None:

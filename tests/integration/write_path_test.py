@@ -9,7 +9,9 @@ import glob
 import hashlib
 import json
 import os
+import re
 import time
+import urllib.request
 import unicodedata
 
 import harness
@@ -244,6 +246,32 @@ class WritePathTest(harness.BulletinCase):
         a = self.sc.get(key="dmg-1").get.article
         self.assertEqual(a.title, "Caf\u00c3\u00a9 opens", "text is never silently changed")
 
+    def test_http_health_and_metrics(self):
+        """/healthz and Prometheus /metrics agree with Health and Stats over ZeroMQ."""
+        self.ingest_cases()
+        last = self.last_seq()
+        for svc in (self.store, self.ingest):
+            def fetch(path):
+                try:
+                    with urllib.request.urlopen("http://%s%s" % (svc.http, path), timeout=5) as r:
+                        return r.status, r.read().decode()
+                except OSError:
+                    return None
+            # the loop publishes snapshots about once a second
+            harness.wait_for(lambda: fetch("/healthz"), 5, interval=0.1,
+                             what="%s /healthz" % svc.name)
+            status, _ = fetch("/healthz")
+            self.assertEqual(status, 200, "%s /healthz" % svc.name)
+            def metrics_current():
+                got = fetch("/metrics")
+                if not got or got[0] != 200:
+                    return None
+                if svc.name == "store":
+                    return re.search(r"^\S*last_seq(_total)?\S* %d(\.0+)?$" % last, got[1], re.M)
+                return re.search(r"^\S*created_total\S* %d(\.0+)?$" % len(CASES), got[1], re.M)
+            harness.wait_for(metrics_current, 5, interval=0.2,
+                             what="%s /metrics to show the writes" % svc.name)
+
     # raw documents ------------------------------------------------------
 
     def sample_pages(self):
@@ -366,12 +394,12 @@ class WritePathTest(harness.BulletinCase):
         self.assertEqual([str(r["status"]).upper() for r in rows2], ["UNCHANGED"] * len(rows))
 
         # get through the CLI
-        p = self.cli("get", "--json", str(by_index[0]["id"]))
+        p = self.cli("get", "--store", "--json", str(by_index[0]["id"]))
         self.assertEqual(p.returncode, 0, p.stderr)
         got = self.parse_json_lines(p.stdout)
         self.assertEqual(len(got), 1)
         self.assertEqual(got[0].get("title"), first.title)
-        p = self.cli("get", "987654321")
+        p = self.cli("get", "--store", "987654321")
         self.assertEqual(p.returncode, 1, "get of a missing id exits 1")
         self.assertTrue(p.stderr.strip(), "and says why on stderr")
 
