@@ -52,11 +52,20 @@ class CliReadTest(BulletinCase):
 
     # -- stack ------------------------------------------------------------
 
+    @staticmethod
+    def http_off(name):
+        """["--http", ""] when the service has an HTTP listener (its fixed
+        default port would collide between tests running side by side)."""
+        h = subprocess.run([binary(name), "--help"], capture_output=True, text=True, timeout=10)
+        return ["--http", ""] if "--http" in h.stdout else []
+
     def start_read_stack(self, workers=2):
-        store, ingest = self.start_stack()
+        store = self.start_store(extra=self.http_off("bulletin-store"))
+        ingest = self.start_ingest(store.ep, extra=self.http_off("bulletin-ingest"))
         qport, wport = free_port(), free_port()
         broker = self.spawn("bulletin-query", [binary("bulletin-query"), "--bind", endpoint(qport),
-                                               "--workers", endpoint(wport)])
+                                               "--workers", endpoint(wport)]
+                            + self.http_off("bulletin-query"))
         names = []
         for k in range(workers):
             name = "w%d" % (k + 1)
@@ -64,7 +73,8 @@ class CliReadTest(BulletinCase):
             self.spawn("bulletin-worker-%d" % (k + 1),
                        [binary("bulletin-worker"), "--broker", endpoint(wport), "--store",
                         store.ep, "--feed", store.feed, "--data",
-                        os.path.join(self.tmp, "worker-%d" % (k + 1)), "--name", name])
+                        os.path.join(self.tmp, "worker-%d" % (k + 1)), "--name", name]
+                       + self.http_off("bulletin-worker"))
         qc = self.client(endpoint(qport))
 
         def registered():
@@ -99,7 +109,8 @@ class CliReadTest(BulletinCase):
         r = self.cli_ok(st, ["ingest", "--wait", "--json", JSONL])
         lines = self.json_lines(r.stdout)
         results, tail = lines[:-1], lines[-1]
-        samples = [json.loads(l) for l in open(JSONL, encoding="utf-8") if l.strip()]
+        with open(JSONL, encoding="utf-8") as f:
+            samples = [json.loads(l) for l in f if l.strip()]
         self.assertEqual(len(results), len(samples))
         self.assertTrue(all(x["status"] == "created" for x in results), results)
         max_seq = max(x["seq"] for x in results)
@@ -367,6 +378,7 @@ class CliReadTest(BulletinCase):
         self.assertTrue(os.path.isdir(os.path.join(data, "worker-2")))
         up.proc.send_signal(signal.SIGINT)
         self.assertEqual(up.proc.wait(timeout=30), 0, up.log())
+        up.stop()  # already exited: closes its log
         self.assertNotIn("did not stop", up.log())
         # everything it started is gone: the ports are free again
         r = self.cli(st, ["--timeout", "300", "--retries", "0", "health", "--service", "query"])
