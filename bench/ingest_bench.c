@@ -947,14 +947,19 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
         sk->dir[0] = 0;
         return -1;
     }
-    int p_api = s_free_port(), p_feed = s_free_port(), p_ingest = s_free_port();
-    if (p_api < 0 || p_feed < 0 || p_ingest < 0 || p_api == p_feed || p_api == p_ingest ||
-        p_feed == p_ingest) {
+    int p_api = s_free_port(), p_feed = s_free_port(), p_ingest = s_free_port(),
+        p_shttp = s_free_port(), p_ihttp = s_free_port();
+    int ports[] = {p_api, p_feed, p_ingest, p_shttp, p_ihttp};
+    bool distinct = true;
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            distinct &= ports[i] > 0 && ports[i] != ports[j];
+    if (!distinct) {
         log_error("bench.spawn", "msg=\"no free loopback ports\"");
         return -1;
     }
     char store_bin[PATH_MAX], ingest_bin[PATH_MAX], data[PATH_MAX + 8], feed_ep[64],
-        bind_ep[64], slog[PATH_MAX + 16], ilog[PATH_MAX + 16];
+        bind_ep[64], slog[PATH_MAX + 16], ilog[PATH_MAX + 16], shttp[32], ihttp[32];
     bool fits = snprintf(store_bin, sizeof store_bin, "%s/bulletin-store", bin_dir) <
                     (int)sizeof store_bin &&
                 snprintf(ingest_bin, sizeof ingest_bin, "%s/bulletin-ingest", bin_dir) <
@@ -970,14 +975,19 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
     snprintf(feed_ep, sizeof feed_ep, "tcp://127.0.0.1:%d", p_feed);
     snprintf(sk->ingest_ep, sizeof sk->ingest_ep, "tcp://127.0.0.1:%d", p_ingest);
     snprintf(bind_ep, sizeof bind_ep, "tcp://127.0.0.1:%d", p_ingest);
+    /* the services serve /healthz and /metrics too: on free ports, so that
+     * nothing collides with a stack that runs on the default ports */
+    snprintf(shttp, sizeof shttp, "127.0.0.1:%d", p_shttp);
+    snprintf(ihttp, sizeof ihttp, "127.0.0.1:%d", p_ihttp);
     if (access(store_bin, X_OK) != 0 || (with_ingest && access(ingest_bin, X_OK) != 0)) {
         log_error("bench.spawn", "store=%s ingest=%s msg=\"binary missing; build bulletin-store%s\"",
                   store_bin, with_ingest ? ingest_bin : "-", with_ingest ? " and bulletin-ingest" : "");
         return -1;
     }
     mkdir(data, 0755);
-    char *sargv[] = {store_bin, "--data", data, "--bind", sk->store_ep, "--feed", feed_ep, NULL};
-    char *iargv[] = {ingest_bin, "--bind", bind_ep, "--store", sk->store_ep, NULL};
+    char *sargv[] = {store_bin, "--data", data, "--bind", sk->store_ep, "--feed", feed_ep,
+                     "--http", shttp, NULL};
+    char *iargv[] = {ingest_bin, "--bind", bind_ep, "--store", sk->store_ep, "--http", ihttp, NULL};
     sk->store_pid = s_spawn(sargv, slog);
     if (sk->store_pid < 0 || s_wait_healthy(ctx, sk->store_ep, sk->store_pid, 10000) < 0) {
         log_error("bench.spawn", "service=bulletin-store log=%s", slog);
