@@ -114,7 +114,10 @@ compose down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 # --- build ----------------------------------------------------------------------------------
 t=$(date +%s)
 compose config -q || fail "config: docker/compose.yaml does not validate"
-if ! compose build >"$WORK/build.log" 2>&1; then
+# The build stage gets a tag of its own, so that `image prune` at the end keeps its layers
+# (the -dev packages) for the next run on this machine; compose's build then reuses them.
+if ! docker build -q --target build -t "bulletin-build:$TAG" -f "$ROOT/docker/Dockerfile" "$ROOT" >"$WORK/build.log" 2>&1 ||
+    ! compose build >>"$WORK/build.log" 2>&1; then
     tail -40 "$WORK/build.log" >&2
     fail "build: docker-compose build failed"
 fi
