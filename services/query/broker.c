@@ -11,6 +11,7 @@
 #include "broker.h"
 
 #include "clock.h"
+#include "http.h"
 #include "log.h"
 #include "pbscan.h"
 #include "wire.h"
@@ -66,9 +67,12 @@ typedef struct {
     uint64_t next_tag;
     int64_t next_check_us;      /* earliest deadline or worker expiry known */
     int64_t next_hb_us;
+    int64_t next_http_us;       /* next /metrics snapshot */
     /* stats */
     uint64_t requests, replies, timeouts, unavailable, retries, rejected, dropped_workers,
         late_replies;
+    char instance[96];          /* host:pid */
+    http_server *http;          /* /healthz and /metrics, NULL when off */
 } s_broker;
 
 /* --- envelope scan -------------------------------------------------------- */
@@ -313,15 +317,11 @@ static void s_dispatch(s_broker *b)
 
 /* --- client requests --------------------------------------------------------- */
 
-static void s_metric(Bulletin__Metric *m, Bulletin__Metric **slot, const char *name, double v,
-                     const char *help)
-{
-    bulletin__metric__init(m);
-    m->name = (char *)name;
-    m->value = v;
-    m->help = (char *)help;
-    *slot = m;
-}
+/* Stats of the broker, as answered over ZeroMQ and published on /metrics. */
+typedef struct {
+    Bulletin__StatsReply sr;
+    Bulletin__Metric m[16], *mp[16];
+} s_stats;
 
 static uint64_t s_max_applied(const s_broker *b)
 {
@@ -332,60 +332,92 @@ static uint64_t s_max_applied(const s_broker *b)
     return m;
 }
 
+static void s_stats_fill(s_broker *b, s_stats *st)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    const struct {
+        const char *name;
+        double v;
+        const char *help;
+        bool counter;
+    } ms[] = {
+        {"workers", (double)b->nworkers, "registered workers", false},
+        {"workers_ready", (double)b->nready, "idle workers", false},
+        {"queue_length", (double)b->nwaiting, "requests waiting for a worker", false},
+        {"inflight", (double)(b->nworkers - b->nready), "workers busy", false},
+        {"requests", (double)b->requests, "client requests forwarded to workers", true},
+        {"replies", (double)b->replies, "worker replies forwarded to clients", true},
+        {"timeouts", (double)b->timeouts, "requests answered DEADLINE_EXCEEDED", true},
+        {"unavailable", (double)b->unavailable, "requests answered UNAVAILABLE", true},
+        {"retries", (double)b->retries, "requests re-sent after a worker was lost", true},
+        {"rejected", (double)b->rejected, "requests refused by the broker (bad, unsupported, queue full)", true},
+        {"dropped_workers", (double)b->dropped_workers, "workers dropped (missed heartbeats, unreachable)", true},
+        {"late_replies", (double)b->late_replies, "worker replies after the deadline (discarded)", true},
+        {"max_applied_seq", (double)s_max_applied(b), "highest applied seq among workers", false},
+        {"cpu_seconds", cpu, "CPU time of the broker process (user+system)", true},
+    };
+    size_t n = sizeof ms / sizeof ms[0];
+    bulletin__stats_reply__init(&st->sr);
+    for (size_t i = 0; i < n; i++) {
+        bulletin__metric__init(&st->m[i]);
+        st->m[i].name = (char *)ms[i].name;
+        st->m[i].value = ms[i].v;
+        st->m[i].help = (char *)ms[i].help;
+        st->m[i].counter = ms[i].counter;
+        st->mp[i] = &st->m[i];
+    }
+    st->sr.service = "query";
+    st->sr.instance = b->instance;
+    st->sr.metrics = st->mp;
+    st->sr.n_metrics = n;
+}
+
+static void s_health_detail(const s_broker *b, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s: %zu workers (%zu ready), %zu requests waiting",
+             b->nworkers ? "ok" : "no worker registered", b->nworkers, b->nready, b->nwaiting);
+}
+
 static void s_answer_local(s_broker *b, const zio_route *route, const broker_envelope *env)
 {
     Bulletin__Reply rep;
     Bulletin__Status st;
     wire_reply_init(&rep, &st, env->request_id);
-    char inst[96];
-    char host[64] = "";
-    gethostname(host, sizeof host - 1);
-    snprintf(inst, sizeof inst, "%s:%d", host, (int)getpid());
-    rep.served_by = inst;
+    rep.served_by = b->instance;
     rep.applied_seq = s_max_applied(b);
     Bulletin__HealthReply h = BULLETIN__HEALTH_REPLY__INIT;
-    Bulletin__StatsReply s = BULLETIN__STATS_REPLY__INIT;
-    Bulletin__Metric m[16], *mp[16];
+    s_stats stats;
     char detail[128];
     if (env->body == 16) {
         h.ok = b->nworkers > 0;
         h.service = "query";
-        h.instance = inst;
+        h.instance = b->instance;
         h.applied_seq = rep.applied_seq;
-        snprintf(detail, sizeof detail, "%s: %zu workers (%zu ready), %zu requests waiting",
-                 b->nworkers ? "ok" : "no worker registered", b->nworkers, b->nready, b->nwaiting);
+        s_health_detail(b, detail, sizeof detail);
         h.detail = detail;
         rep.body_case = BULLETIN__REPLY__BODY_HEALTH;
         rep.health = &h;
     } else {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                     ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-        size_t n = 0;
-        s_metric(&m[n], &mp[n], "workers", (double)b->nworkers, "registered workers"), n++;
-        s_metric(&m[n], &mp[n], "workers_ready", (double)b->nready, "idle workers"), n++;
-        s_metric(&m[n], &mp[n], "queue_length", (double)b->nwaiting, "requests waiting for a worker"), n++;
-        s_metric(&m[n], &mp[n], "inflight", (double)(b->nworkers - b->nready), "workers busy"), n++;
-        s_metric(&m[n], &mp[n], "requests", (double)b->requests, "client requests forwarded to workers"), n++;
-        s_metric(&m[n], &mp[n], "replies", (double)b->replies, "worker replies forwarded to clients"), n++;
-        s_metric(&m[n], &mp[n], "timeouts", (double)b->timeouts, "requests answered DEADLINE_EXCEEDED"), n++;
-        s_metric(&m[n], &mp[n], "unavailable", (double)b->unavailable, "requests answered UNAVAILABLE"), n++;
-        s_metric(&m[n], &mp[n], "retries", (double)b->retries, "requests re-sent after a worker was lost"), n++;
-        s_metric(&m[n], &mp[n], "rejected", (double)b->rejected, "requests refused by the broker (bad, unsupported, queue full)"), n++;
-        s_metric(&m[n], &mp[n], "dropped_workers", (double)b->dropped_workers, "workers dropped (missed heartbeats, unreachable)"), n++;
-        s_metric(&m[n], &mp[n], "late_replies", (double)b->late_replies, "worker replies after the deadline (discarded)"), n++;
-        s_metric(&m[n], &mp[n], "max_applied_seq", (double)rep.applied_seq, "highest applied seq among workers"), n++;
-        s_metric(&m[n], &mp[n], "cpu_seconds", cpu, "CPU time of the broker process (user+system)"), n++;
-        s.service = "query";
-        s.instance = inst;
-        s.metrics = mp;
-        s.n_metrics = n;
+        s_stats_fill(b, &stats);
         rep.body_case = BULLETIN__REPLY__BODY_STATS;
-        rep.stats = &s;
+        rep.stats = &stats.sr;
     }
     if (wire_send(b->front, route, &rep.base) < 0)
         log_debug("query.client_gone", "request_id=%llu", (unsigned long long)env->request_id);
+}
+
+static void s_http_publish(s_broker *b)
+{
+    if (!b->http)
+        return;
+    s_stats st;
+    char detail[128];
+    s_stats_fill(b, &st);
+    s_health_detail(b, detail, sizeof detail);
+    http_server_publish(b->http, &st.sr, b->nworkers > 0, detail);
 }
 
 static void s_on_client(s_broker *b)
@@ -694,6 +726,11 @@ int broker_run(const broker_config *cfg)
     int hwm = 100000;
     zmq_setsockopt(b.front, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b.front, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(b.instance, sizeof b.instance, "%s:%d", host, (int)getpid());
+    b.http = http_server_new(cfg->http, "query");
+    s_http_publish(&b);
     log_info("query.start", "bind=%s workers=%s deadline_ms=%lld heartbeat_ms=%lld liveness=%lld",
              cfg->bind, cfg->workers, cfg->deadline_ms, cfg->heartbeat_ms, cfg->liveness);
     int64_t now = clock_mono_us();
@@ -744,6 +781,10 @@ int broker_run(const broker_config *cfg)
         now = clock_mono_us();
         if (now >= b.next_hb_us) {
             s_heartbeat(&b);
+            if (now >= b.next_http_us) {
+                s_http_publish(&b);
+                b.next_http_us = now + 1000000;
+            }
             b.next_hb_us = now + cfg->heartbeat_ms * 1000;
         }
         if (now >= b.next_check_us)
@@ -766,6 +807,7 @@ done:
         free(b.workers[i]);
     }
     free(b.workers);
+    http_server_destroy(&b.http);
     zio_close(&b.front);
     zio_close(&b.back);
     if (!cfg->ctx)

@@ -73,6 +73,7 @@ typedef struct {
     long long liveness;     /* heartbeats missed before a worker is dropped */
     long long max_queue;    /* requests waiting for a worker before RESOURCE_EXHAUSTED */
     long long max_msg;      /* ZMQ_MAXMSGSIZE on both sockets (bytes) */
+    const char *http;       /* /healthz and /metrics address (":9556"); NULL or "" = off */
     int stop_fd;            /* readable = stop (a signalfd or a pipe); -1 = none */
     void *ctx;              /* ZeroMQ context to use; NULL = a new one */
 } broker_config;

@@ -3,6 +3,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "http.h"
 #include "list.h"
 #include "log.h"
 #include "replica.h"
@@ -36,6 +37,8 @@ typedef struct {
     int64_t broker_expiry_us, next_hb_us, next_report_us;
     bool report_pending;
     uint64_t reported_seq;
+    http_server *http;          /* /healthz and /metrics, NULL when off */
+    int64_t next_http_us;
     /* stats */
     uint64_t requests, syncs, gaps, feed_applied, sync_changes, wipes;
 } s_worker;
@@ -186,41 +189,63 @@ static void s_on_health(s_worker *w, const Bulletin__Request *req, s_answer *a)
     a->rep.health = &a->health;
 }
 
-static void s_on_stats(s_worker *w, const Bulletin__Request *req, s_answer *a)
+/* Metrics of this worker, for Stats and /metrics. m and mp hold 12 entries. */
+static void s_stats_fill(s_worker *w, Bulletin__StatsReply *sr, Bulletin__Metric *m,
+                         Bulletin__Metric **mp)
 {
-    (void)req;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                  ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-    struct {
+    const struct {
         const char *name;
         double v;
         const char *help;
-    } ms[] = {{"articles", (double)replica_count(w->rep), "articles in the replica"},
-              {"applied_seq", (double)replica_applied_seq(w->rep), "last applied seq"},
-              {"requests", (double)w->requests, "requests answered"},
-              {"syncs", (double)w->syncs, "Sync rounds started"},
-              {"gaps", (double)w->gaps, "gaps detected on the feed"},
-              {"feed_changes", (double)w->feed_applied, "changes applied from the feed"},
-              {"sync_changes", (double)w->sync_changes, "changes applied from Sync chunks"},
-              {"wipes", (double)w->wipes, "replica wiped (store_uuid changed)"},
-              {"cpu_seconds", cpu, "CPU time of the worker process (user+system)"}};
+        bool counter;
+    } ms[] = {{"articles", (double)replica_count(w->rep), "articles in the replica", false},
+              {"applied_seq", (double)replica_applied_seq(w->rep), "last applied seq", false},
+              {"requests", (double)w->requests, "requests answered", true},
+              {"syncs", (double)w->syncs, "Sync rounds started", true},
+              {"gaps", (double)w->gaps, "gaps detected on the feed", true},
+              {"feed_changes", (double)w->feed_applied, "changes applied from the feed", true},
+              {"sync_changes", (double)w->sync_changes, "changes applied from Sync chunks", true},
+              {"wipes", (double)w->wipes, "replica wiped (store_uuid changed)", true},
+              {"cpu_seconds", cpu, "CPU time of the worker process (user+system)", true}};
     size_t n = sizeof ms / sizeof ms[0];
     for (size_t i = 0; i < n; i++) {
-        bulletin__metric__init(&a->m[i]);
-        a->m[i].name = (char *)ms[i].name;
-        a->m[i].value = ms[i].v;
-        a->m[i].help = (char *)ms[i].help;
-        a->mp[i] = &a->m[i];
+        bulletin__metric__init(&m[i]);
+        m[i].name = (char *)ms[i].name;
+        m[i].value = ms[i].v;
+        m[i].help = (char *)ms[i].help;
+        m[i].counter = ms[i].counter;
+        mp[i] = &m[i];
     }
-    bulletin__stats_reply__init(&a->stats);
-    a->stats.service = "worker";
-    a->stats.instance = w->name;
-    a->stats.metrics = a->mp;
-    a->stats.n_metrics = n;
+    bulletin__stats_reply__init(sr);
+    sr->service = "worker";
+    sr->instance = w->name;
+    sr->metrics = mp;
+    sr->n_metrics = n;
+}
+
+static void s_on_stats(s_worker *w, const Bulletin__Request *req, s_answer *a)
+{
+    (void)req;
+    s_stats_fill(w, &a->stats, a->m, a->mp);
     a->rep.body_case = BULLETIN__REPLY__BODY_STATS;
     a->rep.stats = &a->stats;
+}
+
+static void s_http_publish(s_worker *w)
+{
+    if (!w->http)
+        return;
+    Bulletin__StatsReply sr;
+    Bulletin__Metric m[12], *mp[12];
+    s_stats_fill(w, &sr, m, mp);
+    bool ok = w->first_sync_done && w->registered;
+    http_server_publish(w->http, &sr, ok,
+                        !w->first_sync_done ? "starting: first Sync from the store not finished"
+                                            : "not registered with the broker");
 }
 
 static const struct {
@@ -642,6 +667,8 @@ int worker_run(const worker_config *cfg)
     log_info("worker.start", "name=%s data=%s store=%s feed=%s broker=%s applied_seq=%llu", w.name,
              cfg->data, cfg->store, cfg->feed, cfg->broker,
              (unsigned long long)replica_applied_seq(w.rep));
+    w.http = http_server_new(cfg->http, "worker");
+    s_http_publish(&w);
     s_sync_start(&w, "start");
     for (;;) {
         int64_t now = clock_mono_us();
@@ -715,6 +742,10 @@ int worker_run(const worker_config *cfg)
                 s_broker_heartbeat(&w);
             }
         }
+        if (w.http && now >= w.next_http_us) {
+            s_http_publish(&w);
+            w.next_http_us = now + 1000000;
+        }
         if (!w.store) {
             s_store_connect(&w);
             if (!w.store)
@@ -733,6 +764,7 @@ done:
     for (size_t i = 0; i < w.nbuf; i++)
         zmq_msg_close(&w.buf[i]);
     free(w.buf);
+    http_server_destroy(&w.http);
     zio_close(&w.broker);
     zio_close(&w.store);
     zio_close(&w.feed);
