@@ -49,9 +49,13 @@ struct s_worker {
     char name[BROKER_NAME_MAX];
     uint64_t applied;
     int64_t expiry_us;
-    uint64_t busy_tag;          /* tag of the request it is working on, 0 = idle */
-    s_request *inflight;        /* NULL when idle or when that request was answered already */
-    bool ready;
+    uint32_t credit;            /* requests it accepts at once (READY says; default 1) */
+    uint32_t nbusy;             /* slots in use */
+    struct {
+        uint64_t tag;           /* 0 = free */
+        s_request *r;           /* NULL when that request was answered already (deadline) */
+    } slot[BROKER_CREDIT_MAX];
+    bool ready;                 /* in the ready list: has a free slot */
     s_worker *rprev, *rnext;    /* ready LRU */
 };
 
@@ -60,7 +64,7 @@ typedef struct {
     void *front, *back;
     s_worker **workers;
     size_t nworkers, capworkers;
-    s_worker *rhead, *rtail;    /* ready LRU: head = least recently used */
+    s_worker *rhead, *rtail;    /* workers with a free slot: head = least recently used */
     size_t nready;
     s_request *whead, *wtail;   /* waiting FIFO */
     size_t nwaiting;
@@ -255,46 +259,63 @@ static void s_worker_drop(s_broker *b, s_worker *w, const char *why)
         }
     log_info("query.worker_dropped", "worker=%s why=\"%s\" workers=%zu", w->name, why, b->nworkers);
     b->dropped_workers++;
-    s_request *r = w->inflight;
-    free(w);
-    if (!r)
-        return;
-    if (r->retries == 0) {
-        r->retries++;
-        b->retries++;
-        s_wait_push(b, r, true);
-    } else {
-        b->unavailable++;
-        s_answer_status(b, r, BULLETIN__STATUS_CODE__UNAVAILABLE,
-                        "the workers serving this request stopped answering (tried twice); retry");
-        s_request_free(r);
+    /* its requests go back to the head of the queue, oldest first, once */
+    for (int i = BROKER_CREDIT_MAX - 1; i >= 0; i--) {
+        s_request *r = w->slot[i].r;
+        if (!r)
+            continue;
+        if (r->retries == 0) {
+            r->retries++;
+            b->retries++;
+            s_wait_push(b, r, true);
+        } else {
+            b->unavailable++;
+            s_answer_status(b, r, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                            "the workers serving this request stopped answering (tried twice); retry");
+            s_request_free(r);
+        }
     }
+    free(w);
 }
 
-/* Send r to worker w (ready, removed from the ready list by the caller on
- * success). 0, or -1 when w could not be reached (w was dropped, r is intact). */
+/* Send r to worker w (which has a free slot). 0, or -1 when w could not be
+ * reached (w was dropped, r is intact and still the caller's). */
 static int s_send_request(s_broker *b, s_worker *w, s_request *r)
 {
     if (s_send_worker(b, w, BROKER_REQUEST, r->tag, &r->body) < 0) {
         char why[96];
         snprintf(why, sizeof why, "send failed: %s", zmq_strerror(errno));
-        w->inflight = NULL; /* r stays with the caller */
         s_worker_drop(b, w, why);
         return -1;
     }
+    for (uint32_t i = 0; i < w->credit; i++)
+        if (w->slot[i].tag == 0) {
+            w->slot[i].tag = r->tag;
+            w->slot[i].r = r;
+            break;
+        }
+    w->nbusy++;
     s_ready_remove(b, w);
-    w->busy_tag = r->tag;
-    w->inflight = r;
+    if (w->nbusy < w->credit)
+        s_ready_push(b, w); /* still has room: to the back, as most recently used */
+    if (r->deadline_us < b->next_check_us)
+        b->next_check_us = r->deadline_us;
     return 0;
 }
 
-/* The least recently used ready worker that has applied min_seq. */
+/* A worker that has applied min_seq and has a free slot: an idle one if
+ * any (least recently used first), else the least recently used. */
 static s_worker *s_pick(s_broker *b, uint64_t min_seq)
 {
+    s_worker *busy = NULL;
     for (s_worker *w = b->rhead; w; w = w->rnext)
-        if (w->applied >= min_seq)
-            return w;
-    return NULL;
+        if (w->applied >= min_seq) {
+            if (w->nbusy == 0)
+                return w;
+            if (!busy)
+                busy = w;
+        }
+    return busy;
 }
 
 /* Hand waiting requests to ready workers, oldest request first. */
@@ -332,6 +353,14 @@ static uint64_t s_max_applied(const s_broker *b)
     return m;
 }
 
+static size_t s_inflight(const s_broker *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->nworkers; i++)
+        n += b->workers[i]->nbusy;
+    return n;
+}
+
 static void s_stats_fill(s_broker *b, s_stats *st)
 {
     struct rusage ru;
@@ -345,9 +374,9 @@ static void s_stats_fill(s_broker *b, s_stats *st)
         bool counter;
     } ms[] = {
         {"workers", (double)b->nworkers, "registered workers", false},
-        {"workers_ready", (double)b->nready, "idle workers", false},
+        {"workers_ready", (double)b->nready, "workers with room for another request", false},
         {"queue_length", (double)b->nwaiting, "requests waiting for a worker", false},
-        {"inflight", (double)(b->nworkers - b->nready), "workers busy", false},
+        {"inflight", (double)s_inflight(b), "requests at workers", false},
         {"requests", (double)b->requests, "client requests forwarded to workers", true},
         {"replies", (double)b->replies, "worker replies forwarded to clients", true},
         {"timeouts", (double)b->timeouts, "requests answered DEADLINE_EXCEEDED", true},
@@ -478,11 +507,8 @@ static void s_on_client(s_broker *b)
     zmq_msg_init(&r->body);
     zmq_msg_move(&r->body, &body);
     s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq);
-    if (w && s_send_request(b, w, r) == 0) {
-        if (r->deadline_us < b->next_check_us)
-            b->next_check_us = r->deadline_us;
+    if (w && s_send_request(b, w, r) == 0)
         goto out;
-    }
     s_wait_push(b, r, false);
     s_dispatch(b);
 out:
@@ -527,7 +553,8 @@ static void s_on_worker(s_broker *b)
     uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[2]);
     w = s_worker_find(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]));
     if (cmd == BROKER_READY) {
-        if (n != 5 || zmq_msg_size(&f[4]) != 8) {
+        if ((n != 5 && n != 6) || zmq_msg_size(&f[4]) != 8 ||
+            (n == 6 && zmq_msg_size(&f[5]) != 4)) {
             log_warn("query.bad_worker_message", "cmd=READY frames=%d", n);
             goto out;
         }
@@ -558,9 +585,15 @@ static void s_on_worker(s_broker *b)
             if ((unsigned char)w->name[i] <= ' ' || w->name[i] == '"' || w->name[i] == '=')
                 w->name[i] = '_';
         w->applied = s_get_u64(zmq_msg_data(&f[4]));
+        w->credit = 1;
+        if (n == 6) {
+            const uint8_t *c = zmq_msg_data(&f[5]);
+            uint32_t credit = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+            w->credit = credit < 1 ? 1 : credit > BROKER_CREDIT_MAX ? BROKER_CREDIT_MAX : credit;
+        }
         w->expiry_us = now + b->cfg->heartbeat_ms * b->cfg->liveness * 1000;
-        log_info("query.worker_ready", "worker=%s applied_seq=%llu workers=%zu", w->name,
-                 (unsigned long long)w->applied, b->nworkers);
+        log_info("query.worker_ready", "worker=%s applied_seq=%llu credit=%u workers=%zu", w->name,
+                 (unsigned long long)w->applied, w->credit, b->nworkers);
         s_ready_push(b, w);
         s_dispatch(b);
         goto out;
@@ -592,13 +625,17 @@ static void s_on_worker(s_broker *b)
         }
         uint64_t tag = s_get_u64(zmq_msg_data(&f[3]));
         w->applied = s_get_u64(zmq_msg_data(&f[4]));
-        if (tag != w->busy_tag) {
+        uint32_t k = 0;
+        while (k < w->credit && (tag == 0 || w->slot[k].tag != tag))
+            k++;
+        if (k == w->credit) {
             log_warn("query.unexpected_reply", "worker=%s tag=%llu", w->name, (unsigned long long)tag);
             break;
         }
-        s_request *r = w->inflight;
-        w->inflight = NULL;
-        w->busy_tag = 0;
+        s_request *r = w->slot[k].r;
+        w->slot[k].tag = 0;
+        w->slot[k].r = NULL;
+        w->nbusy--;
         if (r) {
             b->replies++;
             if (zio_send_routed_msg(b->front, &r->route, &f[5]) < 0)
@@ -609,7 +646,7 @@ static void s_on_worker(s_broker *b)
         } else {
             b->late_replies++;
         }
-        s_ready_push(b, w);
+        s_ready_push(b, w); /* no-op when it still had room */
         if (b->nwaiting)
             s_dispatch(b);
         break;
@@ -659,12 +696,14 @@ static void s_check(s_broker *b, int64_t now)
         }
         if (w->expiry_us < next)
             next = w->expiry_us;
-        s_request *r = w->inflight;
-        if (r && r->deadline_us <= now) {
-            w->inflight = NULL; /* the worker stays busy until it answers */
-            s_expire_one(b, r);
-        } else if (r && r->deadline_us < next) {
-            next = r->deadline_us;
+        for (uint32_t k = 0; k < w->credit; k++) {
+            s_request *r = w->slot[k].r;
+            if (r && r->deadline_us <= now) {
+                w->slot[k].r = NULL; /* the slot stays busy until the worker answers */
+                s_expire_one(b, r);
+            } else if (r && r->deadline_us < next) {
+                next = r->deadline_us;
+            }
         }
         i++;
     }
@@ -799,10 +838,12 @@ done:
         s_request_free(r);
     }
     for (size_t i = 0; i < b.nworkers; i++) {
-        if (b.workers[i]->inflight) {
-            s_answer_status(&b, b.workers[i]->inflight, BULLETIN__STATUS_CODE__UNAVAILABLE,
-                            "the query broker is stopping");
-            s_request_free(b.workers[i]->inflight);
+        for (uint32_t k = 0; k < b.workers[i]->credit; k++) {
+            s_request *r = b.workers[i]->slot[k].r;
+            if (r) {
+                s_answer_status(&b, r, BULLETIN__STATUS_CODE__UNAVAILABLE, "the query broker is stopping");
+                s_request_free(r);
+            }
         }
         free(b.workers[i]);
     }

@@ -15,15 +15,19 @@
  * command = one byte):
  *
  *   worker -> broker   (as the broker's ROUTER sees it: [worker id] first)
- *     READY      [""][0x01][name][applied_seq]      register; idle
+ *     READY      [""][0x01][name][applied_seq][credit u32]
+ *                                                   register, idle; credit = how
+ *                                                   many requests it may hold at
+ *                                                   once (1..16; frame optional, 1)
  *     HEARTBEAT  [""][0x02][applied_seq]            alive (sent every heartbeat
  *                                                   interval, and soon after the
  *                                                   replica applied new changes)
  *     REPLY      [""][0x03][tag][applied_seq][Reply] the answer to REQUEST `tag`;
- *                                                   the worker is idle again
+ *                                                   frees one slot
  *     DISCONNECT [""][0x05]                         leaving
  *   broker -> worker
- *     REQUEST    [""][0x04][tag][Request]           one at a time per worker
+ *     REQUEST    [""][0x04][tag][Request]           at most `credit` unanswered
+ *                                                   per worker
  *     HEARTBEAT  [""][0x02]                         alive
  *     DISCONNECT [""][0x05]                         "I do not know you": the
  *                                                   worker registers again on a
@@ -44,8 +48,11 @@
  *              └── deadline ─▶ UNAVAILABLE (no worker at all)     └── deadline ─▶ DEADLINE_EXCEEDED
  *                              DEADLINE_EXCEEDED (min_seq not reached / all busy)
  *
- * Ready workers are a least-recently-used queue. A worker is never waited
- * on: every send is non-blocking, and a worker that cannot be sent to is
+ * Workers with a free slot are a least-recently-used queue; an idle worker is
+ * preferred over one that is already working. Credit > 1 keeps a worker busy
+ * while its previous answer travels back (a round trip between processes on
+ * different cores costs ~100 us here), and lets the broker batch. A worker is
+ * never waited on: every send is non-blocking, and a worker that cannot be sent to is
  * dropped (its request goes back to the head of the queue).
  */
 #ifndef QUERY_BROKER_H
@@ -64,6 +71,7 @@ enum {
 };
 
 #define BROKER_NAME_MAX 64  /* longest worker name kept (longer is cut) */
+#define BROKER_CREDIT_MAX 16 /* most requests the broker keeps at one worker */
 
 typedef struct {
     const char *bind;       /* client endpoint, e.g. tcp://0.0.0.0:5556 */

@@ -66,12 +66,15 @@ static void s_broker_connect(s_worker *w)
         zio_close(&w->broker);
         return;
     }
-    uint8_t cmd = BROKER_READY, seq[8];
+    uint8_t cmd = BROKER_READY, seq[8], credit[4];
     s_u64(seq, replica_applied_seq(w->rep));
-    const void *d[] = {"", &cmd, w->name, seq};
-    size_t l[] = {0, 1, strlen(w->name), 8};
+    uint32_t c = (uint32_t)w->cfg->credit;
+    credit[0] = (uint8_t)(c >> 24), credit[1] = (uint8_t)(c >> 16), credit[2] = (uint8_t)(c >> 8),
+    credit[3] = (uint8_t)c;
+    const void *d[] = {"", &cmd, w->name, seq, credit};
+    size_t l[] = {0, 1, strlen(w->name), 8, 4};
     /* the pipe exists once connect returned (immediate is off), so this queues */
-    if (s_send_frames(w->broker, d, l, 4, false) < 0)
+    if (s_send_frames(w->broker, d, l, 5, false) < 0)
         log_warn("worker.register", "error=\"%s\"", zmq_strerror(errno));
     int64_t now = clock_mono_us();
     w->registered = true;
@@ -627,6 +630,7 @@ void worker_config_defaults(worker_config *cfg)
     cfg->sync_timeout_ms = 5000;
     cfg->sync_max_changes = 0;
     cfg->feed_buffer_max = 100000;
+    cfg->credit = 4;
     cfg->max_msg = 16 << 20;
     cfg->stop_fd = -1;
 }
@@ -636,8 +640,10 @@ static int64_t s_min(int64_t a, int64_t b) { return a < b ? a : b; }
 int worker_run(const worker_config *cfg)
 {
     if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->sync_timeout_ms < 1 ||
-        cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0) {
-        log_error("worker.config", "error=\"heartbeat, liveness, sync timeout and buffer must be >= 1\"");
+        cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0 || cfg->credit < 1 ||
+        cfg->credit > BROKER_CREDIT_MAX) {
+        log_error("worker.config", "error=\"heartbeat, liveness, sync timeout and buffer must be >= 1, "
+                                   "credit 1..%d\"", BROKER_CREDIT_MAX);
         return -1;
     }
     s_worker w = {.cfg = cfg};

@@ -48,6 +48,7 @@ typedef struct {
     long long feed_buffer_max;   /* feed messages buffered while syncing */
     long long map_size_mb;       /* initial LMDB map size, 0 = default */
     long long max_msg;           /* ZMQ_MAXMSGSIZE on the broker socket */
+    long long credit;            /* requests the broker may send before an answer (1..16) */
     const char *http;            /* /healthz and /metrics address; NULL or "" = off */
     int stop_fd;                 /* readable = stop; -1 = none */
     void *ctx;                   /* ZeroMQ context; NULL = a new one */

@@ -24,6 +24,7 @@ int main(int argc, char **argv)
         {"sync-max-changes", "BULLETIN_SYNC_MAX_CHANGES", CFG_INT, "0", "changes per Sync chunk (0 = store default)", &cfg.sync_max_changes},
         {"feed-buffer", "BULLETIN_FEED_BUFFER", CFG_INT, "100000", "feed messages buffered during a Sync", &cfg.feed_buffer_max},
         {"map-size-mb", "BULLETIN_WORKER_MAP_MB", CFG_INT, "16384", "initial LMDB map size in MiB (grows when full)", &cfg.map_size_mb},
+        {"credit", "BULLETIN_WORKER_CREDIT", CFG_INT, "4", "requests the broker may send before the first is answered (1..16)", &cfg.credit},
         {"http", "BULLETIN_WORKER_HTTP", CFG_STR, NULL, "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off: several workers share a host)", &cfg.http},
         {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted request frame in bytes", &cfg.max_msg},
     };

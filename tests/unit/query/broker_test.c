@@ -425,6 +425,66 @@ static void test_in_flight_deadline_and_late_reply(void **state)
     zmq_close(w1);
 }
 
+static void s_ready_credit(void *w, const char *name, uint32_t credit)
+{
+    uint8_t cmd = BROKER_READY, seq[8] = {0}, c[4] = {(uint8_t)(credit >> 24), (uint8_t)(credit >> 16),
+                                                     (uint8_t)(credit >> 8), (uint8_t)credit};
+    zmq_send(w, "", 0, ZMQ_SNDMORE);
+    zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
+    zmq_send(w, name, strlen(name), ZMQ_SNDMORE);
+    zmq_send(w, seq, 8, ZMQ_SNDMORE);
+    zmq_send(w, c, 4, 0);
+}
+
+static void test_credit(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_credit(w1, "w1", 3);
+    usleep(20000);
+    for (int i = 0; i < 4; i++)
+        s_client_send(c, 60 + (uint64_t)i, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    uint64_t tags[3], rid;
+    for (int i = 0; i < 3; i++) {
+        tags[i] = s_worker_recv(w1, 1000, &rid, NULL);
+        assert_true(tags[i] != 0);
+        assert_int_equal(rid, 60 + (uint64_t)i);
+    }
+    /* the fourth waits for a free slot */
+    assert_int_equal(s_worker_recv(w1, 150, NULL, NULL), 0);
+    s_worker_reply(w1, tags[1], 0, 61, "w1");
+    uint64_t t4 = s_worker_recv(w1, 1000, &rid, NULL);
+    assert_true(t4 != 0);
+    assert_int_equal(rid, 63);
+    /* an idle worker is preferred to one with room left */
+    void *w2 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_credit(w2, "w2", 3);
+    usleep(20000);
+    s_worker_reply(w1, tags[0], 0, 60, "w1");
+    usleep(20000);
+    s_client_send(c, 70, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    assert_true(s_worker_recv(w2, 1000, &rid, NULL) != 0);
+    assert_int_equal(rid, 70);
+    /* replies come back in the order the worker sends them */
+    s_worker_reply(w1, tags[2], 0, 62, "w1");
+    s_worker_reply(w1, t4, 0, 63, "w1");
+    uint64_t got[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        Bulletin__Reply *r = s_client_recv(c, 1000);
+        assert_non_null(r);
+        got[i] = r->request_id;
+        wire_free(r);
+    }
+    assert_int_equal(got[0], 61);
+    assert_int_equal(got[1], 60);
+    assert_int_equal(got[2], 62);
+    assert_int_equal(got[3], 63);
+    zmq_close(c);
+    zmq_close(w1);
+    zmq_close(w2);
+}
+
 static void test_local_answers_and_bad_input(void **state)
 {
     fx *f = *state;
@@ -483,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_min_seq_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_worker_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_deadline_and_late_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_answers_and_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
