@@ -15,6 +15,8 @@
 #                from the host: all created, each with an id
 #   store-get    all 1,000 read back from the store with `bulletin get --store` (inside the
 #                store container: the store is not published), field by field
+#   backup       `bulletin-store --backup` in the store container, `docker cp` out, the copy
+#                holds the 1,000 articles (mdb_stat)
 #   read         list and get all 1,000 through the published query port (read_probe.py,
 #                the wire contract with python3-zmq), every one of the 3 workers served
 #                (Reply.served_by), one worker container killed while querying without a
@@ -269,6 +271,21 @@ EOF
 }
 check_store store-get
 pass "store-get (all $N_ARTICLES read back from the store, fields equal)"
+
+# --- hot backup, as docker/README.md tells ----------------------------------------------------------
+compose exec -T store bulletin-store --backup /data/backup-test >"$WORK/backup.log" 2>&1 ||
+    { cat "$WORK/backup.log" >&2; fail "backup: bulletin-store --backup in the store container"; }
+docker cp "$(compose ps -q store)":/data/backup-test "$WORK/backup" >/dev/null ||
+    fail "backup: docker cp of the backup"
+compose exec -T store rm -rf /data/backup-test || fail "backup: removing the copy from the volume"
+[ -s "$WORK/backup/data.mdb" ] || fail "backup: no data.mdb in the copy"
+if command -v mdb_stat >/dev/null 2>&1; then
+    entries=$(mdb_stat -s articles "$WORK/backup" 2>/dev/null | awk '/Entries:/ { print $2 }')
+    [ "$entries" = "$N_ARTICLES" ] || fail "backup: the copy's articles database has '${entries}' entries, want $N_ARTICLES"
+    pass "backup (hot copy out of the store container: $entries articles, mdb_stat)"
+else
+    pass "backup (hot copy out of the store container: data.mdb $(stat -c %s "$WORK/backup/data.mdb") bytes; no mdb_stat to count)"
+fi
 
 # --- read tier ------------------------------------------------------------------------------------
 if [ "$READ_TIER" = 1 ]; then
