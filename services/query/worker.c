@@ -443,7 +443,11 @@ static void s_sync_finished(s_worker *w, uint64_t head)
         zmq_msg_close(&w->buf[i]);
         i++;
     }
-    memmove(w->buf, w->buf + i, (w->nbuf - i) * sizeof *w->buf);
+    for (size_t j = 0; i > 0 && i + j < w->nbuf; j++) { /* shift what is left to the front */
+        zmq_msg_init(&w->buf[j]);
+        zmq_msg_move(&w->buf[j], &w->buf[i + j]);
+        zmq_msg_close(&w->buf[i + j]);
+    }
     w->nbuf -= i;
     if (!w->syncing && w->resync_after) {
         w->resync_after = false;
