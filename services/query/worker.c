@@ -480,18 +480,21 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
     uint64_t last = w->sync_from;
     if (c->n_changes)
         last = c->changes[c->n_changes - 1]->seq;
+    if (!c->done) {
+        /* ask for the next chunk first: the store reads it while we apply this one */
+        w->sync_from = last > w->sync_from ? last : replica_applied_seq(w->rep);
+        s_sync_send(w);
+    }
     if (replica_apply(w->rep, c->changes, c->n_changes, c->done ? c->head_seq : 0) < 0) {
+        w->sync_id++; /* forget the chunk asked for above */
+        w->sync_from = replica_applied_seq(w->rep);
         w->sync_retry_us = clock_mono_us() + 1000000; /* storage trouble: try again in 1 s */
         w->sync_sent_us = 0;
         return;
     }
     w->sync_changes += c->n_changes;
-    if (c->done) {
+    if (c->done)
         s_sync_finished(w, c->head_seq);
-        return;
-    }
-    w->sync_from = last > w->sync_from ? last : replica_applied_seq(w->rep);
-    s_sync_send(w);
 }
 
 static void s_on_store(s_worker *w)
