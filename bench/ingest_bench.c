@@ -1077,6 +1077,9 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
                  void *ctx, const char *bin_dir, s_result *res)
 {
     memset(res, 0, sizeof *res);
+    s_result before;
+    memset(&before, 0, sizeof before);
+    before.commits = before.ops_committed = -1;
     res->commits = res->ops_committed = -1;
     res->cpu_client_us = res->cpu_ingest_us = res->cpu_store_us = -1;
     res->lat_us = calloc(plan->nbatches + 1, sizeof *res->lat_us);
@@ -1164,6 +1167,10 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
     }
     if (started == nclients) {
         /* the time limit counts from the release of the clients */
+        /* the store's counters are cumulative (a store given without --spawn has a past):
+         * take them before and after */
+        if (eng != S_SQLITE)
+            s_store_stats(ctx, store_ep, &before);
         double c0 = s_self_cpu_us(), i0 = s_proc_cpu_us(sk.ingest_pid),
                s0 = s_proc_cpu_us(sk.store_pid);
         sh.t_start = clock_mono_us();
@@ -1195,8 +1202,16 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
     pthread_barrier_destroy(&sh.barrier);
     pthread_mutex_destroy(&sh.mu);
     pthread_mutex_destroy(&sh.writer);
-    if (rc == 0 && eng != S_SQLITE)
+    if (rc == 0 && eng != S_SQLITE) {
         s_store_stats(ctx, store_ep, res);
+        if (res->commits >= 0 && before.commits >= 0 && res->ops_committed >= 0 &&
+            before.ops_committed >= 0) {
+            res->commits -= before.commits;
+            res->ops_committed -= before.ops_committed;
+        } else {
+            res->commits = res->ops_committed = -1;
+        }
+    }
 
 done:
     if (eng != S_SQLITE)
