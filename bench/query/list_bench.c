@@ -1,0 +1,2079 @@
+/*
+ * list_bench: the read-tier benchmark. List through the query broker against an
+ * indexed SQLite query and against the empty-handler floor, in the same run.
+ *
+ *   corpus JSONL ─load─▶ articles[] ─ingest (batches of 1000)─▶ fresh store ──Sync/feed──▶ workers
+ *                              │                                                   ▲
+ *                              └──────▶ SQLite file (same articles)        broker ─┘
+ *
+ * Phases, all on one fresh stack spawned on free loopback ports (temp data
+ * dirs under --data-dir, HTTP endpoints on free ports):
+ *
+ *   1. load   bulletin-store + bulletin-ingest; the corpus is ingested in
+ *             batches of 1000 by one client; the highest seq is kept.
+ *   2. boot   replica bootstrap: a fresh bulletin-worker syncs everything from
+ *             seq 0. The bench binds its own ROUTER as the "broker": a worker
+ *             sends READY only after its first Sync finished, so spawn -> READY
+ *             is the bootstrap time (once per --sync-max-changes value).
+ *   3. sqlite the same articles in one SQLite table with an index on
+ *             (category, published_at DESC, id DESC); a page is one keyset
+ *             query ((published_at, id) < last row's, LIMIT 20).
+ *   4. list   for 1 and 2 workers: bulletin-query + N bulletin-workers. First a
+ *             verification pass walks every category's pages with the cursors of
+ *             the replies (min_seq = the highest seq) and compares the keys of
+ *             every page with SQLite's; the cursors are kept, so that each query
+ *             of the query set ("category, page k") is one request. Then C
+ *             client threads (each its own DEALER, closed loop) send the query
+ *             set round-robin for --seconds.
+ *   5. empty  the same with N empty-handler workers: this program started with
+ *             --fake-worker, a process that speaks the worker protocol of
+ *             services/query/broker.h, decodes and checks each Request as
+ *             bulletin-worker does, and answers an empty ListReply without
+ *             any storage: the transport floor of the same request path.
+ *
+ * CPU per request: user+system time of the broker and of the workers
+ * (/proc/PID/stat, all threads) before and after each run, divided by the
+ * requests answered in it. Pinning (sched_setaffinity in the child before
+ * exec, pthread affinity for the client threads): --client-cpus for this
+ * program's client threads, its ZeroMQ I/O thread and the broker;
+ * --worker-cpus for the workers (real or empty). SQLite threads run on all CPUs.
+ *
+ * Output: a markdown report on stdout (and --out); progress as key=value log
+ * lines on stderr.
+ */
+#include "broker.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "wire.h"
+#include "zio.h"
+
+#include "bulletin.pb-c.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------- */
+/* configuration                                                              */
+
+static const char *o_corpus, *o_queries, *o_workers, *o_clients, *o_engines, *o_data_dir,
+    *o_bin_dir, *o_out, *o_client_cpus, *o_worker_cpus, *o_sync_max, *o_fake_worker,
+    *o_fake_name;
+static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq;
+static bool o_keep, o_no_bootstrap;
+
+static const cfg_option s_opts[] = {
+    {"corpus", "BULLETIN_BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl",
+     "corpus JSON Lines file (key, title, body, category, site, published_at)", &o_corpus},
+    {"queries", "BULLETIN_BENCH_QUERIES", CFG_STR, "/tmp/corpus/queries/en.list.jsonl",
+     "list query set: one {\"category\", \"page\"} per line (newest first)", &o_queries},
+    {"articles", "BULLETIN_BENCH_ARTICLES", CFG_INT, "0",
+     "articles to load from the start of the corpus (0 = all)", &o_articles},
+    {"workers", "BULLETIN_BENCH_WORKERS", CFG_STR, "1,2",
+     "comma-separated numbers of workers behind the broker", &o_workers},
+    {"clients", "BULLETIN_BENCH_CLIENTS", CFG_STR, "1,2,4,8,16",
+     "comma-separated numbers of concurrent clients (closed loop, one DEALER each)",
+     &o_clients},
+    {"engines", "BULLETIN_BENCH_ENGINES", CFG_STR, "bulletin,empty,sqlite",
+     "what to measure: bulletin (broker + bulletin-worker), empty (broker + empty-handler "
+     "workers: the transport floor), sqlite (in-process indexed query)", &o_engines},
+    {"seconds", "BULLETIN_BENCH_SECONDS", CFG_INT, "4", "measuring time per configuration",
+     &o_seconds},
+    {"page", "BULLETIN_BENCH_PAGE", CFG_INT, "20", "page size (limit) of every List",
+     &o_page},
+    {"credit", "BULLETIN_BENCH_CREDIT", CFG_INT, "4",
+     "--credit of every worker (requests the broker may send it before an answer)", &o_credit},
+    {"client-cpus", "BULLETIN_BENCH_CLIENT_CPUS", CFG_STR, "0",
+     "CPUs (comma-separated) for the client threads and the broker; \"\" = no pinning",
+     &o_client_cpus},
+    {"worker-cpus", "BULLETIN_BENCH_WORKER_CPUS", CFG_STR, "1",
+     "CPUs (comma-separated) for the workers (real and empty); \"\" = no pinning",
+     &o_worker_cpus},
+    {"sync-max-changes", "BULLETIN_BENCH_SYNC_MAX", CFG_STR, "0,5000",
+     "bootstrap runs: one fresh worker per value of its --sync-max-changes (0 = store "
+     "default)", &o_sync_max},
+    {"no-bootstrap", "BULLETIN_BENCH_NO_BOOTSTRAP", CFG_BOOL, NULL,
+     "skip the replica bootstrap measurement", &o_no_bootstrap},
+    {"data-dir", "BULLETIN_BENCH_DATA_DIR", CFG_STR, "/tmp",
+     "where the temp data dirs (store, workers, SQLite file) go", &o_data_dir},
+    {"bin-dir", "BULLETIN_BENCH_BIN_DIR", CFG_STR, NULL,
+     "where bulletin-store, -ingest, -query and -worker are (default: next to this program)",
+     &o_bin_dir},
+    {"timeout-ms", "BULLETIN_BENCH_TIMEOUT_MS", CFG_INT, "10000",
+     "a request without a reply after this long is an error and stops its client",
+     &o_timeout_ms},
+    {"out", "BULLETIN_BENCH_OUT", CFG_STR, NULL, "also write the markdown report to this file",
+     &o_out},
+    {"keep", "BULLETIN_BENCH_KEEP", CFG_BOOL, NULL,
+     "keep the temp data dirs and service logs (their paths are logged)", &o_keep},
+    {"fake-worker", NULL, CFG_STR, NULL,
+     "internal: run as an empty-handler worker connected to this broker worker endpoint "
+     "(the bench starts these itself)", &o_fake_worker},
+    {"fake-name", NULL, CFG_STR, "empty", "internal: the empty-handler worker's name",
+     &o_fake_name},
+    {"fake-seq", NULL, CFG_INT, "0", "internal: the applied seq the empty-handler worker reports",
+     &o_fake_seq},
+};
+#define S_NOPTS (sizeof s_opts / sizeof s_opts[0])
+
+#define S_MAX_CLIENTS 64
+#define S_MAX_WORKERS 8
+#define S_BATCH 1000
+
+/* ------------------------------------------------------------------------- */
+/* small helpers                                                              */
+
+static void s_put_u64(uint8_t b[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_u64(const void *p)
+{
+    const uint8_t *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* "0,1" -> cpu set; "" -> *any = true (no pinning). -1 on a bad list. */
+static int s_cpus_parse(const char *text, cpu_set_t *set, bool *any)
+{
+    CPU_ZERO(set);
+    *any = !text || !*text;
+    if (*any)
+        return 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long c = strtol(p, &end, 10);
+        if (end == p || c < 0 || c >= ncpu || c >= CPU_SETSIZE)
+            return -1;
+        CPU_SET((int)c, set);
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return 0;
+}
+
+static int s_parse_list(const char *text, long long *out, int cap, const char *what, long long max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || v > max || n == cap || (*end && *end != ',')) {
+            fprintf(stderr, "bulletin-bench-list: --%s must be a comma-separated list of numbers "
+                            "0..%lld (at most %d)\n", what, max, cap);
+            return -1;
+        }
+        out[n++] = v;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------- */
+/* corpus and query set                                                       */
+
+typedef struct {
+    char *key, *title, *body, *category, *site;
+    int64_t published_ms;
+    uint64_t id;     /* assigned by the store; 0 = not written */
+} s_article;
+
+typedef struct {
+    s_article *a;
+    size_t n, cap, lines, skipped;
+} s_corpus;
+
+typedef struct {
+    char *category;
+    int page;
+} s_query;
+
+#define S_TITLE_MAX 1000
+#define S_BODY_MAX (1024 * 1024)
+#define S_DATE_MIN_MS 631152000000LL /* 1990-01-01: ingest rejects earlier dates */
+
+static char *s_json_str(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+    return strdup(json_is_string(v) ? json_string_value(v) : "");
+}
+
+static void s_article_free(s_article *a)
+{
+    free(a->key);
+    free(a->title);
+    free(a->body);
+    free(a->category);
+    free(a->site);
+}
+
+/* Read up to `want` articles (0 = all). Lines the ingest contract rejects
+ * (bad date, out of range, empty or long title, huge body) are skipped here;
+ * anything ingest still rejects is left out of SQLite too (see s_load). */
+static int s_corpus_load(s_corpus *c, const char *path, size_t want)
+{
+    memset(c, 0, sizeof *c);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("bench.corpus", "path=%s error=\"%s\" hint=\"bash /work/shared/corpus/build_corpora.sh\"",
+                  path, strerror(errno));
+        return -1;
+    }
+    int64_t max_ms = clock_now_ms() + 86400000LL;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((!want || c->n < want) && (len = getline(&line, &lcap, f)) > 0) {
+        c->lines++;
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        if (!json_is_object(o)) {
+            c->skipped++;
+            json_decref(o);
+            continue;
+        }
+        s_article a = {0};
+        a.key = s_json_str(o, "key");
+        a.title = s_json_str(o, "title");
+        a.body = s_json_str(o, "body");
+        a.category = s_json_str(o, "category");
+        a.site = s_json_str(o, "site");
+        json_t *pv = json_object_get(o, "published_at");
+        bool date_ok = clock_parse_rfc3339(json_is_string(pv) ? json_string_value(pv) : "",
+                                           &a.published_ms) == 0;
+        json_decref(o);
+        size_t tlen = strlen(a.title);
+        if (!date_ok || a.published_ms < S_DATE_MIN_MS || a.published_ms > max_ms || tlen == 0 ||
+            tlen > S_TITLE_MAX || strlen(a.body) > S_BODY_MAX || !a.key[0] ||
+            strlen(a.key) > 2048) {
+            c->skipped++;
+            s_article_free(&a);
+            continue;
+        }
+        if (c->n == c->cap) {
+            size_t nc = c->cap ? c->cap * 2 : 65536;
+            s_article *na = realloc(c->a, nc * sizeof *na);
+            if (!na) {
+                s_article_free(&a);
+                free(line);
+                fclose(f);
+                log_error("bench.corpus", "error=\"out of memory\" articles=%zu", c->n);
+                return -1;
+            }
+            c->a = na;
+            c->cap = nc;
+        }
+        c->a[c->n++] = a;
+    }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+static void s_corpus_free(s_corpus *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        s_article_free(&c->a[i]);
+    free(c->a);
+    memset(c, 0, sizeof *c);
+}
+
+static int s_queries_load(const char *path, s_query **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("bench.queries", "path=%s error=\"%s\"", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &lcap, f)) > 0) {
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        json_t *cat = json_object_get(o, "category"), *page = json_object_get(o, "page");
+        if (!json_is_string(cat) || !json_is_integer(page) || json_integer_value(page) < 0 ||
+            json_integer_value(page) > 1000) {
+            json_decref(o);
+            if (len > 1) {
+                log_error("bench.queries", "path=%s line=%zu msg=\"need category (string) and page "
+                          "(0..1000)\"", path, *n + 1);
+                rc = -1;
+                break;
+            }
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 256;
+            s_query *nq = realloc(*out, cap * sizeof *nq);
+            if (!nq) {
+                json_decref(o);
+                rc = -1;
+                break;
+            }
+            *out = nq;
+        }
+        (*out)[*n].category = strdup(json_string_value(cat));
+        (*out)[*n].page = (int)json_integer_value(page);
+        (*n)++;
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && *n == 0) {
+        log_error("bench.queries", "path=%s msg=\"no queries\"", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* processes                                                                  */
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Distinct free ports (the kernel may hand the same one out twice). */
+static int s_free_ports(int *ports, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int tries = 0;
+        for (;;) {
+            ports[i] = s_free_port();
+            bool dup = ports[i] <= 0;
+            for (int j = 0; j < i && !dup; j++)
+                dup = ports[j] == ports[i];
+            if (!dup)
+                break;
+            if (++tries > 20)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* fork + exec argv with stdout/stderr to log_path; pinned to `cpus` unless any. */
+static pid_t s_spawn(char *const argv[], const char *log_path, const cpu_set_t *cpus, bool any)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+            close(fd);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; c++)
+            CPU_SET((int)c, &all);
+        sched_setaffinity(0, sizeof all, any ? &all : cpus);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static void s_stop(pid_t *pid, const char *name)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    int st;
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(*pid, &st, WNOHANG) == *pid) {
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                log_warn("bench.stop", "service=%s pid=%d status=%d msg=\"did not exit cleanly\"",
+                         name, (int)*pid, st);
+            *pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    log_warn("bench.stop", "service=%s pid=%d msg=\"no exit 10 s after SIGTERM; SIGKILL\"", name,
+             (int)*pid);
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &st, 0);
+    *pid = 0;
+}
+
+static bool s_exited(pid_t pid)
+{
+    int st;
+    return pid > 0 && waitpid(pid, &st, WNOHANG) == pid;
+}
+
+static int s_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void s_rm_rf(const char *dir)
+{
+    nftw(dir, s_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* CPU time (user + system, all threads) of a process so far in us; -1 if unknown. */
+static double s_proc_cpu_us(pid_t pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double s_self_cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* ------------------------------------------------------------------------- */
+/* request / reply                                                            */
+
+/* Send [""][data] and wait for the reply body; the decoded Reply or NULL with why. */
+static Bulletin__Reply *s_roundtrip(void *sock, const void *data, size_t len, int timeout_ms,
+                                    char *why, size_t why_cap)
+{
+    if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, data, len, 0) < 0) {
+        snprintf(why, why_cap, "send failed: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0) {
+            snprintf(why, why_cap, "no reply within %d ms", timeout_ms);
+            return NULL;
+        }
+        int rc = zmq_poll(&it, 1, (long)left);
+        if (rc < 0 && errno != EINTR) {
+            snprintf(why, why_cap, "poll failed: %s", zmq_strerror(errno));
+            return NULL;
+        }
+        if (rc > 0)
+            break;
+    }
+    zmq_msg_t body;
+    int rc;
+    while ((rc = zio_recv_body(sock, &body, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        snprintf(why, why_cap, "receive failed: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    wire_code code;
+    char uwhy[160];
+    size_t blen = zmq_msg_size(&body);
+    Bulletin__Reply *rep = NULL;
+    if (!(rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor, zmq_msg_data(&body),
+                                               blen, WIRE_BUDGET(blen), &code, uwhy, sizeof uwhy)))
+        snprintf(why, why_cap, "the reply does not decode: %s", uwhy);
+    zmq_msg_close(&body);
+    return rep;
+}
+
+static Bulletin__Reply *s_simple_request(void *sock, Bulletin__Request__BodyCase body,
+                                         int timeout_ms, char *why, size_t cap)
+{
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__HealthRequest h = BULLETIN__HEALTH_REQUEST__INIT;
+    Bulletin__StatsRequest s = BULLETIN__STATS_REQUEST__INIT;
+    req.version_major = WIRE_VERSION_MAJOR;
+    req.request_id = 1;
+    req.body_case = body;
+    if (body == BULLETIN__REQUEST__BODY_HEALTH)
+        req.health = &h;
+    else
+        req.stats = &s;
+    uint8_t buf[64];
+    size_t n = bulletin__request__pack(&req, buf);
+    return s_roundtrip(sock, buf, n, timeout_ms, why, cap);
+}
+
+static bool s_ok(const Bulletin__Reply *r)
+{
+    return r && (!r->status || r->status->code == BULLETIN__STATUS_CODE__OK);
+}
+
+static const char *s_status_text(const Bulletin__Reply *r)
+{
+    return r && r->status && r->status->message ? r->status->message : "";
+}
+
+/* Health until OK, the process exits, or ms pass. */
+static int s_wait_healthy(void *ctx, const char *endpoint, pid_t pid, int ms)
+{
+    int64_t deadline = clock_mono_ms() + ms;
+    char why[256] = "";
+    while (clock_mono_ms() < deadline) {
+        if (s_exited(pid)) {
+            log_error("bench.spawn", "endpoint=%s msg=\"the service exited at start\"", endpoint);
+            return -1;
+        }
+        void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+        if (!s || zio_connect(s, endpoint) < 0) {
+            zio_close(&s);
+            return -1;
+        }
+        Bulletin__Reply *r = s_simple_request(s, BULLETIN__REQUEST__BODY_HEALTH, 500, why, sizeof why);
+        zio_close(&s);
+        bool ok = s_ok(r);
+        wire_free(r);
+        if (ok)
+            return 0;
+        usleep(100000);
+    }
+    log_error("bench.spawn", "endpoint=%s msg=\"no healthy answer within %d ms\" last=\"%s\"",
+              endpoint, ms, why);
+    return -1;
+}
+
+/* A metric of a Stats reply, -1 if absent. */
+static double s_metric(const Bulletin__Reply *r, const char *name)
+{
+    if (!r || r->body_case != BULLETIN__REPLY__BODY_STATS || !r->stats)
+        return -1;
+    for (size_t i = 0; i < r->stats->n_metrics; i++)
+        if (r->stats->metrics[i]->name && !strcmp(r->stats->metrics[i]->name, name))
+            return r->stats->metrics[i]->value;
+    return -1;
+}
+
+/* A List request for `category` after `cursor` (NULL = first page), packed. */
+static int s_pack_list(const char *category, const uint8_t *cursor, size_t cursor_len,
+                       uint64_t request_id, uint64_t min_seq, ProtobufCBinaryData *out)
+{
+    Bulletin__Filter f = BULLETIN__FILTER__INIT;
+    f.category = (char *)category;
+    Bulletin__ListRequest l = BULLETIN__LIST_REQUEST__INIT;
+    l.filter = &f;
+    l.limit = (uint32_t)o_page;
+    l.cursor.data = (uint8_t *)cursor;
+    l.cursor.len = cursor_len;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.version_major = WIRE_VERSION_MAJOR;
+    req.version_minor = WIRE_VERSION_MINOR;
+    req.request_id = request_id;
+    req.min_seq = min_seq;
+    req.body_case = BULLETIN__REQUEST__BODY_LIST;
+    req.list = &l;
+    return wire_pack_bytes(&req.base, out);
+}
+
+/* ------------------------------------------------------------------------- */
+/* the empty-handler worker (--fake-worker)                                   */
+
+/* Speaks the worker side of broker.h: READY with credit, HEARTBEAT every
+ * second, REPLY to each REQUEST. Each Request is decoded and its strings
+ * checked as bulletin-worker does, then answered with an empty ListReply:
+ * everything but the storage. */
+static int s_fake_worker(void)
+{
+    int stop_fd = zio_signal_fd();
+    void *ctx = zmq_ctx_new();
+    if (stop_fd < 0 || !ctx) {
+        log_error("fake.start", "error=\"cannot set up signals or ZeroMQ\"");
+        return 1;
+    }
+    void *sock = NULL;
+    const long long hb_ms = 1000, liveness = 3;
+    int64_t next_hb = 0, expiry = 0;
+    uint64_t answered = 0;
+    int rc = 1;
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        if (!sock || now >= expiry) {
+            zio_close(&sock);
+            sock = zio_socket(ctx, ZMQ_DEALER, 0, 16 << 20);
+            if (!sock || zio_connect(sock, o_fake_worker) < 0) {
+                log_error("fake.connect", "broker=%s", o_fake_worker);
+                break;
+            }
+            uint8_t cmd = BROKER_READY, seq[8], credit[4];
+            s_put_u64(seq, (uint64_t)o_fake_seq);
+            uint32_t c = (uint32_t)o_credit;
+            credit[0] = (uint8_t)(c >> 24), credit[1] = (uint8_t)(c >> 16),
+            credit[2] = (uint8_t)(c >> 8), credit[3] = (uint8_t)c;
+            if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, &cmd, 1, ZMQ_SNDMORE) < 0 ||
+                zmq_send(sock, o_fake_name, strlen(o_fake_name), ZMQ_SNDMORE) < 0 ||
+                zmq_send(sock, seq, 8, ZMQ_SNDMORE) < 0 || zmq_send(sock, credit, 4, 0) < 0)
+                log_warn("fake.register", "error=\"%s\"", zmq_strerror(errno));
+            expiry = now + hb_ms * liveness;
+            next_hb = now + hb_ms;
+            log_info("fake.register", "broker=%s name=%s credit=%lld", o_fake_worker, o_fake_name,
+                     o_credit);
+        }
+        if (now >= next_hb) {
+            uint8_t cmd = BROKER_HEARTBEAT, seq[8];
+            s_put_u64(seq, (uint64_t)o_fake_seq);
+            if (zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+                zmq_send(sock, &cmd, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+                zmq_send(sock, seq, 8, ZMQ_DONTWAIT);
+            next_hb = now + hb_ms;
+        }
+        zmq_pollitem_t it[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, stop_fd, ZMQ_POLLIN, 0}};
+        int64_t wake = next_hb < expiry ? next_hb : expiry;
+        int n = zmq_poll(it, 2, (long)(wake > now ? wake - now : 0));
+        if (n < 0 && errno != EINTR) {
+            log_error("fake.poll", "error=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (it[1].revents & ZMQ_POLLIN) {
+            rc = 0;
+            break;
+        }
+        for (int k = 0; k < 64 && (it[0].revents & ZMQ_POLLIN); k++) {
+            zmq_msg_t f[5];
+            int nf = 0;
+            bool more = true, bad = false;
+            while (more) {
+                zmq_msg_t m;
+                zmq_msg_init(&m);
+                if (zmq_msg_recv(&m, sock, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+                    zmq_msg_close(&m);
+                    break;
+                }
+                more = zmq_msg_more(&m);
+                if (nf < 5) {
+                    zmq_msg_init(&f[nf]);
+                    zmq_msg_move(&f[nf++], &m);
+                } else {
+                    bad = true;
+                }
+                zmq_msg_close(&m);
+            }
+            if (nf == 0)
+                break;
+            expiry = clock_mono_ms() + hb_ms * liveness;
+            uint8_t cmd = nf >= 2 && zmq_msg_size(&f[1]) == 1 ? *(uint8_t *)zmq_msg_data(&f[1]) : 0;
+            if (!bad && cmd == BROKER_REQUEST && nf == 4 && zmq_msg_size(&f[2]) == 8) {
+                const void *data = zmq_msg_data(&f[3]);
+                size_t len = zmq_msg_size(&f[3]);
+                char why[256] = "";
+                uint64_t rid = 0;
+                wire_code code = BULLETIN__STATUS_CODE__OK;
+                Bulletin__Request *req = wire_request_unpack(data, len, WIRE_BUDGET(len), &rid, &code,
+                                                             why, sizeof why);
+                Bulletin__Reply rep;
+                Bulletin__Status st;
+                wire_reply_init(&rep, &st, rid);
+                rep.served_by = (char *)o_fake_name;
+                rep.applied_seq = (uint64_t)o_fake_seq;
+                Bulletin__ListReply lr = BULLETIN__LIST_REPLY__INIT;
+                if (!req) {
+                    st.code = code;
+                    st.message = why;
+                } else if (wire_check_strings(&bulletin__request__descriptor, data, len, NULL, NULL) != 0) {
+                    st.code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+                    st.message = "a string is not valid UTF-8";
+                } else {
+                    rep.body_case = BULLETIN__REPLY__BODY_LIST;
+                    rep.list = &lr;
+                }
+                zmq_msg_t body;
+                if (wire_pack_zmq(&rep.base, &body) == 0) {
+                    uint8_t c3 = BROKER_REPLY, seq[8];
+                    s_put_u64(seq, (uint64_t)o_fake_seq);
+                    if (zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                        zmq_send(sock, &c3, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                        zmq_send(sock, zmq_msg_data(&f[2]), 8, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                        zmq_send(sock, seq, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                        zmq_msg_send(&body, sock, ZMQ_DONTWAIT) < 0)
+                        log_warn("fake.reply_lost", "error=\"%s\"", zmq_strerror(errno));
+                    zmq_msg_close(&body);
+                }
+                wire_free(req);
+                answered++;
+            } else if (!bad && cmd == BROKER_DISCONNECT) {
+                expiry = 0; /* register again on a fresh socket */
+            } else if (bad || cmd != BROKER_HEARTBEAT) {
+                log_warn("fake.bad_broker_message", "cmd=%u frames=%d", cmd, nf);
+            }
+            for (int i = 0; i < nf; i++)
+                zmq_msg_close(&f[i]);
+            int ev = 0;
+            size_t sz = sizeof ev;
+            if (expiry == 0 || zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
+                break;
+        }
+    }
+    if (sock) {
+        uint8_t cmd = BROKER_DISCONNECT;
+        zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(sock, &cmd, 1, ZMQ_DONTWAIT);
+        int linger = 200;
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
+    zio_close(&sock);
+    zmq_ctx_term(ctx);
+    close(stop_fd);
+    log_info("fake.stop", "name=%s answered=%llu", o_fake_name, (unsigned long long)answered);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* the stack                                                                  */
+
+typedef struct {
+    char dir[PATH_MAX];
+    char bin[PATH_MAX];
+    pid_t store_pid, ingest_pid, broker_pid, worker_pid[S_MAX_WORKERS];
+    int nworkers;
+    bool fake;
+    char store_ep[64], feed_ep[64], ingest_ep[64], front_ep[64], back_ep[64];
+} s_stack;
+
+static cpu_set_t s_client_set, s_worker_set;
+static bool s_client_any, s_worker_any;
+
+static void s_path(char *out, size_t cap, const char *a, const char *b)
+{
+    if (snprintf(out, cap, "%s/%s", a, b) >= (int)cap)
+        out[0] = 0;
+}
+
+/* Pin every thread of a running process (the store, for the bootstrap). */
+static void s_pin_process(pid_t pid, const cpu_set_t *set, bool any)
+{
+    if (any || pid <= 0)
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            sched_setaffinity((pid_t)atoi(e->d_name), sizeof *set, set);
+    closedir(d);
+}
+
+static int s_store_start(s_stack *sk, void *ctx)
+{
+    int ports[5];
+    if (s_free_ports(ports, 5) < 0) {
+        log_error("bench.spawn", "msg=\"no free loopback ports\"");
+        return -1;
+    }
+    char bin[PATH_MAX], data[PATH_MAX], logp[PATH_MAX], bind_ep[64], shttp[32], ihttp[32];
+    snprintf(sk->store_ep, sizeof sk->store_ep, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(sk->feed_ep, sizeof sk->feed_ep, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(sk->ingest_ep, sizeof sk->ingest_ep, "tcp://127.0.0.1:%d", ports[2]);
+    snprintf(bind_ep, sizeof bind_ep, "tcp://127.0.0.1:%d", ports[2]);
+    snprintf(shttp, sizeof shttp, "127.0.0.1:%d", ports[3]);
+    snprintf(ihttp, sizeof ihttp, "127.0.0.1:%d", ports[4]);
+    s_path(bin, sizeof bin, sk->bin, "bulletin-store");
+    s_path(data, sizeof data, sk->dir, "store");
+    s_path(logp, sizeof logp, sk->dir, "store.log");
+    mkdir(data, 0755);
+    char *sargv[] = {bin, "--data", data, "--bind", sk->store_ep, "--feed", sk->feed_ep, "--http",
+                     shttp, NULL};
+    sk->store_pid = s_spawn(sargv, logp, NULL, true);
+    if (sk->store_pid < 0 || s_wait_healthy(ctx, sk->store_ep, sk->store_pid, 10000) < 0) {
+        log_error("bench.spawn", "service=bulletin-store log=%s", logp);
+        return -1;
+    }
+    s_path(bin, sizeof bin, sk->bin, "bulletin-ingest");
+    s_path(logp, sizeof logp, sk->dir, "ingest.log");
+    char *iargv[] = {bin, "--bind", bind_ep, "--store", sk->store_ep, "--http", ihttp, NULL};
+    sk->ingest_pid = s_spawn(iargv, logp, NULL, true);
+    if (sk->ingest_pid < 0 || s_wait_healthy(ctx, sk->ingest_ep, sk->ingest_pid, 10000) < 0) {
+        log_error("bench.spawn", "service=bulletin-ingest log=%s", logp);
+        return -1;
+    }
+    log_info("bench.spawn", "dir=%s store=%s ingest=%s store_pid=%d ingest_pid=%d", sk->dir,
+             sk->store_ep, sk->ingest_ep, (int)sk->store_pid, (int)sk->ingest_pid);
+    return 0;
+}
+
+static void s_workers_stop(s_stack *sk)
+{
+    for (int i = 0; i < sk->nworkers; i++)
+        s_stop(&sk->worker_pid[i], sk->fake ? "empty-worker" : "bulletin-worker");
+    sk->nworkers = 0;
+    s_stop(&sk->broker_pid, "bulletin-query");
+}
+
+/* Broker + n workers (fake = empty-handler workers), all registered. */
+static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t max_seq, int round)
+{
+    int ports[3];
+    if (s_free_ports(ports, 3) < 0)
+        return -1;
+    char bin[PATH_MAX], logp[PATH_MAX], fbind[64], bbind[64], http[32], name[32], data[PATH_MAX],
+        sub[96], credit[24], seq[24], self[PATH_MAX];
+    snprintf(sk->front_ep, sizeof sk->front_ep, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(sk->back_ep, sizeof sk->back_ep, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(fbind, sizeof fbind, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(bbind, sizeof bbind, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(http, sizeof http, "127.0.0.1:%d", ports[2]);
+    s_path(bin, sizeof bin, sk->bin, "bulletin-query");
+    snprintf(sub, sizeof sub, "broker-%d.log", round);
+    s_path(logp, sizeof logp, sk->dir, sub);
+    char *bargv[] = {bin, "--bind", fbind, "--workers", bbind, "--http", http, NULL};
+    sk->broker_pid = s_spawn(bargv, logp, &s_client_set, s_client_any);
+    if (sk->broker_pid < 0 || s_wait_healthy(ctx, sk->front_ep, sk->broker_pid, 10000) < 0) {
+        log_error("bench.spawn", "service=bulletin-query log=%s", logp);
+        return -1;
+    }
+    sk->fake = fake;
+    snprintf(credit, sizeof credit, "%lld", o_credit);
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)max_seq);
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sl > 0 ? sl : 0] = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s-%d", fake ? "empty" : "worker", i + 1);
+        snprintf(sub, sizeof sub, "%s-r%d.log", name, round);
+        s_path(logp, sizeof logp, sk->dir, sub);
+        if (fake) {
+            char *fargv[] = {self, "--fake-worker", sk->back_ep, "--fake-name", name, "--fake-seq",
+                             seq, "--credit", credit, NULL};
+            sk->worker_pid[i] = s_spawn(fargv, logp, &s_worker_set, s_worker_any);
+        } else {
+            snprintf(sub, sizeof sub, "%s-r%d", name, round);
+            s_path(data, sizeof data, sk->dir, sub);
+            mkdir(data, 0755);
+            s_path(bin, sizeof bin, sk->bin, "bulletin-worker");
+            char *wargv[] = {bin, "--broker", sk->back_ep, "--store", sk->store_ep, "--feed",
+                             sk->feed_ep, "--data", data, "--name", name, "--credit", credit, NULL};
+            sk->worker_pid[i] = s_spawn(wargv, logp, &s_worker_set, s_worker_any);
+        }
+        sk->nworkers = i + 1;
+        if (sk->worker_pid[i] < 0)
+            return -1;
+    }
+    /* registered: the broker counts n workers and the highest seq is there */
+    void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+    if (!s || zio_connect(s, sk->front_ep) < 0) {
+        zio_close(&s);
+        return -1;
+    }
+    int64_t t0 = clock_mono_ms(), deadline = t0 + 600000;
+    int rc = -1;
+    char why[256] = "";
+    while (clock_mono_ms() < deadline) {
+        bool dead = false;
+        for (int i = 0; i < n; i++)
+            dead |= s_exited(sk->worker_pid[i]);
+        if (dead) {
+            log_error("bench.spawn", "msg=\"a worker exited\" dir=%s", sk->dir);
+            break;
+        }
+        Bulletin__Reply *r = s_simple_request(s, BULLETIN__REQUEST__BODY_STATS, 2000, why, sizeof why);
+        double nw = s_metric(r, "workers"), seqm = s_metric(r, "max_applied_seq");
+        wire_free(r);
+        if (nw == n && seqm >= (double)max_seq) {
+            rc = 0;
+            break;
+        }
+        usleep(100000);
+    }
+    zio_close(&s);
+    if (rc == 0)
+        log_info("bench.read_tier", "workers=%d kind=%s broker=%s broker_pid=%d ready_ms=%" PRId64,
+                 n, fake ? "empty" : "bulletin-worker", sk->front_ep, (int)sk->broker_pid,
+                 clock_mono_ms() - t0);
+    else
+        log_error("bench.read_tier", "msg=\"workers not registered\" workers=%d last=\"%s\"", n, why);
+    return rc;
+}
+
+static void s_stack_stop(s_stack *sk)
+{
+    s_workers_stop(sk);
+    s_stop(&sk->ingest_pid, "bulletin-ingest");
+    s_stop(&sk->store_pid, "bulletin-store");
+    if (sk->dir[0]) {
+        if (o_keep)
+            log_info("bench.keep", "dir=%s", sk->dir);
+        else
+            s_rm_rf(sk->dir);
+        sk->dir[0] = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* phase 1: load                                                              */
+
+typedef struct {
+    size_t written, rejected;
+    uint64_t max_seq;
+    double seconds;
+} s_load_result;
+
+static int s_load(s_stack *sk, void *ctx, s_corpus *c, s_load_result *res)
+{
+    memset(res, 0, sizeof *res);
+    void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+    if (!s || zio_connect(s, sk->ingest_ep) < 0) {
+        zio_close(&s);
+        return -1;
+    }
+    Bulletin__Article *arts = calloc(S_BATCH, sizeof *arts);
+    Bulletin__IngestItem *items = calloc(S_BATCH, sizeof *items);
+    Bulletin__IngestItem **itemp = calloc(S_BATCH, sizeof *itemp);
+    int rc = arts && items && itemp ? 0 : -1;
+    int64_t t0 = clock_mono_us();
+    for (size_t from = 0; rc == 0 && from < c->n; from += S_BATCH) {
+        size_t to = from + S_BATCH < c->n ? from + S_BATCH : c->n;
+        for (size_t i = from; i < to; i++) {
+            Bulletin__Article *a = &arts[i - from];
+            bulletin__article__init(a);
+            a->key = c->a[i].key;
+            a->title = c->a[i].title;
+            a->body = c->a[i].body;
+            a->category = c->a[i].category;
+            a->site = c->a[i].site;
+            a->published_at = c->a[i].published_ms;
+            bulletin__ingest_item__init(&items[i - from]);
+            items[i - from].item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
+            items[i - from].article = a;
+            itemp[i - from] = &items[i - from];
+        }
+        Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
+        ir.n_items = to - from;
+        ir.items = itemp;
+        Bulletin__Request req = BULLETIN__REQUEST__INIT;
+        req.version_major = WIRE_VERSION_MAJOR;
+        req.request_id = from / S_BATCH + 1;
+        req.body_case = BULLETIN__REQUEST__BODY_INGEST;
+        req.ingest = &ir;
+        ProtobufCBinaryData buf = {0, NULL};
+        char why[256] = "";
+        if (wire_pack_bytes(&req.base, &buf) < 0) {
+            rc = -1;
+            break;
+        }
+        Bulletin__Reply *r = s_roundtrip(s, buf.data, buf.len, 120000, why, sizeof why);
+        free(buf.data);
+        if (!s_ok(r) || r->body_case != BULLETIN__REPLY__BODY_INGEST ||
+            r->ingest->n_results != to - from) {
+            log_error("bench.load", "batch=%zu why=\"%s%s\"", from / S_BATCH, why, s_status_text(r));
+            wire_free(r);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < r->ingest->n_results; i++) {
+            const Bulletin__IngestResult *ires = r->ingest->results[i];
+            if (ires->status == BULLETIN__WRITE_STATUS__CREATED ||
+                ires->status == BULLETIN__WRITE_STATUS__UPDATED) {
+                if (c->a[from + i].id == 0)
+                    res->written++;
+                /* a later duplicate key updates the earlier article: same id (rare) */
+                if (ires->status == BULLETIN__WRITE_STATUS__UPDATED)
+                    for (size_t j = 0; j < from + i; j++)
+                        if (c->a[j].id == ires->id) {
+                            c->a[j].id = 0;
+                            res->written--;
+                            break;
+                        }
+                c->a[from + i].id = ires->id;
+            } else {
+                res->rejected++;
+            }
+        }
+        if (r->ingest->max_seq > res->max_seq)
+            res->max_seq = r->ingest->max_seq;
+        wire_free(r);
+        if ((from / S_BATCH) % 50 == 0)
+            log_info("bench.load", "articles=%zu", to);
+    }
+    res->seconds = (double)(clock_mono_us() - t0) / 1e6;
+    free(arts);
+    free(items);
+    free(itemp);
+    zio_close(&s);
+    if (rc == 0)
+        log_info("bench.loaded", "written=%zu rejected=%zu max_seq=%llu seconds=%.1f", res->written,
+                 res->rejected, (unsigned long long)res->max_seq, res->seconds);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* phase 2: bootstrap                                                         */
+
+typedef struct {
+    long long sync_max;
+    double seconds, worker_cpu_s, store_cpu_s;
+    uint64_t seq;
+    bool failed;
+} s_boot_result;
+
+static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_seq, int k,
+                       s_boot_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->sync_max = sync_max;
+    res->failed = true;
+    int port = s_free_port();
+    char ep[64], bin[PATH_MAX], data[PATH_MAX], logp[PATH_MAX], sub[64], sm[24];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    void *router = zio_socket(ctx, ZMQ_ROUTER, 0, 0);
+    if (!router || zio_bind(router, ep) < 0) {
+        zio_close(&router);
+        return -1;
+    }
+    snprintf(sub, sizeof sub, "boot-%d", k);
+    s_path(data, sizeof data, sk->dir, sub);
+    snprintf(sub, sizeof sub, "boot-%d.log", k);
+    s_path(logp, sizeof logp, sk->dir, sub);
+    s_path(bin, sizeof bin, sk->bin, "bulletin-worker");
+    snprintf(sm, sizeof sm, "%lld", sync_max);
+    mkdir(data, 0755);
+    char *wargv[] = {bin, "--broker", ep, "--store", sk->store_ep, "--feed", sk->feed_ep, "--data",
+                     data, "--name", "boot", "--sync-max-changes", sm, NULL};
+    double store0 = s_proc_cpu_us(sk->store_pid);
+    int64_t t0 = clock_mono_us();
+    pid_t pid = s_spawn(wargv, logp, &s_worker_set, s_worker_any);
+    int rc = -1;
+    while (pid > 0 && clock_mono_us() - t0 < 600 * 1000000LL) {
+        zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) > 0) {
+            zmq_msg_t f[6];
+            int n = 0;
+            bool more = true;
+            while (more) {
+                zmq_msg_t m;
+                zmq_msg_init(&m);
+                if (zmq_msg_recv(&m, router, 0) < 0) {
+                    zmq_msg_close(&m);
+                    break;
+                }
+                more = zmq_msg_more(&m);
+                if (n < 6) {
+                    zmq_msg_init(&f[n]);
+                    zmq_msg_move(&f[n++], &m);
+                }
+                zmq_msg_close(&m);
+            }
+            bool ready = n >= 5 && zmq_msg_size(&f[2]) == 1 &&
+                         *(uint8_t *)zmq_msg_data(&f[2]) == BROKER_READY && zmq_msg_size(&f[4]) == 8;
+            if (ready) {
+                res->seconds = (double)(clock_mono_us() - t0) / 1e6;
+                res->seq = s_get_u64(zmq_msg_data(&f[4]));
+            }
+            for (int i = 0; i < n; i++)
+                zmq_msg_close(&f[i]);
+            if (ready) {
+                rc = 0;
+                break;
+            }
+        }
+        if (s_exited(pid)) {
+            log_error("bench.bootstrap", "msg=\"the worker exited\" log=%s", logp);
+            pid = 0;
+            break;
+        }
+    }
+    res->worker_cpu_s = s_proc_cpu_us(pid) / 1e6;
+    res->store_cpu_s = (s_proc_cpu_us(sk->store_pid) - store0) / 1e6;
+    s_stop(&pid, "bulletin-worker");
+    zio_close(&router);
+    if (!o_keep)
+        s_rm_rf(data);
+    if (rc == 0 && res->seq < max_seq) {
+        log_error("bench.bootstrap", "msg=\"READY before the highest seq\" seq=%llu max_seq=%llu",
+                  (unsigned long long)res->seq, (unsigned long long)max_seq);
+        rc = -1;
+    }
+    res->failed = rc != 0;
+    if (rc == 0)
+        log_info("bench.bootstrap", "sync_max_changes=%lld seconds=%.2f seq=%llu worker_cpu_s=%.2f "
+                 "store_cpu_s=%.2f", sync_max, res->seconds, (unsigned long long)res->seq,
+                 res->worker_cpu_s, res->store_cpu_s);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* phase 3: SQLite                                                            */
+
+static const char *s_sql_page =
+    "SELECT id, key, site, category, title, published_at, substr(body, 1, 200) FROM articles "
+    "WHERE category = ?1 AND (published_at, id) < (?2, ?3) "
+    "ORDER BY published_at DESC, id DESC LIMIT ?4";
+
+static int s_sqlite_build(const char *path, const s_corpus *c, double *seconds)
+{
+    sqlite3 *db = NULL;
+    int64_t t0 = clock_mono_us();
+    if (sqlite3_open(path, &db) != SQLITE_OK) {
+        log_error("bench.sqlite", "path=%s error=\"%s\"", path, db ? sqlite3_errmsg(db) : "open");
+        sqlite3_close(db);
+        return -1;
+    }
+    const char *ddl =
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+        "CREATE TABLE articles (id INTEGER PRIMARY KEY, key TEXT NOT NULL, site TEXT, "
+        "category TEXT, title TEXT, published_at INTEGER, body TEXT);"
+        "BEGIN;";
+    sqlite3_stmt *ins = NULL;
+    char *err = NULL;
+    int rc = sqlite3_exec(db, ddl, NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "INSERT INTO articles VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1,
+                                &ins, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < c->n; i++) {
+        const s_article *a = &c->a[i];
+        if (!a->id)
+            continue;
+        sqlite3_bind_int64(ins, 1, (sqlite3_int64)a->id);
+        sqlite3_bind_text(ins, 2, a->key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, a->site, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, a->category, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, a->title, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, a->published_ms);
+        sqlite3_bind_text(ins, 7, a->body, -1, SQLITE_STATIC);
+        rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT; CREATE INDEX articles_by_category ON articles "
+                              "(category, published_at DESC, id DESC); ANALYZE;"
+                              "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        log_error("bench.sqlite", "path=%s error=\"%s\"", path, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    *seconds = (double)(clock_mono_us() - t0) / 1e6;
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* The plan SQLite chose for a page (for the report). */
+static void s_sqlite_plan(const char *path, char *out, size_t cap)
+{
+    out[0] = 0;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char sql[512];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", s_sql_page);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        size_t used = 0;
+        while (sqlite3_step(st) == SQLITE_ROW && used + 2 < cap) {
+            const char *d = (const char *)sqlite3_column_text(st, 3);
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? "; " : "", d ? d : "");
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* ------------------------------------------------------------------------- */
+/* the query set: SQLite's pages are the reference; Bulletin's cursors       */
+
+typedef struct {
+    const char *category;
+    int page;
+    int64_t after_pub;  /* SQLite keyset of this page: rows before (after_pub, after_id) */
+    int64_t after_id;
+    uint64_t *ids;      /* SQLite's page (reference) */
+    size_t nids;
+    ProtobufCBinaryData req;  /* packed List for this page (cursor of the previous one) */
+    bool beyond;        /* the category has fewer pages (small --articles): not measured */
+} s_page;
+
+static _Atomic size_t s_sink;
+
+/* Run one keyset page on SQLite; ids (may be NULL) get the rows' ids. Returns
+ * rows, -1 on error. The columns of an ArticleSummary are all read. */
+static int s_sqlite_page(sqlite3_stmt *st, const char *category, int64_t pub, int64_t id,
+                         uint64_t *ids, int64_t *last_pub, int64_t *last_id)
+{
+    sqlite3_bind_text(st, 1, category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, pub);
+    sqlite3_bind_int64(st, 3, id);
+    sqlite3_bind_int64(st, 4, o_page);
+    int n = 0, rc;
+    size_t bytes = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t rid = sqlite3_column_int64(st, 0);
+        for (int c = 1; c <= 6; c++)
+            if (c != 5)
+                bytes += (size_t)sqlite3_column_bytes(st, c) + (sqlite3_column_text(st, c) ? 1 : 0);
+        int64_t rpub = sqlite3_column_int64(st, 5);
+        if (ids)
+            ids[n] = (uint64_t)rid;
+        if (last_pub)
+            *last_pub = rpub, *last_id = rid;
+        n++;
+    }
+    sqlite3_reset(st);
+    s_sink += bytes; /* the columns are really read */
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+static int s_pages_prepare(const char *dbpath, s_page *pg, size_t n)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, s_sql_page, -1, &st, NULL) != SQLITE_OK) {
+        log_error("bench.sqlite", "error=\"%s\"", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t pub = INT64_MAX, id = INT64_MAX;
+        pg[i].ids = calloc((size_t)o_page, sizeof *pg[i].ids);
+        if (!pg[i].ids) {
+            rc = -1;
+            break;
+        }
+        for (int p = 0; p <= pg[i].page; p++) {
+            pg[i].after_pub = pub;
+            pg[i].after_id = id;
+            int k = s_sqlite_page(st, pg[i].category, pub, id, pg[i].ids, &pub, &id);
+            if (k < 0) {
+                log_error("bench.sqlite", "category=%s page=%d error=\"%s\"", pg[i].category, p,
+                          sqlite3_errmsg(db));
+                rc = -1;
+                break;
+            }
+            pg[i].nids = (size_t)k;
+            if (k == 0) {
+                pg[i].beyond = true; /* past the end of the category: not a page */
+                break;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Walk every query's pages through the broker with min_seq, keep the packed
+ * request of its page, compare every page with SQLite's. Returns the number
+ * of pages that differ (reported), -1 on a transport error. */
+static long s_pages_verify(void *ctx, const char *front, s_page *pg, size_t n, uint64_t min_seq,
+                           size_t *items)
+{
+    void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+    if (!s || zio_connect(s, front) < 0) {
+        zio_close(&s);
+        return -1;
+    }
+    long bad = 0;
+    *items = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t cursor[256];
+        size_t clen = 0;
+        bool ended = false;
+        for (int p = 0; p <= pg[i].page; p++) {
+            ProtobufCBinaryData req = {0, NULL};
+            if (s_pack_list(pg[i].category, clen ? cursor : NULL, clen, i + 1, 0, &req) < 0) {
+                zio_close(&s);
+                return -1;
+            }
+            if (p == pg[i].page) {
+                free(pg[i].req.data);
+                pg[i].req = req; /* the measured request: no min_seq, as most reads */
+            }
+            ProtobufCBinaryData vreq = {0, NULL};
+            s_pack_list(pg[i].category, clen ? cursor : NULL, clen, i + 1, min_seq, &vreq);
+            char why[256] = "";
+            Bulletin__Reply *r = ended ? NULL : s_roundtrip(s, vreq.data, vreq.len, 10000, why, sizeof why);
+            free(vreq.data);
+            if (p != pg[i].page)
+                free(req.data);
+            if (ended)
+                break;
+            if (!s_ok(r) || r->body_case != BULLETIN__REPLY__BODY_LIST || r->request_id != i + 1) {
+                log_error("bench.verify", "category=%s page=%d why=\"%s%s\"", pg[i].category, p, why,
+                          s_status_text(r));
+                wire_free(r);
+                zio_close(&s);
+                return -1;
+            }
+            const Bulletin__ListReply *l = r->list;
+            if (p == pg[i].page) {
+                bool same = l->n_items == pg[i].nids;
+                for (size_t k = 0; same && k < l->n_items; k++)
+                    same = l->items[k]->id == pg[i].ids[k];
+                if (!same) {
+                    if (bad < 5)
+                        log_warn("bench.verify", "category=%s page=%d items=%zu sqlite_items=%zu "
+                                 "first_id=%llu sqlite_first_id=%llu msg=\"pages differ\"",
+                                 pg[i].category, p, l->n_items, pg[i].nids,
+                                 (unsigned long long)(l->n_items ? l->items[0]->id : 0),
+                                 (unsigned long long)(pg[i].nids ? pg[i].ids[0] : 0));
+                    bad++;
+                }
+                *items += l->n_items;
+            }
+            clen = l->next_cursor.len <= sizeof cursor ? l->next_cursor.len : 0;
+            if (clen)
+                memcpy(cursor, l->next_cursor.data, clen);
+            else
+                ended = true;
+            wire_free(r);
+        }
+    }
+    zio_close(&s);
+    return bad;
+}
+
+/* ------------------------------------------------------------------------- */
+/* measured runs                                                              */
+
+typedef enum { E_BULLETIN = 0, E_EMPTY = 1, E_SQLITE = 2, E_N = 3 } s_engine;
+static const char *s_engine_name[E_N] = {"Bulletin", "empty handler", "SQLite"};
+
+typedef struct {
+    s_engine eng;
+    const s_page *pg;
+    size_t npg;
+    const char *front;
+    const char *dbpath;
+    void *ctx;
+    atomic_int *ready; /* clients warmed up */
+    atomic_bool *go, *stop;
+} s_shared;
+
+typedef struct {
+    s_shared *sh;
+    int idx;
+    int64_t *lat;  /* us */
+    size_t n, cap, errors;
+    bool ok;
+} s_client;
+
+static void s_lat_add(s_client *c, int64_t us)
+{
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 4096;
+        int64_t *nl = realloc(c->lat, nc * sizeof *nl);
+        if (!nl) {
+            c->errors++;
+            return;
+        }
+        c->lat = nl;
+        c->cap = nc;
+    }
+    c->lat[c->n++] = us;
+}
+
+static void s_client_error(s_client *c, const char *what, size_t q)
+{
+    if (c->errors++ < 5)
+        log_warn("bench.client_error", "engine=%s client=%d query=%zu why=\"%s\"",
+                 s_engine_name[c->sh->eng], c->idx, q, what);
+}
+
+/* Tell the main thread this client is warm, wait for everyone's start. */
+static void s_start_wait(s_shared *sh)
+{
+    atomic_fetch_add(sh->ready, 1);
+    while (!atomic_load(sh->go))
+        usleep(200);
+}
+
+static void *s_client_bulletin(void *arg)
+{
+    s_client *c = arg;
+    s_shared *sh = c->sh;
+    void *s = zio_socket(sh->ctx, ZMQ_DEALER, 0, 0);
+    bool up = s && zio_connect(s, sh->front) == 0;
+    size_t q = (size_t)c->idx * 37 % sh->npg;
+    /* warm-up: connection made, first pages touched */
+    for (int i = 0; up && i < 10; i++) {
+        char why[256];
+        wire_free(s_roundtrip(s, sh->pg[q].req.data, sh->pg[q].req.len, (int)o_timeout_ms, why, sizeof why));
+    }
+    s_start_wait(sh);
+    while (up && !atomic_load_explicit(sh->stop, memory_order_relaxed)) {
+        const s_page *p = &sh->pg[q];
+        char why[256] = "";
+        int64_t t0 = clock_mono_us();
+        if (zmq_send(s, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(s, p->req.data, p->req.len, 0) < 0) {
+            s_client_error(c, "send failed", q);
+            break;
+        }
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        int rc;
+        while ((rc = zmq_poll(&it, 1, (long)o_timeout_ms)) < 0 && errno == EINTR)
+            ;
+        zmq_msg_t body;
+        if (rc <= 0 || zio_recv_body(s, &body, 0) < 0) {
+            s_client_error(c, "no reply within the timeout", q);
+            break;
+        }
+        int64_t t1 = clock_mono_us();
+        wire_code code;
+        Bulletin__Reply *r = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor,
+                                                            zmq_msg_data(&body), zmq_msg_size(&body),
+                                                            WIRE_BUDGET(zmq_msg_size(&body)), &code,
+                                                            why, sizeof why);
+        zmq_msg_close(&body);
+        size_t want = sh->eng == E_EMPTY ? 0 : p->nids;
+        if (!s_ok(r) || r->request_id != q + 1 || r->body_case != BULLETIN__REPLY__BODY_LIST ||
+            r->list->n_items != want)
+            s_client_error(c, r ? (s_status_text(r)[0] ? s_status_text(r) : "unexpected reply") : why, q);
+        else
+            s_lat_add(c, t1 - t0);
+        wire_free(r);
+        q = (q + 1) % sh->npg;
+    }
+    zio_close(&s);
+    if (!up)
+        s_client_error(c, "cannot connect", 0);
+    return NULL;
+}
+
+static void *s_client_sqlite(void *arg)
+{
+    s_client *c = arg;
+    s_shared *sh = c->sh;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool up = sqlite3_open_v2(sh->dbpath, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
+                  SQLITE_OK &&
+              sqlite3_prepare_v2(db, s_sql_page, -1, &st, NULL) == SQLITE_OK;
+    size_t q = (size_t)c->idx * 37 % sh->npg;
+    for (int i = 0; up && i < 10; i++)
+        s_sqlite_page(st, sh->pg[q].category, sh->pg[q].after_pub, sh->pg[q].after_id, NULL, NULL, NULL);
+    s_start_wait(sh);
+    if (!up)
+        s_client_error(c, "cannot open the SQLite file", 0);
+    while (up && !atomic_load_explicit(sh->stop, memory_order_relaxed)) {
+        const s_page *p = &sh->pg[q];
+        int64_t t0 = clock_mono_us();
+        int n = s_sqlite_page(st, p->category, p->after_pub, p->after_id, NULL, NULL, NULL);
+        int64_t t1 = clock_mono_us();
+        if (n < 0 || (size_t)n != p->nids)
+            s_client_error(c, "wrong number of rows", q);
+        else
+            s_lat_add(c, t1 - t0);
+        q = (q + 1) % sh->npg;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return NULL;
+}
+
+typedef struct {
+    s_engine eng;
+    int workers, clients;
+    size_t requests, errors;
+    double wall_s, qps, p50, p99, max;
+    double broker_us, worker_us, client_us; /* CPU per request; -1 = n/a */
+    bool done;
+} s_row;
+
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double s_pct(const int64_t *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    size_t i = (size_t)(p * (double)n + 0.999999);
+    i = i ? i - 1 : 0;
+    return (double)v[i < n ? i : n - 1];
+}
+
+static int s_measure(s_engine eng, int nclients, const s_stack *sk, s_shared *sh, s_row *row)
+{
+    memset(row, 0, sizeof *row);
+    row->eng = eng;
+    row->workers = eng == E_SQLITE ? 0 : sk->nworkers;
+    row->clients = nclients;
+    row->broker_us = row->worker_us = row->client_us = -1;
+    s_client cl[S_MAX_CLIENTS];
+    pthread_t th[S_MAX_CLIENTS];
+    memset(cl, 0, sizeof cl);
+    atomic_int ready = 0;
+    atomic_bool go = false, stop = false;
+    sh->eng = eng;
+    sh->ready = &ready;
+    sh->go = &go;
+    sh->stop = &stop;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; c++)
+        CPU_SET((int)c, &all);
+    if (eng == E_SQLITE)
+        pthread_attr_setaffinity_np(&attr, sizeof all, &all);
+    else
+        pthread_attr_setaffinity_np(&attr, sizeof all, s_client_any ? &all : &s_client_set);
+    int started = 0;
+    for (int i = 0; i < nclients; i++) {
+        cl[i].sh = sh;
+        cl[i].idx = i;
+        if (pthread_create(&th[i], &attr, eng == E_SQLITE ? s_client_sqlite : s_client_bulletin,
+                           &cl[i]) != 0)
+            break;
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    if (started < nclients) {
+        log_error("bench.run", "msg=\"cannot start client threads\" started=%d", started);
+        atomic_store(&stop, true);
+        atomic_store(&go, true);
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        for (int i = 0; i < started; i++)
+            free(cl[i].lat);
+        return -1;
+    }
+    while (atomic_load(&ready) < nclients)
+        usleep(1000);
+    atomic_store(&go, true);
+    double b0 = s_proc_cpu_us(sk->broker_pid), w0 = 0, c0 = s_self_cpu_us();
+    for (int i = 0; i < sk->nworkers; i++)
+        w0 += s_proc_cpu_us(sk->worker_pid[i]);
+    int64_t t0 = clock_mono_us();
+    usleep((useconds_t)(o_seconds * 1000000));
+    atomic_store(&stop, true);
+    for (int i = 0; i < nclients; i++)
+        pthread_join(th[i], NULL);
+    int64_t t1 = clock_mono_us();
+    double b1 = s_proc_cpu_us(sk->broker_pid), w1 = 0, c1 = s_self_cpu_us();
+    for (int i = 0; i < sk->nworkers; i++)
+        w1 += s_proc_cpu_us(sk->worker_pid[i]);
+    size_t total = 0;
+    for (int i = 0; i < nclients; i++)
+        total += cl[i].n;
+    int64_t *all_lat = malloc((total ? total : 1) * sizeof *all_lat);
+    size_t k = 0;
+    for (int i = 0; i < nclients; i++) {
+        if (all_lat)
+            memcpy(all_lat + k, cl[i].lat, cl[i].n * sizeof *all_lat);
+        k += cl[i].n;
+        row->errors += cl[i].errors;
+        free(cl[i].lat);
+    }
+    row->requests = total;
+    row->wall_s = (double)(t1 - t0) / 1e6;
+    row->qps = (double)total / row->wall_s;
+    if (all_lat) {
+        qsort(all_lat, total, sizeof *all_lat, s_cmp_i64);
+        row->p50 = s_pct(all_lat, total, 0.50);
+        row->p99 = s_pct(all_lat, total, 0.99);
+        row->max = total ? (double)all_lat[total - 1] : 0;
+    }
+    free(all_lat);
+    if (total) {
+        if (eng != E_SQLITE && b0 >= 0 && b1 >= 0)
+            row->broker_us = (b1 - b0) / (double)total;
+        if (eng != E_SQLITE && sk->nworkers)
+            row->worker_us = (w1 - w0) / (double)total;
+        row->client_us = (c1 - c0) / (double)total;
+    }
+    row->done = true;
+    log_info("bench.done", "engine=\"%s\" workers=%d clients=%d requests=%zu errors=%zu qps=%.0f "
+             "p50_us=%.0f p99_us=%.0f broker_us=%.1f worker_us=%.1f client_us=%.1f",
+             s_engine_name[eng], row->workers, nclients, total, row->errors, row->qps, row->p50,
+             row->p99, row->broker_us, row->worker_us, row->client_us);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* report                                                                     */
+
+typedef struct {
+    const s_corpus *corpus;
+    const s_load_result *load;
+    const s_boot_result *boot;
+    size_t nboot;
+    const s_row *rows;
+    size_t nrows;
+    size_t nqueries, ncategories, verified_items, beyond;
+    long mismatched_pages;
+    double sqlite_build_s;
+    char sqlite_plan[512], load_before[128], load_after[128], command[1024];
+} s_report_in;
+
+static void s_read_line(const char *path, const char *prefix, char *out, size_t cap)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, prefix, strlen(prefix))) {
+            const char *v = strchr(line, ':');
+            v = v ? v + 1 : line;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t n = strcspn(v, "\n");
+            n = n < cap - 1 ? n : cap - 1;
+            memcpy(out, v, n);
+            out[n] = 0;
+            break;
+        }
+    fclose(f);
+}
+
+static void s_loadavg(char *out, size_t cap)
+{
+    out[0] = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    double a, b, c;
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+        snprintf(out, cap, "%.2f %.2f %.2f", a, b, c);
+    fclose(f);
+}
+
+static void s_fmt_us(char *out, size_t cap, double v)
+{
+    if (v < 0)
+        snprintf(out, cap, "–");
+    else
+        snprintf(out, cap, "%.1f", v);
+}
+
+static const s_row *s_find(const s_report_in *in, s_engine eng, int workers, int clients)
+{
+    for (size_t i = 0; i < in->nrows; i++)
+        if (in->rows[i].done && in->rows[i].eng == eng && in->rows[i].clients == clients &&
+            (eng == E_SQLITE || in->rows[i].workers == workers))
+            return &in->rows[i];
+    return NULL;
+}
+
+static void s_report(FILE *out, const s_report_in *in)
+{
+    char cpu[256], kernel[256] = "";
+    s_read_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(kernel, sizeof kernel, "%s %s", u.sysname, u.release);
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    fprintf(out, "## Read tier: List through the broker (bulletin-bench-list)\n\n");
+    fprintf(out, "Command: `%s`\n\n", in->command);
+    fprintf(out, "- machine: %ld CPUs (nproc), %s, %s; libzmq %d.%d.%d, SQLite %s\n",
+            sysconf(_SC_NPROCESSORS_ONLN), cpu, kernel, major, minor, patch, sqlite3_libversion());
+    fprintf(out, "- load average before / after: %s / %s\n", in->load_before, in->load_after);
+    fprintf(out, "- pinning: client threads, the bench's ZeroMQ I/O thread and bulletin-query on CPU "
+                 "%s; workers (bulletin-worker or empty handler) on CPU %s; SQLite threads on all "
+                 "CPUs; store and ingest unpinned (idle while measuring)\n",
+            s_client_any ? "any" : o_client_cpus, s_worker_any ? "any" : o_worker_cpus);
+    fprintf(out, "- corpus: %s — %zu lines, %zu articles written (%zu skipped before ingest, %zu "
+                 "rejected by ingest), max_seq %llu; loaded in batches of %d in %.1f s (%.0f "
+                 "articles/s)\n",
+            o_corpus, in->corpus->lines, in->load->written, in->corpus->skipped,
+            in->load->rejected, (unsigned long long)in->load->max_seq, S_BATCH, in->load->seconds,
+            in->load->seconds > 0 ? (double)in->load->written / in->load->seconds : 0);
+    fprintf(out, "- query set: %s — %zu queries (%zu categories, newest first, %lld per page; "
+                 "page k is requested with the cursor of page k-1; %zu left out: past the end of "
+                 "their category); every page checked against SQLite's: %ld of %zu differ (%zu "
+                 "items compared)\n",
+            o_queries, in->nqueries, in->ncategories, o_page, in->beyond, in->mismatched_pages,
+            in->nqueries - in->beyond, in->verified_items);
+    fprintf(out, "- SQLite: one table, index (category, published_at DESC, id DESC), built in "
+                 "%.1f s; page query `%s`; plan: %s\n",
+            in->sqlite_build_s, s_sql_page, in->sqlite_plan);
+    fprintf(out, "- %lld s per configuration, closed loop (one request in flight per client), "
+                 "worker credit %lld; latency = send to reply received (decoding the reply is "
+                 "not included); CPU = user+system of the process over the run ÷ requests\n\n",
+            o_seconds, o_credit);
+
+    fprintf(out, "| engine | workers | clients | requests | errors | QPS | p50 µs | p99 µs | max µs "
+                 "| broker CPU µs/req | worker CPU µs/req | client CPU µs/req |\n");
+    fprintf(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < in->nrows; i++) {
+        const s_row *r = &in->rows[i];
+        if (!r->done)
+            continue;
+        char b[32], w[32], c[32];
+        s_fmt_us(b, sizeof b, r->broker_us);
+        s_fmt_us(w, sizeof w, r->worker_us);
+        s_fmt_us(c, sizeof c, r->client_us);
+        fprintf(out, "| %s | %s%d | %d | %zu | %zu | %.0f | %.0f | %.0f | %.0f | %s | %s | %s |\n",
+                s_engine_name[r->eng], r->eng == E_SQLITE ? "in-process " : "",
+                r->eng == E_SQLITE ? 0 : r->workers, r->clients, r->requests, r->errors, r->qps,
+                r->p50, r->p99, r->max, b, w, c);
+    }
+
+    fprintf(out, "\nBulletin next to the floor and SQLite (same clients):\n\n");
+    fprintf(out, "| workers | clients | Bulletin p50 µs | empty p50 µs | Bulletin − empty µs | "
+                 "Bulletin/empty QPS | SQLite p50 µs | Bulletin/SQLite p50 |\n");
+    fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < in->nrows; i++) {
+        const s_row *b = &in->rows[i];
+        if (!b->done || b->eng != E_BULLETIN)
+            continue;
+        const s_row *e = s_find(in, E_EMPTY, b->workers, b->clients);
+        const s_row *q = s_find(in, E_SQLITE, 0, b->clients);
+        char ep[32] = "–", d[32] = "–", rq[32] = "–", qp[32] = "–", rat[32] = "–";
+        if (e) {
+            snprintf(ep, sizeof ep, "%.0f", e->p50);
+            snprintf(d, sizeof d, "%+.0f", b->p50 - e->p50);
+            snprintf(rq, sizeof rq, "%.2fx", e->qps > 0 ? b->qps / e->qps : 0);
+        }
+        if (q) {
+            snprintf(qp, sizeof qp, "%.0f", q->p50);
+            snprintf(rat, sizeof rat, "%.1fx", q->p50 > 0 ? b->p50 / q->p50 : 0);
+        }
+        fprintf(out, "| %d | %d | %.0f | %s | %s | %s | %s | %s |\n", b->workers, b->clients,
+                b->p50, ep, d, rq, qp, rat);
+    }
+
+    if (in->nboot) {
+        fprintf(out, "\nReplica bootstrap (a fresh bulletin-worker syncs %zu articles from seq 0; "
+                     "spawn to READY, which a worker sends after its first Sync; worker on CPU %s, "
+                     "store on CPU %s):\n\n",
+                in->load->written, s_worker_any ? "any" : o_worker_cpus,
+                s_client_any ? "any" : o_client_cpus);
+        fprintf(out, "| --sync-max-changes | seconds | articles/s | worker CPU s | store CPU s |\n");
+        fprintf(out, "|---|---:|---:|---:|---:|\n");
+        for (size_t i = 0; i < in->nboot; i++) {
+            const s_boot_result *b = &in->boot[i];
+            char sm[32];
+            snprintf(sm, sizeof sm, b->sync_max ? "%lld" : "0 (store default)", b->sync_max);
+            if (b->failed)
+                fprintf(out, "| %s | failed | | | |\n", sm);
+            else
+                fprintf(out, "| %s | %.2f | %.0f | %.2f | %.2f |\n", sm, b->seconds,
+                        (double)in->load->written / b->seconds, b->worker_cpu_s, b->store_cpu_s);
+        }
+    }
+
+    /* targets */
+    const s_row *b1 = s_find(in, E_BULLETIN, 1, 1), *e1 = s_find(in, E_EMPTY, 1, 1);
+    double worst_broker = -1;
+    for (size_t i = 0; i < in->nrows; i++)
+        if (in->rows[i].done && in->rows[i].eng == E_BULLETIN && in->rows[i].broker_us > worst_broker)
+            worst_broker = in->rows[i].broker_us;
+    double best_boot = 0;
+    for (size_t i = 0; i < in->nboot; i++)
+        if (!in->boot[i].failed && in->boot[i].seconds > 0 &&
+            (double)in->load->written / in->boot[i].seconds > best_boot)
+            best_boot = (double)in->load->written / in->boot[i].seconds;
+    double def_boot = in->nboot && !in->boot[0].failed && in->boot[0].seconds > 0
+                          ? (double)in->load->written / in->boot[0].seconds : 0;
+    fprintf(out, "\nTargets:\n\n| target | result | |\n|---|---|---|\n");
+    if (b1)
+        fprintf(out, "| list p50 ≤ 250 µs through the broker (1 worker, 1 client) | %.0f µs | %s |\n",
+                b1->p50, b1->p50 <= 250 ? "met" : "**missed**");
+    if (b1 && e1)
+        fprintf(out, "| within 50 µs of the empty-handler floor (1 worker, 1 client) | %.0f − %.0f = "
+                     "%+.0f µs | %s |\n", b1->p50, e1->p50, b1->p50 - e1->p50,
+                b1->p50 - e1->p50 <= 50 ? "met" : "**missed**");
+    if (worst_broker >= 0)
+        fprintf(out, "| broker CPU ≤ 10 µs per request | worst Bulletin configuration %.1f µs | %s |\n",
+                worst_broker, worst_broker <= 10 ? "met" : "**missed**");
+    if (in->nboot)
+        fprintf(out, "| bootstrap ≥ 100,000 articles/s | default %.0f/s, best %.0f/s | %s |\n",
+                def_boot, best_boot, def_boot >= 100000 ? "met" : best_boot >= 100000 ? "met only with a larger chunk" : "**missed**");
+    fprintf(out, "\n");
+}
+
+/* ------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    switch (cfg_parse("bulletin-bench-list",
+                      "Read-tier benchmark: List through bulletin-query to bulletin-worker on the "
+                      "reference corpus, next to the same pages from an indexed SQLite query and "
+                      "to the empty-handler floor of the same request path; broker and worker CPU "
+                      "per request; replica bootstrap speed. Spawns its own stack on free loopback "
+                      "ports. Prints a markdown report on stdout.",
+                      s_opts, S_NOPTS, argc, argv)) {
+    case CFG_HELP:
+        return 0;
+    case CFG_ERROR:
+        return 2;
+    }
+    log_init(o_fake_worker ? "bench-empty-worker" : "bench");
+    if (o_credit < 1 || o_credit > BROKER_CREDIT_MAX) {
+        fprintf(stderr, "bulletin-bench-list: --credit must be 1..%d\n", BROKER_CREDIT_MAX);
+        return 2;
+    }
+    if (o_fake_worker)
+        return s_fake_worker();
+    long long workers[8], clients[16], sync_max[8];
+    int nw = s_parse_list(o_workers, workers, 8, "workers", S_MAX_WORKERS);
+    int nc = s_parse_list(o_clients, clients, 16, "clients", S_MAX_CLIENTS);
+    int nsm = o_no_bootstrap ? 0 : s_parse_list(o_sync_max, sync_max, 8, "sync-max-changes", 1000000);
+    if (nw < 0 || nc < 0 || nsm < 0)
+        return 2;
+    for (int i = 0; i < nw; i++)
+        if (workers[i] < 1) {
+            fprintf(stderr, "bulletin-bench-list: --workers: at least 1\n");
+            return 2;
+        }
+    for (int i = 0; i < nc; i++)
+        if (clients[i] < 1) {
+            fprintf(stderr, "bulletin-bench-list: --clients: at least 1\n");
+            return 2;
+        }
+    bool run[E_N] = {strstr(o_engines, "bulletin") != NULL, strstr(o_engines, "empty") != NULL,
+                     strstr(o_engines, "sqlite") != NULL};
+    if (o_seconds < 1 || o_seconds > 3600 || o_page < 1 || o_page > 1000 || o_timeout_ms < 100 ||
+        o_articles < 0) {
+        fprintf(stderr, "bulletin-bench-list: --seconds 1..3600, --page 1..1000, --timeout-ms >= 100, "
+                        "--articles >= 0\n");
+        return 2;
+    }
+    if (s_cpus_parse(o_client_cpus, &s_client_set, &s_client_any) < 0 ||
+        s_cpus_parse(o_worker_cpus, &s_worker_set, &s_worker_any) < 0) {
+        fprintf(stderr, "bulletin-bench-list: --client-cpus / --worker-cpus: comma-separated CPU "
+                        "numbers below %ld, or \"\"\n", sysconf(_SC_NPROCESSORS_ONLN));
+        return 2;
+    }
+    struct stat dst;
+    if (stat(o_data_dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        fprintf(stderr, "bulletin-bench-list: --data-dir %s is not a directory\n", o_data_dir);
+        return 2;
+    }
+    s_stack sk;
+    memset(&sk, 0, sizeof sk);
+    if (o_bin_dir) {
+        snprintf(sk.bin, sizeof sk.bin, "%s", o_bin_dir);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", sk.bin, sizeof sk.bin - 1);
+        sk.bin[n > 0 ? n : 0] = 0;
+        char *slash = strrchr(sk.bin, '/');
+        if (slash)
+            *slash = 0;
+    }
+    const char *need[] = {"bulletin-store", "bulletin-ingest", "bulletin-query", "bulletin-worker"};
+    for (size_t i = 0; i < 4; i++) {
+        char p[PATH_MAX];
+        s_path(p, sizeof p, sk.bin, need[i]);
+        if (access(p, X_OK) != 0) {
+            fprintf(stderr, "bulletin-bench-list: %s not found in %s (build it, or --bin-dir)\n",
+                    need[i], sk.bin);
+            return 2;
+        }
+    }
+    s_report_in rin;
+    memset(&rin, 0, sizeof rin);
+    size_t used = 0;
+    for (int i = 0; i < argc && used + 2 < sizeof rin.command; i++)
+        used += (size_t)snprintf(rin.command + used, sizeof rin.command - used, "%s%s", i ? " " : "",
+                                 i ? argv[i] : "bulletin-bench-list");
+    s_loadavg(rin.load_before, sizeof rin.load_before);
+    /* the main thread (and so the ZeroMQ I/O thread it creates) runs where the clients run */
+    if (!s_client_any)
+        sched_setaffinity(0, sizeof s_client_set, &s_client_set);
+
+    s_query *qs = NULL;
+    size_t nq = 0;
+    s_corpus corpus;
+    if (s_queries_load(o_queries, &qs, &nq) < 0)
+        return 1;
+    int64_t t = clock_mono_us();
+    if (s_corpus_load(&corpus, o_corpus, (size_t)o_articles) < 0)
+        return 1;
+    log_info("bench.corpus", "path=%s articles=%zu lines=%zu ms=%" PRId64, o_corpus, corpus.n,
+             corpus.lines, (clock_mono_us() - t) / 1000);
+    rin.corpus = &corpus;
+    rin.nqueries = nq;
+    for (size_t i = 0; i < nq; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = !strcmp(qs[i].category, qs[j].category);
+        rin.ncategories += !seen;
+    }
+
+    void *ctx = zmq_ctx_new();
+    snprintf(sk.dir, sizeof sk.dir, "%s/bulletin-bench-list-XXXXXX", o_data_dir);
+    if (!ctx || !mkdtemp(sk.dir)) {
+        log_error("bench.start", "dir=%s error=\"%s\"", sk.dir, strerror(errno));
+        return 1;
+    }
+    int rc = 1;
+    s_load_result load;
+    s_boot_result boot[8];
+    s_row rows[3 * 8 * 16];
+    size_t nrows = 0;
+    s_page *pg = calloc(nq, sizeof *pg);
+    char dbpath[PATH_MAX];
+    s_path(dbpath, sizeof dbpath, sk.dir, "sqlite.db");
+    memset(rows, 0, sizeof rows);
+    memset(&load, 0, sizeof load);
+    rin.load = &load;
+    if (!pg || s_store_start(&sk, ctx) < 0 || s_load(&sk, ctx, &corpus, &load) < 0)
+        goto out;
+    s_stop(&sk.ingest_pid, "bulletin-ingest"); /* not needed any more */
+    /* phase 2: bootstrap (store on the client CPUs, the worker on the worker CPUs) */
+    s_pin_process(sk.store_pid, &s_client_set, s_client_any);
+    for (int i = 0; i < nsm; i++) {
+        if (s_bootstrap(&sk, ctx, sync_max[i], load.max_seq, i, &boot[i]) < 0)
+            log_error("bench.bootstrap", "sync_max_changes=%lld msg=\"failed\"", sync_max[i]);
+        rin.nboot++;
+    }
+    rin.boot = boot;
+    /* phase 3: SQLite, and the reference pages */
+    if (s_sqlite_build(dbpath, &corpus, &rin.sqlite_build_s) < 0)
+        goto out;
+    s_sqlite_plan(dbpath, rin.sqlite_plan, sizeof rin.sqlite_plan);
+    for (size_t i = 0; i < nq; i++) {
+        pg[i].category = qs[i].category;
+        pg[i].page = qs[i].page;
+    }
+    if (s_pages_prepare(dbpath, pg, nq) < 0)
+        goto out;
+    size_t kept = 0;
+    for (size_t i = 0; i < nq; i++)
+        if (!pg[i].beyond)
+            pg[kept++] = pg[i];
+        else
+            free(pg[i].ids);
+    if (kept < nq)
+        log_warn("bench.queries", "msg=\"pages past the end of their category are left out\" "
+                 "queries=%zu kept=%zu", nq, kept);
+    rin.beyond = nq - kept;
+    nq = kept;
+    if (nq == 0) {
+        log_error("bench.queries", "msg=\"no query has a page in this corpus\"");
+        goto out;
+    }
+    log_info("bench.sqlite", "seconds=%.1f plan=\"%s\"", rin.sqlite_build_s, rin.sqlite_plan);
+    s_shared sh = {.pg = pg, .npg = nq, .dbpath = dbpath, .ctx = ctx};
+    if (run[E_SQLITE])
+        for (int ci = 0; ci < nc; ci++)
+            if (s_measure(E_SQLITE, (int)clients[ci], &sk, &sh, &rows[nrows]) == 0)
+                nrows++;
+    /* phases 4 and 5 */
+    int round = 0;
+    bool verified = false;
+    for (int wi = 0; wi < nw; wi++) {
+        for (int e = E_BULLETIN; e <= E_EMPTY; e++) {
+            if (!run[e] && !(e == E_BULLETIN && !verified))
+                continue;
+            if (s_read_tier_start(&sk, ctx, (int)workers[wi], e == E_EMPTY, load.max_seq, round++) < 0)
+                goto out;
+            if (e == E_BULLETIN) {
+                size_t items = 0;
+                long bad = s_pages_verify(ctx, sk.front_ep, pg, nq, load.max_seq, &items);
+                if (bad < 0)
+                    goto out;
+                if (!verified) {
+                    rin.mismatched_pages = bad;
+                    rin.verified_items = items;
+                }
+                log_info("bench.verify", "workers=%d pages=%zu differ=%ld items=%zu", sk.nworkers, nq,
+                         bad, items);
+                verified = true;
+            }
+            sh.front = sk.front_ep;
+            if (run[e])
+                for (int ci = 0; ci < nc; ci++)
+                    if (s_measure((s_engine)e, (int)clients[ci], &sk, &sh, &rows[nrows]) == 0)
+                        nrows++;
+            s_workers_stop(&sk);
+        }
+    }
+    rc = 0;
+out:
+    s_stack_stop(&sk);
+    s_loadavg(rin.load_after, sizeof rin.load_after);
+    rin.rows = rows;
+    rin.nrows = nrows;
+    if (rc == 0) {
+        s_report(stdout, &rin);
+        if (o_out) {
+            FILE *f = fopen(o_out, "w");
+            if (f) {
+                s_report(f, &rin);
+                fclose(f);
+            } else {
+                log_error("bench.out", "path=%s error=\"%s\"", o_out, strerror(errno));
+            }
+        }
+    }
+    size_t errs = 0;
+    for (size_t i = 0; i < nrows; i++)
+        errs += rows[i].errors;
+    for (size_t i = 0; pg && i < nq; i++) {
+        free(pg[i].ids);
+        free(pg[i].req.data);
+    }
+    free(pg);
+    for (size_t i = 0; i < rin.nqueries; i++)
+        free(qs[i].category);
+    free(qs);
+    s_corpus_free(&corpus);
+    zmq_ctx_term(ctx);
+    return rc != 0 || errs || rin.mismatched_pages ? 1 : 0;
+}
