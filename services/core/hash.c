@@ -36,43 +36,78 @@ static size_t s_clamp(size_t bytes)
     return bytes;
 }
 
-static void s_u64(crypto_generichash_state *st, uint64_t v)
+/* The encoding goes to BLAKE2b through a small staging buffer: the length
+ * prefixes and short strings are gathered and passed in one update, long
+ * strings go straight through. Same bytes, same order, so the same hash as
+ * one update per field; but ~3 updates per article instead of ~25 (each
+ * update has a fixed cost that dominated for 8-byte prefixes). */
+#define S_STAGE 2048
+
+typedef struct {
+    crypto_generichash_state st;
+    size_t n;
+    unsigned char buf[S_STAGE];
+} s_hasher;
+
+static void s_flush(s_hasher *h)
+{
+    if (h->n)
+        crypto_generichash_update(&h->st, h->buf, h->n);
+    h->n = 0;
+}
+
+static void s_put(s_hasher *h, const void *data, size_t len)
+{
+    if (len > S_STAGE - h->n) {
+        s_flush(h);
+        if (len > S_STAGE / 2) {
+            crypto_generichash_update(&h->st, data, len);
+            return;
+        }
+    }
+    memcpy(h->buf + h->n, data, len);
+    h->n += len;
+}
+
+static void s_u64(s_hasher *h, uint64_t v)
 {
     uint8_t b[8];
     for (int i = 0; i < 8; i++)
         b[i] = (uint8_t)(v >> (8 * i));
-    crypto_generichash_update(st, b, sizeof b);
+    s_put(h, b, sizeof b);
 }
 
-static void s_str(crypto_generichash_state *st, const char *s)
+static void s_str(s_hasher *h, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    s_u64(st, n);
+    s_u64(h, n);
     if (n)
-        crypto_generichash_update(st, (const unsigned char *)s, n);
+        s_put(h, s, n);
 }
 
 void hash_article_content(const Bulletin__Article *a, uint8_t out[HASH_CONTENT_BYTES])
 {
     static const char domain[] = "bulletin.article.v1";
-    crypto_generichash_state st;
+    s_hasher h;
+    h.n = 0;
     pthread_once(&s_once, s_init);
-    crypto_generichash_init(&st, NULL, 0, HASH_CONTENT_BYTES);
-    crypto_generichash_update(&st, (const unsigned char *)domain, sizeof domain);
-    s_str(&st, a->key);
-    s_str(&st, a->url);
-    s_str(&st, a->site);
-    s_str(&st, a->category);
-    s_str(&st, a->title);
-    s_str(&st, a->body);
-    s_u64(&st, a->n_tags);
+    crypto_generichash_init(&h.st, NULL, 0, HASH_CONTENT_BYTES);
+    s_put(&h, domain, sizeof domain);
+    s_str(&h, a->key);
+    s_str(&h, a->url);
+    s_str(&h, a->site);
+    s_str(&h, a->category);
+    s_str(&h, a->title);
+    s_str(&h, a->body);
+    s_u64(&h, a->n_tags);
     for (size_t i = 0; i < a->n_tags; i++)
-        s_str(&st, a->tags[i]);
-    s_str(&st, a->author);
-    s_str(&st, a->lang);
-    s_u64(&st, (uint64_t)a->published_at);
-    s_str(&st, a->raw);
-    crypto_generichash_final(&st, out, HASH_CONTENT_BYTES);
+        s_str(&h, a->tags[i]);
+    s_str(&h, a->author);
+    s_str(&h, a->lang);
+    s_u64(&h, (uint64_t)a->published_at);
+    s_str(&h, a->raw);
+    s_flush(&h);
+    crypto_generichash_final(&h.st, out, HASH_CONTENT_BYTES);
 }
 
 void hash_bytes(const void *data, size_t len, uint8_t *out, size_t bytes)

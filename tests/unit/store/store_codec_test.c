@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include <sodium.h>
 #include "store_codec.h"
 #include "store_db.h"
 
@@ -289,6 +290,86 @@ static void test_hash_stable(void **state)
     assert_memory_equal(h1, h2, 16);
 }
 
+/* The encoding of hash.c written out field by field, one BLAKE2b update per
+ * piece: hash_article_content gathers the pieces in a buffer, and must give
+ * the same digest for every size (short, around its buffer size, long). */
+static void s_ref_u64(crypto_generichash_state *st, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    crypto_generichash_update(st, b, 8);
+}
+
+static void s_ref_str(crypto_generichash_state *st, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    s_ref_u64(st, n);
+    crypto_generichash_update(st, (const unsigned char *)s, n);
+}
+
+static void s_ref_hash(const Bulletin__Article *a, uint8_t out[16])
+{
+    static const char domain[] = "bulletin.article.v1";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 16);
+    crypto_generichash_update(&st, (const unsigned char *)domain, sizeof domain);
+    s_ref_str(&st, a->key);
+    s_ref_str(&st, a->url);
+    s_ref_str(&st, a->site);
+    s_ref_str(&st, a->category);
+    s_ref_str(&st, a->title);
+    s_ref_str(&st, a->body);
+    s_ref_u64(&st, a->n_tags);
+    for (size_t i = 0; i < a->n_tags; i++)
+        s_ref_str(&st, a->tags[i]);
+    s_ref_str(&st, a->author);
+    s_ref_str(&st, a->lang);
+    s_ref_u64(&st, (uint64_t)a->published_at);
+    s_ref_str(&st, a->raw);
+    crypto_generichash_final(&st, out, 16);
+}
+
+static void test_hash_sizes(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0,    1,    7,    8,    127,  128,  129,  1000, 1023, 1024,
+                                   1025, 2000, 2040, 2047, 2048, 2049, 4096, 9000, 70000};
+    const size_t ns = sizeof sizes / sizeof sizes[0];
+    char *buf[3];
+    for (int k = 0; k < 3; k++) {
+        buf[k] = malloc(70001);
+        assert_non_null(buf[k]);
+        for (size_t i = 0; i < 70000; i++)
+            buf[k][i] = (char)('a' + (i * 7 + (size_t)k * 3) % 26);
+        buf[k][70000] = '\0';
+    }
+    uint8_t h1[16], h2[16];
+    for (size_t i = 0; i < ns; i++)
+        for (size_t j = 0; j < ns; j += 3) {
+            Bulletin__Article a = s_sample();
+            char *tags[3] = {buf[2] + 70000 - sizes[(i + j) % ns], "x", buf[2] + 70000 - sizes[j]};
+            buf[0][sizes[i]] = '\0';
+            buf[1][sizes[j]] = '\0';
+            a.title = buf[0];
+            a.body = buf[1];
+            a.tags = tags;
+            a.n_tags = 3;
+            a.raw = buf[0] + sizes[i] / 2;
+            hash_article_content(&a, h1);
+            s_ref_hash(&a, h2);
+            assert_memory_equal(h1, h2, 16);
+            buf[0][sizes[i]] = 'q';
+            buf[1][sizes[j]] = 'q';
+        }
+    Bulletin__Article a = s_sample();
+    hash_article_content(&a, h1);
+    s_ref_hash(&a, h2);
+    assert_memory_equal(h1, h2, 16);
+    for (int k = 0; k < 3; k++)
+        free(buf[k]);
+}
+
 static void test_hash_hex(void **state)
 {
     (void)state;
@@ -314,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_change_roundtrip),   cmocka_unit_test(test_chunk_and_feed_roundtrip),
         cmocka_unit_test(test_varint_edges),       cmocka_unit_test(test_article_meta),
         cmocka_unit_test(test_hash_stable),        cmocka_unit_test(test_hash_hex),
+        cmocka_unit_test(test_hash_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
