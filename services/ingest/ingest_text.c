@@ -2,7 +2,9 @@
  * ingest_text: normalization primitives. See ingest_text.h.
  *
  * Everything is one pass over the bytes. NFC goes through utf8proc, except
- * for pure ASCII text (most of it), which is already in NFC and is copied.
+ * for text made only of code points NFC never changes (s_nfc_stable: all of
+ * U+0000..U+02FF, CJK ideographs, most punctuation and symbols), which is
+ * already in NFC and is copied.
  * The in-place operations only ever shrink the text: a whitespace run becomes
  * one byte, CR LF becomes LF.
  */
@@ -42,11 +44,39 @@ size_t ingest_text_decode(const char *s, size_t n, uint32_t *cp)
     return (size_t)k;
 }
 
-static bool s_ascii(const char *s, size_t len)
+/* True when every code point of s is one that NFC leaves alone whatever its
+ * neighbours are: combining class 0, no canonical decomposition, and not part
+ * of any canonical composition pair (utf8proc's comb_index; Hangul jamo and
+ * syllables compose algorithmically, so they always take the slow path).
+ * Every code point below U+0300 qualifies (the combining marks start there),
+ * so Latin-1 and most European text is decided by the first test.
+ * A string of such code points is already in NFC (UAX #15 quick check:
+ * NFC_QC=Yes, no reordering), so it is copied instead of mapped. Invalid
+ * UTF-8 answers false: utf8proc then decides, as before. */
+static bool s_nfc_stable(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] & 0x80)
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
+        if (k <= 0)
             return false;
+        i += (size_t)k;
+        if (c < 0x300)
+            continue;
+        if ((c >= 0x1100 && c <= 0x11ff) || (c >= 0xa960 && c <= 0xa97f) ||
+            (c >= 0xac00 && c <= 0xd7ff))
+            return false;
+        const utf8proc_property_t *pr = utf8proc_get_property(c);
+        if (pr->combining_class != 0 || pr->comb_index != UINT16_MAX ||
+            (pr->decomp_seqindex != UINT16_MAX && pr->decomp_type == 0))
+            return false;
+    }
     return true;
 }
 
@@ -64,7 +94,7 @@ static char *s_copy(const char *s, size_t len, size_t *out_len)
 
 char *ingest_text_nfc(const char *s, size_t len, size_t *out_len)
 {
-    if (s_ascii(s, len))
+    if (s_nfc_stable(s, len))
         return s_copy(s, len, out_len);
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,

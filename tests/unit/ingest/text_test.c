@@ -9,6 +9,8 @@
 
 #include "ingest_text.h"
 
+#include <utf8proc.h>
+
 static void check(char *(*fn)(const char *, size_t, size_t *), const char *in, const char *want)
 {
     size_t n = 0;
@@ -29,6 +31,74 @@ static void test_nfc(void **state)
     check(ingest_text_nfc, "\xe1\x84\x80\xe1\x85\xa1", "\xea\xb0\x80");
     /* already NFC stays */
     check(ingest_text_nfc, "\xc3\xa9t\xc3\xa9", "\xc3\xa9t\xc3\xa9");
+}
+
+/* ingest_text_nfc copies text it judges already in NFC instead of mapping it:
+ * it must give exactly what utf8proc's NFC gives, for every code point, for
+ * every pair of code points below U+0300, and for random mixed strings. */
+static size_t s_enc(uint32_t cp, char *out)
+{
+    return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)out);
+}
+
+static void s_nfc_same(const char *in, size_t len)
+{
+    utf8proc_uint8_t *want = NULL;
+    utf8proc_ssize_t wn = utf8proc_map((const utf8proc_uint8_t *)in, (utf8proc_ssize_t)len, &want,
+                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    assert_true(wn >= 0);
+    size_t n = 0;
+    char *got = ingest_text_nfc(in, len, &n);
+    assert_non_null(got);
+    if (n != (size_t)wn || memcmp(got, want, n) != 0)
+        fail_msg("NFC differs from utf8proc for %zu bytes starting %02x %02x %02x %02x", len,
+                 (unsigned char)in[0], len > 1 ? (unsigned char)in[1] : 0,
+                 len > 2 ? (unsigned char)in[2] : 0, len > 3 ? (unsigned char)in[3] : 0);
+    free(got);
+    free(want);
+}
+
+static void test_nfc_fast_path(void **state)
+{
+    (void)state;
+    char buf[64];
+    /* every scalar value, alone and after a base letter */
+    for (uint32_t cp = 1; cp <= 0x10ffff; cp++) {
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            continue;
+        size_t n = s_enc(cp, buf);
+        s_nfc_same(buf, n);
+        buf[0] = 'a';
+        n = 1 + s_enc(cp, buf + 1);
+        s_nfc_same(buf, n);
+    }
+    /* every pair below U+0300 (the range decided without a table) */
+    for (uint32_t a = 1; a < 0x300; a++)
+        for (uint32_t b = 1; b < 0x300; b++) {
+            size_t n = s_enc(a, buf);
+            n += s_enc(b, buf + n);
+            s_nfc_same(buf, n);
+        }
+    /* random strings over a mix of stable and unstable code points */
+    static const uint32_t pool[] = {'a', 'e', 'o', ' ', 0xe9, 0x300, 0x301, 0x308, 0x327, 0x438,
+                                    0x306, 0x3b1, 0x342, 0x2019, 0x201c, 0x2026, 0x4e2d, 0x6587,
+                                    0x3001, 0x304b, 0x3099, 0x1100, 0x1161, 0x11a8, 0xac00,
+                                    0xf900, 0x2000, 0x212b, 0xff21, 0x1f600, 0x0bbe, 0x0bc6};
+    uint32_t x = 12345;
+    for (int t = 0; t < 20000; t++) {
+        size_t n = 0, k = 1 + (size_t)(t % 8);
+        for (size_t i = 0; i < k; i++) {
+            x = x * 1103515245u + 12345u;
+            n += s_enc(pool[(x >> 16) % (sizeof pool / sizeof pool[0])], buf + n);
+        }
+        s_nfc_same(buf, n);
+    }
+    /* what the fast path is for: such text comes back unchanged */
+    check(ingest_text_nfc, "\xe2\x80\x9cNa\xc3\xafve\xe2\x80\x9d \xe4\xb8\xad\xe6\x96\x87",
+          "\xe2\x80\x9cNa\xc3\xafve\xe2\x80\x9d \xe4\xb8\xad\xe6\x96\x87");
+    /* and text that must change still does */
+    check(ingest_text_nfc, "\xe2\x80\x9c" "e\xcc\x81", "\xe2\x80\x9c\xc3\xa9");
+    check(ingest_text_nfc, "\xe2\x84\xab", "\xc3\x85"); /* ANGSTROM SIGN -> A WITH RING */
 }
 
 static void test_title(void **state)
@@ -85,7 +155,8 @@ static void test_trim_inplace(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nfc),   cmocka_unit_test(test_title),
+        cmocka_unit_test(test_nfc),   cmocka_unit_test(test_nfc_fast_path),
+        cmocka_unit_test(test_title),
         cmocka_unit_test(test_field), cmocka_unit_test(test_body),
         cmocka_unit_test(test_lower), cmocka_unit_test(test_trim_inplace),
     };
