@@ -1,19 +1,33 @@
 /*
- * idx.c: the write side of the index (open, put, del, flush, clear, stats).
+ * idx.c: the write side of the index (open, put, del, flush, merge, clear,
+ * stats).
  *
  * idx_put analyzes the article once (title and body as separate fields,
  * positions from 0 in each), interns every term in a per-batch hash table
- * and appends one pending entry per (term, doc). idx_flush then touches each
- * term once per batch: it finds the block the new doc ids belong to (the
- * last block whose first id is <= the new id), merges, and rewrites that
- * block (splitting at 128 docs / 1800 bytes so a block never spills into
- * LMDB overflow pages). With ids arriving in increasing order this is an
- * append to the term's last block.
+ * and appends one pending entry per (term, doc) to that term's buffer.
  *
- * Removal (an update's old version, a delete) re-analyzes the old version
- * the caller passes, and deletes the doc from each of its terms' blocks.
- * A 32-bit hash of the indexed content, kept in the doc's column record,
- * catches a caller that passes the wrong old version.
+ * idx_flush writes the batch as a new SEGMENT (like Lucene's segments or
+ * FTS5's levels): every key starts with the segment id, which is larger
+ * than any before, so the whole flush is a sorted append (MDB_APPEND:
+ * sequential, full pages) instead of a read-modify-write of one block per
+ * distinct term scattered over the B-tree. A term's lexicon entry in a
+ * segment holds its df DELTA (postings added minus doc versions removed),
+ * so df = the sum over segments.
+ *
+ *   flush k:  seg 17 [a b c]  seg 18 [a c d]  ...  seg 24 [b d]
+ *   merge:    when the newest IDX_MERGE_FACTOR segments have the same level
+ *             (floor(log8(docs))), they are merged into one new segment
+ *             (tiered, like FTS5's automerge), so a term lives in
+ *             O(levels x factor) segments and each posting is rewritten
+ *             O(levels) times.
+ *
+ * Removal (an update's old version, a delete) writes no posting: the doc's
+ * column record says which flush ("generation") its postings come from;
+ * postings of an older generation are stale, skipped at query time in
+ * segments whose `dead` count is not 0, and dropped by the next merge. The
+ * removed version's terms get a -1 in the batch's df deltas. A 32-bit hash
+ * of the indexed content, kept in the column record, catches a caller that
+ * passes the wrong old version.
  */
 #include "idx_int.h"
 
@@ -54,11 +68,26 @@ size_t idx_term_key(const char *term, size_t len, uint8_t *out) {
     return 17;
 }
 
-size_t idx_post_key(const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out) {
-    memcpy(out, tk, tklen);
-    out[tklen] = 0;
-    idx_be64(out + tklen + 1, docid);
-    return tklen + 9;
+size_t idx_lex_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint8_t *out) {
+    idx_be32(out, seg);
+    memcpy(out + 4, tk, tklen);
+    return tklen + 4;
+}
+
+size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out) {
+    idx_be32(out, seg);
+    memcpy(out + 4, tk, tklen);
+    out[4 + tklen] = 0;
+    idx_be64(out + tklen + 5, docid);
+    return tklen + 13;
+}
+
+const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
+    if (!(p = idx_varint_get(p, end, &h->n)) || h->n == 0 || h->n > IDX_BLOCK_DOCS ||
+        !(p = idx_varint_get(p, end, &h->maxt)) || !(p = idx_varint_get(p, end, &h->maxb)) ||
+        !(p = idx_varint_get(p, end, &h->minlt)) || !(p = idx_varint_get(p, end, &h->minlb)))
+        return NULL;
+    return p;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -69,6 +98,7 @@ typedef struct {
     uint32_t keyoff;
     uint16_t keylen;
     uint32_t ndocs;
+    uint32_t removed; /* doc versions removed (df delta -1 each) */
     uint64_t last;
     bool unsorted;
     idx_bytes data; /* entries: docid[8 native] varint tft varint tfb positions... */
@@ -82,7 +112,7 @@ typedef struct {
 
 typedef struct {
     uint64_t id;
-    idx_col_rec rec;
+    idx_col_rec rec; /* rec.live: 1 = indexed by this batch (the flush sets the generation) */
 } s_pcol;
 
 struct idx_pending {
@@ -93,6 +123,11 @@ struct idx_pending {
     idx_bytes keys;
     s_pcol *cols;
     size_t ncols, capcols;
+    uint32_t *cslots; /* id -> cols index + 1 */
+    size_t ncslots;
+    uint32_t *dead;   /* generations that lost a doc version in this batch */
+    size_t ndead, capdead;
+    idx_segs segs;    /* scratch for flush */
     int64_t ddocs, dsum_t, dsum_b;
     uint64_t max_id;
     s_tok *toks;
@@ -117,6 +152,9 @@ static void s_pend_reset(struct idx_pending *pd) {
         memset(pd->slots, 0, pd->nslots * sizeof *pd->slots);
     pd->keys.len = 0;
     pd->ncols = 0;
+    if (pd->cslots)
+        memset(pd->cslots, 0, pd->ncslots * sizeof *pd->cslots);
+    pd->ndead = 0;
     pd->ddocs = pd->dsum_t = pd->dsum_b = 0;
     pd->max_id = 0;
 }
@@ -130,6 +168,8 @@ static void s_pend_free(struct idx_pending **pp) {
     free(pd->terms);
     idx_bytes_free(&pd->keys);
     free(pd->cols);
+    free(pd->cslots);
+    free(pd->dead);
     free(pd->toks);
     free(pd);
     *pp = NULL;
@@ -185,12 +225,68 @@ static long s_intern(struct idx_pending *pd, const uint8_t *k, size_t kl) {
     return (long)pd->nterms++;
 }
 
+static size_t s_id_slot(uint64_t id, size_t n) {
+    uint64_t h = id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (n - 1);
+}
+
+/* Index of the pending column record of id, or -1. */
+static long s_pcol_find(struct idx_pending *pd, uint64_t id) {
+    if (!pd->ncslots)
+        return -1;
+    for (size_t i = s_id_slot(id, pd->ncslots);; i = (i + 1) & (pd->ncslots - 1)) {
+        uint32_t v = pd->cslots[i];
+        if (!v)
+            return -1;
+        if (pd->cols[v - 1].id == id)
+            return (long)v - 1;
+    }
+}
+
+/* The pending column record of id (new and zeroed when absent), or NULL. */
+static s_pcol *s_pcol_get(struct idx_pending *pd, uint64_t id) {
+    long at = s_pcol_find(pd, id);
+    if (at >= 0)
+        return &pd->cols[at];
+    if ((pd->ncols + 1) * 2 > pd->ncslots) {
+        size_t n = pd->ncslots ? pd->ncslots * 2 : 1024;
+        uint32_t *sl = calloc(n, sizeof *sl);
+        if (!sl)
+            return NULL;
+        for (size_t i = 0; i < pd->ncols; i++) {
+            size_t k = s_id_slot(pd->cols[i].id, n);
+            while (sl[k])
+                k = (k + 1) & (n - 1);
+            sl[k] = (uint32_t)i + 1;
+        }
+        free(pd->cslots);
+        pd->cslots = sl;
+        pd->ncslots = n;
+    }
+    if (pd->ncols == pd->capcols) {
+        size_t c = pd->capcols ? pd->capcols * 2 : 256;
+        s_pcol *n = realloc(pd->cols, c * sizeof *n);
+        if (!n)
+            return NULL;
+        pd->cols = n;
+        pd->capcols = c;
+    }
+    size_t k = s_id_slot(id, pd->ncslots);
+    while (pd->cslots[k])
+        k = (k + 1) & (pd->ncslots - 1);
+    pd->cslots[k] = (uint32_t)pd->ncols + 1;
+    s_pcol *c = &pd->cols[pd->ncols++];
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    return c;
+}
+
 static int s_tok_cb(void *ud, const text_token *t) {
     struct idx_pending *pd = ud;
     uint8_t k[IDX_TERM_MAX + 1];
     size_t kl = idx_term_key(t->term, t->len, k);
     long ti = s_intern(pd, k, kl);
-    if (ti < 0 || (pd->ntoks == pd->captoks && 0)) {
+    if (ti < 0) {
         pd->err = 1;
         return 1;
     }
@@ -291,6 +387,9 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
     self->wt = o.title_weight > 0 ? o.title_weight : 2.0;
     self->typos = !o.no_typos;
     self->max_pending = o.max_pending_docs;
+    self->merge_factor = o.merge_factor >= 2 ? o.merge_factor : IDX_MERGE_FACTOR;
+    if (self->merge_factor > IDX_MAX_SEGS / 4)
+        self->merge_factor = IDX_MAX_SEGS / 4;
     text_options to = text_options_default();
     to.stopwords = o.stopwords;
     self->an = text_analyzer_new(&to);
@@ -310,6 +409,22 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
             idx_close(&self);
             return s_lmdb_fail("dbi_open", rc);
         }
+    }
+    /* an index written by the format before segments cannot be read */
+    idx_segs sg;
+    MDB_stat ms;
+    int rc = idx_segs_get(self, txn, &sg);
+    if (!rc)
+        rc = mdb_stat(txn, self->post, &ms);
+    if (rc) {
+        idx_close(&self);
+        return s_lmdb_fail("open", rc);
+    }
+    if (sg.format != IDX_FORMAT && ms.ms_entries > 0) {
+        log_error("idx.open", "err=\"index format %u, this build reads %d: clear and rebuild the index\"",
+                  sg.format, IDX_FORMAT);
+        idx_close(&self);
+        return IDX_FAILED_PRECONDITION;
     }
     *out = self;
     return IDX_OK;
@@ -463,26 +578,59 @@ static int64_t s_dict_assign(idx *self, MDB_txn *txn, char kind, const char *val
     return id;
 }
 
-uint64_t idx_lex_df(idx *self, MDB_txn *txn, const uint8_t *tk, size_t tklen) {
-    MDB_val k = {tklen, (void *)tk}, v;
-    if (mdb_get(txn, self->lex, &k, &v))
+int idx_segs_get(idx *self, MDB_txn *txn, idx_segs *s) {
+    memset(s, 0, offsetof(idx_segs, seg));
+    MDB_val k = {4, "segs"}, v;
+    int rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
         return 0;
-    uint64_t df = 0;
-    if (!idx_varint_get(v.mv_data, (uint8_t *)v.mv_data + v.mv_size, &df))
-        return 0;
-    return df;
+    if (rc)
+        return rc;
+    if (v.mv_size < offsetof(idx_segs, seg))
+        return MDB_CORRUPTED;
+    memcpy(s, v.mv_data, offsetof(idx_segs, seg));
+    if (s->nsegs > IDX_MAX_SEGS || v.mv_size != offsetof(idx_segs, seg) + s->nsegs * sizeof(idx_seg)) {
+        log_error("idx.corrupt", "what=segs size=%zu", v.mv_size);
+        s->nsegs = 0;
+        return MDB_CORRUPTED;
+    }
+    memcpy(s->seg, (const uint8_t *)v.mv_data + offsetof(idx_segs, seg), s->nsegs * sizeof(idx_seg));
+    return 0;
 }
 
-static int s_lex_add(idx *self, MDB_txn *txn, const uint8_t *tk, size_t tklen, int64_t delta) {
-    int64_t df = (int64_t)idx_lex_df(self, txn, tk, tklen) + delta;
-    MDB_val k = {tklen, (void *)tk};
-    if (df <= 0) {
-        int rc = mdb_del(txn, self->lex, &k, NULL);
-        return rc == MDB_NOTFOUND ? 0 : rc;
+static int s_segs_put(idx *self, MDB_txn *txn, idx_segs *s) {
+    s->format = IDX_FORMAT;
+    MDB_val k = {4, "segs"}, v = {offsetof(idx_segs, seg) + s->nsegs * sizeof(idx_seg), s};
+    return mdb_put(txn, self->meta, &k, &v, 0);
+}
+
+uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen) {
+    int64_t df = 0;
+    uint8_t kb[IDX_KEY_MAX];
+    for (size_t i = 0; i < segs->nsegs; i++) {
+        MDB_val k = {idx_lex_key(segs->seg[i].id, tk, tklen, kb), kb}, v;
+        uint64_t z;
+        if (mdb_get(txn, self->lex, &k, &v) == 0 &&
+            idx_varint_get(v.mv_data, (uint8_t *)v.mv_data + v.mv_size, &z))
+            df += idx_unzz(z);
     }
-    uint8_t b[10];
-    MDB_val v = {idx_varint_put(b, (uint64_t)df), b};
-    return mdb_put(txn, self->lex, &k, &v, 0);
+    return df > 0 ? (uint64_t)df : 0;
+}
+
+/* Put with MDB_APPEND (keys of a new segment are larger than all others);
+ * falls back to a plain put if a key is out of order. */
+static int s_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v) {
+    int rc = mdb_put(txn, dbi, k, v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn, dbi, k, v, 0);
+    return rc;
+}
+
+static int s_lex_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
+                       int64_t delta) {
+    uint8_t kb[IDX_KEY_MAX], vb[10];
+    MDB_val k = {idx_lex_key(seg, tk, tkl, kb), kb}, v = {idx_varint_put(vb, idx_zz(delta)), vb};
+    return s_put_app(txn, self->lex, &k, &v);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -491,125 +639,10 @@ static int s_lex_add(idx *self, MDB_txn *txn, const uint8_t *tk, size_t tklen, i
 typedef struct {
     uint64_t docid;
     uint64_t tft, tfb;
+    uint32_t lt, lb; /* field lengths of the doc (block bounds) */
     const uint8_t *pos;
     uint32_t poslen;
 } s_entry;
-
-/* Decode a block fully. Returns n or -1 when malformed. */
-static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e, size_t cap) {
-    const uint8_t *end = p + len;
-    uint64_t n, v;
-    if (!(p = idx_varint_get(p, end, &n)) || n == 0 || n > cap)
-        return -1;
-    e[0].docid = first;
-    for (uint64_t i = 1; i < n; i++) {
-        if (!(p = idx_varint_get(p, end, &v)))
-            return -1;
-        e[i].docid = e[i - 1].docid + v;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        if (!(p = idx_varint_get(p, end, &e[i].tft)) || !(p = idx_varint_get(p, end, &e[i].tfb)))
-            return -1;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        const uint8_t *s = p;
-        for (uint64_t k = 0; k < e[i].tft + e[i].tfb; k++)
-            if (!(p = idx_varint_get(p, end, &v)))
-                return -1;
-        e[i].pos = s;
-        e[i].poslen = (uint32_t)(p - s);
-    }
-    return (long)n;
-}
-
-static size_t s_entry_size(const s_entry *e, uint64_t prev) {
-    uint8_t b[10];
-    return idx_varint_put(b, e->docid - prev) + idx_varint_put(b, e->tft) +
-           idx_varint_put(b, e->tfb) + e->poslen;
-}
-
-/* Write entries e[0..n) (sorted, distinct) as blocks of term tk. */
-static int s_blocks_write(idx *self, MDB_txn *txn, const uint8_t *tk, size_t tkl,
-                          const s_entry *e, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i, bytes = 4;
-        while (j < n && j - i < IDX_BLOCK_DOCS) {
-            size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid);
-            if (j > i && bytes + s > IDX_BLOCK_BYTES)
-                break;
-            bytes += s;
-            j++;
-        }
-        idx_bytes *b = &self->scratch;
-        b->len = 0;
-        if (idx_bytes_reserve(b, bytes + 16))
-            return ENOMEM;
-        uint8_t *p = b->p;
-        p += idx_varint_put(p, j - i);
-        for (size_t k = i + 1; k < j; k++)
-            p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
-        for (size_t k = i; k < j; k++) {
-            p += idx_varint_put(p, e[k].tft);
-            p += idx_varint_put(p, e[k].tfb);
-        }
-        for (size_t k = i; k < j; k++) {
-            memcpy(p, e[k].pos, e[k].poslen);
-            p += e[k].poslen;
-        }
-        uint8_t kb[IDX_KEY_MAX];
-        MDB_val k = {idx_post_key(tk, tkl, e[i].docid, kb), kb};
-        MDB_val v = {(size_t)(p - b->p), b->p};
-        int rc = mdb_put(txn, self->post, &k, &v, 0);
-        if (rc)
-            return rc;
-        i = j;
-    }
-    return 0;
-}
-
-static bool s_same_term(const MDB_val *k, const uint8_t *tk, size_t tkl) {
-    return k->mv_size == tkl + 9 && memcmp(k->mv_data, tk, tkl) == 0 &&
-           ((uint8_t *)k->mv_data)[tkl] == 0;
-}
-
-/* Position cursor c on the block of term tk that should hold docid d (the
- * last block whose first id <= d, else the term's first block). Returns 0
- * with key and val set, MDB_NOTFOUND when the term has no block, or an error. */
-static int s_find_block(MDB_cursor *c, const uint8_t *tk, size_t tkl, uint64_t d, MDB_val *key,
-                        MDB_val *val) {
-    uint8_t kb[IDX_KEY_MAX];
-    MDB_val k = {idx_post_key(tk, tkl, d, kb), kb}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    bool next_ok = rc == 0 && s_same_term(&k, tk, tkl);
-    if (next_ok && idx_get_be64((uint8_t *)k.mv_data + tkl + 1) == d) {
-        *key = k;
-        *val = v;
-        return 0;
-    }
-    MDB_val pk, pv;
-    int prc = mdb_cursor_get(c, &pk, &pv, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
-    if (prc == 0 && s_same_term(&pk, tk, tkl)) {
-        *key = pk;
-        *val = pv;
-        return 0;
-    }
-    if (prc && prc != MDB_NOTFOUND)
-        return prc;
-    if (!next_ok)
-        return MDB_NOTFOUND;
-    /* reposition on the next block */
-    k.mv_size = idx_post_key(tk, tkl, d, kb);
-    k.mv_data = kb;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (rc)
-        return rc;
-    *key = k;
-    *val = v;
-    return 0;
-}
 
 typedef struct {
     s_entry *e;
@@ -635,75 +668,86 @@ static int s_entry_cmp(const void *a, const void *b) {
     return x->docid < y->docid ? -1 : x->docid > y->docid;
 }
 
-/* Merge the new entries ne[0..n) (sorted, not yet indexed) into term tk. */
-static int s_term_merge(idx *self, MDB_txn *txn, MDB_cursor *c, const uint8_t *tk, size_t tkl,
-                        const s_entry *ne, size_t n, s_entries *tmp) {
+/* Decode a block into e[0..n) (docid, tfs, positions). Returns n or -1. */
+static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e) {
+    const uint8_t *end = p + len;
+    idx_bhead h;
+    uint64_t v;
+    if (!(p = idx_block_head(p, end, &h)))
+        return -1;
+    e[0].docid = first;
+    for (uint64_t i = 1; i < h.n; i++) {
+        if (!(p = idx_varint_get(p, end, &v)))
+            return -1;
+        e[i].docid = e[i - 1].docid + v;
+    }
+    for (uint64_t i = 0; i < h.n; i++) {
+        if (!(p = idx_varint_get(p, end, &e[i].tft)) || !(p = idx_varint_get(p, end, &e[i].tfb)))
+            return -1;
+    }
+    for (uint64_t i = 0; i < h.n; i++) {
+        const uint8_t *s = p;
+        for (uint64_t k = 0; k < e[i].tft + e[i].tfb; k++)
+            if (!(p = idx_varint_get(p, end, &v)))
+                return -1;
+        e[i].pos = s;
+        e[i].poslen = (uint32_t)(p - s);
+    }
+    return (long)h.n;
+}
+
+static size_t s_entry_size(const s_entry *e, uint64_t prev) {
+    uint8_t b[10];
+    return idx_varint_put(b, e->docid - prev) + idx_varint_put(b, e->tft) +
+           idx_varint_put(b, e->tfb) + e->poslen;
+}
+
+/* Write entries e[0..n) (sorted, distinct) as blocks of term tk in segment seg. */
+static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
+                          const s_entry *e, size_t n) {
     size_t i = 0;
     while (i < n) {
-        MDB_val k, v;
-        int rc = s_find_block(c, tk, tkl, ne[i].docid, &k, &v);
-        if (rc == MDB_NOTFOUND)
-            return s_blocks_write(self, txn, tk, tkl, ne + i, n - i);
-        if (rc)
-            return rc;
-        uint64_t first = idx_get_be64((uint8_t *)k.mv_data + tkl + 1);
-        uint8_t oldkey[IDX_KEY_MAX];
-        size_t oldkl = k.mv_size;
-        memcpy(oldkey, k.mv_data, oldkl);
-        /* copy the block: the pages change under us */
-        idx_bytes *b2 = &self->scratch2;
-        b2->len = 0;
-        if (idx_bytes_reserve(b2, v.mv_size))
-            return ENOMEM;
-        memcpy(b2->p, v.mv_data, v.mv_size);
-        size_t blen = v.mv_size;
-        uint64_t limit = UINT64_MAX;
-        MDB_val nk, nv;
-        rc = mdb_cursor_get(c, &nk, &nv, MDB_NEXT);
-        if (rc == 0 && s_same_term(&nk, tk, tkl))
-            limit = idx_get_be64((uint8_t *)nk.mv_data + tkl + 1);
-        else if (rc && rc != MDB_NOTFOUND)
-            return rc;
-        size_t j = i;
-        while (j < n && ne[j].docid < limit)
+        size_t j = i, bytes = 24;
+        uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
+        while (j < n && j - i < IDX_BLOCK_DOCS) {
+            size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid);
+            if (j > i && bytes + s > IDX_BLOCK_BYTES)
+                break;
+            bytes += s;
+            if (e[j].tft > maxt)
+                maxt = e[j].tft;
+            if (e[j].tfb > maxb)
+                maxb = e[j].tfb;
+            if (e[j].lt < minlt)
+                minlt = e[j].lt;
+            if (e[j].lb < minlb)
+                minlb = e[j].lb;
             j++;
-        if (j == i) /* cannot happen: ne[i] < next block's first by construction */
-            j = i + 1;
-        if (s_entries_reserve(tmp, IDX_BLOCK_DOCS + (j - i)))
+        }
+        idx_bytes *b = &self->scratch;
+        b->len = 0;
+        if (idx_bytes_reserve(b, bytes + 16))
             return ENOMEM;
-        long bn = s_block_decode(b2->p, blen, first, tmp->e, IDX_BLOCK_DOCS);
-        if (bn < 0) {
-            log_error("idx.corrupt", "what=block first=%llu", (unsigned long long)first);
-            return MDB_CORRUPTED;
+        uint8_t *p = b->p;
+        p += idx_varint_put(p, j - i);
+        p += idx_varint_put(p, maxt);
+        p += idx_varint_put(p, maxb);
+        p += idx_varint_put(p, minlt);
+        p += idx_varint_put(p, minlb);
+        for (size_t k = i + 1; k < j; k++)
+            p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
+        for (size_t k = i; k < j; k++) {
+            p += idx_varint_put(p, e[k].tft);
+            p += idx_varint_put(p, e[k].tfb);
         }
-        /* merge in place from the back */
-        size_t a = (size_t)bn, bcount = j - i, out = a + bcount;
-        s_entry *e = tmp->e;
-        size_t x = a, y = bcount;
-        while (y > 0) {
-            if (x > 0 && e[x - 1].docid > ne[i + y - 1].docid)
-                e[--out] = e[--x];
-            else if (x > 0 && e[x - 1].docid == ne[i + y - 1].docid) {
-                /* already there (should not happen): the new one wins */
-                e[--out] = ne[i + y - 1];
-                x--;
-                y--;
-            } else
-                e[--out] = ne[i + --y];
+        for (size_t k = i; k < j; k++) {
+            memcpy(p, e[k].pos, e[k].poslen);
+            p += e[k].poslen;
         }
-        size_t total = a + bcount;
-        if (out > x) { /* duplicates collapsed: close the gap after e[0..x) */
-            memmove(e + x, e + out, (total - out) * sizeof *e);
-            total -= out - x;
-        }
-        /* the first block keeps its key when its first id is unchanged: overwrite */
-        if (e[0].docid != first) {
-            MDB_val dk = {oldkl, oldkey};
-            rc = mdb_del(txn, self->post, &dk, NULL);
-            if (rc)
-                return rc;
-        }
-        rc = s_blocks_write(self, txn, tk, tkl, e, total);
+        uint8_t kb[IDX_KEY_MAX];
+        MDB_val k = {idx_post_key(seg, tk, tkl, e[i].docid, kb), kb};
+        MDB_val v = {(size_t)(p - b->p), b->p};
+        int rc = s_put_app(txn, self->post, &k, &v);
         if (rc)
             return rc;
         i = j;
@@ -711,46 +755,335 @@ static int s_term_merge(idx *self, MDB_txn *txn, MDB_cursor *c, const uint8_t *t
     return 0;
 }
 
-/* Remove docid d from term tk. 1 if removed, 0 if absent, <0 / errno on error. */
-static int s_term_remove(idx *self, MDB_txn *txn, MDB_cursor *c, const uint8_t *tk, size_t tkl,
-                         uint64_t d, s_entries *tmp) {
-    MDB_val k, v;
-    int rc = s_find_block(c, tk, tkl, d, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc)
-        return -rc;
-    uint64_t first = idx_get_be64((uint8_t *)k.mv_data + tkl + 1);
-    if (first > d)
-        return 0;
-    uint8_t oldkey[IDX_KEY_MAX];
-    size_t oldkl = k.mv_size;
-    memcpy(oldkey, k.mv_data, oldkl);
-    idx_bytes *b2 = &self->scratch2;
-    b2->len = 0;
-    if (idx_bytes_reserve(b2, v.mv_size) || s_entries_reserve(tmp, IDX_BLOCK_DOCS))
-        return -ENOMEM;
-    memcpy(b2->p, v.mv_data, v.mv_size);
-    long bn = s_block_decode(b2->p, v.mv_size, first, tmp->e, IDX_BLOCK_DOCS);
-    if (bn < 0)
-        return -MDB_CORRUPTED;
-    long at = -1;
-    for (long i = 0; i < bn; i++)
-        if (tmp->e[i].docid == d)
-            at = i;
-    if (at < 0)
-        return 0;
-    memmove(tmp->e + at, tmp->e + at + 1, (size_t)(bn - at - 1) * sizeof(s_entry));
-    bn--;
-    if (bn == 0 || tmp->e[0].docid != first) {
-        MDB_val dk = {oldkl, oldkey};
-        rc = mdb_del(txn, self->post, &dk, NULL);
-        if (rc)
-            return -rc;
+/* ---------------------------------------------------------------------- */
+/* merging segments */
+
+static uint32_t s_level(uint64_t ndocs) {
+    uint32_t l = 0;
+    while (ndocs >= 8) {
+        ndocs >>= 3;
+        l++;
     }
-    if (bn > 0 && (rc = s_blocks_write(self, txn, tk, tkl, tmp->e, (size_t)bn)))
-        return -rc;
-    return 1;
+    return l;
+}
+
+/* column records read during a merge (copied: pages may move under writes) */
+typedef struct {
+    uint64_t chunk;
+    bool ok;
+    uint8_t data[IDX_COL_PER_CHUNK * IDX_COL_REC];
+} s_colcache;
+
+static int s_col_cached(idx *self, MDB_txn *txn, s_colcache *cc, uint64_t id, idx_col_rec *r) {
+    uint64_t ch = id / IDX_COL_PER_CHUNK;
+    if (!cc->ok || cc->chunk != ch) {
+        uint8_t kb[8];
+        idx_be64(kb, ch);
+        MDB_val k = {8, kb}, v;
+        int rc = mdb_get(txn, self->col, &k, &v);
+        memset(cc->data, 0, sizeof cc->data);
+        if (rc == 0 && v.mv_size == sizeof cc->data)
+            memcpy(cc->data, v.mv_data, sizeof cc->data);
+        else if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        cc->chunk = ch;
+        cc->ok = true;
+    }
+    memcpy(r, cc->data + (id % IDX_COL_PER_CHUNK) * IDX_COL_REC, sizeof *r);
+    return 0;
+}
+
+typedef struct {
+    uint32_t in;      /* input index */
+    uint32_t koff;    /* term key in the batch arena */
+    uint16_t kl;
+    int64_t delta;
+    size_t boff;      /* its blocks in the arena: [first 8][len 4][bytes] ... */
+    uint32_t nblk;
+} s_mlex;
+
+typedef struct {
+    const uint8_t *base;
+} s_mctx;
+
+static _Thread_local s_mctx s_mc;
+
+static int s_mlex_cmp(const void *a, const void *b) {
+    const s_mlex *x = a, *y = b;
+    size_t l = x->kl < y->kl ? x->kl : y->kl;
+    int c = memcmp(s_mc.base + x->koff, s_mc.base + y->koff, l);
+    if (c)
+        return c;
+    if (x->kl != y->kl)
+        return x->kl < y->kl ? -1 : 1;
+    return x->in < y->in ? -1 : x->in > y->in;
+}
+
+static int s_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    size_t l = al < bl ? al : bl;
+    int c = memcmp(a, b, l);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* Delete every key of segment `seg` from dbi. */
+static int s_seg_drop(MDB_txn *txn, MDB_dbi dbi, uint32_t seg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return rc;
+    uint8_t kb[4];
+    idx_be32(kb, seg);
+    MDB_val k = {4, kb}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= 4 && idx_get_be32(k.mv_data) == seg) {
+        if ((rc = mdb_cursor_del(c, 0)))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+}
+
+#define S_MERGE_BATCH 4096
+
+/* Merge segments S->seg[a..b) (adjacent generations) into one new segment. */
+static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
+    size_t k = b - a;
+    idx_seg in[IDX_MAX_SEGS];
+    memcpy(in, &S->seg[a], k * sizeof *in);
+    uint32_t oid = ++S->nextseg;
+    uint8_t bound[IDX_TERM_MAX];
+    size_t boundl = 0;
+    bool started = false, all_done = false;
+    idx_bytes arena = {0};
+    s_mlex *lx = NULL;
+    size_t nlx = 0, caplx = 0;
+    s_entries es = {0};
+    s_colcache *cc = malloc(sizeof *cc);
+    MDB_cursor *lc = NULL, *pc = NULL;
+    uint64_t written = 0;
+    int rc = cc ? 0 : ENOMEM;
+    if (!rc)
+        cc->ok = false;
+    if (!rc)
+        rc = mdb_cursor_open(txn, self->lex, &lc);
+    if (!rc)
+        rc = mdb_cursor_open(txn, self->post, &pc);
+    while (!rc && !all_done) {
+        /* phase 1: read a batch of lexicon entries from every input */
+        arena.len = 0;
+        nlx = 0;
+        bool have_bound = false;
+        uint8_t nb[IDX_TERM_MAX];
+        size_t nbl = 0;
+        for (size_t i = 0; i < k && !rc; i++) {
+            uint8_t kb[IDX_KEY_MAX];
+            MDB_val key = {idx_lex_key(in[i].id, bound, started ? boundl : 0, kb), kb}, val;
+            rc = mdb_cursor_get(lc, &key, &val, MDB_SET_RANGE);
+            if (rc == 0 && started && key.mv_size == boundl + 4 && idx_get_be32(key.mv_data) == in[i].id &&
+                memcmp((uint8_t *)key.mv_data + 4, bound, boundl) == 0)
+                rc = mdb_cursor_get(lc, &key, &val, MDB_NEXT);
+            size_t got = 0;
+            while (rc == 0 && key.mv_size > 4 && idx_get_be32(key.mv_data) == in[i].id) {
+                if (got == S_MERGE_BATCH) {
+                    /* more to come: the batch ends at the smallest last key */
+                    const s_mlex *last = &lx[nlx - 1];
+                    if (!have_bound || s_key_cmp(arena.p + last->koff, last->kl, nb, nbl) < 0) {
+                        memcpy(nb, arena.p + last->koff, last->kl);
+                        nbl = last->kl;
+                        have_bound = true;
+                    }
+                    break;
+                }
+                if (nlx == caplx) {
+                    size_t c = caplx ? caplx * 2 : 1024;
+                    s_mlex *n = realloc(lx, c * sizeof *n);
+                    if (!n) {
+                        rc = ENOMEM;
+                        break;
+                    }
+                    lx = n;
+                    caplx = c;
+                }
+                uint64_t z = 0;
+                if (!idx_varint_get(val.mv_data, (uint8_t *)val.mv_data + val.mv_size, &z)) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                if (idx_bytes_reserve(&arena, key.mv_size)) {
+                    rc = ENOMEM;
+                    break;
+                }
+                s_mlex *m = &lx[nlx++];
+                m->in = (uint32_t)i;
+                m->koff = (uint32_t)arena.len;
+                m->kl = (uint16_t)(key.mv_size - 4);
+                m->delta = idx_unzz(z);
+                m->nblk = 0;
+                memcpy(arena.p + arena.len, (uint8_t *)key.mv_data + 4, m->kl);
+                arena.len += m->kl;
+                got++;
+                rc = mdb_cursor_get(lc, &key, &val, MDB_NEXT);
+            }
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+        if (rc)
+            break;
+        /* keep the entries up to the bound, in term order (older input first) */
+        size_t keep = 0;
+        for (size_t i = 0; i < nlx; i++)
+            if (!have_bound || s_key_cmp(arena.p + lx[i].koff, lx[i].kl, nb, nbl) <= 0)
+                lx[keep++] = lx[i];
+        nlx = keep;
+        s_mc.base = arena.p;
+        qsort(lx, nlx, sizeof *lx, s_mlex_cmp);
+        /* read their blocks */
+        for (size_t i = 0; i < nlx && !rc; i++) {
+            s_mlex *m = &lx[i];
+            uint8_t kb[IDX_KEY_MAX], tk[IDX_TERM_MAX];
+            memcpy(tk, arena.p + m->koff, m->kl);
+            MDB_val key = {idx_post_key(in[m->in].id, tk, m->kl, 0, kb), kb}, val;
+            size_t pre = 4 + m->kl;
+            m->boff = arena.len;
+            rc = mdb_cursor_get(pc, &key, &val, MDB_SET_RANGE);
+            while (rc == 0 && key.mv_size == pre + 9 && memcmp(key.mv_data, kb, pre + 1) == 0) {
+                if (idx_bytes_reserve(&arena, 12 + val.mv_size)) {
+                    rc = ENOMEM;
+                    break;
+                }
+                memcpy(arena.p + arena.len, (uint8_t *)key.mv_data + pre + 1, 8);
+                uint32_t vl = (uint32_t)val.mv_size;
+                memcpy(arena.p + arena.len + 8, &vl, 4);
+                memcpy(arena.p + arena.len + 12, val.mv_data, vl);
+                arena.len += 12 + vl;
+                m->nblk++;
+                rc = mdb_cursor_get(pc, &key, &val, MDB_NEXT);
+            }
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+        if (rc)
+            break;
+        /* phase 2: write the merged terms */
+        for (size_t i = 0; i < nlx && !rc;) {
+            size_t j = i;
+            int64_t delta = 0;
+            es.n = 0;
+            bool sorted = true;
+            while (j < nlx && lx[j].kl == lx[i].kl &&
+                   memcmp(arena.p + lx[j].koff, arena.p + lx[i].koff, lx[i].kl) == 0) {
+                const s_mlex *m = &lx[j];
+                const idx_seg *sg = &in[m->in];
+                delta += m->delta;
+                const uint8_t *bp = arena.p + m->boff;
+                for (uint32_t x = 0; x < m->nblk && !rc; x++) {
+                    uint64_t first = idx_get_be64(bp);
+                    uint32_t vl;
+                    memcpy(&vl, bp + 8, 4);
+                    if (s_entries_reserve(&es, es.n + IDX_BLOCK_DOCS)) {
+                        rc = ENOMEM;
+                        break;
+                    }
+                    long bn = s_block_decode(bp + 12, vl, first, es.e + es.n);
+                    bp += 12 + vl;
+                    if (bn < 0) {
+                        log_error("idx.corrupt", "what=block seg=%u first=%llu", sg->id,
+                                  (unsigned long long)first);
+                        rc = MDB_CORRUPTED;
+                        break;
+                    }
+                    size_t n0 = es.n; /* compact in place: es.n <= n0 + y */
+                    for (long y = 0; y < bn && !rc; y++) {
+                        s_entry e = es.e[n0 + (size_t)y];
+                        idx_col_rec r;
+                        if ((rc = s_col_cached(self, txn, cc, e.docid, &r)))
+                            break;
+                        if (sg->dead && (r.live < sg->lo || r.live > sg->hi))
+                            continue; /* stale: a newer version or deleted */
+                        e.lt = r.len_t;
+                        e.lb = r.len_b;
+                        if (es.n && es.e[es.n - 1].docid >= e.docid)
+                            sorted = false;
+                        es.e[es.n++] = e;
+                    }
+                }
+                j++;
+            }
+            if (!rc && (es.n || delta)) {
+                if (!sorted)
+                    qsort(es.e, es.n, sizeof *es.e, s_entry_cmp);
+                const uint8_t *tk = arena.p + lx[i].koff;
+                rc = s_lex_write(self, txn, oid, tk, lx[i].kl, delta);
+                if (!rc && es.n)
+                    rc = s_blocks_write(self, txn, oid, tk, lx[i].kl, es.e, es.n);
+                written++;
+            }
+            i = j;
+        }
+        if (!have_bound) {
+            all_done = true;
+        } else {
+            memcpy(bound, nb, nbl);
+            boundl = nbl;
+            started = true;
+        }
+    }
+    if (lc)
+        mdb_cursor_close(lc);
+    if (pc)
+        mdb_cursor_close(pc);
+    free(lx);
+    free(es.e);
+    free(cc);
+    idx_bytes_free(&arena);
+    /* drop the inputs */
+    for (size_t i = 0; i < k && !rc; i++) {
+        rc = s_seg_drop(txn, self->lex, in[i].id);
+        if (!rc)
+            rc = s_seg_drop(txn, self->post, in[i].id);
+    }
+    if (rc)
+        return rc;
+    int64_t nd = 0;
+    for (size_t i = 0; i < k; i++)
+        nd += (int64_t)in[i].ndocs - in[i].dead;
+    idx_seg out = {.id = oid, .lo = in[0].lo, .hi = in[k - 1].hi, .dead = 0,
+                   .ndocs = nd > 0 ? (uint64_t)nd : 0};
+    memmove(&S->seg[a + (written ? 1 : 0)], &S->seg[b], (S->nsegs - b) * sizeof(idx_seg));
+    S->nsegs -= (uint32_t)k;
+    if (written) {
+        S->seg[a] = out;
+        S->nsegs++;
+    }
+    log_debug("idx.merge", "segs=%zu into=%u docs=%llu terms=%llu", k, oid,
+              (unsigned long long)out.ndocs, (unsigned long long)written);
+    return 0;
+}
+
+/* Tiered merging: the newest run of segments no bigger than the newest one's
+ * level is merged once it has merge_factor segments; the list never grows
+ * past IDX_MAX_SEGS / 2. */
+static int s_merge_policy(idx *self, MDB_txn *txn, idx_segs *S) {
+    for (;;) {
+        size_t n = S->nsegs;
+        if (n < 2)
+            return 0;
+        uint32_t lvl = s_level(S->seg[n - 1].ndocs);
+        size_t run = 1;
+        while (run < n && s_level(S->seg[n - 1 - run].ndocs) <= lvl)
+            run++;
+        size_t take = 0;
+        if (run >= self->merge_factor)
+            take = run;
+        else if (n > IDX_MAX_SEGS / 2)
+            take = run < 2 ? 2 : run;
+        if (!take)
+            return 0;
+        int rc = s_merge(self, txn, S, n - take, n);
+        if (rc)
+            return rc;
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -777,25 +1110,36 @@ static int s_col_cmp(const void *a, const void *b) {
 
 int idx_flush(idx *self, MDB_txn *txn) {
     struct idx_pending *pd = self->pend;
-    if (!pd->nterms && !pd->ncols)
+    if (!pd->nterms && !pd->ncols && !pd->ndead)
         return IDX_OK;
     int rc = 0;
-    MDB_cursor *c = NULL;
-    s_entries ne = {0}, tmp = {0};
+    s_entries ne = {0};
+    idx_segs *S = &pd->segs;
     size_t *order = malloc((pd->nterms ? pd->nterms : 1) * sizeof *order);
     if (!order) {
         rc = ENOMEM;
         goto done;
     }
+    if ((rc = idx_segs_get(self, txn, S)))
+        goto done;
+    uint32_t gen = ++S->gen, sid = ++S->nextseg;
     for (size_t i = 0; i < pd->nterms; i++)
         order[i] = i;
     s_sort_ctx sc = {self, order};
     s_sort_g = &sc;
     qsort(order, pd->nterms, sizeof *order, s_term_order);
-    if ((rc = mdb_cursor_open(txn, self->post, &c)))
-        goto done;
+    size_t nlex = 0;
     for (size_t oi = 0; oi < pd->nterms; oi++) {
         s_pterm *t = &pd->terms[order[oi]];
+        int64_t delta = (int64_t)t->ndocs - (int64_t)t->removed;
+        if (!t->ndocs && !delta)
+            continue;
+        const uint8_t *tk = pd->keys.p + t->keyoff;
+        if ((rc = s_lex_write(self, txn, sid, tk, t->keylen, delta)))
+            goto done;
+        nlex++;
+        if (!t->ndocs)
+            continue;
         if (s_entries_reserve(&ne, t->ndocs)) {
             rc = ENOMEM;
             goto done;
@@ -804,10 +1148,15 @@ int idx_flush(idx *self, MDB_txn *txn) {
         size_t n = 0;
         while (p < end) {
             s_entry *e = &ne.e[n++];
+            uint64_t lt = 0, lb = 0;
             memcpy(&e->docid, p, 8);
             p += 8;
             p = idx_varint_get(p, end, &e->tft);
             p = idx_varint_get(p, end, &e->tfb);
+            p = idx_varint_get(p, end, &lt);
+            p = idx_varint_get(p, end, &lb);
+            e->lt = (uint32_t)lt;
+            e->lb = (uint32_t)lb;
             uint32_t pl;
             memcpy(&pl, p, 4);
             p += 4;
@@ -817,22 +1166,37 @@ int idx_flush(idx *self, MDB_txn *txn) {
         }
         if (t->unsorted)
             qsort(ne.e, n, sizeof(s_entry), s_entry_cmp);
-        const uint8_t *tk = pd->keys.p + t->keyoff;
-        if ((rc = s_term_merge(self, txn, c, tk, t->keylen, ne.e, n, &tmp)))
-            goto done;
-        if ((rc = s_lex_add(self, txn, tk, t->keylen, (int64_t)n)))
+        if ((rc = s_blocks_write(self, txn, sid, tk, t->keylen, ne.e, n)))
             goto done;
     }
-    qsort(pd->cols, pd->ncols, sizeof(s_pcol), s_col_cmp);
+    uint64_t ndocs = 0;
+    for (size_t i = 0; i < pd->ncols; i++)
+        if (pd->cols[i].rec.live) {
+            pd->cols[i].rec.live = gen;
+            ndocs++;
+        }
+    qsort(pd->cols, pd->ncols, sizeof(s_pcol), s_col_cmp); /* the id table is reset below */
     if ((rc = s_col_put(self, txn, pd->cols, pd->ncols)))
         goto done;
-    rc = s_meta_add(self, txn, pd->ddocs, pd->dsum_t, pd->dsum_b);
+    if ((rc = s_meta_add(self, txn, pd->ddocs, pd->dsum_t, pd->dsum_b)))
+        goto done;
+    for (size_t i = 0; i < pd->ndead; i++)
+        for (size_t s = 0; s < S->nsegs; s++)
+            if (S->seg[s].lo <= pd->dead[i] && pd->dead[i] <= S->seg[s].hi) {
+                S->seg[s].dead++;
+                break;
+            }
+    if (nlex) {
+        if (S->nsegs == IDX_MAX_SEGS && (rc = s_merge(self, txn, S, S->nsegs - 2, S->nsegs)))
+            goto done;
+        S->seg[S->nsegs++] = (idx_seg){.id = sid, .lo = gen, .hi = gen, .ndocs = ndocs};
+    }
+    if ((rc = s_merge_policy(self, txn, S)))
+        goto done;
+    rc = s_segs_put(self, txn, S);
 done:
-    if (c)
-        mdb_cursor_close(c);
     free(order);
     free(ne.e);
-    free(tmp.e);
     s_pend_reset(pd);
     if (rc) {
         log_error("idx.flush", "err=\"%s\"", mdb_strerror(rc));
@@ -842,7 +1206,7 @@ done:
 }
 
 /* Append the doc's sorted tokens to the pending terms. */
-static int s_pend_add(struct idx_pending *pd, uint64_t id) {
+static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t lb) {
     size_t i = 0;
     while (i < pd->ntoks) {
         uint32_t term = pd->toks[i].term;
@@ -856,13 +1220,15 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id) {
             j++;
         }
         s_pterm *t = &pd->terms[term];
-        if (idx_bytes_reserve(&t->data, 8 + 20 + 4 + (j - i) * 5))
+        if (idx_bytes_reserve(&t->data, 8 + 40 + 4 + (j - i) * 5))
             return -1;
         uint8_t *p = t->data.p + t->data.len;
         memcpy(p, &id, 8);
         p += 8;
         p += idx_varint_put(p, tft);
         p += idx_varint_put(p, tfb);
+        p += idx_varint_put(p, lt);
+        p += idx_varint_put(p, lb);
         uint8_t *lenp = p;
         p += 4;
         uint8_t *ps = p;
@@ -890,110 +1256,85 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id) {
     return 0;
 }
 
-/* Remove the postings of `old` for doc id (flushed state). */
-static int s_remove(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old,
-                    const idx_col_rec *rec) {
+/* Record the removal of the indexed version `old` of a doc: -1 on the df of
+ * each of its terms, one more dead doc in the segment of its generation. */
+static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
     struct idx_pending *pd = self->pend;
     uint32_t lt, lb;
-    /* analysis interns terms in the pending table: it is empty now (flushed) */
     if (s_analyze_doc(self, pd, old, &lt, &lb))
-        return ENOMEM;
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, self->post, &c);
-    if (rc)
-        return rc;
-    s_entries tmp = {0};
+        return -1;
     uint32_t last = UINT32_MAX;
-    for (size_t i = 0; i < pd->ntoks && !rc; i++) {
+    for (size_t i = 0; i < pd->ntoks; i++) {
         if (pd->toks[i].term == last)
             continue;
         last = pd->toks[i].term;
-        s_pterm *t = &pd->terms[last];
-        const uint8_t *tk = pd->keys.p + t->keyoff;
-        int r = s_term_remove(self, txn, c, tk, t->keylen, id, &tmp);
-        if (r < 0)
-            rc = -r;
-        else if (r == 1)
-            rc = s_lex_add(self, txn, tk, t->keylen, -1);
+        pd->terms[last].removed++;
     }
-    mdb_cursor_close(c);
-    free(tmp.e);
-    s_pend_reset(pd);
-    if (rc)
-        return rc;
-    s_pcol z = {.id = id};
-    if ((rc = s_col_put(self, txn, &z, 1)))
-        return rc;
-    return s_meta_add(self, txn, -1, -(int64_t)rec->len_t, -(int64_t)rec->len_b);
+    if (pd->ndead == pd->capdead) {
+        size_t c = pd->capdead ? pd->capdead * 2 : 64;
+        uint32_t *n = realloc(pd->dead, c * sizeof *n);
+        if (!n)
+            return -1;
+        pd->dead = n;
+        pd->capdead = c;
+    }
+    pd->dead[pd->ndead++] = rec->live;
+    pd->ddocs--;
+    pd->dsum_t -= rec->len_t;
+    pd->dsum_b -= rec->len_b;
+    return 0;
 }
 
-/* Check `old` against the indexed state; flush first so the state is current. */
-static int s_check_old(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old,
-                       idx_col_rec *rec) {
+/* The current column record of id, counting this batch. When the doc's
+ * postings are still pending, flush first (so that a removal applies to
+ * written postings). */
+static int s_cur_rec(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *rec) {
     struct idx_pending *pd = self->pend;
-    if ((old || id <= pd->max_id) && idx_flush(self, txn) != IDX_OK)
-        return IDX_INTERNAL;
-    if (idx_col_get(self, txn, id, rec))
-        return IDX_INTERNAL;
-    if (!old) {
-        if (rec->live) {
-            log_warn("idx.put", "id=%llu err=\"already indexed, old version not given\"",
-                     (unsigned long long)id);
-            return IDX_FAILED_PRECONDITION;
+    long at = s_pcol_find(pd, id);
+    if (at >= 0) {
+        if (!pd->cols[at].rec.live) {
+            *rec = pd->cols[at].rec;
+            return IDX_OK;
         }
-        return IDX_OK;
+        if (idx_flush(self, txn) != IDX_OK)
+            return IDX_INTERNAL;
     }
-    if (!rec->live)
-        return IDX_OK; /* nothing to remove */
-    if (rec->hash != s_doc_hash(old)) {
-        log_warn("idx.put", "id=%llu err=\"old version differs from the indexed one\"",
-                 (unsigned long long)id);
-        return IDX_FAILED_PRECONDITION;
-    }
-    return IDX_OK;
+    return idx_col_get(self, txn, id, rec) ? IDX_INTERNAL : IDX_OK;
 }
 
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old) {
     if (!self || !txn || !doc || id == 0)
         return IDX_INVALID_ARGUMENT;
     idx_col_rec rec;
-    int st = s_check_old(self, txn, id, old, &rec);
+    int st = s_cur_rec(self, txn, id, &rec);
     if (st)
         return st;
+    if (!old && rec.live) {
+        log_warn("idx.put", "id=%llu err=\"already indexed, old version not given\"",
+                 (unsigned long long)id);
+        return IDX_FAILED_PRECONDITION;
+    }
+    if (old && rec.live && rec.hash != s_doc_hash(old)) {
+        log_warn("idx.put", "id=%llu err=\"old version differs from the indexed one\"",
+                 (unsigned long long)id);
+        return IDX_FAILED_PRECONDITION;
+    }
     struct idx_pending *pd = self->pend;
-    int rc;
-    if (old && rec.live && (rc = s_remove(self, txn, id, old, &rec)))
-        return s_lmdb_fail("remove", rc);
     int64_t site = s_dict_assign(self, txn, 's', doc->site);
     int64_t cat = s_dict_assign(self, txn, 'c', doc->category);
     if (site < 0 || cat < 0)
         return s_lmdb_fail("dict", MDB_BAD_TXN);
     uint32_t lt = 0, lb = 0;
-    if (s_analyze_doc(self, pd, doc, &lt, &lb) || s_pend_add(pd, id)) {
+    s_pcol *pc = NULL;
+    if ((old && rec.live && s_remove(self, old, &rec)) || s_analyze_doc(self, pd, doc, &lt, &lb) ||
+        s_pend_add(pd, id, lt, lb) || !(pc = s_pcol_get(pd, id))) {
         idx_discard(self);
         log_error("idx.put", "err=\"out of memory\"");
         return IDX_INTERNAL;
     }
-    if (pd->ncols == pd->capcols) {
-        size_t c = pd->capcols ? pd->capcols * 2 : 256;
-        s_pcol *n = realloc(pd->cols, c * sizeof *n);
-        if (!n) {
-            idx_discard(self);
-            return IDX_INTERNAL;
-        }
-        pd->cols = n;
-        pd->capcols = c;
-    }
-    s_pcol *pc = &pd->cols[pd->ncols++];
-    memset(pc, 0, sizeof *pc);
-    pc->id = id;
-    pc->rec.pub = doc->published_at;
-    pc->rec.len_t = lt;
-    pc->rec.len_b = lb;
-    pc->rec.site = (uint32_t)site;
-    pc->rec.cat = (uint32_t)cat;
-    pc->rec.hash = s_doc_hash(doc);
-    pc->rec.live = 1;
+    pc->rec = (idx_col_rec){.pub = doc->published_at, .len_t = lt, .len_b = lb,
+                            .site = (uint32_t)site, .cat = (uint32_t)cat,
+                            .hash = s_doc_hash(doc), .live = 1};
     pd->ddocs++;
     pd->dsum_t += lt;
     pd->dsum_b += lb;
@@ -1008,16 +1349,26 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
     if (!self || !txn || id == 0)
         return IDX_INVALID_ARGUMENT;
     idx_col_rec rec;
-    if (idx_flush(self, txn) != IDX_OK || idx_col_get(self, txn, id, &rec))
-        return IDX_INTERNAL;
+    int st = s_cur_rec(self, txn, id, &rec);
+    if (st)
+        return st;
     if (!rec.live)
         return IDX_OK;
     if (!old || rec.hash != s_doc_hash(old)) {
         log_warn("idx.del", "id=%llu err=\"old version missing or differs\"", (unsigned long long)id);
         return IDX_FAILED_PRECONDITION;
     }
-    int rc = s_remove(self, txn, id, old, &rec);
-    return rc ? s_lmdb_fail("remove", rc) : IDX_OK;
+    struct idx_pending *pd = self->pend;
+    s_pcol *pc = NULL;
+    if (s_remove(self, old, &rec) || !(pc = s_pcol_get(pd, id))) {
+        idx_discard(self);
+        log_error("idx.del", "err=\"out of memory\"");
+        return IDX_INTERNAL;
+    }
+    memset(&pc->rec, 0, sizeof pc->rec);
+    if (pd->ncols >= self->max_pending || self->max_pending == 0)
+        return idx_flush(self, txn);
+    return IDX_OK;
 }
 
 int idx_clear(idx *self, MDB_txn *txn) {
@@ -1053,5 +1404,8 @@ int idx_stats(idx *self, MDB_txn *txn, idx_stats_t *out) {
         if (i == 1)
             out->terms = ms.ms_entries;
     }
+    idx_segs sg;
+    if (idx_segs_get(self, txn, &sg) == 0)
+        out->segments = sg.nsegs;
     return IDX_OK;
 }

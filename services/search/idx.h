@@ -96,6 +96,8 @@ typedef struct {
                                       idx_put/idx_del is applied at once) */
     const char *const *stopwords;  /* NULL-terminated; NULL = none */
     bool no_typos;                 /* disable typo tolerance */
+    uint32_t merge_factor;         /* segments of one level merged at once;
+                                      0 = 8 (tests use 2 to merge often) */
 } idx_options;
 
 /* One article as the index sees it. Strings need not be NUL-terminated
@@ -115,7 +117,10 @@ typedef struct {
 /* Open (creating when missing) the index databases with `txn` (a write txn
  * when they may not exist yet; commit it to keep the handles). opts NULL =
  * defaults. On IDX_OK *out is the new index (caller owns; idx_close).
- * Returns IDX_OK, IDX_INTERNAL (LMDB error, logged). */
+ * Returns IDX_OK, IDX_FAILED_PRECONDITION (the databases hold an index in
+ * an older format, before segments: the replica must be rebuilt
+ * from scratch), IDX_INTERNAL
+ * (LMDB error, logged). */
 int idx_open(MDB_txn *txn, const idx_options *opts, idx **out);
 
 /* Free the index object (not the data) and set *self to NULL; safe twice.
@@ -133,7 +138,9 @@ void idx_close(idx **self);
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old);
 
 /* Remove article `id`, whose indexed version is `old`. Removing an id that
- * is not indexed is IDX_OK (idempotent). Same errors as idx_put. */
+ * is not indexed is IDX_OK (idempotent). Buffered like idx_put (applied at
+ * once when max_pending_docs is 0, else by idx_flush). Same errors as
+ * idx_put. */
 int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old);
 
 /* Write buffered changes into txn. MUST be called before mdb_txn_commit
@@ -207,8 +214,9 @@ size_t idx_snippet(idx *self, const idx_result *r, const char *body, size_t len,
 
 typedef struct {
     uint64_t docs;
-    uint64_t terms;                /* distinct terms (lexicon entries) */
+    uint64_t terms;                /* lexicon entries (a term once per segment it is in) */
     uint64_t blocks;               /* posting blocks */
+    uint64_t segments;             /* live segments (see idx.c) */
     uint64_t bytes;                /* pages used by the idx_* databases x page size */
     double avg_title_len, avg_body_len;
 } idx_stats_t;

@@ -11,7 +11,10 @@
 #define IDX_BLOCK_BYTES 1800
 #define IDX_COL_PER_CHUNK 127
 #define IDX_COL_REC 32
-#define IDX_KEY_MAX (IDX_TERM_MAX + 1 + 8)
+#define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
+#define IDX_FORMAT 2
+#define IDX_MAX_SEGS 64
+#define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
 
 /* column record (little-endian native layout, memcpy'd) */
@@ -26,6 +29,21 @@ typedef struct {
 typedef struct {
     uint64_t docs, sum_t, sum_b;
 } idx_meta_stats;
+
+/* A segment: the postings of one flush, or of a merge of adjacent ones.
+ * Its keys start with its id; docs indexed by flushes lo..hi (generations)
+ * have their postings here; `dead` counts doc versions removed since it was
+ * written (their postings stay until a merge: filtered at query time by the
+ * doc's column record, whose `live` is the generation of its postings). */
+typedef struct {
+    uint32_t id, lo, hi, dead;
+    uint64_t ndocs;
+} idx_seg;
+
+typedef struct {
+    uint32_t format, gen, nextseg, nsegs;
+    idx_seg seg[IDX_MAX_SEGS];
+} idx_segs;
 
 /* growable byte buffer */
 typedef struct {
@@ -43,6 +61,7 @@ struct idx {
     double k1, b, wt;
     bool typos;
     uint32_t max_pending;
+    uint32_t merge_factor;
     text_analyzer *an;
     struct idx_pending *pend;
     idx_bytes scratch, scratch2;
@@ -85,10 +104,37 @@ static inline uint64_t idx_get_be64(const uint8_t *p) {
     return v;
 }
 
+static inline void idx_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline uint32_t idx_get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t idx_zz(int64_t v) {
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+static inline int64_t idx_unzz(uint64_t v) {
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
 /* Term -> key bytes (hashing long terms). Returns the key length (<= IDX_TERM_MAX). */
 size_t idx_term_key(const char *term, size_t len, uint8_t *out);
-/* Posting key: term key, 0, docid BE. Returns its length. */
-size_t idx_post_key(const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out);
+/* Lexicon key: segment id BE, term key. Returns its length. */
+size_t idx_lex_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint8_t *out);
+/* Posting key: segment id BE, term key, 0, docid BE. Returns its length. */
+size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out);
+/* The segment list (zeroed when the index is empty). 0 or an LMDB error. */
+int idx_segs_get(idx *self, MDB_txn *txn, idx_segs *s);
+/* A block's header (block-max bounds for BM25: the largest tf and the
+ * shortest field lengths among its docs). */
+typedef struct {
+    uint64_t n, maxt, maxb, minlt, minlb;
+} idx_bhead;
+/* Decode a block's header; returns the rest of the block, NULL if malformed. */
+const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h);
 
 int idx_meta_get(idx *self, MDB_txn *txn, idx_meta_stats *st);
 /* Column record of a doc (zeroed if absent). */
@@ -98,6 +144,7 @@ uint32_t idx_dict_lookup(idx *self, MDB_txn *txn, char kind, const char *v);
 /* id -> value (copied into out). Returns length or -1. */
 long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, size_t cap);
 
-uint64_t idx_lex_df(idx *self, MDB_txn *txn, const uint8_t *tk, size_t tklen);
+/* Document frequency of a term: the sum of its segments' deltas. */
+uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen);
 
 #endif

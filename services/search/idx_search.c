@@ -349,171 +349,288 @@ static int s_parse(idx *self, const char *s, s_query *q, idx_result *r) {
 }
 
 /* ---------------------------------------------------------------------- */
-/* posting iterators */
+/* posting iterators
+ *
+ * A term's postings are spread over the segments that have it: one sub-
+ * iterator (cursor + decoded block) per segment, and the term's current
+ * doc is the smallest of theirs. Segments hold mostly disjoint id ranges,
+ * so only the sub-iterators behind a target move. In a segment with dead
+ * docs, each doc's column record is checked (its generation must be the
+ * segment's), so stale versions are skipped. */
 
 typedef struct {
     MDB_cursor *c;
+    idx_seg seg;
+    bool check;               /* segment has dead docs: check generations */
+    bool eof;
+    size_t n, i;
+    idx_bhead h;              /* current block's header (block-max bounds) */
+    uint64_t docs[IDX_BLOCK_DOCS];
+    uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
+    const uint8_t *pp, *pend; /* positions of doc pidx */
+    size_t pidx;
+    const uint8_t *chunk;     /* column chunk cache for the generation check */
+    uint64_t chunk_id;
+    bool chunk_ok;
+} s_sub;
+
+typedef struct {
+    idx *self;
+    MDB_txn *txn;
     const uint8_t *tk;
     size_t tkl;
     uint64_t df;
     double idf;
     bool eof;
-    size_t n, i;
-    uint64_t docs[IDX_BLOCK_DOCS];
-    uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
-    const uint8_t *pp, *pend; /* positions of doc pidx */
-    size_t pidx;
+    bool has_dead;            /* some segment of this term has dead docs */
+    s_sub *subs;
+    size_t nsub, cur;         /* cur: the sub-iterator on the current doc */
+    uint64_t doc;
     uint32_t *pbuf;
     size_t pcap;
     int err;
 } s_post;
 
-static int s_post_load(s_post *p, const MDB_val *k, const MDB_val *v) {
+static bool s_key_is(const MDB_val *k, uint32_t seg, const uint8_t *tk, size_t tkl) {
+    return k->mv_size == tkl + 13 && idx_get_be32(k->mv_data) == seg &&
+           memcmp((const uint8_t *)k->mv_data + 4, tk, tkl) == 0 &&
+           ((const uint8_t *)k->mv_data)[4 + tkl] == 0;
+}
+
+static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
     const uint8_t *b = v->mv_data, *end = b + v->mv_size;
-    uint64_t n, x;
-    if (!(b = idx_varint_get(b, end, &n)) || n == 0 || n > IDX_BLOCK_DOCS)
+    uint64_t x;
+    if (!(b = idx_block_head(b, end, &s->h)))
         goto bad;
-    p->docs[0] = idx_get_be64((const uint8_t *)k->mv_data + p->tkl + 1);
+    uint64_t n = s->h.n;
+    s->docs[0] = idx_get_be64((const uint8_t *)k->mv_data + p->tkl + 5);
     for (uint64_t i = 1; i < n; i++) {
         if (!(b = idx_varint_get(b, end, &x)))
             goto bad;
-        p->docs[i] = p->docs[i - 1] + x;
+        s->docs[i] = s->docs[i - 1] + x;
     }
     for (uint64_t i = 0; i < n; i++) {
         uint64_t a, c;
         if (!(b = idx_varint_get(b, end, &a)) || !(b = idx_varint_get(b, end, &c)))
             goto bad;
-        p->tft[i] = (uint32_t)a;
-        p->tfb[i] = (uint32_t)c;
+        s->tft[i] = (uint32_t)a;
+        s->tfb[i] = (uint32_t)c;
     }
-    p->n = n;
-    p->i = 0;
-    p->pp = b;
-    p->pend = end;
-    p->pidx = 0;
+    s->n = n;
+    s->i = 0;
+    s->pp = b;
+    s->pend = end;
+    s->pidx = 0;
     return 0;
 bad:
+    log_error("idx.corrupt", "what=block seg=%u", s->seg.id);
     p->err = 1;
-    p->eof = true;
+    s->eof = true;
     return -1;
 }
 
-static bool s_key_is(const MDB_val *k, const uint8_t *tk, size_t tkl) {
-    return k->mv_size == tkl + 9 && memcmp(k->mv_data, tk, tkl) == 0 &&
-           ((const uint8_t *)k->mv_data)[tkl] == 0;
-}
-
-static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const uint8_t *tk, size_t tkl) {
-    memset(p, 0, offsetof(s_post, docs));
-    p->pbuf = NULL;
-    p->pcap = 0;
-    p->tk = tk;
-    p->tkl = tkl;
-    p->df = idx_lex_df(self, txn, tk, tkl);
-    p->n = 0;
-    if (!p->df) {
-        p->eof = true;
-        return 0;
+/* First doc >= target in one segment, ignoring generations. */
+static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
+    if (s->eof)
+        return S_NOMORE;
+    if (s->docs[s->i] >= target)
+        return s->docs[s->i];
+    if (s->docs[s->n - 1] >= target) {
+        while (s->docs[s->i] < target)
+            s->i++;
+        return s->docs[s->i];
     }
-    if (mdb_cursor_open(txn, self->post, &p->c))
-        return -1;
-    uint8_t kb[IDX_KEY_MAX];
-    MDB_val k = {idx_post_key(tk, tkl, 0, kb), kb}, v;
-    if (mdb_cursor_get(p->c, &k, &v, MDB_SET_RANGE) || !s_key_is(&k, tk, tkl)) {
-        p->eof = true;
-        return 0;
+    uint32_t sid = s->seg.id;
+    MDB_val k, v;
+    /* next block first (sequential access) */
+    if (mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
+        s->eof = true;
+        return S_NOMORE;
     }
-    return s_post_load(p, &k, &v);
+    uint64_t first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5);
+    bool seek = false;
+    if (first < target) {
+        /* the target may be further: seek */
+        uint8_t kb[IDX_KEY_MAX];
+        MDB_val sk = {idx_post_key(sid, p->tk, p->tkl, target, kb), kb};
+        int rc = mdb_cursor_get(s->c, &sk, &v, MDB_SET_RANGE);
+        bool found = rc == 0 && s_key_is(&sk, sid, p->tk, p->tkl);
+        if (found && idx_get_be64((const uint8_t *)sk.mv_data + p->tkl + 5) == target) {
+            k = sk;
+        } else {
+            /* the block before may contain target */
+            MDB_val pk, pv;
+            rc = mdb_cursor_get(s->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
+            if (rc == 0 && s_key_is(&pk, sid, p->tk, p->tkl)) {
+                k = pk;
+                v = pv;
+                seek = found; /* if target is past its end, step to the found one */
+            } else {
+                s->eof = true;
+                return S_NOMORE;
+            }
+        }
+    }
+    if (s_sub_load(p, s, &k, &v))
+        return S_NOMORE;
+    if (s->docs[s->n - 1] < target) {
+        if (!seek || mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
+            s->eof = true;
+            return S_NOMORE;
+        }
+        if (s_sub_load(p, s, &k, &v))
+            return S_NOMORE;
+    }
+    while (s->docs[s->i] < target)
+        s->i++;
+    return s->docs[s->i];
 }
 
-static void s_post_close(s_post *p) {
-    if (p->c)
-        mdb_cursor_close(p->c);
-    p->c = NULL;
-    free(p->pbuf);
-    p->pbuf = NULL;
+/* Is doc d's current version the one in this segment? */
+static bool s_sub_valid(s_post *p, s_sub *s, uint64_t d) {
+    uint64_t ch = d / IDX_COL_PER_CHUNK;
+    if (!s->chunk_ok || s->chunk_id != ch) {
+        uint8_t kb[8];
+        idx_be64(kb, ch);
+        MDB_val k = {8, kb}, v;
+        s->chunk_ok = true;
+        s->chunk_id = ch;
+        s->chunk = NULL;
+        if (mdb_get(p->txn, p->self->col, &k, &v) == 0 && v.mv_size == IDX_COL_PER_CHUNK * IDX_COL_REC)
+            s->chunk = v.mv_data;
+    }
+    if (!s->chunk)
+        return false;
+    idx_col_rec r;
+    memcpy(&r, s->chunk + (d % IDX_COL_PER_CHUNK) * IDX_COL_REC, sizeof r);
+    return r.live >= s->seg.lo && r.live <= s->seg.hi;
 }
 
-static inline uint64_t s_post_doc(const s_post *p) {
-    return p->eof ? S_NOMORE : p->docs[p->i];
+static uint64_t s_sub_advance(s_post *p, s_sub *s, uint64_t target) {
+    for (;;) {
+        uint64_t d = s_sub_raw(p, s, target);
+        if (d == S_NOMORE || !s->check || s_sub_valid(p, s, d))
+            return d;
+        target = d + 1;
+    }
+}
+
+static inline uint64_t s_sub_doc(const s_sub *s) {
+    return s->eof ? S_NOMORE : s->docs[s->i];
 }
 
 /* First doc >= target. */
 static uint64_t s_post_advance(s_post *p, uint64_t target) {
     if (p->eof)
         return S_NOMORE;
-    if (p->docs[p->i] >= target)
-        return p->docs[p->i];
-    if (p->docs[p->n - 1] >= target) {
-        while (p->docs[p->i] < target)
-            p->i++;
-        return p->docs[p->i];
+    if (p->doc >= target)
+        return p->doc;
+    uint64_t best = S_NOMORE;
+    size_t bi = 0;
+    for (size_t i = 0; i < p->nsub; i++) {
+        s_sub *s = &p->subs[i];
+        uint64_t d = s_sub_doc(s);
+        if (d < target)
+            d = s_sub_advance(p, s, target);
+        if (d < best) {
+            best = d;
+            bi = i;
+        }
     }
-    MDB_val k, v;
-    /* next block first (sequential access) */
-    if (mdb_cursor_get(p->c, &k, &v, MDB_NEXT) || !s_key_is(&k, p->tk, p->tkl)) {
+    p->cur = bi;
+    p->doc = best;
+    if (best == S_NOMORE)
         p->eof = true;
-        return S_NOMORE;
-    }
-    uint64_t first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 1);
-    bool seek = false;
-    if (first < target) {
-        /* the target may be further: seek */
-        uint8_t kb[IDX_KEY_MAX];
-        MDB_val sk = {idx_post_key(p->tk, p->tkl, target, kb), kb};
-        int rc = mdb_cursor_get(p->c, &sk, &v, MDB_SET_RANGE);
-        bool found = rc == 0 && s_key_is(&sk, p->tk, p->tkl);
-        if (found && idx_get_be64((const uint8_t *)sk.mv_data + p->tkl + 1) == target) {
-            k = sk;
-        } else {
-            /* the block before may contain target */
-            MDB_val pk, pv;
-            rc = mdb_cursor_get(p->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
-            if (rc == 0 && s_key_is(&pk, p->tk, p->tkl)) {
-                k = pk;
-                v = pv;
-                seek = found; /* if target is past its end, step to the found one */
-            } else {
-                p->eof = true;
-                return S_NOMORE;
-            }
+    return best;
+}
+
+static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk,
+                       size_t tkl) {
+    memset(p, 0, sizeof *p);
+    p->self = self;
+    p->txn = txn;
+    p->tk = tk;
+    p->tkl = tkl;
+    p->eof = true;
+    int64_t df = 0;
+    uint8_t kb[IDX_KEY_MAX];
+    for (size_t i = 0; i < segs->nsegs; i++) {
+        MDB_val k = {idx_lex_key(segs->seg[i].id, tk, tkl, kb), kb}, v;
+        uint64_t z;
+        int rc = mdb_get(txn, self->lex, &k, &v);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc || !idx_varint_get(v.mv_data, (uint8_t *)v.mv_data + v.mv_size, &z))
+            return -1;
+        df += idx_unzz(z);
+        if (!p->subs && !(p->subs = calloc(segs->nsegs, sizeof *p->subs)))
+            return -1;
+        s_sub *s = &p->subs[p->nsub];
+        s->seg = segs->seg[i];
+        s->check = s->seg.dead > 0;
+        if (mdb_cursor_open(txn, self->post, &s->c))
+            return -1;
+        p->nsub++;
+        MDB_val pk = {idx_post_key(s->seg.id, tk, tkl, 0, kb), kb}, pv;
+        if (mdb_cursor_get(s->c, &pk, &pv, MDB_SET_RANGE) || !s_key_is(&pk, s->seg.id, tk, tkl)) {
+            s->eof = true; /* removals only */
+            continue;
         }
+        if (s_sub_load(p, s, &pk, &pv))
+            return -1;
+        p->has_dead |= s->check;
+        s_sub_advance(p, s, 0);
     }
-    if (s_post_load(p, &k, &v))
-        return S_NOMORE;
-    if (p->docs[p->n - 1] < target) {
-        if (!seek || mdb_cursor_get(p->c, &k, &v, MDB_NEXT) || !s_key_is(&k, p->tk, p->tkl)) {
-            p->eof = true;
-            return S_NOMORE;
-        }
-        if (s_post_load(p, &k, &v))
-            return S_NOMORE;
-    }
-    while (p->docs[p->i] < target)
-        p->i++;
-    return p->docs[p->i];
+    p->df = df > 0 ? (uint64_t)df : 0;
+    if (!p->df)
+        return 0;
+    p->eof = false;
+    p->doc = 0;
+    s_post_advance(p, 1);
+    return 0;
+}
+
+static void s_post_close(s_post *p) {
+    for (size_t i = 0; i < p->nsub; i++)
+        if (p->subs[i].c)
+            mdb_cursor_close(p->subs[i].c);
+    free(p->subs);
+    p->subs = NULL;
+    p->nsub = 0;
+    free(p->pbuf);
+    p->pbuf = NULL;
+}
+
+static inline uint32_t s_post_tft(const s_post *p) {
+    const s_sub *s = &p->subs[p->cur];
+    return s->tft[s->i];
+}
+
+static inline uint32_t s_post_tfb(const s_post *p) {
+    const s_sub *s = &p->subs[p->cur];
+    return s->tfb[s->i];
 }
 
 /* Positions of the current doc in field f (0 title, 1 body), as (pos<<1|exact).
  * Returns the count or -1. */
 static long s_post_positions(s_post *p, int f, const uint32_t **out) {
-    const uint8_t *b = p->pp;
+    s_sub *s = &p->subs[p->cur];
+    const uint8_t *b = s->pp;
     uint64_t v;
-    if (p->pidx > p->i) { /* cannot go back: restart at the block's positions */
+    if (s->pidx > s->i) /* cannot go back */
         return -1;
-    }
-    while (p->pidx < p->i) {
-        uint64_t cnt = (uint64_t)p->tft[p->pidx] + p->tfb[p->pidx];
+    while (s->pidx < s->i) {
+        uint64_t cnt = (uint64_t)s->tft[s->pidx] + s->tfb[s->pidx];
         for (uint64_t k = 0; k < cnt; k++)
-            if (!(b = idx_varint_get(b, p->pend, &v)))
+            if (!(b = idx_varint_get(b, s->pend, &v)))
                 return -1;
-        p->pidx++;
+        s->pidx++;
     }
-    p->pp = b;
-    uint32_t skip = f == 0 ? 0 : p->tft[p->i];
-    uint32_t cnt = f == 0 ? p->tft[p->i] : p->tfb[p->i];
+    s->pp = b;
+    uint32_t skip = f == 0 ? 0 : s->tft[s->i];
+    uint32_t cnt = f == 0 ? s->tft[s->i] : s->tfb[s->i];
     for (uint32_t k = 0; k < skip; k++)
-        if (!(b = idx_varint_get(b, p->pend, &v)))
+        if (!(b = idx_varint_get(b, s->pend, &v)))
             return -1;
     if (cnt > p->pcap) {
         uint32_t *nb = realloc(p->pbuf, cnt * sizeof *nb);
@@ -524,7 +641,7 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     }
     uint32_t prev = 0;
     for (uint32_t k = 0; k < cnt; k++) {
-        if (!(b = idx_varint_get(b, p->pend, &v)))
+        if (!(b = idx_varint_get(b, s->pend, &v)))
             return -1;
         prev += (uint32_t)v;
         p->pbuf[k] = prev;
@@ -532,7 +649,6 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     *out = p->pbuf;
     return cnt;
 }
-
 /* ---------------------------------------------------------------------- */
 /* matchers */
 
@@ -556,6 +672,7 @@ typedef struct {
     const uint8_t *chunk;
     uint64_t chunk_id;
     bool chunk_ok;
+    idx_segs segs;
 } s_ctx;
 
 static double s_idf(double N, double df) {
@@ -604,7 +721,7 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
     case A_TERM:
         for (;;) {
             uint64_t d = s_post_advance(&m->posts[0], target);
-            if (d == S_NOMORE || !m->title_only || m->posts[0].tft[m->posts[0].i])
+            if (d == S_NOMORE || !m->title_only || s_post_tft(&m->posts[0]))
                 return m->doc = d;
             target = d + 1;
         }
@@ -631,13 +748,13 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
             bool ok = false;
             bool title = true;
             for (size_t j = 0; j < m->np; j++)
-                title &= m->posts[j].tft[m->posts[j].i] > 0;
+                title &= s_post_tft(&m->posts[j]) > 0;
             if (title)
                 ok = s_phrase_field(m, 0);
             if (!ok && !m->title_only) {
                 bool body = true;
                 for (size_t j = 0; j < m->np; j++)
-                    body &= m->posts[j].tfb[m->posts[j].i] > 0;
+                    body &= s_post_tfb(&m->posts[j]) > 0;
                 if (body)
                     ok = s_phrase_field(m, 1);
             }
@@ -649,7 +766,7 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
 }
 
 static double s_term_score(const s_ctx *c, const s_post *p, bool title_only, const idx_col_rec *r) {
-    uint32_t tt = p->tft[p->i], tb = p->tfb[p->i];
+    uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
     double s = 0;
     if (tt) {
         double norm = c->k1 * (1 - c->b + c->b * (double)r->len_t / c->avg_t);
@@ -912,55 +1029,145 @@ typedef struct {
     size_t nlists;
 } s_pool;
 
-static int s_prefix_list(idx *self, MDB_txn *txn, const char *pre, size_t pl, s_matcher *m,
-                         idx_result *res) {
+typedef struct {
+    uint16_t off, len;
+} s_tref;
+
+static _Thread_local const char *s_tref_base;
+
+static int s_tref_cmp(const void *a, const void *b) {
+    const s_tref *x = a, *y = b;
+    size_t l = x->len < y->len ? x->len : y->len;
+    int c = memcmp(s_tref_base + x->off, s_tref_base + y->off, l);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The distinct lexicon terms starting with pre (stems / CJK terms) or with
+ * TEXT_EXACT_PREFIX + pre (exact forms), over all segments. *out is a
+ * malloc'd arena of [u16 len][bytes] records. Returns the count, or -1 with
+ * res set (too many terms), -2 on an LMDB/memory error. */
+static long s_lex_prefix(idx *self, MDB_txn *txn, const idx_segs *segs, const char *pre, size_t pl,
+                         char **out, size_t *outlen, idx_result *res) {
     MDB_cursor *lc;
     if (mdb_cursor_open(txn, self->lex, &lc))
-        return IDX_INTERNAL;
-    size_t cap = 1024, n = 0, nterms = 0;
-    uint64_t *list = malloc(cap * sizeof *list);
-    int code = IDX_OK;
-    /* stems / CJK terms start with the prefix; exact forms with \x01 + prefix */
-    for (int pass = 0; pass < 2 && list && code == IDX_OK; pass++) {
-        uint8_t kb[IDX_TERM_MAX + 2];
-        size_t kl = 0;
-        if (pass == 1)
-            kb[kl++] = TEXT_EXACT_PREFIX;
-        memcpy(kb + kl, pre, pl);
-        kl += pl;
-        MDB_val k = {kl, kb}, v;
-        int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
-        while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
-            if (++nterms > IDX_PREFIX_MAX_TERMS) {
-                code = s_fail(res, IDX_INVALID_ARGUMENT, -1,
-                              "prefix '%.*s*' matches more than %d terms: make it longer",
-                              (int)pl, pre, IDX_PREFIX_MAX_TERMS);
-                break;
-            }
-            s_post p;
-            if (s_post_open(&p, self, txn, k.mv_data, k.mv_size)) {
-                code = IDX_INTERNAL;
-                break;
-            }
-            for (uint64_t d = s_post_advance(&p, 0); d != S_NOMORE; d = s_post_advance(&p, d + 1)) {
-                if (n == cap) {
-                    uint64_t *nl = realloc(list, cap * 2 * sizeof *nl);
-                    if (!nl) {
-                        code = IDX_INTERNAL;
+        return -2;
+    idx_bytes ar = {0};
+    s_tref *refs = NULL;
+    size_t nref = 0, cap = 0;
+    long ret = 0;
+    for (size_t si = 0; si < segs->nsegs && ret == 0; si++) {
+        for (int pass = 0; pass < 2 && ret == 0; pass++) {
+            uint8_t kb[IDX_TERM_MAX + 8];
+            size_t kl = 4;
+            idx_be32(kb, segs->seg[si].id);
+            if (pass == 1)
+                kb[kl++] = TEXT_EXACT_PREFIX;
+            memcpy(kb + kl, pre, pl);
+            kl += pl;
+            MDB_val k = {kl, kb}, v;
+            int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
+            while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
+                if (nref >= (size_t)IDX_PREFIX_MAX_TERMS * 4) { /* bounds the work */
+                    ret = -1;
+                    break;
+                }
+                size_t tl = k.mv_size - 4;
+                if (nref == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    s_tref *n = realloc(refs, cap * sizeof *n);
+                    if (!n) {
+                        ret = -2;
                         break;
                     }
-                    list = nl;
-                    cap *= 2;
+                    refs = n;
                 }
-                list[n++] = d;
+                if (ar.len + tl > UINT16_MAX || idx_bytes_reserve(&ar, tl)) {
+                    ret = ar.len + tl > UINT16_MAX ? -1 : -2;
+                    break;
+                }
+                refs[nref++] = (s_tref){(uint16_t)ar.len, (uint16_t)tl};
+                memcpy(ar.p + ar.len, (uint8_t *)k.mv_data + 4, tl);
+                ar.len += tl;
+                rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT);
             }
-            s_post_close(&p);
-            rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT);
+            if (rc && rc != MDB_NOTFOUND && ret == 0)
+                ret = -2;
         }
     }
     mdb_cursor_close(lc);
-    if (!list)
+    size_t u = 0;
+    if (ret == 0) {
+        s_tref_base = (const char *)ar.p;
+        qsort(refs, nref, sizeof *refs, s_tref_cmp);
+        for (size_t i = 0; i < nref; i++)
+            if (!u || s_tref_cmp(&refs[u - 1], &refs[i]) != 0)
+                refs[u++] = refs[i];
+        if (u > IDX_PREFIX_MAX_TERMS)
+            ret = -1;
+    }
+    if (ret == -1)
+        s_fail(res, IDX_INVALID_ARGUMENT, -1, "prefix '%.*s*' matches more than %d terms: make it longer",
+               (int)pl, pre, IDX_PREFIX_MAX_TERMS);
+    char *o = NULL;
+    size_t ol = 0;
+    if (ret == 0 && !(o = malloc(ar.len + 2 * u + 1)))
+        ret = -2;
+    for (size_t i = 0; ret == 0 && i < u; i++) {
+        memcpy(o + ol, &refs[i].len, 2);
+        memcpy(o + ol + 2, ar.p + refs[i].off, refs[i].len);
+        ol += 2u + refs[i].len;
+    }
+    free(refs);
+    idx_bytes_free(&ar);
+    if (ret) {
+        free(o);
+        return ret;
+    }
+    *out = o;
+    *outlen = ol;
+    return (long)u;
+}
+
+static int s_prefix_list(idx *self, MDB_txn *txn, const idx_segs *segs, const char *pre, size_t pl,
+                         s_matcher *m, idx_result *res) {
+    char *terms;
+    size_t tlen;
+    long nt = s_lex_prefix(self, txn, segs, pre, pl, &terms, &tlen, res);
+    if (nt == -1)
+        return IDX_INVALID_ARGUMENT;
+    if (nt < 0)
         return IDX_INTERNAL;
+    size_t cap = 1024, n = 0;
+    uint64_t *list = malloc(cap * sizeof *list);
+    int code = list ? IDX_OK : IDX_INTERNAL;
+    for (size_t off = 0; off < tlen && code == IDX_OK;) {
+        uint16_t tl;
+        memcpy(&tl, terms + off, 2);
+        const uint8_t *tk = (const uint8_t *)terms + off + 2;
+        off += 2u + tl;
+        s_post p;
+        if (s_post_open(&p, self, txn, segs, tk, tl)) {
+            s_post_close(&p);
+            code = IDX_INTERNAL;
+            break;
+        }
+        for (uint64_t d = s_post_advance(&p, 0); d != S_NOMORE; d = s_post_advance(&p, d + 1)) {
+            if (n == cap) {
+                uint64_t *nl = realloc(list, cap * 2 * sizeof *nl);
+                if (!nl) {
+                    code = IDX_INTERNAL;
+                    break;
+                }
+                list = nl;
+                cap *= 2;
+            }
+            list[n++] = d;
+        }
+        if (p.err)
+            code = IDX_INTERNAL;
+        s_post_close(&p);
+    }
+    free(terms);
     if (code) {
         free(list);
         return code;
@@ -1026,7 +1233,7 @@ static int s_stem_cb(void *ud, const text_token *t) {
 }
 
 /* Add typo alternatives to eligible TERM atoms. Returns how many were added. */
-static int s_add_typos(idx *self, MDB_txn *txn, s_query *q) {
+static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q) {
     int added = 0;
     size_t natoms0 = q->natoms;
     for (size_t ai = 0; ai < natoms0; ai++) {
@@ -1041,20 +1248,21 @@ static int s_add_typos(idx *self, MDB_txn *txn, s_query *q) {
         MDB_cursor *lc;
         if (mdb_cursor_open(txn, self->lex, &lc))
             return added;
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < 2 * (int)segs->nsegs; pass++) {
             /* candidates share the first two bytes (a typo there is not found):
-             * this keeps the scan to a small slice of the lexicon */
-            uint8_t kb[3];
-            size_t kl = 0;
-            if (pass == 1)
+             * this keeps the scan to a small slice of each segment's lexicon */
+            uint8_t kb[7];
+            size_t kl = 4;
+            idx_be32(kb, segs->seg[pass / 2].id);
+            if (pass % 2)
                 kb[kl++] = TEXT_EXACT_PREFIX;
             kb[kl++] = (uint8_t)w[0];
             kb[kl++] = (uint8_t)w[1];
             MDB_val k = {kl, kb}, v;
             int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
             while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
-                const char *t = (const char *)k.mv_data + (pass == 1);
-                size_t tl = k.mv_size - (pass == 1);
+                const char *t = (const char *)k.mv_data + 4 + (pass % 2);
+                size_t tl = k.mv_size - 4 - (pass % 2);
                 int dd = s_lev(w, wl, t, tl, maxd);
                 if (dd > 0 && dd <= maxd) {
                     s_cand cd = {.dist = dd};
@@ -1064,8 +1272,8 @@ static int s_add_typos(idx *self, MDB_txn *txn, s_query *q) {
                     bool dup = cd.klen == own->len && memcmp(cd.key, q->arena + own->off, cd.klen) == 0;
                     for (size_t x = 0; x < nc && !dup; x++)
                         dup = cands[x].klen == cd.klen && memcmp(cands[x].key, cd.key, cd.klen) == 0;
-                    if (!dup && cd.klen) {
-                        cd.df = idx_lex_df(self, txn, (uint8_t *)cd.key, cd.klen);
+                    if (!dup && cd.klen &&
+                        (cd.df = idx_lex_df(self, txn, segs, (uint8_t *)cd.key, cd.klen)) > 0) {
                         if (nc < 32)
                             cands[nc++] = cd;
                     }
@@ -1135,7 +1343,7 @@ static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, 
             m->kind = a->kind;
             m->title_only = a->title_only;
             if (a->kind == A_PREFIX) {
-                int rc = s_prefix_list(self, txn, q->arena + a->poff, a->plen, m, res);
+                int rc = s_prefix_list(self, txn, &c->segs, q->arena + a->poff, a->plen, m, res);
                 if (rc)
                     return rc;
                 m->maxscore = 1.0;
@@ -1149,7 +1357,7 @@ static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, 
             for (size_t k = 0; k < a->nt; k++) {
                 s_post *p = &pool->posts[pool->nposts++];
                 const s_qterm *t = &q->terms[a->t0 + k];
-                if (s_post_open(p, self, txn, (const uint8_t *)q->arena + t->off, t->len))
+                if (s_post_open(p, self, txn, &c->segs, (const uint8_t *)q->arena + t->off, t->len))
                     return IDX_INTERNAL;
                 p->idf = s_idf(c->N, (double)p->df);
                 m->maxscore += p->idf * (c->k1 + 1) * (c->wt + (a->title_only ? 0 : 1));
@@ -1302,7 +1510,8 @@ static int s_pass(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_run *run, s_h
         memcpy(tbuf, IDX_TAG_PREFIX, 2);
         memcpy(tbuf + 2, q->tag, tl);
         size_t kl = idx_term_key(tbuf, tl + 2, tagkey);
-        if (s_post_open(&tagp, self, txn, tagkey, kl)) {
+        if (s_post_open(&tagp, self, txn, &c->segs, tagkey, kl)) {
+            s_post_close(&tagp);
             s_pool_free(&pool);
             return IDX_INTERNAL;
         }
@@ -1387,6 +1596,10 @@ int idx_search(idx *self, MDB_txn *txn, const idx_query *qq, idx_result *res) {
         code = s_fail(res, IDX_INTERNAL, -1, "cannot read index stats");
         goto out;
     }
+    if (idx_segs_get(self, txn, &c.segs)) {
+        code = s_fail(res, IDX_INTERNAL, -1, "cannot read index segments");
+        goto out;
+    }
     c.N = (double)st.docs;
     c.avg_t = st.docs && st.sum_t ? (double)st.sum_t / (double)st.docs : 1.0;
     c.avg_b = st.docs && st.sum_b ? (double)st.sum_b / (double)st.docs : 1.0;
@@ -1409,7 +1622,7 @@ int idx_search(idx *self, MDB_txn *txn, const idx_query *qq, idx_result *res) {
     run.found = found;
     run.found_cap = want_typos ? limit : 0;
     code = s_pass(self, txn, q, &c, &run, &h, qq->facets ? &fc : NULL, &total, &after, res);
-    if (!code && want_typos && total < limit && s_add_typos(self, txn, q) > 0) {
+    if (!code && want_typos && total < limit && s_add_typos(self, txn, &c.segs, q) > 0) {
         /* second pass: typo alternatives, exact hits skipped, ranked below */
         qsort(found, run.nfound, sizeof *found, idx__u64cmp);
         run.skip = found;

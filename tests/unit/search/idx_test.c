@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "idx.h"
+#include "idx_int.h" /* segment list: test_segments checks no key is orphaned */
 #include "text.h"
 
 #define NDOCS 400
@@ -323,6 +324,11 @@ static void s_rmrf(void) {
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* group 1: batches of 64, default merging; group 2: batches of 7 and
+ * merge_factor 2, so that segments are merged all the time (stale versions
+ * dropped, deltas summed) while the reference comparisons run */
+static idx_options g_opts = {.b = -1, .no_typos = true, .max_pending_docs = 64};
+
 static int setup(void **state) {
     (void)state;
     strcpy(dir, "/tmp/idx_test_XXXXXX");
@@ -333,8 +339,7 @@ static int setup(void **state) {
     assert_int_equal(mdb_env_open(env, dir, MDB_NOSYNC, 0644), 0);
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 64};
-    assert_int_equal(idx_open(txn, &o, &ix), IDX_OK);
+    assert_int_equal(idx_open(txn, &g_opts, &ix), IDX_OK);
     an = text_analyzer_new(NULL);
     for (int i = 1; i <= NDOCS; i++) {
         s_gen(&A[i]);
@@ -355,6 +360,7 @@ static int teardown(void **state) {
     text_analyzer_destroy(&an);
     for (int i = 0; i <= NDOCS; i++)
         free(R[i].t);
+    memset(R, 0, sizeof R);
     s_rmrf();
     return 0;
 }
@@ -550,6 +556,7 @@ static void test_update_delete_boundary(void **state) {
         assert_int_equal(idx_del(ix, txn, (uint64_t)id, &e), IDX_OK);
         A[id].live = false;
     }
+    assert_int_equal(idx_flush(ix, txn), IDX_OK); /* deletes are buffered like puts */
     assert_int_equal(mdb_txn_commit(txn), 0);
     A[5].live = false;
     q.query = "zebra";
@@ -678,6 +685,7 @@ static void test_big_article(void **state) {
     /* delete it again (1 MiB of positions removed) */
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(idx_del(ix, txn, 100000, &d), IDX_OK);
+    assert_int_equal(idx_flush(ix, txn), IDX_OK);
     assert_int_equal(mdb_txn_commit(txn), 0);
     q.query = "needle";
     assert_int_equal(s_search(&q, &r), IDX_OK);
@@ -687,12 +695,52 @@ static void test_big_article(void **state) {
     free(x);
 }
 
+/* Every key of idx_post / idx_lex belongs to a live segment (merges drop
+ * their inputs), and the number of segments stays bounded. */
+static void test_segments(void **state) {
+    (void)state;
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    idx_segs sg;
+    assert_int_equal(idx_segs_get(ix, txn, &sg), 0);
+    assert_true(sg.nsegs >= 1 && sg.nsegs <= IDX_MAX_SEGS / 2);
+    const char *names[] = {"idx_post", "idx_lex"};
+    for (int d = 0; d < 2; d++) {
+        MDB_dbi dbi;
+        MDB_cursor *c;
+        assert_int_equal(mdb_dbi_open(txn, names[d], 0, &dbi), 0);
+        assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+        MDB_val k, v;
+        size_t n = 0;
+        while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+            uint32_t seg = idx_get_be32(k.mv_data);
+            bool ok = false;
+            for (size_t i = 0; i < sg.nsegs; i++)
+                ok |= sg.seg[i].id == seg;
+            if (!ok)
+                fail_msg("%s: key of segment %u, which is not live", names[d], seg);
+            n++;
+        }
+        assert_true(n > 0);
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+}
+
+static int setup_merging(void **state) {
+    g_opts = (idx_options){.b = -1, .no_typos = true, .max_pending_docs = 7, .merge_factor = 2};
+    rng = 777;
+    return setup(state);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference),    cmocka_unit_test(test_pagination),
         cmocka_unit_test(test_facets),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
-        cmocka_unit_test(test_big_article),
+        cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
+    failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
+    return failed;
 }
