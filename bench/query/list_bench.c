@@ -1869,6 +1869,9 @@ int main(int argc, char **argv)
     }
     if (o_fake_worker)
         return s_fake_worker();
+    /* SQLite's global memory statistics take a mutex on every malloc: off, so that
+     * its threads do not serialize on it (the best case for the baseline) */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     long long workers[8], clients[16], sync_max[8];
     int nw = s_parse_list(o_workers, workers, 8, "workers", S_MAX_WORKERS);
     int nc = s_parse_list(o_clients, clients, 16, "clients", S_MAX_CLIENTS);
