@@ -1,6 +1,6 @@
 /*
  * bulletin-bench-search: the search index (services/search) against SQLite
- * FTS5 on a reference corpus, in-process, one thread.
+ * FTS5 and Xapian on a reference corpus, in-process, one thread.
  *
  *   bulletin-bench-search --corpus /tmp/corpus/en.jsonl \
  *       --queries /tmp/corpus/queries/en.search.jsonl [--zh] [--dir /tmp/bench-search]
@@ -16,6 +16,12 @@
  * the exact total with every page). For Chinese, FTS5 gets the text
  * pre-split into bigrams (the corpus README's "pre-bigrammed" convention,
  * done before the timer starts), we analyze the raw text ourselves.
+ *
+ * Xapian (when built with it, see CMakeLists.txt): BM25Weight(k1 1.2, b
+ * 0.75), the title indexed with wdf x2, English stems (STEM_SOME) and exact
+ * forms, positions, QueryParser with AND as default operator; for Chinese
+ * its own CJK n-grams (FLAG_CJK_NGRAM) on the raw text. It commits (and
+ * fsyncs) every N docs like the others; get_mset's total is an estimate.
  */
 #include "clock.h"
 #include "config.h"
@@ -30,6 +36,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <utf8proc.h>
+#ifdef BENCH_HAVE_XAPIAN
+#include "xapian_bench.h"
+#endif
 
 typedef struct {
     char *title, *body, *site, *cat;
@@ -45,7 +54,7 @@ typedef struct {
 
 static const char *o_corpus, *o_queries, *o_dir;
 static long long o_max, o_every, o_rounds;
-static bool o_zh, o_skip_fts;
+static bool o_zh, o_skip_fts, o_skip_xapian;
 
 static const cfg_option OPTS[] = {
     {"corpus", "BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl", "corpus JSONL", &o_corpus},
@@ -56,6 +65,7 @@ static const cfg_option OPTS[] = {
     {"rounds", "BENCH_ROUNDS", CFG_INT, "3", "timed rounds over the queries", &o_rounds},
     {"zh", "BENCH_ZH", CFG_BOOL, NULL, "Chinese corpus: bigram text for FTS5", &o_zh},
     {"skip-fts", "BENCH_SKIP_FTS", CFG_BOOL, NULL, "do not run FTS5", &o_skip_fts},
+    {"skip-xapian", "BENCH_SKIP_XAPIAN", CFG_BOOL, NULL, "do not run Xapian", &o_skip_xapian},
 };
 
 static bool s_cjk(int32_t c) {
@@ -288,9 +298,10 @@ static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
     mdb_txn_abort(txn);
     r->size_mb = (double)st.bytes / 1e6;
     snprintf(path, sizeof path, "%s/idx/data.mdb", o_dir);
-    printf("ours: %zu docs in %.1f s (%.0f docs/s); used pages %.1f MB, file %.1f MB, %llu terms, %llu blocks\n",
-           n, secs, r->docs_s, r->size_mb, (double)s_fsize(path) / 1e6, (unsigned long long)st.terms,
-           (unsigned long long)st.blocks);
+    printf("ours: %zu docs in %.1f s (%.0f docs/s); used pages %.1f MB, file %.1f MB, %llu segments, "
+           "%llu lexicon entries, %llu blocks\n",
+           n, secs, r->docs_s, r->size_mb, (double)s_fsize(path) / 1e6, (unsigned long long)st.segments,
+           (unsigned long long)st.terms, (unsigned long long)st.blocks);
     size_t total = nq * (size_t)o_rounds;
     double *lat = malloc(total * sizeof *lat);
     uint64_t hits = 0;
@@ -413,6 +424,56 @@ static void s_fts(doc *d, size_t n, query *q, size_t nq, result *r) {
     sqlite3_close(db);
 }
 
+#ifdef BENCH_HAVE_XAPIAN
+static void s_xapian(doc *d, size_t n, query *q, size_t nq, result *r) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/xapian", o_dir);
+    xb *x = xb_new(path, o_zh);
+    if (!x)
+        exit(1);
+    int64_t t0 = clock_mono_us();
+    for (size_t i = 0; i < n;) {
+        size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
+        for (; i < end; i++)
+            if (xb_add(x, d[i].title, d[i].body))
+                exit(1);
+        if (xb_commit(x))
+            exit(1);
+    }
+    double secs = (double)(clock_mono_us() - t0) / 1e6;
+    r->build_s = secs;
+    r->docs_s = (double)n / secs;
+    if (xb_finish(x))
+        exit(1);
+    r->size_mb = (double)xb_size(path) / 1e6;
+    printf("xapian: %zu docs in %.1f s (%.0f docs/s); database %.1f MB\n", n, secs, r->docs_s,
+           r->size_mb);
+    size_t total = nq * (size_t)o_rounds;
+    double *lat = malloc(total * sizeof *lat);
+    uint64_t hits = 0;
+    for (int round = -1; round < o_rounds; round++) {
+        for (size_t k = 0; k < nq; k++) {
+            unsigned h = 0;
+            uint64_t est = 0;
+            int64_t a = clock_mono_us();
+            xb_search(x, q[k].ours, 10, &h, &est);
+            int64_t b = clock_mono_us();
+            if (round >= 0) {
+                lat[(size_t)round * nq + k] = (double)(b - a);
+                hits += h;
+            }
+        }
+    }
+    double sum = 0;
+    for (size_t k = 0; k < total; k++)
+        sum += lat[k];
+    s_lat(lat, total, sum / 1e6, r);
+    r->avg_hits = (double)hits / (double)total;
+    free(lat);
+    xb_destroy(&x);
+}
+#endif
+
 static int s_count_tok(void *ud, const text_token *t) {
     (void)t;
     (*(uint64_t *)ud)++;
@@ -452,17 +513,37 @@ int main(int argc, char **argv) {
     printf("analysis: %.1f MB of bodies at %.1f MB/s, %.1f M tokens/s\n", (double)bytes / 1e6,
            (double)bytes / 1e6 / as, (double)toks / 1e6 / as);
     text_analyzer_destroy(&an);
-    result ro = {0}, rf = {0};
+    result ro = {0}, rf = {0}, rx = {0};
+    bool fts = !o_skip_fts, xap = false;
     s_ours(d, n, q, nq, &ro);
-    if (!o_skip_fts)
+    if (fts)
         s_fts(d, n, q, nq, &rf);
+#ifdef BENCH_HAVE_XAPIAN
+    xap = !o_skip_xapian;
+    if (xap)
+        s_xapian(d, n, q, nq, &rx);
+#else
+    if (!o_skip_xapian)
+        printf("xapian: not built in (libxapian-dev and a C++ compiler are needed)\n");
+#endif
     printf("\n| engine | docs | index docs/s | size MB | search p50 us | p99 us | QPS | avg hits |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     printf("| bulletin idx | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, ro.docs_s, ro.size_mb,
            ro.p50, ro.p99, ro.qps, ro.avg_hits);
-    if (!o_skip_fts)
+    if (fts)
         printf("| SQLite FTS5 | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rf.docs_s,
                rf.size_mb, rf.p50, rf.p99, rf.qps, rf.avg_hits);
+    if (xap)
+        printf("| Xapian | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rx.docs_s,
+               rx.size_mb, rx.p50, rx.p99, rx.qps, rx.avg_hits);
+    if (fts)
+        printf("\nours / FTS5: index rate %.2fx, size %.2fx, p50 %.2fx, p99 %.2fx, QPS %.2fx\n",
+               ro.docs_s / rf.docs_s, ro.size_mb / rf.size_mb, ro.p50 / rf.p50, ro.p99 / rf.p99,
+               ro.qps / rf.qps);
+    if (xap)
+        printf("ours / Xapian: index rate %.2fx, size %.2fx, p50 %.2fx, p99 %.2fx, QPS %.2fx\n",
+               ro.docs_s / rx.docs_s, ro.size_mb / rx.size_mb, ro.p50 / rx.p50, ro.p99 / rx.p99,
+               ro.qps / rx.qps);
     /* per query type */
     return 0;
 }

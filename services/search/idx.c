@@ -421,10 +421,17 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
         return s_lmdb_fail("open", rc);
     }
     if (sg.format != IDX_FORMAT && ms.ms_entries > 0) {
-        log_error("idx.open", "err=\"index format %u, this build reads %d: clear and rebuild the index\"",
-                  sg.format, IDX_FORMAT);
-        idx_close(&self);
-        return IDX_FAILED_PRECONDITION;
+        /* cleared when txn can write (the caller must re-index), else refused */
+        MDB_dbi dbs[] = {self->post, self->lex, self->col, self->dict, self->meta};
+        for (size_t i = 0; i < 5 && !rc; i++)
+            rc = mdb_drop(txn, dbs[i], 0);
+        log_warn("idx.open", "format=%u want=%d %s", sg.format, IDX_FORMAT,
+                 rc ? "err=\"older index format in a read-only txn\""
+                    : "msg=\"older index format: cleared, re-index the articles\"");
+        if (rc) {
+            idx_close(&self);
+            return IDX_FAILED_PRECONDITION;
+        }
     }
     *out = self;
     return IDX_OK;

@@ -117,10 +117,10 @@ typedef struct {
 /* Open (creating when missing) the index databases with `txn` (a write txn
  * when they may not exist yet; commit it to keep the handles). opts NULL =
  * defaults. On IDX_OK *out is the new index (caller owns; idx_close).
- * Returns IDX_OK, IDX_FAILED_PRECONDITION (the databases hold an index in
- * an older format, before segments: the replica must be rebuilt
- * from scratch), IDX_INTERNAL
- * (LMDB error, logged). */
+ * When the databases hold an index in an older format (before segments),
+ * a write txn CLEARS it (logged: idx.open format=...; the caller must
+ * re-index every article), a read-only txn gets IDX_FAILED_PRECONDITION.
+ * Returns IDX_OK, IDX_FAILED_PRECONDITION, IDX_INTERNAL (LMDB error, logged). */
 int idx_open(MDB_txn *txn, const idx_options *opts, idx **out);
 
 /* Free the index object (not the data) and set *self to NULL; safe twice.
