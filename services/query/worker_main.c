@@ -21,7 +21,7 @@ int main(int argc, char **argv)
         {"heartbeat-ms", "BULLETIN_QUERY_HEARTBEAT_MS", CFG_INT, "1000", "heartbeat interval with the broker", &cfg.heartbeat_ms},
         {"liveness", "BULLETIN_QUERY_LIVENESS", CFG_INT, "3", "broker heartbeats missed before registering again", &cfg.liveness},
         {"sync-timeout-ms", "BULLETIN_SYNC_TIMEOUT_MS", CFG_INT, "5000", "re-send a Sync to the store after this long", &cfg.sync_timeout_ms},
-        {"sync-max-changes", "BULLETIN_SYNC_MAX_CHANGES", CFG_INT, "0", "changes per Sync chunk (0 = store default)", &cfg.sync_max_changes},
+        {"sync-max-changes", "BULLETIN_SYNC_MAX_CHANGES", CFG_INT, "20000", "changes per Sync chunk (0 = the store's default, 1000; the store also caps a chunk at 4 MiB). Bigger chunks = fewer, larger replica transactions: a bootstrap from 0 ran ~2.5x faster with 20000 than with 1000 (bench/README.md)", &cfg.sync_max_changes},
         {"feed-buffer", "BULLETIN_FEED_BUFFER", CFG_INT, "100000", "feed messages buffered during a Sync", &cfg.feed_buffer_max},
         {"map-size-mb", "BULLETIN_WORKER_MAP_MB", CFG_INT, "16384", "initial LMDB map size in MiB (grows when full)", &cfg.map_size_mb},
         {"credit", "BULLETIN_WORKER_CREDIT", CFG_INT, "4", "requests the broker may send before the first is answered (1..16)", &cfg.credit},
