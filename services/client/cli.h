@@ -1,7 +1,8 @@
 /*
  * cli: shared parts of the `bulletin` command (cli_main.c: dispatch, global
  * options, get/delete/stats/health; cli_ingest.c: ingest; cli_list.c: list;
- * cli_up.c: up; cli_fmt.c: cursor text, dates, tables, page JSON).
+ * cli_search.c: search; cli_up.c: up; cli_fmt.c: cursor text, dates, tables,
+ * page JSON, snippets).
  * Exit codes everywhere: 0 success, 1 something was rejected / not found /
  * not healthy, 2 usage or connection error.
  */
@@ -87,6 +88,7 @@ void cli_ingest_print_summary(FILE *to, const cli_ingest_summary *s);
 
 int cli_cmd_ingest(const cli_globals *g, int argc, char **argv);
 int cli_cmd_list(const cli_globals *g, int argc, char **argv);
+int cli_cmd_search(const cli_globals *g, int argc, char **argv);
 int cli_cmd_up(const cli_globals *g, int argc, char **argv);
 
 #endif

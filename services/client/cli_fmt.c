@@ -208,6 +208,117 @@ oom:
     return NULL;
 }
 
+static json_t *s_facets_json(const bulletin_facet *f, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *o = json_object();
+        if (!o || json_object_set_new(o, "value", s_str_or_null(f[i].value)) ||
+            json_object_set_new(o, "count", json_integer((json_int_t)f[i].count)) ||
+            json_array_append_new(a, o)) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+json_t *cli_json_search_page(const bulletin_search_result *r, int with_facets)
+{
+    json_t *o = json_object(), *hits = json_array();
+    if (!o || !hits)
+        goto oom;
+    for (size_t i = 0; i < r->hit_count; i++) {
+        const bulletin_hit *h = &r->hits[i];
+        json_t *it = json_object();
+        if (!it)
+            goto oom;
+        int bad = json_object_set_new(it, "id", json_integer((json_int_t)h->id)) |
+                  json_object_set_new(it, "key", s_str_or_null(h->key)) |
+                  json_object_set_new(it, "site", s_str_or_null(h->site)) |
+                  json_object_set_new(it, "category", s_str_or_null(h->category)) |
+                  json_object_set_new(it, "title", s_str_or_null(h->title)) |
+                  json_object_set_new(it, "published_at", s_time(h->published_at)) |
+                  json_object_set_new(it, "score", json_real(h->score)) |
+                  json_object_set_new(it, "snippet", s_str_or_null(h->snippet));
+        if (bad || json_array_append_new(hits, it) != 0)
+            goto oom;
+    }
+    json_t *cur = json_null();
+    if (r->next_cursor_len) {
+        char *t = cli_cursor_encode(r->next_cursor, r->next_cursor_len);
+        if (!t)
+            goto oom;
+        cur = json_string(t);
+        free(t);
+    }
+    int bad = json_object_set_new(o, "hits", hits);
+    hits = NULL;
+    bad |= json_object_set_new(o, "total", json_integer((json_int_t)r->total));
+    bad |= json_object_set_new(o, "next_cursor", cur);
+    if (with_facets) {
+        json_t *c = s_facets_json(r->categories, r->category_count);
+        json_t *s = s_facets_json(r->sites, r->site_count);
+        if (!c || !s) {
+            json_decref(c);
+            json_decref(s);
+            goto oom;
+        }
+        bad |= json_object_set_new(o, "categories", c);
+        bad |= json_object_set_new(o, "sites", s);
+    }
+    bad |= json_object_set_new(o, "took_us", json_integer((json_int_t)r->took_us));
+    bad |= json_object_set_new(o, "served_by", s_str_or_null(r->served_by));
+    bad |= json_object_set_new(o, "applied_seq", json_integer((json_int_t)r->applied_seq));
+    if (bad)
+        goto oom;
+    return o;
+oom:
+    json_decref(hits);
+    json_decref(o);
+    return NULL;
+}
+
+char *cli_snippet_render(const char *s, int ansi)
+{
+    static const char on[] = "\x1b[1;33m", off[] = "\x1b[0m";
+    const char *mo = CLI_MARK_OPEN, *mc = CLI_MARK_CLOSE;
+    size_t n = s ? strlen(s) : 0;
+    /* each 3-byte marker becomes at most 7 bytes; the final reset 4 */
+    char *out = malloc(n * 3 + sizeof off + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (ansi && !strncmp(s + i, mo, 3)) {
+            memcpy(o, on, sizeof on - 1);
+            o += sizeof on - 1;
+            i += 3;
+        } else if (ansi && !strncmp(s + i, mc, 3)) {
+            memcpy(o, off, sizeof off - 1);
+            o += sizeof off - 1;
+            i += 3;
+        } else if (c < 0x20 || c == 0x7f) {
+            if (o == out || o[-1] != ' ')
+                *o++ = ' '; /* runs of newlines/tabs: one space */
+            i++;
+        } else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+                   (unsigned char)s[i + 1] < 0xa0) {
+            *o++ = ' '; /* C1 controls (U+0080..U+009F) */
+            i += 2;
+        } else {
+            *o++ = (char)c;
+            i++;
+        }
+    }
+    if (ansi) {
+        memcpy(o, off, sizeof off - 1);
+        o += sizeof off - 1;
+    }
+    *o = '\0';
+    return out;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the table                                                                 */
 

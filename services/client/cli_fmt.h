@@ -1,6 +1,7 @@
 /*
  * cli_fmt: the pure parts of the bulletin command's read commands (list,
- * get): cursor text, dates, the JSON of a list page and the human table.
+ * get, search): cursor text, dates, the JSON of a list page or a search
+ * answer, snippets for a terminal and the human table.
  * No I/O except the FILE * given; built into bulletin_client_lib so that the
  * unit tests can reach them (not part of the public API).
  *
@@ -46,6 +47,27 @@ int cli_parse_u64(const char *text, uint64_t *out);
  * published_at is RFC 3339 UTC with milliseconds (null when absent), as in
  * `bulletin get --json`; absent strings are null. NULL when out of memory. */
 json_t *cli_json_list_page(const bulletin_list_page *p);
+
+/* One search answer as a JSON object with bulletin.proto's field names:
+ *   {"hits": [{"id", "key", "site", "category", "title", "published_at",
+ *              "score", "snippet"}...],
+ *    "total": N, "next_cursor": "<base64url>" or null at the end,
+ *    "categories": [{"value", "count"}...], "sites": [...] (only when
+ *    with_facets), "took_us": N, "served_by": "...", "applied_seq": N}
+ * published_at as in cli_json_list_page. NULL when out of memory. */
+json_t *cli_json_search_page(const bulletin_search_result *r, int with_facets);
+
+/* Markers the bulletin command asks for when it prints to a terminal:
+ * private-use characters that cli_snippet_render turns into ANSI bold. */
+#define CLI_MARK_OPEN "\xee\x80\x80"  /* U+E000 */
+#define CLI_MARK_CLOSE "\xee\x80\x81" /* U+E001 */
+
+/* A snippet (or title) for a human: control characters (newlines, tabs,
+ * escape sequences from a scraped page) become spaces; with ansi, the
+ * CLI_MARK_OPEN/CLI_MARK_CLOSE markers become bold yellow on/off (and the
+ * text always ends with the attributes reset). Caller frees; NULL when out
+ * of memory. */
+char *cli_snippet_render(const char *s, int ansi);
 
 /* Display width of UTF-8 text in a terminal (East Asian wide = 2, combining
  * = 0, control = 0); invalid bytes count 1 each. */

@@ -505,6 +505,7 @@ typedef struct {
 static const s_command s_commands[] = {
     {"ingest", cli_cmd_ingest, "write articles from JSON Lines files or raw documents"},
     {"list", cli_cmd_list, "list articles, newest first, with filters and pages"},
+    {"search", cli_cmd_search, "full-text search: best matches first, with snippets"},
     {"get", s_cmd_get, "print articles by id or key"},
     {"delete", s_cmd_delete, "delete an article by id or key"},
     {"stats", s_cmd_stats, "print the metrics of a service"},

@@ -7,10 +7,11 @@
  *   PUT:    old summary? -> drop its index entries (and its key if it changed)
  *           put article, summary, key, by_time, by_site, by_cat, by_tag, counts
  *   DELETE: old summary? -> drop index entries, key, summary, article
- *   hook->on_change(txn, id, old, new)       (future full-text index)
+ *   hook->on_change(txn, id, old, new)       (the full-text index, qsearch.h)
  *   applied = seq
  *
- * then meta.applied_seq and commit. MDB_MAP_FULL aborts, doubles the map and
+ * then meta.applied_seq, hook->before_commit (the index writes what it
+ * buffered) and commit; after an abort, hook->after_abort. MDB_MAP_FULL aborts, doubles the map and
  * replays the batch.
  */
 #include "replica.h"
@@ -350,6 +351,8 @@ static int s_unindex(MDB_txn *txn, const replica_dbs *d, const Bulletin__Article
     return 0;
 }
 
+static int s_hook_failed(replica *r);
+
 static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Change *c)
 {
     const replica_dbs *d = &r->d;
@@ -408,7 +411,7 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
             goto out;
         if (r->has_hook && r->hook.on_change &&
             r->hook.on_change(r->hook.ud, txn, id, old_article, &copy) != 0)
-            rc = MDB_PANIC;
+            rc = s_hook_failed(r);
     } else if (old) {
         MDB_val k = {8, idk};
         if ((rc = mdb_del(txn, d->articles, &k, NULL)) && rc != MDB_NOTFOUND)
@@ -418,7 +421,7 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
         rc = 0;
         if (r->has_hook && r->hook.on_change &&
             r->hook.on_change(r->hook.ud, txn, id, old_article, NULL) != 0)
-            rc = MDB_PANIC;
+            rc = s_hook_failed(r);
     }
 out:
     wire_free(old);
@@ -452,45 +455,117 @@ static int s_grow(replica *r)
     return 0;
 }
 
-int replica_apply(replica *r, Bulletin__Internal__Change *const *changes, size_t n,
-                  uint64_t applied_to)
+/* The hook failed: LMDB's own code is not passed through the hook, so a
+ * failure while the map is nearly full is taken for MDB_MAP_FULL (grow and
+ * replay); anything else is MDB_PANIC (give up, logged by the hook). */
+static int s_hook_failed(replica *r)
 {
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(r->d.env, &info) == 0 && mdb_env_stat(r->d.env, &st) == 0 &&
+        (double)(info.me_last_pgno + 1) * st.ms_psize > (double)r->map_size * 0.75)
+        return MDB_MAP_FULL;
+    return MDB_PANIC;
+}
+
+/* Run fn in one write transaction, with the hook's before_commit/after_abort
+ * around the commit; on MDB_MAP_FULL abort, double the map and run fn again
+ * (fn must be replayable: it may only change r's state through on_ok).
+ * Returns 0 or the LMDB error (logged by the caller). */
+static int s_write(replica *r, int (*fn)(replica *r, MDB_txn *txn, void *ud),
+                   void (*on_ok)(replica *r, void *ud), void *ud)
+{
+    int rc = 0;
     for (int attempt = 0; attempt < 8; attempt++) {
         MDB_txn *txn;
-        int rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
-        if (rc) {
-            log_error("replica.apply", "error=\"%s\"", mdb_strerror(rc));
-            return -1;
-        }
-        uint64_t applied = r->applied;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            if (changes[i]->seq <= applied)
-                continue;
-            rc = s_apply_one(r, txn, changes[i]);
-            if (rc == 0)
-                applied = changes[i]->seq;
-        }
-        if (rc == 0 && applied_to > applied)
-            applied = applied_to;
-        if (rc == 0 && applied != r->applied)
-            rc = s_put_applied(txn, &r->d, applied);
+        rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
+        if (rc)
+            return rc;
+        rc = fn(r, txn, ud);
+        if (rc == 0 && r->has_hook && r->hook.before_commit &&
+            r->hook.before_commit(r->hook.ud, txn) != 0)
+            rc = s_hook_failed(r);
         if (rc == 0) {
             rc = mdb_txn_commit(txn);
             if (rc == 0) {
-                r->applied = applied;
+                if (on_ok)
+                    on_ok(r, ud);
                 return 0;
             }
         } else {
             mdb_txn_abort(txn);
         }
-        if (rc != MDB_MAP_FULL) {
-            log_error("replica.apply", "changes=%zu error=\"%s\"", n, mdb_strerror(rc));
-            return -1;
-        }
-        if (s_grow(r))
-            return -1;
+        if (r->has_hook && r->hook.after_abort)
+            r->hook.after_abort(r->hook.ud);
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        if ((rc = s_grow(r)))
+            return rc;
     }
-    return -1;
+    return rc;
+}
+
+typedef struct {
+    Bulletin__Internal__Change *const *changes;
+    size_t n;
+    uint64_t applied_to, applied;
+} s_apply_args;
+
+static int s_apply_fn(replica *r, MDB_txn *txn, void *ud)
+{
+    s_apply_args *a = ud;
+    uint64_t applied = r->applied;
+    int rc = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        if (a->changes[i]->seq <= applied)
+            continue;
+        rc = s_apply_one(r, txn, a->changes[i]);
+        if (rc == 0)
+            applied = a->changes[i]->seq;
+    }
+    if (rc == 0 && a->applied_to > applied)
+        applied = a->applied_to;
+    if (rc == 0 && applied != r->applied)
+        rc = s_put_applied(txn, &r->d, applied);
+    a->applied = applied;
+    return rc;
+}
+
+static void s_apply_ok(replica *r, void *ud) { r->applied = ((s_apply_args *)ud)->applied; }
+
+int replica_apply(replica *r, Bulletin__Internal__Change *const *changes, size_t n,
+                  uint64_t applied_to)
+{
+    s_apply_args a = {changes, n, applied_to, 0};
+    int rc = s_write(r, s_apply_fn, s_apply_ok, &a);
+    if (rc) {
+        log_error("replica.apply", "changes=%zu error=\"%s\"", n, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int (*fn)(void *ud, MDB_txn *txn);
+    void *ud;
+} s_user_args;
+
+static int s_user_fn(replica *r, MDB_txn *txn, void *ud)
+{
+    (void)r;
+    s_user_args *a = ud;
+    return a->fn(a->ud, txn) ? MDB_PANIC : 0;
+}
+
+int replica_write(replica *r, int (*fn)(void *ud, MDB_txn *txn), void *ud)
+{
+    s_user_args a = {fn, ud};
+    int rc = s_write(r, s_user_fn, NULL, &a);
+    if (rc) {
+        log_error("replica.write", "error=\"%s\"", mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
 }
 
 static int s_set_uuid(MDB_txn *txn, const replica_dbs *d, const uint8_t *uuid, size_t len)
@@ -521,12 +596,20 @@ int replica_reset(replica *r, const uint8_t *uuid, size_t len)
         rc = s_set_uuid(txn, &r->d, uuid, len);
     if (rc == 0 && r->has_hook && r->hook.on_reset && r->hook.on_reset(r->hook.ud, txn) != 0)
         rc = MDB_PANIC;
+    if (rc == 0 && r->has_hook && r->hook.before_commit &&
+        r->hook.before_commit(r->hook.ud, txn) != 0)
+        rc = MDB_PANIC;
     if (rc) {
         mdb_txn_abort(txn);
+        if (r->has_hook && r->hook.after_abort)
+            r->hook.after_abort(r->hook.ud);
         goto fail;
     }
-    if ((rc = mdb_txn_commit(txn)))
+    if ((rc = mdb_txn_commit(txn))) {
+        if (r->has_hook && r->hook.after_abort)
+            r->hook.after_abort(r->hook.ud);
         goto fail;
+    }
     r->applied = 0;
     memcpy(r->uuid, uuid, len);
     r->uuid_len = len;

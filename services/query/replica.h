@@ -23,10 +23,11 @@
  * The environment is opened with MDB_NOMETASYNC: integrity is kept, a system
  * crash may undo the last commit, and the store is the system of record.
  *
- * Extension point: replica_apply() is the one path that changes data. A
- * future full-text index registers a replica_hook and gets called inside the
- * same transaction for every put and delete (and on reset), so its postings
- * stay exactly in step with the articles and the applied seq.
+ * Extension point: replica_apply() is the one path that changes data. The
+ * full-text index (qsearch.h) registers a replica_hook and gets called inside
+ * the same transaction for every put and delete (and on reset, and before
+ * each commit), so its postings stay exactly in step with the articles and
+ * the applied seq.
  *
  * Not thread-safe: one replica is used by one thread (the worker's).
  */
@@ -65,6 +66,12 @@ typedef struct {
     int (*on_change)(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article *old,
                      const Bulletin__Article *new_);
     int (*on_reset)(void *ud, MDB_txn *txn);
+    /* Optional: called just before every commit of an apply or reset
+     * transaction (write what was buffered); 0 or -1 (the txn is aborted). */
+    int (*before_commit)(void *ud, MDB_txn *txn);
+    /* Optional: called after such a transaction was aborted or its commit
+     * failed (drop what was buffered for it). */
+    void (*after_abort)(void *ud);
 } replica_hook;
 
 /* Open (creating when needed) the replica in directory `dir` (created if
@@ -95,6 +102,13 @@ void replica_set_hook(replica *self, const replica_hook *hook);
  * Returns 0, or -1 on a storage failure (logged; nothing was applied). */
 int replica_apply(replica *self, Bulletin__Internal__Change *const *changes, size_t n,
                   uint64_t applied_to);
+
+/* Run fn(ud, txn) in one write transaction of the replica's environment
+ * (for a hook's own maintenance, e.g. rebuilding the full-text index), with
+ * the hook's before_commit/after_abort around the commit. On MDB_MAP_FULL the
+ * map is doubled and fn runs again in a new transaction, so fn must not keep
+ * state across attempts. fn returns 0 or -1 (abort). 0 or -1 (logged). */
+int replica_write(replica *self, int (*fn)(void *ud, MDB_txn *txn), void *ud);
 
 /* Remove every article and index entry, set applied seq 0 and store_uuid
  * `uuid` (len may be 0), in one transaction. 0 or -1. */

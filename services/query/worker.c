@@ -6,6 +6,7 @@
 #include "http.h"
 #include "list.h"
 #include "log.h"
+#include "qsearch.h"
 #include "replica.h"
 #include "wire.h"
 #include "zio.h"
@@ -24,6 +25,7 @@ typedef struct {
     const worker_config *cfg;
     void *ctx;
     replica *rep;
+    qsearch *search;            /* the full-text index of rep */
     char name[BROKER_NAME_MAX];
     void *feed, *store, *broker;
     /* replication */
@@ -40,7 +42,7 @@ typedef struct {
     http_server *http;          /* /healthz and /metrics, NULL when off */
     int64_t next_http_us;
     /* stats */
-    uint64_t requests, syncs, gaps, feed_applied, sync_changes, wipes;
+    uint64_t requests, syncs, gaps, feed_applied, sync_changes, wipes, searches, rebuilds;
 } s_worker;
 
 /* --- broker link -------------------------------------------------------------- */
@@ -123,9 +125,10 @@ typedef struct {
     Bulletin__GetReply get;
     Bulletin__Article *article;
     list_result list;
+    qsearch_result search;
     Bulletin__HealthReply health;
     Bulletin__StatsReply stats;
-    Bulletin__Metric m[12], *mp[12];
+    Bulletin__Metric m[16], *mp[16];
     char detail[160];
 } s_answer;
 
@@ -178,6 +181,19 @@ static void s_on_list(s_worker *w, const Bulletin__Request *req, s_answer *a)
     a->rep.list = &a->list.reply;
 }
 
+static void s_on_search(s_worker *w, const Bulletin__Request *req, s_answer *a)
+{
+    char why[384] = "";
+    w->searches++;
+    int code = qsearch_run(w->search, req->search, &a->search, why, sizeof why);
+    if (code != BULLETIN__STATUS_CODE__OK) {
+        s_fail(a, code, "%s", why);
+        return;
+    }
+    a->rep.body_case = BULLETIN__REPLY__BODY_SEARCH;
+    a->rep.search = &a->search.reply;
+}
+
 static void s_on_health(s_worker *w, const Bulletin__Request *req, s_answer *a)
 {
     (void)req;
@@ -192,7 +208,7 @@ static void s_on_health(s_worker *w, const Bulletin__Request *req, s_answer *a)
     a->rep.health = &a->health;
 }
 
-/* Metrics of this worker, for Stats and /metrics. m and mp hold 12 entries. */
+/* Metrics of this worker, for Stats and /metrics. m and mp hold 16 entries. */
 static void s_stats_fill(s_worker *w, Bulletin__StatsReply *sr, Bulletin__Metric *m,
                          Bulletin__Metric **mp)
 {
@@ -213,6 +229,9 @@ static void s_stats_fill(s_worker *w, Bulletin__StatsReply *sr, Bulletin__Metric
               {"feed_changes", (double)w->feed_applied, "changes applied from the feed", true},
               {"sync_changes", (double)w->sync_changes, "changes applied from Sync chunks", true},
               {"wipes", (double)w->wipes, "replica wiped (store_uuid changed)", true},
+              {"searches", (double)w->searches, "Search requests answered", true},
+              {"indexed", (double)qsearch_docs(w->search), "articles in the full-text index", false},
+              {"index_rebuilds", (double)w->rebuilds, "full-text index rebuilt after a mismatch", true},
               {"cpu_seconds", cpu, "CPU time of the worker process (user+system)", true}};
     size_t n = sizeof ms / sizeof ms[0];
     for (size_t i = 0; i < n; i++) {
@@ -243,7 +262,7 @@ static void s_http_publish(s_worker *w)
     if (!w->http)
         return;
     Bulletin__StatsReply sr;
-    Bulletin__Metric m[12], *mp[12];
+    Bulletin__Metric m[16], *mp[16];
     s_stats_fill(w, &sr, m, mp);
     bool ok = w->first_sync_done && w->registered;
     http_server_publish(w->http, &sr, ok,
@@ -257,6 +276,7 @@ static const struct {
 } s_handlers[] = {
     {BULLETIN__REQUEST__BODY_GET, s_on_get},
     {BULLETIN__REQUEST__BODY_LIST, s_on_list},
+    {BULLETIN__REQUEST__BODY_SEARCH, s_on_search},
     {BULLETIN__REQUEST__BODY_HEALTH, s_on_health},
     {BULLETIN__REQUEST__BODY_STATS, s_on_stats},
 };
@@ -307,7 +327,7 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
                 fn(w, req, a);
             else
                 s_fail(a, BULLETIN__STATUS_CODE__UNIMPLEMENTED, "%s",
-                       "a query worker answers Get, List, Health and Stats");
+                       "a query worker answers Get, List, Search, Health and Stats");
         }
     }
     a->rep.applied_seq = replica_applied_seq(w->rep);
@@ -328,6 +348,7 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
     wire_free(req);
     wire_free(a->article);
     list_result_clear(&a->list);
+    qsearch_result_clear(&a->search);
     free(a);
 }
 
@@ -413,6 +434,17 @@ static void s_sync_send(s_worker *w)
     free(req.internal.data);
 }
 
+/* An apply failed: if the index disagreed with the replica, rebuild it from
+ * the replica (blocking; rare) before the changes are tried again. */
+static void s_index_repair(s_worker *w)
+{
+    if (!qsearch_broken(w->search))
+        return;
+    w->rebuilds++;
+    if (qsearch_rebuild(w->search) != 0)
+        log_error("worker.index_repair", "why=\"rebuild failed; the next apply tries again\"");
+}
+
 static void s_sync_start(s_worker *w, const char *why)
 {
     if (w->syncing)
@@ -486,6 +518,7 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
         s_sync_send(w);
     }
     if (replica_apply(w->rep, c->changes, c->n_changes, c->done ? c->head_seq : 0) < 0) {
+        s_index_repair(w);
         w->sync_id++; /* forget the chunk asked for above */
         w->sync_from = replica_applied_seq(w->rep);
         w->sync_retry_us = clock_mono_us() + 1000000; /* storage trouble: try again in 1 s */
@@ -576,6 +609,7 @@ static void s_process_feed(s_worker *w, const zmq_msg_t *msg)
         break;
     case REPLICA_FEED_APPLY:
         if (replica_apply(w->rep, fm->changes, fm->n_changes, 0) < 0) {
+            s_index_repair(w);
             s_sync_start(w, "could not apply a feed message");
             break;
         }
@@ -665,6 +699,11 @@ int worker_run(const worker_config *cfg)
     w.rep = replica_new(cfg->data, (size_t)cfg->map_size_mb << 20);
     if (!w.rep)
         return -1;
+    w.search = qsearch_new(w.rep, NULL);
+    if (!w.search) {
+        replica_destroy(&w.rep);
+        return -1;
+    }
     w.ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();
     int rc = -1;
     if (!w.ctx)
@@ -783,6 +822,7 @@ done:
     zio_close(&w.feed);
     if (w.ctx && !cfg->ctx)
         zmq_ctx_term(w.ctx);
+    qsearch_destroy(&w.search);
     replica_destroy(&w.rep);
     log_info("worker.stop", "name=%s", w.name);
     return rc;

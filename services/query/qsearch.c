@@ -1,0 +1,468 @@
+/*
+ * qsearch: see qsearch.h. The hook turns a replica change into idx_put /
+ * idx_del; the rebuild walks the `articles` database in id order, one write
+ * transaction per QSEARCH_REBUILD_BATCH articles; qsearch_run maps a
+ * SearchRequest onto an idx_query and the idx_result back onto a SearchReply.
+ */
+#include "qsearch.h"
+
+#include "clock.h"
+#include "log.h"
+#include "pbscan.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_META_KEY "search_index"
+
+struct qsearch {
+    replica *rep;
+    idx *ix;
+    bool broken;
+    char *snip; /* QSEARCH_SNIPPET_CAP bytes */
+};
+
+/* --- article -> idx_doc ------------------------------------------------------ */
+
+static void s_doc(const Bulletin__Article *a, idx_doc *d)
+{
+    memset(d, 0, sizeof *d);
+    d->title = a->title ? a->title : "";
+    d->title_len = strlen(d->title);
+    d->body = a->body ? a->body : "";
+    d->body_len = strlen(d->body);
+    d->site = a->site ? a->site : "";
+    d->category = a->category ? a->category : "";
+    d->tags = (const char *const *)a->tags;
+    d->ntags = a->n_tags;
+    d->published_at = a->published_at;
+}
+
+/* --- the replica hook ---------------------------------------------------------- */
+
+static int s_on_change(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article *old,
+                       const Bulletin__Article *new_)
+{
+    qsearch *s = ud;
+    idx_doc od, nd;
+    if (old)
+        s_doc(old, &od);
+    int rc;
+    if (new_) {
+        s_doc(new_, &nd);
+        rc = idx_put(s->ix, txn, id, &nd, old ? &od : NULL);
+    } else if (old) {
+        rc = idx_del(s->ix, txn, id, &od);
+    } else {
+        return 0;
+    }
+    if (rc == IDX_OK)
+        return 0;
+    if (rc == IDX_FAILED_PRECONDITION) {
+        s->broken = true;
+        log_error("search.index_mismatch",
+                  "id=%llu why=\"the index does not hold the replica's version of this "
+                  "article: it will be rebuilt from the replica\"",
+                  (unsigned long long)id);
+    } else {
+        log_error("search.index", "id=%llu code=%s", (unsigned long long)id, wire_code_name(rc));
+    }
+    return -1;
+}
+
+static int s_on_reset(void *ud, MDB_txn *txn)
+{
+    qsearch *s = ud;
+    return idx_clear(s->ix, txn) == IDX_OK ? 0 : -1;
+}
+
+static int s_before_commit(void *ud, MDB_txn *txn)
+{
+    qsearch *s = ud;
+    return idx_flush(s->ix, txn) == IDX_OK ? 0 : -1;
+}
+
+static void s_after_abort(void *ud)
+{
+    qsearch *s = ud;
+    idx_discard(s->ix);
+}
+
+/* --- open, version, rebuild ----------------------------------------------------- */
+
+typedef struct {
+    qsearch *s;
+    const idx_options *opts;
+} s_open_args;
+
+static int s_open_fn(void *ud, MDB_txn *txn)
+{
+    s_open_args *a = ud;
+    idx_close(&a->s->ix); /* a replayed attempt: handles of the aborted txn are gone */
+    return idx_open(txn, a->opts, &a->s->ix) == IDX_OK ? 0 : -1;
+}
+
+static uint32_t s_version(qsearch *s)
+{
+    const replica_dbs *d = replica_dbs_get(s->rep);
+    MDB_txn *txn = replica_read_begin(s->rep);
+    if (!txn)
+        return 0;
+    MDB_val k = {sizeof S_META_KEY - 1, S_META_KEY}, v;
+    uint32_t ver = 0;
+    if (mdb_get(txn, d->meta, &k, &v) == 0 && v.mv_size == 4) {
+        const uint8_t *b = v.mv_data;
+        ver = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    }
+    replica_read_end(s->rep);
+    return ver;
+}
+
+typedef struct {
+    qsearch *s;
+    bool first;
+    uint64_t from_id;     /* next id to index */
+    /* results of the last attempt (kept only when its txn committed) */
+    uint64_t next_id, done_docs;
+    bool finished;
+} s_rebuild_args;
+
+static int s_rebuild_fn(void *ud, MDB_txn *txn)
+{
+    s_rebuild_args *a = ud;
+    const replica_dbs *d = replica_dbs_get(a->s->rep);
+    MDB_val mk = {sizeof S_META_KEY - 1, S_META_KEY};
+    a->done_docs = 0;
+    a->finished = false;
+    if (a->first) {
+        if (idx_clear(a->s->ix, txn) != IDX_OK)
+            return -1;
+        int rc = mdb_del(txn, d->meta, &mk, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return -1;
+    }
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, d->articles, &c))
+        return -1;
+    uint8_t kb[8];
+    replica_put_u64(kb, a->from_id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    uint64_t last = a->from_id;
+    while (rc == 0 && a->done_docs < QSEARCH_REBUILD_BATCH) {
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t id = replica_get_u64(k.mv_data);
+        Bulletin__Article *art = bulletin__article__unpack(NULL, v.mv_size, v.mv_data);
+        if (!art) {
+            log_warn("search.rebuild", "id=%llu why=\"stored article does not decode: skipped\"",
+                     (unsigned long long)id);
+        } else {
+            idx_doc doc;
+            s_doc(art, &doc);
+            int st = idx_put(a->s->ix, txn, id, &doc, NULL);
+            wire_free(art);
+            if (st != IDX_OK) {
+                log_error("search.rebuild", "id=%llu code=%s", (unsigned long long)id,
+                          wire_code_name(st));
+                mdb_cursor_close(c);
+                return -1;
+            }
+        }
+        a->done_docs++;
+        last = id;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return -1;
+    a->next_id = last + 1;
+    if (rc == MDB_NOTFOUND) {
+        uint8_t vb[4] = {(uint8_t)(QSEARCH_INDEX_VERSION >> 24), (uint8_t)(QSEARCH_INDEX_VERSION >> 16),
+                         (uint8_t)(QSEARCH_INDEX_VERSION >> 8), (uint8_t)QSEARCH_INDEX_VERSION};
+        MDB_val vv = {4, vb};
+        if (mdb_put(txn, d->meta, &mk, &vv, 0))
+            return -1;
+        a->finished = true;
+    }
+    return 0;
+}
+
+int qsearch_rebuild(qsearch *s)
+{
+    uint64_t total = replica_count(s->rep), done = 0;
+    int64_t t0 = clock_mono_us(), next_log = t0 + 2000000;
+    log_info("search.rebuild_start", "articles=%llu", (unsigned long long)total);
+    s_rebuild_args a = {.s = s, .first = true, .from_id = 1};
+    for (;;) {
+        if (replica_write(s->rep, s_rebuild_fn, &a) != 0) {
+            log_error("search.rebuild", "indexed=%llu error=\"could not write the index\"",
+                      (unsigned long long)done);
+            return -1;
+        }
+        a.first = false;
+        a.from_id = a.next_id;
+        done += a.done_docs;
+        if (a.finished)
+            break;
+        int64_t now = clock_mono_us();
+        if (now >= next_log) {
+            log_info("search.rebuild_progress", "indexed=%llu of=%llu docs_per_s=%.0f",
+                     (unsigned long long)done, (unsigned long long)total,
+                     (double)done * 1e6 / (double)(now - t0 + 1));
+            next_log = now + 2000000;
+        }
+    }
+    int64_t us = clock_mono_us() - t0;
+    log_info("search.rebuild_done", "indexed=%llu ms=%lld docs_per_s=%.0f", (unsigned long long)done,
+             (long long)(us / 1000), (double)done * 1e6 / (double)(us + 1));
+    s->broken = false;
+    return 0;
+}
+
+qsearch *qsearch_new(replica *rep, const idx_options *opts)
+{
+    qsearch *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->rep = rep;
+    s->snip = malloc(QSEARCH_SNIPPET_CAP);
+    idx_options o = {0};
+    if (opts)
+        o = *opts;
+    if (!opts || !opts->max_pending_docs)
+        o.max_pending_docs = QSEARCH_PENDING_DOCS;
+    s_open_args oa = {s, &o};
+    if (!s->snip || replica_write(rep, s_open_fn, &oa) != 0 || !s->ix) {
+        log_error("search.open", "error=\"could not open the index databases\"");
+        qsearch_destroy(&s);
+        return NULL;
+    }
+    replica_hook h = {.ud = s,
+                      .on_change = s_on_change,
+                      .on_reset = s_on_reset,
+                      .before_commit = s_before_commit,
+                      .after_abort = s_after_abort};
+    replica_set_hook(rep, &h);
+    uint32_t ver = s_version(s);
+    uint64_t docs = qsearch_docs(s), articles = replica_count(rep);
+    if (ver != QSEARCH_INDEX_VERSION) {
+        log_info("search.index_outdated", "version=%u want=%u articles=%llu indexed=%llu", ver,
+                 QSEARCH_INDEX_VERSION, (unsigned long long)articles, (unsigned long long)docs);
+        if (qsearch_rebuild(s) != 0) {
+            qsearch_destroy(&s);
+            return NULL;
+        }
+        docs = qsearch_docs(s);
+    }
+    log_info("search.open", "indexed=%llu articles=%llu pending_docs=%u", (unsigned long long)docs,
+             (unsigned long long)articles, o.max_pending_docs);
+    return s;
+}
+
+void qsearch_destroy(qsearch **self)
+{
+    if (!self || !*self)
+        return;
+    qsearch *s = *self;
+    if (s->ix)
+        replica_set_hook(s->rep, NULL);
+    idx_close(&s->ix);
+    free(s->snip);
+    free(s);
+    *self = NULL;
+}
+
+bool qsearch_broken(const qsearch *s) { return s->broken; }
+
+uint64_t qsearch_docs(qsearch *s)
+{
+    MDB_txn *txn = replica_read_begin(s->rep);
+    if (!txn)
+        return 0;
+    idx_stats_t st;
+    uint64_t n = idx_stats(s->ix, txn, &st) == IDX_OK ? st.docs : 0;
+    replica_read_end(s->rep);
+    return n;
+}
+
+/* --- search ------------------------------------------------------------------------ */
+
+void qsearch_result_clear(qsearch_result *r)
+{
+    for (size_t i = 0; i < r->nhits; i++) {
+        wire_free(r->sums ? r->sums[i] : NULL);
+        free(r->snippets ? r->snippets[i] : NULL);
+    }
+    free(r->hits);
+    free(r->hitp);
+    free(r->sums);
+    free(r->snippets);
+    free(r->facets);
+    free(r->catp);
+    free(r->sitep);
+    if (r->has_res)
+        idx_result_free(&r->res);
+    memset(r, 0, sizeof *r);
+}
+
+/* The body of a packed bulletin.Article, in place (NULL/0 when absent). */
+static const char *s_body(const MDB_val *v, size_t *len)
+{
+    const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+    pbscan_field f;
+    const char *body = NULL;
+    *len = 0;
+    while (pbscan_next(&p, end, &f) == 1)
+        if (f.field == 6 && f.wire_type == PB_LEN) { /* Article.body; the last one wins */
+            body = (const char *)f.data;
+            *len = f.len;
+        }
+    return body;
+}
+
+static Bulletin__FacetCount **s_facets(const idx_facet *f, size_t n, Bulletin__FacetCount *store)
+{
+    Bulletin__FacetCount **pp = malloc((n ? n : 1) * sizeof *pp);
+    if (!pp)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        bulletin__facet_count__init(&store[i]);
+        store[i].value = f[i].value ? f[i].value : "";
+        store[i].count = f[i].count;
+        pp[i] = &store[i];
+    }
+    return pp;
+}
+
+static int s_fail(char *why, size_t cap, int code, const char *fmt, const char *arg)
+{
+    snprintf(why, cap, fmt, arg);
+    return code;
+}
+
+int qsearch_run(qsearch *s, const Bulletin__SearchRequest *req, qsearch_result *out, char *why,
+                size_t why_cap)
+{
+    int64_t t0 = clock_mono_us();
+    memset(out, 0, sizeof *out);
+    bulletin__search_reply__init(&out->reply);
+    const char *mo = req->mark_open && *req->mark_open ? req->mark_open : NULL;
+    const char *mc = req->mark_close && *req->mark_close ? req->mark_close : NULL;
+    if ((mo && strlen(mo) > QSEARCH_MARK_MAX) || (mc && strlen(mc) > QSEARCH_MARK_MAX))
+        return s_fail(why, why_cap, BULLETIN__STATUS_CODE__INVALID_ARGUMENT,
+                      "a snippet marker (mark_open, mark_close) is at most %s bytes", "32");
+    idx_query q = {0};
+    q.query = req->query ? req->query : "";
+    if (req->filter) {
+        q.site = req->filter->site;
+        q.category = req->filter->category;
+        q.tag = req->filter->tag;
+        q.since = req->filter->since;
+        q.until = req->filter->until;
+    }
+    q.limit = req->limit;
+    q.offset = req->offset;
+    q.cursor = req->cursor.len ? req->cursor.data : NULL;
+    q.cursor_len = req->cursor.len;
+    q.facets = req->facets;
+
+    MDB_txn *txn = replica_read_begin(s->rep);
+    if (!txn)
+        return s_fail(why, why_cap, BULLETIN__STATUS_CODE__INTERNAL, "%s",
+                      "the replica could not be read; see the worker's log");
+    int code = idx_search(s->ix, txn, &q, &out->res);
+    out->has_res = true;
+    if (code != IDX_OK) {
+        replica_read_end(s->rep);
+        const char *msg = out->res.error[0] ? out->res.error : "the query was refused";
+        if (out->res.error_pos >= 0)
+            snprintf(why, why_cap, "position %ld: %s", out->res.error_pos, msg);
+        else
+            snprintf(why, why_cap, "%s", msg);
+        if (code != IDX_INVALID_ARGUMENT && code != IDX_RESOURCE_EXHAUSTED)
+            log_error("search.run", "code=%s why=\"%s\"", wire_code_name(code), why);
+        return code == IDX_INVALID_ARGUMENT || code == IDX_RESOURCE_EXHAUSTED ||
+                       code == IDX_FAILED_PRECONDITION
+                   ? code
+                   : BULLETIN__STATUS_CODE__INTERNAL;
+    }
+    const idx_result *res = &out->res;
+    const replica_dbs *d = replica_dbs_get(s->rep);
+    size_t n = res->nhits;
+    size_t nf = res->ncategories + res->nsites;
+    out->hits = calloc(n ? n : 1, sizeof *out->hits);
+    out->hitp = calloc(n ? n : 1, sizeof *out->hitp);
+    out->sums = calloc(n ? n : 1, sizeof *out->sums);
+    out->snippets = calloc(n ? n : 1, sizeof *out->snippets);
+    out->facets = calloc(nf ? nf : 1, sizeof *out->facets);
+    if (!out->hits || !out->hitp || !out->sums || !out->snippets || !out->facets) {
+        replica_read_end(s->rep);
+        return s_fail(why, why_cap, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED, "%s",
+                      "out of memory for the answer");
+    }
+    out->nhits = n;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t idk[8];
+        replica_put_u64(idk, res->hits[i].id);
+        MDB_val k = {8, idk}, v;
+        Bulletin__SearchHit *h = &out->hits[kept];
+        bulletin__search_hit__init(h);
+        h->id = res->hits[i].id;
+        h->score = res->hits[i].score;
+        h->published_at = res->hits[i].published_at;
+        if (mdb_get(txn, d->summaries, &k, &v) == 0 &&
+            (out->sums[i] = bulletin__article_summary__unpack(NULL, v.mv_size, v.mv_data))) {
+            const Bulletin__ArticleSummary *sm = out->sums[i];
+            h->key = sm->key;
+            h->site = sm->site;
+            h->category = sm->category;
+            h->title = sm->title;
+            h->published_at = sm->published_at;
+        } else {
+            /* indexed but not in the replica: cannot happen (same txn); say so */
+            log_error("search.missing_article", "id=%llu", (unsigned long long)h->id);
+            continue;
+        }
+        size_t blen = 0;
+        const char *body = NULL;
+        if (mdb_get(txn, d->articles, &k, &v) == 0)
+            body = s_body(&v, &blen);
+        size_t sl = idx_snippet(s->ix, res, body ? body : "", blen, mo, mc, s->snip,
+                                QSEARCH_SNIPPET_CAP);
+        out->snippets[i] = malloc(sl + 1);
+        if (!out->snippets[i]) {
+            replica_read_end(s->rep);
+            return s_fail(why, why_cap, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED, "%s",
+                          "out of memory for the answer");
+        }
+        memcpy(out->snippets[i], s->snip, sl);
+        out->snippets[i][sl] = '\0';
+        h->snippet = out->snippets[i];
+        out->hitp[kept++] = h;
+    }
+    replica_read_end(s->rep);
+    out->reply.hits = out->hitp;
+    out->reply.n_hits = kept;
+    out->reply.total = res->total;
+    out->reply.next_cursor.data = (uint8_t *)res->next_cursor;
+    out->reply.next_cursor.len = res->next_cursor_len;
+    if (req->facets) {
+        out->catp = s_facets(res->categories, res->ncategories, out->facets);
+        out->sitep = s_facets(res->sites, res->nsites, out->facets + res->ncategories);
+        if (!out->catp || !out->sitep)
+            return s_fail(why, why_cap, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED, "%s",
+                          "out of memory for the answer");
+        out->reply.categories = out->catp;
+        out->reply.n_categories = res->ncategories;
+        out->reply.sites = out->sitep;
+        out->reply.n_sites = res->nsites;
+    }
+    out->reply.took_us = (uint64_t)(clock_mono_us() - t0);
+    return BULLETIN__STATUS_CODE__OK;
+}

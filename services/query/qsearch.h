@@ -1,0 +1,97 @@
+/*
+ * qsearch: full-text search on a worker's replica (the glue between the
+ * replica, replica.h, and the index library, services/search/idx.h).
+ *
+ * The index lives in the replica's own LMDB environment (idx_* databases)
+ * and is changed only through the replica's hook, inside the transaction
+ * that applies the changes, so a search never sees a half-applied article:
+ *
+ *   replica_apply ── txn ──▶ articles, summaries, by_* ...
+ *                      └───▶ hook.on_change ─▶ idx_put / idx_del (buffered)
+ *                      └───▶ hook.before_commit ─▶ idx_flush ─▶ commit
+ *                            (abort ─▶ hook.after_abort ─▶ idx_discard)
+ *
+ * Writes are buffered (max_pending_docs, QSEARCH_PENDING_DOCS) and written
+ * at the commit, so a Sync chunk of a thousand new articles touches each term
+ * once; a feed message of a few changes costs the same as write-through.
+ *
+ * The replica's meta database holds "search_index" -> u32 version. When it
+ * is missing or older than QSEARCH_INDEX_VERSION (a replica made before the
+ * index existed, or a rebuild that was interrupted), qsearch_new rebuilds the
+ * index from the replica's articles, in transactions of QSEARCH_REBUILD_BATCH
+ * articles, with a progress log line; the version is written with the last
+ * batch, so an interrupted rebuild starts again at the next start.
+ *
+ * The index refuses a change whose "old" version is not exactly what it
+ * indexed (IDX_FAILED_PRECONDITION: the index and the replica disagree).
+ * The apply is then aborted, qsearch_broken() is true, and the worker calls
+ * qsearch_rebuild() before it retries the changes.
+ *
+ * Search (qsearch_run) runs in the replica's read transaction: the hits come
+ * from the index; key/site/category/title/published_at from the replica's
+ * summaries; the snippet from the article's body (read in place, not
+ * decoded: a 1 MiB body costs what the snippet scan bounds it to).
+ *
+ * Not thread-safe: one qsearch per replica, used by the worker's thread.
+ */
+#ifndef QUERY_QSEARCH_H
+#define QUERY_QSEARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulletin.pb-c.h"
+#include "idx.h"
+#include "replica.h"
+
+#define QSEARCH_INDEX_VERSION 1u
+#define QSEARCH_PENDING_DOCS 1000
+#define QSEARCH_REBUILD_BATCH 2000
+#define QSEARCH_MARK_MAX 32       /* bytes of a snippet marker */
+#define QSEARCH_SNIPPET_CAP 16384 /* 200 characters, each marked: always fits */
+
+typedef struct qsearch qsearch;
+
+/* Open the index in the replica's environment, install the replica hook,
+ * and rebuild the index when it is missing or older than the replica (see
+ * above). opts NULL = defaults (max_pending_docs is set here). NULL on
+ * failure (logged). The replica must outlive the qsearch. */
+qsearch *qsearch_new(replica *rep, const idx_options *opts);
+
+/* Remove the hook, free the index object (not the data), set *self NULL. */
+void qsearch_destroy(qsearch **self);
+
+/* True when an apply failed because the index and the replica disagree;
+ * qsearch_rebuild() clears it. */
+bool qsearch_broken(const qsearch *self);
+
+/* Rebuild the whole index from the replica's articles. 0 or -1 (logged). */
+int qsearch_rebuild(qsearch *self);
+
+/* The answer of qsearch_run: `reply` points into this struct; free with
+ * qsearch_result_clear (in every case). */
+typedef struct {
+    Bulletin__SearchReply reply;
+    Bulletin__SearchHit *hits, **hitp;
+    Bulletin__ArticleSummary **sums;
+    char **snippets;
+    size_t nhits;
+    Bulletin__FacetCount *facets, **catp, **sitep;
+    idx_result res;
+    bool has_res;
+} qsearch_result;
+
+/* Run `req` (NULL fields = defaults). Returns BULLETIN__STATUS_CODE__OK with
+ * *out filled, INVALID_ARGUMENT (the query or a field is refused; `why` says
+ * what and, for a query that does not parse, at which byte: "position 7:
+ * ...") or INTERNAL (storage failure; logged). */
+int qsearch_run(qsearch *self, const Bulletin__SearchRequest *req, qsearch_result *out,
+                char *why, size_t why_cap);
+
+void qsearch_result_clear(qsearch_result *r);
+
+/* Documents in the index (0 on error). */
+uint64_t qsearch_docs(qsearch *self);
+
+#endif
