@@ -4,20 +4,33 @@
  * Life of a client request:
  *
  *   ROUTER recv -> decode (budgeted) -> dispatch table by body type
- *     Ingest: check strings on the raw bytes, prepare every item
- *             (ingest_validate), pack the valid ones into WriteBatch "parts",
- *             send each part to the store (DEALER, ZMQ_DONTWAIT) under its own
- *             request id -> pending
- *     Delete: one part with one delete op -> pending
+ *     Ingest: check strings on the raw bytes, prepare each item
+ *             (ingest_validate) and append the valid ones, packed, to the
+ *             stage; the stage goes to the store as one WriteBatch (DEALER,
+ *             ZMQ_DONTWAIT) whenever it holds S_PART_OPS ops, and at the
+ *             end of every loop turn -> pending
+ *     Delete: one delete op on the stage -> pending
  *
- *   pending --store reply for a part--> merge results --all parts in--> reply
- *           --deadline passed--> UNAVAILABLE, its parts forgotten (a late
- *             reply is dropped)
+ *   pending --store reply for its last op--> reply to the client
+ *           --deadline passed--> UNAVAILABLE, forgotten (a late reply
+ *             for its ops is dropped)
  *
- * A part is the unit the store answers; a pending request has 1..n parts.
- * Parts live in a hash table keyed by their id; pending requests live in a
- * doubly linked list scanned for deadlines (a scan per loop turn is cheap
- * next to protobuf decoding, and deadlines differ per request).
+ * The stage decouples client requests from store messages ("parts"):
+ *   - a big request goes out in parts of S_PART_OPS while the rest of it is
+ *     still being prepared, so the store decodes, writes and fsyncs part 1
+ *     on the other core while ingest normalizes part 2 (pipelining);
+ *   - small requests that arrive in the same poll turn share one part, so
+ *     the store gets one message (and ZeroMQ one wake-up) for all of them
+ *     (coalescing).
+ * So a part carries ops of one or many requests, and a request may span
+ * many parts. Each op of a part names its request by a serial number
+ * (pid) and its item index; requests live in a hash table by pid, parts in
+ * a hash table by the store request id plus a FIFO for expiry. A request
+ * that expired or was answered is simply not found when its ops come back.
+ *
+ * Articles are packed into the stage as soon as they are prepared, so the
+ * decoded request and the normalized strings are freed before the store
+ * answers. A WriteBatch is a repeated field, so packed ops concatenate.
  *
  * The store DEALER has ZMQ_IMMEDIATE set: while the store is not connected
  * a send fails at once (UNAVAILABLE) instead of queueing writes that would
@@ -43,23 +56,32 @@
 #include <unistd.h>
 
 #define S_PART_BYTES (4u << 20) /* a WriteBatch sent to the store stays below this */
-#define S_PART_OPS 2000
+#define S_PART_OPS 200          /* ... and holds at most this many ops (see above) */
+#define S_STAGE_HEAD 16         /* room before the ops for the StoreRequest header */
 #define S_BUCKETS 4096
 #define S_STOP_GRACE_US 1000000
+#define S_PART_GRACE_US 1000000 /* a part is forgotten this long after any deadline */
 
-typedef enum { S_INGEST, S_DELETE, S_PING } s_kind;
+typedef enum { S_INGEST, S_DELETE } s_kind;
 
-typedef struct s_pending s_pending;
+/* One op of a part: which request, which of its items. */
+typedef struct {
+    uint64_t pid;
+    size_t item;
+} s_ref;
 
+/* One store message in flight. */
 typedef struct s_part {
-    uint64_t id;
-    s_pending *p;
-    size_t op_base, n_ops;
-    bool done;
-    struct s_part *hnext;
+    uint64_t id;       /* its Request.request_id to the store */
+    int64_t expire_us; /* forgotten after this (monotonic) */
+    bool ping;         /* a Health request, no ops */
+    size_t n_ops;
+    s_ref *refs;
+    struct s_part *hnext, *prev, *next;
 } s_part;
 
-struct s_pending {
+typedef struct s_pending {
+    uint64_t pid;
     s_kind kind;
     zio_route route;
     uint64_t client_id;
@@ -67,32 +89,44 @@ struct s_pending {
     uint32_t wait_ms;    /* the deadline, for the message */
     size_t n_items;
     Bulletin__IngestResult *results; /* strings owned (malloc) */
-    size_t *op_item;                 /* op index -> item index */
-    s_part **parts;
-    size_t n_parts, parts_left, parts_failed;
-    size_t n_unsent; /* parts that could not be sent (counted in parts_failed) */
+    size_t ops_total;                /* ops put on the stage */
+    size_t ops_left;                 /* ... not answered yet */
+    size_t ops_failed;               /* ... refused or not sent */
+    bool building;                   /* its handler is still running */
     int fail_code;
     char fail_msg[512];
-    s_pending *prev, *next;
-};
+    struct s_pending *hnext, *prev, *next;
+} s_pending;
 
 typedef struct {
     const ingest_server_cfg *cfg;
     void *ctx, *router, *dealer;
     zio_route delim; /* one empty frame: [empty][body] to the store */
     char instance[128];
-    uint64_t next_id;
-    s_part *buckets[S_BUCKETS];
-    s_pending *head; /* all pending requests, newest first */
-    size_t in_flight;     /* client requests waiting for the store */
+    uint64_t next_id, next_pid;
+    s_part *parts[S_BUCKETS];
+    s_part *part_head, *part_tail; /* in send order (expiry) */
+    s_pending *pend[S_BUCKETS];
+    s_pending *head;       /* all pending requests, newest first */
+    size_t in_flight;      /* client requests waiting for the store */
+    bool ping_out;         /* a Health ping is in flight */
+    int64_t ping_at_us;    /* ... sent then */
     int64_t store_seen_us; /* last time the store answered anything, 0 = never */
     uint64_t store_seq;
     int64_t next_ping_us;
     http_server *http;    /* /healthz and /metrics, NULL when off */
     int64_t next_http_us; /* next publish to http */
+    /* the stage: packed WriteOps after S_STAGE_HEAD bytes, and their refs */
+    struct {
+        uint8_t *buf;
+        size_t len, cap; /* len counts from buf + S_STAGE_HEAD */
+        s_ref *refs;
+        size_t n, cap_refs;
+        int64_t deadline_us; /* the earliest deadline of its requests */
+    } st;
     struct {
         uint64_t requests, items, created, updated, unchanged, deleted, rejected,
-            store_timeouts, bad_requests, late_replies;
+            store_timeouts, bad_requests, late_replies, parts_sent;
     } m;
 } s_server;
 
@@ -178,20 +212,11 @@ static void s_reply(s_server *s, const zio_route *route, Bulletin__Reply *rep)
 
 /* --- the pending table ------------------------------------------------------- */
 
-static void s_part_unlink(s_server *s, s_part *pt)
+static s_pending *s_pending_find(s_server *s, uint64_t pid)
 {
-    s_part **pp = &s->buckets[pt->id % S_BUCKETS];
-    while (*pp && *pp != pt)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = pt->hnext;
-}
-
-static s_part *s_part_find(s_server *s, uint64_t id)
-{
-    for (s_part *pt = s->buckets[id % S_BUCKETS]; pt; pt = pt->hnext)
-        if (pt->id == id)
-            return pt;
+    for (s_pending *p = s->pend[pid % S_BUCKETS]; p; p = p->hnext)
+        if (p->pid == pid)
+            return p;
     return NULL;
 }
 
@@ -201,34 +226,31 @@ static s_pending *s_pending_new(s_server *s, s_kind kind, const zio_route *route
     s_pending *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    p->pid = ++s->next_pid;
     p->kind = kind;
     p->client_id = client_id;
     p->wait_ms = wait_ms;
     p->deadline_us = clock_mono_us() + (int64_t)wait_ms * 1000;
     p->n_items = n_items;
-    if (route && zio_route_copy(&p->route, route) < 0) {
+    if (zio_route_copy(&p->route, route) < 0) {
         free(p);
         return NULL;
     }
-    if (n_items) {
-        p->results = calloc(n_items, sizeof *p->results);
-        p->op_item = calloc(n_items, sizeof *p->op_item);
-        if (!p->results || !p->op_item) {
-            zio_route_close(&p->route);
-            free(p->results);
-            free(p->op_item);
-            free(p);
-            return NULL;
-        }
-        for (size_t i = 0; i < n_items; i++)
-            bulletin__ingest_result__init(&p->results[i]);
+    p->results = calloc(n_items ? n_items : 1, sizeof *p->results);
+    if (!p->results) {
+        zio_route_close(&p->route);
+        free(p);
+        return NULL;
     }
+    for (size_t i = 0; i < n_items; i++)
+        bulletin__ingest_result__init(&p->results[i]);
     p->next = s->head;
     if (s->head)
         s->head->prev = p;
     s->head = p;
-    if (kind != S_PING)
-        s->in_flight++;
+    p->hnext = s->pend[p->pid % S_BUCKETS];
+    s->pend[p->pid % S_BUCKETS] = p;
+    s->in_flight++;
     return p;
 }
 
@@ -237,16 +259,14 @@ static void s_pending_destroy(s_server *s, s_pending **pp)
     s_pending *p = *pp;
     if (!p)
         return;
-    for (size_t i = 0; i < p->n_parts; i++) {
-        if (!p->parts[i]->done)
-            s_part_unlink(s, p->parts[i]);
-        free(p->parts[i]);
-    }
-    free(p->parts);
+    s_pending **hp = &s->pend[p->pid % S_BUCKETS];
+    while (*hp && *hp != p)
+        hp = &(*hp)->hnext;
+    if (*hp)
+        *hp = p->hnext;
     for (size_t i = 0; i < p->n_items; i++)
         s_result_clear(&p->results[i]);
     free(p->results);
-    free(p->op_item);
     zio_route_close(&p->route);
     if (p->prev)
         p->prev->next = p->next;
@@ -254,61 +274,102 @@ static void s_pending_destroy(s_server *s, s_pending **pp)
         s->head = p->next;
     if (p->next)
         p->next->prev = p->prev;
-    if (p->kind != S_PING)
-        s->in_flight--;
+    s->in_flight--;
     free(p);
     *pp = NULL;
 }
 
-/* Send one store Request carrying `sreq` as a part of p; -1 when it could not
- * be sent (the part is then not registered). */
-static int s_send_part(s_server *s, s_pending *p, const Bulletin__Internal__StoreRequest *sreq,
-                       size_t op_base, size_t n_ops, bool health)
+/* --- the parts table ---------------------------------------------------------- */
+
+static s_part *s_part_find(s_server *s, uint64_t id)
 {
-    s_part **np = realloc(p->parts, (p->n_parts + 1) * sizeof *np);
-    if (!np)
-        return -1;
-    p->parts = np;
+    for (s_part *pt = s->parts[id % S_BUCKETS]; pt; pt = pt->hnext)
+        if (pt->id == id)
+            return pt;
+    return NULL;
+}
+
+static void s_part_add(s_server *s, s_part *pt)
+{
+    pt->hnext = s->parts[pt->id % S_BUCKETS];
+    s->parts[pt->id % S_BUCKETS] = pt;
+    pt->prev = s->part_tail;
+    pt->next = NULL;
+    if (s->part_tail)
+        s->part_tail->next = pt;
+    else
+        s->part_head = pt;
+    s->part_tail = pt;
+}
+
+/* Unlink from both tables and free. */
+static void s_part_destroy(s_server *s, s_part **ptp)
+{
+    s_part *pt = *ptp;
+    if (!pt)
+        return;
+    s_part **hp = &s->parts[pt->id % S_BUCKETS];
+    while (*hp && *hp != pt)
+        hp = &(*hp)->hnext;
+    if (*hp)
+        *hp = pt->hnext;
+    if (pt->prev)
+        pt->prev->next = pt->next;
+    else
+        s->part_head = pt->next;
+    if (pt->next)
+        pt->next->prev = pt->prev;
+    else
+        s->part_tail = pt->prev;
+    if (pt->ping)
+        s->ping_out = false;
+    free(pt->refs);
+    free(pt);
+    *ptp = NULL;
+}
+
+/* Send one store Request (request_id = a new part id) whose body is the
+ * health ping or Request.internal = `internal`. Returns the new part (owning
+ * `refs`, n_ops) or NULL with errno (refs untouched). */
+static s_part *s_send_part(s_server *s, const ProtobufCBinaryData *internal, int64_t deadline_us,
+                           s_ref *refs, size_t n_ops)
+{
     s_part *pt = calloc(1, sizeof *pt);
     if (!pt)
-        return -1;
+        return NULL;
+    int64_t now = clock_mono_us();
     pt->id = ++s->next_id;
-    pt->p = p;
-    pt->op_base = op_base;
-    pt->n_ops = n_ops;
+    pt->ping = internal == NULL;
+    pt->expire_us = now + s->cfg->deadline_ms * 1000 + S_PART_GRACE_US;
 
     Bulletin__Request req = BULLETIN__REQUEST__INIT;
     Bulletin__HealthRequest hr = BULLETIN__HEALTH_REQUEST__INIT;
     req.version_major = WIRE_VERSION_MAJOR;
     req.version_minor = WIRE_VERSION_MINOR;
     req.request_id = pt->id;
-    int64_t left_ms = (p->deadline_us - clock_mono_us()) / 1000;
+    int64_t left_ms = (deadline_us - now) / 1000;
     req.deadline_ms = left_ms > 0 ? (uint32_t)left_ms : 1;
-    ProtobufCBinaryData packed = {0, NULL};
-    if (health) {
+    if (!internal) {
         req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
         req.health = &hr;
     } else {
-        if (wire_pack_bytes(&sreq->base, &packed) < 0) {
-            free(pt);
-            return -1;
-        }
         req.body_case = BULLETIN__REQUEST__BODY_INTERNAL;
-        req.internal = packed;
+        req.internal = *internal;
     }
-    int rc = wire_send(s->dealer, &s->delim, &req.base);
-    int e = errno;
-    free(packed.data);
-    if (rc < 0) {
+    if (wire_send(s->dealer, &s->delim, &req.base) < 0) {
+        int e = errno;
         free(pt);
         errno = e;
-        return -1;
+        return NULL;
     }
-    p->parts[p->n_parts++] = pt;
-    p->parts_left++;
-    pt->hnext = s->buckets[pt->id % S_BUCKETS];
-    s->buckets[pt->id % S_BUCKETS] = pt;
-    return 0;
+    pt->refs = refs;
+    pt->n_ops = n_ops;
+    s_part_add(s, pt);
+    if (pt->ping)
+        s->ping_out = true;
+    else
+        s->m.parts_sent++;
+    return pt;
 }
 
 static uint32_t s_wait_ms(const s_server *s, const Bulletin__Request *req)
@@ -335,8 +396,7 @@ static void s_count(s_server *s, const Bulletin__IngestResult *r)
 
 static void s_finish_ingest(s_server *s, s_pending *p)
 {
-    size_t total = p->n_parts + p->n_unsent;
-    if (total > 0 && p->parts_failed == total) {
+    if (p->ops_total > 0 && p->ops_failed == p->ops_total) {
         /* the store refused everything: pass its status on */
         s_reply_status(s, &p->route, p->client_id, p->fail_code, "%s", p->fail_msg);
         for (size_t i = 0; i < p->n_items; i++)
@@ -373,7 +433,7 @@ static void s_finish_ingest(s_server *s, s_pending *p)
 
 static void s_finish_delete(s_server *s, s_pending *p)
 {
-    if (p->parts_failed) {
+    if (p->ops_failed) {
         s_reply_status(s, &p->route, p->client_id, p->fail_code, "%s", p->fail_msg);
         return;
     }
@@ -397,25 +457,162 @@ static void s_finish_delete(s_server *s, s_pending *p)
     s_reply(s, &p->route, &rep);
 }
 
+/* Answer the client and forget the request. */
 static void s_finish(s_server *s, s_pending **pp)
 {
     s_pending *p = *pp;
     if (p->kind == S_INGEST)
         s_finish_ingest(s, p);
-    else if (p->kind == S_DELETE)
+    else
         s_finish_delete(s, p);
     s_pending_destroy(s, pp);
 }
 
-/* A part failed with `code`: its items are rejected with the reason. */
-static void s_part_failed(s_pending *p, const s_part *pt, int code, const char *msg)
+/* One op of p is answered: finish p when it was the last one and its
+ * handler is done. */
+static void s_op_done(s_server *s, s_pending *p)
 {
-    if (p->parts_failed++ == 0) {
+    if (p->ops_left > 0)
+        p->ops_left--;
+    if (p->ops_left == 0 && !p->building)
+        s_finish(s, &p);
+}
+
+/* An op failed with `code`: its item is rejected with the reason. */
+static void s_op_failed(s_server *s, s_pending *p, size_t item, int code, const char *msg)
+{
+    if (p->ops_failed++ == 0) {
         p->fail_code = code;
         snprintf(p->fail_msg, sizeof p->fail_msg, "%s", msg);
     }
-    for (size_t k = pt->op_base; k < pt->op_base + pt->n_ops; k++)
-        s_result_error(&p->results[p->op_item[k]], "%s", msg);
+    s_result_error(&p->results[item], "%s", msg);
+    s_op_done(s, p);
+}
+
+/* Every op of refs[0..n) failed. */
+static void s_refs_failed(s_server *s, const s_ref *refs, size_t n, int code, const char *msg)
+{
+    for (size_t k = 0; k < n; k++) {
+        s_pending *p = s_pending_find(s, refs[k].pid);
+        if (p)
+            s_op_failed(s, p, refs[k].item, code, msg);
+    }
+}
+
+/* --- the stage ------------------------------------------------------------------ */
+
+static size_t s_varint(uint8_t *b, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        b[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t s_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Send what is on the stage as one WriteBatch. On failure its ops fail
+ * (UNAVAILABLE), which may answer their requests. */
+static void s_stage_flush(s_server *s)
+{
+    if (s->st.n == 0)
+        return;
+    size_t n = s->st.n;
+    s_ref *refs = malloc(n * sizeof *refs);
+    s_part *pt = NULL;
+    if (refs) {
+        memcpy(refs, s->st.refs, n * sizeof *refs);
+        /* StoreRequest { write (1) = WriteBatch { ops... } }, right before the ops */
+        uint8_t hdr[16];
+        size_t h = 0;
+        hdr[h++] = 0x0a;
+        h += s_varint(hdr + h, s->st.len);
+        memcpy(s->st.buf + S_STAGE_HEAD - h, hdr, h);
+        ProtobufCBinaryData internal = {h + s->st.len, s->st.buf + S_STAGE_HEAD - h};
+        pt = s_send_part(s, &internal, s->st.deadline_us, refs, n);
+    }
+    s->st.n = 0;
+    s->st.len = 0;
+    s->st.deadline_us = INT64_MAX;
+    if (pt)
+        return;
+    free(refs);
+    /* s->st.refs still holds the refs (the stage is empty now, nothing overwrote them) */
+    if (errno == ENOMEM)
+        s_refs_failed(s, s->st.refs, n, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                      "ingest ran out of memory sending to the store; nothing was written — "
+                      "retrying is safe");
+    else
+        s_refs_failed(s, s->st.refs, n, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                      "the store is not connected or not keeping up (its queue is full); "
+                      "nothing was written — retrying is safe");
+}
+
+/* Put one WriteOp (field `op_field` of WriteOp holding the packed `m`) on
+ * the stage for item `item` of p; sends the stage when it is full. -1 when
+ * out of memory (nothing staged). */
+static int s_stage_put(s_server *s, s_pending *p, size_t item, uint32_t op_field,
+                       const ProtobufCMessage *m)
+{
+    size_t msz = protobuf_c_message_get_packed_size(m);
+    size_t opsz = 1 + s_varint_size(msz) + msz;           /* WriteOp */
+    size_t need = 1 + s_varint_size(opsz) + opsz;         /* WriteBatch.ops entry */
+    if (s->st.n > 0 && (s->st.len + need > S_PART_BYTES || s->st.n >= S_PART_OPS))
+        s_stage_flush(s);
+    if (S_STAGE_HEAD + s->st.len + need > s->st.cap) {
+        size_t cap = s->st.cap ? s->st.cap : 65536;
+        while (cap < S_STAGE_HEAD + s->st.len + need)
+            cap *= 2;
+        uint8_t *b = realloc(s->st.buf, cap);
+        if (!b)
+            return -1;
+        s->st.buf = b;
+        s->st.cap = cap;
+    }
+    if (s->st.n == s->st.cap_refs) {
+        size_t cap = s->st.cap_refs ? s->st.cap_refs * 2 : 256;
+        s_ref *r = realloc(s->st.refs, cap * sizeof *r);
+        if (!r)
+            return -1;
+        s->st.refs = r;
+        s->st.cap_refs = cap;
+    }
+    uint8_t *w = s->st.buf + S_STAGE_HEAD + s->st.len;
+    *w++ = 0x0a; /* WriteBatch.ops = 1, length-delimited */
+    w += s_varint(w, opsz);
+    *w++ = (uint8_t)(op_field << 3 | 2);
+    w += s_varint(w, msz);
+    w += protobuf_c_message_pack(m, w);
+    s->st.len = (size_t)(w - (s->st.buf + S_STAGE_HEAD));
+    s->st.refs[s->st.n].pid = p->pid;
+    s->st.refs[s->st.n].item = item;
+    s->st.n++;
+    if (p->deadline_us < s->st.deadline_us)
+        s->st.deadline_us = p->deadline_us;
+    p->ops_total++;
+    p->ops_left++;
+    if (s->st.n >= S_PART_OPS || s->st.len >= S_PART_BYTES)
+        s_stage_flush(s);
+    return 0;
+}
+
+/* The handler of p is done: answer now if nothing is left to wait for. */
+static void s_built(s_server *s, s_pending *p)
+{
+    p->building = false;
+    if (p->ops_left == 0)
+        s_finish(s, &p);
 }
 
 /* --- store replies ---------------------------------------------------------- */
@@ -440,12 +637,8 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
         wire_free(rep);
         return;
     }
-    s_part_unlink(s, pt);
-    pt->done = true;
-    s_pending *p = pt->p;
-    p->parts_left--;
-    if (p->kind == S_PING) {
-        s_pending_destroy(s, &p);
+    if (pt->ping) {
+        s_part_destroy(s, &pt);
         wire_free(rep);
         return;
     }
@@ -456,7 +649,7 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
                  rep->status && rep->status->message && *rep->status->message
                      ? rep->status->message
                      : "no reason given");
-        s_part_failed(p, pt, scode, msg);
+        s_refs_failed(s, pt->refs, pt->n_ops, scode, msg);
     } else {
         Bulletin__Internal__StoreReply *sr = NULL;
         if (rep->body_case == BULLETIN__REPLY__BODY_INTERNAL)
@@ -473,11 +666,14 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
                      wr ? wr->n_results : 0, pt->n_ops);
             log_error("ingest.store_bad_reply", "request_id=%" PRIu64 " results=%zu ops=%zu",
                       rep->request_id, wr ? wr->n_results : 0, pt->n_ops);
-            s_part_failed(p, pt, BULLETIN__STATUS_CODE__INTERNAL, msg);
+            s_refs_failed(s, pt->refs, pt->n_ops, BULLETIN__STATUS_CODE__INTERNAL, msg);
         } else {
             for (size_t k = 0; k < pt->n_ops; k++) {
+                s_pending *p = s_pending_find(s, pt->refs[k].pid);
+                if (!p)
+                    continue; /* answered already (deadline) */
                 const Bulletin__IngestResult *in = wr->results[k];
-                Bulletin__IngestResult *r = &p->results[p->op_item[pt->op_base + k]];
+                Bulletin__IngestResult *r = &p->results[pt->refs[k].item];
                 r->status = in->status;
                 r->id = in->id;
                 r->seq = in->seq;
@@ -491,13 +687,13 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
                 }
                 for (size_t w = 0; w < in->n_warnings; w++)
                     s_result_warn(r, in->warnings[w]);
+                s_op_done(s, p);
             }
         }
         wire_free(sr);
     }
+    s_part_destroy(s, &pt);
     wire_free(rep);
-    if (p->parts_left == 0)
-        s_finish(s, &p);
 }
 
 /* --- client requests --------------------------------------------------------- */
@@ -530,13 +726,13 @@ static void s_handle_ingest(s_server *s, const zio_route *route, const Bulletin_
                        "ingest is out of memory; nothing was written — retry later");
         return;
     }
+    p->building = true;
     for (size_t i = 0; i < n; i++)
         ingest_doc_init(&docs[i]);
     ingest_check_strings(raw, raw_len, docs, n);
 
     int64_t now = clock_now_ms();
     bool oom = false;
-    size_t n_valid = 0;
     for (size_t i = 0; i < n && !oom; i++) {
         ingest_doc *d = &docs[i];
         int rc = ingest_item_prepare(ir->items[i], now, d);
@@ -550,56 +746,17 @@ static void s_handle_ingest(s_server *s, const zio_route *route, const Bulletin_
         r->n_warnings = d->n_warnings;
         d->warnings = NULL;
         d->n_warnings = d->cap_warnings = 0;
-        if (rc == 1) {
+        if (!r->key) {
+            oom = true;
+        } else if (rc == 1) {
             r->status = BULLETIN__WRITE_STATUS__REJECTED;
             r->error = d->error;
             d->error = NULL;
-        } else {
-            p->op_item[n_valid++] = i;
-        }
-        if (!r->key)
+        } else if (s_stage_put(s, p, i, 1, &d->art.base) < 0) {
             oom = true;
-    }
-    /* pack the valid ones into parts and send them */
-    Bulletin__Internal__WriteOp *ops = oom ? NULL : calloc(n_valid ? n_valid : 1, sizeof *ops);
-    Bulletin__Internal__WriteOp **opp = oom ? NULL : calloc(n_valid ? n_valid : 1, sizeof *opp);
-    if (!ops || !opp)
-        oom = true;
-    const char *unavailable = NULL;
-    for (size_t k = 0; !oom && k < n_valid;) {
-        size_t base = k, bytes = 0;
-        while (k < n_valid && k - base < S_PART_OPS) {
-            Bulletin__Internal__WriteOp *op = &ops[k];
-            bulletin__internal__write_op__init(op);
-            op->op_case = BULLETIN__INTERNAL__WRITE_OP__OP_PUT;
-            op->put = &docs[p->op_item[k]].art;
-            opp[k] = op;
-            size_t sz = bulletin__article__get_packed_size(op->put) + 16;
-            if (k > base && bytes + sz > S_PART_BYTES)
-                break;
-            bytes += sz;
-            k++;
         }
-        Bulletin__Internal__WriteBatch wb = BULLETIN__INTERNAL__WRITE_BATCH__INIT;
-        wb.n_ops = k - base;
-        wb.ops = opp + base;
-        Bulletin__Internal__StoreRequest sreq = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
-        sreq.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_WRITE;
-        sreq.write = &wb;
-        s_part tmp = {.op_base = base, .n_ops = k - base};
-        if (s_send_part(s, p, &sreq, base, k - base, false) < 0) {
-            if (errno == ENOMEM) {
-                oom = true;
-                break;
-            }
-            unavailable = "the store is not connected or not keeping up (its queue is full); "
-                          "nothing was written — retrying is safe";
-            p->n_unsent++;
-            s_part_failed(p, &tmp, BULLETIN__STATUS_CODE__UNAVAILABLE, unavailable);
-        }
+        ingest_doc_clear(d); /* packed on the stage (or rejected): not needed any more */
     }
-    free(ops);
-    free(opp);
     for (size_t i = 0; i < n; i++)
         ingest_doc_clear(&docs[i]);
     free(docs);
@@ -607,12 +764,11 @@ static void s_handle_ingest(s_server *s, const zio_route *route, const Bulletin_
         s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
                        "ingest ran out of memory preparing this request; the articles may be "
                        "partly written — retrying is safe");
-        s_pending_destroy(s, &p);
+        s_pending_destroy(s, &p); /* its ops still in flight are dropped when answered */
         return;
     }
-    /* nothing to wait for (all rejected, or no part could be sent): answer now */
-    if (p->parts_left == 0)
-        s_finish(s, &p);
+    /* nothing to wait for (all rejected, or every op failed already): answer now */
+    s_built(s, p);
 }
 
 static void s_handle_delete(s_server *s, const zio_route *route, const Bulletin__Request *req,
@@ -664,34 +820,27 @@ static void s_handle_delete(s_server *s, const zio_route *route, const Bulletin_
         return;
     }
     s_pending *p = s_pending_new(s, S_DELETE, route, req->request_id, s_wait_ms(s, req), 1);
-    if (!p) {
+    if (!p || !(p->results[0].key = s_dup(key ? key : ""))) {
         free(key);
+        s_pending_destroy(s, &p);
         s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
                        "ingest is out of memory; retry later");
         return;
     }
-    p->results[0].key = s_dup(key ? key : "");
+    p->building = true;
     p->results[0].id = id;
     Bulletin__DeleteRequest del = BULLETIN__DELETE_REQUEST__INIT;
     del.id = id;
     del.key = key ? key : (char *)"";
-    Bulletin__Internal__WriteOp op = BULLETIN__INTERNAL__WRITE_OP__INIT, *opp = &op;
-    op.op_case = BULLETIN__INTERNAL__WRITE_OP__OP_DELETE;
-    op.delete_ = &del;
-    Bulletin__Internal__WriteBatch wb = BULLETIN__INTERNAL__WRITE_BATCH__INIT;
-    wb.n_ops = 1;
-    wb.ops = &opp;
-    Bulletin__Internal__StoreRequest sreq = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
-    sreq.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_WRITE;
-    sreq.write = &wb;
-    int rc = s_send_part(s, p, &sreq, 0, 1, false);
+    int rc = s_stage_put(s, p, 0, 2, &del.base);
     free(key);
     if (rc < 0) {
-        s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
-                       "the store is not connected or not keeping up (its queue is full); "
-                       "nothing was deleted — retrying is safe");
+        s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                       "ingest is out of memory; retry later");
         s_pending_destroy(s, &p);
+        return;
     }
+    s_built(s, p);
 }
 
 /* Healthy while the store answered recently; detail says when it last did. */
@@ -732,7 +881,7 @@ static void s_handle_health(s_server *s, const zio_route *route, const Bulletin_
 }
 
 /* The metrics, for the Stats request and for /metrics. */
-#define S_N_METRICS 11
+#define S_N_METRICS 12
 typedef struct {
     Bulletin__Metric m[S_N_METRICS], *mp[S_N_METRICS];
     Bulletin__StatsReply sr;
@@ -760,6 +909,9 @@ static void s_stats_build(s_server *s, s_stats *out)
         {"bad_requests", (double)s->m.bad_requests, "requests refused as malformed", true},
         {"late_replies", (double)s->m.late_replies,
          "store replies that came after the deadline", true},
+        {"store_parts", (double)s->m.parts_sent,
+         "WriteBatch messages sent to the store (items of several requests may share one)",
+         true},
     };
     for (size_t i = 0; i < S_N_METRICS; i++) {
         bulletin__metric__init(&out->m[i]);
@@ -875,25 +1027,30 @@ static void s_expire(s_server *s, int64_t now)
     while (p) {
         s_pending *next = p->next;
         if (p->deadline_us <= now) {
-            if (p->kind != S_PING) {
-                s->m.store_timeouts++;
-                size_t answered = p->n_parts - p->parts_left;
-                log_warn("ingest.store_timeout", "request_id=%" PRIu64 " wait_ms=%u parts=%zu answered=%zu",
-                         p->client_id, p->wait_ms, p->n_parts, answered);
-                if (answered == 0)
-                    s_reply_status(s, &p->route, p->client_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
-                                   "the store did not answer within %u ms; nothing is known to be "
-                                   "written — retrying is safe",
-                                   p->wait_ms);
-                else
-                    s_reply_status(s, &p->route, p->client_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
-                                   "the store did not answer within %u ms for %zu of %zu batches "
-                                   "of this request; some articles may be written — retrying is safe",
-                                   p->wait_ms, p->parts_left, p->n_parts);
-            }
+            s->m.store_timeouts++;
+            size_t answered = p->ops_total - p->ops_left;
+            log_warn("ingest.store_timeout",
+                     "request_id=%" PRIu64 " wait_ms=%u ops=%zu answered=%zu", p->client_id,
+                     p->wait_ms, p->ops_total, answered);
+            if (answered == 0)
+                s_reply_status(s, &p->route, p->client_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                               "the store did not answer within %u ms; nothing is known to be "
+                               "written — retrying is safe",
+                               p->wait_ms);
+            else
+                s_reply_status(s, &p->route, p->client_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                               "the store did not answer within %u ms for %zu of %zu articles "
+                               "of this request; some articles may be written — retrying is "
+                               "safe",
+                               p->wait_ms, p->ops_left, p->ops_total);
             s_pending_destroy(s, &p);
         }
         p = next;
+    }
+    /* parts nobody waits for any more (sent in order, so expire in order) */
+    while (s->part_head && s->part_head->expire_us <= now) {
+        s_part *pt = s->part_head;
+        s_part_destroy(s, &pt);
     }
 }
 
@@ -903,18 +1060,19 @@ static int64_t s_next_deadline(const s_server *s)
     for (const s_pending *p = s->head; p; p = p->next)
         if (p->deadline_us < t)
             t = p->deadline_us;
+    if (s->part_head && s->part_head->expire_us < t)
+        t = s->part_head->expire_us;
     return t;
 }
 
 static void s_ping(s_server *s, int64_t now)
 {
     s->next_ping_us = now + s->cfg->health_interval_ms * 1000;
-    for (const s_pending *p = s->head; p; p = p->next)
-        if (p->kind == S_PING)
-            return; /* one at a time */
-    s_pending *p = s_pending_new(s, S_PING, NULL, 0, (uint32_t)s->cfg->health_interval_ms, 0);
-    if (p && s_send_part(s, p, NULL, 0, 0, true) < 0)
-        s_pending_destroy(s, &p);
+    /* one at a time, unless the last one went unanswered for a whole interval */
+    if (s->ping_out && now - s->ping_at_us < s->cfg->health_interval_ms * 1000)
+        return;
+    if (s_send_part(s, NULL, now + s->cfg->health_interval_ms * 1000, NULL, 0))
+        s->ping_at_us = now;
 }
 
 /* zio_recv_routed moves frames into route->f[] with zmq_msg_move, which
@@ -983,6 +1141,7 @@ int ingest_server_run(const ingest_server_cfg *cfg)
     gethostname(host, sizeof host - 1);
     snprintf(s->instance, sizeof s->instance, "%s:%d", host, (int)getpid());
     s->delim.n = 1;
+    s->st.deadline_us = INT64_MAX;
     zmq_msg_init(&s->delim.f[0]);
     int rc = -1;
     s->ctx = zmq_ctx_new();
@@ -1062,6 +1221,8 @@ int ingest_server_run(const ingest_server_cfg *cfg)
                 zmq_msg_close(&body);
                 zio_route_close(&route);
             }
+            /* what this turn's requests staged goes out as one message */
+            s_stage_flush(s);
         }
         now = clock_mono_us();
         s_expire(s, now);
@@ -1073,10 +1234,9 @@ int ingest_server_run(const ingest_server_cfg *cfg)
     /* whatever is still waiting gets a clear answer */
     while (s->head) {
         s_pending *p = s->head;
-        if (p->kind != S_PING)
-            s_reply_status(s, &p->route, p->client_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
-                           "ingest is shutting down and the store has not answered yet; "
-                           "nothing is known to be written — retrying is safe");
+        s_reply_status(s, &p->route, p->client_id, BULLETIN__STATUS_CODE__UNAVAILABLE,
+                       "ingest is shutting down and the store has not answered yet; "
+                       "nothing is known to be written — retrying is safe");
         s_pending_destroy(s, &p);
     }
     log_info("ingest.stop", "requests=%" PRIu64 " items=%" PRIu64, s->m.requests, s->m.items);
@@ -1084,6 +1244,12 @@ int ingest_server_run(const ingest_server_cfg *cfg)
 out:
     if (rc < 0)
         log_error("ingest.start_failed", "error=\"%s\"", zmq_strerror(errno));
+    while (s->part_head) {
+        s_part *pt = s->part_head;
+        s_part_destroy(s, &pt);
+    }
+    free(s->st.buf);
+    free(s->st.refs);
     http_server_destroy(&s->http);
     zio_close(&s->router);
     zio_close(&s->dealer);

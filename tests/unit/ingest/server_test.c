@@ -514,7 +514,212 @@ static void test_store_down(void **state)
     stop(f);
 }
 
+/* Answer a write with one CREATED result per op: key = the op's key (so the
+ * test can check which result went where), seq = seq_base + op index. */
+static void store_answer_keys(fixture *f, zio_route *route, uint64_t rid,
+                              const Bulletin__Internal__WriteBatch *wb, uint64_t seq_base)
+{
+    size_t n = wb->n_ops;
+    Bulletin__IngestResult *rs = calloc(n, sizeof *rs);
+    Bulletin__IngestResult **rp = calloc(n, sizeof *rp);
+    assert_non_null(rs);
+    assert_non_null(rp);
+    for (size_t i = 0; i < n; i++) {
+        bulletin__ingest_result__init(&rs[i]);
+        rs[i].status = BULLETIN__WRITE_STATUS__CREATED;
+        rs[i].id = seq_base + i;
+        rs[i].seq = seq_base + i;
+        rs[i].key = wb->ops[i]->put->key;
+        rp[i] = &rs[i];
+    }
+    Bulletin__Internal__WriteBatchReply wr = BULLETIN__INTERNAL__WRITE_BATCH_REPLY__INIT;
+    wr.n_results = n;
+    wr.results = rp;
+    Bulletin__Internal__StoreReply sr = BULLETIN__INTERNAL__STORE_REPLY__INIT;
+    sr.body_case = BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE;
+    sr.write = &wr;
+    ProtobufCBinaryData b;
+    assert_int_equal(wire_pack_bytes(&sr.base, &b), 0);
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    wire_reply_init(&rep, &st, rid);
+    rep.body_case = BULLETIN__REPLY__BODY_INTERNAL;
+    rep.internal = b;
+    assert_int_equal(wire_send(f->fake, route, &rep.base), 0);
+    free(b.data);
+    free(rs);
+    free(rp);
+}
+
+/* An ingest request of n articles keyed "<prefix>-<i>". */
+typedef struct {
+    Bulletin__Article *a;
+    Bulletin__IngestItem *it, **itp;
+    char (*key)[32];
+    Bulletin__IngestRequest ir;
+    Bulletin__Request req;
+} s_batch;
+
+static void batch_make(s_batch *b, uint64_t id, const char *prefix, size_t n)
+{
+    b->a = calloc(n, sizeof *b->a);
+    b->it = calloc(n, sizeof *b->it);
+    b->itp = calloc(n, sizeof *b->itp);
+    b->key = calloc(n, sizeof *b->key);
+    assert_true(b->a && b->it && b->itp && b->key);
+    for (size_t i = 0; i < n; i++) {
+        bulletin__article__init(&b->a[i]);
+        snprintf(b->key[i], sizeof b->key[i], "%s-%zu", prefix, i);
+        b->a[i].key = b->key[i];
+        b->a[i].title = "A title";
+        b->a[i].body = "Some body text, caf\xc3\xa9.";
+        bulletin__ingest_item__init(&b->it[i]);
+        b->it[i].item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
+        b->it[i].article = &b->a[i];
+        b->itp[i] = &b->it[i];
+    }
+    bulletin__ingest_request__init(&b->ir);
+    b->ir.n_items = n;
+    b->ir.items = b->itp;
+    b->req = mkreq(id);
+    b->req.body_case = BULLETIN__REQUEST__BODY_INGEST;
+    b->req.ingest = &b->ir;
+}
+
+static void batch_free(s_batch *b)
+{
+    free(b->a);
+    free(b->it);
+    free(b->itp);
+    free(b->key);
+}
+
+/* A big request goes to the store in parts (so the store works on the first
+ * part while ingest prepares the next); the parts may be answered in any
+ * order and the client gets every result in its place. */
+static void test_big_request_in_parts(void **state)
+{
+    (void)state;
+    fixture *f = start(true, 5000);
+    wait_connected(f);
+    const size_t n = 450;
+    s_batch b;
+    batch_make(&b, 500, "big", n);
+    send_req(f, &b.req);
+    zio_route route[8];
+    uint64_t rid[8];
+    Bulletin__Internal__StoreRequest *sr[8];
+    size_t parts = 0, ops = 0;
+    while (ops < n) {
+        assert_true(parts < 8);
+        sr[parts] = store_recv(f, &route[parts], &rid[parts], 2000);
+        assert_non_null(sr[parts]);
+        size_t k = sr[parts]->write->n_ops;
+        assert_true(k >= 1 && k <= 200); /* parts of at most S_PART_OPS */
+        for (size_t i = 0; i < k; i++) /* in order */
+            assert_string_equal(sr[parts]->write->ops[i]->put->key, b.key[ops + i]);
+        ops += k;
+        parts++;
+    }
+    assert_int_equal(ops, n);
+    assert_true(parts >= 3);
+    /* answer the last part first: no reply until every part is in */
+    for (size_t j = parts; j-- > 0;) {
+        store_answer_keys(f, &route[j], rid[j], sr[j]->write, 1000 * (j + 1));
+        zio_route_close(&route[j]);
+        if (j > 0)
+            assert_null(recv_reply(f, j == parts - 1 ? 100 : 0));
+    }
+    Bulletin__Reply *rep = recv_reply(f, 2000);
+    assert_non_null(rep);
+    assert_int_equal(rep->request_id, 500);
+    assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__OK);
+    assert_int_equal(rep->ingest->n_results, n);
+    size_t i = 0;
+    for (size_t j = 0; j < parts; j++)
+        for (size_t k = 0; k < sr[j]->write->n_ops; k++, i++) {
+            assert_string_equal(rep->ingest->results[i]->key, b.key[i]);
+            assert_int_equal(rep->ingest->results[i]->seq, 1000 * (j + 1) + k);
+            assert_int_equal(rep->ingest->results[i]->status, BULLETIN__WRITE_STATUS__CREATED);
+        }
+    for (size_t j = 0; j < parts; j++)
+        wire_free(sr[j]);
+    wire_free(rep);
+    batch_free(&b);
+    stop(f);
+}
+
+/* Small requests that arrive together share store messages; each client
+ * request still gets exactly its own results. One of them has a short
+ * deadline and expires while the others are answered. */
+static void test_small_requests_coalesced(void **state)
+{
+    (void)state;
+    fixture *f = start(true, 5000);
+    wait_connected(f);
+    enum { N = 40 };
+    s_batch b[N];
+    char prefix[16];
+    for (int r = 0; r < N; r++) {
+        snprintf(prefix, sizeof prefix, "r%d", r);
+        batch_make(&b[r], 1000 + (uint64_t)r, prefix, 1 + (size_t)(r % 3));
+        if (r == 7)
+            b[r].req.deadline_ms = 200;
+        send_req(f, &b[r].req);
+    }
+    size_t want = 0;
+    for (int r = 0; r < N; r++)
+        want += b[r].ir.n_items;
+    size_t ops = 0, parts = 0;
+    uint64_t seq = 1;
+    while (ops < want) {
+        zio_route route;
+        uint64_t rid;
+        Bulletin__Internal__StoreRequest *sr = store_recv(f, &route, &rid, 2000);
+        assert_non_null(sr);
+        ops += sr->write->n_ops;
+        parts++;
+        /* answer everything except the part holding r7's article, after r7 expired */
+        bool late = false;
+        for (size_t k = 0; k < sr->write->n_ops; k++)
+            late |= strncmp(sr->write->ops[k]->put->key, "r7-", 3) == 0;
+        if (late)
+            usleep(400 * 1000);
+        store_answer_keys(f, &route, rid, sr->write, seq);
+        seq += sr->write->n_ops;
+        zio_route_close(&route);
+        wire_free(sr);
+    }
+    assert_int_equal(ops, want);
+    assert_true(parts < N); /* sent in a burst: some requests shared a message */
+    bool seen[N] = {false};
+    for (int r = 0; r < N; r++) {
+        Bulletin__Reply *rep = recv_reply(f, 2000);
+        assert_non_null(rep);
+        assert_true(rep->request_id >= 1000 && rep->request_id < 1000 + N);
+        int i = (int)(rep->request_id - 1000);
+        assert_false(seen[i]);
+        seen[i] = true;
+        if (i == 7) {
+            assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__UNAVAILABLE);
+        } else {
+            assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__OK);
+            assert_int_equal(rep->ingest->n_results, b[i].ir.n_items);
+            for (size_t k = 0; k < rep->ingest->n_results; k++) {
+                assert_string_equal(rep->ingest->results[k]->key, b[i].key[k]);
+                assert_true(rep->ingest->results[k]->seq > 0);
+            }
+        }
+        wire_free(rep);
+    }
+    assert_null(recv_reply(f, 200)); /* nothing twice */
+    for (int r = 0; r < N; r++)
+        batch_free(&b[r]);
+    stop(f);
+}
+
 int main(void)
+
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ingest_roundtrip),
@@ -522,6 +727,8 @@ int main(void)
         cmocka_unit_test(test_store_timeout_and_late_reply),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_store_down),
+        cmocka_unit_test(test_big_request_in_parts),
+        cmocka_unit_test(test_small_requests_coalesced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
