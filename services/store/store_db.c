@@ -15,6 +15,20 @@
  * the id's previous log entry (its seq is in the stored article; a deleted
  * id is never reused, so a tombstone is never replaced). next_id and last_seq are written to `meta` in the same
  * transaction, so they are never reused after a crash.
+ *
+ * Pre-extension (s_preextend): LMDB appends new pages past the end of
+ * data.mdb, so the fdatasync of a small commit must also persist the new
+ * file size and block allocation (here, a second device write per commit).
+ * After a small commit, when fewer than STORE_DB_EXTEND_LOW bytes of file
+ * are left past the last used page, the store appends STORE_DB_EXTEND_STEP
+ * bytes of real zeros (not fallocate: unwritten extents still need a
+ * metadata update when first written) and fdatasyncs them once, so the next
+ * commits overwrite allocated blocks. Safe: it runs between transactions in
+ * the only writer, writes only past the file's end (beyond every page LMDB
+ * has used), and LMDB ignores what lies past its last page (it never derives
+ * anything from the file size). Durability is untouched: every commit still
+ * does LMDB's own two syncs. Big commits skip it (their own growth costs
+ * little per article, and zeros would double the bytes written).
  */
 #include "store_db.h"
 
@@ -41,6 +55,12 @@ struct store_db {
     uint64_t last_seq, next_id;
     int64_t created_at;
     uint8_t uuid[STORE_DB_UUID_BYTES];
+    /* pre-extension of data.mdb (s_preextend) */
+    int fd;              /* LMDB's data file descriptor */
+    size_t psize;        /* page size */
+    uint64_t used_prev;  /* bytes in use after the previous commit */
+    bool extend_off;     /* stopped after an error */
+    uint64_t extended;   /* bytes of zeros written */
 };
 
 /* State of one write transaction. */
@@ -296,6 +316,15 @@ store_db *store_db_open(const char *dir, size_t map_size, char *err, size_t err_
     if (!(db->dir = s_strdup(dir))) {
         snprintf(err, err_cap, "out of memory");
         goto fail;
+    }
+    MDB_stat ms;
+    MDB_envinfo ei;
+    if (mdb_env_get_fd(db->env, &db->fd) != 0 || mdb_env_stat(db->env, &ms) != 0 ||
+        mdb_env_info(db->env, &ei) != 0) {
+        db->extend_off = true;
+    } else {
+        db->psize = ms.ms_psize;
+        db->used_prev = (uint64_t)(ei.me_last_pgno + 1) * db->psize;
     }
     return db;
 fail:
@@ -724,6 +753,55 @@ fail:
     return rc;
 }
 
+/* See the top of this file. Errors only stop the pre-extension. */
+static void s_preextend(store_db *db)
+{
+    if (db->extend_off)
+        return;
+    MDB_envinfo ei;
+    struct stat st;
+    if (mdb_env_info(db->env, &ei) != 0 || fstat(db->fd, &st) != 0)
+        return;
+    uint64_t used = (uint64_t)(ei.me_last_pgno + 1) * db->psize;
+    uint64_t grew = used > db->used_prev ? used - db->used_prev : 0;
+    db->used_prev = used;
+    uint64_t end = (uint64_t)st.st_size;
+    if (grew > STORE_DB_EXTEND_MAX_COMMIT || (end > used && end - used >= STORE_DB_EXTEND_LOW))
+        return;
+    if (end < used)
+        end = used; /* not expected: LMDB has written every page it uses */
+    uint64_t to = end + STORE_DB_EXTEND_STEP;
+    if (to > ei.me_mapsize)
+        to = ei.me_mapsize;
+    if (to <= end)
+        return;
+    static const uint8_t zeros[1 << 16];
+    int64_t t0 = clock_mono_us();
+    for (uint64_t off = end; off < to;) {
+        size_t n = to - off < sizeof zeros ? (size_t)(to - off) : sizeof zeros;
+        ssize_t w = pwrite(db->fd, zeros, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            log_warn("store.preextend", "offset=%llu error=\"%s\" what=\"pre-extension stopped\"",
+                     (unsigned long long)off, w < 0 ? strerror(errno) : "short write");
+            db->extend_off = true;
+            return;
+        }
+        off += (uint64_t)w;
+    }
+    if (fdatasync(db->fd) != 0) {
+        log_warn("store.preextend", "error=\"fdatasync: %s\" what=\"pre-extension stopped\"",
+                 strerror(errno));
+        db->extend_off = true;
+        return;
+    }
+    db->extended += to - end;
+    log_debug("store.preextend", "from=%llu to=%llu used=%llu us=%lld", (unsigned long long)end,
+              (unsigned long long)to, (unsigned long long)used,
+              (long long)(clock_mono_us() - t0));
+}
+
 static int s_grow(store_db *db)
 {
     MDB_envinfo ei;
@@ -744,6 +822,8 @@ int store_db_write(store_db *db, Bulletin__Internal__WriteOp *const *ops, size_t
     for (int attempt = 0;; attempt++) {
         store_write_clear(out);
         rc = s_write_once(db, ops, n, now_ms, out);
+        if (rc == 0)
+            s_preextend(db);
         if (rc == MDB_MAP_FULL && attempt < 24) {
             int g = s_grow(db);
             if (g == 0)

@@ -46,6 +46,12 @@
 #define STORE_DB_MIN_DISK (1u << 20)
 
 /* Sync defaults (SyncRequest fields left 0). */
+/* Pre-extension of data.mdb with zeros (see store_db.c): after a commit that
+ * grew the used size by at most EXTEND_MAX_COMMIT, when fewer than
+ * EXTEND_LOW bytes are left past the last used page, append EXTEND_STEP. */
+#define STORE_DB_EXTEND_STEP (8u << 20)
+#define STORE_DB_EXTEND_LOW (1u << 20)
+#define STORE_DB_EXTEND_MAX_COMMIT (256u << 10)
 #define STORE_DB_SYNC_MAX_CHANGES 1000
 #define STORE_DB_SYNC_MAX_BYTES (4u << 20)
 

@@ -596,7 +596,69 @@ static void test_open_errors(void **state)
     assert_int_equal(store_db_backup("/nonexistent-dir-xyz", "/tmp/x", err, sizeof err), -1);
 }
 
+/* data.mdb is extended with zeros ahead of LMDB's last page after small
+ * commits; LMDB writes over them and past them, and a reopened store reads
+ * everything back. */
+static void test_preextend(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/store_db_pre.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    store_db *db = s_open(dir, 256u << 20);
+    assert_non_null(db);
+    char keys[400][16];
+    int nk = 0;
+    for (int i = 0; i < 10; i++, nk++) {
+        snprintf(keys[nk], sizeof keys[nk], "s%04d", nk);
+        Bulletin__Article a = s_article(keys[nk], keys[nk], "small", 1);
+        assert_int_equal(s_put1(db, &a, 1).status, BULLETIN__WRITE_STATUS__CREATED);
+    }
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    store_db_info info;
+    assert_int_equal(store_db_info_get(db, &info), 0);
+    assert_true(info.map_used < (1u << 20));
+    assert_true((uint64_t)st.st_size >= STORE_DB_EXTEND_STEP); /* zeros ahead */
+    assert_true((uint64_t)st.st_size <= info.map_used + 2 * (uint64_t)STORE_DB_EXTEND_STEP);
+    /* big commits fill the zeros and go past them */
+    static char body[32 * 1024];
+    memset(body, 'y', sizeof body - 1);
+    for (int bi = 0; bi < 12; bi++) {
+        s_batch b = {.n = 0};
+        Bulletin__Article arts[30];
+        for (int i = 0; i < 30; i++, nk++) {
+            snprintf(keys[nk], sizeof keys[nk], "b%04d", nk);
+            arts[i] = s_article(keys[nk], keys[nk], body, 1);
+            s_add_put(&b, &arts[i]);
+        }
+        store_write w = {0};
+        char err[256];
+        assert_int_equal(store_db_write(db, b.p, b.n, 1, &w, err, sizeof err), 0);
+        for (int i = 0; i < 30; i++)
+            assert_int_equal(w.results[i].status, BULLETIN__WRITE_STATUS__CREATED);
+        store_write_clear(&w);
+    }
+    assert_int_equal(store_db_info_get(db, &info), 0);
+    assert_true(info.map_used > STORE_DB_EXTEND_STEP);
+    store_db_destroy(&db);
+    db = s_open(dir, 1u << 20); /* a smaller map than the file: LMDB adapts */
+    assert_non_null(db);
+    assert_int_equal(store_db_last_seq(db), (uint64_t)nk);
+    for (int k = 0; k < nk; k++) {
+        Bulletin__Article *g = s_get(db, 0, keys[k]);
+        assert_non_null(g);
+        assert_int_equal(g->id, (uint64_t)k + 1);
+        bulletin__article__free_unpacked(g, NULL);
+    }
+    Bulletin__Article a = s_article("after", "T", "B", 1);
+    assert_int_equal(s_put1(db, &a, 1).seq, (uint64_t)nk + 1);
+    store_db_destroy(&db);
+    s_rm_rf(dir);
+}
+
 int main(void)
+
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_roundtrip, setup, teardown),
@@ -609,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seq_persisted_no_reuse, setup, teardown),
         cmocka_unit_test(test_map_growth_and_reopen),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_preextend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
