@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+
 #include <stdlib.h>
 
 #define S_DICT_NEXT "\xff" "next"
@@ -101,12 +102,15 @@ typedef struct {
     uint32_t removed; /* doc versions removed (df delta -1 each) */
     uint64_t last;
     bool unsorted;
-    idx_bytes data; /* entries: docid[8 native] varint tft varint tfb positions... */
+    uint32_t stamp;           /* doc being analyzed when tfirst/tlast were set */
+    uint32_t tfirst, tlast;   /* its tokens in that doc: a chain through s_tok.next */
+    idx_bytes data; /* entries: docid[8 native] varint tft tfb lt lb, u32 len, positions */
 } s_pterm;
 
 typedef struct {
     uint32_t term;
     uint32_t pos; /* pos << 1 | exact */
+    uint32_t next; /* next token of the same term in this doc (UINT32_MAX: none) */
     uint8_t field;
 } s_tok;
 
@@ -132,6 +136,9 @@ struct idx_pending {
     uint64_t max_id;
     s_tok *toks;
     size_t ntoks, captoks;
+    uint32_t *dterms; /* the doc's distinct terms, in order of first occurrence */
+    size_t ndterms, capdterms;
+    uint32_t stamp;
     uint8_t field;
     int err;
     idx *owner;
@@ -171,6 +178,7 @@ static void s_pend_free(struct idx_pending **pp) {
     free(pd->cslots);
     free(pd->dead);
     free(pd->toks);
+    free(pd->dterms);
     free(pd);
     *pp = NULL;
 }
@@ -300,20 +308,34 @@ static int s_tok_cb(void *ud, const text_token *t) {
         pd->toks = n;
         pd->captoks = c;
     }
-    s_tok *o = &pd->toks[pd->ntoks++];
+    uint32_t at = (uint32_t)pd->ntoks++;
+    s_tok *o = &pd->toks[at];
     o->term = (uint32_t)ti;
     o->pos = (t->pos << 1) | (t->exact ? 1u : 0u);
     o->field = pd->field;
+    o->next = UINT32_MAX;
+    /* group by term without sorting: tokens arrive in (field, position)
+     * order, so each term's chain is already in the order postings need */
+    s_pterm *pt = &pd->terms[ti];
+    if (pt->stamp != pd->stamp) {
+        if (pd->ndterms == pd->capdterms) {
+            size_t c = pd->capdterms ? pd->capdterms * 2 : 1024;
+            uint32_t *n = realloc(pd->dterms, c * sizeof *n);
+            if (!n) {
+                pd->err = 1;
+                return 1;
+            }
+            pd->dterms = n;
+            pd->capdterms = c;
+        }
+        pd->dterms[pd->ndterms++] = (uint32_t)ti;
+        pt->stamp = pd->stamp;
+        pt->tfirst = at;
+    } else {
+        pd->toks[pt->tlast].next = at;
+    }
+    pt->tlast = at;
     return 0;
-}
-
-static int s_tok_cmp(const void *a, const void *b) {
-    const s_tok *x = a, *y = b;
-    if (x->term != y->term)
-        return x->term < y->term ? -1 : 1;
-    if (x->field != y->field)
-        return x->field < y->field ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 static uint32_t s_doc_hash(const idx_doc *d) {
@@ -336,10 +358,17 @@ static uint32_t s_doc_hash(const idx_doc *d) {
     return h | 1; /* never 0 */
 }
 
-/* Analyze a doc into pd->toks (sorted); lt and lb get the field lengths. 0 or -1. */
+/* Analyze a doc into pd->toks, grouped by term (pd->dterms and the chains);
+ * lt and lb get the field lengths. 0 or -1. */
 static int s_analyze_doc(idx *self, struct idx_pending *pd, const idx_doc *d, uint32_t *lt,
                          uint32_t *lb) {
     pd->ntoks = 0;
+    pd->ndterms = 0;
+    if (++pd->stamp == 0) { /* wrapped: no term may keep an old stamp */
+        for (size_t i = 0; i < pd->nterms; i++)
+            pd->terms[i].stamp = 0;
+        pd->stamp = 1;
+    }
     pd->err = 0;
     pd->field = 0;
     text_analyze(self->an, d->title ? d->title : "", d->title ? d->title_len : 0, 0, s_tok_cb, pd, lt);
@@ -359,10 +388,7 @@ static int s_analyze_doc(idx *self, struct idx_pending *pd, const idx_doc *d, ui
         s_tok_cb(pd, &t);
         free(buf);
     }
-    if (pd->err)
-        return -1;
-    qsort(pd->toks, pd->ntoks, sizeof(s_tok), s_tok_cmp);
-    return 0;
+    return pd->err ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -703,10 +729,70 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
     return (long)h.n;
 }
 
+/* The last doc id of a block (docid deltas only). 0 or -1 when malformed. */
+static int s_block_last(const uint8_t *p, size_t len, uint64_t first, uint64_t *last) {
+    const uint8_t *end = p + len;
+    idx_bhead h;
+    uint64_t v;
+    if (!(p = idx_block_head(p, end, &h)))
+        return -1;
+    *last = first;
+    for (uint64_t i = 1; i < h.n; i++) {
+        if (!(p = idx_varint_get(p, end, &v)))
+            return -1;
+        *last += v;
+    }
+    return 0;
+}
+
 static size_t s_entry_size(const s_entry *e, uint64_t prev) {
     uint8_t b[10];
     return idx_varint_put(b, e->docid - prev) + idx_varint_put(b, e->tft) +
            idx_varint_put(b, e->tfb) + e->poslen;
+}
+
+/* Encode as many entries from e[i..n) as fit in one block into
+ * self->scratch; returns the end of that run (i on allocation failure). */
+static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
+    size_t j = i, bytes = 24;
+    uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
+    while (j < n && j - i < IDX_BLOCK_DOCS) {
+        size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid);
+        if (j > i && bytes + s > IDX_BLOCK_BYTES)
+            break;
+        bytes += s;
+        if (e[j].tft > maxt)
+            maxt = e[j].tft;
+        if (e[j].tfb > maxb)
+            maxb = e[j].tfb;
+        if (e[j].lt < minlt)
+            minlt = e[j].lt;
+        if (e[j].lb < minlb)
+            minlb = e[j].lb;
+        j++;
+    }
+    idx_bytes *b = &self->scratch;
+    b->len = 0;
+    if (idx_bytes_reserve(b, bytes + 16))
+        return i;
+    uint8_t *p = b->p;
+    p += idx_varint_put(p, j - i);
+    p += idx_varint_put(p, maxt);
+    p += idx_varint_put(p, maxb);
+    p += idx_varint_put(p, minlt);
+    p += idx_varint_put(p, minlb);
+    for (size_t k = i + 1; k < j; k++)
+        p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
+    for (size_t k = i; k < j; k++) {
+        p += idx_varint_put(p, e[k].tft);
+        p += idx_varint_put(p, e[k].tfb);
+    }
+    for (size_t k = i; k < j; k++) {
+        memcpy(p, e[k].pos, e[k].poslen);
+        p += e[k].poslen;
+    }
+    b->len = (size_t)(p - b->p);
+    return j;
 }
 
 /* Write entries e[0..n) (sorted, distinct) as blocks of term tk in segment seg. */
@@ -714,52 +800,53 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
                           const s_entry *e, size_t n) {
     size_t i = 0;
     while (i < n) {
-        size_t j = i, bytes = 24;
-        uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
-        while (j < n && j - i < IDX_BLOCK_DOCS) {
-            size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid);
-            if (j > i && bytes + s > IDX_BLOCK_BYTES)
-                break;
-            bytes += s;
-            if (e[j].tft > maxt)
-                maxt = e[j].tft;
-            if (e[j].tfb > maxb)
-                maxb = e[j].tfb;
-            if (e[j].lt < minlt)
-                minlt = e[j].lt;
-            if (e[j].lb < minlb)
-                minlb = e[j].lb;
-            j++;
-        }
-        idx_bytes *b = &self->scratch;
-        b->len = 0;
-        if (idx_bytes_reserve(b, bytes + 16))
+        size_t j = s_block_encode(self, e, i, n);
+        if (j == i)
             return ENOMEM;
-        uint8_t *p = b->p;
-        p += idx_varint_put(p, j - i);
-        p += idx_varint_put(p, maxt);
-        p += idx_varint_put(p, maxb);
-        p += idx_varint_put(p, minlt);
-        p += idx_varint_put(p, minlb);
-        for (size_t k = i + 1; k < j; k++)
-            p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
-        for (size_t k = i; k < j; k++) {
-            p += idx_varint_put(p, e[k].tft);
-            p += idx_varint_put(p, e[k].tfb);
-        }
-        for (size_t k = i; k < j; k++) {
-            memcpy(p, e[k].pos, e[k].poslen);
-            p += e[k].poslen;
-        }
         uint8_t kb[IDX_KEY_MAX];
         MDB_val k = {idx_post_key(seg, tk, tkl, e[i].docid, kb), kb};
-        MDB_val v = {(size_t)(p - b->p), b->p};
+        MDB_val v = {self->scratch.len, self->scratch.p};
         int rc = s_put_app(txn, self->post, &k, &v);
         if (rc)
             return rc;
         i = j;
     }
     return 0;
+}
+
+/* A term of a segment: its lexicon entry (df delta) and its postings. When
+ * they fit in one block (rare terms: most of them), the block is stored
+ * INLINE in the lexicon value (varint zz(delta), varint first docid, block):
+ * one key instead of two, and no posting key to seek. */
+static int s_term_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
+                        int64_t delta, const s_entry *e, size_t n) {
+    uint8_t kb[IDX_KEY_MAX], vb[10];
+    MDB_val k = {idx_lex_key(seg, tk, tkl, kb), kb}, v;
+    if (n) {
+        size_t j = s_block_encode(self, e, 0, n);
+        if (j == 0)
+            return ENOMEM;
+        if (j == n) {
+            idx_bytes *b2 = &self->scratch2;
+            b2->len = 0;
+            if (idx_bytes_reserve(b2, 20 + self->scratch.len))
+                return ENOMEM;
+            uint8_t *p = b2->p;
+            p += idx_varint_put(p, idx_zz(delta));
+            p += idx_varint_put(p, e[0].docid);
+            memcpy(p, self->scratch.p, self->scratch.len);
+            p += self->scratch.len;
+            v.mv_size = (size_t)(p - b2->p);
+            v.mv_data = b2->p;
+            return s_put_app(txn, self->lex, &k, &v);
+        }
+        int rc = s_blocks_write(self, txn, seg, tk, tkl, e, n);
+        if (rc)
+            return rc;
+    }
+    v.mv_size = idx_varint_put(vb, idx_zz(delta));
+    v.mv_data = vb;
+    return s_put_app(txn, self->lex, &k, &v);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -912,12 +999,14 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
                     lx = n;
                     caplx = c;
                 }
-                uint64_t z = 0;
-                if (!idx_varint_get(val.mv_data, (uint8_t *)val.mv_data + val.mv_size, &z)) {
+                uint64_t z = 0, first = 0;
+                const uint8_t *vp = val.mv_data, *ve = vp + val.mv_size;
+                if (!(vp = idx_varint_get(vp, ve, &z)) ||
+                    (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
                     rc = MDB_CORRUPTED;
                     break;
                 }
-                if (idx_bytes_reserve(&arena, key.mv_size)) {
+                if (idx_bytes_reserve(&arena, key.mv_size + 12 + (size_t)(ve - vp))) {
                     rc = ENOMEM;
                     break;
                 }
@@ -927,8 +1016,18 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
                 m->kl = (uint16_t)(key.mv_size - 4);
                 m->delta = idx_unzz(z);
                 m->nblk = 0;
+                m->boff = 0;
                 memcpy(arena.p + arena.len, (uint8_t *)key.mv_data + 4, m->kl);
                 arena.len += m->kl;
+                if (vp < ve) { /* inline block: copied now, as a block record */
+                    uint32_t vl = (uint32_t)(ve - vp);
+                    m->boff = arena.len;
+                    m->nblk = 1;
+                    idx_be64(arena.p + arena.len, first);
+                    memcpy(arena.p + arena.len + 8, &vl, 4);
+                    memcpy(arena.p + arena.len + 12, vp, vl);
+                    arena.len += 12 + vl;
+                }
                 got++;
                 rc = mdb_cursor_get(lc, &key, &val, MDB_NEXT);
             }
@@ -948,6 +1047,8 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
         /* read their blocks */
         for (size_t i = 0; i < nlx && !rc; i++) {
             s_mlex *m = &lx[i];
+            if (m->nblk) /* inline */
+                continue;
             uint8_t kb[IDX_KEY_MAX], tk[IDX_TERM_MAX];
             memcpy(tk, arena.p + m->koff, m->kl);
             MDB_val key = {idx_post_key(in[m->in].id, tk, m->kl, 0, kb), kb}, val;
@@ -972,58 +1073,112 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
         }
         if (rc)
             break;
-        /* phase 2: write the merged terms */
+        /* phase 2: write the merged terms. When no input has dead docs and
+         * the ids increase across the inputs' blocks (the usual case: newer
+         * generations, higher ids), full blocks are copied as they are and
+         * only small ones are decoded and packed together; otherwise every
+         * posting is decoded, stale ones dropped, and the list sorted. */
         for (size_t i = 0; i < nlx && !rc;) {
             size_t j = i;
             int64_t delta = 0;
-            es.n = 0;
-            bool sorted = true;
+            bool fast = true, any = false;
+            uint64_t prev_last = 0, total = 0;
             while (j < nlx && lx[j].kl == lx[i].kl &&
                    memcmp(arena.p + lx[j].koff, arena.p + lx[i].koff, lx[i].kl) == 0) {
                 const s_mlex *m = &lx[j];
-                const idx_seg *sg = &in[m->in];
                 delta += m->delta;
+                fast &= in[m->in].dead == 0;
+                const uint8_t *bp = arena.p + m->boff;
+                for (uint32_t x = 0; x < m->nblk && fast; x++) {
+                    uint64_t first = idx_get_be64(bp), last = 0;
+                    uint32_t vl;
+                    memcpy(&vl, bp + 8, 4);
+                    idx_bhead bh;
+                    if (s_block_last(bp + 12, vl, first, &last) || (any && first <= prev_last) ||
+                        !idx_block_head(bp + 12, bp + 12 + vl, &bh))
+                        fast = false;
+                    else
+                        total += bh.n;
+                    prev_last = last;
+                    any = true;
+                    bp += 12 + vl;
+                }
+                j++;
+            }
+            if (total <= IDX_BLOCK_DOCS)
+                fast = false; /* small: decoded, written inline when it fits one block */
+            const uint8_t *tk = arena.p + lx[i].koff;
+            size_t tkl = lx[i].kl;
+            uint64_t nout = 0;
+            bool sorted = true;
+            es.n = 0;
+            for (size_t g = i; g < j && !rc; g++) {
+                const s_mlex *m = &lx[g];
+                const idx_seg *sg = &in[m->in];
                 const uint8_t *bp = arena.p + m->boff;
                 for (uint32_t x = 0; x < m->nblk && !rc; x++) {
                     uint64_t first = idx_get_be64(bp);
                     uint32_t vl;
                     memcpy(&vl, bp + 8, 4);
+                    const uint8_t *blk = bp + 12;
+                    bp += 12 + vl;
+                    idx_bhead h;
+                    if (!idx_block_head(blk, blk + vl, &h)) {
+                        log_error("idx.corrupt", "what=block seg=%u first=%llu", sg->id,
+                                  (unsigned long long)first);
+                        rc = MDB_CORRUPTED;
+                        break;
+                    }
+                    if (fast && (h.n >= IDX_BLOCK_DOCS / 4 || vl >= IDX_BLOCK_BYTES / 2)) {
+                        if (es.n && (rc = s_blocks_write(self, txn, oid, tk, tkl, es.e, es.n)))
+                            break;
+                        nout += es.n + h.n;
+                        es.n = 0;
+                        uint8_t kb[IDX_KEY_MAX];
+                        MDB_val key = {idx_post_key(oid, tk, tkl, first, kb), kb};
+                        MDB_val val = {vl, (void *)blk};
+                        rc = s_put_app(txn, self->post, &key, &val);
+                        continue;
+                    }
                     if (s_entries_reserve(&es, es.n + IDX_BLOCK_DOCS)) {
                         rc = ENOMEM;
                         break;
                     }
-                    long bn = s_block_decode(bp + 12, vl, first, es.e + es.n);
-                    bp += 12 + vl;
+                    long bn = s_block_decode(blk, vl, first, es.e + es.n);
                     if (bn < 0) {
-                        log_error("idx.corrupt", "what=block seg=%u first=%llu", sg->id,
-                                  (unsigned long long)first);
                         rc = MDB_CORRUPTED;
                         break;
                     }
                     size_t n0 = es.n; /* compact in place: es.n <= n0 + y */
                     for (long y = 0; y < bn && !rc; y++) {
                         s_entry e = es.e[n0 + (size_t)y];
-                        idx_col_rec r;
-                        if ((rc = s_col_cached(self, txn, cc, e.docid, &r)))
-                            break;
-                        if (sg->dead && (r.live < sg->lo || r.live > sg->hi))
-                            continue; /* stale: a newer version or deleted */
-                        e.lt = r.len_t;
-                        e.lb = r.len_b;
+                        e.lt = (uint32_t)h.minlt; /* the old block's bounds stay valid */
+                        e.lb = (uint32_t)h.minlb;
+                        if (sg->dead) {
+                            idx_col_rec r;
+                            if ((rc = s_col_cached(self, txn, cc, e.docid, &r)))
+                                break;
+                            if (r.live < sg->lo || r.live > sg->hi)
+                                continue; /* stale: a newer version or deleted */
+                            e.lt = r.len_t;
+                            e.lb = r.len_b;
+                        }
                         if (es.n && es.e[es.n - 1].docid >= e.docid)
                             sorted = false;
                         es.e[es.n++] = e;
                     }
                 }
-                j++;
             }
-            if (!rc && (es.n || delta)) {
-                if (!sorted)
-                    qsort(es.e, es.n, sizeof *es.e, s_entry_cmp);
-                const uint8_t *tk = arena.p + lx[i].koff;
-                rc = s_lex_write(self, txn, oid, tk, lx[i].kl, delta);
-                if (!rc && es.n)
-                    rc = s_blocks_write(self, txn, oid, tk, lx[i].kl, es.e, es.n);
+            if (!rc && !sorted)
+                qsort(es.e, es.n, sizeof *es.e, s_entry_cmp);
+            if (!rc && !nout && (es.n || delta)) {
+                rc = s_term_write(self, txn, oid, tk, tkl, delta, es.e, es.n);
+                written++;
+            } else if (!rc && nout) {
+                if (es.n)
+                    rc = s_blocks_write(self, txn, oid, tk, tkl, es.e, es.n);
+                if (!rc)
+                    rc = s_lex_write(self, txn, oid, tk, tkl, delta);
                 written++;
             }
             i = j;
@@ -1056,7 +1211,15 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
     for (size_t i = 0; i < k; i++)
         nd += (int64_t)in[i].ndocs - in[i].dead;
     idx_seg out = {.id = oid, .lo = in[0].lo, .hi = in[k - 1].hi, .dead = 0,
-                   .ndocs = nd > 0 ? (uint64_t)nd : 0};
+                   .ndocs = nd > 0 ? (uint64_t)nd : 0, .minid = UINT64_MAX};
+    for (size_t i = 0; i < k; i++) {
+        if (in[i].maxid && in[i].minid < out.minid)
+            out.minid = in[i].minid;
+        if (in[i].maxid > out.maxid)
+            out.maxid = in[i].maxid;
+    }
+    if (!out.maxid)
+        out.minid = 0;
     memmove(&S->seg[a + (written ? 1 : 0)], &S->seg[b], (S->nsegs - b) * sizeof(idx_seg));
     S->nsegs -= (uint32_t)k;
     if (written) {
@@ -1095,19 +1258,66 @@ static int s_merge_policy(idx *self, MDB_txn *txn, idx_segs *S) {
 
 /* ---------------------------------------------------------------------- */
 
+/* Sorting the batch's terms into key order (memcmp, then shorter first:
+ * LMDB's order, so the segment is appended in order): LSD radix sort on the
+ * first 8 bytes, then insertion sort within runs that share them. */
 typedef struct {
-    idx *self;
-    size_t *order;
-} s_sort_ctx;
+    uint64_t pfx;
+    uint32_t ti;
+} s_tsort;
 
-static _Thread_local s_sort_ctx *s_sort_g; /* qsort has no context argument in C11 */
-
-static int s_term_order(const void *a, const void *b) {
-    struct idx_pending *pd = s_sort_g->self->pend;
-    const s_pterm *x = &pd->terms[*(const size_t *)a], *y = &pd->terms[*(const size_t *)b];
+static int s_term_cmp(const struct idx_pending *pd, uint32_t a, uint32_t b) {
+    const s_pterm *x = &pd->terms[a], *y = &pd->terms[b];
     size_t l = x->keylen < y->keylen ? x->keylen : y->keylen;
     int c = memcmp(pd->keys.p + x->keyoff, pd->keys.p + y->keyoff, l);
     return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
+}
+
+static int s_terms_sort(struct idx_pending *pd, s_tsort *o) {
+    size_t n = pd->nterms;
+    s_tsort *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (!tmp)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const s_pterm *t = &pd->terms[i];
+        const uint8_t *k = pd->keys.p + t->keyoff;
+        uint64_t v = 0;
+        for (size_t b = 0; b < 8; b++)
+            v = v << 8 | (b < t->keylen ? k[b] : 0);
+        o[i] = (s_tsort){v, (uint32_t)i};
+    }
+    s_tsort *src = o, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t cnt[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            cnt[(src[i].pfx >> shift) & 0xff]++;
+        if (cnt[(src[0].pfx >> shift) & 0xff] == n)
+            continue; /* all share this byte */
+        size_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[(src[i].pfx >> shift) & 0xff]++] = src[i];
+        s_tsort *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != o)
+        memcpy(o, src, n * sizeof *o);
+    free(tmp);
+    for (size_t i = 1; i < n; i++) { /* ties on the first 8 bytes */
+        s_tsort x = o[i];
+        size_t j = i;
+        while (j > 0 && o[j - 1].pfx == x.pfx && s_term_cmp(pd, o[j - 1].ti, x.ti) > 0) {
+            o[j] = o[j - 1];
+            j--;
+        }
+        o[j] = x;
+    }
+    return 0;
 }
 
 static int s_col_cmp(const void *a, const void *b) {
@@ -1122,7 +1332,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
     int rc = 0;
     s_entries ne = {0};
     idx_segs *S = &pd->segs;
-    size_t *order = malloc((pd->nterms ? pd->nterms : 1) * sizeof *order);
+    s_tsort *order = malloc((pd->nterms ? pd->nterms : 1) * sizeof *order);
     if (!order) {
         rc = ENOMEM;
         goto done;
@@ -1130,23 +1340,23 @@ int idx_flush(idx *self, MDB_txn *txn) {
     if ((rc = idx_segs_get(self, txn, S)))
         goto done;
     uint32_t gen = ++S->gen, sid = ++S->nextseg;
-    for (size_t i = 0; i < pd->nterms; i++)
-        order[i] = i;
-    s_sort_ctx sc = {self, order};
-    s_sort_g = &sc;
-    qsort(order, pd->nterms, sizeof *order, s_term_order);
+    if (pd->nterms && s_terms_sort(pd, order)) {
+        rc = ENOMEM;
+        goto done;
+    }
     size_t nlex = 0;
     for (size_t oi = 0; oi < pd->nterms; oi++) {
-        s_pterm *t = &pd->terms[order[oi]];
+        s_pterm *t = &pd->terms[order[oi].ti];
         int64_t delta = (int64_t)t->ndocs - (int64_t)t->removed;
         if (!t->ndocs && !delta)
             continue;
         const uint8_t *tk = pd->keys.p + t->keyoff;
-        if ((rc = s_lex_write(self, txn, sid, tk, t->keylen, delta)))
-            goto done;
         nlex++;
-        if (!t->ndocs)
+        if (!t->ndocs) {
+            if ((rc = s_term_write(self, txn, sid, tk, t->keylen, delta, NULL, 0)))
+                goto done;
             continue;
+        }
         if (s_entries_reserve(&ne, t->ndocs)) {
             rc = ENOMEM;
             goto done;
@@ -1173,15 +1383,21 @@ int idx_flush(idx *self, MDB_txn *txn) {
         }
         if (t->unsorted)
             qsort(ne.e, n, sizeof(s_entry), s_entry_cmp);
-        if ((rc = s_blocks_write(self, txn, sid, tk, t->keylen, ne.e, n)))
+        if ((rc = s_term_write(self, txn, sid, tk, t->keylen, delta, ne.e, n)))
             goto done;
     }
-    uint64_t ndocs = 0;
+    uint64_t ndocs = 0, minid = UINT64_MAX, maxid = 0;
     for (size_t i = 0; i < pd->ncols; i++)
         if (pd->cols[i].rec.live) {
             pd->cols[i].rec.live = gen;
             ndocs++;
+            if (pd->cols[i].id < minid)
+                minid = pd->cols[i].id;
+            if (pd->cols[i].id > maxid)
+                maxid = pd->cols[i].id;
         }
+    if (!ndocs)
+        minid = 0;
     qsort(pd->cols, pd->ncols, sizeof(s_pcol), s_col_cmp); /* the id table is reset below */
     if ((rc = s_col_put(self, txn, pd->cols, pd->ncols)))
         goto done;
@@ -1196,7 +1412,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
     if (nlex) {
         if (S->nsegs == IDX_MAX_SEGS && (rc = s_merge(self, txn, S, S->nsegs - 2, S->nsegs)))
             goto done;
-        S->seg[S->nsegs++] = (idx_seg){.id = sid, .lo = gen, .hi = gen, .ndocs = ndocs};
+        S->seg[S->nsegs++] = (idx_seg){.id = sid, .lo = gen, .hi = gen, .ndocs = ndocs,
+                                       .minid = minid, .maxid = maxid};
     }
     if ((rc = s_merge_policy(self, txn, S)))
         goto done;
@@ -1212,22 +1429,17 @@ done:
     return IDX_OK;
 }
 
-/* Append the doc's sorted tokens to the pending terms. */
+/* Append the analyzed doc's postings to the pending terms. */
 static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t lb) {
-    size_t i = 0;
-    while (i < pd->ntoks) {
-        uint32_t term = pd->toks[i].term;
-        size_t j = i;
-        uint64_t tft = 0, tfb = 0;
-        while (j < pd->ntoks && pd->toks[j].term == term) {
-            if (pd->toks[j].field == 0)
-                tft++;
-            else if (pd->toks[j].field == 1)
-                tfb++;
-            j++;
+    for (size_t di = 0; di < pd->ndterms; di++) {
+        s_pterm *t = &pd->terms[pd->dterms[di]];
+        uint64_t tft = 0, tfb = 0, cnt = 0;
+        for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
+            tft += pd->toks[k].field == 0;
+            tfb += pd->toks[k].field == 1;
+            cnt++;
         }
-        s_pterm *t = &pd->terms[term];
-        if (idx_bytes_reserve(&t->data, 8 + 40 + 4 + (j - i) * 5))
+        if (idx_bytes_reserve(&t->data, 8 + 40 + 4 + cnt * 5))
             return -1;
         uint8_t *p = t->data.p + t->data.len;
         memcpy(p, &id, 8);
@@ -1241,15 +1453,16 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t
         uint8_t *ps = p;
         uint32_t prev = 0;
         uint8_t field = 0;
-        for (size_t k = i; k < j; k++) {
-            if (pd->toks[k].field == 2)
+        for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
+            const s_tok *o = &pd->toks[k];
+            if (o->field == 2)
                 continue;
-            if (k == i || pd->toks[k].field != field) {
+            if (k == t->tfirst || o->field != field) {
                 prev = 0;
-                field = pd->toks[k].field;
+                field = o->field;
             }
-            p += idx_varint_put(p, pd->toks[k].pos - prev);
-            prev = pd->toks[k].pos;
+            p += idx_varint_put(p, o->pos - prev);
+            prev = o->pos;
         }
         uint32_t pl = (uint32_t)(p - ps);
         memcpy(lenp, &pl, 4);
@@ -1258,7 +1471,6 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t
             t->unsorted = true;
         t->last = id;
         t->ndocs++;
-        i = j;
     }
     return 0;
 }
@@ -1270,13 +1482,8 @@ static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
     uint32_t lt, lb;
     if (s_analyze_doc(self, pd, old, &lt, &lb))
         return -1;
-    uint32_t last = UINT32_MAX;
-    for (size_t i = 0; i < pd->ntoks; i++) {
-        if (pd->toks[i].term == last)
-            continue;
-        last = pd->toks[i].term;
-        pd->terms[last].removed++;
-    }
+    for (size_t i = 0; i < pd->ndterms; i++)
+        pd->terms[pd->dterms[i]].removed++;
     if (pd->ndead == pd->capdead) {
         size_t c = pd->capdead ? pd->capdead * 2 : 64;
         uint32_t *n = realloc(pd->dead, c * sizeof *n);

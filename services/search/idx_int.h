@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
     uint32_t id, lo, hi, dead;
     uint64_t ndocs;
+    uint64_t minid, maxid; /* range of the doc ids with postings here */
 } idx_seg;
 
 typedef struct {

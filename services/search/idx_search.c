@@ -363,8 +363,15 @@ typedef struct {
     idx_seg seg;
     bool check;               /* segment has dead docs: check generations */
     bool eof;
+    bool lazy;                /* not positioned yet: its docs are >= vdoc */
+    uint64_t vdoc;
+    const uint8_t *inl;       /* inline block (in the lexicon value), or NULL */
+    size_t inl_len;
+    uint64_t inl_first;
     size_t n, i;
     idx_bhead h;              /* current block's header (block-max bounds) */
+    double bound;             /* score bound of this block (when bound_ok) */
+    bool bound_ok;
     uint64_t docs[IDX_BLOCK_DOCS];
     uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
     const uint8_t *pp, *pend; /* positions of doc pidx */
@@ -386,6 +393,7 @@ typedef struct {
     s_sub *subs;
     size_t nsub, cur;         /* cur: the sub-iterator on the current doc */
     uint64_t doc;
+    uint64_t other;           /* smallest doc of the other sub-iterators */
     uint32_t *pbuf;
     size_t pcap;
     int err;
@@ -397,13 +405,13 @@ static bool s_key_is(const MDB_val *k, uint32_t seg, const uint8_t *tk, size_t t
            ((const uint8_t *)k->mv_data)[4 + tkl] == 0;
 }
 
-static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
-    const uint8_t *b = v->mv_data, *end = b + v->mv_size;
+static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, size_t len) {
+    const uint8_t *end = b + len;
     uint64_t x;
     if (!(b = idx_block_head(b, end, &s->h)))
         goto bad;
     uint64_t n = s->h.n;
-    s->docs[0] = idx_get_be64((const uint8_t *)k->mv_data + p->tkl + 5);
+    s->docs[0] = first;
     for (uint64_t i = 1; i < n; i++) {
         if (!(b = idx_varint_get(b, end, &x)))
             goto bad;
@@ -418,6 +426,7 @@ static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
     }
     s->n = n;
     s->i = 0;
+    s->bound_ok = false;
     s->pp = b;
     s->pend = end;
     s->pidx = 0;
@@ -427,6 +436,11 @@ bad:
     p->err = 1;
     s->eof = true;
     return -1;
+}
+
+static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
+    return s_sub_decode(p, s, idx_get_be64((const uint8_t *)k->mv_data + p->tkl + 5), v->mv_data,
+                        v->mv_size);
 }
 
 /* First doc >= target in one segment, ignoring generations. */
@@ -442,8 +456,8 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
     }
     uint32_t sid = s->seg.id;
     MDB_val k, v;
-    /* next block first (sequential access) */
-    if (mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
+    /* next block first (sequential access); an inline list has one block */
+    if (!s->c || mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
         s->eof = true;
         return S_NOMORE;
     }
@@ -515,33 +529,86 @@ static uint64_t s_sub_advance(s_post *p, s_sub *s, uint64_t target) {
     }
 }
 
-static inline uint64_t s_sub_doc(const s_sub *s) {
-    return s->eof ? S_NOMORE : s->docs[s->i];
+/* Position a lazy sub-iterator on its first doc >= vdoc. */
+static uint64_t s_sub_open(s_post *p, s_sub *s) {
+    s->lazy = false;
+    if (s->inl) {
+        if (s_sub_decode(p, s, s->inl_first, s->inl, s->inl_len))
+            return S_NOMORE;
+        return s_sub_advance(p, s, s->vdoc);
+    }
+    uint8_t kb[IDX_KEY_MAX];
+    MDB_val k = {idx_post_key(s->seg.id, p->tk, p->tkl, 0, kb), kb}, v;
+    if (mdb_cursor_open(p->txn, p->self->post, &s->c)) {
+        p->err = 1;
+        s->eof = true;
+        return S_NOMORE;
+    }
+    if (mdb_cursor_get(s->c, &k, &v, MDB_SET_RANGE) || !s_key_is(&k, s->seg.id, p->tk, p->tkl)) {
+        s->eof = true; /* removals only */
+        return S_NOMORE;
+    }
+    if (s_sub_load(p, s, &k, &v))
+        return S_NOMORE;
+    return s_sub_advance(p, s, s->vdoc);
 }
 
-/* First doc >= target. */
+/* The sub-iterator's first doc >= target; for a lazy one a lower bound of
+ * it, without touching the index. */
+static uint64_t s_sub_peek(s_post *p, s_sub *s, uint64_t target) {
+    if (s->eof)
+        return S_NOMORE;
+    if (s->lazy) {
+        if (target > s->seg.maxid) {
+            s->eof = true;
+            return S_NOMORE;
+        }
+        if (s->vdoc < target)
+            s->vdoc = target;
+        return s->vdoc;
+    }
+    uint64_t d = s->docs[s->i];
+    return d < target ? s_sub_advance(p, s, target) : d;
+}
+
+/* First doc >= target. Fast path: only the current sub-iterator moves
+ * while it stays below every other one's doc (p->other), which is the
+ * common case of segments with disjoint id ranges. Sub-iterators are
+ * positioned lazily (segments a query never reaches cost nothing). */
 static uint64_t s_post_advance(s_post *p, uint64_t target) {
     if (p->eof)
         return S_NOMORE;
     if (p->doc >= target)
         return p->doc;
-    uint64_t best = S_NOMORE;
-    size_t bi = 0;
-    for (size_t i = 0; i < p->nsub; i++) {
-        s_sub *s = &p->subs[i];
-        uint64_t d = s_sub_doc(s);
-        if (d < target)
-            d = s_sub_advance(p, s, target);
-        if (d < best) {
-            best = d;
-            bi = i;
-        }
+    if (p->nsub && !p->subs[p->cur].lazy) {
+        uint64_t d = s_sub_advance(p, &p->subs[p->cur], target);
+        if (d < p->other)
+            return p->doc = d;
     }
-    p->cur = bi;
-    p->doc = best;
-    if (best == S_NOMORE)
-        p->eof = true;
-    return best;
+    for (;;) {
+        uint64_t best = S_NOMORE, second = S_NOMORE;
+        size_t bi = 0;
+        for (size_t i = 0; i < p->nsub; i++) {
+            uint64_t d = s_sub_peek(p, &p->subs[i], target);
+            if (d < best) {
+                second = best;
+                best = d;
+                bi = i;
+            } else if (d < second) {
+                second = d;
+            }
+        }
+        if (best != S_NOMORE && p->subs[bi].lazy) {
+            s_sub_open(p, &p->subs[bi]);
+            continue;
+        }
+        p->cur = bi;
+        p->doc = best;
+        p->other = second;
+        if (best == S_NOMORE)
+            p->eof = true;
+        return best;
+    }
 }
 
 static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk,
@@ -556,30 +623,27 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     uint8_t kb[IDX_KEY_MAX];
     for (size_t i = 0; i < segs->nsegs; i++) {
         MDB_val k = {idx_lex_key(segs->seg[i].id, tk, tkl, kb), kb}, v;
-        uint64_t z;
+        uint64_t z, first = 0;
         int rc = mdb_get(txn, self->lex, &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
-        if (rc || !idx_varint_get(v.mv_data, (uint8_t *)v.mv_data + v.mv_size, &z))
+        const uint8_t *vp = v.mv_data, *ve = vp + v.mv_size;
+        if (rc || !(vp = idx_varint_get(vp, ve, &z)) || (vp < ve && !(vp = idx_varint_get(vp, ve, &first))))
             return -1;
         df += idx_unzz(z);
         if (!p->subs && !(p->subs = calloc(segs->nsegs, sizeof *p->subs)))
             return -1;
-        s_sub *s = &p->subs[p->nsub];
+        s_sub *s = &p->subs[p->nsub++];
         s->seg = segs->seg[i];
         s->check = s->seg.dead > 0;
-        if (mdb_cursor_open(txn, self->post, &s->c))
-            return -1;
-        p->nsub++;
-        MDB_val pk = {idx_post_key(s->seg.id, tk, tkl, 0, kb), kb}, pv;
-        if (mdb_cursor_get(s->c, &pk, &pv, MDB_SET_RANGE) || !s_key_is(&pk, s->seg.id, tk, tkl)) {
-            s->eof = true; /* removals only */
-            continue;
+        s->lazy = true;
+        s->vdoc = s->seg.minid;
+        s->eof = s->seg.maxid == 0;
+        if (vp < ve) {
+            s->inl = vp;
+            s->inl_len = (size_t)(ve - vp);
+            s->inl_first = first;
         }
-        if (s_sub_load(p, s, &pk, &pv))
-            return -1;
-        p->has_dead |= s->check;
-        s_sub_advance(p, s, 0);
     }
     p->df = df > 0 ? (uint64_t)df : 0;
     if (!p->df)
@@ -587,7 +651,7 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->eof = false;
     p->doc = 0;
     s_post_advance(p, 1);
-    return 0;
+    return p->err ? -1 : 0;
 }
 
 static void s_post_close(s_post *p) {
@@ -811,6 +875,47 @@ static uint64_t s_cl_advance(s_cl *cl, uint64_t target) {
     return cl->doc = best;
 }
 
+/* Block-max: an upper bound of s_term_score for any doc of the current
+ * block (its largest tfs with its shortest fields; BM25's term part grows
+ * with tf and shrinks with length), with a margin for rounding. */
+static double s_post_bound(const s_ctx *c, s_post *p, bool title_only) {
+    s_sub *s = &p->subs[p->cur];
+    if (!s->bound_ok) {
+        double v = 0;
+        if (s->h.maxt) {
+            double tf = (double)s->h.maxt;
+            v += c->wt * tf * (c->k1 + 1) /
+                 (tf + c->k1 * (1 - c->b + c->b * (double)s->h.minlt / c->avg_t));
+        }
+        if (s->h.maxb && !title_only) {
+            double tf = (double)s->h.maxb;
+            v += tf * (c->k1 + 1) / (tf + c->k1 * (1 - c->b + c->b * (double)s->h.minlb / c->avg_b));
+        }
+        s->bound = p->idf * v * (1 + 1e-9) + 1e-12;
+        s->bound_ok = true;
+    }
+    return s->bound;
+}
+
+static double s_m_bound(const s_ctx *c, s_matcher *m) {
+    if (m->filter)
+        return 0;
+    if (m->kind == A_PREFIX)
+        return 1.0;
+    double s = 0;
+    for (size_t k = 0; k < m->np; k++)
+        s += s_post_bound(c, &m->posts[k], m->title_only);
+    return s;
+}
+
+static double s_cl_bound(const s_ctx *c, s_cl *cl) {
+    double s = 0;
+    for (size_t i = 0; i < cl->na; i++)
+        if (cl->alts[i].doc == cl->doc)
+            s += s_m_bound(c, &cl->alts[i]);
+    return s;
+}
+
 static double s_cl_score(const s_ctx *c, s_cl *cl, const idx_col_rec *r) {
     double s = 0;
     for (size_t i = 0; i < cl->na; i++)
@@ -997,6 +1102,12 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
             bool full = h->n == h->cap;
             bool maybe = !full || run->has_cursor || h->e[0].tier > run->tier ||
                          (h->e[0].tier == run->tier && maxsum >= h->e[0].score);
+            if (maybe && full && !run->has_cursor && h->e[0].tier == run->tier) {
+                double bound = 0; /* block-max: the current blocks' bounds */
+                for (size_t i = 0; i < nr; i++)
+                    bound += s_cl_bound(c, &req[i]);
+                maybe = bound >= h->e[0].score;
+            }
             if (maybe) {
                 if (!r)
                     r = s_col(c, d, &tmp);

@@ -721,7 +721,8 @@ static void test_segments(void **state) {
                 fail_msg("%s: key of segment %u, which is not live", names[d], seg);
             n++;
         }
-        assert_true(n > 0);
+        if (d == 1)
+            assert_true(n > 0); /* rare terms' postings are inline in idx_lex */
         mdb_cursor_close(c);
     }
     mdb_txn_abort(txn);
