@@ -32,12 +32,16 @@
  * decoded request and the normalized strings are freed before the store
  * answers. A WriteBatch is a repeated field, so packed ops concatenate.
  *
+ * Client requests and store replies are decoded into one arena (core/arena.h)
+ * that is reset after each message: nothing decoded outlives its handler.
+ *
  * The store DEALER has ZMQ_IMMEDIATE set: while the store is not connected
  * a send fails at once (UNAVAILABLE) instead of queueing writes that would
  * be replayed minutes later, after the client has been told they failed.
  */
 #include "ingest_server.h"
 
+#include "arena.h"
 #include "clock.h"
 #include "http.h"
 #include "ingest_validate.h"
@@ -61,6 +65,7 @@
 #define S_BUCKETS 4096
 #define S_STOP_GRACE_US 1000000
 #define S_PART_GRACE_US 1000000 /* a part is forgotten this long after any deadline */
+#define S_ARENA_KEEP ((size_t)4 << 20) /* the decode arena keeps this much between messages */
 
 typedef enum { S_INGEST, S_DELETE } s_kind;
 
@@ -116,6 +121,7 @@ typedef struct {
     int64_t next_ping_us;
     http_server *http;    /* /healthz and /metrics, NULL when off */
     int64_t next_http_us; /* next publish to http */
+    arena *ar;            /* decoded messages, reset after each */
     /* the stage: packed WriteOps after S_STAGE_HEAD bytes, and their refs */
     struct {
         uint8_t *buf;
@@ -621,10 +627,11 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
 {
     wire_code code;
     char why[256];
-    Bulletin__Reply *rep = (Bulletin__Reply *)wire_unpack(
-        &bulletin__reply__descriptor, data, len, WIRE_BUDGET(len), &code, why, sizeof why);
+    Bulletin__Reply *rep = (Bulletin__Reply *)arena_unpack(
+        s->ar, &bulletin__reply__descriptor, data, len, WIRE_BUDGET(len), &code, why, sizeof why);
     if (!rep) {
         log_warn("ingest.store_bad_reply", "bytes=%zu error=\"%s\"", len, why);
+        arena_reset(s->ar, S_ARENA_KEEP);
         return;
     }
     s->store_seen_us = clock_mono_us();
@@ -634,12 +641,12 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
     if (!pt) {
         s->m.late_replies++;
         log_debug("ingest.store_late", "request_id=%" PRIu64, rep->request_id);
-        wire_free(rep);
+        arena_reset(s->ar, S_ARENA_KEEP);
         return;
     }
     if (pt->ping) {
         s_part_destroy(s, &pt);
-        wire_free(rep);
+        arena_reset(s->ar, S_ARENA_KEEP);
         return;
     }
     int scode = rep->status ? (int)rep->status->code : 0;
@@ -653,8 +660,8 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
     } else {
         Bulletin__Internal__StoreReply *sr = NULL;
         if (rep->body_case == BULLETIN__REPLY__BODY_INTERNAL)
-            sr = (Bulletin__Internal__StoreReply *)wire_unpack(
-                &bulletin__internal__store_reply__descriptor, rep->internal.data,
+            sr = (Bulletin__Internal__StoreReply *)arena_unpack(
+                s->ar, &bulletin__internal__store_reply__descriptor, rep->internal.data,
                 rep->internal.len, WIRE_BUDGET(rep->internal.len), &code, why, sizeof why);
         Bulletin__Internal__WriteBatchReply *wr =
             sr && sr->body_case == BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE ? sr->write : NULL;
@@ -690,10 +697,9 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
                 s_op_done(s, p);
             }
         }
-        wire_free(sr);
     }
     s_part_destroy(s, &pt);
-    wire_free(rep);
+    arena_reset(s->ar, S_ARENA_KEEP);
 }
 
 /* --- client requests --------------------------------------------------------- */
@@ -999,9 +1005,10 @@ static void s_client_request(s_server *s, const zio_route *route, zmq_msg_t *bod
     wire_code code;
     char why[256];
     s->m.requests++;
-    Bulletin__Request *req = wire_request_unpack(data, len, WIRE_BUDGET(len), &rid, &code, why,
-                                                 sizeof why);
+    Bulletin__Request *req = arena_request_unpack(s->ar, data, len, WIRE_BUDGET(len), &rid, &code,
+                                                  why, sizeof why);
     if (!req) {
+        arena_reset(s->ar, S_ARENA_KEEP);
         s->m.bad_requests++;
         log_debug("ingest.bad_request", "bytes=%zu error=\"%s\"", len, why);
         s_reply_status(s, route, rid, code, "%s", why);
@@ -1010,13 +1017,13 @@ static void s_client_request(s_server *s, const zio_route *route, zmq_msg_t *bod
     for (size_t i = 0; i < sizeof s_dispatch / sizeof s_dispatch[0]; i++)
         if (s_dispatch[i].body == req->body_case) {
             s_dispatch[i].fn(s, route, req, data, len);
-            wire_free(req);
+            arena_reset(s->ar, S_ARENA_KEEP);
             return;
         }
     s->m.bad_requests++;
     s_reply_status(s, route, rid, BULLETIN__STATUS_CODE__UNIMPLEMENTED,
                    "ingest does not answer this request type");
-    wire_free(req);
+    arena_reset(s->ar, S_ARENA_KEEP);
 }
 
 /* --- deadlines and pings ------------------------------------------------------ */
@@ -1144,8 +1151,9 @@ int ingest_server_run(const ingest_server_cfg *cfg)
     s->st.deadline_us = INT64_MAX;
     zmq_msg_init(&s->delim.f[0]);
     int rc = -1;
+    s->ar = arena_new(0);
     s->ctx = zmq_ctx_new();
-    if (!s->ctx)
+    if (!s->ar || !s->ctx)
         goto out;
     s->router = zio_socket(s->ctx, ZMQ_ROUTER, 500, cfg->max_request);
     s->dealer = zio_socket(s->ctx, ZMQ_DEALER, 0, 0);
@@ -1250,6 +1258,7 @@ out:
     }
     free(s->st.buf);
     free(s->st.refs);
+    arena_destroy(&s->ar);
     http_server_destroy(&s->http);
     zio_close(&s->router);
     zio_close(&s->dealer);

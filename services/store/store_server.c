@@ -2,9 +2,15 @@
  * store_server: see store_server.h for the loop. Requests are dispatched
  * through s_handlers (one row per Request body); internal bodies carry a
  * packed bulletin.internal.StoreRequest and are dispatched again by its body.
+ *
+ * Every message is decoded into an arena (core/arena.h): the envelope and
+ * the internal StoreRequest inside it go to the same arena, a write keeps
+ * its arena until its group is committed and answered, and is then freed in
+ * one reset instead of one free per string. Arenas are recycled (s_pool).
  */
 #include "store_server.h"
 
+#include "arena.h"
 #include "clock.h"
 #include "http.h"
 #include "log.h"
@@ -25,10 +31,13 @@
 typedef struct {
     zio_route route;
     uint64_t request_id;
-    Bulletin__Request *req;                 /* owned */
-    Bulletin__Internal__StoreRequest *sreq; /* owned */
-    size_t first, n;                        /* its ops in s_server.ops */
+    arena *ar;       /* owned: its decoded Request and StoreRequest */
+    size_t first, n; /* its ops in s_server.ops */
 } s_pending;
+
+#define S_POOL 16                 /* idle arenas kept for reuse */
+#define S_KEEP ((size_t)1 << 20)  /* ... each keeping at most this much memory */
+#define S_SCRATCH_KEEP ((size_t)4 << 20)
 
 typedef struct {
     const store_server_config *cfg;
@@ -42,6 +51,10 @@ typedef struct {
     size_t n_pend, cap_pend;
     Bulletin__Internal__WriteOp **ops;
     size_t n_ops, cap_ops;
+    /* arenas: the one the next message is decoded into, and idle ones */
+    arena *scratch;
+    arena *pool[S_POOL];
+    size_t n_pool;
     /* metrics */
     uint64_t commits, ops_committed, commit_failures, requests, bad_requests;
     uint64_t sync_requests, sync_from_zero, sync_changes_sent, feed_messages;
@@ -304,7 +317,8 @@ static void s_on_sync(s_server *s, zio_route *route, uint64_t request_id,
     store_buf_free(&reply);
 }
 
-/* Collect a WriteBatch for the group commit. Returns 1 (kept) or 0. */
+/* Collect a WriteBatch for the group commit; when kept, the pending write
+ * takes s->scratch (the arena holding req and sreq). Returns 1 (kept) or 0. */
 static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
                       Bulletin__Internal__StoreRequest *sreq)
 {
@@ -313,7 +327,6 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
         s_send_status(s, route, req->request_id, BULLETIN__STATUS_CODE__INVALID_ARGUMENT,
                       "a WriteBatch holds at most %d ops (this one has %zu): split it",
                       STORE_SERVER_MAX_BATCH_OPS, wb->n_ops);
-        wire_free(sreq);
         return 0;
     }
     if (s->n_pend == s->cap_pend) {
@@ -338,8 +351,8 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
     if (zio_route_copy(&p->route, route) < 0)
         goto oom;
     p->request_id = req->request_id;
-    p->req = req;
-    p->sreq = sreq;
+    p->ar = s->scratch;
+    s->scratch = NULL;
     p->first = s->n_ops;
     p->n = wb->n_ops;
     if (wb->n_ops)
@@ -350,7 +363,6 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
 oom:
     s_send_status(s, route, req->request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
                   "the store is out of memory: retry later");
-    wire_free(sreq);
     return 0;
 }
 
@@ -358,9 +370,10 @@ static int s_on_internal(s_server *s, zio_route *route, Bulletin__Request *req)
 {
     wire_code code;
     char why[512];
-    Bulletin__Internal__StoreRequest *sreq = (Bulletin__Internal__StoreRequest *)wire_unpack(
-        &bulletin__internal__store_request__descriptor, req->internal.data, req->internal.len,
-        WIRE_BUDGET(req->internal.len), &code, why, sizeof why);
+    /* into the same arena as the envelope: one reset frees both */
+    Bulletin__Internal__StoreRequest *sreq = (Bulletin__Internal__StoreRequest *)arena_unpack(
+        s->scratch, &bulletin__internal__store_request__descriptor, req->internal.data,
+        req->internal.len, WIRE_BUDGET(req->internal.len), &code, why, sizeof why);
     if (!sreq) {
         s_send_status(s, route, req->request_id, code, "internal body: %s", why);
         return 0;
@@ -376,7 +389,6 @@ static int s_on_internal(s_server *s, zio_route *route, Bulletin__Request *req)
                       "the internal StoreRequest has no body (expected write or sync)");
         break;
     }
-    wire_free(sreq);
     return 0;
 }
 
@@ -415,18 +427,30 @@ static void s_handle(s_server *s, zio_route *route, zmq_msg_t *body)
                       "exactly one frame holding a protobuf bulletin.Request");
         return;
     }
+    if (!s->scratch) {
+        s->scratch = s->n_pool ? s->pool[--s->n_pool] : arena_new(0);
+        if (!s->scratch) {
+            zmq_msg_close(body);
+            s_send_status(s, route, 0, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                          "the store is out of memory: retry later");
+            return;
+        }
+    }
     Bulletin__Request *req =
-        wire_request_unpack(zmq_msg_data(body), len, WIRE_BUDGET(len), &request_id, &code, why,
-                            sizeof why);
+        arena_request_unpack(s->scratch, zmq_msg_data(body), len, WIRE_BUDGET(len), &request_id,
+                             &code, why, sizeof why);
     zmq_msg_close(body);
     if (!req) {
+        arena_reset(s->scratch, S_SCRATCH_KEEP);
         s_send_status(s, route, request_id, code, "%s", why);
         return;
     }
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
         if (s_handlers[i].body == req->body_case) {
-            if (s_handlers[i].fn(s, route, req) == 0)
-                wire_free(req);
+            /* a handler that keeps the request takes s->scratch (sets it NULL) */
+            s_handlers[i].fn(s, route, req);
+            if (s->scratch)
+                arena_reset(s->scratch, S_SCRATCH_KEEP);
             return;
         }
     }
@@ -434,7 +458,7 @@ static void s_handle(s_server *s, zio_route *route, zmq_msg_t *body)
                   "the store does not answer '%s' requests (send writes to bulletin-ingest "
                   "and reads to bulletin-query)",
                   s_body_name(req->body_case));
-    wire_free(req);
+    arena_reset(s->scratch, S_SCRATCH_KEEP);
 }
 
 /* --- group commit and feed ----------------------------------------------- */
@@ -528,8 +552,14 @@ static void s_pending_clear(s_server *s)
 {
     for (size_t i = 0; i < s->n_pend; i++) {
         zio_route_close(&s->pend[i].route);
-        wire_free(s->pend[i].sreq);
-        wire_free(s->pend[i].req);
+        arena *a = s->pend[i].ar;
+        s->pend[i].ar = NULL;
+        if (s->n_pool < S_POOL) {
+            arena_reset(a, S_KEEP);
+            s->pool[s->n_pool++] = a;
+        } else {
+            arena_destroy(&a);
+        }
     }
     s->n_pend = 0;
     s->n_ops = 0;
@@ -694,6 +724,9 @@ int store_server_run(const store_server_config *cfg)
 out:
     http_server_destroy(&s.http);
     s_pending_clear(&s);
+    arena_destroy(&s.scratch);
+    while (s.n_pool)
+        arena_destroy(&s.pool[--s.n_pool]);
     free(s.pend);
     free(s.ops);
     zio_close(&s.api);
