@@ -1516,6 +1516,22 @@ static int s_cur_rec(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *rec) {
     return idx_col_get(self, txn, id, rec) ? IDX_INTERNAL : IDX_OK;
 }
 
+int idx_optimize(idx *self, MDB_txn *txn) {
+    if (!self || !txn)
+        return IDX_INVALID_ARGUMENT;
+    if (idx_flush(self, txn) != IDX_OK)
+        return IDX_INTERNAL;
+    idx_segs *S = &self->pend->segs;
+    int rc = idx_segs_get(self, txn, S);
+    if (!rc && S->nsegs > 1)
+        rc = s_merge(self, txn, S, 0, S->nsegs);
+    if (!rc && S->nsegs == 1 && S->seg[0].dead)
+        rc = s_merge(self, txn, S, 0, 1); /* purge stale versions */
+    if (!rc)
+        rc = s_segs_put(self, txn, S);
+    return rc ? s_lmdb_fail("optimize", rc) : IDX_OK;
+}
+
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old) {
     if (!self || !txn || !doc || id == 0)
         return IDX_INVALID_ARGUMENT;

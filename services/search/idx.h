@@ -147,6 +147,12 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old);
  * when max_pending_docs > 0. IDX_OK or IDX_INTERNAL. */
 int idx_flush(idx *self, MDB_txn *txn);
 
+/* Flush, then merge every segment into one (and drop stale versions):
+ * searches then read one posting list per term. Worth it after a bulk load
+ * (a replica's first sync); costs about one rewrite of the index, in txn.
+ * IDX_OK, IDX_INVALID_ARGUMENT, IDX_INTERNAL (LMDB error incl. MDB_MAP_FULL). */
+int idx_optimize(idx *self, MDB_txn *txn);
+
 /* Drop buffered changes (after aborting the txn they were meant for). */
 void idx_discard(idx *self);
 

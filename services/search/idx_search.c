@@ -537,16 +537,33 @@ static uint64_t s_sub_open(s_post *p, s_sub *s) {
             return S_NOMORE;
         return s_sub_advance(p, s, s->vdoc);
     }
-    uint8_t kb[IDX_KEY_MAX];
-    MDB_val k = {idx_post_key(s->seg.id, p->tk, p->tkl, 0, kb), kb}, v;
     if (mdb_cursor_open(p->txn, p->self->post, &s->c)) {
         p->err = 1;
         s->eof = true;
         return S_NOMORE;
     }
-    if (mdb_cursor_get(s->c, &k, &v, MDB_SET_RANGE) || !s_key_is(&k, s->seg.id, p->tk, p->tkl)) {
-        s->eof = true; /* removals only */
-        return S_NOMORE;
+    /* one seek to the block that may hold vdoc: the last one starting at
+     * or before it, else the first after it */
+    uint32_t sid = s->seg.id;
+    uint8_t kb[IDX_KEY_MAX];
+    MDB_val k = {idx_post_key(sid, p->tk, p->tkl, s->vdoc, kb), kb}, v;
+    int rc = mdb_cursor_get(s->c, &k, &v, MDB_SET_RANGE);
+    bool found = rc == 0 && s_key_is(&k, sid, p->tk, p->tkl);
+    if (!found || idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5) != s->vdoc) {
+        MDB_val pk, pv;
+        if (mdb_cursor_get(s->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST) == 0 &&
+            s_key_is(&pk, sid, p->tk, p->tkl)) {
+            k = pk;
+            v = pv;
+        } else if (found) {
+            if (mdb_cursor_get(s->c, &k, &v, MDB_NEXT)) { /* back to the found one */
+                s->eof = true;
+                return S_NOMORE;
+            }
+        } else {
+            s->eof = true; /* removals only */
+            return S_NOMORE;
+        }
     }
     if (s_sub_load(p, s, &k, &v))
         return S_NOMORE;
@@ -1299,6 +1316,23 @@ int idx__u64cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* s_lev with max 1, in one linear pass (the typo scan runs it on every
+ * lexicon entry of a slice, in every segment). */
+static int s_lev1(const char *a, size_t al, const char *b, size_t bl) {
+    if (al > bl + 1 || bl > al + 1 || al > 64 || bl > 64)
+        return 2;
+    size_t m = al < bl ? al : bl, i = 0;
+    while (i < m && a[i] == b[i])
+        i++;
+    if (i == m)
+        return al == bl ? 0 : 1;
+    if (al == bl)
+        return memcmp(a + i + 1, b + i + 1, al - i - 1) == 0 ? 1 : 2;
+    if (al > bl)
+        return memcmp(a + i + 1, b + i, al - i - 1) == 0 ? 1 : 2;
+    return memcmp(a + i, b + i + 1, bl - i - 1) == 0 ? 1 : 2;
+}
+
 /* Bounded Levenshtein on bytes: returns distance, or max+1 when above max. */
 static int s_lev(const char *a, size_t al, const char *b, size_t bl, int max) {
     if ((al > bl ? al - bl : bl - al) > (size_t)max || al > 64 || bl > 64)
@@ -1343,6 +1377,44 @@ static int s_stem_cb(void *ud, const text_token *t) {
     return 1;
 }
 
+/* Terms already weighed for a typo, across segments (a frequent term is in
+ * most of them): 64-bit hashes in an epoch-stamped table, no clearing. */
+#define S_SEEN_SLOTS 16384
+typedef struct {
+    uint64_t h[S_SEEN_SLOTS];
+    uint32_t epoch[S_SEEN_SLOTS];
+    uint32_t cur, n;
+} s_seen;
+
+static _Thread_local s_seen s_seen_g;
+
+static void s_seen_reset(void) {
+    if (++s_seen_g.cur == 0) {
+        memset(s_seen_g.epoch, 0, sizeof s_seen_g.epoch);
+        s_seen_g.cur = 1;
+    }
+    s_seen_g.n = 0;
+}
+
+/* true when t was seen already (and records it otherwise) */
+static bool s_seen_test(const char *t, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)t[i]) * 1099511628211ull;
+    if (s_seen_g.n >= S_SEEN_SLOTS / 2)
+        return false; /* full: weigh everything */
+    for (size_t i = h & (S_SEEN_SLOTS - 1);; i = (i + 1) & (S_SEEN_SLOTS - 1)) {
+        if (s_seen_g.epoch[i] != s_seen_g.cur) {
+            s_seen_g.epoch[i] = s_seen_g.cur;
+            s_seen_g.h[i] = h;
+            s_seen_g.n++;
+            return false;
+        }
+        if (s_seen_g.h[i] == h)
+            return true;
+    }
+}
+
 /* Add typo alternatives to eligible TERM atoms. Returns how many were added. */
 static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q) {
     int added = 0;
@@ -1359,6 +1431,7 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
         MDB_cursor *lc;
         if (mdb_cursor_open(txn, self->lex, &lc))
             return added;
+        s_seen_reset();
         for (int pass = 0; pass < 2 * (int)segs->nsegs; pass++) {
             /* candidates share the first two bytes (a typo there is not found):
              * this keeps the scan to a small slice of each segment's lexicon */
@@ -1374,7 +1447,11 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
             while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
                 const char *t = (const char *)k.mv_data + 4 + (pass % 2);
                 size_t tl = k.mv_size - 4 - (pass % 2);
-                int dd = s_lev(w, wl, t, tl, maxd);
+                int dd = maxd + 1;
+                if (tl + (size_t)maxd >= wl && wl + (size_t)maxd >= tl &&
+                    !(maxd > 1 && segs->nsegs > 1 &&
+                      s_seen_test((const char *)k.mv_data + 4, k.mv_size - 4)))
+                    dd = maxd == 1 ? s_lev1(w, wl, t, tl) : s_lev(w, wl, t, tl, maxd);
                 if (dd > 0 && dd <= maxd) {
                     s_cand cd = {.dist = dd};
                     /* the scoring term is the stem of the surface */

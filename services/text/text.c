@@ -23,8 +23,19 @@
                      UTF8PROC_STRIPMARK | UTF8PROC_IGNORE)
 #define S_STEM_MAX 64
 
+/* Stem cache: Snowball is the costliest step of English analysis and text
+ * repeats its words (Zipf), so recent stems are kept in a direct-mapped
+ * table (word -> stem) of S_SC_SLOTS entries of short words. */
+#define S_SC_SLOTS 4096
+#define S_SC_WORD 30
+typedef struct {
+    uint8_t wl, sl; /* wl 0 = empty */
+    char w[S_SC_WORD], s[S_SC_WORD];
+} s_stem_slot;
+
 struct text_analyzer {
     struct sb_stemmer *stemmer;
+    s_stem_slot *sc;
     bool stem;
     char **stops;
     size_t nstops;
@@ -66,8 +77,9 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
     self->stem = o.stem;
     if (o.stem) {
         self->stemmer = sb_stemmer_new("english", NULL);
-        if (!self->stemmer) {
-            free(self);
+        self->sc = calloc(S_SC_SLOTS, sizeof *self->sc);
+        if (!self->stemmer || !self->sc) {
+            text_analyzer_destroy(&self);
             return NULL;
         }
     }
@@ -105,6 +117,7 @@ void text_analyzer_destroy(text_analyzer **self_p) {
     text_analyzer *self = *self_p;
     if (self->stemmer)
         sb_stemmer_delete(self->stemmer);
+    free(self->sc);
     for (size_t i = 0; i < self->nstops; i++)
         free(self->stops[i]);
     free(self->stops);
@@ -221,10 +234,28 @@ static void s_flush_word(text_analyzer *self) {
     const char *stem = self->w;
     size_t sl = wl;
     if (self->stemmer && self->w_alpha && wl <= S_STEM_MAX) {
-        const sb_symbol *r = sb_stemmer_stem(self->stemmer, (const sb_symbol *)self->w, (int)wl);
-        if (r) {
-            stem = (const char *)r;
-            sl = (size_t)sb_stemmer_length(self->stemmer);
+        s_stem_slot *c = NULL;
+        if (wl <= S_SC_WORD) {
+            uint32_t h = 2166136261u;
+            for (size_t i = 0; i < wl; i++)
+                h = (h ^ (uint8_t)self->w[i]) * 16777619u;
+            c = &self->sc[h & (S_SC_SLOTS - 1)];
+        }
+        if (c && c->wl == wl && memcmp(c->w, self->w, wl) == 0) {
+            stem = c->s;
+            sl = c->sl;
+        } else {
+            const sb_symbol *r = sb_stemmer_stem(self->stemmer, (const sb_symbol *)self->w, (int)wl);
+            if (r) {
+                stem = (const char *)r;
+                sl = (size_t)sb_stemmer_length(self->stemmer);
+                if (c && sl <= S_SC_WORD) {
+                    c->wl = (uint8_t)wl;
+                    c->sl = (uint8_t)sl;
+                    memcpy(c->w, self->w, wl);
+                    memcpy(c->s, stem, sl);
+                }
+            }
         }
     }
     bool same = sl == wl && memcmp(stem, self->w, wl) == 0;

@@ -728,6 +728,31 @@ static void test_segments(void **state) {
     mdb_txn_abort(txn);
 }
 
+/* Merging everything into one segment keeps every answer (and drops the
+ * stale versions left by the updates and deletes above). */
+static void test_optimize(void **state) {
+    (void)state;
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(idx_optimize(ix, txn), IDX_OK);
+    idx_segs sg;
+    assert_int_equal(idx_segs_get(ix, txn, &sg), 0);
+    assert_int_equal(sg.nsegs, 1);
+    assert_int_equal(sg.seg[0].dead, 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    rfilter nf = {0};
+    rclause c1[] = {{{W("police")}, 1, false}};
+    s_compare("police", c1, 1, &nf, 400);
+    rclause c2[] = {{{W("mass")}, 1, false}, {{W("line")}, 1, false}};
+    s_compare("mass line", c2, 2, &nf, 10);
+    rclause c3[] = {{{P("mass line")}, 1, false}};
+    s_compare("\"mass line\"", c3, 1, &nf, 10);
+    rclause c6[] = {{{X("secur")}, 1, false}};
+    s_compare("secur*", c6, 1, &nf, 10);
+    rfilter ft = {.tag = "t2"};
+    s_compare("tag:t2 police", c1, 1, &ft, 10);
+}
+
 static int setup_merging(void **state) {
     g_opts = (idx_options){.b = -1, .no_typos = true, .max_pending_docs = 7, .merge_factor = 2};
     rng = 777;
@@ -740,6 +765,7 @@ int main(void) {
         cmocka_unit_test(test_facets),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
+        cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
