@@ -44,10 +44,18 @@ size_t ingest_text_decode(const char *s, size_t n, uint32_t *cp)
     return (size_t)k;
 }
 
+/* utf8proc 2.x comb_index: UINT16_MAX = in no composition pair; the high
+ * bit set = the second code point of a pair (it can merge into the code
+ * point before it); otherwise only ever the first of a pair, which changes
+ * nothing unless a second follows. tests/unit/ingest/text_test.c checks this
+ * reading against utf8proc's own NFC for every first/second combination. */
+#define S_COMB_SECOND(ci) ((ci) != UINT16_MAX && ((ci)&0x8000) != 0)
+
 /* True when every code point of s is one that NFC leaves alone whatever its
- * neighbours are: combining class 0, no canonical decomposition, and not part
- * of any canonical composition pair (utf8proc's comb_index; Hangul jamo and
- * syllables compose algorithmically, so they always take the slow path).
+ * neighbours are: combining class 0, no canonical decomposition, and never
+ * the second code point of a canonical composition (so Latin, Greek and
+ * Cyrillic letters qualify; combining marks do not). Hangul jamo and
+ * syllables compose algorithmically, so they always take the slow path.
  * Every code point below U+0300 qualifies (the combining marks start there),
  * so Latin-1 and most European text is decided by the first test.
  * A string of such code points is already in NFC (UAX #15 quick check:
@@ -73,7 +81,7 @@ static bool s_nfc_stable(const char *s, size_t len)
             (c >= 0xac00 && c <= 0xd7ff))
             return false;
         const utf8proc_property_t *pr = utf8proc_get_property(c);
-        if (pr->combining_class != 0 || pr->comb_index != UINT16_MAX ||
+        if (pr->combining_class != 0 || S_COMB_SECOND(pr->comb_index) ||
             (pr->decomp_seqindex != UINT16_MAX && pr->decomp_type == 0))
             return false;
     }

@@ -79,6 +79,40 @@ static void test_nfc_fast_path(void **state)
             n += s_enc(b, buf + n);
             s_nfc_same(buf, n);
         }
+    /* every code point that can start a composition, followed by every
+     * letter-like code point above U+02FF that the fast path accepts (a first
+     * of some pair, ccc 0, no canonical decomposition): no pair composes */
+    uint32_t *firsts = malloc(0x110000 * sizeof *firsts), *fast = malloc(0x110000 * sizeof *fast);
+    assert_non_null(firsts);
+    assert_non_null(fast);
+    size_t nf = 0, nfast = 0;
+    for (uint32_t cp = 1; cp <= 0x10ffff; cp++) {
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            continue;
+        const utf8proc_property_t *pr = utf8proc_get_property((utf8proc_int32_t)cp);
+        if (pr->comb_index == UINT16_MAX || (pr->comb_index & 0x8000))
+            continue;
+        firsts[nf++] = cp;
+        if (cp >= 0x300 && pr->combining_class == 0 &&
+            (pr->decomp_seqindex == UINT16_MAX || pr->decomp_type != 0) &&
+            !(cp >= 0x1100 && cp <= 0x11ff) && !(cp >= 0xac00 && cp <= 0xd7ff))
+            fast[nfast++] = cp;
+    }
+    assert_true(nf > 300);    /* sanity: utf8proc marks the firsts as read above */
+    assert_true(nfast > 100); /* ... and Cyrillic/Greek letters are among them */
+    for (size_t i = 0; i < nf; i++)
+        for (size_t j = 0; j < nfast; j++) {
+            size_t n = s_enc(firsts[i], buf);
+            n += s_enc(fast[j], buf + n);
+            s_nfc_same(buf, n);
+        }
+    free(firsts);
+    free(fast);
+    /* Cyrillic text takes the fast path and comes back unchanged */
+    check(ingest_text_nfc, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
+          "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");
+    /* and \u0438 + combining breve still composes to \u0439 */
+    check(ingest_text_nfc, "\xd0\xb8\xcc\x86", "\xd0\xb9");
     /* random strings over a mix of stable and unstable code points */
     static const uint32_t pool[] = {'a', 'e', 'o', ' ', 0xe9, 0x300, 0x301, 0x308, 0x327, 0x438,
                                     0x306, 0x3b1, 0x342, 0x2019, 0x201c, 0x2026, 0x4e2d, 0x6587,
