@@ -132,6 +132,16 @@ struct idx_pending {
     uint32_t *dead;   /* generations that lost a doc version in this batch */
     size_t ndead, capdead;
     idx_segs segs;    /* scratch for flush */
+    /* per-txn cache (valid while ctx_txn / ctx_id are the caller's txn;
+     * dropped by idx_discard, which follows an abort): the largest id
+     * indexed (a bigger id needs no column lookup) and the last site and
+     * category ids (bulk loads repeat them) */
+    MDB_txn *ctx_txn;
+    size_t ctx_id;
+    bool ctx_ok;
+    uint64_t ctx_maxid;
+    uint32_t dict_id[2];
+    char dict_v[2][64];
     int64_t ddocs, dsum_t, dsum_b;
     uint64_t max_id;
     s_tok *toks;
@@ -478,8 +488,26 @@ void idx_close(idx **self_p) {
 }
 
 void idx_discard(idx *self) {
-    if (self && self->pend)
+    if (self && self->pend) {
         s_pend_reset(self->pend);
+        self->pend->ctx_ok = false;
+    }
+}
+
+/* Make the per-txn cache current for txn. 0 or an LMDB error. */
+static int s_ctx(idx *self, MDB_txn *txn) {
+    struct idx_pending *pd = self->pend;
+    if (pd->ctx_ok && pd->ctx_txn == txn && pd->ctx_id == mdb_txn_id(txn))
+        return 0;
+    int rc = idx_segs_get(self, txn, &pd->segs);
+    if (rc)
+        return rc;
+    pd->ctx_txn = txn;
+    pd->ctx_id = mdb_txn_id(txn);
+    pd->ctx_maxid = pd->segs.maxid;
+    pd->dict_v[0][0] = pd->dict_v[1][0] = 0;
+    pd->ctx_ok = true;
+    return 0;
 }
 
 int idx_meta_get(idx *self, MDB_txn *txn, idx_meta_stats *st) {
@@ -578,9 +606,25 @@ long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, s
 }
 
 /* value -> id, assigning a new id when absent. 0 for ""; -1 on error. */
+static int64_t s_dict_assign_db(idx *self, MDB_txn *txn, char kind, const char *val);
+
 static int64_t s_dict_assign(idx *self, MDB_txn *txn, char kind, const char *val) {
     if (!val || !*val)
         return 0;
+    struct idx_pending *pd = self->pend;
+    int w = kind == 's' ? 0 : 1;
+    if (pd->ctx_ok && pd->dict_v[w][0] && strcmp(pd->dict_v[w], val) == 0)
+        return pd->dict_id[w];
+    int64_t id = s_dict_assign_db(self, txn, kind, val);
+    size_t l = strlen(val);
+    if (id > 0 && pd->ctx_ok && l < sizeof pd->dict_v[w]) {
+        memcpy(pd->dict_v[w], val, l + 1);
+        pd->dict_id[w] = (uint32_t)id;
+    }
+    return id;
+}
+
+static int64_t s_dict_assign_db(idx *self, MDB_txn *txn, char kind, const char *val) {
     uint32_t id = idx_dict_lookup(self, txn, kind, val);
     if (id)
         return id;
@@ -1439,6 +1483,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
         }
     if (!ndocs)
         minid = 0;
+    if (maxid > S->maxid)
+        S->maxid = maxid;
     qsort(pd->cols, pd->ncols, sizeof(s_pcol), s_col_cmp); /* the id table is reset below */
     if ((rc = s_col_put(self, txn, pd->cols, pd->ncols)))
         goto done;
@@ -1459,6 +1505,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
     if ((rc = s_merge_policy(self, txn, S)))
         goto done;
     rc = s_segs_put(self, txn, S);
+    if (!rc && pd->ctx_ok && pd->ctx_txn == txn)
+        pd->ctx_maxid = S->maxid;
 done:
     free(order);
     free(ne.e);
@@ -1545,6 +1593,8 @@ static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
  * written postings). */
 static int s_cur_rec(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *rec) {
     struct idx_pending *pd = self->pend;
+    if (s_ctx(self, txn))
+        return IDX_INTERNAL;
     long at = s_pcol_find(pd, id);
     if (at >= 0) {
         if (!pd->cols[at].rec.live) {
@@ -1553,6 +1603,10 @@ static int s_cur_rec(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *rec) {
         }
         if (idx_flush(self, txn) != IDX_OK)
             return IDX_INTERNAL;
+    }
+    if (id > pd->ctx_maxid && id > pd->max_id) { /* never indexed */
+        memset(rec, 0, sizeof *rec);
+        return IDX_OK;
     }
     return idx_col_get(self, txn, id, rec) ? IDX_INTERNAL : IDX_OK;
 }

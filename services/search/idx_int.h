@@ -43,6 +43,7 @@ typedef struct {
 
 typedef struct {
     uint32_t format, gen, nextseg, nsegs;
+    uint64_t maxid;        /* largest doc id ever indexed (never decreases) */
     idx_seg seg[IDX_MAX_SEGS];
 } idx_segs;
 
