@@ -2,9 +2,10 @@
  * ingest_text: normalization primitives. See ingest_text.h.
  *
  * Everything is one pass over the bytes. NFC goes through utf8proc, except
- * for text made only of code points NFC never changes (s_nfc_stable: all of
- * U+0000..U+02FF, CJK ideographs, most punctuation and symbols), which is
- * already in NFC and is copied.
+ * for text made only of code points NFC never changes (ingest_text_nfc_quick:
+ * all of U+0000..U+02FF, the letters of most scripts, precomposed letters,
+ * CJK ideographs, most punctuation and symbols), which is already in NFC and
+ * is copied.
  * The in-place operations only ever shrink the text: a whitespace run becomes
  * one byte, CR LF becomes LF.
  */
@@ -51,17 +52,42 @@ size_t ingest_text_decode(const char *s, size_t n, uint32_t *cp)
  * reading against utf8proc's own NFC for every first/second combination. */
 #define S_COMB_SECOND(ci) ((ci) != UINT16_MAX && ((ci)&0x8000) != 0)
 
-/* True when every code point of s is one that NFC leaves alone whatever its
- * neighbours are: combining class 0, no canonical decomposition, and never
- * the second code point of a canonical composition (so Latin, Greek and
- * Cyrillic letters qualify; combining marks do not). Hangul jamo and
- * syllables compose algorithmically, so they always take the slow path.
- * Every code point below U+0300 qualifies (the combining marks start there),
- * so Latin-1 and most European text is decided by the first test.
- * A string of such code points is already in NFC (UAX #15 quick check:
- * NFC_QC=Yes, no reordering), so it is copied instead of mapped. Invalid
- * UTF-8 answers false: utf8proc then decides, as before. */
-static bool s_nfc_stable(const char *s, size_t len)
+/* True when NFC leaves code point c alone whatever its neighbours are (in a
+ * string of such code points): combining class 0, never the second code
+ * point of a canonical composition, and either no canonical decomposition
+ * (Latin, Greek, Cyrillic, CJK letters, punctuation) or one that NFC
+ * composes back to c (precomposed letters such as U+0439 or U+00E9: not
+ * excluded from composition, starting with a code point that is itself a
+ * starter and never a second). Hangul jamo and syllables compose
+ * algorithmically, so they always take the slow path. */
+static bool s_cp_stable(utf8proc_int32_t c)
+{
+    if ((c >= 0x1100 && c <= 0x11ff) || (c >= 0xa960 && c <= 0xa97f) ||
+        (c >= 0xac00 && c <= 0xd7ff))
+        return false;
+    const utf8proc_property_t *pr = utf8proc_get_property(c);
+    if (pr->combining_class != 0 || S_COMB_SECOND(pr->comb_index))
+        return false;
+    if (pr->decomp_seqindex == UINT16_MAX || pr->decomp_type != 0)
+        return true; /* no decomposition, or only a compatibility one (NFKC's) */
+    if (pr->comp_exclusion)
+        return false;
+    utf8proc_int32_t d[8];
+    int boundclass = 0;
+    utf8proc_ssize_t n = utf8proc_decompose_char(c, d, 8, UTF8PROC_DECOMPOSE, &boundclass);
+    if (n < 2 || n > 8)
+        return false; /* a singleton (never composed back) or too long to check */
+    const utf8proc_property_t *p0 = utf8proc_get_property(d[0]);
+    if (p0->combining_class != 0 || S_COMB_SECOND(p0->comb_index))
+        return false;
+    /* compose the decomposition again (in place, no allocation): NFC keeps c
+     * only if that gives c back (not so for U+1F71, whose mapping is a
+     * singleton to U+03AC) */
+    n = utf8proc_normalize_utf32(d, n, UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+    return n == 1 && d[0] == c;
+}
+
+bool ingest_text_nfc_quick(const char *s, size_t len)
 {
     const uint8_t *p = (const uint8_t *)s;
     size_t i = 0;
@@ -75,14 +101,7 @@ static bool s_nfc_stable(const char *s, size_t len)
         if (k <= 0)
             return false;
         i += (size_t)k;
-        if (c < 0x300)
-            continue;
-        if ((c >= 0x1100 && c <= 0x11ff) || (c >= 0xa960 && c <= 0xa97f) ||
-            (c >= 0xac00 && c <= 0xd7ff))
-            return false;
-        const utf8proc_property_t *pr = utf8proc_get_property(c);
-        if (pr->combining_class != 0 || S_COMB_SECOND(pr->comb_index) ||
-            (pr->decomp_seqindex != UINT16_MAX && pr->decomp_type == 0))
+        if (c >= 0x300 && !s_cp_stable(c))
             return false;
     }
     return true;
@@ -102,7 +121,7 @@ static char *s_copy(const char *s, size_t len, size_t *out_len)
 
 char *ingest_text_nfc(const char *s, size_t len, size_t *out_len)
 {
-    if (s_nfc_stable(s, len))
+    if (ingest_text_nfc_quick(s, len))
         return s_copy(s, len, out_len);
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,

@@ -24,8 +24,15 @@ bool ingest_text_is_space(uint32_t cp);
  * its length in bytes (1 for a stray byte, which valid input never has). */
 size_t ingest_text_decode(const char *s, size_t n, uint32_t *cp);
 
-/* Unicode NFC of s[0..len). ASCII text is copied as is. */
+/* Unicode NFC of s[0..len). Text that ingest_text_nfc_quick accepts is
+ * copied as is. */
 char *ingest_text_nfc(const char *s, size_t len, size_t *out_len);
+
+/* True when s[0..len) (UTF-8) is certainly in NFC already: every code point
+ * is one that NFC never changes in any context (see ingest_text.c). False
+ * means "maybe not" (and for invalid UTF-8). A quick check (UAX #15 style)
+ * from utf8proc's tables; it allocates nothing. */
+bool ingest_text_nfc_quick(const char *s, size_t len);
 
 /* Remove leading and trailing White_Space, in place. */
 size_t ingest_text_trim(char *s, size_t len);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,27 +80,31 @@ static void test_nfc_fast_path(void **state)
             n += s_enc(b, buf + n);
             s_nfc_same(buf, n);
         }
-    /* every code point that can start a composition, followed by every
-     * letter-like code point above U+02FF that the fast path accepts (a first
-     * of some pair, ccc 0, no canonical decomposition): no pair composes */
+    /* every code point that can start a composition, followed by every code
+     * point above U+02FF that the quick check accepts and that takes part in
+     * a composition or has a canonical decomposition (the ones where a
+     * mistake could hide): no such pair may change under NFC */
     uint32_t *firsts = malloc(0x110000 * sizeof *firsts), *fast = malloc(0x110000 * sizeof *fast);
     assert_non_null(firsts);
     assert_non_null(fast);
-    size_t nf = 0, nfast = 0;
+    size_t nf = 0, nfast = 0, nprecomposed = 0;
     for (uint32_t cp = 1; cp <= 0x10ffff; cp++) {
         if (cp >= 0xd800 && cp <= 0xdfff)
             continue;
         const utf8proc_property_t *pr = utf8proc_get_property((utf8proc_int32_t)cp);
-        if (pr->comb_index == UINT16_MAX || (pr->comb_index & 0x8000))
-            continue;
-        firsts[nf++] = cp;
-        if (cp >= 0x300 && pr->combining_class == 0 &&
-            (pr->decomp_seqindex == UINT16_MAX || pr->decomp_type != 0) &&
-            !(cp >= 0x1100 && cp <= 0x11ff) && !(cp >= 0xac00 && cp <= 0xd7ff))
+        bool first = pr->comb_index != UINT16_MAX && !(pr->comb_index & 0x8000);
+        bool canon = pr->decomp_seqindex != UINT16_MAX && pr->decomp_type == 0;
+        if (first)
+            firsts[nf++] = cp;
+        size_t n = s_enc(cp, buf);
+        if (cp >= 0x300 && (first || canon) && ingest_text_nfc_quick(buf, n)) {
             fast[nfast++] = cp;
+            nprecomposed += canon;
+        }
     }
-    assert_true(nf > 300);    /* sanity: utf8proc marks the firsts as read above */
-    assert_true(nfast > 100); /* ... and Cyrillic/Greek letters are among them */
+    assert_true(nf > 300);            /* sanity: utf8proc marks the firsts as read above */
+    assert_true(nfast > 500);         /* ... Cyrillic/Greek letters are among the fast ones */
+    assert_true(nprecomposed > 300);  /* ... and precomposed letters (689 in utf8proc 2.8) */
     for (size_t i = 0; i < nf; i++)
         for (size_t j = 0; j < nfast; j++) {
             size_t n = s_enc(firsts[i], buf);
@@ -108,6 +113,12 @@ static void test_nfc_fast_path(void **state)
         }
     free(firsts);
     free(fast);
+    /* the quick check: what it accepts and what it must not */
+    assert_true(ingest_text_nfc_quick("\xd0\xb9\xd1\x91 caf\xc3\xa9 \xe4\xb8\xad", 14));
+    assert_false(ingest_text_nfc_quick("e\xcc\x81", 3));     /* a combining mark */
+    assert_false(ingest_text_nfc_quick("\xe2\x84\xab", 3)); /* ANGSTROM SIGN: a singleton */
+    assert_false(ingest_text_nfc_quick("\xea\xb0\x80", 3)); /* Hangul */
+    assert_false(ingest_text_nfc_quick("\xff", 1));           /* invalid UTF-8 */
     /* Cyrillic text takes the fast path and comes back unchanged */
     check(ingest_text_nfc, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
           "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");
