@@ -665,6 +665,14 @@ int idx_segs_get(idx *self, MDB_txn *txn, idx_segs *s) {
         return 0;
     if (rc)
         return rc;
+    if (v.mv_size >= 4)
+        memcpy(&s->format, v.mv_data, 4);
+    if (s->format != IDX_FORMAT) { /* another layout: idx_open clears it */
+        uint32_t f = s->format;
+        memset(s, 0, offsetof(idx_segs, seg));
+        s->format = f ? f : 1;
+        return 0;
+    }
     if (v.mv_size < offsetof(idx_segs, seg))
         return MDB_CORRUPTED;
     memcpy(s, v.mv_data, offsetof(idx_segs, seg));

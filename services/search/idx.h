@@ -6,31 +6,44 @@
  *
  * Databases (created by idx_open; the environment needs 5 more maxdbs):
  *
- *   idx_post  term \0 docid[8 BE]  -> block of <= 128 postings (see below)
- *   idx_lex   term                 -> varint df  (documents containing term)
+ *   idx_lex   seg[4 BE] term       -> varint zigzag(df delta) [varint first
+ *                                    docid, block]  (block inline when the
+ *                                    term's postings in seg fit one block)
+ *   idx_post  seg[4 BE] term \0 docid[8 BE] -> block of <= 128 postings
+ *                                    (terms whose postings need several)
  *   idx_col   chunk[8 BE]          -> 127 fixed records of 32 bytes, one per
  *                                    docid (published_at, title/body length,
- *                                    site id, category id, content hash, live)
+ *                                    site id, category id, content hash, live
+ *                                    = generation of its postings, 0 = none)
  *   idx_dict  's'|'c' value -> u32 id;  '#' 's'|'c' id[4 BE] -> value
- *   idx_meta  "stats" -> docs, sum of title lengths, sum of body lengths
+ *   idx_meta  "stats" -> docs, sum of title lengths, sum of body lengths;
+ *             "segs"  -> format, generation, segment list (idx_int.h)
+ *
+ * SEGMENTS (see idx.c): each idx_flush writes its batch as a new segment
+ * whose keys sort after all others (an append: sequential pages, no
+ * read-modify-write of existing blocks); tiered merges keep the number of
+ * segments logarithmic; idx_optimize merges them all. A term's df is the
+ * sum of its segments' deltas. Removed versions are not rewritten: their
+ * postings are skipped at query time (the column record's generation says
+ * which segment holds a doc's current postings) and dropped by merges.
  *
  * Terms are the analyzer's (services/text/text.h): stems, "\x01"exact forms,
  * CJK unigrams and bigrams; tags are indexed as "\x02" "t" tag. A term
  * longer than IDX_TERM_MAX bytes is replaced by "\x03" + 16 bytes of its
  * BLAKE2b hash (LMDB keys are at most 511 bytes).
  *
- * A posting block (value of idx_post, key = the block's first docid):
+ * A posting block (key or lexicon value gives its first docid):
  *
- *   varint n | n-1 varint docid deltas | n x (varint tf_title, varint tf_body)
+ *   varint n | varint max tf_title | varint max tf_body | varint min
+ *   title length | varint min body length   (block-max bounds for pruning)
+ *   | n-1 varint docid deltas | n x (varint tf_title, varint tf_body)
  *   | for each doc: tf_title then tf_body varints of (pos << 1 | exact),
  *     delta-coded within the field
  *
  * Why delta+varint blocks and not MDB_DUPFIXED items: one 12-byte DUPFIXED
  * item per (term, doc) cannot hold positions (phrases, snippets) without a
  * second database, costs ~12 bytes per posting where varint blocks cost ~3-4
- * including positions, and makes a doc-id-only scan touch 3x more pages. The
- * price is a read-modify-write of one block per term per flush, which the
- * write buffer (idx_options.max_pending_docs) amortises.
+ * including positions, and makes a doc-id-only scan touch 3x more pages.
  *
  * Ranking (the test's reference scorer implements exactly this):
  *

@@ -753,6 +753,48 @@ static void test_optimize(void **state) {
     s_compare("tag:t2 police", c1, 1, &ft, 10);
 }
 
+/* An index in an older layout is cleared by idx_open in a write txn (the
+ * caller re-indexes) and refused in a read-only one. */
+static void test_old_format(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_old_XXXXXX";
+    assert_non_null(mkdtemp(d));
+    MDB_env *e;
+    MDB_txn *txn;
+    MDB_dbi post, meta;
+    assert_int_equal(mdb_env_create(&e), 0);
+    mdb_env_set_maxdbs(e, 8);
+    assert_int_equal(mdb_env_open(e, d, MDB_NOSYNC, 0644), 0);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "idx_post", MDB_CREATE, &post), 0);
+    assert_int_equal(mdb_dbi_open(txn, "idx_meta", MDB_CREATE, &meta), 0);
+    const char *more[] = {"idx_lex", "idx_col", "idx_dict"};
+    for (int i = 0; i < 3; i++) {
+        MDB_dbi x;
+        assert_int_equal(mdb_dbi_open(txn, more[i], MDB_CREATE, &x), 0);
+    }
+    MDB_val k = {6, "police"}, v = {3, "old"};
+    assert_int_equal(mdb_put(txn, post, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    idx *o = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(idx_open(txn, NULL, &o), IDX_FAILED_PRECONDITION);
+    assert_null(o);
+    mdb_txn_abort(txn);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, NULL, &o), IDX_OK);
+    MDB_stat st;
+    assert_int_equal(mdb_stat(txn, post, &st), 0);
+    assert_int_equal(st.ms_entries, 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    idx_close(&o);
+    mdb_env_close(e);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 static int setup_merging(void **state) {
     g_opts = (idx_options){.b = -1, .no_typos = true, .max_pending_docs = 7, .merge_factor = 2};
     rng = 777;
@@ -766,6 +808,7 @@ int main(void) {
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
+        cmocka_unit_test(test_old_format),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
