@@ -5,10 +5,14 @@
  *
  * One thread, one zmq_poll loop, never blocking on the store: client
  * requests are validated and normalized at once, the valid articles go to
- * the store as WriteBatches (at most ~4 MiB each) inside Request.internal,
- * and the client's answer is sent when the store has answered every batch
- * of its request or the deadline has passed. Many requests are in flight at
- * once; a table keyed by the ingest-chosen request id matches store replies.
+ * the store as WriteBatches (at most 200 articles / ~4 MiB each) inside
+ * Request.internal, and the client's answer is sent when the store has
+ * answered every article of its request or the deadline has passed. A big
+ * request is sent in several WriteBatches, the first before the rest is
+ * prepared; the articles of small requests that arrive in the same loop turn
+ * share one WriteBatch. Many requests are in flight at once; tables keyed by
+ * the ingest-chosen request id and a per-request serial match store replies
+ * to client requests.
  *
  * With cfg.http set, the loop also publishes the same health and Stats
  * metrics to core/http every second for /healthz and /metrics.
