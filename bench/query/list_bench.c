@@ -80,7 +80,7 @@
 
 static const char *o_corpus, *o_queries, *o_workers, *o_clients, *o_engines, *o_data_dir,
     *o_bin_dir, *o_out, *o_client_cpus, *o_worker_cpus, *o_sync_max, *o_fake_worker,
-    *o_fake_name;
+    *o_fake_name, *o_transport;
 static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq;
 static bool o_keep, o_no_bootstrap;
 
@@ -111,9 +111,13 @@ static const cfg_option s_opts[] = {
     {"worker-cpus", "BULLETIN_BENCH_WORKER_CPUS", CFG_STR, "1",
      "CPUs (comma-separated) for the workers (real and empty); \"\" = no pinning",
      &o_worker_cpus},
-    {"sync-max-changes", "BULLETIN_BENCH_SYNC_MAX", CFG_STR, "0,5000",
+    {"sync-max-changes", "BULLETIN_BENCH_SYNC_MAX", CFG_STR, "100000",
      "bootstrap runs: one fresh worker per value of its --sync-max-changes (0 = store "
      "default)", &o_sync_max},
+    {"transport", "BULLETIN_BENCH_TRANSPORT", CFG_STR, "tcp",
+     "broker endpoints (clients and workers): tcp (loopback ports) or ipc (Unix domain "
+     "sockets: the cheaper choice when clients or workers share the broker's host)",
+     &o_transport},
     {"no-bootstrap", "BULLETIN_BENCH_NO_BOOTSTRAP", CFG_BOOL, NULL,
      "skip the replica bootstrap measurement", &o_no_bootstrap},
     {"data-dir", "BULLETIN_BENCH_DATA_DIR", CFG_STR, "/tmp",
@@ -868,6 +872,10 @@ static void s_workers_stop(s_stack *sk)
         s_stop(&sk->worker_pid[i], sk->fake ? "empty-worker" : "bulletin-worker");
     sk->nworkers = 0;
     s_stop(&sk->broker_pid, "bulletin-query");
+    const char *eps[] = {sk->front_ep, sk->back_ep};
+    for (int i = 0; i < 2; i++) /* ipc: the broker's socket files */
+        if (strncmp(eps[i], "ipc://", 6) == 0)
+            unlink(eps[i] + 6);
 }
 
 /* Broker + n workers (fake = empty-handler workers), all registered. */
@@ -878,10 +886,17 @@ static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t 
         return -1;
     char bin[PATH_MAX], logp[PATH_MAX], fbind[64], bbind[64], http[32], name[32], data[PATH_MAX],
         sub[96], credit[24], seq[24], self[PATH_MAX];
-    snprintf(sk->front_ep, sizeof sk->front_ep, "tcp://127.0.0.1:%d", ports[0]);
-    snprintf(sk->back_ep, sizeof sk->back_ep, "tcp://127.0.0.1:%d", ports[1]);
-    snprintf(fbind, sizeof fbind, "tcp://127.0.0.1:%d", ports[0]);
-    snprintf(bbind, sizeof bbind, "tcp://127.0.0.1:%d", ports[1]);
+    if (strcmp(o_transport, "ipc") == 0) {
+        snprintf(sk->front_ep, sizeof sk->front_ep, "ipc:///tmp/bbench-%d-%d-front.sock",
+                 (int)getpid(), round);
+        snprintf(sk->back_ep, sizeof sk->back_ep, "ipc:///tmp/bbench-%d-%d-back.sock",
+                 (int)getpid(), round);
+    } else {
+        snprintf(sk->front_ep, sizeof sk->front_ep, "tcp://127.0.0.1:%d", ports[0]);
+        snprintf(sk->back_ep, sizeof sk->back_ep, "tcp://127.0.0.1:%d", ports[1]);
+    }
+    snprintf(fbind, sizeof fbind, "%s", sk->front_ep);
+    snprintf(bbind, sizeof bbind, "%s", sk->back_ep);
     snprintf(http, sizeof http, "127.0.0.1:%d", ports[2]);
     s_path(bin, sizeof bin, sk->bin, "bulletin-query");
     snprintf(sub, sizeof sub, "broker-%d.log", round);
@@ -1869,6 +1884,10 @@ int main(int argc, char **argv)
     }
     if (o_fake_worker)
         return s_fake_worker();
+    if (strcmp(o_transport, "tcp") != 0 && strcmp(o_transport, "ipc") != 0) {
+        fprintf(stderr, "bulletin-bench-list: --transport must be tcp or ipc\n");
+        return 2;
+    }
     /* SQLite's global memory statistics take a mutex on every malloc: off, so that
      * its threads do not serialize on it (the best case for the baseline) */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);

@@ -734,6 +734,30 @@ static void s_heartbeat(s_broker *b)
     }
 }
 
+/* Bind sock to every endpoint of a comma-separated list (e.g. TCP for remote
+ * peers plus ipc:// for those on this host: cheaper per message). 0 or -1. */
+static int s_bind_list(void *sock, const char *list)
+{
+    const char *p = list ? list : "";
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char ep[512];
+        if (len == 0 || len >= sizeof ep) {
+            log_error("zmq.bind", "endpoints=\"%s\" error=\"empty or too long endpoint in the list\"",
+                      list ? list : "");
+            return -1;
+        }
+        memcpy(ep, p, len);
+        ep[len] = '\0';
+        if (zio_bind(sock, ep) < 0)
+            return -1;
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
 void broker_config_defaults(broker_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -760,7 +784,8 @@ int broker_run(const broker_config *cfg)
         return -1;
     b.front = zio_socket(ctx, ZMQ_ROUTER, 0, cfg->max_msg);
     b.back = zio_socket(ctx, ZMQ_ROUTER, 0, cfg->max_msg);
-    if (!b.front || !b.back || zio_bind(b.front, cfg->bind) < 0 || zio_bind(b.back, cfg->workers) < 0)
+    if (!b.front || !b.back || s_bind_list(b.front, cfg->bind) < 0 ||
+        s_bind_list(b.back, cfg->workers) < 0)
         goto done;
     int hwm = 100000;
     zmq_setsockopt(b.front, ZMQ_SNDHWM, &hwm, sizeof hwm);

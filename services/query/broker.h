@@ -74,8 +74,9 @@ enum {
 #define BROKER_CREDIT_MAX 16 /* most requests the broker keeps at one worker */
 
 typedef struct {
-    const char *bind;       /* client endpoint, e.g. tcp://0.0.0.0:5556 */
-    const char *workers;    /* worker endpoint, e.g. tcp://0.0.0.0:5559 */
+    const char *bind;       /* client endpoint(s), comma-separated, e.g. tcp://0.0.0.0:5556
+                             * or tcp plus an ipc endpoint for local clients */
+    const char *workers;    /* worker endpoint(s), comma-separated, e.g. tcp://0.0.0.0:5559 */
     long long deadline_ms;  /* default per-request deadline (client may ask less) */
     long long heartbeat_ms; /* heartbeat interval, both ways */
     long long liveness;     /* heartbeats missed before a worker is dropped */

@@ -1,8 +1,6 @@
 /* list: see list.h for the plan and the cursor. */
 #include "list.h"
 
-#include "wire.h"
-
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -55,13 +53,94 @@ int list_cursor_decode(const uint8_t *c, size_t len, int order, uint64_t fh, int
 
 void list_result_clear(list_result *res)
 {
-    if (res->items) {
-        for (size_t i = 0; i < res->reply.n_items; i++)
-            wire_free(res->items[i]);
-        free(res->items);
-    }
+    free(res->items);
     res->items = NULL;
+    res->n_items = res->items_len = res->items_cap = 0;
     bulletin__list_reply__init(&res->reply);
+}
+
+/* --- serialization by concatenation ------------------------------------------
+ * A protobuf message may carry its fields in any order and a repeated field's
+ * entries anywhere in it, so a ListReply is [packed rest][items...] and a Reply
+ * is [packed head][tag 13, LEN][ListReply]. */
+
+#define S_TAG_LEN(field) ((uint8_t)((field) << 3 | 2)) /* wire type 2, field < 16 */
+#define S_VARINT_MAX 10
+
+static size_t s_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t s_varint_put(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Append one stored summary, framed as ListReply field 1. 0 or -1 (ENOMEM). */
+static int s_items_append(list_result *res, const void *data, size_t len)
+{
+    size_t need = res->items_len + 1 + S_VARINT_MAX + len;
+    if (need > res->items_cap) {
+        size_t cap = res->items_cap ? res->items_cap * 2 : 8192;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = realloc(res->items, cap);
+        if (!nb)
+            return -1;
+        res->items = nb;
+        res->items_cap = cap;
+    }
+    uint8_t *p = res->items + res->items_len;
+    *p++ = S_TAG_LEN(1);
+    p += s_varint_put(p, len);
+    memcpy(p, data, len);
+    res->items_len = (size_t)(p - res->items) + len;
+    res->n_items++;
+    return 0;
+}
+
+static void s_free_buf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int list_reply_pack_zmq(const Bulletin__Reply *head, const list_result *res, zmq_msg_t *out)
+{
+    size_t hsz = protobuf_c_message_get_packed_size(&head->base);
+    size_t rsz = protobuf_c_message_get_packed_size(&res->reply.base); /* cursor, total */
+    size_t lsz = rsz + res->items_len;
+    size_t total = hsz + 1 + s_varint_len(lsz) + lsz;
+    uint8_t *buf = malloc(total);
+    if (!buf) {
+        zmq_msg_init(out);
+        return -1;
+    }
+    uint8_t *p = buf;
+    p += protobuf_c_message_pack(&head->base, p);
+    *p++ = S_TAG_LEN(13); /* Reply.list */
+    p += s_varint_put(p, lsz);
+    p += protobuf_c_message_pack(&res->reply.base, p);
+    if (res->items_len)
+        memcpy(p, res->items, res->items_len);
+    if (zmq_msg_init_data(out, buf, total, s_free_buf, NULL) != 0) {
+        free(buf);
+        zmq_msg_init(out);
+        return -1;
+    }
+    return 0;
 }
 
 /* One attribute constraint: an index and the value's hash. */
@@ -260,13 +339,6 @@ int list_run(replica *r, const Bulletin__ListRequest *req, list_result *out, cha
 
     int code = BULLETIN__STATUS_CODE__OK;
     int rc = 0;
-    out->items = calloc(limit, sizeof *out->items);
-    if (!out->items) {
-        snprintf(why, why_cap, "out of memory");
-        code = BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED;
-        goto done;
-    }
-    out->reply.items = out->items;
     if (!empty) {
         MDB_cursor *c;
         if ((rc = mdb_cursor_open(txn, p.dbi, &c)))
@@ -278,26 +350,37 @@ int list_run(replica *r, const Bulletin__ListRequest *req, list_result *out, cha
         }
         bool newest = order == 0;
         MDB_val k, v;
+        uint8_t last[16] = {0}; /* [pub][id] of the last item added */
         rc = s_seek(&p, c, newest, has_cursor ? start : NULL, true, &k);
         while (rc == 0 && s_in_range(&p, &k)) {
             const uint8_t *tail = (const uint8_t *)k.mv_data + p.plen;
             if (s_matches_others(&p, tail)) {
-                if (out->reply.n_items == limit) {
-                    const Bulletin__ArticleSummary *last = out->items[limit - 1];
-                    list_cursor_encode(out->cursor, order, fh, last->published_at, last->id);
+                if (out->n_items == limit) {
+                    /* the page is full and more follow: continue after the last item */
+                    list_cursor_encode(out->cursor, order, fh, replica_get_time(last),
+                                       replica_get_u64(last + 8));
                     out->reply.next_cursor.data = out->cursor;
                     out->reply.next_cursor.len = LIST_CURSOR_LEN;
                     break;
                 }
+                /* the stored summary goes into the reply as it is (no decode) */
                 MDB_val sk = {8, (void *)(tail + 8)}, sv;
-                int grc = mdb_get(txn, d->summaries, &sk, &sv);
-                Bulletin__ArticleSummary *s =
-                    grc == 0 ? bulletin__article_summary__unpack(NULL, sv.mv_size, sv.mv_data) : NULL;
-                if (!s) {
-                    rc = grc ? grc : MDB_CORRUPTED;
+                if ((rc = mdb_get(txn, d->summaries, &sk, &sv))) {
+                    if (rc == MDB_NOTFOUND)
+                        rc = MDB_CORRUPTED; /* indexed but no summary */
                     break;
                 }
-                out->items[out->reply.n_items++] = s;
+                if (sv.mv_size == 0) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                if (s_items_append(out, sv.mv_data, sv.mv_size) < 0) {
+                    mdb_cursor_close(c);
+                    snprintf(why, why_cap, "out of memory");
+                    code = BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED;
+                    goto done;
+                }
+                memcpy(last, tail, 16);
             }
             rc = mdb_cursor_get(c, &k, &v, newest ? MDB_PREV : MDB_NEXT);
         }

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zmq.h>
+
 #include "bulletin.pb-c.h"
 #include "replica.h"
 
@@ -32,11 +34,17 @@
 #define LIST_MAX_LIMIT 1000
 #define LIST_CURSOR_LEN 26
 
-/* The result of list_run: `reply` points into this struct and its items
- * array; free with list_result_clear. */
+/* The result of list_run. The page's summaries are not decoded: `items`
+ * holds them as the replica stores them (serialized ArticleSummary), each
+ * already framed as field 1 of a ListReply ([0x0a][varint length][bytes]),
+ * so the answer is written by concatenation (list_reply_pack_zmq) instead of
+ * unpack + repack. `reply` carries the rest of the ListReply (next_cursor,
+ * total, has_total; its n_items stays 0). Free with list_result_clear. */
 typedef struct {
     Bulletin__ListReply reply;
-    Bulletin__ArticleSummary **items;
+    size_t n_items;           /* summaries in `items` */
+    uint8_t *items;           /* n_items framed summaries, items_len bytes */
+    size_t items_len, items_cap;
     uint8_t cursor[LIST_CURSOR_LEN];
 } list_result;
 
@@ -48,6 +56,13 @@ int list_run(replica *r, const Bulletin__ListRequest *req, list_result *out, cha
              size_t why_cap);
 
 void list_result_clear(list_result *res);
+
+/* Serialize `head` (a Reply whose body is not set: status, request_id,
+ * served_by, applied_seq ...) followed by `res` as its `list` body (field 13)
+ * into *out, in one allocation: the bytes decode as a Reply with
+ * body_case LIST whose items are the stored summaries. *out is initialized
+ * in every case (empty on failure). 0, or -1 when out of memory. */
+int list_reply_pack_zmq(const Bulletin__Reply *head, const list_result *res, zmq_msg_t *out);
 
 /* Hash of a filter (NULL = no filter), bound into cursors. */
 uint64_t list_filter_hash(const Bulletin__Filter *f);

@@ -125,6 +125,7 @@ typedef struct {
     Bulletin__GetReply get;
     Bulletin__Article *article;
     list_result list;
+    bool has_list;              /* the body is `list`, packed by list_reply_pack_zmq */
     qsearch_result search;
     Bulletin__HealthReply health;
     Bulletin__StatsReply stats;
@@ -177,8 +178,7 @@ static void s_on_list(s_worker *w, const Bulletin__Request *req, s_answer *a)
         s_fail(a, code, "%s", why);
         return;
     }
-    a->rep.body_case = BULLETIN__REPLY__BODY_LIST;
-    a->rep.list = &a->list.reply;
+    a->has_list = true; /* the stored summaries are copied into the reply as they are */
 }
 
 static void s_on_search(s_worker *w, const Bulletin__Request *req, s_answer *a)
@@ -332,7 +332,10 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
     }
     a->rep.applied_seq = replica_applied_seq(w->rep);
     zmq_msg_t body;
-    if (wire_pack_zmq(&a->rep.base, &body) == 0) {
+    int prc = a->has_list && a->st.code == BULLETIN__STATUS_CODE__OK
+                  ? list_reply_pack_zmq(&a->rep, &a->list, &body)
+                  : wire_pack_zmq(&a->rep.base, &body);
+    if (prc == 0) {
         uint8_t cmd = BROKER_REPLY, t[8], seq[8];
         s_u64(t, tag);
         s_u64(seq, a->rep.applied_seq);
@@ -413,6 +416,7 @@ static void s_sync_send(s_worker *w)
     Bulletin__Internal__SyncRequest sr = BULLETIN__INTERNAL__SYNC_REQUEST__INIT;
     sr.from_seq = w->sync_from;
     sr.max_changes = (uint32_t)w->cfg->sync_max_changes;
+    sr.max_bytes = (uint32_t)w->cfg->sync_max_bytes;
     Bulletin__Internal__StoreRequest st = BULLETIN__INTERNAL__STORE_REQUEST__INIT;
     st.body_case = BULLETIN__INTERNAL__STORE_REQUEST__BODY_SYNC;
     st.sync = &sr;
@@ -669,7 +673,8 @@ void worker_config_defaults(worker_config *cfg)
     cfg->heartbeat_ms = 1000;
     cfg->liveness = 3;
     cfg->sync_timeout_ms = 5000;
-    cfg->sync_max_changes = 0;
+    cfg->sync_max_changes = 100000; /* as bulletin-worker's defaults (worker_main.c) */
+    cfg->sync_max_bytes = 16 << 20;
     cfg->feed_buffer_max = 100000;
     cfg->credit = 4;
     cfg->max_msg = 16 << 20;
@@ -681,10 +686,13 @@ static int64_t s_min(int64_t a, int64_t b) { return a < b ? a : b; }
 int worker_run(const worker_config *cfg)
 {
     if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->sync_timeout_ms < 1 ||
-        cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0 || cfg->credit < 1 ||
+        cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0 || cfg->sync_max_changes > UINT32_MAX ||
+        cfg->sync_max_bytes < 0 || cfg->sync_max_bytes > UINT32_MAX || cfg->index_pending_docs < 0 ||
+        cfg->index_pending_docs > UINT32_MAX || cfg->credit < 1 ||
         cfg->credit > BROKER_CREDIT_MAX) {
         log_error("worker.config", "error=\"heartbeat, liveness, sync timeout and buffer must be >= 1, "
-                                   "credit 1..%d\"", BROKER_CREDIT_MAX);
+                                   "credit 1..%d, sync-max-changes, sync-max-bytes and index-pending-docs >= 0\"",
+                  BROKER_CREDIT_MAX);
         return -1;
     }
     s_worker w = {.cfg = cfg};
@@ -699,7 +707,9 @@ int worker_run(const worker_config *cfg)
     w.rep = replica_new(cfg->data, (size_t)cfg->map_size_mb << 20);
     if (!w.rep)
         return -1;
-    w.search = qsearch_new(w.rep, NULL);
+    idx_options io = {0};
+    io.max_pending_docs = (uint32_t)cfg->index_pending_docs;
+    w.search = qsearch_new(w.rep, &io);
     if (!w.search) {
         replica_destroy(&w.rep);
         return -1;

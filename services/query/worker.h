@@ -45,10 +45,13 @@ typedef struct {
     long long liveness;
     long long sync_timeout_ms;   /* re-send a Sync after this long without an answer */
     long long sync_max_changes;  /* per chunk, 0 = store default */
+    long long sync_max_bytes;    /* per chunk, 0 = store default (4 MiB; the store caps it at 64) */
     long long feed_buffer_max;   /* feed messages buffered while syncing */
     long long map_size_mb;       /* initial LMDB map size, 0 = default */
     long long max_msg;           /* ZMQ_MAXMSGSIZE on the broker socket */
     long long credit;            /* requests the broker may send before an answer (1..16) */
+    long long index_pending_docs; /* full-text index write buffer in documents (flushed when
+                                   * full and at every commit); 0 = QSEARCH_PENDING_DOCS */
     const char *http;            /* /healthz and /metrics address; NULL or "" = off */
     int stop_fd;                 /* readable = stop; -1 = none */
     void *ctx;                   /* ZeroMQ context; NULL = a new one */

@@ -52,6 +52,12 @@ class QueryCase(harness.BulletinCase):
         p.wname = name
         return p
 
+    @staticmethod
+    def proc_state(pid):
+        """The state letter of /proc/PID/stat (R, S, T = stopped, ...)."""
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+
     def broker_metrics(self, broker):
         _, m = broker.client.stats(timeout=5)
         return m
@@ -312,25 +318,45 @@ class ServingTest(QueryCase):
         self.write(sc, 200)
         broker = self.start_broker()
         names = ["w1", "w2", "w3"]
-        for n in names:
-            self.start_worker(store, broker, n)
+        workers = {n: self.start_worker(store, broker, n) for n in names}
         self.wait_workers(broker, 3)
-        served = set()
-        for k in range(12):
-            res = sc.write([("put", harness.article(key="https://example.org/ryw/%d" % k,
-                                                    title="fresh %d" % k, body="b"))])
+
+        def fresh_get(tag):
+            res = sc.write([("put", harness.article(key="https://example.org/ryw/%s" % tag,
+                                                    title="fresh %s" % tag, body="b"))])
             seq = res[0].seq
-            # right away, with min_seq: every answer has it, whichever worker serves
-            for _ in range(3):
-                req = pb.Request()
-                req.get.key = "https://example.org/ryw/%d" % k
-                req.min_seq = seq
-                rep = broker.client.request(req, timeout=10)
-                self.assertStatus(rep, pb.OK, "Get with min_seq=%d" % seq)
-                self.assertGreaterEqual(rep.applied_seq, seq)
-                self.assertEqual(rep.get.article.title, "fresh %d" % k)
-                served.add(rep.served_by)
-        self.assertEqual(served, set(names))
+            req = pb.Request()
+            req.get.key = "https://example.org/ryw/%s" % tag
+            req.min_seq = seq
+            rep = broker.client.request(req, timeout=10)
+            self.assertStatus(rep, pb.OK, "Get with min_seq=%d" % seq)
+            self.assertGreaterEqual(rep.applied_seq, seq)
+            self.assertEqual(rep.get.article.title, "fresh %s" % tag)
+            return rep
+
+        # right away, with min_seq: every answer has it, whichever worker serves
+        # (which one does is up to the broker and to who applied the seq first)
+        for k in range(12):
+            for j in range(3):
+                fresh_get("any-%d-%d" % (k, j))
+        # and on every worker, deterministically: with the two others stopped
+        # (SIGSTOP) before the write, only `n` can reach the new seq, so the
+        # broker must wait for `n` and route the read to it. (A stopped worker
+        # may miss heartbeats and be dropped; it registers again after SIGCONT.)
+        for n in names:
+            others = [workers[o] for o in names if o != n]
+            for o in others:
+                o.proc.send_signal(signal.SIGSTOP)
+            try:
+                for o in others:  # stopped for sure before the write
+                    wait_for(lambda: self.proc_state(o.proc.pid) == "T", 10, 0.01,
+                             "%s stopped" % o.wname)
+                rep = fresh_get("only-" + n)
+                self.assertEqual(rep.served_by, n)
+            finally:
+                for o in others:
+                    o.proc.send_signal(signal.SIGCONT)
+            self.wait_workers(broker, 3)
         # a seq nobody has: DEADLINE_EXCEEDED within the client's deadline
         t0 = time.monotonic()
         rep = self.list_page(broker.client, min_seq=10 ** 9, deadline_ms=300)

@@ -533,11 +533,49 @@ static void test_local_answers_and_bad_input(void **state)
     zmq_close(c);
 }
 
+/* --bind and --workers take comma-separated lists: every endpoint answers;
+ * an empty entry is refused at start. */
+static void test_bind_list(void **state)
+{
+    (void)state;
+    fx f = {0};
+    f.ctx = zmq_ctx_new();
+    assert_int_equal(pipe(f.pipefd), 0);
+    broker_config_defaults(&f.cfg);
+    f.cfg.ctx = f.ctx;
+    f.cfg.stop_fd = f.pipefd[0];
+    f.cfg.bind = "inproc://list-x,";
+    f.cfg.workers = "inproc://list-y";
+    assert_int_equal(broker_run(&f.cfg), -1); /* empty second entry */
+    f.cfg.bind = "inproc://list-a,inproc://list-b";
+    f.cfg.workers = "inproc://list-w1,inproc://list-w2";
+    assert_int_equal(pthread_create(&f.th, NULL, s_run, &f), 0);
+    usleep(20000);
+    const char *eps[] = {"inproc://list-a", "inproc://list-b"};
+    for (int i = 0; i < 2; i++) {
+        void *c = s_sock(&f, ZMQ_DEALER, eps[i]);
+        s_client_send(c, 60 + (uint64_t)i, BULLETIN__REQUEST__BODY_HEALTH, 0, 0);
+        Bulletin__Reply *r = s_client_recv(c, 1000);
+        assert_non_null(r);
+        assert_int_equal(r->request_id, 60 + (uint64_t)i);
+        assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_HEALTH);
+        wire_free(r);
+        zmq_close(c);
+    }
+    assert_int_equal(write(f.pipefd[1], "x", 1), 1);
+    pthread_join(f.th, NULL);
+    assert_int_equal(f.rc, 0);
+    close(f.pipefd[0]);
+    close(f.pipefd[1]);
+    zmq_ctx_term(f.ctx);
+}
+
 int main(void)
 {
     log_init("query-test");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_envelope_scan),
+        cmocka_unit_test(test_bind_list),
         cmocka_unit_test_setup_teardown(test_no_worker_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_and_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_seq_routing, setup, teardown),

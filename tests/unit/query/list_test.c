@@ -160,6 +160,37 @@ static void s_request(const m_query *q, Bulletin__ListRequest *req, Bulletin__Fi
     req->order = q->order ? BULLETIN__ORDER__OLDEST_FIRST : BULLETIN__ORDER__NEWEST_FIRST;
 }
 
+/* The page as a client gets it: list_reply_pack_zmq after a Reply head, then
+ * protobuf-c's own unpack (so the concatenated encoding is checked too).
+ * Caller frees with wire_free. */
+static Bulletin__Reply *s_decode(const list_result *res)
+{
+    Bulletin__Reply head;
+    Bulletin__Status st;
+    wire_reply_init(&head, &st, 4242);
+    head.served_by = "w-test";
+    head.applied_seq = 99;
+    zmq_msg_t m;
+    assert_int_equal(list_reply_pack_zmq(&head, res, &m), 0);
+    Bulletin__Reply *r = bulletin__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    zmq_msg_close(&m);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 4242);
+    assert_string_equal(r->served_by, "w-test");
+    assert_int_equal(r->applied_seq, 99);
+    assert_non_null(r->status);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__OK);
+    assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_LIST);
+    assert_int_equal(r->list->n_items, res->n_items);
+    assert_int_equal(r->list->has_total, res->reply.has_total);
+    assert_int_equal(r->list->total, res->reply.total);
+    assert_int_equal(r->list->next_cursor.len, res->reply.next_cursor.len);
+    if (res->reply.next_cursor.len)
+        assert_memory_equal(r->list->next_cursor.data, res->reply.next_cursor.data,
+                            res->reply.next_cursor.len);
+    return r;
+}
+
 /* Page through a query and compare with the model, item by item. */
 static void s_check_query(fx *f, const m_query *q, uint32_t limit)
 {
@@ -178,20 +209,22 @@ static void s_check_query(fx *f, const m_query *q, uint32_t limit)
         assert_int_equal(list_run(f->r, &req, &res, why, sizeof why), BULLETIN__STATUS_CODE__OK);
         assert_true(res.reply.has_total);
         assert_int_equal(res.reply.total, n);
-        for (size_t i = 0; i < res.reply.n_items; i++, got++) {
+        Bulletin__Reply *dec = s_decode(&res);
+        for (size_t i = 0; i < dec->list->n_items; i++, got++) {
             assert_true(got < n);
-            const Bulletin__ArticleSummary *s = res.reply.items[i];
+            const Bulletin__ArticleSummary *s = dec->list->items[i];
             assert_int_equal(s->id, model[got]->id);
             assert_int_equal(s->published_at, model[got]->pub);
             assert_string_equal(s->site, SITES[model[got]->site]);
             assert_string_equal(s->category, CATS[model[got]->cat]);
             assert_true(strncmp(s->excerpt, "body of article", 15) == 0);
         }
+        wire_free(dec);
         if (res.reply.next_cursor.len == 0) {
             list_result_clear(&res);
             break;
         }
-        assert_int_equal(res.reply.n_items, limit);
+        assert_int_equal(res.n_items, limit);
         memcpy(cursor, res.reply.next_cursor.data, LIST_CURSOR_LEN);
         req.cursor.data = cursor;
         req.cursor.len = LIST_CURSOR_LEN;
@@ -227,8 +260,9 @@ static void test_filters_and_order_vs_model(void **state)
     list_result res;
     char why[256];
     assert_int_equal(list_run(f->r, &req, &res, why, sizeof why), BULLETIN__STATUS_CODE__OK);
-    assert_int_equal(res.reply.n_items, 0);
+    assert_int_equal(res.n_items, 0);
     assert_int_equal(res.reply.total, 0);
+    wire_free(s_decode(&res));
     assert_int_equal(res.reply.next_cursor.len, 0);
     list_result_clear(&res);
 }
@@ -243,7 +277,7 @@ static void test_limits_and_bad_cursors(void **state)
     list_result res;
     char why[256];
     assert_int_equal(list_run(f->r, &req, &res, why, sizeof why), BULLETIN__STATUS_CODE__OK);
-    assert_int_equal(res.reply.n_items, LIST_DEFAULT_LIMIT);
+    assert_int_equal(res.n_items, LIST_DEFAULT_LIMIT);
     assert_false(res.reply.has_total);
     uint8_t cursor[LIST_CURSOR_LEN];
     memcpy(cursor, res.reply.next_cursor.data, LIST_CURSOR_LEN);
@@ -254,7 +288,8 @@ static void test_limits_and_bad_cursors(void **state)
     list_result_clear(&res);
     req.limit = 1000;
     assert_int_equal(list_run(f->r, &req, &res, why, sizeof why), BULLETIN__STATUS_CODE__OK);
-    assert_int_equal(res.reply.n_items, 1000);
+    assert_int_equal(res.n_items, 1000);
+    wire_free(s_decode(&res));
     list_result_clear(&res);
 
     /* the cursor belongs to (no filter, newest first) */
@@ -300,8 +335,9 @@ static void test_pagination_with_inserts(void **state)
             list_result res;
             char why[256];
             assert_int_equal(list_run(f->r, &req, &res, why, sizeof why), BULLETIN__STATUS_CODE__OK);
-            for (size_t i = 0; i < res.reply.n_items; i++) {
-                const Bulletin__ArticleSummary *s = res.reply.items[i];
+            Bulletin__Reply *dec = s_decode(&res);
+            for (size_t i = 0; i < dec->list->n_items; i++) {
+                const Bulletin__ArticleSummary *s = dec->list->items[i];
                 /* strictly monotonic in (pub, id) */
                 if (order)
                     assert_true(s->published_at > last_pub || (s->published_at == last_pub && s->id > last_id));
@@ -312,6 +348,7 @@ static void test_pagination_with_inserts(void **state)
                 assert_true(s->id >= 1000 && s->id < 1000 + MAX_ART);
                 seen[s->id - 1000]++;
             }
+            wire_free(dec);
             bool more = res.reply.next_cursor.len > 0;
             if (more)
                 memcpy(cursor, res.reply.next_cursor.data, LIST_CURSOR_LEN);
