@@ -54,7 +54,7 @@ static bool has_warning(const ingest_doc *d, const char *needle)
 static void test_shared_sample(void **state)
 {
     (void)state;
-    char *text = slurp(BULLETIN_SHARED_DIR "/samples/000_6b860823d964cfe5.txt");
+    char *text = slurp(BULLETIN_SOURCE_DIR "/samples/raw/000_6b860823d964cfe5.txt");
     ingest_doc d;
     assert_int_equal(prepare_raw(text, &d), 0);
     assert_null(d.error);
