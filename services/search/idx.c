@@ -691,16 +691,118 @@ static int s_segs_put(idx *self, MDB_txn *txn, idx_segs *s) {
     return mdb_put(txn, self->meta, &k, &v, 0);
 }
 
+/* ---------------------------------------------------------------------- */
+/* lexicon pages (see idx_int.h) */
+
+static int s_lexit_parse(idx_lexit *it, bool first) {
+    uint64_t sh, tl, vl;
+    const uint8_t *p = it->p;
+    if (!(p = idx_varint_get(p, it->end, &sh)) || !(p = idx_varint_get(p, it->end, &tl)) ||
+        tl > (uint64_t)(it->end - p) || sh > (first ? 0 : it->tl) || sh + tl > IDX_TERM_MAX)
+        return MDB_CORRUPTED;
+    memcpy(it->tbuf + sh, p, tl);
+    it->term = it->tbuf;
+    it->tl = (size_t)(sh + tl);
+    p += tl;
+    if (!(p = idx_varint_get(p, it->end, &vl)) || vl > (uint64_t)(it->end - p))
+        return MDB_CORRUPTED;
+    it->val = p;
+    it->vl = (size_t)vl;
+    it->p = p + vl;
+    return 0;
+}
+
+static int s_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
+    if (k->mv_size < 4 || idx_get_be32(k->mv_data) != it->seg || v->mv_size == 0) {
+        it->eof = true;
+        return 0;
+    }
+    it->p = v->mv_data;
+    it->end = it->p + v->mv_size;
+    return s_lexit_parse(it, true);
+}
+
+int idx_lexit_next(idx_lexit *it) {
+    if (it->eof)
+        return 0;
+    if (it->p < it->end)
+        return s_lexit_parse(it, false);
+    MDB_val k, v;
+    int rc = mdb_cursor_get(it->c, &k, &v, MDB_NEXT);
+    if (rc == MDB_NOTFOUND) {
+        it->eof = true;
+        return 0;
+    }
+    return rc ? rc : s_lexit_load(it, &k, &v);
+}
+
+static int s_tcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    size_t l = al < bl ? al : bl;
+    int c = memcmp(a, b, l);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl) {
+    memset(it, 0, sizeof *it);
+    it->c = c;
+    it->seg = seg;
+    uint8_t kb[IDX_KEY_MAX];
+    MDB_val k = {idx_lex_key(seg, tk, tkl, kb), kb}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (rc == 0 && k.mv_size == tkl + 4 && memcmp(k.mv_data, kb, tkl + 4) == 0)
+        return s_lexit_load(it, &k, &v); /* a page starts with tk */
+    /* tk may be inside the page before */
+    MDB_val pk, pv;
+    int prc = mdb_cursor_get(c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
+    if (prc == 0 && pk.mv_size >= 4 && idx_get_be32(pk.mv_data) == seg) {
+        if ((rc = s_lexit_load(it, &pk, &pv)))
+            return rc;
+        while (!it->eof && s_tcmp(it->term, it->tl, tk, tkl) < 0)
+            if ((rc = idx_lexit_next(it)))
+                return rc;
+        return 0;
+    }
+    if (prc && prc != MDB_NOTFOUND)
+        return prc;
+    /* no page of seg before tk: the first page at or after it, if any */
+    k.mv_size = idx_lex_key(seg, tk, tkl, kb);
+    k.mv_data = kb;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) {
+        it->eof = true;
+        return 0;
+    }
+    return rc ? rc : s_lexit_load(it, &k, &v);
+}
+
+int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, const uint8_t **val,
+                 size_t *vl) {
+    idx_lexit it;
+    int rc = idx_lexit_seek(&it, c, seg, tk, tkl);
+    if (rc)
+        return rc;
+    if (it.eof || it.tl != tkl || memcmp(it.term, tk, tkl) != 0)
+        return MDB_NOTFOUND;
+    *val = it.val;
+    *vl = it.vl;
+    return 0;
+}
+
 uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen) {
     int64_t df = 0;
-    uint8_t kb[IDX_KEY_MAX];
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, self->lex, &c))
+        return 0;
     for (size_t i = 0; i < segs->nsegs; i++) {
-        MDB_val k = {idx_lex_key(segs->seg[i].id, tk, tklen, kb), kb}, v;
+        const uint8_t *v;
+        size_t vl;
         uint64_t z;
-        if (mdb_get(txn, self->lex, &k, &v) == 0 &&
-            idx_varint_get(v.mv_data, (uint8_t *)v.mv_data + v.mv_size, &z))
+        if (idx_lex_find(c, segs->seg[i].id, tk, tklen, &v, &vl) == 0 && idx_varint_get(v, v + vl, &z))
             df += idx_unzz(z);
     }
+    mdb_cursor_close(c);
     return df > 0 ? (uint64_t)df : 0;
 }
 
@@ -713,11 +815,59 @@ static int s_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v) {
     return rc;
 }
 
-static int s_lex_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
-                       int64_t delta) {
-    uint8_t kb[IDX_KEY_MAX], vb[10];
-    MDB_val k = {idx_lex_key(seg, tk, tkl, kb), kb}, v = {idx_varint_put(vb, idx_zz(delta)), vb};
+/* The writer of one segment's lexicon pages (terms come in key order). */
+typedef struct {
+    uint32_t seg;
+    idx_bytes buf;
+    uint8_t first[IDX_TERM_MAX], prev[IDX_TERM_MAX];
+    size_t fl, pl;
+    uint64_t entries;
+} s_lexw;
+
+static int s_lexw_flush(idx *self, MDB_txn *txn, s_lexw *w) {
+    if (!w->buf.len)
+        return 0;
+    uint8_t kb[IDX_KEY_MAX];
+    MDB_val k = {idx_lex_key(w->seg, w->first, w->fl, kb), kb}, v = {w->buf.len, w->buf.p};
+    w->buf.len = 0;
     return s_put_app(txn, self->lex, &k, &v);
+}
+
+static int s_lexw_add(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
+                      const uint8_t *val, size_t vl) {
+    size_t need = tkl + vl + 20;
+    int rc;
+    if (w->buf.len && w->buf.len + need > IDX_LEX_PAGE && (rc = s_lexw_flush(self, txn, w)))
+        return rc;
+    size_t sh = 0;
+    if (!w->buf.len) {
+        memcpy(w->first, tk, tkl);
+        w->fl = tkl;
+    } else {
+        while (sh < w->pl && sh < tkl && w->prev[sh] == tk[sh])
+            sh++;
+    }
+    if (idx_bytes_reserve(&w->buf, need))
+        return ENOMEM;
+    uint8_t *p = w->buf.p + w->buf.len;
+    p += idx_varint_put(p, sh);
+    p += idx_varint_put(p, tkl - sh);
+    memcpy(p, tk + sh, tkl - sh);
+    p += tkl - sh;
+    memcpy(w->prev, tk, tkl);
+    w->pl = tkl;
+    p += idx_varint_put(p, vl);
+    memcpy(p, val, vl);
+    p += vl;
+    w->buf.len = (size_t)(p - w->buf.p);
+    w->entries++;
+    return 0;
+}
+
+static int s_lex_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
+                       int64_t delta) {
+    uint8_t vb[10];
+    return s_lexw_add(self, txn, w, tk, tkl, vb, idx_varint_put(vb, idx_zz(delta)));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -872,15 +1022,13 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
  * they fit in one block (rare terms: most of them), the block is stored
  * INLINE in the lexicon value (varint zz(delta), varint first docid, block):
  * one key instead of two, and no posting key to seek. */
-static int s_term_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
+static int s_term_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
                         int64_t delta, const s_entry *e, size_t n) {
-    uint8_t kb[IDX_KEY_MAX], vb[10];
-    MDB_val k = {idx_lex_key(seg, tk, tkl, kb), kb}, v;
     if (n) {
         size_t j = s_block_encode(self, e, 0, n);
         if (j == 0)
             return ENOMEM;
-        if (j == n) {
+        if (j == n && self->scratch.len <= IDX_INLINE_MAX) {
             idx_bytes *b2 = &self->scratch2;
             b2->len = 0;
             if (idx_bytes_reserve(b2, 20 + self->scratch.len))
@@ -890,17 +1038,13 @@ static int s_term_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk
             p += idx_varint_put(p, e[0].docid);
             memcpy(p, self->scratch.p, self->scratch.len);
             p += self->scratch.len;
-            v.mv_size = (size_t)(p - b2->p);
-            v.mv_data = b2->p;
-            return s_put_app(txn, self->lex, &k, &v);
+            return s_lexw_add(self, txn, w, tk, tkl, b2->p, (size_t)(p - b2->p));
         }
-        int rc = s_blocks_write(self, txn, seg, tk, tkl, e, n);
+        int rc = s_blocks_write(self, txn, w->seg, tk, tkl, e, n);
         if (rc)
             return rc;
     }
-    v.mv_size = idx_varint_put(vb, idx_zz(delta));
-    v.mv_data = vb;
-    return s_put_app(txn, self->lex, &k, &v);
+    return s_lex_write(self, txn, w, tk, tkl, delta);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1004,6 +1148,7 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
     idx_seg in[IDX_MAX_SEGS];
     memcpy(in, &S->seg[a], k * sizeof *in);
     uint32_t oid = ++S->nextseg;
+    s_lexw lw = {.seg = oid};
     uint8_t bound[IDX_TERM_MAX];
     size_t boundl = 0;
     bool started = false, all_done = false;
@@ -1029,14 +1174,12 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
         uint8_t nb[IDX_TERM_MAX];
         size_t nbl = 0;
         for (size_t i = 0; i < k && !rc; i++) {
-            uint8_t kb[IDX_KEY_MAX];
-            MDB_val key = {idx_lex_key(in[i].id, bound, started ? boundl : 0, kb), kb}, val;
-            rc = mdb_cursor_get(lc, &key, &val, MDB_SET_RANGE);
-            if (rc == 0 && started && key.mv_size == boundl + 4 && idx_get_be32(key.mv_data) == in[i].id &&
-                memcmp((uint8_t *)key.mv_data + 4, bound, boundl) == 0)
-                rc = mdb_cursor_get(lc, &key, &val, MDB_NEXT);
+            idx_lexit it;
+            rc = idx_lexit_seek(&it, lc, in[i].id, bound, started ? boundl : 0);
+            if (rc == 0 && started && !it.eof && it.tl == boundl && memcmp(it.term, bound, boundl) == 0)
+                rc = idx_lexit_next(&it);
             size_t got = 0;
-            while (rc == 0 && key.mv_size > 4 && idx_get_be32(key.mv_data) == in[i].id) {
+            while (rc == 0 && !it.eof) {
                 if (got == S_MERGE_BATCH) {
                     /* more to come: the batch ends at the smallest last key */
                     const s_mlex *last = &lx[nlx - 1];
@@ -1058,25 +1201,25 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
                     caplx = c;
                 }
                 uint64_t z = 0, first = 0;
-                const uint8_t *vp = val.mv_data, *ve = vp + val.mv_size;
+                const uint8_t *vp = it.val, *ve = vp + it.vl;
                 if (!(vp = idx_varint_get(vp, ve, &z)) ||
                     (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
                     rc = MDB_CORRUPTED;
                     break;
                 }
-                if (idx_bytes_reserve(&arena, key.mv_size + 12 + (size_t)(ve - vp))) {
+                if (idx_bytes_reserve(&arena, it.tl + 12 + (size_t)(ve - vp))) {
                     rc = ENOMEM;
                     break;
                 }
                 s_mlex *m = &lx[nlx++];
                 m->in = (uint32_t)i;
                 m->koff = (uint32_t)arena.len;
-                m->kl = (uint16_t)(key.mv_size - 4);
+                m->kl = (uint16_t)it.tl;
                 m->delta = idx_unzz(z);
                 m->nblk = 0;
                 m->boff = 0;
                 m->inl = false;
-                memcpy(arena.p + arena.len, (uint8_t *)key.mv_data + 4, m->kl);
+                memcpy(arena.p + arena.len, it.term, m->kl);
                 arena.len += m->kl;
                 if (vp < ve) { /* inline block: copied now, as a block record */
                     uint32_t vl = (uint32_t)(ve - vp);
@@ -1089,10 +1232,8 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
                     arena.len += 12 + vl;
                 }
                 got++;
-                rc = mdb_cursor_get(lc, &key, &val, MDB_NEXT);
+                rc = idx_lexit_next(&it);
             }
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
         }
         if (rc)
             break;
@@ -1157,14 +1298,12 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
                     rc = ENOMEM;
                     break;
                 }
-                uint8_t *p = b2->p, kb[IDX_KEY_MAX];
+                uint8_t *p = b2->p;
                 p += idx_varint_put(p, idx_zz(m->delta));
                 p += idx_varint_put(p, idx_get_be64(bp));
                 memcpy(p, bp + 12, vl);
                 p += vl;
-                MDB_val key = {idx_lex_key(oid, arena.p + m->koff, m->kl, kb), kb};
-                MDB_val val = {(size_t)(p - b2->p), b2->p};
-                rc = s_put_app(txn, self->lex, &key, &val);
+                rc = s_lexw_add(self, txn, &lw, arena.p + m->koff, m->kl, b2->p, (size_t)(p - b2->p));
                 written++;
                 i++;
                 continue;
@@ -1258,13 +1397,13 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
             if (!rc && !sorted)
                 qsort(es.e, es.n, sizeof *es.e, s_entry_cmp);
             if (!rc && !nout && (es.n || delta)) {
-                rc = s_term_write(self, txn, oid, tk, tkl, delta, es.e, es.n);
+                rc = s_term_write(self, txn, &lw, tk, tkl, delta, es.e, es.n);
                 written++;
             } else if (!rc && nout) {
                 if (es.n)
                     rc = s_blocks_write(self, txn, oid, tk, tkl, es.e, es.n);
                 if (!rc)
-                    rc = s_lex_write(self, txn, oid, tk, tkl, delta);
+                    rc = s_lex_write(self, txn, &lw, tk, tkl, delta);
                 written++;
             }
             i = j;
@@ -1277,6 +1416,9 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
             started = true;
         }
     }
+    if (!rc)
+        rc = s_lexw_flush(self, txn, &lw);
+    idx_bytes_free(&lw.buf);
     if (lc)
         mdb_cursor_close(lc);
     if (pc)
@@ -1417,6 +1559,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
         return IDX_OK;
     int rc = 0;
     s_entries ne = {0};
+    s_lexw lw = {0};
     idx_segs *S = &pd->segs;
     s_tsort *order = malloc((pd->nterms ? pd->nterms : 1) * sizeof *order);
     if (!order) {
@@ -1426,6 +1569,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
     if ((rc = idx_segs_get(self, txn, S)))
         goto done;
     uint32_t gen = ++S->gen, sid = ++S->nextseg;
+    lw.seg = sid;
     if (pd->nterms && s_terms_sort(pd, order)) {
         rc = ENOMEM;
         goto done;
@@ -1446,7 +1590,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
         const uint8_t *tk = pd->keys.p + t->keyoff;
         nlex++;
         if (!t->ndocs) {
-            if ((rc = s_term_write(self, txn, sid, tk, t->keylen, delta, NULL, 0)))
+            if ((rc = s_term_write(self, txn, &lw, tk, t->keylen, delta, NULL, 0)))
                 goto done;
             continue;
         }
@@ -1476,9 +1620,11 @@ int idx_flush(idx *self, MDB_txn *txn) {
         }
         if (t->unsorted)
             qsort(ne.e, n, sizeof(s_entry), s_entry_cmp);
-        if ((rc = s_term_write(self, txn, sid, tk, t->keylen, delta, ne.e, n)))
+        if ((rc = s_term_write(self, txn, &lw, tk, t->keylen, delta, ne.e, n)))
             goto done;
     }
+    if ((rc = s_lexw_flush(self, txn, &lw)))
+        goto done;
     uint64_t ndocs = 0, minid = UINT64_MAX, maxid = 0;
     for (size_t i = 0; i < pd->ncols; i++)
         if (pd->cols[i].rec.live) {
@@ -1516,6 +1662,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
     if (!rc && pd->ctx_ok && pd->ctx_txn == txn)
         pd->ctx_maxid = S->maxid;
 done:
+    idx_bytes_free(&lw.buf);
     free(order);
     free(ne.e);
     s_pend_reset(pd);

@@ -146,6 +146,34 @@ uint32_t idx_dict_lookup(idx *self, MDB_txn *txn, char kind, const char *v);
 /* id -> value (copied into out). Returns length or -1. */
 long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, size_t cap);
 
+/* LEXICON PAGES: idx_lex holds, per segment, pages keyed [seg][first term]
+ * whose value is a run of entries in term order:
+ *   varint shared (bytes in common with the previous term of the page),
+ *   varint suffix length, suffix, varint value length, value
+ * where value = varint zigzag(df delta) [varint first docid, inline block].
+ * Packing ~1.5 KB of entries per key (like FTS5's segment leaves) makes a
+ * flush, a merge and a drop cost per page, not per term. */
+#define IDX_LEX_PAGE 1500
+#define IDX_INLINE_MAX 1000 /* larger single blocks go to idx_post */
+
+typedef struct {
+    MDB_cursor *c;
+    uint32_t seg;
+    const uint8_t *p, *end;  /* rest of the current page */
+    const uint8_t *term, *val; /* current entry (val: valid until the next write) */
+    size_t tl, vl;
+    bool eof;
+    uint8_t tbuf[IDX_TERM_MAX]; /* the current term, rebuilt (term points here) */
+} idx_lexit;
+
+/* Position on the first entry >= tk of segment seg (it->eof when none).
+ * c: a cursor on idx_lex. 0 or an LMDB error (MDB_CORRUPTED: bad page). */
+int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl);
+int idx_lexit_next(idx_lexit *it);
+/* The value of term tk in segment seg: 0, MDB_NOTFOUND or an LMDB error. */
+int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, const uint8_t **val,
+                 size_t *vl);
+
 /* Document frequency of a term: the sum of its segments' deltas. */
 uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen);
 

@@ -637,19 +637,26 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->tkl = tkl;
     p->eof = true;
     int64_t df = 0;
-    uint8_t kb[IDX_KEY_MAX];
+    MDB_cursor *lc;
+    if (mdb_cursor_open(txn, self->lex, &lc))
+        return -1;
     for (size_t i = 0; i < segs->nsegs; i++) {
-        MDB_val k = {idx_lex_key(segs->seg[i].id, tk, tkl, kb), kb}, v;
         uint64_t z, first = 0;
-        int rc = mdb_get(txn, self->lex, &k, &v);
+        const uint8_t *vp, *ve;
+        size_t vl;
+        int rc = idx_lex_find(lc, segs->seg[i].id, tk, tkl, &vp, &vl);
         if (rc == MDB_NOTFOUND)
             continue;
-        const uint8_t *vp = v.mv_data, *ve = vp + v.mv_size;
-        if (rc || !(vp = idx_varint_get(vp, ve, &z)) || (vp < ve && !(vp = idx_varint_get(vp, ve, &first))))
+        ve = rc ? NULL : vp + vl;
+        if (rc || !(vp = idx_varint_get(vp, ve, &z)) || (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
+            mdb_cursor_close(lc);
             return -1;
+        }
         df += idx_unzz(z);
-        if (!p->subs && !(p->subs = calloc(segs->nsegs, sizeof *p->subs)))
+        if (!p->subs && !(p->subs = calloc(segs->nsegs, sizeof *p->subs))) {
+            mdb_cursor_close(lc);
             return -1;
+        }
         s_sub *s = &p->subs[p->nsub++];
         s->seg = segs->seg[i];
         s->check = s->seg.dead > 0;
@@ -662,6 +669,7 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
             s->inl_first = first;
         }
     }
+    mdb_cursor_close(lc); /* values stay valid for the (read) txn */
     p->df = df > 0 ? (uint64_t)df : 0;
     if (!p->df)
         return 0;
@@ -1186,20 +1194,19 @@ static long s_lex_prefix(idx *self, MDB_txn *txn, const idx_segs *segs, const ch
     for (size_t si = 0; si < segs->nsegs && ret == 0; si++) {
         for (int pass = 0; pass < 2 && ret == 0; pass++) {
             uint8_t kb[IDX_TERM_MAX + 8];
-            size_t kl = 4;
-            idx_be32(kb, segs->seg[si].id);
+            size_t kl = 0;
             if (pass == 1)
                 kb[kl++] = TEXT_EXACT_PREFIX;
             memcpy(kb + kl, pre, pl);
             kl += pl;
-            MDB_val k = {kl, kb}, v;
-            int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
-            while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
+            idx_lexit it;
+            int rc = idx_lexit_seek(&it, lc, segs->seg[si].id, kb, kl);
+            while (rc == 0 && !it.eof && it.tl >= kl && memcmp(it.term, kb, kl) == 0) {
                 if (nref >= (size_t)IDX_PREFIX_MAX_TERMS * 4) { /* bounds the work */
                     ret = -1;
                     break;
                 }
-                size_t tl = k.mv_size - 4;
+                size_t tl = it.tl;
                 if (nref == cap) {
                     cap = cap ? cap * 2 : 256;
                     s_tref *n = realloc(refs, cap * sizeof *n);
@@ -1214,11 +1221,11 @@ static long s_lex_prefix(idx *self, MDB_txn *txn, const idx_segs *segs, const ch
                     break;
                 }
                 refs[nref++] = (s_tref){(uint16_t)ar.len, (uint16_t)tl};
-                memcpy(ar.p + ar.len, (uint8_t *)k.mv_data + 4, tl);
+                memcpy(ar.p + ar.len, it.term, tl);
                 ar.len += tl;
-                rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT);
+                rc = idx_lexit_next(&it);
             }
-            if (rc && rc != MDB_NOTFOUND && ret == 0)
+            if (rc && ret == 0)
                 ret = -2;
         }
     }
@@ -1435,22 +1442,20 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
         for (int pass = 0; pass < 2 * (int)segs->nsegs; pass++) {
             /* candidates share the first two bytes (a typo there is not found):
              * this keeps the scan to a small slice of each segment's lexicon */
-            uint8_t kb[7];
-            size_t kl = 4;
-            idx_be32(kb, segs->seg[pass / 2].id);
+            uint8_t kb[3];
+            size_t kl = 0;
             if (pass % 2)
                 kb[kl++] = TEXT_EXACT_PREFIX;
             kb[kl++] = (uint8_t)w[0];
             kb[kl++] = (uint8_t)w[1];
-            MDB_val k = {kl, kb}, v;
-            int rc = mdb_cursor_get(lc, &k, &v, MDB_SET_RANGE);
-            while (rc == 0 && k.mv_size >= kl && memcmp(k.mv_data, kb, kl) == 0) {
-                const char *t = (const char *)k.mv_data + 4 + (pass % 2);
-                size_t tl = k.mv_size - 4 - (pass % 2);
+            idx_lexit it;
+            int rc = idx_lexit_seek(&it, lc, segs->seg[pass / 2].id, kb, kl);
+            while (rc == 0 && !it.eof && it.tl >= kl && memcmp(it.term, kb, kl) == 0) {
+                const char *t = (const char *)it.term + (pass % 2);
+                size_t tl = it.tl - (pass % 2);
                 int dd = maxd + 1;
                 if (tl + (size_t)maxd >= wl && wl + (size_t)maxd >= tl &&
-                    !(maxd > 1 && segs->nsegs > 1 &&
-                      s_seen_test((const char *)k.mv_data + 4, k.mv_size - 4)))
+                    !(maxd > 1 && segs->nsegs > 1 && s_seen_test((const char *)it.term, it.tl)))
                     dd = maxd == 1 ? s_lev1(w, wl, t, tl) : s_lev(w, wl, t, tl, maxd);
                 if (dd > 0 && dd <= maxd) {
                     s_cand cd = {.dist = dd};
@@ -1466,7 +1471,7 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
                             cands[nc++] = cd;
                     }
                 }
-                rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT);
+                rc = idx_lexit_next(&it);
             }
         }
         mdb_cursor_close(lc);
