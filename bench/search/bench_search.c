@@ -337,7 +337,7 @@ static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
     r->size_mb = (double)st.bytes / 1e6;
     snprintf(path, sizeof path, "%s/idx/data.mdb", o_dir);
     printf("ours: %zu docs in %.1f s (%.0f docs/s); used pages %.1f MB, file %.1f MB, %llu segments, "
-           "%llu lexicon entries, %llu blocks\n",
+           "%llu lexicon pages, %llu blocks\n",
            n, secs, r->docs_s, r->size_mb, (double)s_fsize(path) / 1e6, (unsigned long long)st.segments,
            (unsigned long long)st.terms, (unsigned long long)st.blocks);
     size_t total = nq * (size_t)o_rounds;

@@ -6,9 +6,12 @@
  *
  * Databases (created by idx_open; the environment needs 5 more maxdbs):
  *
- *   idx_lex   seg[4 BE] term       -> varint zigzag(df delta) [varint first
- *                                    docid, block]  (block inline when the
- *                                    term's postings in seg fit one block)
+ *   idx_lex   seg[4 BE] first term -> a PAGE (~1.5 KB) of the segment's
+ *                                    lexicon: prefix-compressed terms, each
+ *                                    with varint zigzag(df delta) [varint
+ *                                    first docid, block] (block inline when
+ *                                    the term's postings in seg fit one
+ *                                    block of <= 1000 bytes; idx_int.h)
  *   idx_post  seg[4 BE] term \0 docid[8 BE] -> block of <= 128 postings
  *                                    (terms whose postings need several)
  *   idx_col   chunk[8 BE]          -> 127 fixed records of 32 bytes, one per
@@ -233,7 +236,7 @@ size_t idx_snippet(idx *self, const idx_result *r, const char *body, size_t len,
 
 typedef struct {
     uint64_t docs;
-    uint64_t terms;                /* lexicon entries (a term once per segment it is in) */
+    uint64_t terms;                /* lexicon pages (keys of idx_lex, see above) */
     uint64_t blocks;               /* posting blocks */
     uint64_t segments;             /* live segments (see idx.c) */
     uint64_t bytes;                /* pages used by the idx_* databases x page size */
