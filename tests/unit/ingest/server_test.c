@@ -665,8 +665,9 @@ static void test_small_requests_coalesced(void **state)
         batch_make(&b[r], 1000 + (uint64_t)r, prefix, 1 + (size_t)(r % 3));
         if (r == 7)
             b[r].req.deadline_ms = 200;
-        send_req(f, &b[r].req);
     }
+    for (int r = 0; r < N; r++) /* in a burst */
+        send_req(f, &b[r].req);
     size_t want = 0;
     for (int r = 0; r < N; r++)
         want += b[r].ir.n_items;
