@@ -264,6 +264,36 @@ qsearch *qsearch_new(replica *rep, const idx_options *opts)
     return s;
 }
 
+static int s_optimize_fn(void *ud, MDB_txn *txn)
+{
+    qsearch *s = ud;
+    if (idx_flush(s->ix, txn) != IDX_OK)
+        return -1;
+    return idx_optimize(s->ix, txn) == IDX_OK ? 0 : -1;
+}
+
+int qsearch_optimize(qsearch *s)
+{
+    MDB_txn *txn = replica_read_begin(s->rep);
+    if (!txn)
+        return -1;
+    idx_stats_t st;
+    int rc = idx_stats(s->ix, txn, &st);
+    replica_read_end(s->rep);
+    if (rc != IDX_OK || st.segments <= 1)
+        return 0;
+    int64_t t0 = clock_mono_us();
+    if (replica_write(s->rep, s_optimize_fn, s) != 0) {
+        idx_discard(s->ix);
+        log_warn("search.optimize", "segments=%llu error=\"could not merge the index\"",
+                 (unsigned long long)st.segments);
+        return -1;
+    }
+    log_info("search.optimize", "segments=%llu docs=%llu ms=%lld", (unsigned long long)st.segments,
+             (unsigned long long)st.docs, (long long)((clock_mono_us() - t0) / 1000));
+    return 0;
+}
+
 void qsearch_destroy(qsearch **self)
 {
     if (!self || !*self)

@@ -45,7 +45,7 @@
 #include "idx.h"
 #include "replica.h"
 
-#define QSEARCH_INDEX_VERSION 1u
+#define QSEARCH_INDEX_VERSION 2u /* 2: segmented postings (idx_open clears format 1) */
 #define QSEARCH_PENDING_DOCS 1000
 #define QSEARCH_REBUILD_BATCH 2000
 #define QSEARCH_MARK_MAX 32       /* bytes of a snippet marker */
@@ -61,6 +61,12 @@ qsearch *qsearch_new(replica *rep, const idx_options *opts);
 
 /* Remove the hook, free the index object (not the data), set *self NULL. */
 void qsearch_destroy(qsearch **self);
+
+/* After a bulk load (the replica's first sync): merge the index's segments
+ * into one (idx_optimize) when there are several, so searches read one
+ * posting list per term. Blocks the caller for about a rewrite of the index
+ * (~1-1.5 s per 300k articles). 0, or -1 (logged; the index stays usable). */
+int qsearch_optimize(qsearch *s);
 
 /* True when an apply failed because the index and the replica disagree;
  * qsearch_rebuild() clears it. */

@@ -470,6 +470,8 @@ static void s_sync_finished(s_worker *w, uint64_t head)
              (unsigned long long)replica_count(w->rep));
     if (!w->first_sync_done) {
         w->first_sync_done = true;
+        /* the first sync is the bulk load: merge the index before serving */
+        qsearch_optimize(w->search);
         s_broker_connect(w);
     }
     /* replay what the feed brought meanwhile, in order, until done or a new gap */
