@@ -415,3 +415,54 @@ void cli_table_row(FILE *to, const bulletin_summary *s)
             cli_fit(s->category ? s->category : "-", W_CAT, cat, sizeof cat),
             title);
 }
+
+/* ------------------------------------------------------------------------ */
+
+int cli_read_filter(const char *cmd, const char *site, const char *category, const char *tag,
+                    const char *since, const char *until, bulletin_filter *f)
+{
+    if (since && cli_parse_date(since, &f->since) != 0) {
+        fprintf(stderr, "bulletin %s: --since '%s' is not a date (RFC 3339 such as "
+                        "2024-05-01T08:00:00Z, or 2024-05-01)\n", cmd, since);
+        return -1;
+    }
+    if (until && cli_parse_date(until, &f->until) != 0) {
+        fprintf(stderr, "bulletin %s: --until '%s' is not a date (RFC 3339 such as "
+                        "2024-05-01T08:00:00Z, or 2024-05-01)\n", cmd, until);
+        return -1;
+    }
+    /* 0 means "unbounded" on the wire: the epoch itself cannot be a bound */
+    if ((since && f->since == 0) || (until && f->until == 0)) {
+        fprintf(stderr, "bulletin %s: 1970-01-01T00:00:00Z cannot be a bound (0 means "
+                        "unbounded); use a millisecond later\n", cmd);
+        return -1;
+    }
+    if (since && until && f->since >= f->until) {
+        fprintf(stderr, "bulletin %s: --since must be before --until\n", cmd);
+        return -1;
+    }
+    f->site = site && *site ? site : NULL;
+    f->category = category && *category ? category : NULL;
+    f->tag = tag && *tag ? tag : NULL;
+    return 0;
+}
+
+int cli_read_min_seq(const char *cmd, const char *text, uint64_t *min_seq)
+{
+    if (text && cli_parse_u64(text, min_seq) != 0) {
+        fprintf(stderr, "bulletin %s: --min-seq '%s' is not a seq (a non-negative integer)\n",
+                cmd, text);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_read_cursor(const char *cmd, const char *text, void **cursor, size_t *cursor_len)
+{
+    if (text && (cli_cursor_decode(text, cursor, cursor_len) != 0 || !*cursor_len)) {
+        fprintf(stderr, "bulletin %s: --cursor '%s' is not a cursor printed by bulletin %s "
+                        "(base64url)\n", cmd, text, cmd);
+        return -1;
+    }
+    return 0;
+}

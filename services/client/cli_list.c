@@ -70,40 +70,10 @@ int cli_cmd_list(const cli_globals *g, int argc, char **argv)
         fprintf(stderr, "bulletin list: --limit must be 1..1000 (got %lld)\n", limit);
         goto done;
     }
-    if (since && cli_parse_date(since, &req.filter.since) != 0) {
-        fprintf(stderr, "bulletin list: --since '%s' is not a date (RFC 3339 such as "
-                        "2024-05-01T08:00:00Z, or 2024-05-01)\n", since);
+    if (cli_read_filter("list", site, category, tag, since, until, &req.filter) != 0 ||
+        cli_read_min_seq("list", min_seq_text, &req.min_seq) != 0 ||
+        cli_read_cursor("list", cursor_text, &cursor, &req.cursor_len) != 0)
         goto done;
-    }
-    if (until && cli_parse_date(until, &req.filter.until) != 0) {
-        fprintf(stderr, "bulletin list: --until '%s' is not a date (RFC 3339 such as "
-                        "2024-05-01T08:00:00Z, or 2024-05-01)\n", until);
-        goto done;
-    }
-    /* 0 means "unbounded" on the wire: the epoch itself cannot be a bound */
-    if ((since && req.filter.since == 0) || (until && req.filter.until == 0)) {
-        fprintf(stderr, "bulletin list: 1970-01-01T00:00:00Z cannot be a bound (0 means "
-                        "unbounded); use a millisecond later\n");
-        goto done;
-    }
-    if (since && until && req.filter.since >= req.filter.until) {
-        fprintf(stderr, "bulletin list: --since must be before --until\n");
-        goto done;
-    }
-    if (min_seq_text && cli_parse_u64(min_seq_text, &req.min_seq) != 0) {
-        fprintf(stderr, "bulletin list: --min-seq '%s' is not a seq (a non-negative integer)\n",
-                min_seq_text);
-        goto done;
-    }
-    if (cursor_text && (cli_cursor_decode(cursor_text, &cursor, &req.cursor_len) != 0 ||
-                        !req.cursor_len)) {
-        fprintf(stderr, "bulletin list: --cursor '%s' is not a cursor printed by bulletin list "
-                        "(base64url)\n", cursor_text);
-        goto done;
-    }
-    req.filter.site = site && *site ? site : NULL;
-    req.filter.category = category && *category ? category : NULL;
-    req.filter.tag = tag && *tag ? tag : NULL;
     req.order = oldest ? BULLETIN_OLDEST_FIRST : BULLETIN_NEWEST_FIRST;
     req.limit = limit > 0 ? (uint32_t)limit : all ? CLI_ALL_PAGE : 0;
     req.cursor = cursor;

@@ -155,41 +155,12 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
         fprintf(stderr, "bulletin search: --offset and --cursor are alternatives; give one\n");
         goto done;
     }
-    if (since && cli_parse_date(since, &req.filter.since) != 0) {
-        fprintf(stderr, "bulletin search: --since '%s' is not a date (RFC 3339 such as "
-                        "2024-05-01T08:00:00Z, or 2024-05-01)\n", since);
+    if (cli_read_filter("search", site, category, tag, since, until, &req.filter) != 0 ||
+        cli_read_min_seq("search", min_seq_text, &req.min_seq) != 0 ||
+        cli_read_cursor("search", cursor_text, &cursor, &req.cursor_len) != 0)
         goto done;
-    }
-    if (until && cli_parse_date(until, &req.filter.until) != 0) {
-        fprintf(stderr, "bulletin search: --until '%s' is not a date (RFC 3339 such as "
-                        "2024-05-01T08:00:00Z, or 2024-05-01)\n", until);
-        goto done;
-    }
-    if ((since && req.filter.since == 0) || (until && req.filter.until == 0)) {
-        fprintf(stderr, "bulletin search: 1970-01-01T00:00:00Z cannot be a bound (0 means "
-                        "unbounded); use a millisecond later\n");
-        goto done;
-    }
-    if (since && until && req.filter.since >= req.filter.until) {
-        fprintf(stderr, "bulletin search: --since must be before --until\n");
-        goto done;
-    }
-    if (min_seq_text && cli_parse_u64(min_seq_text, &req.min_seq) != 0) {
-        fprintf(stderr, "bulletin search: --min-seq '%s' is not a seq (a non-negative integer)\n",
-                min_seq_text);
-        goto done;
-    }
-    if (cursor_text && (cli_cursor_decode(cursor_text, &cursor, &req.cursor_len) != 0 ||
-                        !req.cursor_len)) {
-        fprintf(stderr, "bulletin search: --cursor '%s' is not a cursor printed by bulletin "
-                        "search (base64url)\n", cursor_text);
-        goto done;
-    }
     int ansi = !json && isatty(1) && !getenv("NO_COLOR");
     req.query = pos.v[0];
-    req.filter.site = site && *site ? site : NULL;
-    req.filter.category = category && *category ? category : NULL;
-    req.filter.tag = tag && *tag ? tag : NULL;
     req.limit = limit > 0 ? (uint32_t)limit : 0;
     req.offset = offset > 0 ? (uint32_t)offset : 0;
     req.cursor = cursor;
