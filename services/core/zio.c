@@ -189,6 +189,35 @@ int zio_recv_body(void *sock, zmq_msg_t *body, int flags)
     return 0;
 }
 
+int zio_recv_frames(void *sock, zmq_msg_t *f, int cap, int *n, bool *too_many, int flags)
+{
+    *n = 0;
+    *too_many = false;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, *n == 0 && !*too_many ? flags : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (*n == 0 && !*too_many) {
+                errno = e;
+                return -1;
+            }
+            return 0; /* cannot happen mid-message (atomic delivery); keep what came */
+        }
+        int more = zmq_msg_more(&m);
+        if (*n < cap) {
+            zmq_msg_init(&f[*n]);
+            zmq_msg_move(&f[(*n)++], &m);
+        } else {
+            *too_many = true;
+        }
+        zmq_msg_close(&m);
+        if (!more)
+            return 0;
+    }
+}
+
 static int s_send_route(void *sock, const zio_route *route)
 {
     if (!route)

@@ -50,6 +50,12 @@ int zio_recv_routed(void *sock, zio_route *route, zmq_msg_t *body, int flags);
  * frames beyond a delimiter and one body make the body empty (see above). */
 int zio_recv_body(void *sock, zmq_msg_t *body, int flags);
 
+/* Receive one whole multipart message into f[0..cap) (each initialized by
+ * this call; the caller closes f[0..*n)). Frames beyond cap are read and
+ * dropped, and *too_many is set. Returns 0, or -1 with errno when nothing
+ * was received (EAGAIN with ZMQ_DONTWAIT, EINTR, ETERM). */
+int zio_recv_frames(void *sock, zmq_msg_t *f, int cap, int *n, bool *too_many, int flags);
+
 /* Send `route` (copied, still owned by the caller; NULL = no routing frames)
  * followed by one body frame. zio_send_routed copies len bytes of data;
  * zio_send_routed_msg takes ownership of *body. Sends with ZMQ_DONTWAIT: a

@@ -521,28 +521,10 @@ out:
 static void s_on_worker(s_broker *b)
 {
     zmq_msg_t f[S_MAX_FRAMES];
-    int n = 0;
-    bool too_many = false;
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, b->back, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&m);
-            if (n == 0)
-                return;
-            break;
-        }
-        int more = zmq_msg_more(&m);
-        if (n < S_MAX_FRAMES) {
-            zmq_msg_init(&f[n]);
-            zmq_msg_move(&f[n++], &m);
-        } else {
-            too_many = true;
-        }
-        zmq_msg_close(&m);
-        if (!more)
-            break;
-    }
+    int n;
+    bool too_many;
+    if (zio_recv_frames(b->back, f, S_MAX_FRAMES, &n, &too_many, ZMQ_DONTWAIT) < 0)
+        return;
     int64_t now = clock_mono_us();
     s_worker *w = NULL;
     if (n < 3 || too_many || zmq_msg_size(&f[1]) != 0 || zmq_msg_size(&f[2]) != 1 ||

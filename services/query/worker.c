@@ -358,28 +358,10 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
 static void s_on_broker(s_worker *w)
 {
     zmq_msg_t f[5];
-    int n = 0;
-    bool bad = false;
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, w->broker, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&m);
-            if (n == 0)
-                return;
-            break;
-        }
-        int more = zmq_msg_more(&m);
-        if (n < 5) {
-            zmq_msg_init(&f[n]);
-            zmq_msg_move(&f[n++], &m);
-        } else {
-            bad = true;
-        }
-        zmq_msg_close(&m);
-        if (!more)
-            break;
-    }
+    int n;
+    bool bad;
+    if (zio_recv_frames(w->broker, f, 5, &n, &bad, ZMQ_DONTWAIT) < 0)
+        return;
     w->broker_expiry_us = clock_mono_us() + w->cfg->heartbeat_ms * w->cfg->liveness * 1000;
     if (bad || n < 2 || zmq_msg_size(&f[0]) != 0 || zmq_msg_size(&f[1]) != 1) {
         log_warn("worker.bad_broker_message", "frames=%d", n);
