@@ -57,6 +57,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <lmdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -80,9 +81,9 @@
 
 static const char *o_corpus, *o_queries, *o_workers, *o_clients, *o_engines, *o_data_dir,
     *o_bin_dir, *o_out, *o_client_cpus, *o_worker_cpus, *o_sync_max, *o_fake_worker,
-    *o_fake_name, *o_transport;
+    *o_fake_name, *o_transport, *o_search_bench;
 static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq;
-static bool o_keep, o_no_bootstrap;
+static bool o_keep, o_no_bootstrap, o_search, o_zh, o_no_baselines;
 
 static const cfg_option s_opts[] = {
     {"corpus", "BULLETIN_BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl",
@@ -120,6 +121,20 @@ static const cfg_option s_opts[] = {
      &o_transport},
     {"no-bootstrap", "BULLETIN_BENCH_NO_BOOTSTRAP", CFG_BOOL, NULL,
      "skip the replica bootstrap measurement", &o_no_bootstrap},
+    {"search", "BULLETIN_BENCH_SEARCH", CFG_BOOL, NULL,
+     "measure Search instead of List: --queries is a search query set ({\"type\", "
+     "\"groups\"} per line, e.g. /tmp/corpus/queries/en.search.jsonl), top 10; the "
+     "bootstrap is the replica's catch-up including its index build (and the index size); "
+     "the baselines are SQLite FTS5 and Xapian in-process (bulletin-bench-search --skip-ours)",
+     &o_search},
+    {"zh", "BULLETIN_BENCH_ZH", CFG_BOOL, NULL,
+     "--search on the Chinese corpus: a query group of overlapping bigrams is sent as its "
+     "character run; the baselines get --zh", &o_zh},
+    {"search-bench", "BULLETIN_BENCH_SEARCH_BENCH", CFG_STR, NULL,
+     "--search: the bulletin-bench-search program for the FTS5/Xapian baselines (default: "
+     "next to this program)", &o_search_bench},
+    {"no-baselines", "BULLETIN_BENCH_NO_BASELINES", CFG_BOOL, NULL,
+     "--search: do not run the FTS5/Xapian baselines", &o_no_baselines},
     {"data-dir", "BULLETIN_BENCH_DATA_DIR", CFG_STR, "/tmp",
      "where the temp data dirs (store, workers, SQLite file) go", &o_data_dir},
     {"bin-dir", "BULLETIN_BENCH_BIN_DIR", CFG_STR, NULL,
@@ -739,12 +754,16 @@ static int s_fake_worker(void)
                 rep.served_by = (char *)o_fake_name;
                 rep.applied_seq = (uint64_t)o_fake_seq;
                 Bulletin__ListReply lr = BULLETIN__LIST_REPLY__INIT;
+                Bulletin__SearchReply sr = BULLETIN__SEARCH_REPLY__INIT;
                 if (!req) {
                     st.code = code;
                     st.message = why;
                 } else if (wire_check_strings(&bulletin__request__descriptor, data, len, NULL, NULL) != 0) {
                     st.code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
                     st.message = "a string is not valid UTF-8";
+                } else if (req->body_case == BULLETIN__REQUEST__BODY_SEARCH) {
+                    rep.body_case = BULLETIN__REPLY__BODY_SEARCH;
+                    rep.search = &sr;
                 } else {
                     rep.body_case = BULLETIN__REPLY__BODY_LIST;
                     rep.list = &lr;
@@ -799,6 +818,7 @@ typedef struct {
     pid_t store_pid, ingest_pid, broker_pid, worker_pid[S_MAX_WORKERS];
     int nworkers;
     bool fake;
+    double ready_s; /* spawn of the read tier to all workers registered with the highest seq */
     char store_ep[64], feed_ep[64], ingest_ep[64], front_ep[64], back_ep[64];
 } s_stack;
 
@@ -960,6 +980,7 @@ static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t 
         usleep(100000);
     }
     zio_close(&s);
+    sk->ready_s = (double)(clock_mono_ms() - t0) / 1e3;
     if (rc == 0)
         log_info("bench.read_tier", "workers=%d kind=%s broker=%s broker_pid=%d ready_ms=%" PRId64,
                  n, fake ? "empty" : "bulletin-worker", sk->front_ep, (int)sk->broker_pid,
@@ -1088,7 +1109,66 @@ typedef struct {
     double seconds, worker_cpu_s, store_cpu_s;
     uint64_t seq;
     bool failed;
+    /* --search: the worker's LMDB after its catch-up (pages in use per database) */
+    double idx_bytes, replica_bytes, file_bytes;
+    bool sized;
 } s_boot_result;
+
+/* Pages in use by the idx_* databases (the full-text index) and by the others
+ * (the replica), and the file's allocated size, of a worker's LMDB (stopped). */
+static int s_env_sizes(const char *dir, s_boot_result *res)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi main_dbi;
+    int rc = mdb_env_create(&env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(env, 64);
+    if (!rc)
+        rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644);
+    if (!rc)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (!rc)
+        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    if (!rc)
+        rc = mdb_cursor_open(txn, main_dbi, &cur);
+    MDB_val k, v;
+    int crc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (!rc && crc == 0) {
+        char name[128];
+        if (k.mv_size < sizeof name && !memchr(k.mv_data, 0, k.mv_size)) {
+            memcpy(name, k.mv_data, k.mv_size);
+            name[k.mv_size] = 0;
+            MDB_dbi d;
+            MDB_stat st;
+            if (mdb_dbi_open(txn, name, 0, &d) == 0 && mdb_stat(txn, d, &st) == 0) {
+                double b = (double)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+                           st.ms_psize;
+                if (!strncmp(name, "idx_", 4))
+                    res->idx_bytes += b;
+                else
+                    res->replica_bytes += b;
+            }
+        }
+        crc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    char path[PATH_MAX];
+    struct stat st;
+    s_path(path, sizeof path, dir, "data.mdb");
+    if (stat(path, &st) == 0)
+        res->file_bytes = (double)st.st_blocks * 512;
+    res->sized = rc == 0;
+    if (rc)
+        log_warn("bench.size", "dir=%s error=\"%s\"", dir, mdb_strerror(rc));
+    else
+        log_info("bench.size", "index_mb=%.1f replica_mb=%.1f file_mb=%.1f", res->idx_bytes / 1e6,
+                 res->replica_bytes / 1e6, res->file_bytes / 1e6);
+    return rc ? -1 : 0;
+}
 
 static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_seq, int k,
                        s_boot_result *res)
@@ -1160,6 +1240,8 @@ static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_
     res->store_cpu_s = (s_proc_cpu_us(sk->store_pid) - store0) / 1e6;
     s_stop(&pid, "bulletin-worker");
     zio_close(&router);
+    if (o_search && rc == 0)
+        s_env_sizes(data, res);
     if (!o_keep)
         s_rm_rf(data);
     if (rc == 0 && res->seq < max_seq) {
@@ -1173,6 +1255,100 @@ static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_
                  "store_cpu_s=%.2f", sync_max, res->seconds, (unsigned long long)res->seq,
                  res->worker_cpu_s, res->store_cpu_s);
     return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* --search baselines: FTS5 and Xapian in-process (bulletin-bench-search)      */
+
+typedef struct {
+    bool ok;
+    size_t docs;
+    double docs_s, size_mb, p50, p99, qps, hits;
+} s_baseline;
+
+typedef struct {
+    s_baseline fts, xap;
+    double fts_index_mb; /* FTS5's index blocks without the stored text; -1 = unknown */
+    char log[PATH_MAX];
+    bool ran;
+} s_baselines;
+
+/* "| name | docs | docs/s | MB | p50 | p99 | QPS | hits |" */
+static void s_baseline_parse(const char *line, const char *name, s_baseline *b)
+{
+    char head[64];
+    snprintf(head, sizeof head, "| %s |", name);
+    if (strncmp(line, head, strlen(head)) != 0)
+        return;
+    b->ok = sscanf(line + strlen(head), " %zu | %lf | %lf | %lf | %lf | %lf | %lf |", &b->docs,
+                   &b->docs_s, &b->size_mb, &b->p50, &b->p99, &b->qps, &b->hits) == 7;
+}
+
+/* Run bulletin-bench-search --skip-ours on the same corpus and queries (one
+ * thread: FTS5 synchronous=FULL and Xapian, commit every 1000 docs, 1 warm-up
+ * and 3 timed rounds of the queries, top 10) and parse its table. */
+static int s_baselines_run(const char *dir, s_baselines *bl)
+{
+    memset(bl, 0, sizeof *bl);
+    bl->fts_index_mb = -1;
+    char prog[PATH_MAX], work[PATH_MAX], maxd[32];
+    if (o_search_bench)
+        snprintf(prog, sizeof prog, "%s", o_search_bench);
+    else {
+        ssize_t n = readlink("/proc/self/exe", prog, sizeof prog - 1);
+        prog[n > 0 ? n : 0] = 0;
+        char *slash = strrchr(prog, '/');
+        snprintf(slash ? slash + 1 : prog, sizeof prog - (size_t)(slash ? slash + 1 - prog : 0),
+                 "bulletin-bench-search");
+    }
+    if (access(prog, X_OK) != 0) {
+        log_error("bench.baselines", "program=%s msg=\"not found: build bulletin-bench-search or "
+                  "pass --search-bench\"", prog);
+        return -1;
+    }
+    s_path(work, sizeof work, dir, "baselines");
+    s_path(bl->log, sizeof bl->log, dir, "baselines.out");
+    snprintf(maxd, sizeof maxd, "%lld", o_articles);
+    char *argv[16];
+    int a = 0;
+    argv[a++] = prog;
+    argv[a++] = "--skip-ours";
+    argv[a++] = "--corpus";
+    argv[a++] = (char *)o_corpus;
+    argv[a++] = "--queries";
+    argv[a++] = (char *)o_queries;
+    argv[a++] = "--dir";
+    argv[a++] = work;
+    argv[a++] = "--max-docs";
+    argv[a++] = maxd;
+    if (o_zh)
+        argv[a++] = "--zh";
+    argv[a] = NULL;
+    int64_t t0 = clock_mono_ms();
+    pid_t pid = s_spawn(argv, bl->log, NULL, true);
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        log_error("bench.baselines", "program=%s status=%d output=%s", prog, st, bl->log);
+        return -1;
+    }
+    bl->ran = true;
+    FILE *f = fopen(bl->log, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+        s_baseline_parse(line, "SQLite FTS5", &bl->fts);
+        s_baseline_parse(line, "Xapian", &bl->xap);
+        const char *ib = strstr(line, "(index blocks ");
+        if (!strncmp(line, "fts5:", 5) && ib)
+            sscanf(ib, "(index blocks %lf", &bl->fts_index_mb);
+    }
+    if (f)
+        fclose(f);
+    if (!o_keep)
+        s_rm_rf(work);
+    log_info("bench.baselines", "seconds=%.1f fts5=%s xapian=%s output=%s",
+             (double)(clock_mono_ms() - t0) / 1e3, bl->fts.ok ? "ok" : "missing",
+             bl->xap.ok ? "ok" : "missing", bl->log);
+    return bl->fts.ok ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1262,7 +1438,157 @@ typedef struct {
     size_t nids;
     ProtobufCBinaryData req;  /* packed List for this page (cursor of the previous one) */
     bool beyond;        /* the category has fewer pages (small --articles): not measured */
+    char *query;        /* --search: the query text (search-box syntax); nids = its hits */
+    uint64_t total;     /* --search: matches the worker reported */
 } s_page;
+
+/* --search: a packed Search for the top 10 of `query`. */
+static int s_pack_search(const char *query, uint64_t request_id, uint64_t min_seq,
+                         ProtobufCBinaryData *out)
+{
+    Bulletin__SearchRequest sr = BULLETIN__SEARCH_REQUEST__INIT;
+    sr.query = (char *)query;
+    sr.limit = 10;
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    req.version_major = WIRE_VERSION_MAJOR;
+    req.version_minor = WIRE_VERSION_MINOR;
+    req.request_id = request_id;
+    req.min_seq = min_seq;
+    req.body_case = BULLETIN__REQUEST__BODY_SEARCH;
+    req.search = &sr;
+    return wire_pack_bytes(&req.base, out);
+}
+
+/* --search: the query set of bench/search ({"type", "groups": [[tokens]]} per
+ * line) as search-box text, as bulletin-bench-search gives it to our index and
+ * to Xapian: groups are ANDed; an en group of several tokens is a phrase; a zh
+ * group of overlapping bigrams is sent as its character run. */
+static int s_search_queries_load(const char *path, s_page **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("bench.queries", "path=%s error=\"%s\"", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0, lineno = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &lcap, f)) > 0) {
+        lineno++;
+        if (len <= 1)
+            continue;
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        json_t *groups = json_object_get(o, "groups");
+        char text[2048];
+        size_t used = 0;
+        bool ok = json_is_array(groups) && json_array_size(groups) > 0;
+        size_t gi;
+        json_t *g;
+        json_array_foreach(groups, gi, g) {
+            size_t ng = json_array_size(g);
+            ok = ok && json_is_array(g) && ng > 0;
+            bool phrase = !o_zh && ng > 1;
+            for (size_t t = 0; ok && t < ng; t++) {
+                const char *tok = json_string_value(json_array_get(g, t));
+                if (!tok || !*tok) {
+                    ok = false;
+                    break;
+                }
+                if (o_zh && t > 0) { /* the bigram's last character */
+                    size_t l = strlen(tok), k = l;
+                    while (k > 0 && ((uint8_t)tok[k - 1] & 0xC0) == 0x80)
+                        k--;
+                    tok += k ? k - 1 : 0;
+                }
+                int w = snprintf(text + used, sizeof text - used, "%s%s%s%s",
+                                 gi && t == 0 ? " " : "", phrase && t == 0 ? "\"" : "",
+                                 !o_zh && t ? " " : "", tok);
+                if (w < 0 || (size_t)w >= sizeof text - used - 2) {
+                    ok = false;
+                    break;
+                }
+                used += (size_t)w;
+            }
+            if (ok && phrase)
+                text[used++] = '"', text[used] = 0;
+        }
+        if (ok && *n == cap) {
+            cap = cap ? cap * 2 : 256;
+            s_page *np = realloc(*out, cap * sizeof *np);
+            ok = np != NULL;
+            if (np)
+                *out = np;
+        }
+        if (!ok) {
+            log_error("bench.queries", "path=%s line=%zu msg=\"need groups: a non-empty array of "
+                      "non-empty arrays of tokens\"", path, lineno);
+            rc = -1;
+        } else {
+            s_page *pg = &(*out)[*n];
+            memset(pg, 0, sizeof *pg);
+            pg->query = strdup(text);
+            if (!pg->query || s_pack_search(text, *n + 1, 0, &pg->req) < 0)
+                rc = -1;
+            (*n)++;
+        }
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && *n == 0) {
+        log_error("bench.queries", "path=%s msg=\"no queries\"", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* --search: each query once through the broker with min_seq; its hits (top
+ * 10) and total are kept (the first time) or compared (later: another worker
+ * count must answer the same). Returns the number of queries whose answer
+ * differs from the first, -1 on a transport error or a failed search. */
+static long s_search_verify(void *ctx, const char *front, s_page *pg, size_t n, uint64_t min_seq,
+                            bool first)
+{
+    void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
+    if (!s || zio_connect(s, front) < 0) {
+        zio_close(&s);
+        return -1;
+    }
+    long differ = 0;
+    for (size_t i = 0; i < n; i++) {
+        ProtobufCBinaryData req = {0, NULL};
+        char why[256] = "";
+        Bulletin__Reply *r = NULL;
+        if (s_pack_search(pg[i].query, i + 1, min_seq, &req) == 0)
+            r = s_roundtrip(s, req.data, req.len, 10000, why, sizeof why);
+        free(req.data);
+        if (!s_ok(r) || r->body_case != BULLETIN__REPLY__BODY_SEARCH || r->request_id != i + 1) {
+            log_error("bench.verify", "query=\"%s\" why=\"%s%s\"", pg[i].query, why,
+                      s_status_text(r));
+            wire_free(r);
+            zio_close(&s);
+            return -1;
+        }
+        if (first) {
+            pg[i].nids = r->search->n_hits;
+            pg[i].total = r->search->total;
+        } else if (pg[i].nids != r->search->n_hits || pg[i].total != r->search->total) {
+            if (differ++ < 5)
+                log_warn("bench.verify", "query=\"%s\" hits=%zu total=%llu first_hits=%zu "
+                         "first_total=%llu msg=\"answers differ\"", pg[i].query, r->search->n_hits,
+                         (unsigned long long)r->search->total, pg[i].nids,
+                         (unsigned long long)pg[i].total);
+        }
+        wire_free(r);
+    }
+    zio_close(&s);
+    return differ;
+}
 
 static _Atomic size_t s_sink;
 
@@ -1498,8 +1824,9 @@ static void *s_client_bulletin(void *arg)
                                                             why, sizeof why);
         zmq_msg_close(&body);
         size_t want = sh->eng == E_EMPTY ? 0 : p->nids;
-        if (!s_ok(r) || r->request_id != q + 1 || r->body_case != BULLETIN__REPLY__BODY_LIST ||
-            r->list->n_items != want)
+        if (!s_ok(r) || r->request_id != q + 1 ||
+            (o_search ? r->body_case != BULLETIN__REPLY__BODY_SEARCH || r->search->n_hits != want
+                      : r->body_case != BULLETIN__REPLY__BODY_LIST || r->list->n_items != want))
             s_client_error(c, r ? (s_status_text(r)[0] ? s_status_text(r) : "unexpected reply") : why, q);
         else
             s_lat_add(c, t1 - t0);
@@ -1679,6 +2006,11 @@ typedef struct {
     long mismatched_pages;
     double sqlite_build_s;
     char sqlite_plan[512], load_before[128], load_after[128], command[1024];
+    /* --search */
+    const s_baselines *bl;
+    const s_page *pg;
+    long search_differ;
+    double tier_ready_s[S_MAX_WORKERS + 1]; /* by worker count: read tier catch-up; 0 = n/a */
 } s_report_in;
 
 static void s_read_line(const char *path, const char *prefix, char *out, size_t cap)
@@ -1861,6 +2193,210 @@ static void s_report(FILE *out, const s_report_in *in)
     fprintf(out, "\n");
 }
 
+/* --search: one table per corpus, Bulletin through the broker next to the
+ * floor and to FTS5 / Xapian in-process (single thread each). */
+static void s_report_search(FILE *out, const s_report_in *in)
+{
+    char cpu[256], kernel[256] = "";
+    s_read_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(kernel, sizeof kernel, "%s %s", u.sysname, u.release);
+    const s_baselines *bl = in->bl;
+    const s_baseline *fts = bl && bl->fts.ok ? &bl->fts : NULL, *xap = bl && bl->xap.ok ? &bl->xap : NULL;
+    size_t hits = 0, zero = 0, nq = in->nqueries;
+    for (size_t i = 0; i < nq; i++) {
+        hits += in->pg[i].nids;
+        zero += in->pg[i].nids == 0;
+    }
+    fprintf(out, "## Search through the broker (bulletin-bench-list --search)\n\n");
+    fprintf(out, "Command: `%s`\n\n", in->command);
+    fprintf(out, "- machine: %ld CPUs (nproc), %s, %s; SQLite %s, %s\n",
+            sysconf(_SC_NPROCESSORS_ONLN), cpu, kernel, sqlite3_libversion(),
+            mdb_version(NULL, NULL, NULL));
+    fprintf(out, "- load average before / after: %s / %s\n", in->load_before, in->load_after);
+    fprintf(out, "- pinning: client threads, the bench's ZeroMQ I/O thread and bulletin-query on CPU "
+                 "%s; workers (bulletin-worker or empty handler) on CPU %s; FTS5 and Xapian "
+                 "(bulletin-bench-search, one thread) unpinned, run after the stack is stopped\n",
+            s_client_any ? "any" : o_client_cpus, s_worker_any ? "any" : o_worker_cpus);
+    fprintf(out, "- corpus: %s — %zu articles written through bulletin-ingest (batches of %d, "
+                 "%zu rejected) in %.1f s (%.0f articles/s, each batch acknowledged after its "
+                 "synced commit), max_seq %llu\n",
+            o_corpus, in->load->written, S_BATCH, in->load->rejected, in->load->seconds,
+            in->load->seconds > 0 ? (double)in->load->written / in->load->seconds : 0,
+            (unsigned long long)in->load->max_seq);
+    fprintf(out, "- queries: %s — %zu, top 10 (SearchRequest.query, limit 10, no min_seq); "
+                 "answered with %.1f hits on average, %zu with none; answers with 2 workers "
+                 "identical to 1 worker's: %s\n",
+            o_queries, nq, nq ? (double)hits / (double)nq : 0, zero,
+            in->search_differ == 0 ? "yes" : in->search_differ > 0 ? "**no**" : "not checked");
+    fprintf(out, "- %lld s per configuration, closed loop (one request in flight per client), "
+                 "worker credit %lld; latency = send to reply received; baselines: 1 warm-up + 3 "
+                 "timed rounds of the same queries, one thread, in-process (no transport)\n\n",
+            o_seconds, o_credit);
+
+    /* index build */
+    const s_boot_result *b = in->nboot && !in->boot[0].failed ? &in->boot[0] : NULL;
+    fprintf(out, "Index build (Bulletin: a fresh bulletin-worker catches up from seq 0 after the "
+                 "load, spawn to READY, which includes the replica, the index and its merge into "
+                 "one segment (search.optimize); each Sync chunk is one synced LMDB commit. "
+                 "Baselines: commit every 1000 docs, synced):\n\n");
+    fprintf(out, "| engine | docs | seconds | docs/s | index MB | with stored text MB | file MB |\n");
+    fprintf(out, "|---|---:|---:|---:|---:|---:|---:|\n");
+    if (b)
+        fprintf(out, "| Bulletin worker (1, alone) | %zu | %.1f | %.0f | %.1f | %.1f | %.1f |\n",
+                in->load->written, b->seconds, (double)in->load->written / b->seconds,
+                b->idx_bytes / 1e6, (b->idx_bytes + b->replica_bytes) / 1e6, b->file_bytes / 1e6);
+    for (int w = 1; w <= S_MAX_WORKERS; w++)
+        if (in->tier_ready_s[w] > 0)
+            fprintf(out, "| Bulletin workers (%d at once, read tier start) | %zu | %.1f | %.0f "
+                         "each | | | |\n", w, in->load->written, in->tier_ready_s[w],
+                    (double)in->load->written / in->tier_ready_s[w]);
+    if (fts) {
+        char im[32] = "–";
+        if (bl->fts_index_mb >= 0)
+            snprintf(im, sizeof im, "%.1f", bl->fts_index_mb);
+        fprintf(out, "| SQLite FTS5 | %zu | %.1f | %.0f | %s | %.1f | %.1f |\n", fts->docs,
+                fts->docs_s > 0 ? (double)fts->docs / fts->docs_s : 0, fts->docs_s, im,
+                fts->size_mb, fts->size_mb);
+    }
+    if (xap)
+        fprintf(out, "| Xapian | %zu | %.1f | %.0f | %.1f | (no stored text) | %.1f |\n", xap->docs,
+                xap->docs_s > 0 ? (double)xap->docs / xap->docs_s : 0, xap->docs_s, xap->size_mb,
+                xap->size_mb);
+    fprintf(out, "\nBulletin index MB = pages in use by the worker's idx_* databases; with stored "
+                 "text = plus its replica databases (articles, summaries, keys, by_*); file = "
+                 "data.mdb's allocated blocks (pages freed by the merge stay in the file until "
+                 "reused). FTS5 index MB = its docs_data blocks; with stored text = the whole file "
+                 "(FTS5 keeps title and body). Xapian stores no text.\n\n");
+
+    /* search */
+    fprintf(out, "| engine | workers | clients | requests | errors | QPS | p50 µs | p99 µs | max µs "
+                 "| broker CPU µs/req | worker CPU µs/req |\n");
+    fprintf(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < in->nrows; i++) {
+        const s_row *r = &in->rows[i];
+        if (!r->done)
+            continue;
+        char bc[32], wc[32];
+        s_fmt_us(bc, sizeof bc, r->broker_us);
+        s_fmt_us(wc, sizeof wc, r->worker_us);
+        fprintf(out, "| %s | %d | %d | %zu | %zu | %.0f | %.0f | %.0f | %.0f | %s | %s |\n",
+                r->eng == E_EMPTY ? "empty handler (floor)" : "Bulletin", r->workers, r->clients,
+                r->requests, r->errors, r->qps, r->p50, r->p99, r->max, bc, wc);
+    }
+    if (fts)
+        fprintf(out, "| SQLite FTS5, in-process | – | 1 thread | %zu | | %.0f | %.0f | %.0f | | | |\n",
+                nq * 3, fts->qps, fts->p50, fts->p99);
+    if (xap)
+        fprintf(out, "| Xapian, in-process | – | 1 thread | %zu | | %.0f | %.0f | %.0f | | | |\n",
+                nq * 3, xap->qps, xap->p50, xap->p99);
+
+    fprintf(out, "\nRatios (Bulletin through the broker against the floor and the in-process "
+                 "baselines):\n\n");
+    fprintf(out, "| workers | clients | p50 − floor µs | QPS / FTS5 | QPS / Xapian |\n");
+    fprintf(out, "|---:|---:|---:|---:|---:|\n");
+    const s_row *best = NULL;
+    for (size_t i = 0; i < in->nrows; i++) {
+        const s_row *r = &in->rows[i];
+        if (!r->done || r->eng != E_BULLETIN)
+            continue;
+        if (!best || r->qps > best->qps)
+            best = r;
+        const s_row *e = s_find(in, E_EMPTY, r->workers, r->clients);
+        char d[32] = "–", rf[32] = "–", rx[32] = "–";
+        if (e)
+            snprintf(d, sizeof d, "%+.0f", r->p50 - e->p50);
+        if (fts && fts->qps > 0)
+            snprintf(rf, sizeof rf, "%.2fx", r->qps / fts->qps);
+        if (xap && xap->qps > 0)
+            snprintf(rx, sizeof rx, "%.2fx", r->qps / xap->qps);
+        fprintf(out, "| %d | %d | %s | %s | %s |\n", r->workers, r->clients, d, rf, rx);
+    }
+
+    /* targets (issue 4) */
+    const s_row *b1 = s_find(in, E_BULLETIN, 1, 1), *e1 = s_find(in, E_EMPTY, 1, 1);
+    double worst_p99 = -1;
+    for (size_t i = 0; i < in->nrows; i++)
+        if (in->rows[i].done && in->rows[i].eng == E_BULLETIN && in->rows[i].clients == 1 &&
+            in->rows[i].p99 > worst_p99)
+            worst_p99 = in->rows[i].p99;
+    fprintf(out, "\nTargets (issue 4):\n\n| target | result | |\n|---|---|---|\n");
+    if (b1)
+        fprintf(out, "| p50 ≤ 400 µs through the broker (1 worker, 1 client) | %.0f µs | %s |\n",
+                b1->p50, b1->p50 <= 400 ? "met" : "**missed**");
+    if (b1 && e1)
+        fprintf(out, "| within 150 µs of the empty-handler floor | %.0f − %.0f = %+.0f µs | %s |\n",
+                b1->p50, e1->p50, b1->p50 - e1->p50, b1->p50 - e1->p50 <= 150 ? "met" : "**missed**");
+    if (worst_p99 >= 0)
+        fprintf(out, "| p99 ≤ 2.5 ms (1 client, 1 or 2 workers) | worst %.0f µs | %s |\n", worst_p99,
+                worst_p99 <= 2500 ? "met" : "**missed**");
+    if (best && fts)
+        fprintf(out, "| QPS ≥ 1.5x FTS5 | best %.0f (%d workers, %d clients) vs %.0f = %.2fx | %s |\n",
+                best->qps, best->workers, best->clients, fts->qps, best->qps / fts->qps,
+                best->qps >= 1.5 * fts->qps ? "met" : "**missed**");
+    if (best && xap)
+        fprintf(out, "| QPS ≥ Xapian | %.0f vs %.0f = %.2fx | %s |\n", best->qps, xap->qps,
+                best->qps / xap->qps, best->qps >= xap->qps ? "met" : "**missed**");
+    if (b && fts)
+        fprintf(out, "| indexing ≥ 1.5x FTS5's bulk rate (durable) | %.0f vs %.0f docs/s = %.2fx | %s |\n",
+                (double)in->load->written / b->seconds, fts->docs_s,
+                (double)in->load->written / b->seconds / fts->docs_s,
+                (double)in->load->written / b->seconds >= 1.5 * fts->docs_s ? "met" : "**missed**");
+    if (b && fts)
+        fprintf(out, "| index size ≤ FTS5's | %.1f MB vs %.1f MB (index blocks) / %.1f MB (file) | %s |\n",
+                b->idx_bytes / 1e6, bl->fts_index_mb, fts->size_mb,
+                bl->fts_index_mb >= 0 && b->idx_bytes / 1e6 <= bl->fts_index_mb ? "met"
+                : b->idx_bytes / 1e6 <= fts->size_mb ? "met against the file only" : "**missed**");
+    fprintf(out, "\n");
+}
+
+/* --search, phases 4-6: for each worker count, Bulletin (answers checked once
+ * with min_seq, then measured) and the empty-handler floor; then, with the
+ * read tier stopped, the FTS5 / Xapian baselines. */
+static int s_search_phases(s_stack *sk, void *ctx, const s_load_result *load, s_page *pg,
+                           size_t nq, const long long *workers, int nw, const long long *clients,
+                           int nc, const bool *run, s_row *rows, size_t *nrows, s_report_in *rin,
+                           s_baselines *bl)
+{
+    s_shared sh = {.pg = pg, .npg = nq, .ctx = ctx};
+    int round = 0;
+    bool verified = false;
+    for (int wi = 0; wi < nw; wi++) {
+        for (int e = E_BULLETIN; e <= E_EMPTY; e++) {
+            if (!run[e] && !(e == E_BULLETIN && !verified))
+                continue;
+            if (s_read_tier_start(sk, ctx, (int)workers[wi], e == E_EMPTY, load->max_seq, round++) < 0)
+                return -1;
+            if (e == E_BULLETIN) {
+                rin->tier_ready_s[workers[wi]] = sk->ready_s;
+                long differ = s_search_verify(ctx, sk->front_ep, pg, nq, load->max_seq, !verified);
+                if (differ < 0)
+                    return -1;
+                if (verified)
+                    rin->search_differ = rin->search_differ < 0 ? differ : rin->search_differ + differ;
+                log_info("bench.verify", "workers=%d queries=%zu differ=%ld", sk->nworkers, nq, differ);
+                verified = true;
+            }
+            sh.front = sk->front_ep;
+            if (run[e])
+                for (int ci = 0; ci < nc; ci++)
+                    if (s_measure((s_engine)e, (int)clients[ci], sk, &sh, &rows[*nrows]) == 0)
+                        (*nrows)++;
+            s_workers_stop(sk);
+        }
+    }
+    rin->pg = pg;
+    if (!o_no_baselines) {
+        s_stop(&sk->ingest_pid, "bulletin-ingest");
+        s_stop(&sk->store_pid, "bulletin-store");
+        if (s_baselines_run(sk->dir, bl) < 0)
+            log_warn("bench.baselines", "msg=\"no FTS5 figures: the report has Bulletin only\"");
+        rin->bl = bl;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1897,6 +2433,8 @@ int main(int argc, char **argv)
     int nsm = o_no_bootstrap ? 0 : s_parse_list(o_sync_max, sync_max, 8, "sync-max-changes", 1000000);
     if (nw < 0 || nc < 0 || nsm < 0)
         return 2;
+    if (o_search && nsm > 1)
+        nsm = 1; /* one catch-up: the index build rate and size */
     for (int i = 0; i < nw; i++)
         if (workers[i] < 1) {
             fprintf(stderr, "bulletin-bench-list: --workers: at least 1\n");
@@ -1959,9 +2497,11 @@ int main(int argc, char **argv)
         sched_setaffinity(0, sizeof s_client_set, &s_client_set);
 
     s_query *qs = NULL;
+    s_page *spg = NULL; /* --search: the query set, packed */
     size_t nq = 0;
     s_corpus corpus;
-    if (s_queries_load(o_queries, &qs, &nq) < 0)
+    if (o_search ? s_search_queries_load(o_queries, &spg, &nq) < 0
+                 : s_queries_load(o_queries, &qs, &nq) < 0)
         return 1;
     int64_t t = clock_mono_us();
     if (s_corpus_load(&corpus, o_corpus, (size_t)o_articles) < 0)
@@ -1970,7 +2510,7 @@ int main(int argc, char **argv)
              corpus.lines, (clock_mono_us() - t) / 1000);
     rin.corpus = &corpus;
     rin.nqueries = nq;
-    for (size_t i = 0; i < nq; i++) {
+    for (size_t i = 0; !o_search && i < nq; i++) {
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
             seen = !strcmp(qs[i].category, qs[j].category);
@@ -1988,7 +2528,10 @@ int main(int argc, char **argv)
     s_boot_result boot[8];
     s_row rows[3 * 8 * 16];
     size_t nrows = 0;
-    s_page *pg = calloc(nq, sizeof *pg);
+    s_page *pg = o_search ? spg : calloc(nq, sizeof *pg);
+    s_baselines bl;
+    memset(&bl, 0, sizeof bl);
+    rin.search_differ = -1;
     char dbpath[PATH_MAX];
     s_path(dbpath, sizeof dbpath, sk.dir, "sqlite.db");
     memset(rows, 0, sizeof rows);
@@ -2005,6 +2548,11 @@ int main(int argc, char **argv)
         rin.nboot++;
     }
     rin.boot = boot;
+    if (o_search) {
+        rc = s_search_phases(&sk, ctx, &load, pg, nq, workers, nw, clients, nc, run, rows, &nrows,
+                             &rin, &bl);
+        goto out;
+    }
     /* phase 3: SQLite, and the reference pages */
     if (s_sqlite_build(dbpath, &corpus, &rin.sqlite_build_s) < 0)
         goto out;
@@ -2073,11 +2621,12 @@ out:
     rin.rows = rows;
     rin.nrows = nrows;
     if (rc == 0) {
-        s_report(stdout, &rin);
+        void (*report)(FILE *, const s_report_in *) = o_search ? s_report_search : s_report;
+        report(stdout, &rin);
         if (o_out) {
             FILE *f = fopen(o_out, "w");
             if (f) {
-                s_report(f, &rin);
+                report(f, &rin);
                 fclose(f);
             } else {
                 log_error("bench.out", "path=%s error=\"%s\"", o_out, strerror(errno));
@@ -2090,9 +2639,10 @@ out:
     for (size_t i = 0; pg && i < nq; i++) {
         free(pg[i].ids);
         free(pg[i].req.data);
+        free(pg[i].query);
     }
     free(pg);
-    for (size_t i = 0; i < rin.nqueries; i++)
+    for (size_t i = 0; qs && i < rin.nqueries; i++)
         free(qs[i].category);
     free(qs);
     s_corpus_free(&corpus);

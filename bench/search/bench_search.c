@@ -54,7 +54,7 @@ typedef struct {
 
 static const char *o_corpus, *o_queries, *o_dir;
 static long long o_max, o_every, o_rounds, o_merge;
-static bool o_zh, o_skip_fts, o_skip_xapian, o_query_only;
+static bool o_zh, o_skip_fts, o_skip_xapian, o_query_only, o_skip_ours;
 static const char *o_per_query;
 static bool o_no_typos, o_optimize;
 
@@ -69,6 +69,9 @@ static const cfg_option OPTS[] = {
     {"zh", "BENCH_ZH", CFG_BOOL, NULL, "Chinese corpus: bigram text for FTS5", &o_zh},
     {"skip-fts", "BENCH_SKIP_FTS", CFG_BOOL, NULL, "do not run FTS5", &o_skip_fts},
     {"skip-xapian", "BENCH_SKIP_XAPIAN", CFG_BOOL, NULL, "do not run Xapian", &o_skip_xapian},
+    {"skip-ours", "BENCH_SKIP_OURS", CFG_BOOL, NULL,
+     "do not run our index (the baselines only: bulletin-bench-list --search runs this way)",
+     &o_skip_ours},
     {"per-query", "BENCH_PER_QUERY", CFG_STR, "", "ours: write each query's best latency (us) to this file",
      &o_per_query},
     {"no-typos", "BENCH_NO_TYPOS", CFG_BOOL, NULL, "ours: no typo fallback (for profiling)", &o_no_typos},
@@ -569,7 +572,8 @@ int main(int argc, char **argv) {
     text_analyzer_destroy(&an);
     result ro = {0}, rf = {0}, rx = {0};
     bool fts = !o_skip_fts, xap = false;
-    s_ours(d, n, q, nq, &ro);
+    if (!o_skip_ours)
+        s_ours(d, n, q, nq, &ro);
     if (fts)
         s_fts(d, n, q, nq, &rf);
 #ifdef BENCH_HAVE_XAPIAN
@@ -582,19 +586,20 @@ int main(int argc, char **argv) {
 #endif
     printf("\n| engine | docs | index docs/s | size MB | search p50 us | p99 us | QPS | avg hits |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
-    printf("| bulletin idx | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, ro.docs_s, ro.size_mb,
-           ro.p50, ro.p99, ro.qps, ro.avg_hits);
+    if (!o_skip_ours)
+        printf("| bulletin idx | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, ro.docs_s,
+               ro.size_mb, ro.p50, ro.p99, ro.qps, ro.avg_hits);
     if (fts)
         printf("| SQLite FTS5 | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rf.docs_s,
                rf.size_mb, rf.p50, rf.p99, rf.qps, rf.avg_hits);
     if (xap)
         printf("| Xapian | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rx.docs_s,
                rx.size_mb, rx.p50, rx.p99, rx.qps, rx.avg_hits);
-    if (fts)
+    if (fts && !o_skip_ours)
         printf("\nours / FTS5: index rate %.2fx, size %.2fx, p50 %.2fx, p99 %.2fx, QPS %.2fx\n",
                ro.docs_s / rf.docs_s, ro.size_mb / rf.size_mb, ro.p50 / rf.p50, ro.p99 / rf.p99,
                ro.qps / rf.qps);
-    if (xap)
+    if (xap && !o_skip_ours)
         printf("ours / Xapian: index rate %.2fx, size %.2fx, p50 %.2fx, p99 %.2fx, QPS %.2fx\n",
                ro.docs_s / rx.docs_s, ro.size_mb / rx.size_mb, ro.p50 / rx.p50, ro.p99 / rx.p99,
                ro.qps / rx.qps);
