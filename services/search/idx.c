@@ -210,11 +210,10 @@ static int s_grow_slots(struct idx_pending *pd) {
     return 0;
 }
 
-/* Intern a term key; returns its index or -1. */
-static long s_intern(struct idx_pending *pd, const uint8_t *k, size_t kl) {
+/* Intern a term key whose s_hash is h; returns its index or -1. */
+static long s_intern_h(struct idx_pending *pd, const uint8_t *k, size_t kl, uint32_t h) {
     if ((pd->nterms + 1) * 2 > pd->nslots && s_grow_slots(pd))
         return -1;
-    uint32_t h = s_hash(k, kl);
     size_t i = h & (pd->nslots - 1);
     for (uint64_t v; (v = pd->slots[i]) != 0; i = (i + 1) & (pd->nslots - 1)) {
         if ((uint32_t)(v >> 32) != h)
@@ -243,6 +242,10 @@ static long s_intern(struct idx_pending *pd, const uint8_t *k, size_t kl) {
     pd->keys.len += kl;
     pd->slots[i] = (uint64_t)h << 32 | ((uint32_t)pd->nterms + 1);
     return (long)pd->nterms++;
+}
+
+static long s_intern(struct idx_pending *pd, const uint8_t *k, size_t kl) {
+    return s_intern_h(pd, k, kl, s_hash(k, kl));
 }
 
 static size_t s_id_slot(uint64_t id, size_t n) {
@@ -372,7 +375,7 @@ static uint32_t s_doc_hash(const idx_doc *d) {
 
 /* Analyze a doc into pd->toks, grouped by term (pd->dterms and the chains);
  * lt and lb get the field lengths. 0 or -1. */
-static int s_analyze_doc(idx *self, struct idx_pending *pd, const idx_doc *d, uint32_t *lt,
+static int s_analyze_doc(text_analyzer *an, struct idx_pending *pd, const idx_doc *d, uint32_t *lt,
                          uint32_t *lb) {
     pd->ntoks = 0;
     pd->ndterms = 0;
@@ -383,9 +386,9 @@ static int s_analyze_doc(idx *self, struct idx_pending *pd, const idx_doc *d, ui
     }
     pd->err = 0;
     pd->field = 0;
-    text_analyze(self->an, d->title ? d->title : "", d->title ? d->title_len : 0, 0, s_tok_cb, pd, lt);
+    text_analyze(an, d->title ? d->title : "", d->title ? d->title_len : 0, 0, s_tok_cb, pd, lt);
     pd->field = 1;
-    text_analyze(self->an, d->body ? d->body : "", d->body ? d->body_len : 0, 0, s_tok_cb, pd, lb);
+    text_analyze(an, d->body ? d->body : "", d->body ? d->body_len : 0, 0, s_tok_cb, pd, lb);
     pd->field = 2;
     for (size_t i = 0; i < d->ntags && !pd->err; i++) {
         if (!d->tags[i] || !*d->tags[i])
@@ -1673,48 +1676,66 @@ done:
     return IDX_OK;
 }
 
+/* Bytes s_entry_put may write for term t of the analyzed doc. */
+static size_t s_entry_cap(const struct idx_pending *pd, const s_pterm *t) {
+    size_t cnt = 0;
+    for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next)
+        cnt++;
+    return 40 + 4 + cnt * 5;
+}
+
+/* Encode the pending entry of term t for the analyzed doc, without its
+ * docid: varint tft tfb lt lb, u32 length, positions. Returns the end. */
+static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint32_t lt,
+                            uint32_t lb, uint8_t *p) {
+    uint64_t tft = 0, tfb = 0;
+    for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
+        tft += pd->toks[k].field == 0;
+        tfb += pd->toks[k].field == 1;
+    }
+    p += idx_varint_put(p, tft);
+    p += idx_varint_put(p, tfb);
+    p += idx_varint_put(p, lt);
+    p += idx_varint_put(p, lb);
+    uint8_t *lenp = p;
+    p += 4;
+    uint8_t *ps = p;
+    uint32_t prev = 0;
+    uint8_t field = 0;
+    for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
+        const s_tok *o = &pd->toks[k];
+        if (o->field == 2)
+            continue;
+        if (k == t->tfirst || o->field != field) {
+            prev = 0;
+            field = o->field;
+        }
+        p += idx_varint_put(p, o->pos - prev);
+        prev = o->pos;
+    }
+    uint32_t pl = (uint32_t)(p - ps);
+    memcpy(lenp, &pl, 4);
+    return p;
+}
+
+static void s_pterm_added(s_pterm *t, uint64_t id) {
+    if (t->ndocs && id < t->last)
+        t->unsorted = true;
+    t->last = id;
+    t->ndocs++;
+}
+
 /* Append the analyzed doc's postings to the pending terms. */
 static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t lb) {
     for (size_t di = 0; di < pd->ndterms; di++) {
         s_pterm *t = &pd->terms[pd->dterms[di]];
-        uint64_t tft = 0, tfb = 0, cnt = 0;
-        for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
-            tft += pd->toks[k].field == 0;
-            tfb += pd->toks[k].field == 1;
-            cnt++;
-        }
-        if (idx_bytes_reserve(&t->data, 8 + 40 + 4 + cnt * 5))
+        if (idx_bytes_reserve(&t->data, 8 + s_entry_cap(pd, t)))
             return -1;
         uint8_t *p = t->data.p + t->data.len;
         memcpy(p, &id, 8);
-        p += 8;
-        p += idx_varint_put(p, tft);
-        p += idx_varint_put(p, tfb);
-        p += idx_varint_put(p, lt);
-        p += idx_varint_put(p, lb);
-        uint8_t *lenp = p;
-        p += 4;
-        uint8_t *ps = p;
-        uint32_t prev = 0;
-        uint8_t field = 0;
-        for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
-            const s_tok *o = &pd->toks[k];
-            if (o->field == 2)
-                continue;
-            if (k == t->tfirst || o->field != field) {
-                prev = 0;
-                field = o->field;
-            }
-            p += idx_varint_put(p, o->pos - prev);
-            prev = o->pos;
-        }
-        uint32_t pl = (uint32_t)(p - ps);
-        memcpy(lenp, &pl, 4);
+        p = s_entry_put(pd, t, lt, lb, p + 8);
         t->data.len = (size_t)(p - t->data.p);
-        if (t->ndocs && id < t->last)
-            t->unsorted = true;
-        t->last = id;
-        t->ndocs++;
+        s_pterm_added(t, id);
     }
     return 0;
 }
@@ -1724,7 +1745,7 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t
 static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
     struct idx_pending *pd = self->pend;
     uint32_t lt, lb;
-    if (s_analyze_doc(self, pd, old, &lt, &lb))
+    if (s_analyze_doc(self->an, pd, old, &lt, &lb))
         return -1;
     for (size_t i = 0; i < pd->ndterms; i++)
         pd->terms[pd->dterms[i]].removed++;
@@ -1782,39 +1803,37 @@ int idx_optimize(idx *self, MDB_txn *txn) {
     return rc ? s_lmdb_fail("optimize", rc) : IDX_OK;
 }
 
-int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old) {
-    if (!self || !txn || !doc || id == 0)
-        return IDX_INVALID_ARGUMENT;
-    idx_col_rec rec;
-    int st = s_cur_rec(self, txn, id, &rec);
+/* The checks shared by idx_put and idx_put_analyzed: `old` must be what is
+ * indexed. On IDX_OK, *rec is the current column record. */
+static int s_put_check(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old, idx_col_rec *rec) {
+    int st = s_cur_rec(self, txn, id, rec);
     if (st)
         return st;
-    if (!old && rec.live) {
+    if (!old && rec->live) {
         log_warn("idx.put", "id=%llu err=\"already indexed, old version not given\"",
                  (unsigned long long)id);
         return IDX_FAILED_PRECONDITION;
     }
-    if (old && rec.live && rec.hash != s_doc_hash(old)) {
+    if (old && rec->live && rec->hash != s_doc_hash(old)) {
         log_warn("idx.put", "id=%llu err=\"old version differs from the indexed one\"",
                  (unsigned long long)id);
         return IDX_FAILED_PRECONDITION;
     }
+    return IDX_OK;
+}
+
+/* The column record and batch totals of a doc whose postings were added. */
+static int s_put_finish(idx *self, MDB_txn *txn, uint64_t id, int64_t site, int64_t cat,
+                        int64_t pub, uint32_t lt, uint32_t lb, uint32_t hash) {
     struct idx_pending *pd = self->pend;
-    int64_t site = s_dict_assign(self, txn, 's', doc->site);
-    int64_t cat = s_dict_assign(self, txn, 'c', doc->category);
-    if (site < 0 || cat < 0)
-        return s_lmdb_fail("dict", MDB_BAD_TXN);
-    uint32_t lt = 0, lb = 0;
-    s_pcol *pc = NULL;
-    if ((old && rec.live && s_remove(self, old, &rec)) || s_analyze_doc(self, pd, doc, &lt, &lb) ||
-        s_pend_add(pd, id, lt, lb) || !(pc = s_pcol_get(pd, id))) {
+    s_pcol *pc = s_pcol_get(pd, id);
+    if (!pc) {
         idx_discard(self);
         log_error("idx.put", "err=\"out of memory\"");
         return IDX_INTERNAL;
     }
-    pc->rec = (idx_col_rec){.pub = doc->published_at, .len_t = lt, .len_b = lb,
-                            .site = (uint32_t)site, .cat = (uint32_t)cat,
-                            .hash = s_doc_hash(doc), .live = 1};
+    pc->rec = (idx_col_rec){.pub = pub, .len_t = lt, .len_b = lb, .site = (uint32_t)site,
+                            .cat = (uint32_t)cat, .hash = hash, .live = 1};
     pd->ddocs++;
     pd->dsum_t += lt;
     pd->dsum_b += lb;
@@ -1823,6 +1842,208 @@ int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_
     if (pd->ncols >= self->max_pending || self->max_pending == 0)
         return idx_flush(self, txn);
     return IDX_OK;
+}
+
+int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old) {
+    if (!self || !txn || !doc || id == 0)
+        return IDX_INVALID_ARGUMENT;
+    idx_col_rec rec;
+    int st = s_put_check(self, txn, id, old, &rec);
+    if (st)
+        return st;
+    struct idx_pending *pd = self->pend;
+    int64_t site = s_dict_assign(self, txn, 's', doc->site);
+    int64_t cat = s_dict_assign(self, txn, 'c', doc->category);
+    if (site < 0 || cat < 0)
+        return s_lmdb_fail("dict", MDB_BAD_TXN);
+    uint32_t lt = 0, lb = 0;
+    if ((old && rec.live && s_remove(self, old, &rec)) || s_analyze_doc(self->an, pd, doc, &lt, &lb) ||
+        s_pend_add(pd, id, lt, lb)) {
+        idx_discard(self);
+        log_error("idx.put", "err=\"out of memory\"");
+        return IDX_INTERNAL;
+    }
+    return s_put_finish(self, txn, id, site, cat, doc->published_at, lt, lb, s_doc_hash(doc));
+}
+
+/* ---------------------------------------------------------------------- */
+/* analysis apart from the index (idx_analyze, idx_put_analyzed) */
+
+struct idx_analyzer {
+    text_analyzer *an;
+    struct idx_pending *pd; /* a per-doc term table (no posting data) */
+};
+
+typedef struct {
+    uint32_t hash;    /* s_hash of the key */
+    uint32_t keyoff;  /* in bytes */
+    uint32_t entoff;  /* the pending entry without its docid, in bytes */
+    uint32_t entlen;
+    uint16_t keylen;
+} s_aterm;
+
+struct idx_analyzed {
+    uint32_t hash, lt, lb;
+    int64_t pub;
+    uint32_t site_off, cat_off; /* NUL-terminated copies, in bytes */
+    s_aterm *terms;
+    size_t nterms;
+    idx_bytes bytes;
+};
+
+idx_analyzer *idx_analyzer_new(const idx_options *opts) {
+    idx_analyzer *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (sodium_init() < 0) { /* idx_term_key hashes long terms */
+        free(self);
+        return NULL;
+    }
+    text_options to = text_options_default();
+    to.stopwords = opts ? opts->stopwords : NULL;
+    self->an = text_analyzer_new(&to);
+    self->pd = calloc(1, sizeof *self->pd);
+    if (!self->an || !self->pd) {
+        idx_analyzer_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void idx_analyzer_destroy(idx_analyzer **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    idx_analyzer *self = *self_p;
+    text_analyzer_destroy(&self->an);
+    s_pend_free(&self->pd);
+    free(self);
+    *self_p = NULL;
+}
+
+void idx_analyzed_free(idx_analyzed **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    idx_bytes_free(&(*self_p)->bytes);
+    free((*self_p)->terms);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Empty the analyzer's per-doc term table (only the slots in use). */
+static void s_aterms_reset(struct idx_pending *pd) {
+    if (pd->nterms * 16 > pd->nslots) {
+        memset(pd->slots, 0, pd->nslots * sizeof *pd->slots);
+    } else {
+        for (size_t i = 0; i < pd->nterms; i++) {
+            uint64_t want = (uint64_t)pd->terms[i].hash << 32 | ((uint32_t)i + 1);
+            size_t k = pd->terms[i].hash & (pd->nslots - 1);
+            while (pd->slots[k] != want)
+                k = (k + 1) & (pd->nslots - 1);
+            pd->slots[k] = 0;
+        }
+    }
+    pd->nterms = 0;
+    pd->keys.len = 0;
+}
+
+static uint32_t s_bytes_str(idx_bytes *b, const char *v) {
+    size_t l = v ? strlen(v) : 0;
+    if (idx_bytes_reserve(b, l + 1))
+        return UINT32_MAX;
+    uint32_t at = (uint32_t)b->len;
+    if (l)
+        memcpy(b->p + b->len, v, l);
+    b->p[b->len + l] = 0;
+    b->len += l + 1;
+    return at;
+}
+
+int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out) {
+    if (!out)
+        return IDX_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!self || !doc)
+        return IDX_INVALID_ARGUMENT;
+    struct idx_pending *pd = self->pd;
+    idx_analyzed *a = calloc(1, sizeof *a);
+    uint32_t lt = 0, lb = 0;
+    int rc = !a || s_analyze_doc(self->an, pd, doc, &lt, &lb) ? -1 : 0;
+    if (!rc && pd->ndterms && !(a->terms = malloc(pd->ndterms * sizeof *a->terms)))
+        rc = -1;
+    size_t need = pd->keys.len;
+    for (size_t di = 0; !rc && di < pd->ndterms; di++)
+        need += s_entry_cap(pd, &pd->terms[pd->dterms[di]]);
+    if (!rc && idx_bytes_reserve(&a->bytes, need))
+        rc = -1;
+    for (size_t di = 0; !rc && di < pd->ndterms; di++) {
+        const s_pterm *t = &pd->terms[pd->dterms[di]];
+        s_aterm *at = &a->terms[a->nterms++];
+        at->hash = t->hash;
+        at->keylen = t->keylen;
+        at->keyoff = (uint32_t)a->bytes.len;
+        memcpy(a->bytes.p + a->bytes.len, pd->keys.p + t->keyoff, t->keylen);
+        a->bytes.len += t->keylen;
+        at->entoff = (uint32_t)a->bytes.len;
+        uint8_t *e = s_entry_put(pd, t, lt, lb, a->bytes.p + a->bytes.len);
+        at->entlen = (uint32_t)(e - (a->bytes.p + a->bytes.len));
+        a->bytes.len += at->entlen;
+    }
+    if (!rc) {
+        a->site_off = s_bytes_str(&a->bytes, doc->site);
+        a->cat_off = s_bytes_str(&a->bytes, doc->category);
+        if (a->site_off == UINT32_MAX || a->cat_off == UINT32_MAX)
+            rc = -1;
+    }
+    s_aterms_reset(pd);
+    if (rc) {
+        idx_analyzed_free(&a);
+        log_error("idx.analyze", "err=\"out of memory\"");
+        return IDX_INTERNAL;
+    }
+    a->hash = s_doc_hash(doc);
+    a->lt = lt;
+    a->lb = lb;
+    a->pub = doc->published_at;
+    *out = a;
+    return IDX_OK;
+}
+
+int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a,
+                     const idx_doc *old) {
+    if (!self || !txn || !a || id == 0)
+        return IDX_INVALID_ARGUMENT;
+    idx_col_rec rec;
+    int st = s_put_check(self, txn, id, old, &rec);
+    if (st)
+        return st;
+    struct idx_pending *pd = self->pend;
+    const char *sv = (const char *)a->bytes.p + a->site_off;
+    const char *cv = (const char *)a->bytes.p + a->cat_off;
+    int64_t site = s_dict_assign(self, txn, 's', sv);
+    int64_t cat = s_dict_assign(self, txn, 'c', cv);
+    if (site < 0 || cat < 0)
+        return s_lmdb_fail("dict", MDB_BAD_TXN);
+    if (old && rec.live && s_remove(self, old, &rec))
+        goto oom;
+    for (size_t i = 0; i < a->nterms; i++) {
+        const s_aterm *at = &a->terms[i];
+        long ti = s_intern_h(pd, a->bytes.p + at->keyoff, at->keylen, at->hash);
+        if (ti < 0)
+            goto oom;
+        s_pterm *t = &pd->terms[ti];
+        if (idx_bytes_reserve(&t->data, 8 + (size_t)at->entlen))
+            goto oom;
+        uint8_t *p = t->data.p + t->data.len;
+        memcpy(p, &id, 8);
+        memcpy(p + 8, a->bytes.p + at->entoff, at->entlen);
+        t->data.len += 8 + (size_t)at->entlen;
+        s_pterm_added(t, id);
+    }
+    return s_put_finish(self, txn, id, site, cat, a->pub, a->lt, a->lb, a->hash);
+oom:
+    idx_discard(self);
+    log_error("idx.put", "err=\"out of memory\"");
+    return IDX_INTERNAL;
 }
 
 int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {

@@ -159,6 +159,42 @@ int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_
  * idx_put. */
 int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old);
 
+/* --- analysis apart from the index (a second thread) ----------------------
+ *
+ * idx_put = analysis (tokenize, fold, stem, CJK n-grams: most of its CPU)
+ * + the batch and LMDB work. The analysis can run on another thread:
+ *
+ *   thread A (any):  idx_analyze(an, doc, &a)      no txn, no idx, no LMDB
+ *   thread B (idx):  idx_put_analyzed(ix, txn, id, a, old); idx_analyzed_free(&a)
+ *
+ * idx_put_analyzed(ix, txn, id, a, old) changes the index exactly as
+ * idx_put(ix, txn, id, doc, old) does (same checks, same bytes) when `a` is
+ * idx_analyze of `doc` with the same stop words. The analyzer holds the
+ * stemmer, its cache and scratch buffers: one idx_analyzer per thread; an
+ * idx_analyzed is immutable and may be handed to another thread. */
+typedef struct idx_analyzer idx_analyzer;
+typedef struct idx_analyzed idx_analyzed;
+
+/* A new analyzer with opts' stop words (NULL = none; must match the idx's).
+ * NULL on allocation failure. Caller owns it (idx_analyzer_destroy). */
+idx_analyzer *idx_analyzer_new(const idx_options *opts);
+
+/* Free and set *self to NULL; safe on NULL and twice. */
+void idx_analyzer_destroy(idx_analyzer **self);
+
+/* Analyze doc (read only; its strings may be freed afterwards). On IDX_OK
+ * *out is the result (caller owns: idx_analyzed_free). Returns IDX_OK,
+ * IDX_INVALID_ARGUMENT (NULL argument), IDX_INTERNAL (out of memory). */
+int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out);
+
+/* Free and set *self to NULL; safe on NULL and twice. */
+void idx_analyzed_free(idx_analyzed **self);
+
+/* idx_put with the document already analyzed (see above); `a` is not
+ * consumed (a replayed txn may put it again). Same returns as idx_put. */
+int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a,
+                     const idx_doc *old);
+
 /* Write buffered changes into txn. MUST be called before mdb_txn_commit
  * when max_pending_docs > 0. IDX_OK or IDX_INTERNAL. */
 int idx_flush(idx *self, MDB_txn *txn);
