@@ -11,17 +11,44 @@
 #include "pbscan.h"
 #include "wire.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_META_KEY "search_index"
+
+/* The analysis thread of a bulk apply (qsearch_bulk_begin): it analyzes
+ * the chunk's articles in order (idx_analyze, its own idx_analyzer) while
+ * the worker's thread applies the chunk; the hook then takes each result
+ * (idx_put_analyzed), waiting when the analysis is behind. Everything
+ * between the two threads is under mu. */
+typedef struct {
+    pthread_t thr;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done; /* work: the thread waits; done: the worker waits */
+    idx_analyzer *an;          /* the thread's */
+    /* the job (arrays of n, owned here; the articles are the caller's) */
+    const Bulletin__Article **arts;
+    idx_analyzed **res;
+    size_t n, cap;
+    size_t next;               /* next item the thread takes */
+    size_t ndone;              /* items 0..ndone-1 are in res[] */
+    bool active, cancel, busy, quit;
+    size_t cursor;             /* the worker's: where the hook looks next */
+    uint64_t used, fallback, waits, wait_us;
+    uint64_t an_cpu_us;        /* the thread's CPU time (measurement, log) */
+} s_bulk;
 
 struct qsearch {
     replica *rep;
     idx *ix;
     bool broken;
     char *snip; /* QSEARCH_SNIPPET_CAP bytes */
+    idx_options opts;
+    s_bulk bulk;
 };
 
 /* --- article -> idx_doc ------------------------------------------------------ */
@@ -40,6 +67,217 @@ static void s_doc(const Bulletin__Article *a, idx_doc *d)
     d->published_at = a->published_at;
 }
 
+/* --- bulk apply: analysis on a second thread --------------------------------------- */
+
+static uint64_t s_thread_cpu_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void *s_bulk_main(void *ud)
+{
+    qsearch *s = ud;
+    s_bulk *b = &s->bulk;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->quit && !(b->active && !b->cancel && b->next < b->n)) {
+            if (b->busy) {
+                b->busy = false;
+                pthread_cond_broadcast(&b->done);
+            }
+            pthread_cond_wait(&b->work, &b->mu);
+        }
+        if (b->quit)
+            break;
+        b->busy = true;
+        size_t i = b->next++;
+        const Bulletin__Article *a = b->arts[i];
+        pthread_mutex_unlock(&b->mu);
+        idx_analyzed *r = NULL;
+        if (a) {
+            idx_doc d;
+            s_doc(a, &d);
+            if (idx_analyze(b->an, &d, &r) != IDX_OK)
+                r = NULL; /* the hook falls back to idx_put */
+        }
+        pthread_mutex_lock(&b->mu);
+        b->res[i] = r;
+        b->ndone = i + 1;
+        if (b->ndone == b->n)
+            b->an_cpu_us = s_thread_cpu_us();
+        pthread_cond_broadcast(&b->done);
+    }
+    b->busy = false;
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* The analyzed version of `a` (the hook's new article: a copy of a chunk
+ * article, sharing its strings), waiting for the thread when needed; NULL
+ * when it is not part of the bulk job (or was taken already: a replay). */
+static idx_analyzed *s_bulk_take(qsearch *s, const Bulletin__Article *a)
+{
+    s_bulk *b = &s->bulk;
+    if (!b->active)
+        return NULL;
+    size_t k = b->cursor;
+    while (k < b->n &&
+           !(b->arts[k] && b->arts[k]->title == a->title && b->arts[k]->body == a->body &&
+             b->arts[k]->site == a->site && b->arts[k]->category == a->category &&
+             b->arts[k]->tags == a->tags && b->arts[k]->n_tags == a->n_tags &&
+             b->arts[k]->published_at == a->published_at))
+        k++;
+    if (k == b->n) {
+        b->fallback++;
+        return NULL;
+    }
+    b->cursor = k + 1;
+    pthread_mutex_lock(&b->mu);
+    if (b->ndone <= k) {
+        int64_t t0 = clock_mono_us();
+        b->waits++;
+        while (b->ndone <= k)
+            pthread_cond_wait(&b->done, &b->mu);
+        b->wait_us += (uint64_t)(clock_mono_us() - t0);
+    }
+    idx_analyzed *r = b->res[k];
+    b->res[k] = NULL;
+    pthread_mutex_unlock(&b->mu);
+    if (r)
+        b->used++;
+    else
+        b->fallback++;
+    return r;
+}
+
+static int s_bulk_start(qsearch *s)
+{
+    s_bulk *b = &s->bulk;
+    if (b->started)
+        return 0;
+    b->an = idx_analyzer_new(&s->opts);
+    if (!b->an)
+        return -1;
+    if (pthread_mutex_init(&b->mu, NULL) != 0) {
+        idx_analyzer_destroy(&b->an);
+        return -1;
+    }
+    if (pthread_cond_init(&b->work, NULL) != 0) {
+        pthread_mutex_destroy(&b->mu);
+        idx_analyzer_destroy(&b->an);
+        return -1;
+    }
+    if (pthread_cond_init(&b->done, NULL) != 0) {
+        pthread_cond_destroy(&b->work);
+        pthread_mutex_destroy(&b->mu);
+        idx_analyzer_destroy(&b->an);
+        return -1;
+    }
+    if (pthread_create(&b->thr, NULL, s_bulk_main, s) != 0) {
+        pthread_cond_destroy(&b->done);
+        pthread_cond_destroy(&b->work);
+        pthread_mutex_destroy(&b->mu);
+        idx_analyzer_destroy(&b->an);
+        return -1;
+    }
+    b->started = true;
+    return 0;
+}
+
+static void s_bulk_stop(qsearch *s)
+{
+    s_bulk *b = &s->bulk;
+    if (b->started) {
+        qsearch_bulk_end(s);
+        pthread_mutex_lock(&b->mu);
+        b->quit = true;
+        pthread_cond_broadcast(&b->work);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thr, NULL);
+        pthread_cond_destroy(&b->done);
+        pthread_cond_destroy(&b->work);
+        pthread_mutex_destroy(&b->mu);
+        idx_analyzer_destroy(&b->an);
+        b->started = false;
+    }
+    free(b->arts);
+    free(b->res);
+    b->arts = NULL;
+    b->res = NULL;
+    b->cap = 0;
+}
+
+int qsearch_bulk_begin(qsearch *s, Bulletin__Internal__Change *const *changes, size_t n)
+{
+    s_bulk *b = &s->bulk;
+    if (b->active)
+        qsearch_bulk_end(s);
+    size_t puts = 0;
+    for (size_t i = 0; i < n; i++)
+        puts += changes[i] && changes[i]->op == BULLETIN__INTERNAL__CHANGE_OP__PUT &&
+                changes[i]->article;
+    if (puts < QSEARCH_BULK_MIN)
+        return 0;
+    if (s_bulk_start(s) != 0) {
+        log_warn("search.bulk", "why=\"cannot start the analysis thread: indexing on this one\"");
+        return 0;
+    }
+    if (n > b->cap) {
+        const Bulletin__Article **na = realloc(b->arts, n * sizeof *na);
+        if (na)
+            b->arts = na;
+        idx_analyzed **nr = na ? realloc(b->res, n * sizeof *nr) : NULL;
+        if (nr)
+            b->res = nr;
+        if (!na || !nr)
+            return 0;
+        b->cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Bulletin__Internal__Change *c = changes[i];
+        b->arts[i] = c && c->op == BULLETIN__INTERNAL__CHANGE_OP__PUT ? c->article : NULL;
+        b->res[i] = NULL;
+    }
+    pthread_mutex_lock(&b->mu);
+    b->n = n;
+    b->next = b->ndone = 0;
+    b->cursor = 0;
+    b->cancel = false;
+    b->active = true;
+    b->busy = true;
+    b->used = b->fallback = b->waits = b->wait_us = 0;
+    pthread_cond_broadcast(&b->work);
+    pthread_mutex_unlock(&b->mu);
+    return 1;
+}
+
+void qsearch_bulk_end(qsearch *s)
+{
+    s_bulk *b = &s->bulk;
+    if (!b->active)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->cancel = true;
+    while (b->busy)
+        pthread_cond_wait(&b->done, &b->mu);
+    b->active = false;
+    size_t nd = b->ndone;
+    pthread_mutex_unlock(&b->mu);
+    for (size_t i = 0; i < nd; i++)
+        idx_analyzed_free(&b->res[i]);
+    log_debug("search.bulk",
+              "changes=%zu analyzed_apart=%llu fallback=%llu waits=%llu wait_ms=%llu "
+              "analysis_thread_cpu_ms=%llu worker_thread_cpu_ms=%llu",
+              b->n, (unsigned long long)b->used, (unsigned long long)b->fallback,
+              (unsigned long long)b->waits, (unsigned long long)(b->wait_us / 1000),
+              (unsigned long long)(b->an_cpu_us / 1000),
+              (unsigned long long)(s_thread_cpu_us() / 1000));
+    b->n = 0;
+}
+
 /* --- the replica hook ---------------------------------------------------------- */
 
 static int s_on_change(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article *old,
@@ -50,7 +288,11 @@ static int s_on_change(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Arti
     if (old)
         s_doc(old, &od);
     int rc;
-    if (new_) {
+    idx_analyzed *an = new_ ? s_bulk_take(s, new_) : NULL;
+    if (an) {
+        rc = idx_put_analyzed(s->ix, txn, id, an, old ? &od : NULL);
+        idx_analyzed_free(&an);
+    } else if (new_) {
         s_doc(new_, &nd);
         rc = idx_put(s->ix, txn, id, &nd, old ? &od : NULL);
     } else if (old) {
@@ -88,6 +330,7 @@ static void s_after_abort(void *ud)
 {
     qsearch *s = ud;
     idx_discard(s->ix);
+    s->bulk.cursor = 0; /* a replay: results already taken are analyzed again by idx_put */
 }
 
 /* --- open, version, rebuild ----------------------------------------------------- */
@@ -236,6 +479,7 @@ qsearch *qsearch_new(replica *rep, const idx_options *opts)
         o = *opts;
     if (!opts || !opts->max_pending_docs)
         o.max_pending_docs = QSEARCH_PENDING_DOCS;
+    s->opts = o;
     s_open_args oa = {s, &o};
     if (!s->snip || replica_write(rep, s_open_fn, &oa) != 0 || !s->ix) {
         log_error("search.open", "error=\"could not open the index databases\"");
@@ -301,6 +545,7 @@ void qsearch_destroy(qsearch **self)
     qsearch *s = *self;
     if (s->ix)
         replica_set_hook(s->rep, NULL);
+    s_bulk_stop(s);
     idx_close(&s->ix);
     free(s->snip);
     free(s);

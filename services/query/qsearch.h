@@ -32,7 +32,8 @@
  * summaries; the snippet from the article's body (read in place, not
  * decoded: a 1 MiB body costs what the snippet scan bounds it to).
  *
- * Not thread-safe: one qsearch per replica, used by the worker's thread.
+ * Not thread-safe: one qsearch per replica, used by the worker's thread
+ * (it owns a private analysis thread for bulk applies, see qsearch_bulk_begin).
  */
 #ifndef QUERY_QSEARCH_H
 #define QUERY_QSEARCH_H
@@ -67,6 +68,27 @@ void qsearch_destroy(qsearch **self);
  * posting list per term. Blocks the caller for about a rewrite of the index
  * (~1-1.5 s per 300k articles). 0, or -1 (logged; the index stays usable). */
 int qsearch_optimize(qsearch *s);
+
+/* BULK APPLY (a Sync chunk): analysis on a second thread.
+ *
+ *   qsearch_bulk_begin(s, changes, n)    the analysis thread starts on the
+ *                                        PUT articles of changes[], in order
+ *   replica_apply(rep, changes, n, ...)  the hook takes each analyzed doc
+ *                                        (idx_put_analyzed) in seq order,
+ *                                        waiting for the thread if needed
+ *   qsearch_bulk_end(s)                  stop the thread, free what is left
+ *
+ * The replica data, the index and the applied seq still change in one txn;
+ * the old version of an update is analyzed by the hook itself, as before. A
+ * change the thread did not analyze (or a replayed txn after MDB_MAP_FULL)
+ * is indexed by idx_put. changes[] must stay untouched until bulk_end.
+ * Fewer than QSEARCH_BULK_MIN articles: nothing starts (returns 0).
+ * Returns 1 when the thread works on the job, 0 when the hook indexes on
+ * the caller's thread (small batch, or the thread could not start: logged).
+ * The thread is started at the first bulk and joined by qsearch_destroy. */
+#define QSEARCH_BULK_MIN 16
+int qsearch_bulk_begin(qsearch *self, Bulletin__Internal__Change *const *changes, size_t n);
+void qsearch_bulk_end(qsearch *self);
 
 /* True when an apply failed because the index and the replica disagree;
  * qsearch_rebuild() clears it. */

@@ -505,7 +505,12 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
         w->sync_from = last > w->sync_from ? last : replica_applied_seq(w->rep);
         s_sync_send(w);
     }
-    if (replica_apply(w->rep, c->changes, c->n_changes, c->done ? c->head_seq : 0) < 0) {
+    /* the chunk's text analysis runs on the search's second thread while this
+     * one applies the chunk (same txn, same order: see qsearch_bulk_begin) */
+    qsearch_bulk_begin(w->search, c->changes, c->n_changes);
+    int arc = replica_apply(w->rep, c->changes, c->n_changes, c->done ? c->head_seq : 0);
+    qsearch_bulk_end(w->search);
+    if (arc < 0) {
         s_index_repair(w);
         w->sync_id++; /* forget the chunk asked for above */
         w->sync_from = replica_applied_seq(w->rep);

@@ -1,0 +1,173 @@
+/*
+ * qsearch_bulk_test: a bulk apply with the text analysis on the second
+ * thread (qsearch_bulk_begin / replica_apply / qsearch_bulk_end) leaves the
+ * same index, byte for byte, as the same changes applied on one thread:
+ * new articles, updates (the old version is removed), deletes, duplicates
+ * (seq already applied), a PUT without an article, and a map so small that
+ * the bulk txn hits MDB_MAP_FULL and is replayed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "qsearch.h"
+#include "query_fixture.h"
+
+#define NBATCH 3
+#define PER_BATCH 400
+
+static const char *WORDS[] = {"storm", "running", "market", "bridge", "café", "police",
+                              "新闻", "北京", "harvest", "markets", "river", "naïve"};
+#define NW (sizeof WORDS / sizeof WORDS[0])
+
+static fx_change CH[NBATCH][PER_BATCH];
+static Bulletin__Internal__Change *P[NBATCH][PER_BATCH];
+static size_t NCH[NBATCH];
+static unsigned rng = 99;
+static unsigned rnd(void)
+{
+    rng = rng * 1103515245u + 12345u;
+    return (rng >> 8) & 0xffffff;
+}
+
+static void s_body(fx_change *x)
+{
+    x->body[0] = 0;
+    int n = 5 + (int)(rnd() % 40);
+    for (int i = 0; i < n; i++) {
+        strcat(x->body, WORDS[rnd() % NW]);
+        strcat(x->body, " ");
+    }
+    snprintf(x->title, sizeof x->title, "%s %s", WORDS[rnd() % NW], WORDS[rnd() % NW]);
+}
+
+/* batch 0: ids 1..400; batch 1: a few duplicates of batch 0, updates,
+ * deletes, new ids, a PUT without article; batch 2: more of the same */
+static void s_history(void)
+{
+    uint64_t seq = 0;
+    for (size_t b = 0; b < NBATCH; b++) {
+        size_t n = 0;
+        if (b > 0) /* duplicates: already applied, skipped by the replica */
+            for (int i = 0; i < 5; i++) {
+                fx_put(&CH[b][n], 1 + (uint64_t)i, 1 + (uint64_t)i, "dup", "dup", 1, NULL, NULL);
+                n++;
+            }
+        while (n < PER_BATCH) {
+            fx_change *x = &CH[b][n];
+            uint64_t id = b == 0 ? (uint64_t)n + 1 : 1 + rnd() % (PER_BATCH + 100);
+            if (b > 0 && rnd() % 6 == 0) {
+                fx_del(x, ++seq, id);
+            } else {
+                fx_put(x, ++seq, id, rnd() % 2 ? "a.example" : "b.example",
+                       rnd() % 2 ? "news" : "jokes", 1600000000000LL + rnd() % 1000,
+                       rnd() % 2 ? "t1" : NULL, NULL);
+                s_body(x);
+                if (b == 2 && n == 50)
+                    x->c.article = NULL; /* malformed: logged, skipped */
+            }
+            n++;
+        }
+        NCH[b] = n;
+        for (size_t i = 0; i < n; i++)
+            P[b][i] = &CH[b][i].c;
+    }
+    /* duplicates need seqs at or below what batch 0 applied */
+    for (size_t b = 1; b < NBATCH; b++)
+        for (size_t i = 0; i < 5; i++)
+            CH[b][i].c.seq = i + 1;
+}
+
+static void s_compare(replica *ra, replica *rb)
+{
+    static const char *names[] = {"idx_post", "idx_lex", "idx_col", "idx_dict", "idx_meta"};
+    const replica_dbs *da = replica_dbs_get(ra), *db = replica_dbs_get(rb);
+    MDB_txn *ta, *tb;
+    assert_int_equal(mdb_txn_begin(da->env, NULL, MDB_RDONLY, &ta), 0);
+    assert_int_equal(mdb_txn_begin(db->env, NULL, MDB_RDONLY, &tb), 0);
+    size_t total = 0;
+    for (size_t n = 0; n < 5; n++) {
+        MDB_dbi xa, xb;
+        assert_int_equal(mdb_dbi_open(ta, names[n], 0, &xa), 0);
+        assert_int_equal(mdb_dbi_open(tb, names[n], 0, &xb), 0);
+        MDB_cursor *ca, *cb;
+        assert_int_equal(mdb_cursor_open(ta, xa, &ca), 0);
+        assert_int_equal(mdb_cursor_open(tb, xb, &cb), 0);
+        MDB_val ka, va, kb, vb;
+        int rca = mdb_cursor_get(ca, &ka, &va, MDB_FIRST);
+        int rcb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+        while (rca == 0 && rcb == 0) {
+            assert_int_equal(ka.mv_size, kb.mv_size);
+            assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
+            assert_int_equal(va.mv_size, vb.mv_size);
+            assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
+            total++;
+            rca = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
+            rcb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
+        }
+        assert_int_equal(rca, MDB_NOTFOUND);
+        assert_int_equal(rcb, MDB_NOTFOUND);
+        mdb_cursor_close(ca);
+        mdb_cursor_close(cb);
+    }
+    assert_true(total > 50);
+    mdb_txn_abort(ta);
+    mdb_txn_abort(tb);
+}
+
+static void test_bulk_same_index(void **state)
+{
+    (void)state;
+    s_history();
+    char *dira = fx_tmpdir(), *dirb = fx_tmpdir();
+    assert_non_null(dira);
+    assert_non_null(dirb);
+    replica *ra = replica_new(dira, 0);
+    replica *rb = replica_new(dirb, (size_t)1 << 20); /* 1 MiB: MAP_FULL, replays */
+    assert_non_null(ra);
+    assert_non_null(rb);
+    qsearch *qa = qsearch_new(ra, NULL), *qb = qsearch_new(rb, NULL);
+    assert_non_null(qa);
+    assert_non_null(qb);
+
+    /* a batch under QSEARCH_BULK_MIN articles stays on this thread */
+    assert_int_equal(qsearch_bulk_begin(qb, P[0], 3), 0);
+    qsearch_bulk_end(qb);
+    qsearch_bulk_end(qb); /* safe when nothing runs */
+
+    for (size_t b = 0; b < NBATCH; b++) {
+        assert_int_equal(replica_apply(ra, P[b], NCH[b], 0), 0);
+        assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1);
+        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
+        qsearch_bulk_end(qb);
+    }
+    assert_int_equal(replica_applied_seq(ra), replica_applied_seq(rb));
+    assert_int_equal(replica_count(ra), replica_count(rb));
+    assert_false(qsearch_broken(qb));
+    assert_int_equal(qsearch_docs(qa), replica_count(ra));
+    assert_int_equal(qsearch_docs(qb), replica_count(rb));
+    s_compare(ra, rb);
+
+    /* a bulk begun and ended without an apply (the apply failed early) */
+    assert_int_equal(qsearch_bulk_begin(qb, P[1], NCH[1]), 1);
+    qsearch_bulk_end(qb);
+    /* begun, then destroyed while the thread may still work */
+    assert_int_equal(qsearch_bulk_begin(qb, P[2], NCH[2]), 1);
+    qsearch_destroy(&qb);
+    qsearch_destroy(&qb);
+    qsearch_destroy(&qa);
+    replica_destroy(&ra);
+    replica_destroy(&rb);
+    fx_rmdir(dira);
+    fx_rmdir(dirb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bulk_same_index),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
