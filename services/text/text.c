@@ -46,6 +46,9 @@ struct text_analyzer {
     bool w_alpha;       /* ASCII letters and apostrophes only: stemmable */
     int w_last;         /* 1 letter, 2 digit */
     int pending;        /* 0, or the joiner: '\'' or '.' or ',' */
+    /* snippets: stem only words whose first byte some query term starts with
+     * (a Snowball English stem keeps the word's first letter), NULL = all */
+    const uint64_t *stem_gate;
     /* CJK run */
     char cprev[4];
     int cprev_len;
@@ -233,7 +236,9 @@ static void s_flush_word(text_analyzer *self) {
         return;
     const char *stem = self->w;
     size_t sl = wl;
-    if (self->stemmer && self->w_alpha && wl <= S_STEM_MAX) {
+    const uint8_t w0 = (uint8_t)self->w[0];
+    if (self->stemmer && self->w_alpha && wl <= S_STEM_MAX &&
+        (!self->stem_gate || (self->stem_gate[w0 >> 6] >> (w0 & 63) & 1))) {
         s_stem_slot *c = NULL;
         if (wl <= S_SC_WORD) {
             uint32_t h = 2166136261u;
@@ -609,7 +614,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     const char *mo = o.mark_open ? o.mark_open : "\xC2\xAB";
     const char *mc = o.mark_close ? o.mark_close : "\xC2\xBB";
     uint32_t maxc = o.max_chars ? o.max_chars : 200;
-    uint32_t scan = o.scan_bytes ? o.scan_bytes : 65536;
+    uint32_t scan = o.scan_bytes ? o.scan_bytes : 16384;
     uint32_t len = blen > UINT32_MAX ? UINT32_MAX : (uint32_t)blen;
     uint32_t slen = len < scan ? len : scan;
     s_buf b = {out, cap - 1, 0};
@@ -618,6 +623,24 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t *counts = calloc(nt ? nt : 1, sizeof *counts);
     s_match *marks = malloc(S_SNIP_MARKS * sizeof *marks);
     bool found = false;
+    /* A word whose first byte starts no term cannot match: skip stemming it.
+     * Terms are stems or TEXT_EXACT_PREFIX + a folded surface; prefixes are
+     * folded surfaces. */
+    uint64_t gate[4] = {0};
+    for (size_t i = 0; i < o.nterms; i++) {
+        const char *t = o.terms[i];
+        uint32_t tl = o.term_lens[i];
+        if (tl && t[0] == TEXT_EXACT_PREFIX) {
+            t++;
+            tl--;
+        }
+        if (tl)
+            gate[(uint8_t)t[0] >> 6] |= 1ULL << ((uint8_t)t[0] & 63);
+    }
+    for (size_t i = 0; i < o.nprefixes; i++)
+        if (o.prefix_lens[i])
+            gate[(uint8_t)o.prefixes[i][0] >> 6] |= 1ULL << ((uint8_t)o.prefixes[i][0] & 63);
+    self->stem_gate = gate;
     if (c && counts && marks && nt) {
         c->o = &o;
         c->body = body;
@@ -665,6 +688,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
             marks[k].end += from;
         }
     }
+    self->stem_gate = NULL;
     bool space = true;
     if (from > 0)
         s_put(&b, "\xE2\x80\xA6", 3);

@@ -411,7 +411,7 @@ class SearchTest(SearchCase):
                     SITES[1], CATEGORIES[1], [], T0)
         seq = self.ingest_docs([d, small])
         # vocab[0] is everywhere (marked in the snippet); vocab[-1] only near
-        # the end, past the bytes a snippet scans (64 KiB): found, and the
+        # the end, past the bytes a snippet scans (16 KiB): found, and the
         # snippet is the beginning of the body, just as cheap
         for q in (vocab[-1], vocab[0]):
             best = None

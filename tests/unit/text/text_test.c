@@ -141,6 +141,16 @@ static void test_snippet(void **state) {
     const char *body = "The fox was running from the police.\nPolice said running\tis fun.";
     text_snippet(a, body, strlen(body), &o, out, sizeof out);
     assert_string_equal(out, "The fox was «running» from the «police». «Police» said «running» is fun.");
+    /* snippets stem only words that can match (same first letter as a term):
+     * exceptional stems still match ("dying" -> "die"), and the analyzer
+     * stems everything again afterwards */
+    const char *die[] = {"die"};
+    uint32_t die_len[] = {3};
+    text_snippet(a, "nobody is dying today", 21,
+                 &(text_snippet_opts){.terms = die, .term_lens = die_len, .nterms = 1}, out,
+                 sizeof out);
+    assert_string_equal(out, "nobody is «dying» today");
+    assert_string_equal(s_an(a, "Running dogs"), "0Srun 0Xrunning 1Sdog 1Xdogs");
     o.mark_open = "<b>";
     o.mark_close = "</b>";
     text_snippet(a, "中国北京", strlen("中国北京"), &(text_snippet_opts){.terms = (const char *[]){"北京"},
