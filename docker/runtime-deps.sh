@@ -8,6 +8,10 @@ set -eu
 needed=$(for b in "$@"; do objdump -p "$b" | awk '$1 == "NEEDED" { print $2 }'; done | sort -u)
 paths=$(ldd "$@" | awk '$2 == "=>" { print $1, $3 }' | sort -u)
 pkgs=$(for so in $needed; do
+    # the dynamic loader (needed by binaries using thread-local storage from a
+    # static library) is part of libc6, which the base image has; ldd prints it
+    # without "=>"
+    case "$so" in ld-linux*.so.*) continue ;; esac
     lib=$(printf '%s\n' "$paths" | awk -v so="$so" '$1 == so { print $2; exit }')
     case "$lib" in
     /*) ;;
