@@ -28,6 +28,7 @@
  * Output: a markdown report on stdout (machine, table, ratios, targets);
  * progress as key=value log lines on stderr.
  */
+#include "bench_common.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -37,14 +38,10 @@
 #include "bulletin.pb-c.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -52,11 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,10 +112,7 @@ static const cfg_option s_opts[] = {
 /* ------------------------------------------------------------------------- */
 /* corpus                                                                     */
 
-typedef struct {
-    char *key, *title, *body, *category, *site;
-    int64_t published_ms;
-} s_article;
+typedef bench_article s_article;
 
 typedef struct {
     s_article *a;
@@ -133,25 +123,7 @@ typedef struct {
 
 /* What the ingest contract rejects; such lines are skipped for both engines so
  * that every Bulletin write can be CREATED. */
-#define S_TITLE_MAX 1000
-#define S_BODY_MAX (1024 * 1024)
-#define S_DATE_MIN_MS 631152000000LL /* 1990-01-01T00:00:00Z */
-
-static char *s_json_str(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-    const char *s = json_is_string(v) ? json_string_value(v) : "";
-    return strdup(s);
-}
-
-static void s_article_free(s_article *a)
-{
-    free(a->key);
-    free(a->title);
-    free(a->body);
-    free(a->category);
-    free(a->site);
-}
+/* (limits: BENCH_TITLE_MAX, BENCH_BODY_MAX, BENCH_DATE_MIN_MS in bench_common.h) */
 
 /* Simple open-addressing set of keys, to skip duplicates. */
 typedef struct {
@@ -183,12 +155,9 @@ static bool s_keyset_add(s_keyset *ks, const char *key)
 static int s_corpus_load(s_corpus *c, const char *path, size_t want)
 {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        log_error("bench.corpus", "path=%s error=\"%s\" hint=\"bash /work/shared/corpus/build_corpora.sh\"",
-                  path, strerror(errno));
+    FILE *f = bench_corpus_open(path);
+    if (!f)
         return -1;
-    }
     c->a = calloc(want ? want : 1, sizeof *c->a);
     s_keyset ks = {0};
     ks.cap = 1;
@@ -207,46 +176,36 @@ static int s_corpus_load(s_corpus *c, const char *path, size_t want)
     ssize_t len;
     while (c->n < want && (len = getline(&line, &cap, f)) > 0) {
         c->lines++;
-        json_error_t jerr;
-        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        if (!json_is_object(o)) {
+        s_article a;
+        bench_verdict v = bench_article_parse(line, (size_t)len, max_ms, &a);
+        if (v == BENCH_ART_OK && !s_keyset_add(&ks, a.key)) {
+            bench_article_free(&a);
+            v = BENCH_ART_NO_KEY;
+        }
+        switch (v) {
+        case BENCH_ART_OK:
+            break;
+        case BENCH_ART_BAD_JSON:
             c->bad_json++;
-            json_decref(o);
             continue;
-        }
-        s_article a = {0};
-        a.key = s_json_str(o, "key");
-        a.title = s_json_str(o, "title");
-        a.body = s_json_str(o, "body");
-        a.category = s_json_str(o, "category");
-        a.site = s_json_str(o, "site");
-        json_t *pv = json_object_get(o, "published_at");
-        const char *pub = json_is_string(pv) ? json_string_value(pv) : "";
-        bool date_ok = clock_parse_rfc3339(pub, &a.published_ms) == 0;
-        json_decref(o);
-        size_t tlen = strlen(a.title), blen = strlen(a.body);
-        const char *why = NULL;
-        if (!date_ok) {
+        case BENCH_ART_BAD_DATE:
             c->bad_date++;
-            why = "date";
-        } else if (a.published_ms < S_DATE_MIN_MS || a.published_ms > max_ms) {
+            continue;
+        case BENCH_ART_OUT_OF_RANGE:
             c->out_of_range++;
-            why = "range";
-        } else if (tlen == 0 || tlen > S_TITLE_MAX) {
+            continue;
+        case BENCH_ART_BAD_TITLE:
             c->bad_title++;
-            why = "title";
-        } else if (blen > S_BODY_MAX || strlen(a.key) > 2048) {
+            continue;
+        case BENCH_ART_TOO_BIG:
             c->too_big++;
-            why = "size";
-        } else if (!a.key[0] || !s_keyset_add(&ks, a.key)) {
+            continue;
+        case BENCH_ART_NO_KEY: /* empty or duplicate */
             c->dup_key++;
-            why = "dup";
-        }
-        if (why) {
-            s_article_free(&a);
             continue;
         }
-        c->text_bytes += tlen + blen + strlen(a.category) + strlen(a.site) + strlen(a.key);
+        c->text_bytes += strlen(a.title) + strlen(a.body) + strlen(a.category) + strlen(a.site) +
+                         strlen(a.key);
         c->a[c->n++] = a;
     }
     free(line);
@@ -257,9 +216,7 @@ static int s_corpus_load(s_corpus *c, const char *path, size_t want)
 
 static void s_corpus_free(s_corpus *c)
 {
-    for (size_t i = 0; i < c->n; i++)
-        s_article_free(&c->a[i]);
-    free(c->a);
+    bench_articles_free(c->a, c->n);
     memset(c, 0, sizeof *c);
 }
 
@@ -479,75 +436,6 @@ static void s_bufs_free(s_buf *bufs, size_t n)
     free(bufs);
 }
 
-/* Send [empty][data] on a DEALER and wait up to timeout_ms for the reply
- * body. Returns the unpacked Reply (caller frees with wire_free) or NULL with
- * a sentence in why. */
-static Bulletin__Reply *s_roundtrip(void *sock, const void *data, size_t len, int timeout_ms,
-                                    char *why, size_t why_cap)
-{
-    if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, data, len, 0) < 0) {
-        snprintf(why, why_cap, "send failed: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    int64_t deadline = clock_mono_ms() + timeout_ms;
-    for (;;) {
-        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-        int64_t left = deadline - clock_mono_ms();
-        if (left <= 0) {
-            snprintf(why, why_cap, "no reply within %d ms", timeout_ms);
-            return NULL;
-        }
-        int rc = zmq_poll(&it, 1, (long)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0) {
-            snprintf(why, why_cap, "poll failed: %s", zmq_strerror(errno));
-            return NULL;
-        }
-        if (rc > 0)
-            break;
-    }
-    zmq_msg_t body;
-    int rc;
-    while ((rc = zio_recv_body(sock, &body, 0)) < 0 && errno == EINTR)
-        ;
-    if (rc < 0) {
-        snprintf(why, why_cap, "receive failed: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    wire_code code;
-    char uwhy[256];
-    size_t blen = zmq_msg_size(&body);
-    Bulletin__Reply *rep = NULL;
-    if (blen == 0)
-        snprintf(why, why_cap, "the reply has an empty or malformed body");
-    else if (!(rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor, zmq_msg_data(&body),
-                                                    blen, WIRE_BUDGET(blen), &code, uwhy,
-                                                    sizeof uwhy)))
-        snprintf(why, why_cap, "the reply does not decode: %s", uwhy);
-    zmq_msg_close(&body);
-    return rep;
-}
-
-/* Send a body-only request (Health, Stats) and return the Reply or NULL. */
-static Bulletin__Reply *s_simple_request(void *sock, Bulletin__Request__BodyCase body,
-                                         uint64_t id, int timeout_ms, char *why, size_t cap)
-{
-    Bulletin__Request req = BULLETIN__REQUEST__INIT;
-    Bulletin__HealthRequest h = BULLETIN__HEALTH_REQUEST__INIT;
-    Bulletin__StatsRequest s = BULLETIN__STATS_REQUEST__INIT;
-    req.version_major = WIRE_VERSION_MAJOR;
-    req.request_id = id;
-    req.body_case = body;
-    if (body == BULLETIN__REQUEST__BODY_HEALTH)
-        req.health = &h;
-    else
-        req.stats = &s;
-    uint8_t buf[64];
-    size_t n = bulletin__request__pack(&req, buf);
-    return s_roundtrip(sock, buf, n, timeout_ms, why, cap);
-}
-
 
 typedef struct {
     s_client base;
@@ -598,7 +486,7 @@ static void *s_bulletin_client(void *arg)
     bool ready = sock && zio_connect(sock, bc->endpoint) == 0;
     /* Warm-up: one Health round trip so the connection exists before the clock starts. */
     if (ready) {
-        Bulletin__Reply *r = s_simple_request(sock, BULLETIN__REQUEST__BODY_HEALTH, 0,
+        Bulletin__Reply *r = bench_simple_request(sock, BULLETIN__REQUEST__BODY_HEALTH, 0,
                                               S_WARMUP_MS, why, sizeof why);
         if (!r) {
             s_report_error(sh, "client=%d stage=warmup error=\"%s\"", cl->index, why);
@@ -616,7 +504,7 @@ static void *s_bulletin_client(void *arg)
         size_t n = to - from;
         int64_t t0 = clock_mono_us();
         Bulletin__Reply *rep =
-            s_roundtrip(sock, bc->bufs[b].data, bc->bufs[b].len, (int)o_timeout_ms, why, sizeof why);
+            bench_roundtrip(sock, bc->bufs[b].data, bc->bufs[b].len, (int)o_timeout_ms, why, sizeof why);
         int64_t t1 = clock_mono_us();
         cl->requests++;
         if (!rep) {
@@ -813,128 +701,11 @@ typedef struct {
     char ingest_ep[64], store_ep[64];
 } s_stack;
 
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-static pid_t s_spawn(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-            close(fd);
-        }
-        /* the parent may block signals; the services must see SIGTERM */
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
-static void s_stop(pid_t *pid, const char *name)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGTERM);
-    int st;
-    for (int i = 0; i < 100; i++) {
-        pid_t r = waitpid(*pid, &st, WNOHANG);
-        if (r == *pid) {
-            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                log_warn("bench.stop", "service=%s pid=%d status=%d msg=\"did not exit cleanly\"",
-                         name, (int)*pid, st);
-            *pid = 0;
-            return;
-        }
-        usleep(50000);
-    }
-    log_warn("bench.stop", "service=%s pid=%d msg=\"no exit 5 s after SIGTERM; SIGKILL\"", name,
-             (int)*pid);
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-}
-
-static int s_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void s_rm_rf(const char *dir)
-{
-    nftw(dir, s_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Ask `endpoint` for Health until it answers OK or `ms` pass. */
-static int s_wait_healthy(void *ctx, const char *endpoint, pid_t pid, int ms)
-{
-    int64_t deadline = clock_mono_ms() + ms;
-    char why[256] = "";
-    while (clock_mono_ms() < deadline) {
-        int st;
-        if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
-            log_error("bench.spawn", "endpoint=%s msg=\"the service exited at start\" status=%d",
-                      endpoint, st);
-            return -1;
-        }
-        void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
-        if (!s || zio_connect(s, endpoint) < 0) {
-            zio_close(&s);
-            return -1;
-        }
-        Bulletin__Reply *r = s_simple_request(s, BULLETIN__REQUEST__BODY_HEALTH, 1, 500, why,
-                                              sizeof why);
-        zio_close(&s);
-        bool ok = r && r->status && r->status->code == BULLETIN__STATUS_CODE__OK;
-        if (r && !ok)
-            snprintf(why, sizeof why, "status %s", wire_code_name(r->status ? (int)r->status->code : 0));
-        wire_free(r);
-        if (ok)
-            return 0;
-        usleep(100000);
-    }
-    log_error("bench.spawn", "endpoint=%s msg=\"no healthy answer within %d ms\" last=\"%s\"",
-              endpoint, ms, why);
-    return -1;
-}
-
 static void s_stack_stop(s_stack *sk)
 {
-    s_stop(&sk->ingest_pid, "bulletin-ingest");
-    s_stop(&sk->store_pid, "bulletin-store");
-    if (sk->dir[0]) {
-        if (o_keep)
-            log_info("bench.keep", "dir=%s", sk->dir);
-        else
-            s_rm_rf(sk->dir);
-        sk->dir[0] = 0;
-    }
+    bench_stop(&sk->ingest_pid, "bulletin-ingest", 5);
+    bench_stop(&sk->store_pid, "bulletin-store", 5);
+    bench_dir_release(sk->dir, o_keep);
 }
 
 static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char *data_parent,
@@ -947,8 +718,8 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
         sk->dir[0] = 0;
         return -1;
     }
-    int p_api = s_free_port(), p_feed = s_free_port(), p_ingest = s_free_port(),
-        p_shttp = s_free_port(), p_ihttp = s_free_port();
+    int p_api = bench_free_port(), p_feed = bench_free_port(), p_ingest = bench_free_port(),
+        p_shttp = bench_free_port(), p_ihttp = bench_free_port();
     int ports[] = {p_api, p_feed, p_ingest, p_shttp, p_ihttp};
     bool distinct = true;
     for (int i = 0; i < 5; i++)
@@ -988,60 +759,20 @@ static int s_stack_start(s_stack *sk, void *ctx, const char *bin_dir, const char
     char *sargv[] = {store_bin, "--data", data, "--bind", sk->store_ep, "--feed", feed_ep,
                      "--http", shttp, NULL};
     char *iargv[] = {ingest_bin, "--bind", bind_ep, "--store", sk->store_ep, "--http", ihttp, NULL};
-    sk->store_pid = s_spawn(sargv, slog);
-    if (sk->store_pid < 0 || s_wait_healthy(ctx, sk->store_ep, sk->store_pid, 10000) < 0) {
-        log_error("bench.spawn", "service=bulletin-store log=%s", slog);
+    if (bench_start_service(ctx, &sk->store_pid, sargv, slog,
+                                NULL, sk->store_ep, "bulletin-store", 10000) < 0)
         return -1;
-    }
     if (!with_ingest) {
         log_info("bench.spawn", "dir=%s store=%s store_pid=%d", sk->dir, sk->store_ep,
                  (int)sk->store_pid);
         return 0;
     }
-    sk->ingest_pid = s_spawn(iargv, ilog);
-    if (sk->ingest_pid < 0 || s_wait_healthy(ctx, sk->ingest_ep, sk->ingest_pid, 10000) < 0) {
-        log_error("bench.spawn", "service=bulletin-ingest log=%s", ilog);
+    if (bench_start_service(ctx, &sk->ingest_pid, iargv, ilog,
+                                NULL, sk->ingest_ep, "bulletin-ingest", 10000) < 0)
         return -1;
-    }
     log_info("bench.spawn", "dir=%s store=%s ingest=%s store_pid=%d ingest_pid=%d", sk->dir,
              sk->store_ep, sk->ingest_ep, (int)sk->store_pid, (int)sk->ingest_pid);
     return 0;
-}
-
-/* Read the store's commit counters (metrics "commits", "ops_committed"). */
-/* CPU time (user + system) of a process so far, us; -1 if unknown. */
-static double s_proc_cpu_us(pid_t pid)
-{
-    if (pid <= 0)
-        return -1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    /* fields after the command name "(...)": state is field 3, utime 14, stime 15 */
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double s_self_cpu_us(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        return -1;
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
-static double s_cpu_delta(double before, double after)
-{
-    return before >= 0 && after >= 0 ? after - before : -1;
 }
 
 static void s_store_stats(void *ctx, const char *endpoint, s_result *r)
@@ -1053,7 +784,7 @@ static void s_store_stats(void *ctx, const char *endpoint, s_result *r)
     char why[256];
     Bulletin__Reply *rep = NULL;
     if (s && zio_connect(s, endpoint) == 0)
-        rep = s_simple_request(s, BULLETIN__REQUEST__BODY_STATS, 2, 2000, why, sizeof why);
+        rep = bench_simple_request(s, BULLETIN__REQUEST__BODY_STATS, 2, 2000, why, sizeof why);
     zio_close(&s);
     if (rep && rep->body_case == BULLETIN__REPLY__BODY_STATS && rep->stats) {
         for (size_t i = 0; i < rep->stats->n_metrics; i++) {
@@ -1171,15 +902,15 @@ static int s_run(s_engine eng, const s_corpus *corpus, const s_plan *plan, int n
          * take them before and after */
         if (eng != S_SQLITE)
             s_store_stats(ctx, store_ep, &before);
-        double c0 = s_self_cpu_us(), i0 = s_proc_cpu_us(sk.ingest_pid),
-               s0 = s_proc_cpu_us(sk.store_pid);
+        double c0 = bench_self_cpu_us(), i0 = bench_proc_cpu_us(sk.ingest_pid),
+               s0 = bench_proc_cpu_us(sk.store_pid);
         sh.t_start = clock_mono_us();
         pthread_barrier_wait(&sh.barrier);
         for (int i = 0; i < nclients; i++)
             pthread_join(th[i], NULL);
-        res->cpu_client_us = s_cpu_delta(c0, s_self_cpu_us());
-        res->cpu_ingest_us = s_cpu_delta(i0, s_proc_cpu_us(sk.ingest_pid));
-        res->cpu_store_us = s_cpu_delta(s0, s_proc_cpu_us(sk.store_pid));
+        res->cpu_client_us = bench_cpu_delta(c0, bench_self_cpu_us());
+        res->cpu_ingest_us = bench_cpu_delta(i0, bench_proc_cpu_us(sk.ingest_pid));
+        res->cpu_store_us = bench_cpu_delta(s0, bench_proc_cpu_us(sk.store_pid));
         int bad = atomic_load(&sh.setup_failed);
         if (bad == 0) {
             res->ran = true;
@@ -1221,7 +952,7 @@ done:
         if (o_keep)
             log_info("bench.keep", "dir=%s", sqlite_dir);
         else
-            s_rm_rf(sqlite_dir);
+            bench_rm_rf(sqlite_dir);
     }
     return rc;
 }
@@ -1229,62 +960,15 @@ done:
 /* ------------------------------------------------------------------------- */
 /* report                                                                     */
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Nearest-rank percentile of sorted v[0..n). */
 static double s_pct_ms(const int64_t *v, size_t n, double p)
 {
-    if (n == 0)
-        return 0;
-    size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)v[rank - 1] / 1000.0;
+    return bench_pct(v, n, p / 100.0) / 1000.0;
 }
 
 static double s_rate(const s_result *r)
 {
     return r->wall_us > 0 ? (double)r->ok_articles * 1e6 / (double)r->wall_us : 0;
-}
-
-static void s_read_line(const char *path, const char *prefix, char *out, size_t cap)
-{
-    out[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (!prefix || !strncmp(line, prefix, strlen(prefix))) {
-            const char *v = prefix ? strchr(line, ':') : line;
-            v = v ? v + (prefix ? 1 : 0) : line;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t l = strcspn(v, "\n");
-            if (l >= cap)
-                l = cap - 1;
-            memcpy(out, v, l);
-            out[l] = 0;
-            break;
-        }
-    }
-    fclose(f);
-}
-
-/* The 1, 5 and 15 minute load averages. */
-static void s_loadavg(char *out, size_t cap)
-{
-    double a[3];
-    if (getloadavg(a, 3) == 3)
-        snprintf(out, cap, "%.2f %.2f %.2f", a[0], a[1], a[2]);
-    else
-        snprintf(out, cap, "unknown");
 }
 
 /* Filesystem type, device and options of the mount that holds `dir`. */
@@ -1326,11 +1010,8 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
                      const char *load_before, const char *load_after)
 {
     char model[256], kernel[300], fs[PATH_MAX + 300], date[64];
-    s_read_line("/proc/cpuinfo", "model name", model, sizeof model);
-    struct utsname u;
-    if (uname(&u) == 0)
-        snprintf(kernel, sizeof kernel, "%s %s", u.sysname, u.release);
-    else
+    bench_machine(model, sizeof model, kernel, sizeof kernel);
+    if (!kernel[0])
         snprintf(kernel, sizeof kernel, "unknown");
     s_filesystem(o_data_dir, fs, sizeof fs);
     clock_format_rfc3339(clock_now_ms(), date, sizeof date);
@@ -1368,7 +1049,7 @@ static void s_report(FILE *out, const s_row *rows, size_t nrows, const s_corpus 
                         s_engine_name[e], rows[i].batch, rows[i].clients);
             if (!r->ran)
                 continue;
-            qsort(r->lat_us, r->nlat, sizeof *r->lat_us, s_cmp_i64);
+            qsort(r->lat_us, r->nlat, sizeof *r->lat_us, bench_cmp_i64);
             char ratio[32] = "", pratio[32] = "";
             const s_result *q = &rows[i].r[S_SQLITE];
             if (e != S_SQLITE && q->ran && s_rate(q) > 0) {
@@ -1607,7 +1288,7 @@ int main(int argc, char **argv)
     }
 
     char load_before[128], load_after[128];
-    s_loadavg(load_before, sizeof load_before);
+    bench_loadavg(load_before, sizeof load_before, "unknown");
 
     void *ctx = zmq_ctx_new();
     if (!ctx) {
@@ -1657,7 +1338,7 @@ int main(int argc, char **argv)
         }
     }
     s_pick_medians(rows, nrows, (int)o_repeat);
-    s_loadavg(load_after, sizeof load_after);
+    bench_loadavg(load_after, sizeof load_after, "unknown");
     s_report(stdout, rows, nrows, &corpus, load_before, load_after);
     if (o_out) {
         FILE *f = fopen(o_out, "w");

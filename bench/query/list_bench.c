@@ -41,6 +41,7 @@
  * Output: a markdown report on stdout (and --out); progress as key=value log
  * lines on stderr.
  */
+#include "bench_common.h"
 #include "broker.h"
 #include "clock.h"
 #include "config.h"
@@ -52,26 +53,19 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <lmdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,11 +216,7 @@ static int s_parse_list(const char *text, long long *out, int cap, const char *w
 /* ------------------------------------------------------------------------- */
 /* corpus and query set                                                       */
 
-typedef struct {
-    char *key, *title, *body, *category, *site;
-    int64_t published_ms;
-    uint64_t id;     /* assigned by the store; 0 = not written */
-} s_article;
+typedef bench_article s_article; /* .id: assigned by the store; 0 = not written */
 
 typedef struct {
     s_article *a;
@@ -238,73 +228,31 @@ typedef struct {
     int page;
 } s_query;
 
-#define S_TITLE_MAX 1000
-#define S_BODY_MAX (1024 * 1024)
-#define S_DATE_MIN_MS 631152000000LL /* 1990-01-01: ingest rejects earlier dates */
-
-static char *s_json_str(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-    return strdup(json_is_string(v) ? json_string_value(v) : "");
-}
-
-static void s_article_free(s_article *a)
-{
-    free(a->key);
-    free(a->title);
-    free(a->body);
-    free(a->category);
-    free(a->site);
-}
-
 /* Read up to `want` articles (0 = all). Lines the ingest contract rejects
  * (bad date, out of range, empty or long title, huge body) are skipped here;
  * anything ingest still rejects is left out of SQLite too (see s_load). */
 static int s_corpus_load(s_corpus *c, const char *path, size_t want)
 {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        log_error("bench.corpus", "path=%s error=\"%s\" hint=\"bash /work/shared/corpus/build_corpora.sh\"",
-                  path, strerror(errno));
+    FILE *f = bench_corpus_open(path);
+    if (!f)
         return -1;
-    }
     int64_t max_ms = clock_now_ms() + 86400000LL;
     char *line = NULL;
     size_t lcap = 0;
     ssize_t len;
     while ((!want || c->n < want) && (len = getline(&line, &lcap, f)) > 0) {
         c->lines++;
-        json_error_t jerr;
-        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        if (!json_is_object(o)) {
+        s_article a;
+        if (bench_article_parse(line, (size_t)len, max_ms, &a) != BENCH_ART_OK) {
             c->skipped++;
-            json_decref(o);
-            continue;
-        }
-        s_article a = {0};
-        a.key = s_json_str(o, "key");
-        a.title = s_json_str(o, "title");
-        a.body = s_json_str(o, "body");
-        a.category = s_json_str(o, "category");
-        a.site = s_json_str(o, "site");
-        json_t *pv = json_object_get(o, "published_at");
-        bool date_ok = clock_parse_rfc3339(json_is_string(pv) ? json_string_value(pv) : "",
-                                           &a.published_ms) == 0;
-        json_decref(o);
-        size_t tlen = strlen(a.title);
-        if (!date_ok || a.published_ms < S_DATE_MIN_MS || a.published_ms > max_ms || tlen == 0 ||
-            tlen > S_TITLE_MAX || strlen(a.body) > S_BODY_MAX || !a.key[0] ||
-            strlen(a.key) > 2048) {
-            c->skipped++;
-            s_article_free(&a);
             continue;
         }
         if (c->n == c->cap) {
             size_t nc = c->cap ? c->cap * 2 : 65536;
             s_article *na = realloc(c->a, nc * sizeof *na);
             if (!na) {
-                s_article_free(&a);
+                bench_article_free(&a);
                 free(line);
                 fclose(f);
                 log_error("bench.corpus", "error=\"out of memory\" articles=%zu", c->n);
@@ -322,9 +270,7 @@ static int s_corpus_load(s_corpus *c, const char *path, size_t want)
 
 static void s_corpus_free(s_corpus *c)
 {
-    for (size_t i = 0; i < c->n; i++)
-        s_article_free(&c->a[i]);
-    free(c->a);
+    bench_articles_free(c->a, c->n);
     memset(c, 0, sizeof *c);
 }
 
@@ -384,242 +330,30 @@ static int s_queries_load(const char *path, s_query **out, size_t *n)
 /* ------------------------------------------------------------------------- */
 /* processes                                                                  */
 
-static int s_free_port(void)
+/* Every online CPU (computed once; the main thread only). */
+static const cpu_set_t *s_all_cpus(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-/* Distinct free ports (the kernel may hand the same one out twice). */
-static int s_free_ports(int *ports, int n)
-{
-    for (int i = 0; i < n; i++) {
-        int tries = 0;
-        for (;;) {
-            ports[i] = s_free_port();
-            bool dup = ports[i] <= 0;
-            for (int j = 0; j < i && !dup; j++)
-                dup = ports[j] == ports[i];
-            if (!dup)
-                break;
-            if (++tries > 20)
-                return -1;
-        }
+    static cpu_set_t all;
+    static bool done;
+    if (!done) {
+        bench_cpuset_all(&all);
+        done = true;
     }
-    return 0;
+    return &all;
 }
 
-/* fork + exec argv with stdout/stderr to log_path; pinned to `cpus` unless any. */
+/* bench_spawn pinned to `cpus`, or to every CPU if any. */
 static pid_t s_spawn(char *const argv[], const char *log_path, const cpu_set_t *cpus, bool any)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-            close(fd);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        cpu_set_t all;
-        CPU_ZERO(&all);
-        for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; c++)
-            CPU_SET((int)c, &all);
-        sched_setaffinity(0, sizeof all, any ? &all : cpus);
-        execv(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
-static void s_stop(pid_t *pid, const char *name)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGTERM);
-    int st;
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                log_warn("bench.stop", "service=%s pid=%d status=%d msg=\"did not exit cleanly\"",
-                         name, (int)*pid, st);
-            *pid = 0;
-            return;
-        }
-        usleep(50000);
-    }
-    log_warn("bench.stop", "service=%s pid=%d msg=\"no exit 10 s after SIGTERM; SIGKILL\"", name,
-             (int)*pid);
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-}
-
-static bool s_exited(pid_t pid)
-{
-    int st;
-    return pid > 0 && waitpid(pid, &st, WNOHANG) == pid;
-}
-
-static int s_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void s_rm_rf(const char *dir)
-{
-    nftw(dir, s_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* CPU time (user + system, all threads) of a process so far in us; -1 if unknown. */
-static double s_proc_cpu_us(pid_t pid)
-{
-    if (pid <= 0)
-        return -1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double s_self_cpu_us(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        return -1;
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    return bench_spawn(argv, log_path, any ? s_all_cpus() : cpus);
 }
 
 /* ------------------------------------------------------------------------- */
 /* request / reply                                                            */
 
-/* Send [""][data] and wait for the reply body; the decoded Reply or NULL with why. */
-static Bulletin__Reply *s_roundtrip(void *sock, const void *data, size_t len, int timeout_ms,
-                                    char *why, size_t why_cap)
-{
-    if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, data, len, 0) < 0) {
-        snprintf(why, why_cap, "send failed: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    int64_t deadline = clock_mono_ms() + timeout_ms;
-    for (;;) {
-        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-        int64_t left = deadline - clock_mono_ms();
-        if (left <= 0) {
-            snprintf(why, why_cap, "no reply within %d ms", timeout_ms);
-            return NULL;
-        }
-        int rc = zmq_poll(&it, 1, (long)left);
-        if (rc < 0 && errno != EINTR) {
-            snprintf(why, why_cap, "poll failed: %s", zmq_strerror(errno));
-            return NULL;
-        }
-        if (rc > 0)
-            break;
-    }
-    zmq_msg_t body;
-    int rc;
-    while ((rc = zio_recv_body(sock, &body, 0)) < 0 && errno == EINTR)
-        ;
-    if (rc < 0) {
-        snprintf(why, why_cap, "receive failed: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    wire_code code;
-    char uwhy[160];
-    size_t blen = zmq_msg_size(&body);
-    Bulletin__Reply *rep = NULL;
-    if (!(rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor, zmq_msg_data(&body),
-                                               blen, WIRE_BUDGET(blen), &code, uwhy, sizeof uwhy)))
-        snprintf(why, why_cap, "the reply does not decode: %s", uwhy);
-    zmq_msg_close(&body);
-    return rep;
-}
-
-static Bulletin__Reply *s_simple_request(void *sock, Bulletin__Request__BodyCase body,
-                                         int timeout_ms, char *why, size_t cap)
-{
-    Bulletin__Request req = BULLETIN__REQUEST__INIT;
-    Bulletin__HealthRequest h = BULLETIN__HEALTH_REQUEST__INIT;
-    Bulletin__StatsRequest s = BULLETIN__STATS_REQUEST__INIT;
-    req.version_major = WIRE_VERSION_MAJOR;
-    req.request_id = 1;
-    req.body_case = body;
-    if (body == BULLETIN__REQUEST__BODY_HEALTH)
-        req.health = &h;
-    else
-        req.stats = &s;
-    uint8_t buf[64];
-    size_t n = bulletin__request__pack(&req, buf);
-    return s_roundtrip(sock, buf, n, timeout_ms, why, cap);
-}
-
-static bool s_ok(const Bulletin__Reply *r)
-{
-    return r && (!r->status || r->status->code == BULLETIN__STATUS_CODE__OK);
-}
-
 static const char *s_status_text(const Bulletin__Reply *r)
 {
     return r && r->status && r->status->message ? r->status->message : "";
-}
-
-/* Health until OK, the process exits, or ms pass. */
-static int s_wait_healthy(void *ctx, const char *endpoint, pid_t pid, int ms)
-{
-    int64_t deadline = clock_mono_ms() + ms;
-    char why[256] = "";
-    while (clock_mono_ms() < deadline) {
-        if (s_exited(pid)) {
-            log_error("bench.spawn", "endpoint=%s msg=\"the service exited at start\"", endpoint);
-            return -1;
-        }
-        void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
-        if (!s || zio_connect(s, endpoint) < 0) {
-            zio_close(&s);
-            return -1;
-        }
-        Bulletin__Reply *r = s_simple_request(s, BULLETIN__REQUEST__BODY_HEALTH, 500, why, sizeof why);
-        zio_close(&s);
-        bool ok = s_ok(r);
-        wire_free(r);
-        if (ok)
-            return 0;
-        usleep(100000);
-    }
-    log_error("bench.spawn", "endpoint=%s msg=\"no healthy answer within %d ms\" last=\"%s\"",
-              endpoint, ms, why);
-    return -1;
 }
 
 /* A metric of a Stats reply, -1 if absent. */
@@ -851,7 +585,7 @@ static void s_pin_process(pid_t pid, const cpu_set_t *set, bool any)
 static int s_store_start(s_stack *sk, void *ctx)
 {
     int ports[5];
-    if (s_free_ports(ports, 5) < 0) {
+    if (bench_free_ports(ports, 5) < 0) {
         log_error("bench.spawn", "msg=\"no free loopback ports\"");
         return -1;
     }
@@ -868,19 +602,15 @@ static int s_store_start(s_stack *sk, void *ctx)
     mkdir(data, 0755);
     char *sargv[] = {bin, "--data", data, "--bind", sk->store_ep, "--feed", sk->feed_ep, "--http",
                      shttp, NULL};
-    sk->store_pid = s_spawn(sargv, logp, NULL, true);
-    if (sk->store_pid < 0 || s_wait_healthy(ctx, sk->store_ep, sk->store_pid, 10000) < 0) {
-        log_error("bench.spawn", "service=bulletin-store log=%s", logp);
+    if (bench_start_service(ctx, &sk->store_pid, sargv, logp,
+                                s_all_cpus(), sk->store_ep, "bulletin-store", 10000) < 0)
         return -1;
-    }
     s_path(bin, sizeof bin, sk->bin, "bulletin-ingest");
     s_path(logp, sizeof logp, sk->dir, "ingest.log");
     char *iargv[] = {bin, "--bind", bind_ep, "--store", sk->store_ep, "--http", ihttp, NULL};
-    sk->ingest_pid = s_spawn(iargv, logp, NULL, true);
-    if (sk->ingest_pid < 0 || s_wait_healthy(ctx, sk->ingest_ep, sk->ingest_pid, 10000) < 0) {
-        log_error("bench.spawn", "service=bulletin-ingest log=%s", logp);
+    if (bench_start_service(ctx, &sk->ingest_pid, iargv, logp,
+                                s_all_cpus(), sk->ingest_ep, "bulletin-ingest", 10000) < 0)
         return -1;
-    }
     log_info("bench.spawn", "dir=%s store=%s ingest=%s store_pid=%d ingest_pid=%d", sk->dir,
              sk->store_ep, sk->ingest_ep, (int)sk->store_pid, (int)sk->ingest_pid);
     return 0;
@@ -889,9 +619,9 @@ static int s_store_start(s_stack *sk, void *ctx)
 static void s_workers_stop(s_stack *sk)
 {
     for (int i = 0; i < sk->nworkers; i++)
-        s_stop(&sk->worker_pid[i], sk->fake ? "empty-worker" : "bulletin-worker");
+        bench_stop(&sk->worker_pid[i], sk->fake ? "empty-worker" : "bulletin-worker", 10);
     sk->nworkers = 0;
-    s_stop(&sk->broker_pid, "bulletin-query");
+    bench_stop(&sk->broker_pid, "bulletin-query", 10);
     const char *eps[] = {sk->front_ep, sk->back_ep};
     for (int i = 0; i < 2; i++) /* ipc: the broker's socket files */
         if (strncmp(eps[i], "ipc://", 6) == 0)
@@ -902,7 +632,7 @@ static void s_workers_stop(s_stack *sk)
 static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t max_seq, int round)
 {
     int ports[3];
-    if (s_free_ports(ports, 3) < 0)
+    if (bench_free_ports(ports, 3) < 0)
         return -1;
     char bin[PATH_MAX], logp[PATH_MAX], fbind[64], bbind[64], http[32], name[32], data[PATH_MAX],
         sub[96], credit[24], seq[24], self[PATH_MAX];
@@ -922,11 +652,10 @@ static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t 
     snprintf(sub, sizeof sub, "broker-%d.log", round);
     s_path(logp, sizeof logp, sk->dir, sub);
     char *bargv[] = {bin, "--bind", fbind, "--workers", bbind, "--http", http, NULL};
-    sk->broker_pid = s_spawn(bargv, logp, &s_client_set, s_client_any);
-    if (sk->broker_pid < 0 || s_wait_healthy(ctx, sk->front_ep, sk->broker_pid, 10000) < 0) {
-        log_error("bench.spawn", "service=bulletin-query log=%s", logp);
+    if (bench_start_service(ctx, &sk->broker_pid, bargv, logp,
+                                s_client_any ? s_all_cpus() : &s_client_set, sk->front_ep,
+                                "bulletin-query", 10000) < 0)
         return -1;
-    }
     sk->fake = fake;
     snprintf(credit, sizeof credit, "%lld", o_credit);
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)max_seq);
@@ -965,12 +694,12 @@ static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t 
     while (clock_mono_ms() < deadline) {
         bool dead = false;
         for (int i = 0; i < n; i++)
-            dead |= s_exited(sk->worker_pid[i]);
+            dead |= bench_exited(sk->worker_pid[i]);
         if (dead) {
             log_error("bench.spawn", "msg=\"a worker exited\" dir=%s", sk->dir);
             break;
         }
-        Bulletin__Reply *r = s_simple_request(s, BULLETIN__REQUEST__BODY_STATS, 2000, why, sizeof why);
+        Bulletin__Reply *r = bench_simple_request(s, BULLETIN__REQUEST__BODY_STATS, 1, 2000, why, sizeof why);
         double nw = s_metric(r, "workers"), seqm = s_metric(r, "max_applied_seq");
         wire_free(r);
         if (nw == n && seqm >= (double)max_seq) {
@@ -993,15 +722,9 @@ static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t 
 static void s_stack_stop(s_stack *sk)
 {
     s_workers_stop(sk);
-    s_stop(&sk->ingest_pid, "bulletin-ingest");
-    s_stop(&sk->store_pid, "bulletin-store");
-    if (sk->dir[0]) {
-        if (o_keep)
-            log_info("bench.keep", "dir=%s", sk->dir);
-        else
-            s_rm_rf(sk->dir);
-        sk->dir[0] = 0;
-    }
+    bench_stop(&sk->ingest_pid, "bulletin-ingest", 10);
+    bench_stop(&sk->store_pid, "bulletin-store", 10);
+    bench_dir_release(sk->dir, o_keep);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1056,9 +779,9 @@ static int s_load(s_stack *sk, void *ctx, s_corpus *c, s_load_result *res)
             rc = -1;
             break;
         }
-        Bulletin__Reply *r = s_roundtrip(s, buf.data, buf.len, 120000, why, sizeof why);
+        Bulletin__Reply *r = bench_roundtrip(s, buf.data, buf.len, 120000, why, sizeof why);
         free(buf.data);
-        if (!s_ok(r) || r->body_case != BULLETIN__REPLY__BODY_INGEST ||
+        if (!bench_reply_ok(r) || r->body_case != BULLETIN__REPLY__BODY_INGEST ||
             r->ingest->n_results != to - from) {
             log_error("bench.load", "batch=%zu why=\"%s%s\"", from / S_BATCH, why, s_status_text(r));
             wire_free(r);
@@ -1176,7 +899,7 @@ static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_
     memset(res, 0, sizeof *res);
     res->sync_max = sync_max;
     res->failed = true;
-    int port = s_free_port();
+    int port = bench_free_port();
     char ep[64], bin[PATH_MAX], data[PATH_MAX], logp[PATH_MAX], sub[64], sm[24];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
     void *router = zio_socket(ctx, ZMQ_ROUTER, 0, 0);
@@ -1193,7 +916,7 @@ static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_
     mkdir(data, 0755);
     char *wargv[] = {bin, "--broker", ep, "--store", sk->store_ep, "--feed", sk->feed_ep, "--data",
                      data, "--name", "boot", "--sync-max-changes", sm, NULL};
-    double store0 = s_proc_cpu_us(sk->store_pid);
+    double store0 = bench_proc_cpu_us(sk->store_pid);
     int64_t t0 = clock_mono_us();
     pid_t pid = s_spawn(wargv, logp, &s_worker_set, s_worker_any);
     int rc = -1;
@@ -1230,20 +953,20 @@ static int s_bootstrap(s_stack *sk, void *ctx, long long sync_max, uint64_t max_
                 break;
             }
         }
-        if (s_exited(pid)) {
+        if (bench_exited(pid)) {
             log_error("bench.bootstrap", "msg=\"the worker exited\" log=%s", logp);
             pid = 0;
             break;
         }
     }
-    res->worker_cpu_s = s_proc_cpu_us(pid) / 1e6;
-    res->store_cpu_s = (s_proc_cpu_us(sk->store_pid) - store0) / 1e6;
-    s_stop(&pid, "bulletin-worker");
+    res->worker_cpu_s = bench_proc_cpu_us(pid) / 1e6;
+    res->store_cpu_s = (bench_proc_cpu_us(sk->store_pid) - store0) / 1e6;
+    bench_stop(&pid, "bulletin-worker", 10);
     zio_close(&router);
     if (o_search && rc == 0)
         s_env_sizes(data, res);
     if (!o_keep)
-        s_rm_rf(data);
+        bench_rm_rf(data);
     if (rc == 0 && res->seq < max_seq) {
         log_error("bench.bootstrap", "msg=\"READY before the highest seq\" seq=%llu max_seq=%llu",
                   (unsigned long long)res->seq, (unsigned long long)max_seq);
@@ -1344,7 +1067,7 @@ static int s_baselines_run(const char *dir, s_baselines *bl)
     if (f)
         fclose(f);
     if (!o_keep)
-        s_rm_rf(work);
+        bench_rm_rf(work);
     log_info("bench.baselines", "seconds=%.1f fts5=%s xapian=%s output=%s",
              (double)(clock_mono_ms() - t0) / 1e3, bl->fts.ok ? "ok" : "missing",
              bl->xap.ok ? "ok" : "missing", bl->log);
@@ -1565,9 +1288,9 @@ static long s_search_verify(void *ctx, const char *front, s_page *pg, size_t n, 
         char why[256] = "";
         Bulletin__Reply *r = NULL;
         if (s_pack_search(pg[i].query, i + 1, min_seq, &req) == 0)
-            r = s_roundtrip(s, req.data, req.len, 10000, why, sizeof why);
+            r = bench_roundtrip(s, req.data, req.len, 10000, why, sizeof why);
         free(req.data);
-        if (!s_ok(r) || r->body_case != BULLETIN__REPLY__BODY_SEARCH || r->request_id != i + 1) {
+        if (!bench_reply_ok(r) || r->body_case != BULLETIN__REPLY__BODY_SEARCH || r->request_id != i + 1) {
             log_error("bench.verify", "query=\"%s\" why=\"%s%s\"", pg[i].query, why,
                       s_status_text(r));
             wire_free(r);
@@ -1690,13 +1413,13 @@ static long s_pages_verify(void *ctx, const char *front, s_page *pg, size_t n, u
             ProtobufCBinaryData vreq = {0, NULL};
             s_pack_list(pg[i].category, clen ? cursor : NULL, clen, i + 1, min_seq, &vreq);
             char why[256] = "";
-            Bulletin__Reply *r = ended ? NULL : s_roundtrip(s, vreq.data, vreq.len, 10000, why, sizeof why);
+            Bulletin__Reply *r = ended ? NULL : bench_roundtrip(s, vreq.data, vreq.len, 10000, why, sizeof why);
             free(vreq.data);
             if (p != pg[i].page)
                 free(req.data);
             if (ended)
                 break;
-            if (!s_ok(r) || r->body_case != BULLETIN__REPLY__BODY_LIST || r->request_id != i + 1) {
+            if (!bench_reply_ok(r) || r->body_case != BULLETIN__REPLY__BODY_LIST || r->request_id != i + 1) {
                 log_error("bench.verify", "category=%s page=%d why=\"%s%s\"", pg[i].category, p, why,
                           s_status_text(r));
                 wire_free(r);
@@ -1796,7 +1519,7 @@ static void *s_client_bulletin(void *arg)
     /* warm-up: connection made, first pages touched */
     for (int i = 0; up && i < 10; i++) {
         char why[256];
-        wire_free(s_roundtrip(s, sh->pg[q].req.data, sh->pg[q].req.len, (int)o_timeout_ms, why, sizeof why));
+        wire_free(bench_roundtrip(s, sh->pg[q].req.data, sh->pg[q].req.len, (int)o_timeout_ms, why, sizeof why));
     }
     s_start_wait(sh);
     while (up && !atomic_load_explicit(sh->stop, memory_order_relaxed)) {
@@ -1824,7 +1547,7 @@ static void *s_client_bulletin(void *arg)
                                                             why, sizeof why);
         zmq_msg_close(&body);
         size_t want = sh->eng == E_EMPTY ? 0 : p->nids;
-        if (!s_ok(r) || r->request_id != q + 1 ||
+        if (!bench_reply_ok(r) || r->request_id != q + 1 ||
             (o_search ? r->body_case != BULLETIN__REPLY__BODY_SEARCH || r->search->n_hits != want
                       : r->body_case != BULLETIN__REPLY__BODY_LIST || r->list->n_items != want))
             s_client_error(c, r ? (s_status_text(r)[0] ? s_status_text(r) : "unexpected reply") : why, q);
@@ -1879,21 +1602,6 @@ typedef struct {
     bool done;
 } s_row;
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double s_pct(const int64_t *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)n + 0.999999);
-    i = i ? i - 1 : 0;
-    return (double)v[i < n ? i : n - 1];
-}
-
 static int s_measure(s_engine eng, int nclients, const s_stack *sk, s_shared *sh, s_row *row)
 {
     memset(row, 0, sizeof *row);
@@ -1913,9 +1621,7 @@ static int s_measure(s_engine eng, int nclients, const s_stack *sk, s_shared *sh
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     cpu_set_t all;
-    CPU_ZERO(&all);
-    for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; c++)
-        CPU_SET((int)c, &all);
+    bench_cpuset_all(&all);
     if (eng == E_SQLITE)
         pthread_attr_setaffinity_np(&attr, sizeof all, &all);
     else
@@ -1943,18 +1649,18 @@ static int s_measure(s_engine eng, int nclients, const s_stack *sk, s_shared *sh
     while (atomic_load(&ready) < nclients)
         usleep(1000);
     atomic_store(&go, true);
-    double b0 = s_proc_cpu_us(sk->broker_pid), w0 = 0, c0 = s_self_cpu_us();
+    double b0 = bench_proc_cpu_us(sk->broker_pid), w0 = 0, c0 = bench_self_cpu_us();
     for (int i = 0; i < sk->nworkers; i++)
-        w0 += s_proc_cpu_us(sk->worker_pid[i]);
+        w0 += bench_proc_cpu_us(sk->worker_pid[i]);
     int64_t t0 = clock_mono_us();
     usleep((useconds_t)(o_seconds * 1000000));
     atomic_store(&stop, true);
     for (int i = 0; i < nclients; i++)
         pthread_join(th[i], NULL);
     int64_t t1 = clock_mono_us();
-    double b1 = s_proc_cpu_us(sk->broker_pid), w1 = 0, c1 = s_self_cpu_us();
+    double b1 = bench_proc_cpu_us(sk->broker_pid), w1 = 0, c1 = bench_self_cpu_us();
     for (int i = 0; i < sk->nworkers; i++)
-        w1 += s_proc_cpu_us(sk->worker_pid[i]);
+        w1 += bench_proc_cpu_us(sk->worker_pid[i]);
     size_t total = 0;
     for (int i = 0; i < nclients; i++)
         total += cl[i].n;
@@ -1971,9 +1677,9 @@ static int s_measure(s_engine eng, int nclients, const s_stack *sk, s_shared *sh
     row->wall_s = (double)(t1 - t0) / 1e6;
     row->qps = (double)total / row->wall_s;
     if (all_lat) {
-        qsort(all_lat, total, sizeof *all_lat, s_cmp_i64);
-        row->p50 = s_pct(all_lat, total, 0.50);
-        row->p99 = s_pct(all_lat, total, 0.99);
+        qsort(all_lat, total, sizeof *all_lat, bench_cmp_i64);
+        row->p50 = bench_pct(all_lat, total, 0.50);
+        row->p99 = bench_pct(all_lat, total, 0.99);
         row->max = total ? (double)all_lat[total - 1] : 0;
     }
     free(all_lat);
@@ -2013,40 +1719,6 @@ typedef struct {
     double tier_ready_s[S_MAX_WORKERS + 1]; /* by worker count: read tier catch-up; 0 = n/a */
 } s_report_in;
 
-static void s_read_line(const char *path, const char *prefix, char *out, size_t cap)
-{
-    out[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, prefix, strlen(prefix))) {
-            const char *v = strchr(line, ':');
-            v = v ? v + 1 : line;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t n = strcspn(v, "\n");
-            n = n < cap - 1 ? n : cap - 1;
-            memcpy(out, v, n);
-            out[n] = 0;
-            break;
-        }
-    fclose(f);
-}
-
-static void s_loadavg(char *out, size_t cap)
-{
-    out[0] = 0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f)
-        return;
-    double a, b, c;
-    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
-        snprintf(out, cap, "%.2f %.2f %.2f", a, b, c);
-    fclose(f);
-}
-
 static void s_fmt_us(char *out, size_t cap, double v)
 {
     if (v < 0)
@@ -2066,11 +1738,8 @@ static const s_row *s_find(const s_report_in *in, s_engine eng, int workers, int
 
 static void s_report(FILE *out, const s_report_in *in)
 {
-    char cpu[256], kernel[256] = "";
-    s_read_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
-    struct utsname u;
-    if (uname(&u) == 0)
-        snprintf(kernel, sizeof kernel, "%s %s", u.sysname, u.release);
+    char cpu[256], kernel[256];
+    bench_machine(cpu, sizeof cpu, kernel, sizeof kernel);
     int major, minor, patch;
     zmq_version(&major, &minor, &patch);
     fprintf(out, "## Read tier: List through the broker (bulletin-bench-list)\n\n");
@@ -2197,11 +1866,8 @@ static void s_report(FILE *out, const s_report_in *in)
  * floor and to FTS5 / Xapian in-process (single thread each). */
 static void s_report_search(FILE *out, const s_report_in *in)
 {
-    char cpu[256], kernel[256] = "";
-    s_read_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
-    struct utsname u;
-    if (uname(&u) == 0)
-        snprintf(kernel, sizeof kernel, "%s %s", u.sysname, u.release);
+    char cpu[256], kernel[256];
+    bench_machine(cpu, sizeof cpu, kernel, sizeof kernel);
     const s_baselines *bl = in->bl;
     const s_baseline *fts = bl && bl->fts.ok ? &bl->fts : NULL, *xap = bl && bl->xap.ok ? &bl->xap : NULL;
     size_t hits = 0, zero = 0, nq = in->nqueries;
@@ -2388,8 +2054,8 @@ static int s_search_phases(s_stack *sk, void *ctx, const s_load_result *load, s_
     }
     rin->pg = pg;
     if (!o_no_baselines) {
-        s_stop(&sk->ingest_pid, "bulletin-ingest");
-        s_stop(&sk->store_pid, "bulletin-store");
+        bench_stop(&sk->ingest_pid, "bulletin-ingest", 10);
+        bench_stop(&sk->store_pid, "bulletin-store", 10);
         if (s_baselines_run(sk->dir, bl) < 0)
             log_warn("bench.baselines", "msg=\"no FTS5 figures: the report has Bulletin only\"");
         rin->bl = bl;
@@ -2491,7 +2157,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < argc && used + 2 < sizeof rin.command; i++)
         used += (size_t)snprintf(rin.command + used, sizeof rin.command - used, "%s%s", i ? " " : "",
                                  i ? argv[i] : "bulletin-bench-list");
-    s_loadavg(rin.load_before, sizeof rin.load_before);
+    bench_loadavg(rin.load_before, sizeof rin.load_before, "");
     /* the main thread (and so the ZeroMQ I/O thread it creates) runs where the clients run */
     if (!s_client_any)
         sched_setaffinity(0, sizeof s_client_set, &s_client_set);
@@ -2539,7 +2205,7 @@ int main(int argc, char **argv)
     rin.load = &load;
     if (!pg || s_store_start(&sk, ctx) < 0 || s_load(&sk, ctx, &corpus, &load) < 0)
         goto out;
-    s_stop(&sk.ingest_pid, "bulletin-ingest"); /* not needed any more */
+    bench_stop(&sk.ingest_pid, "bulletin-ingest", 10); /* not needed any more */
     /* phase 2: bootstrap (store on the client CPUs, the worker on the worker CPUs) */
     s_pin_process(sk.store_pid, &s_client_set, s_client_any);
     for (int i = 0; i < nsm; i++) {
@@ -2617,7 +2283,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     s_stack_stop(&sk);
-    s_loadavg(rin.load_after, sizeof rin.load_after);
+    bench_loadavg(rin.load_after, sizeof rin.load_after, "");
     rin.rows = rows;
     rin.nrows = nrows;
     if (rc == 0) {
