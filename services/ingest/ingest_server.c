@@ -1087,13 +1087,6 @@ static void s_ping(s_server *s, int64_t now)
  * and the routing frames are lost (replies then fail with EHOSTUNREACH).
  * Initialize every slot first; empty messages hold no resources, so
  * zio_route_close (which closes only the first n) leaks nothing. */
-static void s_route_prepare(zio_route *route)
-{
-    route->n = 0;
-    for (int i = 0; i < ZIO_MAX_ROUTE; i++)
-        zmq_msg_init(&route->f[i]);
-}
-
 /* --- the loop ---------------------------------------------------------------- */
 
 void ingest_server_cfg_defaults(ingest_server_cfg *cfg)
@@ -1220,7 +1213,6 @@ int ingest_server_run(const ingest_server_cfg *cfg)
             for (int k = 0; k < 256; k++) {
                 zio_route route;
                 zmq_msg_t body;
-                s_route_prepare(&route);
                 if (zio_recv_routed(s->router, &route, &body, ZMQ_DONTWAIT) < 0) {
                     zmq_msg_close(&body);
                     break;

@@ -25,14 +25,15 @@ int main(int argc, char **argv)
         {"sync-max-bytes", "BULLETIN_SYNC_MAX_BYTES", CFG_INT, "16777216", "bytes per Sync chunk (0 = the store's default, 4 MiB; the store caps it at 64 MiB): with --sync-max-changes, the size of the replica's transactions during a Sync (a bigger chunk also takes more memory while it is applied)", &cfg.sync_max_bytes},
         {"feed-buffer", "BULLETIN_FEED_BUFFER", CFG_INT, "100000", "feed messages buffered during a Sync", &cfg.feed_buffer_max},
         {"map-size-mb", "BULLETIN_WORKER_MAP_MB", CFG_INT, "16384", "initial LMDB map size in MiB (grows when full)", &cfg.map_size_mb},
-        {"index-pending-docs", "BULLETIN_WORKER_INDEX_PENDING", CFG_INT, "0", "full-text index write buffer, in articles: written when full and at every commit (0 = 1000). Memory is bounded by the transaction anyway (a Sync chunk is at most 4 MiB of articles), so a big value means one index write per chunk (see bench/README.md for bootstrap speed)", &cfg.index_pending_docs},
+        {"index-pending-docs", "BULLETIN_WORKER_INDEX_PENDING", CFG_INT, "0", "full-text index write buffer, in articles: written when full and at every commit (0 = 1000). Memory is bounded by the transaction anyway (a Sync chunk is at most --sync-max-bytes of articles), so a big value means one index write per chunk (see bench/README.md for bootstrap speed)", &cfg.index_pending_docs},
         {"credit", "BULLETIN_WORKER_CREDIT", CFG_INT, "4", "requests the broker may send before the first is answered (1..16)", &cfg.credit},
         {"http", "BULLETIN_WORKER_HTTP", CFG_STR, NULL, "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off: several workers share a host)", &cfg.http},
         {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted request frame in bytes", &cfg.max_msg},
     };
     switch (cfg_parse("bulletin-worker",
                       "A read replica: copies the store's articles into its own LMDB (Sync, then the "
-                      "feed) and answers Get and List for the query broker.",
+                      "feed), keeps a full-text index of them, and answers Get, List and "
+                      "Search for the query broker.",
                       opts, sizeof opts / sizeof opts[0], argc, argv)) {
     case CFG_HELP:
         return 0;
