@@ -46,7 +46,8 @@
 #include "idx.h"
 #include "replica.h"
 
-#define QSEARCH_INDEX_VERSION 2u /* 2: segmented postings (idx_open clears format 1) */
+#define QSEARCH_INDEX_VERSION 3u /* 2: segmented postings (idx_open clears format 1);
+                                    3: traditional Chinese folds to simplified */
 #define QSEARCH_PENDING_DOCS 1000
 #define QSEARCH_REBUILD_BATCH 2000
 #define QSEARCH_MARK_MAX 32       /* bytes of a snippet marker */

@@ -11,6 +11,7 @@
  * CASEFOLD, STRIPMARK, then COMPOSE of the few code points it produced);
  * marks are stripped, so a composition across code points is never needed
  * except for Hangul, which decomposes and recomposes within one code point.
+ * Traditional Chinese characters then fold to simplified ones (s_t2s_fold).
  */
 #include "text.h"
 
@@ -177,6 +178,29 @@ static int s_class(int32_t c, int *letter_digit) {
     }
 }
 
+#include "t2s_table.inc"
+
+/* Traditional -> simplified Chinese, one character to one (OpenCC's character
+ * table, see scripts/gen-t2s): most Han text has no traditional characters,
+ * so a BMP code point is first checked in a bitmap, one load. */
+static int32_t s_t2s_fold(int32_t c) {
+    if (c < 0x3400 || (c >= 0x10000 && c < 0x20000))
+        return c;
+    if (c < 0x10000 && !(s_t2s_bmp[c >> 5] >> (c & 31) & 1u))
+        return c;
+    size_t lo = 0, hi = S_T2S_N;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s_t2s[mid][0] == (uint32_t)c)
+            return (int32_t)s_t2s[mid][1];
+        if (s_t2s[mid][0] < (uint32_t)c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return c;
+}
+
 /* Fold one code point into out (up to cap); returns the count (0 = dropped). */
 static int s_fold_cp(int32_t cp, int32_t *out, int cap) {
     if (cp < 0x80) {
@@ -194,6 +218,8 @@ static int s_fold_cp(int32_t cp, int32_t *out, int cap) {
         if (n < 0)
             return 0;
     }
+    for (utf8proc_ssize_t k = 0; k < n; k++)
+        out[k] = s_t2s_fold(out[k]);
     return (int)n;
 }
 

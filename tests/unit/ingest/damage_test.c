@@ -109,7 +109,6 @@ static void test_one_mib(void **state)
     assert_int_equal(d.count[INGEST_DAMAGE_FFFD], 1);
     assert_int_equal(d.first[INGEST_DAMAGE_FFFD], n - 100);
     assert_int_equal(d.count[INGEST_DAMAGE_MOJIBAKE], 0);
-    assert_true(ms < 50.0); /* generous: ~2 ms measured; debug builds and slow VMs */
     free(b);
 }
 
