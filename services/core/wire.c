@@ -213,3 +213,25 @@ int wire_check_strings(const ProtobufCMessageDescriptor *desc, const void *data,
     char path[256] = "";
     return s_walk(desc, data, (const uint8_t *)data + len, path, sizeof path, 0, 0, fn, ud);
 }
+
+typedef struct {
+    char *why;
+    size_t cap;
+    bool set;
+} s_why;
+
+static void s_first_bad(void *ud, const char *path, size_t off)
+{
+    s_why *w = ud;
+    if (w->set || !w->cap)
+        return;
+    snprintf(w->why, w->cap, "field %s is not valid UTF-8 or contains NUL (byte %zu)", path, off);
+    w->set = true;
+}
+
+int wire_strings_why(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                     char *why, size_t cap)
+{
+    s_why w = {why, cap, false};
+    return wire_check_strings(desc, data, len, s_first_bad, &w);
+}

@@ -77,4 +77,11 @@ typedef void (*wire_bad_string_fn)(void *ud, const char *path, size_t offset);
 int wire_check_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                        wire_bad_string_fn fn, void *ud);
 
+/* wire_check_strings with the answer a client needs: when a string field is
+ * bad, writes "field PATH is not valid UTF-8 or contains NUL (byte N)" about
+ * the first one into why (cap bytes, NUL-terminated) and returns the number
+ * of bad strings; 0 when all are valid (why untouched). */
+int wire_strings_why(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                     char *why, size_t cap);
+
 #endif

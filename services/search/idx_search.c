@@ -1233,7 +1233,8 @@ static long s_lex_prefix(idx *self, MDB_txn *txn, const idx_segs *segs, const ch
     size_t u = 0;
     if (ret == 0) {
         s_tref_base = (const char *)ar.p;
-        qsort(refs, nref, sizeof *refs, s_tref_cmp);
+        if (nref) /* qsort(NULL, 0, ...) is undefined */
+            qsort(refs, nref, sizeof *refs, s_tref_cmp);
         for (size_t i = 0; i < nref; i++)
             if (!u || s_tref_cmp(&refs[u - 1], &refs[i]) != 0)
                 refs[u++] = refs[i];

@@ -374,6 +374,11 @@ static int s_on_internal(s_server *s, zio_route *route, Bulletin__Request *req)
     Bulletin__Internal__StoreRequest *sreq = (Bulletin__Internal__StoreRequest *)arena_unpack(
         s->scratch, &bulletin__internal__store_request__descriptor, req->internal.data,
         req->internal.len, WIRE_BUDGET(req->internal.len), &code, why, sizeof why);
+    if (sreq && wire_strings_why(&bulletin__internal__store_request__descriptor,
+                                 req->internal.data, req->internal.len, why, sizeof why) > 0) {
+        sreq = NULL; /* ingest never sends these: a bad string stored would reach every reader */
+        code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+    }
     if (!sreq) {
         s_send_status(s, route, req->request_id, code, "internal body: %s", why);
         return 0;
@@ -439,6 +444,13 @@ static void s_handle(s_server *s, zio_route *route, zmq_msg_t *body)
     Bulletin__Request *req =
         arena_request_unpack(s->scratch, zmq_msg_data(body), len, WIRE_BUDGET(len), &request_id,
                              &code, why, sizeof why);
+    /* protobuf-c checks neither UTF-8 nor NUL: a bad key would be echoed in an
+     * error message that clients cannot decode */
+    if (req && wire_strings_why(&bulletin__request__descriptor, zmq_msg_data(body), len, why,
+                                sizeof why) > 0) {
+        req = NULL;
+        code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+    }
     zmq_msg_close(body);
     if (!req) {
         arena_reset(s->scratch, S_SCRATCH_KEEP);
