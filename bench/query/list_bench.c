@@ -75,9 +75,9 @@
 
 static const char *o_corpus, *o_queries, *o_workers, *o_clients, *o_engines, *o_data_dir,
     *o_bin_dir, *o_out, *o_client_cpus, *o_worker_cpus, *o_sync_max, *o_fake_worker,
-    *o_fake_name, *o_transport, *o_search_bench;
+    *o_fake_name, *o_transport, *o_search_bench, *o_broker_cpus;
 static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq;
-static bool o_keep, o_no_bootstrap, o_search, o_zh, o_no_baselines;
+static bool o_keep, o_no_bootstrap, o_search, o_zh, o_no_baselines, o_fake_no_batch;
 
 static const cfg_option s_opts[] = {
     {"corpus", "BULLETIN_BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl",
@@ -103,6 +103,10 @@ static const cfg_option s_opts[] = {
     {"client-cpus", "BULLETIN_BENCH_CLIENT_CPUS", CFG_STR, "0",
      "CPUs (comma-separated) for the client threads and the broker; \"\" = no pinning",
      &o_client_cpus},
+    {"broker-cpus", "BULLETIN_BENCH_BROKER_CPUS", CFG_STR, "same",
+     "CPUs (comma-separated) for bulletin-query; \"same\" = the client CPUs, \"\" = no pinning "
+     "(e.g. 0 with --client-cpus 1: the broker alone on a core, to measure its capacity)",
+     &o_broker_cpus},
     {"worker-cpus", "BULLETIN_BENCH_WORKER_CPUS", CFG_STR, "1",
      "CPUs (comma-separated) for the workers (real and empty); \"\" = no pinning",
      &o_worker_cpus},
@@ -115,6 +119,9 @@ static const cfg_option s_opts[] = {
      &o_transport},
     {"no-bootstrap", "BULLETIN_BENCH_NO_BOOTSTRAP", CFG_BOOL, NULL,
      "skip the replica bootstrap measurement", &o_no_bootstrap},
+    {"fake-no-batch", "BULLETIN_BENCH_FAKE_NO_BATCH", CFG_BOOL, NULL,
+     "the empty-handler workers do not announce batching (one REQUEST/REPLY message per request, "
+     "as workers before REQUESTS/REPLIES)", &o_fake_no_batch},
     {"search", "BULLETIN_BENCH_SEARCH", CFG_BOOL, NULL,
      "measure Search instead of List: --queries is a search query set ({\"type\", "
      "\"groups\"} per line, e.g. /tmp/corpus/queries/en.search.jsonl), top 10; the "
@@ -391,10 +398,65 @@ static int s_pack_list(const char *category, const uint8_t *cursor, size_t curso
 /* ------------------------------------------------------------------------- */
 /* the empty-handler worker (--fake-worker)                                   */
 
-/* Speaks the worker side of broker.h: READY with credit, HEARTBEAT every
- * second, REPLY to each REQUEST. Each Request is decoded and its strings
- * checked as bulletin-worker does, then answered with an empty ListReply:
- * everything but the storage. */
+/* The empty answer to one Request: decoded and its strings checked as
+ * bulletin-worker does, then an empty ListReply (SearchReply for a Search):
+ * everything but the storage. 0, or -1 when packing failed. */
+static int s_fake_answer(const void *data, size_t len, zmq_msg_t *body)
+{
+    char why[256] = "";
+    uint64_t rid = 0;
+    wire_code code = BULLETIN__STATUS_CODE__OK;
+    Bulletin__Request *req = wire_request_unpack(data, len, WIRE_BUDGET(len), &rid, &code, why, sizeof why);
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    wire_reply_init(&rep, &st, rid);
+    rep.served_by = (char *)o_fake_name;
+    rep.applied_seq = (uint64_t)o_fake_seq;
+    Bulletin__ListReply lr = BULLETIN__LIST_REPLY__INIT;
+    Bulletin__SearchReply sr = BULLETIN__SEARCH_REPLY__INIT;
+    if (!req) {
+        st.code = code;
+        st.message = why;
+    } else if (wire_check_strings(&bulletin__request__descriptor, data, len, NULL, NULL) != 0) {
+        st.code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+        st.message = "a string is not valid UTF-8";
+    } else if (req->body_case == BULLETIN__REQUEST__BODY_SEARCH) {
+        rep.body_case = BULLETIN__REPLY__BODY_SEARCH;
+        rep.search = &sr;
+    } else {
+        rep.body_case = BULLETIN__REPLY__BODY_LIST;
+        rep.list = &lr;
+    }
+    int rc = wire_pack_zmq(&rep.base, body);
+    wire_free(req);
+    return rc;
+}
+
+/* Send the held answers as one REPLIES message. */
+static void s_fake_flush(void *sock, zmq_msg_t *out, uint8_t (*tag)[8], int *nout)
+{
+    if (*nout == 0)
+        return;
+    uint8_t cmd = BROKER_REPLIES, seq[8];
+    s_put_u64(seq, (uint64_t)o_fake_seq);
+    int f = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+    int rc = zmq_send(sock, "", 0, f) < 0 || zmq_send(sock, &cmd, 1, f) < 0 || zmq_send(sock, seq, 8, f) < 0
+                 ? -1
+                 : 0;
+    for (int i = 0; i < *nout && rc == 0; i++)
+        if (zmq_send(sock, tag[i], 8, f) < 0 ||
+            zmq_msg_send(&out[i], sock, i + 1 < *nout ? f : ZMQ_DONTWAIT) < 0)
+            rc = -1;
+    if (rc < 0)
+        log_warn("fake.reply_lost", "replies=%d error=\"%s\"", *nout, zmq_strerror(errno));
+    for (int i = 0; i < *nout; i++)
+        zmq_msg_close(&out[i]);
+    *nout = 0;
+}
+
+/* Speaks the worker side of broker.h: READY with credit (and
+ * BROKER_FLAG_BATCH unless --fake-no-batch), HEARTBEAT every second, REPLY
+ * to each REQUEST, one REPLIES for the REQUESTS read in one wake-up. */
 static int s_fake_worker(void)
 {
     int stop_fd = zio_signal_fd();
@@ -408,6 +470,9 @@ static int s_fake_worker(void)
     int64_t next_hb = 0, expiry = 0;
     uint64_t answered = 0;
     int rc = 1;
+    zmq_msg_t out[BROKER_CREDIT_MAX];
+    uint8_t out_tag[BROKER_CREDIT_MAX][8];
+    int nout = 0;
     for (;;) {
         int64_t now = clock_mono_ms();
         if (!sock || now >= expiry) {
@@ -417,14 +482,16 @@ static int s_fake_worker(void)
                 log_error("fake.connect", "broker=%s", o_fake_worker);
                 break;
             }
-            uint8_t cmd = BROKER_READY, seq[8], credit[4];
+            uint8_t cmd = BROKER_READY, seq[8], credit[4],
+                    flags[4] = {0, 0, 0, o_fake_no_batch ? 0 : BROKER_FLAG_BATCH};
             s_put_u64(seq, (uint64_t)o_fake_seq);
             uint32_t c = (uint32_t)o_credit;
             credit[0] = (uint8_t)(c >> 24), credit[1] = (uint8_t)(c >> 16),
             credit[2] = (uint8_t)(c >> 8), credit[3] = (uint8_t)c;
             if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, &cmd, 1, ZMQ_SNDMORE) < 0 ||
                 zmq_send(sock, o_fake_name, strlen(o_fake_name), ZMQ_SNDMORE) < 0 ||
-                zmq_send(sock, seq, 8, ZMQ_SNDMORE) < 0 || zmq_send(sock, credit, 4, 0) < 0)
+                zmq_send(sock, seq, 8, ZMQ_SNDMORE) < 0 || zmq_send(sock, credit, 4, ZMQ_SNDMORE) < 0 ||
+                zmq_send(sock, flags, 4, 0) < 0)
                 log_warn("fake.register", "error=\"%s\"", zmq_strerror(errno));
             expiry = now + hb_ms * liveness;
             next_hb = now + hb_ms;
@@ -451,7 +518,7 @@ static int s_fake_worker(void)
             break;
         }
         for (int k = 0; k < 64 && (it[0].revents & ZMQ_POLLIN); k++) {
-            zmq_msg_t f[5];
+            zmq_msg_t f[BROKER_FRAMES_MAX];
             int nf = 0;
             bool more = true, bad = false;
             while (more) {
@@ -462,7 +529,7 @@ static int s_fake_worker(void)
                     break;
                 }
                 more = zmq_msg_more(&m);
-                if (nf < 5) {
+                if (nf < BROKER_FRAMES_MAX) {
                     zmq_msg_init(&f[nf]);
                     zmq_msg_move(&f[nf++], &m);
                 } else {
@@ -475,35 +542,8 @@ static int s_fake_worker(void)
             expiry = clock_mono_ms() + hb_ms * liveness;
             uint8_t cmd = nf >= 2 && zmq_msg_size(&f[1]) == 1 ? *(uint8_t *)zmq_msg_data(&f[1]) : 0;
             if (!bad && cmd == BROKER_REQUEST && nf == 4 && zmq_msg_size(&f[2]) == 8) {
-                const void *data = zmq_msg_data(&f[3]);
-                size_t len = zmq_msg_size(&f[3]);
-                char why[256] = "";
-                uint64_t rid = 0;
-                wire_code code = BULLETIN__STATUS_CODE__OK;
-                Bulletin__Request *req = wire_request_unpack(data, len, WIRE_BUDGET(len), &rid, &code,
-                                                             why, sizeof why);
-                Bulletin__Reply rep;
-                Bulletin__Status st;
-                wire_reply_init(&rep, &st, rid);
-                rep.served_by = (char *)o_fake_name;
-                rep.applied_seq = (uint64_t)o_fake_seq;
-                Bulletin__ListReply lr = BULLETIN__LIST_REPLY__INIT;
-                Bulletin__SearchReply sr = BULLETIN__SEARCH_REPLY__INIT;
-                if (!req) {
-                    st.code = code;
-                    st.message = why;
-                } else if (wire_check_strings(&bulletin__request__descriptor, data, len, NULL, NULL) != 0) {
-                    st.code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
-                    st.message = "a string is not valid UTF-8";
-                } else if (req->body_case == BULLETIN__REQUEST__BODY_SEARCH) {
-                    rep.body_case = BULLETIN__REPLY__BODY_SEARCH;
-                    rep.search = &sr;
-                } else {
-                    rep.body_case = BULLETIN__REPLY__BODY_LIST;
-                    rep.list = &lr;
-                }
                 zmq_msg_t body;
-                if (wire_pack_zmq(&rep.base, &body) == 0) {
+                if (s_fake_answer(zmq_msg_data(&f[3]), zmq_msg_size(&f[3]), &body) == 0) {
                     uint8_t c3 = BROKER_REPLY, seq[8];
                     s_put_u64(seq, (uint64_t)o_fake_seq);
                     if (zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
@@ -514,8 +554,17 @@ static int s_fake_worker(void)
                         log_warn("fake.reply_lost", "error=\"%s\"", zmq_strerror(errno));
                     zmq_msg_close(&body);
                 }
-                wire_free(req);
                 answered++;
+            } else if (!bad && cmd == BROKER_REQUESTS && nf >= 4 && nf % 2 == 0) {
+                for (int i = 2; i < nf; i += 2) {
+                    if (zmq_msg_size(&f[i]) != 8)
+                        continue;
+                    if (nout == BROKER_CREDIT_MAX)
+                        s_fake_flush(sock, out, out_tag, &nout);
+                    if (s_fake_answer(zmq_msg_data(&f[i + 1]), zmq_msg_size(&f[i + 1]), &out[nout]) == 0)
+                        memcpy(out_tag[nout++], zmq_msg_data(&f[i]), 8);
+                    answered++;
+                }
             } else if (!bad && cmd == BROKER_DISCONNECT) {
                 expiry = 0; /* register again on a fresh socket */
             } else if (bad || cmd != BROKER_HEARTBEAT) {
@@ -528,6 +577,7 @@ static int s_fake_worker(void)
             if (expiry == 0 || zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
                 break;
         }
+        s_fake_flush(sock, out, out_tag, &nout); /* the answers of this wake-up, together */
     }
     if (sock) {
         uint8_t cmd = BROKER_DISCONNECT;
@@ -556,8 +606,16 @@ typedef struct {
     char store_ep[64], feed_ep[64], ingest_ep[64], front_ep[64], back_ep[64];
 } s_stack;
 
-static cpu_set_t s_client_set, s_worker_set;
-static bool s_client_any, s_worker_any;
+static cpu_set_t s_client_set, s_worker_set, s_broker_set;
+static bool s_client_any, s_worker_any, s_broker_any;
+
+/* --broker-cpus as it was applied, for the report. */
+static const char *s_broker_cpus_text(void)
+{
+    if (s_broker_any)
+        return "any";
+    return strcmp(o_broker_cpus, "same") == 0 ? o_client_cpus : o_broker_cpus;
+}
 
 static void s_path(char *out, size_t cap, const char *a, const char *b)
 {
@@ -653,7 +711,7 @@ static int s_read_tier_start(s_stack *sk, void *ctx, int n, bool fake, uint64_t 
     s_path(logp, sizeof logp, sk->dir, sub);
     char *bargv[] = {bin, "--bind", fbind, "--workers", bbind, "--http", http, NULL};
     if (bench_start_service(ctx, &sk->broker_pid, bargv, logp,
-                                s_client_any ? s_all_cpus() : &s_client_set, sk->front_ep,
+                                s_broker_any ? s_all_cpus() : &s_broker_set, sk->front_ep,
                                 "bulletin-query", 10000) < 0)
         return -1;
     sk->fake = fake;
@@ -1747,10 +1805,10 @@ static void s_report(FILE *out, const s_report_in *in)
     fprintf(out, "- machine: %ld CPUs (nproc), %s, %s; libzmq %d.%d.%d, SQLite %s\n",
             sysconf(_SC_NPROCESSORS_ONLN), cpu, kernel, major, minor, patch, sqlite3_libversion());
     fprintf(out, "- load average before / after: %s / %s\n", in->load_before, in->load_after);
-    fprintf(out, "- pinning: client threads, the bench's ZeroMQ I/O thread and bulletin-query on CPU "
-                 "%s; workers (bulletin-worker or empty handler) on CPU %s; SQLite threads on all "
+    fprintf(out, "- pinning: client threads and the bench's ZeroMQ I/O thread on CPU %s, "
+                 "bulletin-query on CPU %s; workers (bulletin-worker or empty handler) on CPU %s; SQLite threads on all "
                  "CPUs; store and ingest unpinned (idle while measuring)\n",
-            s_client_any ? "any" : o_client_cpus, s_worker_any ? "any" : o_worker_cpus);
+            s_client_any ? "any" : o_client_cpus, s_broker_cpus_text(), s_worker_any ? "any" : o_worker_cpus);
     fprintf(out, "- corpus: %s — %zu lines, %zu articles written (%zu skipped before ingest, %zu "
                  "rejected by ingest), max_seq %llu; loaded in batches of %d in %.1f s (%.0f "
                  "articles/s)\n",
@@ -1881,10 +1939,10 @@ static void s_report_search(FILE *out, const s_report_in *in)
             sysconf(_SC_NPROCESSORS_ONLN), cpu, kernel, sqlite3_libversion(),
             mdb_version(NULL, NULL, NULL));
     fprintf(out, "- load average before / after: %s / %s\n", in->load_before, in->load_after);
-    fprintf(out, "- pinning: client threads, the bench's ZeroMQ I/O thread and bulletin-query on CPU "
-                 "%s; workers (bulletin-worker or empty handler) on CPU %s; FTS5 and Xapian "
+    fprintf(out, "- pinning: client threads and the bench's ZeroMQ I/O thread on CPU %s, "
+                 "bulletin-query on CPU %s; workers (bulletin-worker or empty handler) on CPU %s; FTS5 and Xapian "
                  "(bulletin-bench-search, one thread) unpinned, run after the stack is stopped\n",
-            s_client_any ? "any" : o_client_cpus, s_worker_any ? "any" : o_worker_cpus);
+            s_client_any ? "any" : o_client_cpus, s_broker_cpus_text(), s_worker_any ? "any" : o_worker_cpus);
     fprintf(out, "- corpus: %s — %zu articles written through bulletin-ingest (batches of %d, "
                  "%zu rejected) in %.1f s (%.0f articles/s, each batch acknowledged after its "
                  "synced commit), max_seq %llu\n",
@@ -2120,8 +2178,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (s_cpus_parse(o_client_cpus, &s_client_set, &s_client_any) < 0 ||
-        s_cpus_parse(o_worker_cpus, &s_worker_set, &s_worker_any) < 0) {
-        fprintf(stderr, "bulletin-bench-list: --client-cpus / --worker-cpus: comma-separated CPU "
+        s_cpus_parse(o_worker_cpus, &s_worker_set, &s_worker_any) < 0 ||
+        s_cpus_parse(strcmp(o_broker_cpus, "same") == 0 ? o_client_cpus : o_broker_cpus, &s_broker_set,
+                     &s_broker_any) < 0) {
+        fprintf(stderr, "bulletin-bench-list: --client-cpus / --worker-cpus / --broker-cpus: comma-separated CPU "
                         "numbers below %ld, or \"\"\n", sysconf(_SC_NPROCESSORS_ONLN));
         return 2;
     }

@@ -4,7 +4,10 @@
  * Data: workers in an array (a few dozen at most: linear search by routing
  * id is cheaper than hashing 5-byte ids); ready workers in an intrusive LRU
  * list; requests waiting for a worker in an intrusive FIFO; a request in
- * flight hangs off its worker (one at a time per worker). Deadlines are
+ * flight hangs off its worker (up to its credit). Requests assigned to a
+ * worker during one wake-up wait in that worker's `out` list, and the end of
+ * the wake-up sends each such worker one message (s_flush): REQUESTS for a
+ * batch worker, else one REQUEST each. Deadlines are
  * checked by a scan that runs only when the earliest known deadline has
  * passed, so an ordinary request costs no scan at all.
  */
@@ -27,7 +30,7 @@
 #include <unistd.h>
 
 #define S_ID_MAX 255
-#define S_MAX_FRAMES 8
+#define S_MAX_FRAMES (1 + BROKER_FRAMES_MAX) /* [worker id] + the protocol's frames */
 #define S_BURST 256   /* messages read per socket per wake-up */
 
 typedef struct s_worker s_worker;
@@ -57,6 +60,11 @@ struct s_worker {
     } slot[BROKER_CREDIT_MAX];
     bool ready;                 /* in the ready list: has a free slot */
     s_worker *rprev, *rnext;    /* ready LRU */
+    bool batch;                 /* READY had BROKER_FLAG_BATCH */
+    uint32_t nout;              /* requests assigned this wake-up, not sent yet */
+    s_request *out[BROKER_CREDIT_MAX];
+    bool flushq;                /* in the broker's flush list */
+    s_worker *fnext;
 };
 
 typedef struct {
@@ -68,13 +76,14 @@ typedef struct {
     size_t nready;
     s_request *whead, *wtail;   /* waiting FIFO */
     size_t nwaiting;
+    s_worker *fhead;            /* workers with requests to send (nout > 0) */
     uint64_t next_tag;
     int64_t next_check_us;      /* earliest deadline or worker expiry known */
     int64_t next_hb_us;
     int64_t next_http_us;       /* next /metrics snapshot */
     /* stats */
     uint64_t requests, replies, timeouts, unavailable, retries, rejected, dropped_workers,
-        late_replies;
+        late_replies, request_msgs, reply_msgs;
     char instance[96];          /* host:pid */
     http_server *http;          /* /healthz and /metrics, NULL when off */
 } s_broker;
@@ -116,6 +125,11 @@ static void s_u64(uint8_t b[8], uint64_t v)
     }
 }
 
+static uint32_t s_get_u32(const uint8_t b[4])
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
 static uint64_t s_get_u64(const uint8_t b[8])
 {
     uint64_t v = 0;
@@ -148,6 +162,32 @@ static int s_send_worker(s_broker *b, const s_worker *w, uint8_t cmd, uint64_t t
     if (zmq_msg_send(&copy, b->back, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&copy);
         return -1;
+    }
+    return 0;
+}
+
+/* Send [id][""][REQUESTS]([tag][Request])... with the n requests rs to a
+ * batch worker (bodies are copied). 0 or -1 (errno; nothing was sent: a
+ * multipart message is queued whole once its first frame is). */
+static int s_send_batch(s_broker *b, const s_worker *w, s_request *const *rs, uint32_t n)
+{
+    int f = ZMQ_DONTWAIT | ZMQ_SNDMORE;
+    uint8_t cmd = BROKER_REQUESTS;
+    if (zmq_send(b->back, w->id, w->id_len, f) < 0 || zmq_send(b->back, "", 0, f) < 0 ||
+        zmq_send(b->back, &cmd, 1, f) < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t t[8];
+        s_u64(t, rs[i]->tag);
+        if (zmq_send(b->back, t, 8, f) < 0)
+            return -1;
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, &rs[i]->body);
+        if (zmq_msg_send(&copy, b->back, i + 1 < n ? f : ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&copy);
+            return -1;
+        }
     }
     return 0;
 }
@@ -252,6 +292,25 @@ static void s_dispatch(s_broker *b);
 static void s_worker_drop(s_broker *b, s_worker *w, const char *why)
 {
     s_ready_remove(b, w);
+    if (w->flushq) {
+        s_worker **pp = &b->fhead;
+        while (*pp != w)
+            pp = &(*pp)->fnext;
+        *pp = w->fnext;
+        w->flushq = false;
+    }
+    /* requests assigned to it but never sent: back to the head of the queue
+     * in their order, not counted as a try */
+    for (uint32_t i = w->nout; i-- > 0;) {
+        s_request *r = w->out[i];
+        for (uint32_t k = 0; k < w->credit; k++)
+            if (w->slot[k].r == r) {
+                w->slot[k].tag = 0;
+                w->slot[k].r = NULL;
+            }
+        s_wait_push(b, r, true);
+    }
+    w->nout = 0;
     for (size_t i = 0; i < b->nworkers; i++)
         if (b->workers[i] == w) {
             b->workers[i] = b->workers[--b->nworkers];
@@ -278,15 +337,15 @@ static void s_worker_drop(s_broker *b, s_worker *w, const char *why)
     free(w);
 }
 
-/* Send r to worker w (which has a free slot). 0, or -1 when w could not be
- * reached (w was dropped, r is intact and still the caller's). */
-static int s_send_request(s_broker *b, s_worker *w, s_request *r)
+/* Give r to worker w (which has a free slot): it takes a slot now and is
+ * sent by the next s_flush. */
+static void s_assign(s_broker *b, s_worker *w, s_request *r)
 {
-    if (s_send_worker(b, w, BROKER_REQUEST, r->tag, &r->body) < 0) {
-        char why[96];
-        snprintf(why, sizeof why, "send failed: %s", zmq_strerror(errno));
-        s_worker_drop(b, w, why);
-        return -1;
+    w->out[w->nout++] = r;
+    if (!w->flushq) {
+        w->flushq = true;
+        w->fnext = b->fhead;
+        b->fhead = w;
     }
     for (uint32_t i = 0; i < w->credit; i++)
         if (w->slot[i].tag == 0) {
@@ -300,7 +359,51 @@ static int s_send_request(s_broker *b, s_worker *w, s_request *r)
         s_ready_push(b, w); /* still has room: to the back, as most recently used */
     if (r->deadline_us < b->next_check_us)
         b->next_check_us = r->deadline_us;
-    return 0;
+}
+
+/* Send w's assigned requests: one REQUESTS message to a batch worker, else
+ * one REQUEST each. A worker that cannot be sent to is dropped (what it did
+ * not get goes back to the queue untried; what it got is retried once). */
+static void s_flush_worker(s_broker *b, s_worker *w)
+{
+    uint32_t sent = 0;
+    int rc = 0;
+    if (w->batch) {
+        rc = s_send_batch(b, w, w->out, w->nout);
+        if (rc == 0)
+            sent = w->nout;
+        b->request_msgs++;
+    } else {
+        for (; sent < w->nout; sent++) {
+            if ((rc = s_send_worker(b, w, BROKER_REQUEST, w->out[sent]->tag, &w->out[sent]->body)) < 0)
+                break;
+            b->request_msgs++;
+        }
+    }
+    if (rc < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "send failed: %s", zmq_strerror(errno));
+        memmove(w->out, w->out + sent, (w->nout - sent) * sizeof w->out[0]);
+        w->nout -= sent;
+        s_worker_drop(b, w, why);
+        return;
+    }
+    w->nout = 0;
+}
+
+/* End of a wake-up: send every worker what it was assigned. */
+static void s_flush(s_broker *b)
+{
+    while (b->fhead) {
+        s_worker *w = b->fhead;
+        b->fhead = w->fnext;
+        w->fnext = NULL;
+        w->flushq = false;
+        size_t nw = b->nworkers;
+        s_flush_worker(b, w);
+        if (b->nworkers < nw && b->nwaiting)
+            s_dispatch(b); /* w was dropped: its requests to the others */
+    }
 }
 
 /* A worker that has applied min_seq and has a free slot: an idle one if
@@ -324,13 +427,10 @@ static void s_dispatch(s_broker *b)
     s_request *r = b->whead;
     while (r && b->rhead) {
         s_request *next = r->next;
-        s_worker *w;
-        while ((w = s_pick(b, r->min_seq))) {
+        s_worker *w = s_pick(b, r->min_seq);
+        if (w) {
             s_wait_remove(b, r);
-            if (s_send_request(b, w, r) == 0)
-                break;
-            s_wait_push(b, r, true); /* w was dropped: try another */
-            next = r->next;
+            s_assign(b, w, r);
         }
         r = next;
     }
@@ -385,10 +485,13 @@ static void s_stats_fill(s_broker *b, s_stats *st)
         {"rejected", (double)b->rejected, "requests refused by the broker (bad, unsupported, queue full)", true},
         {"dropped_workers", (double)b->dropped_workers, "workers dropped (missed heartbeats, unreachable)", true},
         {"late_replies", (double)b->late_replies, "worker replies after the deadline (discarded)", true},
+        {"request_messages", (double)b->request_msgs, "REQUEST/REQUESTS messages sent to workers (requests per message = requests / this)", true},
+        {"reply_messages", (double)b->reply_msgs, "REPLY/REPLIES messages received from workers", true},
         {"max_applied_seq", (double)s_max_applied(b), "highest applied seq among workers", false},
         {"cpu_seconds", cpu, "CPU time of the broker process (user+system)", true},
     };
     size_t n = sizeof ms / sizeof ms[0];
+    _Static_assert(sizeof ms / sizeof ms[0] <= sizeof st->m / sizeof st->m[0], "s_stats.m too small");
     bulletin__stats_reply__init(&st->sr);
     for (size_t i = 0; i < n; i++) {
         bulletin__metric__init(&st->m[i]);
@@ -507,8 +610,10 @@ static void s_on_client(s_broker *b)
     zmq_msg_init(&r->body);
     zmq_msg_move(&r->body, &body);
     s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq);
-    if (w && s_send_request(b, w, r) == 0)
+    if (w) {
+        s_assign(b, w, r);
         goto out;
+    }
     s_wait_push(b, r, false);
     s_dispatch(b);
 out:
@@ -517,6 +622,33 @@ out:
 }
 
 /* --- worker messages ------------------------------------------------------- */
+
+/* The answer to `tag` from w: forwarded to its client (the frame is taken),
+ * or counted as late when the request was answered already (deadline). */
+static void s_on_reply(s_broker *b, s_worker *w, uint64_t tag, zmq_msg_t *reply)
+{
+    uint32_t k = 0;
+    while (k < w->credit && (tag == 0 || w->slot[k].tag != tag))
+        k++;
+    if (k == w->credit) {
+        log_warn("query.unexpected_reply", "worker=%s tag=%llu", w->name, (unsigned long long)tag);
+        return;
+    }
+    s_request *r = w->slot[k].r;
+    w->slot[k].tag = 0;
+    w->slot[k].r = NULL;
+    w->nbusy--;
+    if (!r) {
+        b->late_replies++;
+        return;
+    }
+    b->replies++;
+    if (zio_send_routed_msg(b->front, &r->route, reply) < 0)
+        log_debug("query.client_gone", "request_id=%llu error=\"%s\"",
+                  (unsigned long long)r->request_id, zmq_strerror(errno));
+    zmq_msg_init(reply); /* consumed */
+    s_request_free(r);
+}
 
 static void s_on_worker(s_broker *b)
 {
@@ -535,8 +667,8 @@ static void s_on_worker(s_broker *b)
     uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[2]);
     w = s_worker_find(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]));
     if (cmd == BROKER_READY) {
-        if ((n != 5 && n != 6) || zmq_msg_size(&f[4]) != 8 ||
-            (n == 6 && zmq_msg_size(&f[5]) != 4)) {
+        if (n < 5 || n > 7 || zmq_msg_size(&f[4]) != 8 || (n >= 6 && zmq_msg_size(&f[5]) != 4) ||
+            (n == 7 && zmq_msg_size(&f[6]) != 4)) {
             log_warn("query.bad_worker_message", "cmd=READY frames=%d", n);
             goto out;
         }
@@ -568,14 +700,15 @@ static void s_on_worker(s_broker *b)
                 w->name[i] = '_';
         w->applied = s_get_u64(zmq_msg_data(&f[4]));
         w->credit = 1;
-        if (n == 6) {
-            const uint8_t *c = zmq_msg_data(&f[5]);
-            uint32_t credit = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+        if (n == 7)
+            w->batch = (s_get_u32(zmq_msg_data(&f[6])) & BROKER_FLAG_BATCH) != 0;
+        if (n >= 6) {
+            uint32_t credit = s_get_u32(zmq_msg_data(&f[5]));
             w->credit = credit < 1 ? 1 : credit > BROKER_CREDIT_MAX ? BROKER_CREDIT_MAX : credit;
         }
         w->expiry_us = now + b->cfg->heartbeat_ms * b->cfg->liveness * 1000;
-        log_info("query.worker_ready", "worker=%s applied_seq=%llu credit=%u workers=%zu", w->name,
-                 (unsigned long long)w->applied, w->credit, b->nworkers);
+        log_info("query.worker_ready", "worker=%s applied_seq=%llu credit=%u batch=%d workers=%zu",
+                 w->name, (unsigned long long)w->applied, w->credit, (int)w->batch, b->nworkers);
         s_ready_push(b, w);
         s_dispatch(b);
         goto out;
@@ -600,39 +733,36 @@ static void s_on_worker(s_broker *b)
                 s_dispatch(b);
         }
         break;
-    case BROKER_REPLY: {
+    case BROKER_REPLY:
         if (n != 6 || zmq_msg_size(&f[3]) != 8 || zmq_msg_size(&f[4]) != 8) {
             log_warn("query.bad_worker_message", "cmd=REPLY frames=%d worker=%s", n, w->name);
             break;
         }
-        uint64_t tag = s_get_u64(zmq_msg_data(&f[3]));
+        b->reply_msgs++;
         w->applied = s_get_u64(zmq_msg_data(&f[4]));
-        uint32_t k = 0;
-        while (k < w->credit && (tag == 0 || w->slot[k].tag != tag))
-            k++;
-        if (k == w->credit) {
-            log_warn("query.unexpected_reply", "worker=%s tag=%llu", w->name, (unsigned long long)tag);
-            break;
-        }
-        s_request *r = w->slot[k].r;
-        w->slot[k].tag = 0;
-        w->slot[k].r = NULL;
-        w->nbusy--;
-        if (r) {
-            b->replies++;
-            if (zio_send_routed_msg(b->front, &r->route, &f[5]) < 0)
-                log_debug("query.client_gone", "request_id=%llu error=\"%s\"",
-                          (unsigned long long)r->request_id, zmq_strerror(errno));
-            zmq_msg_init(&f[5]); /* consumed */
-            s_request_free(r);
-        } else {
-            b->late_replies++;
-        }
+        s_on_reply(b, w, s_get_u64(zmq_msg_data(&f[3])), &f[5]);
         s_ready_push(b, w); /* no-op when it still had room */
         if (b->nwaiting)
             s_dispatch(b);
         break;
-    }
+    case BROKER_REPLIES:
+        if (n < 6 || (n - 4) % 2 != 0 || too_many || zmq_msg_size(&f[3]) != 8) {
+            log_warn("query.bad_worker_message", "cmd=REPLIES frames=%d worker=%s", n, w->name);
+            break;
+        }
+        b->reply_msgs++;
+        w->applied = s_get_u64(zmq_msg_data(&f[3]));
+        for (int i = 4; i < n; i += 2) {
+            if (zmq_msg_size(&f[i]) != 8)
+                log_warn("query.bad_worker_message", "cmd=REPLIES tag_bytes=%zu worker=%s",
+                         zmq_msg_size(&f[i]), w->name);
+            else
+                s_on_reply(b, w, s_get_u64(zmq_msg_data(&f[i])), &f[i + 1]);
+        }
+        s_ready_push(b, w);
+        if (b->nwaiting)
+            s_dispatch(b);
+        break;
     case BROKER_DISCONNECT:
         s_worker_drop(b, w, "disconnected");
         break;
@@ -824,6 +954,7 @@ int broker_run(const broker_config *cfg)
                 if (zmq_getsockopt(b.front, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
                     break;
             }
+        s_flush(&b); /* before s_check: it may expire what `out` lists hold */
         now = clock_mono_us();
         if (now >= b.next_hb_us) {
             s_heartbeat(&b);
@@ -833,8 +964,10 @@ int broker_run(const broker_config *cfg)
             }
             b.next_hb_us = now + cfg->heartbeat_ms * 1000;
         }
-        if (now >= b.next_check_us)
+        if (now >= b.next_check_us) {
             s_check(&b, now);
+            s_flush(&b);
+        }
     }
 done:
     /* answer what is still pending, so no client waits for nothing */

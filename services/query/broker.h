@@ -15,23 +15,46 @@
  * command = one byte):
  *
  *   worker -> broker   (as the broker's ROUTER sees it: [worker id] first)
- *     READY      [""][0x01][name][applied_seq][credit u32]
+ *     READY      [""][0x01][name][applied_seq][credit u32][flags u32]
  *                                                   register, idle; credit = how
  *                                                   many requests it may hold at
- *                                                   once (1..16; frame optional, 1)
+ *                                                   once (1..16; frame optional, 1);
+ *                                                   flags (optional, 0): bit 0 =
+ *                                                   BROKER_FLAG_BATCH, it takes
+ *                                                   REQUESTS and sends REPLIES
  *     HEARTBEAT  [""][0x02][applied_seq]            alive (sent every heartbeat
  *                                                   interval, and soon after the
  *                                                   replica applied new changes)
  *     REPLY      [""][0x03][tag][applied_seq][Reply] the answer to REQUEST `tag`;
  *                                                   frees one slot
+ *     REPLIES    [""][0x07][applied_seq]([tag][Reply]){1..16}
+ *                                                   several answers in one message
+ *                                                   (batch workers only)
  *     DISCONNECT [""][0x05]                         leaving
  *   broker -> worker
  *     REQUEST    [""][0x04][tag][Request]           at most `credit` unanswered
- *                                                   per worker
+ *                                                   per worker (to workers
+ *                                                   without BROKER_FLAG_BATCH)
+ *     REQUESTS   [""][0x06]([tag][Request]){1..credit}
+ *                                                   every request assigned to a
+ *                                                   batch worker during one
+ *                                                   wake-up, in one message
  *     HEARTBEAT  [""][0x02]                         alive
  *     DISCONNECT [""][0x05]                         "I do not know you": the
  *                                                   worker registers again on a
  *                                                   fresh socket
+ *
+ * Batching: the broker reads every message waiting on both sockets, assigns
+ * requests to workers as it goes, and only then sends each worker ONE message
+ * with all the requests it got in that wake-up; a batch worker answers the
+ * requests it read in one wake-up with one REPLIES message (or a few, when
+ * answering them takes long). Under load this turns ~2 broker<->worker
+ * messages per request into ~2 per batch; each message costs the broker a
+ * hand-off to ZeroMQ's I/O thread and a socket write or read. A batch is
+ * only bookkeeping on the wire: every request keeps its own slot, tag,
+ * deadline and retry. A broker that knows REQUESTS/REPLIES still serves old
+ * workers (no flags frame) with REQUEST/REPLY; a batch worker needs a broker
+ * of this version (upgrade brokers first).
  *
  * `tag` is the broker's own number for a client request; the client's route
  * never leaves the broker, and a late REPLY for a request that already timed
@@ -68,10 +91,19 @@ enum {
     BROKER_REPLY = 0x03,
     BROKER_REQUEST = 0x04,
     BROKER_DISCONNECT = 0x05,
+    BROKER_REQUESTS = 0x06,
+    BROKER_REPLIES = 0x07,
 };
+
+/* READY flags. */
+#define BROKER_FLAG_BATCH 0x1u /* the worker takes REQUESTS and may answer with REPLIES */
 
 #define BROKER_NAME_MAX 64  /* longest worker name kept (longer is cut) */
 #define BROKER_CREDIT_MAX 16 /* most requests the broker keeps at one worker */
+/* Most frames of a worker protocol message: REPLIES with one (tag, Reply)
+ * pair per slot, after [""][cmd][applied_seq] (the broker's ROUTER adds the
+ * worker's id in front). */
+#define BROKER_FRAMES_MAX (3 + 2 * BROKER_CREDIT_MAX)
 
 typedef struct {
     const char *bind;       /* client endpoint(s), comma-separated, e.g. tcp://0.0.0.0:5556

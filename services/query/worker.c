@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define S_SEQ_REPORT_US 2000 /* at most one applied-seq report per 2 ms */
+#define S_REPLY_HOLD_US 100  /* a batched answer waits at most this long for the next ones */
 
 typedef struct {
     const worker_config *cfg;
@@ -39,6 +40,11 @@ typedef struct {
     int64_t broker_expiry_us, next_hb_us, next_report_us;
     bool report_pending;
     uint64_t reported_seq;
+    /* answers to REQUESTS, sent together as one REPLIES (s_replies_flush) */
+    zmq_msg_t out[BROKER_CREDIT_MAX];
+    uint64_t out_tag[BROKER_CREDIT_MAX];
+    int nout;
+    int64_t out_first_us;
     http_server *http;          /* /healthz and /metrics, NULL when off */
     int64_t next_http_us;
     /* stats */
@@ -59,8 +65,58 @@ static int s_send_frames(void *sock, const void *const *data, const size_t *len,
 
 static void s_u64(uint8_t b[8], uint64_t v) { replica_put_u64(b, v); }
 
+/* Forget answers not sent yet (the broker that asked is gone). */
+static void s_replies_drop(s_worker *w)
+{
+    for (int i = 0; i < w->nout; i++)
+        zmq_msg_close(&w->out[i]);
+    w->nout = 0;
+}
+
+/* Send the held answers as one [""][REPLIES][applied_seq]([tag][Reply])... */
+static void s_replies_flush(s_worker *w)
+{
+    if (w->nout == 0)
+        return;
+    uint8_t cmd = BROKER_REPLIES, seq[8];
+    uint64_t applied = replica_applied_seq(w->rep);
+    s_u64(seq, applied);
+    const void *d[] = {"", &cmd, seq};
+    size_t l[] = {0, 1, 8};
+    int rc = w->broker ? s_send_frames(w->broker, d, l, 3, true) : -1;
+    for (int i = 0; i < w->nout && rc == 0; i++) {
+        uint8_t t[8];
+        s_u64(t, w->out_tag[i]);
+        if (zmq_send(w->broker, t, 8, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0 ||
+            zmq_msg_send(&w->out[i], w->broker, ZMQ_DONTWAIT | (i + 1 < w->nout ? ZMQ_SNDMORE : 0)) < 0)
+            rc = -1;
+    }
+    if (rc == 0)
+        w->reported_seq = applied;
+    else
+        log_warn("worker.reply_lost", "replies=%d error=\"%s\"", w->nout, zmq_strerror(errno));
+    s_replies_drop(w); /* closing a sent message is a no-op */
+}
+
+/* Hold the answer `body` (taken) to a batched request; sent with the others
+ * of this wake-up, or now when the first has waited S_REPLY_HOLD_US. */
+static void s_replies_add(s_worker *w, uint64_t tag, zmq_msg_t *body)
+{
+    if (w->nout == BROKER_CREDIT_MAX)
+        s_replies_flush(w);
+    int64_t now = clock_mono_us();
+    if (w->nout == 0)
+        w->out_first_us = now;
+    zmq_msg_init(&w->out[w->nout]);
+    zmq_msg_move(&w->out[w->nout], body);
+    w->out_tag[w->nout++] = tag;
+    if (now - w->out_first_us >= S_REPLY_HOLD_US)
+        s_replies_flush(w);
+}
+
 static void s_broker_connect(s_worker *w)
 {
+    s_replies_drop(w);
     zio_close(&w->broker);
     w->registered = false;
     w->broker = zio_socket(w->ctx, ZMQ_DEALER, 0, w->cfg->max_msg);
@@ -68,15 +124,15 @@ static void s_broker_connect(s_worker *w)
         zio_close(&w->broker);
         return;
     }
-    uint8_t cmd = BROKER_READY, seq[8], credit[4];
+    uint8_t cmd = BROKER_READY, seq[8], credit[4], flags[4] = {0, 0, 0, BROKER_FLAG_BATCH};
     s_u64(seq, replica_applied_seq(w->rep));
     uint32_t c = (uint32_t)w->cfg->credit;
     credit[0] = (uint8_t)(c >> 24), credit[1] = (uint8_t)(c >> 16), credit[2] = (uint8_t)(c >> 8),
     credit[3] = (uint8_t)c;
-    const void *d[] = {"", &cmd, w->name, seq, credit};
-    size_t l[] = {0, 1, strlen(w->name), 8, 4};
+    const void *d[] = {"", &cmd, w->name, seq, credit, flags};
+    size_t l[] = {0, 1, strlen(w->name), 8, 4, 4};
     /* the pipe exists once connect returned (immediate is off), so this queues */
-    if (s_send_frames(w->broker, d, l, 5, false) < 0)
+    if (s_send_frames(w->broker, d, l, 6, false) < 0)
         log_warn("worker.register", "error=\"%s\"", zmq_strerror(errno));
     int64_t now = clock_mono_us();
     w->registered = true;
@@ -292,8 +348,9 @@ static void s_bad_string(void *ud, const char *path, size_t off)
     }
 }
 
-/* Answer one request body; send [""][REPLY][tag][applied][Reply]. */
-static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
+/* Answer one request body: send [""][REPLY][tag][applied][Reply], or hold
+ * the answer for REPLIES when it came in a REQUESTS batch. */
+static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len, bool batch)
 {
     s_answer *a = calloc(1, sizeof *a);
     if (!a)
@@ -335,7 +392,9 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
     int prc = a->has_list && a->st.code == BULLETIN__STATUS_CODE__OK
                   ? list_reply_pack_zmq(&a->rep, &a->list, &body)
                   : wire_pack_zmq(&a->rep.base, &body);
-    if (prc == 0) {
+    if (prc == 0 && batch) {
+        s_replies_add(w, tag, &body);
+    } else if (prc == 0) {
         uint8_t cmd = BROKER_REPLY, t[8], seq[8];
         s_u64(t, tag);
         s_u64(seq, a->rep.applied_seq);
@@ -357,10 +416,10 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len)
 
 static void s_on_broker(s_worker *w)
 {
-    zmq_msg_t f[5];
+    zmq_msg_t f[BROKER_FRAMES_MAX];
     int n;
     bool bad;
-    if (zio_recv_frames(w->broker, f, 5, &n, &bad, ZMQ_DONTWAIT) < 0)
+    if (zio_recv_frames(w->broker, f, BROKER_FRAMES_MAX, &n, &bad, ZMQ_DONTWAIT) < 0)
         return;
     w->broker_expiry_us = clock_mono_us() + w->cfg->heartbeat_ms * w->cfg->liveness * 1000;
     if (bad || n < 2 || zmq_msg_size(&f[0]) != 0 || zmq_msg_size(&f[1]) != 1) {
@@ -368,7 +427,15 @@ static void s_on_broker(s_worker *w)
     } else {
         uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[1]);
         if (cmd == BROKER_REQUEST && n == 4 && zmq_msg_size(&f[2]) == 8) {
-            s_handle(w, replica_get_u64(zmq_msg_data(&f[2])), zmq_msg_data(&f[3]), zmq_msg_size(&f[3]));
+            s_handle(w, replica_get_u64(zmq_msg_data(&f[2])), zmq_msg_data(&f[3]), zmq_msg_size(&f[3]),
+                     false);
+        } else if (cmd == BROKER_REQUESTS && n >= 4 && n % 2 == 0) {
+            for (int i = 2; i < n; i += 2)
+                if (zmq_msg_size(&f[i]) == 8)
+                    s_handle(w, replica_get_u64(zmq_msg_data(&f[i])), zmq_msg_data(&f[i + 1]),
+                             zmq_msg_size(&f[i + 1]), true);
+                else
+                    log_warn("worker.bad_broker_message", "cmd=REQUESTS tag_bytes=%zu", zmq_msg_size(&f[i]));
         } else if (cmd == BROKER_DISCONNECT) {
             log_info("worker.broker_forgot_us", "broker=%s", w->cfg->broker);
             for (int i = 0; i < n; i++)
@@ -763,6 +830,7 @@ int worker_run(const worker_config *cfg)
                 if (!w.broker || zmq_getsockopt(w.broker, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
                     break;
             }
+        s_replies_flush(&w); /* the answers of this wake-up, together */
         if (items[1].revents & ZMQ_POLLIN)
             s_on_store(&w);
         if (items[0].revents & ZMQ_POLLIN)
@@ -812,6 +880,7 @@ done:
         int linger = 200;
         zmq_setsockopt(w.broker, ZMQ_LINGER, &linger, sizeof linger);
     }
+    s_replies_drop(&w);
     for (size_t i = 0; i < w.nbuf; i++)
         zmq_msg_close(&w.buf[i]);
     free(w.buf);

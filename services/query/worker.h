@@ -26,6 +26,10 @@
  * milliseconds after applying changes (read-your-writes waits on it); when
  * the broker is silent for `liveness` intervals, or says it does not know
  * the worker, the worker closes its socket and registers again on a new one.
+ * It registers with BROKER_FLAG_BATCH: the broker sends it REQUESTS (several
+ * requests in one message), and the answers to the requests it read in one
+ * wake-up go back as one REPLIES message, unless answering them takes long
+ * (an answer is held at most ~100 us for the next ones).
  *
  * One thread does everything: requests are answered between feed messages
  * and Sync chunks.

@@ -449,6 +449,51 @@ class FailoverTest(QueryCase):
         m = self.broker_metrics(broker)
         self.assertGreaterEqual(m["dropped_workers"], 2)
 
+    def test_stopped_worker_with_a_batch_in_flight(self):
+        """Several requests in flight at one worker (sent as a REQUESTS batch)
+        when it stops answering: every one of them is answered by another
+        worker (retried once), none is lost."""
+        store = self.start_store()
+        sc = self.client(store.ep)
+        self.write(sc, 50)
+        broker = self.start_broker(heartbeat_ms=100)
+        w1 = self.start_worker(store, broker, "w1", heartbeat_ms=100, extra=("--credit", "8"))
+        self.wait_workers(broker, 1)
+        self.wait_applied(broker, 50)
+        w1.proc.send_signal(signal.SIGSTOP)
+        try:
+            c = harness.Client(self.ctx, broker.ep)
+            ids = []
+            for _ in range(6):  # pipelined on one DEALER: all six go to w1 at once
+                req = pb.Request()
+                req.version_major = 1
+                req.request_id = harness.Client.new_id()
+                req.list.limit = 5
+                req.list.SetInParent()
+                ids.append(req.request_id)
+                c.send_frames([b"", req.SerializeToString()])
+            wait_for(lambda: self.broker_metrics(broker).get("inflight", 0) == 6, 5, 0.02,
+                     "six requests in flight at the stopped worker")
+            self.start_worker(store, broker, "w2", heartbeat_ms=100, extra=("--credit", "8"))
+            got = {}
+            while len(got) < 6:
+                rep = c.recv_reply(timeout=10)
+                self.assertIsNotNone(rep, "answers so far: %d of 6" % len(got))
+                got[rep.request_id] = rep
+            c.close()
+            self.assertEqual(sorted(got), sorted(ids))
+            for rep in got.values():
+                self.assertStatus(rep, pb.OK)
+                self.assertEqual(rep.served_by, "w2")
+                self.assertEqual(len(rep.list.items), 5)
+            m = self.broker_metrics(broker)
+            self.assertEqual(m["retries"], 6)
+            self.assertEqual(m["unavailable"], 0)
+            # both workers took REQUESTS batches (the broker logs it at READY)
+            self.assertEqual(broker.proc.log().count("batch=1"), 2, broker.proc.log())
+        finally:
+            w1.kill9()
+
 
 if __name__ == "__main__":
     harness.main()

@@ -425,16 +425,24 @@ static void test_in_flight_deadline_and_late_reply(void **state)
     zmq_close(w1);
 }
 
-static void s_ready_credit(void *w, const char *name, uint32_t credit)
+/* READY with a credit frame and, when flags != 0, a flags frame. */
+static void s_ready_flags(void *w, const char *name, uint32_t credit, uint32_t flags)
 {
-    uint8_t cmd = BROKER_READY, seq[8] = {0}, c[4] = {(uint8_t)(credit >> 24), (uint8_t)(credit >> 16),
-                                                     (uint8_t)(credit >> 8), (uint8_t)credit};
+    uint8_t cmd = BROKER_READY, seq[8] = {0}, c[4], fl[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (uint8_t)(credit >> (24 - 8 * i));
+        fl[i] = (uint8_t)(flags >> (24 - 8 * i));
+    }
     zmq_send(w, "", 0, ZMQ_SNDMORE);
     zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
     zmq_send(w, name, strlen(name), ZMQ_SNDMORE);
     zmq_send(w, seq, 8, ZMQ_SNDMORE);
-    zmq_send(w, c, 4, 0);
+    zmq_send(w, c, 4, flags ? ZMQ_SNDMORE : 0);
+    if (flags)
+        zmq_send(w, fl, 4, 0);
 }
+
+static void s_ready_credit(void *w, const char *name, uint32_t credit) { s_ready_flags(w, name, credit, 0); }
 
 static void test_credit(void **state)
 {
@@ -483,6 +491,176 @@ static void test_credit(void **state)
     zmq_close(c);
     zmq_close(w1);
     zmq_close(w2);
+}
+
+static void s_ready_batch(void *w, const char *name, uint32_t credit)
+{
+    s_ready_flags(w, name, credit, BROKER_FLAG_BATCH);
+}
+
+/* Receive one message on a batch worker (heartbeats skipped, beating back
+ * every 25 ms): it must be REQUESTS; its tags and request ids are appended
+ * at *n (up to cap). Returns the number of requests in it (0 = none came). */
+static int s_worker_recv_batch(void *w, int ms, uint64_t *tags, uint64_t *rids, int *n, int cap)
+{
+    int64_t end = clock_mono_ms() + ms;
+    while (clock_mono_ms() < end) {
+        s_worker_send(w, BROKER_HEARTBEAT, NULL, 0);
+        if (!s_wait(w, 25))
+            continue;
+        zmq_msg_t f[BROKER_FRAMES_MAX];
+        int nf = 0;
+        for (;;) {
+            zmq_msg_init(&f[nf]);
+            assert_true(zmq_msg_recv(&f[nf], w, 0) >= 0);
+            int more = zmq_msg_more(&f[nf]);
+            nf++;
+            if (!more)
+                break;
+            assert_true(nf < BROKER_FRAMES_MAX);
+        }
+        uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[1]);
+        int got = 0;
+        if (cmd != BROKER_HEARTBEAT) {
+            assert_int_equal(cmd, BROKER_REQUESTS);
+            assert_true(nf >= 4 && nf % 2 == 0);
+            for (int i = 2; i < nf; i += 2) {
+                assert_int_equal(zmq_msg_size(&f[i]), 8);
+                broker_envelope env;
+                assert_int_equal(broker_envelope_scan(zmq_msg_data(&f[i + 1]), zmq_msg_size(&f[i + 1]), &env), 0);
+                assert_true(*n < cap);
+                tags[*n] = replica_get_u64(zmq_msg_data(&f[i]));
+                rids[(*n)++] = env.request_id;
+                got++;
+            }
+        }
+        for (int i = 0; i < nf; i++)
+            zmq_msg_close(&f[i]);
+        if (got)
+            return got;
+    }
+    return 0;
+}
+
+/* REPLIES with the n (tag, request id) pairs, in that order. */
+static void s_worker_replies(void *w, const uint64_t *tags, const uint64_t *rids, int n, const char *name)
+{
+    uint8_t cmd = BROKER_REPLIES, s[8];
+    replica_put_u64(s, 0);
+    zmq_send(w, "", 0, ZMQ_SNDMORE);
+    zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
+    zmq_send(w, s, 8, ZMQ_SNDMORE);
+    for (int i = 0; i < n; i++) {
+        Bulletin__Reply rep;
+        Bulletin__Status st;
+        wire_reply_init(&rep, &st, rids[i]);
+        rep.served_by = (char *)name;
+        zmq_msg_t m;
+        assert_int_equal(wire_pack_zmq(&rep.base, &m), 0);
+        uint8_t t[8];
+        replica_put_u64(t, tags[i]);
+        zmq_send(w, t, 8, ZMQ_SNDMORE);
+        assert_true(zmq_msg_send(&m, w, i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+    }
+}
+
+static double s_metric(const Bulletin__Reply *r, const char *name)
+{
+    for (size_t i = 0; i < r->stats->n_metrics; i++)
+        if (!strcmp(r->stats->metrics[i]->name, name))
+            return r->stats->metrics[i]->value;
+    return -1;
+}
+
+/* Requests queued while no worker is there go to a batch worker in ONE
+ * REQUESTS message; when that worker dies with the whole batch in flight,
+ * every request of it is retried once at another worker, and one REPLIES
+ * answers them all (an unknown tag in it is ignored). */
+static void test_batch_lost_worker_retried(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    for (int i = 0; i < 4; i++)
+        s_client_send(c, 80 + (uint64_t)i, BULLETIN__REQUEST__BODY_LIST, 0, 0);
+    usleep(30000); /* all four wait in the broker's queue */
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_batch(w1, "w1", 4);
+    uint64_t tags[8], rids[8];
+    int n = 0;
+    assert_int_equal(s_worker_recv_batch(w1, 1000, tags, rids, &n, 8), 4); /* one message */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rids[i], 80 + (uint64_t)i);
+    /* w1 dies silently with the batch; w2 (batch, credit 4) gets all four */
+    zmq_close(w1);
+    void *w2 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_batch(w2, "w2", 4);
+    n = 0;
+    while (n < 4 && s_worker_recv_batch(w2, 1500, tags, rids, &n, 8) > 0)
+        ;
+    assert_int_equal(n, 4);
+    bool seen[4] = {false};
+    for (int i = 0; i < 4; i++) {
+        assert_true(rids[i] >= 80 && rids[i] < 84);
+        seen[rids[i] - 80] = true;
+    }
+    for (int i = 0; i < 4; i++)
+        assert_true(seen[i]);
+    /* answered in reverse order, with a stray tag in the middle */
+    uint64_t rt[5] = {tags[3], tags[2], 999999, tags[1], tags[0]};
+    uint64_t rr[5] = {rids[3], rids[2], 12345, rids[1], rids[0]};
+    s_worker_replies(w2, rt, rr, 5, "w2");
+    for (int i = 0; i < 4; i++) {
+        Bulletin__Reply *r = s_client_recv(c, 1000);
+        assert_non_null(r);
+        assert_int_equal(r->request_id, rr[i < 2 ? i : i + 1]);
+        assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__OK);
+        assert_string_equal(r->served_by, "w2");
+        wire_free(r);
+    }
+    assert_null(s_client_recv(c, 50));
+    /* counted: four retries, and the batches as messages */
+    s_client_send(c, 90, BULLETIN__REQUEST__BODY_STATS, 0, 0);
+    Bulletin__Reply *r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_true(s_metric(r, "retries") == 4.0);
+    assert_true(s_metric(r, "replies") == 4.0);
+    assert_true(s_metric(r, "reply_messages") == 1.0);
+    assert_true(s_metric(r, "request_messages") >= 2.0 && s_metric(r, "request_messages") <= 5.0);
+    wire_free(r);
+    zmq_close(c);
+    zmq_close(w2);
+}
+
+/* A REPLIES that breaks the format (odd frame count) is refused whole;
+ * the worker's slots stay taken, so the requests end by their deadline. */
+static void test_batch_bad_replies(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_batch(w1, "w1", 2);
+    usleep(20000);
+    s_client_send(c, 95, BULLETIN__REQUEST__BODY_LIST, 200, 0);
+    uint64_t tags[2], rids[2];
+    int n = 0;
+    assert_int_equal(s_worker_recv_batch(w1, 1000, tags, rids, &n, 2), 1);
+    uint8_t cmd = BROKER_REPLIES, s8[8] = {0}, t[8];
+    replica_put_u64(t, tags[0]);
+    zmq_send(w1, "", 0, ZMQ_SNDMORE);
+    zmq_send(w1, &cmd, 1, ZMQ_SNDMORE);
+    zmq_send(w1, s8, 8, ZMQ_SNDMORE);
+    zmq_send(w1, t, 8, 0); /* a tag without its Reply */
+    Bulletin__Reply *r = NULL;
+    for (int i = 0; i < 40 && !r; i++) {
+        s_worker_send(w1, BROKER_HEARTBEAT, NULL, 0);
+        r = s_client_recv(c, 25);
+    }
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 95);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
+    wire_free(r);
+    zmq_close(c);
+    zmq_close(w1);
 }
 
 static void test_local_answers_and_bad_input(void **state)
@@ -582,6 +760,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_worker_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_deadline_and_late_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_lost_worker_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_bad_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_answers_and_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
