@@ -428,3 +428,42 @@ void bench_machine(char *cpu, size_t cpu_cap, char *kernel, size_t kernel_cap)
     if (uname(&u) == 0 && snprintf(kernel, kernel_cap, "%s %s", u.sysname, u.release) >= (int)kernel_cap)
         kernel[kernel_cap - 1] = 0;
 }
+
+/* ---- search query sets -------------------------------------------------- */
+
+int bench_search_text(json_t *groups, bool zh, char *text, size_t cap)
+{
+    size_t used = 0;
+    if (cap < 3 || !json_is_array(groups) || json_array_size(groups) == 0)
+        return -1;
+    text[0] = 0;
+    size_t gi;
+    json_t *g;
+    json_array_foreach(groups, gi, g) {
+        size_t ng = json_array_size(g);
+        if (!json_is_array(g) || ng == 0)
+            return -1;
+        bool phrase = !zh && ng > 1;
+        for (size_t t = 0; t < ng; t++) {
+            const char *tok = json_string_value(json_array_get(g, t));
+            if (!tok || !*tok)
+                return -1;
+            if (zh && t > 0) { /* the bigram's last character */
+                size_t l = strlen(tok), k = l;
+                while (k > 0 && ((uint8_t)tok[k - 1] & 0xC0) == 0x80)
+                    k--;
+                tok += k ? k - 1 : 0;
+            }
+            int w = snprintf(text + used, cap - used, "%s%s%s%s", gi && t == 0 ? " " : "",
+                             phrase && t == 0 ? "\"" : "", !zh && t ? " " : "", tok);
+            if (w < 0 || (size_t)w >= cap - used - 2)
+                return -1;
+            used += (size_t)w;
+        }
+        if (phrase) {
+            text[used++] = '"';
+            text[used] = 0;
+        }
+    }
+    return 0;
+}

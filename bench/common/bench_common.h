@@ -137,6 +137,17 @@ bool bench_reply_ok(const Bulletin__Reply *r);
  * logging bench.spawn. */
 int bench_wait_healthy(void *ctx, const char *endpoint, pid_t pid, int ms);
 
+/* ---- search query sets -------------------------------------------------- */
+
+/* The search-box text of a bench/search query (the "groups" array of one line
+ * of en.search.jsonl / zh.search.jsonl: [[tokens]]), as bulletin-bench-search
+ * gives it to our index and to Xapian: groups are ANDed; an en group of
+ * several tokens is a quoted phrase; a zh group of overlapping bigrams is
+ * sent as its character run. 0 with out NUL-terminated, or -1 when groups is
+ * not a non-empty array of non-empty arrays of strings or the text does not
+ * fit in cap bytes. */
+int bench_search_text(json_t *groups, bool zh, char *out, size_t cap);
+
 /* ---- statistics and report ---------------------------------------------- */
 
 /* qsort comparator for int64_t. */

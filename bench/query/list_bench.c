@@ -1264,40 +1264,8 @@ static int s_search_queries_load(const char *path, s_page **out, size_t *n)
             continue;
         json_error_t jerr;
         json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        json_t *groups = json_object_get(o, "groups");
         char text[2048];
-        size_t used = 0;
-        bool ok = json_is_array(groups) && json_array_size(groups) > 0;
-        size_t gi;
-        json_t *g;
-        json_array_foreach(groups, gi, g) {
-            size_t ng = json_array_size(g);
-            ok = ok && json_is_array(g) && ng > 0;
-            bool phrase = !o_zh && ng > 1;
-            for (size_t t = 0; ok && t < ng; t++) {
-                const char *tok = json_string_value(json_array_get(g, t));
-                if (!tok || !*tok) {
-                    ok = false;
-                    break;
-                }
-                if (o_zh && t > 0) { /* the bigram's last character */
-                    size_t l = strlen(tok), k = l;
-                    while (k > 0 && ((uint8_t)tok[k - 1] & 0xC0) == 0x80)
-                        k--;
-                    tok += k ? k - 1 : 0;
-                }
-                int w = snprintf(text + used, sizeof text - used, "%s%s%s%s",
-                                 gi && t == 0 ? " " : "", phrase && t == 0 ? "\"" : "",
-                                 !o_zh && t ? " " : "", tok);
-                if (w < 0 || (size_t)w >= sizeof text - used - 2) {
-                    ok = false;
-                    break;
-                }
-                used += (size_t)w;
-            }
-            if (ok && phrase)
-                text[used++] = '"', text[used] = 0;
-        }
+        bool ok = bench_search_text(json_object_get(o, "groups"), o_zh, text, sizeof text) == 0;
         if (ok && *n == cap) {
             cap = cap ? cap * 2 : 256;
             s_page *np = realloc(*out, cap * sizeof *np);

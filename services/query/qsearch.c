@@ -554,6 +554,8 @@ void qsearch_destroy(qsearch **self)
 
 bool qsearch_broken(const qsearch *s) { return s->broken; }
 
+idx *qsearch_index(qsearch *s) { return s->ix; }
+
 uint64_t qsearch_docs(qsearch *s)
 {
     MDB_txn *txn = replica_read_begin(s->rep);

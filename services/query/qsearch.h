@@ -120,6 +120,10 @@ int qsearch_run(qsearch *self, const Bulletin__SearchRequest *req, qsearch_resul
 
 void qsearch_result_clear(qsearch_result *r);
 
+/* The index (for benchmarks and tests that call idx_* directly in a read
+ * transaction of the replica). Owned by the qsearch. */
+idx *qsearch_index(qsearch *self);
+
 /* Documents in the index (0 on error). */
 uint64_t qsearch_docs(qsearch *self);
 
