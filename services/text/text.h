@@ -104,13 +104,17 @@ typedef struct {
     const char *mark_close;    /* NULL = "»" */
     uint32_t max_chars;        /* window, in characters; 0 = 200 */
     uint32_t scan_bytes;       /* bytes of the body scanned for matches; 0 = 16384 */
+    bool scan_all;             /* analyze all scan_bytes instead of only the regions
+                                  that can hold a match (same snippet, slower: for
+                                  tests that compare the two) */
 } text_snippet_opts;
 
 /* Write a snippet of body[0..len) to out[0..cap) (always NUL-terminated when
  * cap > 0): about max_chars characters around the densest cluster of
  * matching tokens, each match wrapped in the markers, cut on character
  * boundaries, "…" where text was cut. Work is bounded by scan_bytes (a 1 MiB
- * body costs the same as a 16 KiB one); with no match the snippet is the
+ * body costs the same as a 16 KiB one), and only the words of those bytes
+ * that can match a term are analyzed (see text.c); with no match the snippet is the
  * beginning of the body. Invalid UTF-8 in the body is replaced by U+FFFD in
  * the output. Returns the snippet length in bytes (truncated to cap-1). */
 size_t text_snippet(text_analyzer *self, const char *body, size_t len,

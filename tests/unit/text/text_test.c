@@ -208,12 +208,84 @@ static void test_snippet(void **state) {
     text_analyzer_destroy(&a);
 }
 
+typedef struct {
+    char tb[16][64];
+    const char *terms[16];
+    uint32_t lens[16];
+    size_t n;
+} s_terms;
+
+static int s_term_cb(void *ud, const text_token *tok) {
+    s_terms *t = ud;
+    if (t->n < 16 && tok->len < 64) {
+        memcpy(t->tb[t->n], tok->term, tok->len);
+        t->terms[t->n] = t->tb[t->n];
+        t->lens[t->n++] = tok->len;
+    }
+    return 0;
+}
+
+/* Pass 1 analyzes only the regions that can hold a match (text.c): random
+ * bodies of tricky words give the same snippet as analyzing everything. */
+static void test_snippet_regions(void **state) {
+    (void)state;
+    static const char *vocab[] = {
+        "the", "The", "running", "RUNNING", "runs", "ran", "police", "Polic\xC3\xA9", "dying",
+        "lying", "tie", "ties", "die", "skies", "sky", "o'neil", "don\xE2\x80\x99t", "run's",
+        "\xC3\x89" "clair", "eclair", "\xEF\xBC\xB4\xEF\xBD\x8F\xEF\xBD\x8B\xEF\xBD\x99\xEF\xBD\x8F",
+        "tokyo", "\xEF\xAC\x81le", "file", "hel\xC2\xADlo", "hello", "na\xC3\xAFve", "naive",
+        "3.14", "3,000", "x_y", "_run", "r\xCC\x81un", "\xE2\x80\x94", "\xE2\x80\x9Cquoted\xE2\x80\x9D",
+        "\xE2\x80\xA6", "\xC2\xA0", "\xE4\xB8\xAD\xE5\x9B\xBD", "\xE5\x8C\x97\xE4\xBA\xAC",
+        "mixed\xE4\xB8\xAD", "\xFF", "\xC3", "ab\xE2\x80\x8B" "cd", "abcd", "secure", "security",
+        "secur", "zeal", "a", "i", "5", "55", "\t", "\n", "  ", ".", "(run)", "-police-"};
+    const size_t nv = sizeof vocab / sizeof *vocab;
+    text_analyzer *a = text_analyzer_new(NULL);
+    srand(4242);
+    char body[4096], out1[2048], out2[2048];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t len = 0;
+        int words = 1 + rand() % 300;
+        for (int w = 0; w < words; w++) {
+            const char *v = vocab[(size_t)rand() % nv];
+            size_t l = strlen(v);
+            if (len + l + 1 >= sizeof body)
+                break;
+            memcpy(body + len, v, l);
+            len += l;
+            if (rand() % 4)
+                body[len++] = ' ';
+        }
+        /* terms: what the analyzer makes of 1-3 vocabulary words */
+        s_terms t = {.n = 0};
+        for (int k = 0; k < 1 + rand() % 3; k++) {
+            const char *v = vocab[(size_t)rand() % nv];
+            text_analyze(a, v, strlen(v), 0, s_term_cb, &t, NULL);
+        }
+        const char *pre[1] = {"secur"};
+        uint32_t plen[1] = {5};
+        text_snippet_opts o = {.terms = t.terms, .term_lens = t.lens, .nterms = t.n,
+                               .scan_bytes = (uint32_t)(rand() % 2 ? len : 1 + rand() % (len + 1))};
+        if (rand() % 4 == 0) {
+            o.prefixes = pre;
+            o.prefix_lens = plen;
+            o.nprefixes = 1;
+        }
+        size_t l1 = text_snippet(a, body, len, &o, out1, sizeof out1);
+        o.scan_all = true;
+        size_t l2 = text_snippet(a, body, len, &o, out2, sizeof out2);
+        if (l1 != l2 || memcmp(out1, out2, l1) != 0)
+            fail_msg("iteration %d: regions \"%s\" != all \"%s\"", iter, out1, out2);
+    }
+    text_analyzer_destroy(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words),     cmocka_unit_test(test_cjk),
         cmocka_unit_test(test_invalid),   cmocka_unit_test(test_stopwords),
         cmocka_unit_test(test_fold),      cmocka_unit_test(test_snippet),
         cmocka_unit_test(test_t2s),
+        cmocka_unit_test(test_snippet_regions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
