@@ -15,6 +15,8 @@
  *                                                text per line (any syntax)
  *   bulletin-bench-qsearch --dir ... --times F   CPU µs, hits and text of
  *                                                each query (tab-separated)
+ *   bulletin-bench-qsearch --dir ... --no-typos  without the typo fallback
+ *                                                (what it costs)
  *
  * The replica is opened read-write (qsearch_new installs its hook and may
  * rebuild an outdated index), so point it at a copy or a kept bench dir.
@@ -34,7 +36,7 @@
 
 static const char *o_dir, *o_queries = "/tmp/corpus/queries/en.search.jsonl", *o_dump, *o_times;
 static long o_rounds = 10, o_limit = 10;
-static bool o_zh, o_facets, o_split, o_text;
+static bool o_zh, o_facets, o_split, o_text, o_no_typos;
 
 static double s_cpu_us(void)
 {
@@ -123,12 +125,14 @@ int main(int argc, char **argv)
             o_split = true;
         else if (!strcmp(a, "--times") && v)
             o_times = v, i++;
+        else if (!strcmp(a, "--no-typos"))
+            o_no_typos = true;
         else if (!strcmp(a, "--text"))
             o_text = true;
         else {
             fprintf(stderr,
                     "usage: bulletin-bench-qsearch --dir WORKER_REPLICA_DIR [--queries FILE] "
-                    "[--zh] [--text] [--times FILE] [--rounds N] [--limit N] [--facets] [--split] [--dump FILE]\n");
+                    "[--zh] [--text] [--times FILE] [--no-typos] [--rounds N] [--limit N] [--facets] [--split] [--dump FILE]\n");
             return 2;
         }
     }
@@ -139,7 +143,8 @@ int main(int argc, char **argv)
     if (!qs || !nq)
         return 1;
     replica *rep = replica_new(o_dir, 0);
-    qsearch *s = rep ? qsearch_new(rep, NULL) : NULL;
+    idx_options io = {.no_typos = o_no_typos};
+    qsearch *s = rep ? qsearch_new(rep, &io) : NULL;
     if (!s)
         return 1;
     FILE *dump = o_dump ? fopen(o_dump, "w") : NULL;

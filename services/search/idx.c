@@ -705,6 +705,7 @@ static int s_lexit_parse(idx_lexit *it, bool first) {
         return MDB_CORRUPTED;
     memcpy(it->tbuf + sh, p, tl);
     it->term = it->tbuf;
+    it->sh = (size_t)sh;
     it->tl = (size_t)(sh + tl);
     p += tl;
     if (!(p = idx_varint_get(p, it->end, &vl)) || vl > (uint64_t)(it->end - p))

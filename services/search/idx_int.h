@@ -162,6 +162,8 @@ typedef struct {
     const uint8_t *p, *end;  /* rest of the current page */
     const uint8_t *term, *val; /* current entry (val: valid until the next write) */
     size_t tl, vl;
+    size_t sh;                 /* bytes the current term shares with the one before
+                                  (0 at the start of a page) */
     bool eof;
     uint8_t tbuf[IDX_TERM_MAX]; /* the current term, rebuilt (term points here) */
 } idx_lexit;

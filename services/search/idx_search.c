@@ -1324,50 +1324,86 @@ int idx__u64cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* s_lev with max 1, in one linear pass (the typo scan runs it on every
- * lexicon entry of a slice, in every segment). */
-static int s_lev1(const char *a, size_t al, const char *b, size_t bl) {
-    if (al > bl + 1 || bl > al + 1 || al > 64 || bl > 64)
-        return 2;
-    size_t m = al < bl ? al : bl, i = 0;
-    while (i < m && a[i] == b[i])
-        i++;
-    if (i == m)
-        return al == bl ? 0 : 1;
-    if (al == bl)
-        return memcmp(a + i + 1, b + i + 1, al - i - 1) == 0 ? 1 : 2;
-    if (al > bl)
-        return memcmp(a + i + 1, b + i, al - i - 1) == 0 ? 1 : 2;
-    return memcmp(a + i, b + i + 1, bl - i - 1) == 0 ? 1 : 2;
+/* The typo scan's distances over a sorted run of lexicon terms: Levenshtein
+ * rows of the query word w are kept per byte of the current term, so a term
+ * sharing k bytes with the one before reuses k rows, and only the band
+ * |row - column| <= max is computed (cells saturate at max + 1, which keeps
+ * every distance <= max exact). When every cell of row k is above max, no
+ * term starting with those k bytes can be within max: they are skipped
+ * without a look (`dead`). Distances on bytes, capped at max + 1. */
+#define S_TYPO_LEN 64
+typedef struct {
+    const char *w;
+    size_t wl;
+    int max;
+    size_t valid;  /* rows 0..valid are those of the current term's prefix */
+    size_t dead;   /* the prefix of this length is out of reach (0: none) */
+    uint8_t row[S_TYPO_LEN + 1][S_TYPO_LEN + 2];
+} s_typo_scan;
+
+static void s_typo_init(s_typo_scan *ts, const char *w, size_t wl, int max) {
+    ts->w = w;
+    ts->wl = wl;
+    ts->max = max;
+    ts->valid = 0;
+    ts->dead = 0;
+    uint8_t cap = (uint8_t)(max + 1);
+    for (size_t j = 0; j <= wl + 1 && j <= S_TYPO_LEN + 1; j++)
+        ts->row[0][j] = j < cap ? (uint8_t)j : cap;
 }
 
-/* Bounded Levenshtein on bytes: returns distance, or max+1 when above max. */
-static int s_lev(const char *a, size_t al, const char *b, size_t bl, int max) {
-    if ((al > bl ? al - bl : bl - al) > (size_t)max || al > 64 || bl > 64)
-        return max + 1;
-    int row[66];
-    for (size_t j = 0; j <= bl; j++)
-        row[j] = (int)j;
-    for (size_t i = 1; i <= al; i++) {
-        int prev = row[0], best;
-        row[0] = (int)i;
-        best = row[0];
-        for (size_t j = 1; j <= bl; j++) {
-            int cur = row[j];
-            int v = prev + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < v)
-                v = row[j] + 1;
-            if (row[j - 1] + 1 < v)
-                v = row[j - 1] + 1;
-            row[j] = v;
-            prev = cur;
+/* Distance (capped at max + 1) of term t[0..tl) that shares `sh` bytes with
+ * the previous term given to this scan. */
+static int s_typo_dist(s_typo_scan *ts, const char *t, size_t tl, size_t sh) {
+    const uint8_t cap = (uint8_t)(ts->max + 1);
+    const size_t d = (size_t)ts->max, wl = ts->wl;
+    if (ts->valid > sh)
+        ts->valid = sh;
+    if (ts->dead) {
+        if (sh >= ts->dead)
+            return cap; /* same dead prefix */
+        ts->dead = 0;
+    }
+    if (wl > S_TYPO_LEN || tl > S_TYPO_LEN)
+        return cap;
+    for (size_t k = ts->valid + 1; k <= tl; k++) {
+        const uint8_t *pr = ts->row[k - 1];
+        uint8_t *r = ts->row[k];
+        size_t lo = k > d ? k - d : 0, hi = k + d < wl ? k + d : wl;
+        uint8_t best = cap;
+        if (lo > 0)
+            r[lo - 1] = cap;
+        if (lo > wl) { /* the band has left the word: nothing is within max */
+            ts->valid = k - 1;
+            ts->dead = k;
+            return cap;
+        }
+        for (size_t j = lo; j <= hi; j++) {
+            uint8_t v;
+            if (j == 0) {
+                v = k < cap ? (uint8_t)k : cap;
+            } else {
+                v = (uint8_t)(pr[j - 1] + (t[k - 1] != ts->w[j - 1]));
+                if (pr[j] + 1 < v)
+                    v = (uint8_t)(pr[j] + 1);
+                if (j > lo && r[j - 1] + 1 < v)
+                    v = (uint8_t)(r[j - 1] + 1);
+                if (v > cap)
+                    v = cap;
+            }
+            r[j] = v;
             if (v < best)
                 best = v;
         }
-        if (best > max)
-            return max + 1;
+        r[hi + 1] = cap;
+        if (best >= cap) {
+            ts->valid = k;
+            ts->dead = k;
+            return cap;
+        }
     }
-    return row[bl];
+    ts->valid = tl;
+    return (tl > wl ? tl - wl : wl - tl) <= d ? ts->row[tl][wl] : cap;
 }
 
 typedef struct {
@@ -1436,6 +1472,7 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
         int maxd = s_utf8_chars(w, wl) >= 9 ? 2 : 1;
         s_cand cands[32];
         size_t nc = 0;
+        s_typo_scan ts;
         MDB_cursor *lc;
         if (mdb_cursor_open(txn, self->lex, &lc))
             return added;
@@ -1451,13 +1488,20 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
             kb[kl++] = (uint8_t)w[1];
             idx_lexit it;
             int rc = idx_lexit_seek(&it, lc, segs->seg[pass / 2].id, kb, kl);
-            while (rc == 0 && !it.eof && it.tl >= kl && memcmp(it.term, kb, kl) == 0) {
+            s_typo_init(&ts, w, wl, maxd);
+            bool first = true;
+            /* an entry sharing kl bytes with the one before is in the slice too */
+            while (rc == 0 && !it.eof &&
+                   ((!first && it.sh >= kl) || (it.tl >= kl && memcmp(it.term, kb, kl) == 0))) {
                 const char *t = (const char *)it.term + (pass % 2);
                 size_t tl = it.tl - (pass % 2);
-                int dd = maxd + 1;
-                if (tl + (size_t)maxd >= wl && wl + (size_t)maxd >= tl &&
-                    !(maxd > 1 && segs->nsegs > 1 && s_seen_test((const char *)it.term, it.tl)))
-                    dd = maxd == 1 ? s_lev1(w, wl, t, tl) : s_lev(w, wl, t, tl, maxd);
+                /* bytes shared with the previous term of this scan, in t */
+                size_t sh = first || it.sh < (size_t)(pass % 2) ? 0 : it.sh - (size_t)(pass % 2);
+                first = false;
+                int dd = s_typo_dist(&ts, t, tl, sh);
+                if (dd <= maxd && maxd > 1 && segs->nsegs > 1 &&
+                    s_seen_test((const char *)it.term, it.tl))
+                    dd = maxd + 1; /* weighed in a segment before */
                 if (dd > 0 && dd <= maxd) {
                     s_cand cd = {.dist = dd};
                     /* the scoring term is the stem of the surface */

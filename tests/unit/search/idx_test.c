@@ -640,6 +640,147 @@ static void test_typos(void **state) {
     mdb_txn_abort(txn);
 }
 
+/* Reference Levenshtein distance on bytes (full table). */
+static int s_ref_lev(const char *a, const char *b) {
+    size_t al = strlen(a), bl = strlen(b);
+    int d[40][40];
+    for (size_t i = 0; i <= al; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= bl; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= al; i++)
+        for (size_t j = 1; j <= bl; j++) {
+            int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            d[i][j] = v;
+        }
+    return d[al][bl];
+}
+
+/* Typo alternatives against the reference distance: words made of letters
+ * Snowball leaves alone (no vowels, s or y), each query with its own first
+ * two letters and at most S_TYPO_ALTS (8) words within reach, so every word
+ * within 1 edit (2 from 9 characters on) of the query must be found, and no
+ * other. Indexed in batches of 5 with merge factor 3 (several segments, the
+ * scan's "seen" table) and after idx_optimize (one segment). */
+static void test_typo_reference(void **state) {
+    (void)state;
+    char tdir[] = "/tmp/idx_typo_XXXXXX";
+    assert_non_null(mkdtemp(tdir));
+    MDB_env *e;
+    assert_int_equal(mdb_env_create(&e), 0);
+    mdb_env_set_maxdbs(e, 16);
+    mdb_env_set_mapsize(e, 1ull << 28);
+    assert_int_equal(mdb_env_open(e, tdir, MDB_NOSYNC, 0644), 0);
+    idx_options o = {.b = -1, .max_pending_docs = 5, .merge_factor = 3};
+    MDB_txn *txn;
+    idx *t;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &t), IDX_OK);
+    enum { NQ = 12, NW = 24 };
+    static const char alpha[] = "bcdfgh";
+    static const char firsts[] = "jklmnpqrtvwx";
+    char queries[NQ][24], words[NQ][NW][24];
+    int near[NQ][NW];
+    unsigned r = 99;
+    uint64_t id = 0;
+    for (int qi = 0; qi < NQ; qi++) {
+        char *q = queries[qi];
+        size_t ql = (size_t)(qi % 2 ? 10 : 6) + (size_t)(qi % 3);
+        q[0] = firsts[qi];
+        q[1] = 'z';
+        for (size_t k = 2; k < ql; k++) {
+            r = r * 1103515245u + 12345u;
+            q[k] = alpha[(r >> 16) % 6];
+        }
+        q[ql] = 0;
+        int maxd = ql >= 9 ? 2 : 1, within = 0;
+        for (int wi = 0; wi < NW; wi++) {
+            char *w = words[qi][wi];
+            do {
+                strcpy(w, q);
+                r = r * 1103515245u + 12345u;
+                int edits = 1 + (int)((r >> 16) % 3);
+                for (int k = 0; k < edits; k++) {
+                    size_t l = strlen(w);
+                    r = r * 1103515245u + 12345u;
+                    size_t at = 2 + (r >> 16) % (l - 1); /* the first two stay */
+                    r = r * 1103515245u + 12345u;
+                    char c = alpha[(r >> 16) % 6];
+                    r = r * 1103515245u + 12345u;
+                    switch ((r >> 16) % 3) {
+                    case 0: /* substitute */
+                        if (at < l)
+                            w[at] = c;
+                        break;
+                    case 1: /* delete */
+                        if (at < l && l > 4)
+                            memmove(w + at, w + at + 1, l - at);
+                        break;
+                    default: /* insert */
+                        if (l < 20) {
+                            memmove(w + at + 1, w + at, l - at + 1);
+                            w[at] = c;
+                        }
+                    }
+                }
+                int dist = s_ref_lev(q, w);
+                near[qi][wi] = dist >= 1 && dist <= maxd;
+            } while (near[qi][wi] && within >= 8); /* keep it to 8 within reach */
+            bool dup = false;
+            for (int k = 0; k < wi; k++)
+                dup = dup || strcmp(words[qi][k], w) == 0;
+            if (dup || strcmp(w, q) == 0) {
+                near[qi][wi] = 0;
+                w[0] = 0; /* not indexed */
+                continue;
+            }
+            within += near[qi][wi];
+            art a = {.site = "s", .cat = "c", .pub = 1};
+            snprintf(a.title, sizeof a.title, "t");
+            snprintf(a.body, sizeof a.body, "%s", w);
+            idx_doc d = s_doc(&a);
+            id = (uint64_t)qi * NW + (uint64_t)wi + 1;
+            assert_int_equal(idx_put(t, txn, id, &d, NULL), IDX_OK);
+        }
+    }
+    assert_int_equal(idx_flush(t, txn), IDX_OK);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            assert_int_equal(idx_optimize(t, txn), IDX_OK);
+        for (int qi = 0; qi < NQ; qi++) {
+            idx_query q = {.query = queries[qi], .limit = 50};
+            idx_result res;
+            assert_int_equal(idx_search(t, txn, &q, &res), IDX_OK);
+            id = (uint64_t)qi * NW; /* ids of this query's words: id+1 .. */
+            for (int wi = 0; wi < NW; wi++) {
+                if (!words[qi][wi][0])
+                    continue;
+                bool hit = false;
+                for (size_t h = 0; h < res.nhits; h++)
+                    hit = hit || res.hits[h].id == id + (uint64_t)wi + 1;
+                if (hit != (near[qi][wi] != 0))
+                    fail_msg("round %d query %s word %s (distance %d): %s", round, queries[qi],
+                             words[qi][wi], s_ref_lev(queries[qi], words[qi][wi]),
+                             hit ? "found" : "not found");
+            }
+            for (size_t h = 0; h < res.nhits; h++)
+                assert_true(res.hits[h].typo);
+            idx_result_free(&res);
+        }
+    }
+    idx_close(&t);
+    mdb_txn_abort(txn);
+    mdb_env_close(e);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 static void test_big_article(void **state) {
     (void)state;
     size_t n = 1 << 20;
@@ -802,6 +943,7 @@ int main(void) {
         cmocka_unit_test(test_reference),    cmocka_unit_test(test_pagination),
         cmocka_unit_test(test_facets),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
+        cmocka_unit_test(test_typo_reference),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),
