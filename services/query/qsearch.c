@@ -516,8 +516,11 @@ static int s_optimize_fn(void *ud, MDB_txn *txn)
     return idx_optimize(s->ix, txn) == IDX_OK ? 0 : -1;
 }
 
+void qsearch_set_bulk(qsearch *s, bool on) { idx_set_bulk(s->ix, on); }
+
 int qsearch_optimize(qsearch *s)
 {
+    idx_set_bulk(s->ix, false);
     MDB_txn *txn = replica_read_begin(s->rep);
     if (!txn)
         return -1;

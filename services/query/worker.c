@@ -505,6 +505,8 @@ static void s_sync_start(s_worker *w, const char *why)
     w->syncing = true;
     w->syncs++;
     w->sync_from = replica_applied_seq(w->rep);
+    if (!w->first_sync_done) /* the bulk load: qsearch_optimize follows it */
+        qsearch_set_bulk(w->search, true);
     log_info("worker.sync_start", "from_seq=%llu why=\"%s\"", (unsigned long long)w->sync_from, why);
     s_sync_send(w);
 }

@@ -497,6 +497,19 @@ void idx_discard(idx *self) {
     }
 }
 
+void idx_set_bulk(idx *self, bool on) {
+    if (self)
+        self->bulk = on;
+}
+
+/* Whether a put/del must write the buffer now (see idx_set_bulk). */
+static bool s_flush_due(const idx *self) {
+    uint32_t n = (uint32_t)self->pend->ncols;
+    if (self->bulk)
+        return n >= IDX_BULK_MAX_PENDING;
+    return self->max_pending == 0 || n >= self->max_pending;
+}
+
 /* Make the per-txn cache current for txn. 0 or an LMDB error. */
 static int s_ctx(idx *self, MDB_txn *txn) {
     struct idx_pending *pd = self->pend;
@@ -1476,7 +1489,7 @@ static int s_merge_policy(idx *self, MDB_txn *txn, idx_segs *S) {
         while (run < n && s_level(S->seg[n - 1 - run].ndocs) <= lvl)
             run++;
         size_t take = 0;
-        if (run >= self->merge_factor)
+        if (run >= self->merge_factor && !self->bulk)
             take = run;
         else if (n > IDX_MAX_SEGS / 2)
             take = run < 2 ? 2 : run;
@@ -1840,7 +1853,7 @@ static int s_put_finish(idx *self, MDB_txn *txn, uint64_t id, int64_t site, int6
     pd->dsum_b += lb;
     if (id > pd->max_id)
         pd->max_id = id;
-    if (pd->ncols >= self->max_pending || self->max_pending == 0)
+    if (s_flush_due(self))
         return idx_flush(self, txn);
     return IDX_OK;
 }
@@ -2068,7 +2081,7 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
         return IDX_INTERNAL;
     }
     memset(&pc->rec, 0, sizeof pc->rec);
-    if (pd->ncols >= self->max_pending || self->max_pending == 0)
+    if (s_flush_due(self))
         return idx_flush(self, txn);
     return IDX_OK;
 }

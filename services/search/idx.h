@@ -208,6 +208,18 @@ int idx_optimize(idx *self, MDB_txn *txn);
 /* Drop buffered changes (after aborting the txn they were meant for). */
 void idx_discard(idx *self);
 
+/* BULK MODE, for a load that ends with idx_optimize (a replica's first
+ * sync) or big transactions: while on, puts and deletes are buffered for the
+ * whole transaction (written by the idx_flush before the commit, or when
+ * IDX_BULK_MAX_PENDING docs are pending; max_pending_docs is ignored) and a
+ * flush starts no tiered merge unless the segment list is half full. Fewer,
+ * larger segments and no intermediate merges: each posting is written once
+ * by its flush and once by the final idx_optimize. The index (and every
+ * search answer) is the same as without it; only its segmentation
+ * differs. Memory: the postings of one transaction. Off by default. */
+#define IDX_BULK_MAX_PENDING 200000
+void idx_set_bulk(idx *self, bool on);
+
 /* Remove every document (replica reset). IDX_OK or IDX_INTERNAL. */
 int idx_clear(idx *self, MDB_txn *txn);
 

@@ -64,6 +64,7 @@ struct idx {
     bool typos;
     uint32_t max_pending;
     uint32_t merge_factor;
+    bool bulk; /* idx_set_bulk */
     text_analyzer *an;
     struct idx_pending *pend;
     idx_bytes scratch, scratch2;

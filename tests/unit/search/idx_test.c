@@ -328,6 +328,11 @@ static void s_rmrf(void) {
  * merge_factor 2, so that segments are merged all the time (stale versions
  * dropped, deltas summed) while the reference comparisons run */
 static idx_options g_opts = {.b = -1, .no_typos = true, .max_pending_docs = 64};
+/* group 3: as group 2, but loaded in bulk mode (idx_set_bulk), one txn and
+ * one flush per BULK_TXN docs: no flush in between despite max_pending_docs
+ * 7, no merge despite merge_factor 2, and every answer still the reference's */
+static bool g_bulk;
+#define BULK_TXN 50
 
 static int setup(void **state) {
     (void)state;
@@ -341,13 +346,27 @@ static int setup(void **state) {
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(idx_open(txn, &g_opts, &ix), IDX_OK);
     an = text_analyzer_new(NULL);
+    idx_set_bulk(ix, g_bulk);
     for (int i = 1; i <= NDOCS; i++) {
         s_gen(&A[i]);
         idx_doc d = s_doc(&A[i]);
         assert_int_equal(idx_put(ix, txn, (uint64_t)i, &d, NULL), IDX_OK);
         r_index(i);
+        if (g_bulk && i % BULK_TXN == 0 && i < NDOCS) {
+            assert_int_equal(idx_flush(ix, txn), IDX_OK);
+            assert_int_equal(mdb_txn_commit(txn), 0);
+            assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        }
     }
     assert_int_equal(idx_flush(ix, txn), IDX_OK);
+    if (g_bulk) { /* one segment per txn: nothing flushed early, nothing merged */
+        idx_segs sg;
+        assert_int_equal(idx_segs_get(ix, txn, &sg), 0);
+        assert_int_equal(sg.nsegs, NDOCS / BULK_TXN);
+        for (size_t i = 0; i < sg.nsegs; i++)
+            assert_int_equal(sg.seg[i].ndocs, BULK_TXN);
+        idx_set_bulk(ix, false); /* the later tests' updates merge as usual */
+    }
     assert_int_equal(mdb_txn_commit(txn), 0);
     r_stats();
     return 0;
@@ -938,6 +957,13 @@ static int setup_merging(void **state) {
     return setup(state);
 }
 
+static int setup_bulk(void **state) {
+    g_opts = (idx_options){.b = -1, .no_typos = true, .max_pending_docs = 7, .merge_factor = 2};
+    g_bulk = true;
+    rng = 4242;
+    return setup(state);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference),    cmocka_unit_test(test_pagination),
@@ -950,5 +976,7 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
+    failed += cmocka_run_group_tests_name("bulk load, then batches of 7, merge factor 2", tests,
+                                          setup_bulk, teardown);
     return failed;
 }
