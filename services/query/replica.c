@@ -10,6 +10,9 @@
  *   hook->on_change(txn, id, old, new)       (the full-text index, qsearch.h)
  *   applied = seq
  *
+ * (a batch of several changes buffers the by_* entries of new versions and
+ * writes them sorted, with one counts update per value, before any old
+ * version is dropped and at the end: s_ibuf)
  * then meta.applied_seq, hook->before_commit (the index writes what it
  * buffered) and commit; after an abort, hook->after_abort. MDB_MAP_FULL aborts, doubles the map and
  * replays the batch.
@@ -29,6 +32,24 @@
 #define S_MAX_KEY 511
 #define S_SCHEMA 1u
 
+/* The list-index entries (by_time, by_site, by_cat, by_tag) that the
+ * articles of an apply transaction add: written at the end of the batch in
+ * key order through one cursor per database (a bootstrap's articles come in
+ * id order, their index keys in random order: sorted, the inserts walk each
+ * B-tree once instead of descending it from the root per key), with one
+ * `counts` update per distinct value. Written early when a change has an old
+ * version (its entries are removed first, so they must be in the database). */
+#define S_IKEY 32 /* h16 pub[8] id[8]; by_time keys use the last 16 bytes */
+typedef struct {
+    uint8_t (*k)[S_IKEY];
+    size_t n, cap;
+} s_ikeys;
+
+typedef struct {
+    s_ikeys time, attr[3]; /* attr[kind - 1] */
+    bool on;
+} s_ibuf;
+
 struct replica {
     replica_dbs d;
     size_t map_size;
@@ -39,6 +60,7 @@ struct replica {
     bool has_hook;
     MDB_txn *rtxn;   /* reusable read txn (reset between uses) */
     bool rtxn_live;
+    s_ibuf ib;       /* list-index entries of the apply txn, written sorted */
 };
 
 /* --- encoding helpers ------------------------------------------------------ */
@@ -193,6 +215,9 @@ void replica_destroy(replica **self)
         mdb_txn_abort(r->rtxn);
     if (r->d.env)
         mdb_env_close(r->d.env);
+    free(r->ib.time.k);
+    for (size_t i = 0; i < 3; i++)
+        free(r->ib.attr[i].k);
     free(r);
     *self = NULL;
 }
@@ -226,7 +251,7 @@ static MDB_val s_key_dbkey(const char *key, size_t len, uint8_t buf[33])
 }
 
 static int s_count_add(MDB_txn *txn, const replica_dbs *d, replica_kind kind,
-                       const uint8_t h[REPLICA_HASH_LEN], int delta)
+                       const uint8_t h[REPLICA_HASH_LEN], int64_t delta)
 {
     uint8_t kb[1 + REPLICA_HASH_LEN];
     kb[0] = (uint8_t)kind;
@@ -238,7 +263,7 @@ static int s_count_add(MDB_txn *txn, const replica_dbs *d, replica_kind kind,
         n = replica_get_u64(v.mv_data);
     else if (rc && rc != MDB_NOTFOUND)
         return rc;
-    n = delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1;
+    n = delta < 0 ? (n > (uint64_t)-delta ? n - (uint64_t)-delta : 0) : n + (uint64_t)delta;
     if (n == 0) {
         rc = mdb_del(txn, d->counts, &k, NULL);
         return rc == MDB_NOTFOUND ? 0 : rc;
@@ -271,6 +296,102 @@ static int s_attr(MDB_txn *txn, const replica_dbs *d, replica_kind kind, const c
     if (rc)
         return rc;
     return s_count_add(txn, d, kind, kb, add ? 1 : -1);
+}
+
+static int s_ikeys_add(s_ikeys *a, const uint8_t *h, const uint8_t tail[16])
+{
+    if (a->n == a->cap) {
+        size_t c = a->cap ? a->cap * 2 : 4096;
+        uint8_t(*k)[S_IKEY] = realloc(a->k, c * sizeof *k);
+        if (!k)
+            return ENOMEM;
+        a->k = k;
+        a->cap = c;
+    }
+    if (h)
+        memcpy(a->k[a->n], h, REPLICA_HASH_LEN);
+    else
+        memset(a->k[a->n], 0, REPLICA_HASH_LEN);
+    memcpy(a->k[a->n] + REPLICA_HASH_LEN, tail, 16);
+    a->n++;
+    return 0;
+}
+
+static int s_ikey_cmp(const void *a, const void *b) { return memcmp(a, b, S_IKEY); }
+
+/* Insert the sorted keys of one database (skipping repeats and keys already
+ * there); for an attribute database, add the new entries of each value to
+ * its count. */
+static int s_ikeys_write(MDB_txn *txn, const replica_dbs *d, MDB_dbi dbi, s_ikeys *a,
+                         replica_kind kind)
+{
+    if (a->n == 0)
+        return 0;
+    qsort(a->k, a->n, S_IKEY, s_ikey_cmp);
+    size_t off = kind ? 0 : REPLICA_HASH_LEN;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return rc;
+    int64_t added = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        if (i == 0 || memcmp(a->k[i], a->k[i - 1], S_IKEY) != 0) { /* not a repeat */
+            MDB_val k = {S_IKEY - off, a->k[i] + off}, v = {0, ""};
+            rc = mdb_cursor_put(c, &k, &v, MDB_NOOVERWRITE);
+            if (rc == 0)
+                added++;
+            else if (rc == MDB_KEYEXIST)
+                rc = 0;
+        }
+        if (rc == 0 && kind && added &&
+            (i + 1 == a->n || memcmp(a->k[i + 1], a->k[i], REPLICA_HASH_LEN) != 0)) {
+            rc = s_count_add(txn, d, kind, a->k[i], added);
+            added = 0;
+        }
+    }
+    mdb_cursor_close(c);
+    a->n = 0;
+    return rc;
+}
+
+/* Write the buffered index entries (see s_ibuf). 0 or an LMDB error. */
+static int s_ibuf_write(MDB_txn *txn, const replica_dbs *d, s_ibuf *b)
+{
+    int rc = s_ikeys_write(txn, d, d->by_time, &b->time, 0);
+    MDB_dbi attr[3] = {d->by_site, d->by_cat, d->by_tag};
+    for (int i = 0; i < 3 && rc == 0; i++)
+        rc = s_ikeys_write(txn, d, attr[i], &b->attr[i], (replica_kind)(i + 1));
+    return rc;
+}
+
+static void s_ibuf_reset(s_ibuf *b)
+{
+    b->time.n = 0;
+    for (int i = 0; i < 3; i++)
+        b->attr[i].n = 0;
+}
+
+/* Buffer the index entries of a new summary (s_ibuf). */
+static int s_index_buffered(s_ibuf *b, const Bulletin__ArticleSummary *s)
+{
+    uint8_t tail[16], h[REPLICA_HASH_LEN];
+    replica_put_time(tail, s->published_at);
+    replica_put_u64(tail + 8, s->id);
+    int rc = s_ikeys_add(&b->time, NULL, tail);
+    if (rc == 0 && s->site && *s->site) {
+        replica_hash(s->site, strlen(s->site), h);
+        rc = s_ikeys_add(&b->attr[REPLICA_SITE - 1], h, tail);
+    }
+    if (rc == 0 && s->category && *s->category) {
+        replica_hash(s->category, strlen(s->category), h);
+        rc = s_ikeys_add(&b->attr[REPLICA_CATEGORY - 1], h, tail);
+    }
+    for (size_t i = 0; rc == 0 && i < s->n_tags; i++)
+        if (s->tags[i] && *s->tags[i]) {
+            replica_hash(s->tags[i], strlen(s->tags[i]), h);
+            rc = s_ikeys_add(&b->attr[REPLICA_TAG - 1], h, tail);
+        }
+    return rc;
 }
 
 /* Add or remove every index entry of one summary. Empty values are not
@@ -374,6 +495,8 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
     Bulletin__Article *old_article = NULL;
     if (r->has_hook && old)
         old_article = s_load_article(txn, d, idk);
+    if (old && r->ib.on && (rc = s_ibuf_write(txn, d, &r->ib)))
+        goto out; /* the old entries may still be buffered */
     if (old && (rc = s_unindex(txn, d, old, put ? a->key : NULL)))
         goto out;
     if (put) {
@@ -403,7 +526,7 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
         s.excerpt = ebuf;
         if ((rc = s_put_packed(txn, d->summaries, idk, &s.base)))
             goto out;
-        if ((rc = s_index(txn, d, &s, true)))
+        if ((rc = r->ib.on ? s_index_buffered(&r->ib, &s) : s_index(txn, d, &s, true)))
             goto out;
         uint8_t hb[33];
         MDB_val k = s_key_dbkey(copy.key, strlen(copy.key), hb), v = {8, idk};
@@ -516,6 +639,8 @@ static int s_apply_fn(replica *r, MDB_txn *txn, void *ud)
     s_apply_args *a = ud;
     uint64_t applied = r->applied;
     int rc = 0;
+    s_ibuf_reset(&r->ib); /* a replay starts over */
+    r->ib.on = a->n > 1;
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         if (a->changes[i]->seq <= applied)
             continue;
@@ -523,6 +648,9 @@ static int s_apply_fn(replica *r, MDB_txn *txn, void *ud)
         if (rc == 0)
             applied = a->changes[i]->seq;
     }
+    if (rc == 0 && r->ib.on)
+        rc = s_ibuf_write(txn, &r->d, &r->ib);
+    r->ib.on = false;
     if (rc == 0 && a->applied_to > applied)
         applied = a->applied_to;
     if (rc == 0 && applied != r->applied)

@@ -276,6 +276,80 @@ static void test_hook(void **state)
     assert_int_equal(s_hook_deletes, 1);
 }
 
+/* A batch (by_* entries buffered and written sorted, counts per value)
+ * leaves every database as the same changes applied one per transaction:
+ * new articles out of time order, repeated values and tags, an update and a
+ * delete of an article put earlier in the same batch, a duplicate seq. */
+static void test_batch_same_as_one_by_one(void **state)
+{
+    (void)state;
+    static const char *sites[] = {"s1", "s2", "s3"}, *cats[] = {"news", "jokes"};
+    static const char *tags[] = {"a", "b", "c", NULL};
+    enum { N = 300 };
+    static fx_change x[N];
+    Bulletin__Internal__Change *p[N];
+    unsigned rng = 7;
+    uint64_t seq = 0;
+    for (size_t i = 0; i < N; i++) {
+        rng = rng * 1103515245u + 12345u;
+        unsigned v = rng >> 8;
+        uint64_t id = i < 200 ? i + 1 : 1 + v % 220; /* updates of ids put before */
+        if (i >= 200 && v % 5 == 0)
+            fx_del(&x[i], ++seq, id);
+        else
+            fx_put(&x[i], ++seq, id, sites[v % 3], cats[(v >> 3) % 2], (int64_t)(v % 50) * 1000,
+                   tags[(v >> 5) % 4], tags[(v >> 7) % 4]);
+        p[i] = &x[i].c;
+    }
+    x[250].c.seq = 3; /* already applied: skipped in both */
+    char *da = fx_tmpdir(), *db = fx_tmpdir();
+    replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
+    assert_non_null(ra);
+    assert_non_null(rb);
+    assert_int_equal(replica_apply(ra, p, N, 0), 0);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    const replica_dbs *a = replica_dbs_get(ra), *b = replica_dbs_get(rb);
+    MDB_dbi dba[] = {a->articles, a->summaries, a->keys, a->by_time, a->by_site,
+                     a->by_cat, a->by_tag, a->counts, a->meta};
+    MDB_dbi dbb[] = {b->articles, b->summaries, b->keys, b->by_time, b->by_site,
+                     b->by_cat, b->by_tag, b->counts, b->meta};
+    MDB_txn *ta = replica_read_begin(ra), *tb = replica_read_begin(rb);
+    size_t total = 0;
+    for (size_t n = 0; n < sizeof dba / sizeof dba[0]; n++) {
+        MDB_cursor *ca, *cb;
+        assert_int_equal(mdb_cursor_open(ta, dba[n], &ca), 0);
+        assert_int_equal(mdb_cursor_open(tb, dbb[n], &cb), 0);
+        MDB_val ka, va, kb, vb;
+        int rca = mdb_cursor_get(ca, &ka, &va, MDB_FIRST);
+        int rcb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+        while (rca == 0 && rcb == 0) {
+            assert_int_equal(ka.mv_size, kb.mv_size);
+            assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
+            assert_int_equal(va.mv_size, vb.mv_size);
+            assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
+            total++;
+            rca = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
+            rcb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
+        }
+        assert_int_equal(rca, MDB_NOTFOUND);
+        assert_int_equal(rcb, MDB_NOTFOUND);
+        mdb_cursor_close(ca);
+        mdb_cursor_close(cb);
+    }
+    replica_read_end(ra);
+    replica_read_end(rb);
+    assert_true(total > 1000);
+    assert_true(s_count_of(ra, REPLICA_TAG, "a") > 0);
+    assert_int_equal(s_count_of(ra, REPLICA_SITE, "s1") + s_count_of(ra, REPLICA_SITE, "s2") +
+                         s_count_of(ra, REPLICA_SITE, "s3"),
+                     s_entries(ra, a->by_time));
+    replica_destroy(&ra);
+    replica_destroy(&rb);
+    fx_rmdir(da);
+    fx_rmdir(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_change_advances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_key_and_excerpt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
+        cmocka_unit_test(test_batch_same_as_one_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
