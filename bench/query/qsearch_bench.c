@@ -19,7 +19,9 @@
  *                                                (what it costs)
  *
  * The replica is opened read-write (qsearch_new installs its hook and may
- * rebuild an outdated index), so point it at a copy or a kept bench dir.
+ * rebuild an outdated index, then the index is merged into one segment as
+ * the worker does after its first sync), so point it at a copy or a kept
+ * bench dir.
  */
 #include "bench_common.h"
 #include "bulletin.pb-c.h"
@@ -147,6 +149,7 @@ int main(int argc, char **argv)
     qsearch *s = rep ? qsearch_new(rep, &io) : NULL;
     if (!s)
         return 1;
+    qsearch_optimize(s); /* as the worker after its first sync (a rebuilt index has segments) */
     FILE *dump = o_dump ? fopen(o_dump, "w") : NULL;
     double total_us = 0, idx_us = 0;
     double *qus = calloc(nq, sizeof *qus); /* per query, over the timed rounds */

@@ -1329,8 +1329,9 @@ int idx__u64cmp(const void *a, const void *b) {
  * sharing k bytes with the one before reuses k rows, and only the band
  * |row - column| <= max is computed (cells saturate at max + 1, which keeps
  * every distance <= max exact). When every cell of row k is above max, no
- * term starting with those k bytes can be within max: they are skipped
- * without a look (`dead`). Distances on bytes, capped at max + 1. */
+ * term starting with those k bytes can be within max (`dead`): the scan
+ * passes them over with idx_lexit_skip (whole lexicon pages by their keys).
+ * Distances on bytes, capped at max + 1. */
 #define S_TYPO_LEN 64
 typedef struct {
     const char *w;
@@ -1516,7 +1517,9 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
                             cands[nc++] = cd;
                     }
                 }
-                rc = idx_lexit_next(&it);
+                /* a dead prefix: the terms that share it are passed over */
+                rc = ts.dead ? idx_lexit_skip(&it, ts.dead + (size_t)(pass % 2))
+                             : idx_lexit_next(&it);
             }
         }
         mdb_cursor_close(lc);
