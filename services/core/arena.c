@@ -155,6 +155,8 @@ ProtobufCMessage *arena_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
     bool over = a->over;
     a->limit = SIZE_MAX;
     a->over = false;
+    if (m && !wire_accepted(desc, data, len, code, why, why_cap))
+        return NULL; /* freed with the arena */
     if (m)
         return m;
     if (over) {

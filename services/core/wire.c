@@ -31,6 +31,47 @@ static void s_free(void *data, void *p)
     free(p);
 }
 
+static bool s_well_formed(const ProtobufCMessageDescriptor *d, const uint8_t *base,
+                          const uint8_t *p, const uint8_t *end, int depth, size_t *off)
+{
+    pbscan_field pf;
+    for (;;) {
+        const uint8_t *at = p;
+        int r = pbscan_next(&p, end, &pf);
+        if (r == 0)
+            return true;
+        if (r < 0) {
+            *off = (size_t)(at - base);
+            return false;
+        }
+        if (pf.wire_type != PB_LEN || depth >= 32)
+            continue;
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, pf.field);
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+            !s_well_formed(f->descriptor, base, pf.data, pf.data + pf.len, depth + 1, off))
+            return false;
+    }
+}
+
+size_t wire_malformed_at(const ProtobufCMessageDescriptor *desc, const void *data, size_t len)
+{
+    size_t off = SIZE_MAX;
+    const uint8_t *p = data;
+    return s_well_formed(desc, p, p, p + len, 0, &off) ? SIZE_MAX : off;
+}
+
+bool wire_accepted(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                   wire_code *code, char *why, size_t why_cap)
+{
+    size_t at = wire_malformed_at(desc, data, len);
+    if (at == SIZE_MAX)
+        return true;
+    *code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+    snprintf(why, why_cap, "the message body (%zu bytes) is not a valid protobuf %s: malformed "
+             "field at byte %zu", len, desc->name, at);
+    return false;
+}
+
 ProtobufCMessage *wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data,
                               size_t len, size_t budget, wire_code *code, char *why,
                               size_t why_cap)
@@ -38,6 +79,10 @@ ProtobufCMessage *wire_unpack(const ProtobufCMessageDescriptor *desc, const void
     s_budget b = {0, budget, false};
     ProtobufCAllocator a = {s_alloc, s_free, &b};
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, data);
+    if (m && !wire_accepted(desc, data, len, code, why, why_cap)) {
+        protobuf_c_message_free_unpacked(m, &a);
+        return NULL;
+    }
     if (m)
         return m;
     if (b.over) {

@@ -64,6 +64,18 @@ void wire_reply_init(Bulletin__Reply *rep, Bulletin__Status *status_storage,
 int wire_send_status(void *sock, const zio_route *route, uint64_t request_id, wire_code code,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* protobuf-c accepts some bytes that are not protobuf (a field number above
+ * 2^29 - 1, a group): the byte offset of the first such field in data, read
+ * as desc and its nested messages, or SIZE_MAX when all is well-formed. The
+ * checks on raw bytes (wire_check_strings) stop at such a field, so the
+ * unpack functions (wire_unpack, arena_unpack) refuse what this refuses. */
+size_t wire_malformed_at(const ProtobufCMessageDescriptor *desc, const void *data, size_t len);
+
+/* wire_malformed_at as an answer: true when well-formed; otherwise false with
+ * *code = INVALID_ARGUMENT and a sentence naming the byte in why. */
+bool wire_accepted(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                   wire_code *code, char *why, size_t why_cap);
+
 /* "OK", "INVALID_ARGUMENT", ... ("UNKNOWN" for anything else). */
 const char *wire_code_name(int code);
 

@@ -15,6 +15,7 @@ AddressSanitizer build this also checks every decoder and handler the
 mutations reach for memory errors.
 """
 
+import collections
 import os
 import random
 import sys
@@ -129,7 +130,8 @@ class FuzzTest(SearchCase):
             try:
                 rep.ParseFromString(frames[-1])
             except Exception as e:
-                self.fail("%s: a reply that is not a Reply (%s): %r" % (self.target, e, frames))
+                self.fail("%s: a reply that is not a Reply (%s): %r\nlast requests sent:\n%s"
+                          % (self.target, e, frames, "\n".join(repr(f) for f in self.sent)))
             self.assertTrue(rep.HasField("status"), "a reply without a status")
             if rep.status.code != pb.OK:
                 self.assertTrue(harness.is_sentence(rep.status.message),
@@ -154,6 +156,7 @@ class FuzzTest(SearchCase):
         for name, ep, seeds in targets:
             c = self.client(ep)
             self.target = name
+            self.sent = collections.deque(maxlen=60)
             answered = 0
             for i in range(ROUNDS):
                 data = mutate(rng.choice(seeds), rng)
@@ -167,6 +170,7 @@ class FuzzTest(SearchCase):
                 else:
                     frames = [b"", data]
                 c.send_frames(frames)
+                self.sent.append(frames)
                 if i % 50 == 49:
                     answered += self.drain(c, 0.3)
             answered += self.drain(c, 1.0)
