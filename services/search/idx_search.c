@@ -761,6 +761,7 @@ typedef struct {
     const uint8_t *chunk;
     uint64_t chunk_id;
     bool chunk_ok;
+    MDB_cursor **colc; /* on idx_col, opened at the first chunk (closed by idx_search) */
     idx_segs segs;
 } s_ctx;
 
@@ -949,6 +950,10 @@ static double s_cl_score(const s_ctx *c, s_cl *cl, const idx_col_rec *r) {
     return s;
 }
 
+/* Doc id's column record. Docs come in ascending id order, so the chunks are
+ * read through one cursor: LMDB looks for a key on the cursor's current leaf
+ * page first, which spares the descent from the root that mdb_get makes
+ * (the chunks of a query's docs are mostly neighbours). */
 static const idx_col_rec *s_col(s_ctx *c, uint64_t id, idx_col_rec *tmp) {
     uint64_t ch = id / IDX_COL_PER_CHUNK;
     if (!c->chunk_ok || ch != c->chunk_id) {
@@ -958,7 +963,8 @@ static const idx_col_rec *s_col(s_ctx *c, uint64_t id, idx_col_rec *tmp) {
         c->chunk_id = ch;
         c->chunk_ok = true;
         c->chunk = NULL;
-        if (mdb_get(c->txn, c->self->col, &k, &v) == 0 &&
+        int rc = !*c->colc ? mdb_cursor_open(c->txn, c->self->col, c->colc) : 0;
+        if (rc == 0 && mdb_cursor_get(*c->colc, &k, &v, MDB_SET_KEY) == 0 &&
             v.mv_size == IDX_COL_PER_CHUNK * IDX_COL_REC)
             c->chunk = v.mv_data;
     }
@@ -1800,6 +1806,7 @@ int idx_search(idx *self, MDB_txn *txn, const idx_query *qq, idx_result *res) {
     if ((uint64_t)qq->offset + limit > IDX_WINDOW_MAX)
         return s_fail(res, IDX_INVALID_ARGUMENT, -1, "offset + limit above %d", IDX_WINDOW_MAX);
     s_run run = {0};
+    MDB_cursor *colc = NULL; /* s_col's */
     if (qq->cursor_len) {
         if (qq->offset)
             return s_fail(res, IDX_INVALID_ARGUMENT, -1, "give a cursor or an offset, not both");
@@ -1831,7 +1838,8 @@ int idx_search(idx *self, MDB_txn *txn, const idx_query *qq, idx_result *res) {
         strcpy(qs[i], fs[i]);
         *has[i] = true;
     }
-    s_ctx c = {.self = self, .txn = txn, .k1 = self->k1, .b = self->b, .wt = self->wt};
+    s_ctx c = {.self = self, .txn = txn, .k1 = self->k1, .b = self->b, .wt = self->wt,
+               .colc = &colc};
     idx_meta_stats st;
     if (idx_meta_get(self, txn, &st)) {
         code = s_fail(res, IDX_INTERNAL, -1, "cannot read index stats");
@@ -1913,6 +1921,8 @@ terms:
     if (s_collect_terms(q, res))
         code = s_fail(res, IDX_INTERNAL, -1, "out of memory");
 out:
+    if (colc)
+        mdb_cursor_close(colc);
     free(q);
     return code;
 }

@@ -795,15 +795,20 @@ static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len
     uint32_t i = 0;
 #if defined(__SSE2__)
     const __m128i lower = _mm_set1_epi8(0x20);
+    __m128i n0[S_SNIP_NEEDLES], n1[S_SNIP_NEEDLES];
+    for (size_t k = 0; k < nd->n; k++) {
+        n0[k] = _mm_set1_epi8((char)nd->b0[k]);
+        n1[k] = _mm_set1_epi8((char)nd->b1[k]);
+    }
     for (; i + 17 <= len; i += 16) {
         __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
         __m128i l0 = _mm_or_si128(v0, lower);
         __m128i l1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i + 1)), lower);
         __m128i hit = _mm_setzero_si128();
         for (size_t k = 0; k < nd->n; k++) {
-            __m128i h = _mm_cmpeq_epi8(l0, _mm_set1_epi8((char)nd->b0[k]));
+            __m128i h = _mm_cmpeq_epi8(l0, n0[k]);
             if (nd->b1[k])
-                h = _mm_and_si128(h, _mm_cmpeq_epi8(l1, _mm_set1_epi8((char)nd->b1[k])));
+                h = _mm_and_si128(h, _mm_cmpeq_epi8(l1, n1[k]));
             hit = _mm_or_si128(hit, h);
         }
         unsigned high = (unsigned)_mm_movemask_epi8(v0);
