@@ -17,6 +17,9 @@
  *                                                each query (tab-separated)
  *   bulletin-bench-qsearch --dir ... --no-typos  without the typo fallback
  *                                                (what it costs)
+ *   bulletin-bench-qsearch --dir ... --idx-only  idx_search alone per query
+ *                                                (--split repeats each query
+ *                                                at once: warm caches)
  *
  * The replica is opened read-write (qsearch_new installs its hook and may
  * rebuild an outdated index, then the index is merged into one segment as
@@ -38,7 +41,7 @@
 
 static const char *o_dir, *o_queries = "/tmp/corpus/queries/en.search.jsonl", *o_dump, *o_times;
 static long o_rounds = 10, o_limit = 10;
-static bool o_zh, o_facets, o_split, o_text, o_no_typos;
+static bool o_zh, o_facets, o_split, o_text, o_no_typos, o_idx_only;
 
 static double s_cpu_us(void)
 {
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
             o_split = true;
         else if (!strcmp(a, "--times") && v)
             o_times = v, i++;
+        else if (!strcmp(a, "--idx-only"))
+            o_idx_only = true;
         else if (!strcmp(a, "--no-typos"))
             o_no_typos = true;
         else if (!strcmp(a, "--text"))
@@ -134,7 +139,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: bulletin-bench-qsearch --dir WORKER_REPLICA_DIR [--queries FILE] "
-                    "[--zh] [--text] [--times FILE] [--no-typos] [--rounds N] [--limit N] [--facets] [--split] [--dump FILE]\n");
+                    "[--zh] [--text] [--times FILE] [--no-typos] [--idx-only] [--rounds N] [--limit N] [--facets] [--split] [--dump FILE]\n");
             return 2;
         }
     }
@@ -167,10 +172,22 @@ int main(int argc, char **argv)
             qsearch_result res;
             char why[256];
             double t0 = s_cpu_us();
-            int code = qsearch_run(s, &req, &res, why, sizeof why);
+            int code;
+            if (o_idx_only) { /* idx_search alone, in a read txn, as qsearch_run calls it */
+                idx_query iq = {.query = qs[i], .limit = (uint32_t)o_limit, .facets = o_facets};
+                memset(&res, 0, sizeof res);
+                MDB_txn *txn = replica_read_begin(rep);
+                code = txn ? idx_search(qsearch_index(s), txn, &iq, &res.res) : IDX_INTERNAL;
+                res.has_res = txn != NULL;
+                replica_read_end(rep);
+                res.reply.n_hits = res.res.nhits;
+                snprintf(why, sizeof why, "%s", res.res.error);
+            } else {
+                code = qsearch_run(s, &req, &res, why, sizeof why);
+            }
             uint8_t *buf = NULL;
             size_t len = 0;
-            if (code == BULLETIN__STATUS_CODE__OK) {
+            if (code == BULLETIN__STATUS_CODE__OK && !o_idx_only) {
                 Bulletin__Reply rep_msg;
                 bulletin__reply__init(&rep_msg);
                 rep_msg.body_case = BULLETIN__REPLY__BODY_SEARCH;
@@ -189,7 +206,7 @@ int main(int argc, char **argv)
                 bytes += len;
                 hits += res.reply.n_hits;
             }
-            if (round == 0 && dump) {
+            if (round == 0 && dump && !o_idx_only) {
                 if (code == BULLETIN__STATUS_CODE__OK)
                     s_dump(dump, qs[i], &res.reply);
                 else
