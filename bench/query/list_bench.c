@@ -120,8 +120,8 @@ static const cfg_option s_opts[] = {
     {"no-bootstrap", "BULLETIN_BENCH_NO_BOOTSTRAP", CFG_BOOL, NULL,
      "skip the replica bootstrap measurement", &o_no_bootstrap},
     {"fake-no-batch", "BULLETIN_BENCH_FAKE_NO_BATCH", CFG_BOOL, NULL,
-     "the empty-handler workers do not announce batching (one REQUEST/REPLY message per request, "
-     "as workers before REQUESTS/REPLIES)", &o_fake_no_batch},
+     "the empty-handler workers register without the flags frame (one REQUEST/REPLY message per "
+     "request, as workers before REQUESTS/REPLIES; also what a broker before them accepts)", &o_fake_no_batch},
     {"search", "BULLETIN_BENCH_SEARCH", CFG_BOOL, NULL,
      "measure Search instead of List: --queries is a search query set ({\"type\", "
      "\"groups\"} per line, e.g. /tmp/corpus/queries/en.search.jsonl), top 10; the "
@@ -482,16 +482,16 @@ static int s_fake_worker(void)
                 log_error("fake.connect", "broker=%s", o_fake_worker);
                 break;
             }
-            uint8_t cmd = BROKER_READY, seq[8], credit[4],
-                    flags[4] = {0, 0, 0, o_fake_no_batch ? 0 : BROKER_FLAG_BATCH};
+            uint8_t cmd = BROKER_READY, seq[8], credit[4], flags[4] = {0, 0, 0, BROKER_FLAG_BATCH};
             s_put_u64(seq, (uint64_t)o_fake_seq);
             uint32_t c = (uint32_t)o_credit;
             credit[0] = (uint8_t)(c >> 24), credit[1] = (uint8_t)(c >> 16),
             credit[2] = (uint8_t)(c >> 8), credit[3] = (uint8_t)c;
             if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, &cmd, 1, ZMQ_SNDMORE) < 0 ||
                 zmq_send(sock, o_fake_name, strlen(o_fake_name), ZMQ_SNDMORE) < 0 ||
-                zmq_send(sock, seq, 8, ZMQ_SNDMORE) < 0 || zmq_send(sock, credit, 4, ZMQ_SNDMORE) < 0 ||
-                zmq_send(sock, flags, 4, 0) < 0)
+                zmq_send(sock, seq, 8, ZMQ_SNDMORE) < 0 ||
+                zmq_send(sock, credit, 4, o_fake_no_batch ? 0 : ZMQ_SNDMORE) < 0 ||
+                (!o_fake_no_batch && zmq_send(sock, flags, 4, 0) < 0))
                 log_warn("fake.register", "error=\"%s\"", zmq_strerror(errno));
             expiry = now + hb_ms * liveness;
             next_hb = now + hb_ms;
