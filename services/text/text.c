@@ -640,11 +640,12 @@ static bool s_isspace(char c) {
     return c == ' ' || c == '\n' || c == '\t' || c == '\r';
 }
 
-/* --- snippets: where pass 1 needs to analyze ----------------------------
+/* --- snippets: where the passes need to analyze --------------------------
  *
  * Pass 1 (the densest cluster) used to analyze the whole scanned prefix of
  * the body, although only the words that match a query term matter. It now
- * analyzes only regions that can hold such a word and gets the same matches:
+ * analyzes only regions that can hold such a word and gets the same matches
+ * (pass 2, the marks inside the chosen window, does the same on the window):
  *
  *   needles    the first (up to) two folded bytes of every term and prefix
  *              (a Snowball English stem keeps its word's first two letters,
@@ -844,6 +845,23 @@ static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len
     return r.nreg;
 }
 
+/* Run the snippet callback over the tokens of body[from..to) that can
+ * match (nd NULL: over all of them). */
+static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const s_needles *nd,
+                           const char *body, uint32_t from, uint32_t to) {
+    uint32_t reg[S_SNIP_REGIONS][2];
+    size_t nreg = nd ? s_snip_regions(nd, (const uint8_t *)body + from, to - from, reg) : 0;
+    if (!nreg) {
+        reg[0][0] = 0;
+        reg[0][1] = to - from;
+        nreg = 1;
+    }
+    for (size_t k = 0; k < nreg; k++) {
+        c->off = from + reg[k][0];
+        text_analyze(self, body + c->off, reg[k][1] - reg[k][0], 0, s_snip_cb, c, NULL);
+    }
+}
+
 size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
                     const text_snippet_opts *opts, char *out, size_t cap) {
     if (!cap)
@@ -861,6 +879,8 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t *counts = calloc(nt ? nt : 1, sizeof *counts);
     s_match *marks = malloc(S_SNIP_MARKS * sizeof *marks);
     bool found = false;
+    s_needles nd = {.n = 0};
+    bool regions = !o.scan_all; /* and every term gives a needle */
     /* A word whose first byte starts no term cannot match: skip stemming it.
      * Terms are stems or TEXT_EXACT_PREFIX + a folded surface; prefixes are
      * folded surfaces. */
@@ -886,23 +906,11 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         c->best = -1;
         c->span = maxc * 3 / 4;
         c->marks = marks;
-        s_needles nd = {.n = 0};
-        bool ok = true;
-        for (size_t i = 0; ok && i < o.nterms; i++)
-            ok = s_needle_add(&nd, o.terms[i], o.term_lens[i], true);
-        for (size_t i = 0; ok && i < o.nprefixes; i++)
-            ok = s_needle_add(&nd, o.prefixes[i], o.prefix_lens[i], false);
-        uint32_t reg[S_SNIP_REGIONS][2];
-        size_t nreg = ok && !o.scan_all ? s_snip_regions(&nd, (const uint8_t *)body, slen, reg) : 0;
-        if (!nreg) {
-            reg[0][0] = 0;
-            reg[0][1] = slen;
-            nreg = 1;
-        }
-        for (size_t k = 0; k < nreg; k++) {
-            c->off = reg[k][0];
-            text_analyze(self, body + reg[k][0], reg[k][1] - reg[k][0], 0, s_snip_cb, c, NULL);
-        }
+        for (size_t i = 0; regions && i < o.nterms; i++)
+            regions = s_needle_add(&nd, o.terms[i], o.term_lens[i], true);
+        for (size_t i = 0; regions && i < o.nprefixes; i++)
+            regions = s_needle_add(&nd, o.prefixes[i], o.prefix_lens[i], false);
+        s_snip_analyze(self, c, regions ? &nd : NULL, body, 0, slen);
         found = c->best >= 0;
     }
     uint32_t from = 0;
@@ -935,8 +943,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         c->mark_pass = true;
         c->have_last = false;
         c->nmarks = 0;
-        c->off = from;
-        text_analyze(self, body + from, to - from, 0, s_snip_cb, c, NULL);
+        s_snip_analyze(self, c, regions ? &nd : NULL, body, from, to);
         nm = c->nmarks;
     }
     self->stem_gate = NULL;
