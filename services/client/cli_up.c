@@ -50,6 +50,11 @@ typedef struct {
     char worker_name[UP_MAX_WORKERS][32];
     /* where clients (and workers) connect */
     char ingest_ep[256], store_ep[256], feed_ep[256], query_ep[256], workers_ep[256];
+    /* the workers run on this host: they reach the broker over a Unix socket in
+     * the data directory (ipc://, cheaper for the broker than loopback TCP),
+     * which the broker binds next to --workers-bind; empty when the path is too
+     * long for a socket address */
+    char workers_ipc[128], workers_bind_all[400];
 } s_up;
 
 /* Fill argv (after argv[0]) for one service (k: the worker's index);
@@ -87,7 +92,7 @@ static int s_args_query(const s_up *u, int k, const char **argv)
     argv[n++] = "--bind";
     argv[n++] = u->query_bind;
     argv[n++] = "--workers";
-    argv[n++] = u->workers_bind;
+    argv[n++] = u->workers_ipc[0] ? u->workers_bind_all : u->workers_bind;
     return n;
 }
 
@@ -95,7 +100,7 @@ static int s_args_worker(const s_up *u, int k, const char **argv)
 {
     int n = 1;
     argv[n++] = "--broker";
-    argv[n++] = u->workers_ep;
+    argv[n++] = u->workers_ipc[0] ? u->workers_ipc : u->workers_ep;
     argv[n++] = "--store";
     argv[n++] = u->store_ep;
     argv[n++] = "--feed";
@@ -537,7 +542,7 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
         {"query-bind", CLI_STR, "EP", "query broker, clients (default tcp://127.0.0.1:5556)", &u.query_bind},
         {"store-bind", CLI_STR, "EP", "store API endpoint (default tcp://127.0.0.1:5557)", &u.store_bind},
         {"feed-bind", CLI_STR, "EP", "store change feed (default tcp://127.0.0.1:5558)", &u.feed_bind},
-        {"workers-bind", CLI_STR, "EP", "query broker, workers (default tcp://127.0.0.1:5559)", &u.workers_bind},
+        {"workers-bind", CLI_STR, "EP", "query broker, workers (default tcp://127.0.0.1:5559; the workers started here use DIR/query-workers.sock)", &u.workers_bind},
     };
     cli_list pos;
     int rc = cli_parse("up", "[--data DIR] [--workers N] [--load PATH...] [--ingest-bind EP]\n"
@@ -580,6 +585,13 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
         fprintf(stderr, "bulletin up: cannot create %s/store: %s\n", u.data, strerror(errno));
         cli_list_free(&load);
         return CLI_EXIT_USAGE;
+    }
+    char absdata[PATH_MAX];
+    if (realpath(u.data, absdata) && strlen(absdata) + sizeof "ipc:///query-workers.sock" <= 100 &&
+        !strchr(absdata, ',')) { /* sun_path holds 108 bytes; a comma would split the list */
+        snprintf(u.workers_ipc, sizeof u.workers_ipc, "ipc://%s/query-workers.sock", absdata);
+        snprintf(u.workers_bind_all, sizeof u.workers_bind_all, "%s,%s", u.workers_bind,
+                 u.workers_ipc);
     }
     for (int k = 0; k < (int)u.nworkers; k++) {
         snprintf(u.worker_name[k], sizeof u.worker_name[k], "worker-%d", k + 1);

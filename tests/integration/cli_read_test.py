@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 
@@ -376,6 +377,15 @@ class CliReadTest(BulletinCase):
         self.assertEqual({p["served_by"] for p in pages} <= {"worker-1", "worker-2"}, True)
         self.assertTrue(os.path.isdir(os.path.join(data, "worker-1")))
         self.assertTrue(os.path.isdir(os.path.join(data, "worker-2")))
+        # the local workers reach the broker over a Unix socket in the data directory
+        sock = os.path.join(data, "query-workers.sock")
+        self.assertTrue(stat.S_ISSOCK(os.stat(sock).st_mode), sock)
+        workers = self.child_pids(up.proc.pid, "bulletin-worker")
+        self.assertEqual(len(workers), 2)
+        for pid in workers:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+            self.assertEqual(argv[argv.index(b"--broker") + 1].decode(), "ipc://" + sock)
         up.proc.send_signal(signal.SIGINT)
         self.assertEqual(up.proc.wait(timeout=30), 0, up.log())
         up.stop()  # already exited: closes its log
@@ -384,6 +394,22 @@ class CliReadTest(BulletinCase):
         r = self.cli(st, ["--timeout", "300", "--retries", "0", "health", "--service", "query"])
         self.assertEqual(r.returncode, 1)
         up.expect_dead = True
+
+    @staticmethod
+    def child_pids(ppid, name):
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            comm = st[st.index("(") + 1:st.rindex(")")]
+            if int(st.rsplit(")", 1)[1].split()[1]) == ppid and name.startswith(comm):
+                pids.append(int(d))
+        return pids
 
     def test_up_refuses_bad_worker_count(self):
         r = self.run_cli(["up", "--workers", "33", "--data", os.path.join(self.tmp, "d")])
