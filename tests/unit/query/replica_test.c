@@ -276,10 +276,31 @@ static void test_hook(void **state)
     assert_int_equal(s_hook_deletes, 1);
 }
 
-/* A batch (by_* entries buffered and written sorted, counts per value)
- * leaves every database as the same changes applied one per transaction:
- * new articles out of time order, repeated values and tags, an update and a
- * delete of an article put earlier in the same batch, a duplicate seq. */
+/* The hook calls a replica made, as text: id, old title, new title. */
+typedef struct {
+    char log[64 * 1024];
+    size_t len;
+} s_calls;
+
+static int s_record(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article *old,
+                    const Bulletin__Article *new_)
+{
+    (void)txn;
+    s_calls *c = ud;
+    int n = snprintf(c->log + c->len, sizeof c->log - c->len, "%llu:%s>%s:%llu;",
+                     (unsigned long long)id, old ? old->title : "-", new_ ? new_->title : "-",
+                     new_ ? (unsigned long long)new_->id : 0ull);
+    assert_true(n > 0 && (size_t)n < sizeof c->log - c->len);
+    c->len += (size_t)n;
+    return 0;
+}
+
+/* A batch (by_* entries buffered and written sorted, counts per value, hook
+ * calls of new articles deferred to the end of the batch) leaves every
+ * database as the same changes applied one per transaction, and makes the
+ * same hook calls in the same order with the same old and new versions:
+ * new articles out of time order, repeated values and tags, updates and
+ * deletes of articles put earlier in the same batch, a duplicate seq. */
 static void test_batch_same_as_one_by_one(void **state)
 {
     (void)state;
@@ -306,9 +327,20 @@ static void test_batch_same_as_one_by_one(void **state)
     replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
     assert_non_null(ra);
     assert_non_null(rb);
+    static s_calls ca, cb;
+    for (size_t i = 0; i < N; i++) /* titles tell versions apart */
+        if (x[i].c.article)
+            snprintf(x[i].title, sizeof x[i].title, "t%zu", i);
+    replica_hook ha = {.on_change = s_record, .ud = &ca}, hb = {.on_change = s_record, .ud = &cb};
+    replica_set_hook(ra, &ha);
+    replica_set_hook(rb, &hb);
     assert_int_equal(replica_apply(ra, p, N, 0), 0);
     for (size_t i = 0; i < N; i++)
         assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    assert_true(ca.len > 1000);
+    assert_int_equal(ca.len, cb.len);
+    assert_string_equal(ca.log, cb.log);
+    assert_non_null(strstr(ca.log, ">-:0;")); /* a delete of an article put in the batch */
     const replica_dbs *a = replica_dbs_get(ra), *b = replica_dbs_get(rb);
     MDB_dbi dba[] = {a->articles, a->summaries, a->keys, a->by_time, a->by_site,
                      a->by_cat, a->by_tag, a->counts, a->meta};
