@@ -68,6 +68,7 @@ struct replica {
     MDB_txn *rtxn;   /* reusable read txn (reset between uses) */
     bool rtxn_live;
     s_ibuf ib;       /* list-index entries of the apply txn, written sorted */
+    uint64_t last_id; /* apply txn: the largest id in `articles` and `summaries` */
 };
 
 /* --- encoding helpers ------------------------------------------------------ */
@@ -428,11 +429,14 @@ static int s_index(MDB_txn *txn, const replica_dbs *d, const Bulletin__ArticleSu
 }
 
 /* Put a packed message under an 8-byte id key, packing straight into LMDB. */
-static int s_put_packed(MDB_txn *txn, MDB_dbi dbi, const uint8_t idk[8], const ProtobufCMessage *m)
+static int s_put_packed(MDB_txn *txn, MDB_dbi dbi, const uint8_t idk[8], const ProtobufCMessage *m,
+                        unsigned flags)
 {
     MDB_val k = {8, (void *)idk}, v;
     v.mv_size = protobuf_c_message_get_packed_size(m);
-    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE | flags);
+    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) /* not past the last key after all */
+        rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
     if (rc)
         return rc;
     protobuf_c_message_pack(m, v.mv_data);
@@ -551,7 +555,10 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
         copy.id = id;
         if (copy.seq == 0)
             copy.seq = c->seq;
-        if ((rc = s_put_packed(txn, d->articles, idk, &copy.base)))
+        /* ids past the largest stored one (a bootstrap's order) are appended:
+         * no search, and full pages instead of half-full ones after splits */
+        unsigned app = id > r->last_id ? MDB_APPEND : 0;
+        if ((rc = s_put_packed(txn, d->articles, idk, &copy.base, app)))
             goto out;
         Bulletin__ArticleSummary s = BULLETIN__ARTICLE_SUMMARY__INIT;
         s.id = id;
@@ -570,8 +577,10 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
         memcpy(ebuf, body, elen);
         ebuf[elen] = '\0';
         s.excerpt = ebuf;
-        if ((rc = s_put_packed(txn, d->summaries, idk, &s.base)))
+        if ((rc = s_put_packed(txn, d->summaries, idk, &s.base, app)))
             goto out;
+        if (app)
+            r->last_id = id;
         if ((rc = r->ib.on ? s_index_buffered(&r->ib, &s) : s_index(txn, d, &s, true)))
             goto out;
         uint8_t hb[33];
@@ -683,6 +692,20 @@ typedef struct {
     uint64_t applied_to, applied;
 } s_apply_args;
 
+/* The largest 8-byte id key of dbi (0 when empty). 0 or an LMDB error. */
+static int s_last_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *id)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    *id = rc == 0 && k.mv_size == 8 ? replica_get_u64(k.mv_data) : 0;
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int s_apply_fn(replica *r, MDB_txn *txn, void *ud)
 {
     s_apply_args *a = ud;
@@ -690,6 +713,8 @@ static int s_apply_fn(replica *r, MDB_txn *txn, void *ud)
     int rc = 0;
     s_ibuf_reset(&r->ib); /* a replay starts over */
     r->ib.on = a->n > 1;
+    if ((rc = s_last_id(txn, r->d.articles, &r->last_id)))
+        return rc;
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         if (a->changes[i]->seq <= applied)
             continue;
