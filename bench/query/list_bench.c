@@ -75,7 +75,7 @@
 
 static const char *o_corpus, *o_queries, *o_workers, *o_clients, *o_engines, *o_data_dir,
     *o_bin_dir, *o_out, *o_client_cpus, *o_worker_cpus, *o_sync_max, *o_fake_worker,
-    *o_fake_name, *o_transport, *o_search_bench, *o_broker_cpus;
+    *o_fake_name, *o_transport, *o_search_bench, *o_broker_cpus, *o_baseline_threads;
 static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq;
 static bool o_keep, o_no_bootstrap, o_search, o_zh, o_no_baselines, o_fake_no_batch;
 
@@ -136,6 +136,10 @@ static const cfg_option s_opts[] = {
      "next to this program)", &o_search_bench},
     {"no-baselines", "BULLETIN_BENCH_NO_BASELINES", CFG_BOOL, NULL,
      "--search: do not run the FTS5/Xapian baselines", &o_no_baselines},
+    {"baseline-threads", "BULLETIN_BENCH_BASELINE_THREADS", CFG_STR, "1",
+     "--search: the baselines' query phase once per thread count in this list (e.g. 1,2; "
+     "bulletin-bench-search --query-threads, on the indexes of the first run); the ratios "
+     "compare with 1 thread and with the highest count", &o_baseline_threads},
     {"data-dir", "BULLETIN_BENCH_DATA_DIR", CFG_STR, "/tmp",
      "where the temp data dirs (store, workers, SQLite file) go", &o_data_dir},
     {"bin-dir", "BULLETIN_BENCH_BIN_DIR", CFG_STR, NULL,
@@ -1047,12 +1051,20 @@ typedef struct {
     double docs_s, size_mb, p50, p99, qps, hits;
 } s_baseline;
 
+#define S_MAX_BT 8 /* --baseline-threads values */
+
 typedef struct {
-    s_baseline fts, xap;
+    s_baseline fts, xap; /* the first run's: index build, and queries at threads[0] */
+    s_baseline qfts[S_MAX_BT], qxap[S_MAX_BT]; /* the query phase at threads[i] */
+    long long threads[S_MAX_BT];
+    int nthreads;
     double fts_index_mb; /* FTS5's index blocks without the stored text; -1 = unknown */
     char log[PATH_MAX];
     bool ran;
 } s_baselines;
+
+static long long s_bthreads[S_MAX_BT]; /* --baseline-threads */
+static int s_nbt;
 
 /* "| name | docs | docs/s | MB | p50 | p99 | QPS | hits |" */
 static void s_baseline_parse(const char *line, const char *name, s_baseline *b)
@@ -1065,14 +1077,52 @@ static void s_baseline_parse(const char *line, const char *name, s_baseline *b)
                    &b->docs_s, &b->size_mb, &b->p50, &b->p99, &b->qps, &b->hits) == 7;
 }
 
-/* Run bulletin-bench-search --skip-ours on the same corpus and queries (one
- * thread: FTS5 synchronous=FULL and Xapian, commit every 1000 docs, 1 warm-up
- * and 3 timed rounds of the queries, top 10) and parse its table. */
+/* One run of bulletin-bench-search --skip-ours with --query-threads nt
+ * (query_only: on the indexes the first run left in work), output to log. */
+static int s_baselines_run1(const char *prog, const char *work, const char *log, long long nt,
+                            bool query_only)
+{
+    char maxd[32], nts[32];
+    snprintf(maxd, sizeof maxd, "%lld", o_articles);
+    snprintf(nts, sizeof nts, "%lld", nt);
+    char *argv[20];
+    int a = 0;
+    argv[a++] = (char *)prog;
+    argv[a++] = "--skip-ours";
+    argv[a++] = "--corpus";
+    argv[a++] = (char *)o_corpus;
+    argv[a++] = "--queries";
+    argv[a++] = (char *)o_queries;
+    argv[a++] = "--dir";
+    argv[a++] = (char *)work;
+    argv[a++] = "--max-docs";
+    argv[a++] = maxd;
+    argv[a++] = "--query-threads";
+    argv[a++] = nts;
+    if (query_only)
+        argv[a++] = "--query-only";
+    if (o_zh)
+        argv[a++] = "--zh";
+    argv[a] = NULL;
+    pid_t pid = s_spawn(argv, log, NULL, true);
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        log_error("bench.baselines", "program=%s threads=%lld status=%d output=%s", prog, nt, st, log);
+        return -1;
+    }
+    return 0;
+}
+
+/* Run bulletin-bench-search --skip-ours on the same corpus and queries (FTS5
+ * synchronous=FULL and Xapian, commit every 1000 docs, 1 warm-up and 3 timed
+ * rounds of the queries per thread, top 10) once per --baseline-threads value:
+ * the first run builds the indexes, the others query them (--query-only);
+ * parse the tables. */
 static int s_baselines_run(const char *dir, s_baselines *bl)
 {
     memset(bl, 0, sizeof *bl);
     bl->fts_index_mb = -1;
-    char prog[PATH_MAX], work[PATH_MAX], maxd[32];
+    char prog[PATH_MAX], work[PATH_MAX];
     if (o_search_bench)
         snprintf(prog, sizeof prog, "%s", o_search_bench);
     else {
@@ -1089,45 +1139,40 @@ static int s_baselines_run(const char *dir, s_baselines *bl)
     }
     s_path(work, sizeof work, dir, "baselines");
     s_path(bl->log, sizeof bl->log, dir, "baselines.out");
-    snprintf(maxd, sizeof maxd, "%lld", o_articles);
-    char *argv[16];
-    int a = 0;
-    argv[a++] = prog;
-    argv[a++] = "--skip-ours";
-    argv[a++] = "--corpus";
-    argv[a++] = (char *)o_corpus;
-    argv[a++] = "--queries";
-    argv[a++] = (char *)o_queries;
-    argv[a++] = "--dir";
-    argv[a++] = work;
-    argv[a++] = "--max-docs";
-    argv[a++] = maxd;
-    if (o_zh)
-        argv[a++] = "--zh";
-    argv[a] = NULL;
     int64_t t0 = clock_mono_ms();
-    pid_t pid = s_spawn(argv, bl->log, NULL, true);
-    int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        log_error("bench.baselines", "program=%s status=%d output=%s", prog, st, bl->log);
-        return -1;
+    for (int i = 0; i < s_nbt; i++) {
+        char log[PATH_MAX], name[64];
+        snprintf(name, sizeof name, "baselines-%lldt.out", s_bthreads[i]);
+        if (i)
+            s_path(log, sizeof log, dir, name);
+        else
+            snprintf(log, sizeof log, "%s", bl->log);
+        if (s_baselines_run1(prog, work, log, s_bthreads[i], i > 0) < 0)
+            break;
+        bl->ran = true;
+        bl->threads[bl->nthreads] = s_bthreads[i];
+        s_baseline *qf = &bl->qfts[bl->nthreads], *qx = &bl->qxap[bl->nthreads];
+        bl->nthreads++;
+        FILE *f = fopen(log, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof line, f)) {
+            s_baseline_parse(line, "SQLite FTS5", qf);
+            s_baseline_parse(line, "Xapian", qx);
+            const char *ib = strstr(line, "(index blocks ");
+            if (!i && !strncmp(line, "fts5:", 5) && ib)
+                sscanf(ib, "(index blocks %lf", &bl->fts_index_mb);
+        }
+        if (f)
+            fclose(f);
+        if (!i) {
+            bl->fts = *qf;
+            bl->xap = *qx;
+        }
     }
-    bl->ran = true;
-    FILE *f = fopen(bl->log, "r");
-    char line[1024];
-    while (f && fgets(line, sizeof line, f)) {
-        s_baseline_parse(line, "SQLite FTS5", &bl->fts);
-        s_baseline_parse(line, "Xapian", &bl->xap);
-        const char *ib = strstr(line, "(index blocks ");
-        if (!strncmp(line, "fts5:", 5) && ib)
-            sscanf(ib, "(index blocks %lf", &bl->fts_index_mb);
-    }
-    if (f)
-        fclose(f);
     if (!o_keep)
         bench_rm_rf(work);
-    log_info("bench.baselines", "seconds=%.1f fts5=%s xapian=%s output=%s",
-             (double)(clock_mono_ms() - t0) / 1e3, bl->fts.ok ? "ok" : "missing",
+    log_info("bench.baselines", "seconds=%.1f runs=%d fts5=%s xapian=%s output=%s",
+             (double)(clock_mono_ms() - t0) / 1e3, bl->nthreads, bl->fts.ok ? "ok" : "missing",
              bl->xap.ok ? "ok" : "missing", bl->log);
     return bl->fts.ok ? 0 : -1;
 }
@@ -1888,14 +1933,41 @@ static void s_report(FILE *out, const s_report_in *in)
     fprintf(out, "\n");
 }
 
+/* The baselines' query figures at bl->threads[i] (NULL = none). */
+static const s_baseline *s_bq(const s_baselines *bl, bool xapian, int i)
+{
+    if (!bl || i < 0 || i >= bl->nthreads)
+        return NULL;
+    const s_baseline *b = xapian ? &bl->qxap[i] : &bl->qfts[i];
+    return b->ok && b->qps > 0 ? b : NULL;
+}
+
 /* --search: one table per corpus, Bulletin through the broker next to the
- * floor and to FTS5 / Xapian in-process (single thread each). */
+ * floor and to FTS5 / Xapian in-process (--baseline-threads query threads). */
 static void s_report_search(FILE *out, const s_report_in *in)
 {
     char cpu[256], kernel[256];
     bench_machine(cpu, sizeof cpu, kernel, sizeof kernel);
     const s_baselines *bl = in->bl;
     const s_baseline *fts = bl && bl->fts.ok ? &bl->fts : NULL, *xap = bl && bl->xap.ok ? &bl->xap : NULL;
+    /* the baselines' query runs compared: 1 thread (else the fewest) and the most threads */
+    int lo = -1, hi = -1;
+    char bthreads[128] = "";
+    for (int i = 0; bl && i < bl->nthreads; i++) {
+        if (lo < 0 || bl->threads[i] < bl->threads[lo])
+            lo = i;
+        if (hi < 0 || bl->threads[i] > bl->threads[hi])
+            hi = i;
+        size_t l = strlen(bthreads);
+        snprintf(bthreads + l, sizeof bthreads - l, "%s%lld", i ? ", " : "", bl->threads[i]);
+    }
+    if (hi == lo)
+        hi = -1;
+    if (!bthreads[0])
+        snprintf(bthreads, sizeof bthreads, "%s", o_baseline_threads);
+    const s_baseline *fts1 = s_bq(bl, false, lo), *xap1 = s_bq(bl, true, lo);
+    const s_baseline *ftsn = s_bq(bl, false, hi), *xapn = s_bq(bl, true, hi);
+    long long t1 = lo >= 0 ? bl->threads[lo] : 1, tn = hi >= 0 ? bl->threads[hi] : 1;
     size_t hits = 0, zero = 0, nq = in->nqueries;
     for (size_t i = 0; i < nq; i++) {
         hits += in->pg[i].nids;
@@ -1909,8 +1981,9 @@ static void s_report_search(FILE *out, const s_report_in *in)
     fprintf(out, "- load average before / after: %s / %s\n", in->load_before, in->load_after);
     fprintf(out, "- pinning: client threads and the bench's ZeroMQ I/O thread on CPU %s, "
                  "bulletin-query on CPU %s; workers (bulletin-worker or empty handler) on CPU %s; FTS5 and Xapian "
-                 "(bulletin-bench-search, one thread) unpinned, run after the stack is stopped\n",
-            s_client_any ? "any" : o_client_cpus, s_broker_cpus_text(), s_worker_any ? "any" : o_worker_cpus);
+                 "(bulletin-bench-search, query threads: %s) unpinned, run after the stack is stopped\n",
+            s_client_any ? "any" : o_client_cpus, s_broker_cpus_text(), s_worker_any ? "any" : o_worker_cpus,
+            bthreads);
     fprintf(out, "- corpus: %s — %zu articles written through bulletin-ingest (batches of %d, "
                  "%zu rejected) in %.1f s (%.0f articles/s, each batch acknowledged after its "
                  "synced commit), max_seq %llu\n",
@@ -1923,8 +1996,10 @@ static void s_report_search(FILE *out, const s_report_in *in)
             o_queries, nq, nq ? (double)hits / (double)nq : 0, zero,
             in->search_differ == 0 ? "yes" : in->search_differ > 0 ? "**no**" : "not checked");
     fprintf(out, "- %lld s per configuration, closed loop (one request in flight per client), "
-                 "worker credit %lld; latency = send to reply received; baselines: 1 warm-up + 3 "
-                 "timed rounds of the same queries, one thread, in-process (no transport)\n\n",
+                 "worker credit %lld; latency = send to reply received; baselines: in-process (no "
+                 "transport), per query thread its own reader (SQLite connection, Xapian::Database) "
+                 "and 1 warm-up + 3 timed rounds of the same queries, closed loop; QPS = all "
+                 "threads' queries / wall time, p50/p99 over all of them\n\n",
             o_seconds, o_credit);
 
     /* index build */
@@ -1977,17 +2052,22 @@ static void s_report_search(FILE *out, const s_report_in *in)
                 r->eng == E_EMPTY ? "empty handler (floor)" : "Bulletin", r->workers, r->clients,
                 r->requests, r->errors, r->qps, r->p50, r->p99, r->max, bc, wc);
     }
-    if (fts)
-        fprintf(out, "| SQLite FTS5, in-process | – | 1 thread | %zu | | %.0f | %.0f | %.0f | | | |\n",
-                nq * 3, fts->qps, fts->p50, fts->p99);
-    if (xap)
-        fprintf(out, "| Xapian, in-process | – | 1 thread | %zu | | %.0f | %.0f | %.0f | | | |\n",
-                nq * 3, xap->qps, xap->p50, xap->p99);
+    for (int x = 0; x < 2; x++)
+        for (int i = 0; bl && i < bl->nthreads; i++) {
+            const s_baseline *q = s_bq(bl, x == 1, i);
+            if (q)
+                fprintf(out, "| %s, in-process | – | %lld thread%s | %zu | | %.0f | %.0f | %.0f | | | |\n",
+                        x ? "Xapian" : "SQLite FTS5", bl->threads[i], bl->threads[i] == 1 ? "" : "s",
+                        nq * 3 * (size_t)bl->threads[i], q->qps, q->p50, q->p99);
+        }
 
     fprintf(out, "\nRatios (Bulletin through the broker against the floor and the in-process "
                  "baselines):\n\n");
-    fprintf(out, "| workers | clients | p50 − floor µs | QPS / FTS5 | QPS / Xapian |\n");
-    fprintf(out, "|---:|---:|---:|---:|---:|\n");
+    fprintf(out, "| workers | clients | p50 − floor µs | QPS / FTS5 (%lld thr.) | QPS / Xapian (%lld thr.) |",
+            t1, t1);
+    if (hi >= 0)
+        fprintf(out, " QPS / FTS5 (%lld thr.) | QPS / Xapian (%lld thr.) |", tn, tn);
+    fprintf(out, "\n|---:|---:|---:|---:|---:|%s\n", hi >= 0 ? "---:|---:|" : "");
     const s_row *best = NULL;
     for (size_t i = 0; i < in->nrows; i++) {
         const s_row *r = &in->rows[i];
@@ -1996,14 +2076,21 @@ static void s_report_search(FILE *out, const s_report_in *in)
         if (!best || r->qps > best->qps)
             best = r;
         const s_row *e = s_find(in, E_EMPTY, r->workers, r->clients);
-        char d[32] = "–", rf[32] = "–", rx[32] = "–";
+        char d[32] = "–", rf[32] = "–", rx[32] = "–", rfn[32] = "–", rxn[32] = "–";
         if (e)
             snprintf(d, sizeof d, "%+.0f", r->p50 - e->p50);
-        if (fts && fts->qps > 0)
-            snprintf(rf, sizeof rf, "%.2fx", r->qps / fts->qps);
-        if (xap && xap->qps > 0)
-            snprintf(rx, sizeof rx, "%.2fx", r->qps / xap->qps);
-        fprintf(out, "| %d | %d | %s | %s | %s |\n", r->workers, r->clients, d, rf, rx);
+        if (fts1)
+            snprintf(rf, sizeof rf, "%.2fx", r->qps / fts1->qps);
+        if (xap1)
+            snprintf(rx, sizeof rx, "%.2fx", r->qps / xap1->qps);
+        if (ftsn)
+            snprintf(rfn, sizeof rfn, "%.2fx", r->qps / ftsn->qps);
+        if (xapn)
+            snprintf(rxn, sizeof rxn, "%.2fx", r->qps / xapn->qps);
+        fprintf(out, "| %d | %d | %s | %s | %s |", r->workers, r->clients, d, rf, rx);
+        if (hi >= 0)
+            fprintf(out, " %s | %s |", rfn, rxn);
+        fprintf(out, "\n");
     }
 
     /* targets (issue 4) */
@@ -2023,13 +2110,18 @@ static void s_report_search(FILE *out, const s_report_in *in)
     if (worst_p99 >= 0)
         fprintf(out, "| p99 ≤ 2.5 ms (1 client, 1 or 2 workers) | worst %.0f µs | %s |\n", worst_p99,
                 worst_p99 <= 2500 ? "met" : "**missed**");
-    if (best && fts)
-        fprintf(out, "| QPS ≥ 1.5x FTS5 | best %.0f (%d workers, %d clients) vs %.0f = %.2fx | %s |\n",
-                best->qps, best->workers, best->clients, fts->qps, best->qps / fts->qps,
-                best->qps >= 1.5 * fts->qps ? "met" : "**missed**");
-    if (best && xap)
-        fprintf(out, "| QPS ≥ Xapian | %.0f vs %.0f = %.2fx | %s |\n", best->qps, xap->qps,
-                best->qps / xap->qps, best->qps >= xap->qps ? "met" : "**missed**");
+    for (int i = 0; best && i < 2; i++) {
+        const s_baseline *f = i ? ftsn : fts1, *x = i ? xapn : xap1;
+        long long t = i ? tn : t1;
+        if (f)
+            fprintf(out, "| QPS ≥ 1.5x FTS5 (%lld thread%s) | best %.0f (%d workers, %d clients) vs %.0f = "
+                         "%.2fx | %s |\n", t, t == 1 ? "" : "s", best->qps, best->workers, best->clients,
+                    f->qps, best->qps / f->qps, best->qps >= 1.5 * f->qps ? "met" : "**missed**");
+        if (x)
+            fprintf(out, "| QPS ≥ Xapian (%lld thread%s) | %.0f vs %.0f = %.2fx | %s |\n", t,
+                    t == 1 ? "" : "s", best->qps, x->qps, best->qps / x->qps,
+                    best->qps >= x->qps ? "met" : "**missed**");
+    }
     if (b && fts)
         fprintf(out, "| indexing ≥ 1.5x FTS5's bulk rate (durable) | %.0f vs %.0f docs/s = %.2fx | %s |\n",
                 (double)in->load->written / b->seconds, fts->docs_s,
@@ -2119,6 +2211,16 @@ int main(int argc, char **argv)
     /* SQLite's global memory statistics take a mutex on every malloc: off, so that
      * its threads do not serialize on it (the best case for the baseline) */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    s_nbt = s_parse_list(o_baseline_threads, s_bthreads, S_MAX_BT, "baseline-threads", 64);
+    if (s_nbt < 0)
+        return 2;
+    for (int i = 0; i < s_nbt; i++)
+        if (s_bthreads[i] < 1) {
+            fprintf(stderr, "bulletin-bench-list: --baseline-threads values must be >= 1\n");
+            return 2;
+        }
+    if (s_nbt == 0)
+        s_bthreads[s_nbt++] = 1;
     long long workers[8], clients[16], sync_max[8];
     int nw = s_parse_list(o_workers, workers, 8, "workers", S_MAX_WORKERS);
     int nc = s_parse_list(o_clients, clients, 16, "clients", S_MAX_CLIENTS);

@@ -1,11 +1,12 @@
 /*
  * bulletin-bench-search: the search index (services/search) against SQLite
- * FTS5 and Xapian on a reference corpus, in-process, one thread (ours with
- * --threads 2: one analysis thread ahead of the writer, as a worker's Sync).
+ * FTS5 and Xapian on a reference corpus, in-process: the build on one thread
+ * (ours with --threads 2: one analysis thread ahead of the writer, as a
+ * worker's Sync), the queries on --query-threads threads (default 1).
  *
  *   bulletin-bench-search --corpus /tmp/corpus/en.jsonl \
  *       --queries /tmp/corpus/queries/en.search.jsonl [--zh] [--dir /tmp/bench-search]
- *       [--max-docs N] [--commit-every 1000] [--rounds 3]
+ *       [--max-docs N] [--commit-every 1000] [--rounds 3] [--query-threads 1]
  *
  * Both engines get the same documents (loaded into memory first, so JSON
  * parsing is not timed), commit every N docs with a synced commit (LMDB
@@ -23,6 +24,14 @@
  * forms, positions, QueryParser with AND as default operator; for Chinese
  * its own CJK n-grams (FLAG_CJK_NGRAM) on the raw text. It commits (and
  * fsyncs) every N docs like the others; get_mset's total is an estimate.
+ *
+ * Query phase (every engine): --query-threads N closed loops at once, each
+ * thread with its own reader (LMDB read txns and its own idx, its own
+ * read-only SQLite connection, its own Xapian::Database), each running one
+ * warm-up round and --rounds timed rounds of all the queries (thread t
+ * starts at query t*nq/N); QPS = all timed queries / wall time from the
+ * start barrier to the last thread's end; p50/p99 over all queries. Each
+ * engine prints a checksum of its top-10 ids per query, the same for any N.
  */
 #include "clock.h"
 #include "config.h"
@@ -38,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utf8proc.h>
 #ifdef BENCH_HAVE_XAPIAN
 #include "xapian_bench.h"
@@ -60,7 +70,7 @@ static long long o_max, o_every, o_rounds, o_merge;
 static bool o_zh, o_skip_fts, o_skip_xapian, o_query_only, o_skip_ours;
 static const char *o_per_query;
 static bool o_no_typos, o_optimize;
-static long long o_threads;
+static long long o_threads, o_qthreads;
 
 static const cfg_option OPTS[] = {
     {"corpus", "BENCH_CORPUS", CFG_STR, "/tmp/corpus/en.jsonl", "corpus JSONL", &o_corpus},
@@ -72,6 +82,9 @@ static const cfg_option OPTS[] = {
     {"threads", "BENCH_THREADS", CFG_INT, "1",
      "ours: 1 = idx_put on one thread; 2 = pipelined, as a worker's Sync: one thread analyzes "
      "(idx_analyze) ahead of the writer (idx_put_analyzed, flush, commit)", &o_threads},
+    {"query-threads", "BENCH_QUERY_THREADS", CFG_INT, "1",
+     "query phase: N threads at once, each its own reader and closed loop over all the queries "
+     "(QPS over all threads)", &o_qthreads},
     {"merge-factor", "BENCH_MERGE_FACTOR", CFG_INT, "0", "ours: segments merged at once (0 = default)", &o_merge},
     {"zh", "BENCH_ZH", CFG_BOOL, NULL, "Chinese corpus: bigram text for FTS5", &o_zh},
     {"skip-fts", "BENCH_SKIP_FTS", CFG_BOOL, NULL, "do not run FTS5", &o_skip_fts},
@@ -86,7 +99,8 @@ static const cfg_option OPTS[] = {
      "ours: merge all segments into one after the load (idx_optimize, one more synced commit, timed)",
      &o_optimize},
     {"query-only", "BENCH_QUERY_ONLY", CFG_BOOL, NULL,
-     "ours only: run the queries on the index a previous run left in --dir", &o_query_only},
+     "run the queries on the indexes a previous run left in --dir (ours, and FTS5 / Xapian when "
+     "their files are there and not skipped); no build", &o_query_only},
 };
 
 static bool s_cjk(int32_t c) {
@@ -257,13 +271,142 @@ static int s_dcmp(const void *a, const void *b) {
 typedef struct {
     double docs_s, p50, p99, qps, size_mb, build_s;
     double avg_hits;
+    size_t docs; /* 0 with --query-only */
 } result;
 
-static void s_lat(double *lat, size_t n, double total_s, result *r) {
-    qsort(lat, n, sizeof *lat, s_dcmp);
-    r->p50 = lat[n / 2];
-    r->p99 = lat[(size_t)((double)n * 0.99)];
-    r->qps = (double)n / total_s;
+/* --- the query phase: --query-threads closed loops ------------------------ */
+
+#define S_TOPK 10
+
+/* One engine's readers: open one per thread (NULL = error, printed), search
+ * one query for its top S_TOPK ids (0, or -1 printed), close. */
+typedef struct {
+    const char *name;
+    void *ctx;
+    void *(*open)(void *ctx);
+    int (*search)(void *h, const query *q, uint64_t *ids, unsigned *n);
+    void (*close)(void *h);
+} s_engine;
+
+typedef struct {
+    const s_engine *e;
+    const query *q;
+    size_t nq, t, nt;
+    pthread_barrier_t *start;
+    double *lat;    /* this thread's: rounds x nq, by query index */
+    uint64_t *sum;  /* nq: checksum of the first timed round's top ids */
+    uint64_t hits;
+    long differ;    /* later rounds whose ids differ from the first's */
+    int64_t end_us;
+    bool failed;
+} s_qthread;
+
+static uint64_t s_fnv(uint64_t h, uint64_t v) {
+    for (int i = 0; i < 8; i++, v >>= 8)
+        h = (h ^ (v & 0xff)) * 1099511628211ull;
+    return h;
+}
+
+static void *s_qthread_main(void *ud) {
+    s_qthread *t = ud;
+    void *h = t->e->open(t->e->ctx);
+    t->failed = !h;
+    size_t off = t->t * t->nq / t->nt;
+    for (long long round = -1; round < o_rounds; round++) { /* round -1: warm-up */
+        if (round == 0)
+            pthread_barrier_wait(t->start);
+        for (size_t j = 0; h && j < t->nq; j++) {
+            size_t k = (off + j) % t->nq;
+            uint64_t ids[S_TOPK];
+            unsigned n = 0;
+            int64_t a = clock_mono_us();
+            if (t->e->search(h, &t->q[k], ids, &n))
+                n = 0;
+            int64_t b = clock_mono_us();
+            if (round < 0)
+                continue;
+            t->lat[(size_t)round * t->nq + k] = (double)(b - a);
+            t->hits += n;
+            uint64_t sum = 1469598103934665603ull;
+            for (unsigned i = 0; i < n; i++)
+                sum = s_fnv(sum, ids[i]);
+            sum = s_fnv(sum, n);
+            if (round == 0)
+                t->sum[k] = sum;
+            else
+                t->differ += t->sum[k] != sum;
+        }
+    }
+    t->end_us = clock_mono_us();
+    if (h)
+        t->e->close(h);
+    return NULL;
+}
+
+/* Run the queries on --query-threads threads; fills r's p50/p99/QPS/avg
+ * hits. Returns the latencies (caller frees), threads x rounds x nq:
+ * lat[(t * rounds + round) * nq + k] for query k. Exits when a reader fails. */
+static double *s_query_phase(const s_engine *e, const query *q, size_t nq, result *r) {
+    size_t nt = (size_t)o_qthreads, per = (size_t)o_rounds * nq, total = nt * per;
+    s_qthread *th = calloc(nt, sizeof *th);
+    pthread_t *tid = calloc(nt, sizeof *tid);
+    double *lat = calloc(total ? total : 1, sizeof *lat);
+    double *sorted = malloc((total ? total : 1) * sizeof *sorted);
+    uint64_t *sum = calloc(nt * nq + 1, sizeof *sum);
+    pthread_barrier_t start;
+    if (!th || !tid || !lat || !sorted || !sum || pthread_barrier_init(&start, NULL, (unsigned)nt + 1)) {
+        fprintf(stderr, "%s: query phase: out of memory\n", e->name);
+        exit(1);
+    }
+    for (size_t t = 0; t < nt; t++) {
+        th[t] = (s_qthread){.e = e, .q = q, .nq = nq, .t = t, .nt = nt, .start = &start,
+                            .lat = lat + t * per, .sum = sum + t * nq};
+        if (pthread_create(&tid[t], NULL, s_qthread_main, &th[t])) {
+            fprintf(stderr, "%s: pthread_create failed\n", e->name);
+            exit(1);
+        }
+    }
+    pthread_barrier_wait(&start);
+    int64_t t0 = clock_mono_us(), t1 = t0;
+    long differ = 0;
+    uint64_t hits = 0;
+    bool failed = false;
+    for (size_t t = 0; t < nt; t++) {
+        pthread_join(tid[t], NULL);
+        failed |= th[t].failed;
+        if (th[t].end_us > t1)
+            t1 = th[t].end_us;
+        hits += th[t].hits;
+        differ += th[t].differ;
+        for (size_t k = 0; t && k < nq; k++)
+            differ += sum[t * nq + k] != sum[k];
+    }
+    pthread_barrier_destroy(&start);
+    if (failed) {
+        fprintf(stderr, "%s: a query thread could not open its reader\n", e->name);
+        exit(1);
+    }
+    uint64_t ck = 1469598103934665603ull;
+    for (size_t k = 0; k < nq; k++)
+        ck = s_fnv(ck, sum[k]);
+    double secs = (double)(t1 - t0) / 1e6;
+    printf("%s: query phase: %zu thread%s x %lld rounds x %zu queries in %.3f s; top-%d ids checksum "
+           "%016llx, %s\n",
+           e->name, nt, nt == 1 ? "" : "s", o_rounds, nq, secs, S_TOPK, (unsigned long long)ck,
+           differ ? "DIFFERENT between threads or rounds" : "same in every thread and round");
+    if (differ)
+        printf("%s: %ld answers differ from the first thread's first round\n", e->name, differ);
+    memcpy(sorted, lat, total * sizeof *lat);
+    qsort(sorted, total, sizeof *sorted, s_dcmp);
+    r->p50 = total ? sorted[total / 2] : 0;
+    r->p99 = total ? sorted[(size_t)((double)total * 0.99)] : 0;
+    r->qps = secs > 0 ? (double)total / secs : 0;
+    r->avg_hits = total ? (double)hits / (double)total : 0;
+    free(sorted);
+    free(sum);
+    free(tid);
+    free(th);
+    return lat;
 }
 
 static off_t s_fsize(const char *p) {
@@ -332,6 +475,69 @@ static idx_analyzed *s_pipe_take(s_pipe *p, size_t i) {
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return r;
+}
+
+typedef struct {
+    MDB_env *env;
+    idx_options opt;
+    pthread_mutex_t mu; /* idx_open opens DBIs: one thread at a time */
+} s_ours_ctx;
+
+typedef struct {
+    MDB_env *env;
+    idx *ix;
+} s_ours_reader;
+
+static void *s_ours_open(void *ctx) {
+    s_ours_ctx *c = ctx;
+    s_ours_reader *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    MDB_txn *txn;
+    pthread_mutex_lock(&c->mu);
+    int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+    if (!rc) {
+        rc = idx_open(txn, &c->opt, &h->ix);
+        if (rc)
+            mdb_txn_abort(txn);
+        else
+            rc = mdb_txn_commit(txn); /* keeps the DBI handles */
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc) {
+        fprintf(stderr, "ours: idx_open (read-only) failed: %d\n", rc);
+        idx_close(&h->ix);
+        free(h);
+        return NULL;
+    }
+    h->env = c->env;
+    return h;
+}
+
+static int s_ours_search(void *hv, const query *q, uint64_t *ids, unsigned *n) {
+    s_ours_reader *h = hv;
+    MDB_txn *txn;
+    if (mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn)) {
+        fprintf(stderr, "ours: mdb_txn_begin failed\n");
+        return -1;
+    }
+    idx_query qq = {.query = q->ours, .limit = S_TOPK};
+    idx_result res;
+    int rc = idx_search(h->ix, txn, &qq, &res);
+    mdb_txn_abort(txn);
+    if (rc)
+        fprintf(stderr, "query '%s': %s\n", q->ours, res.error);
+    *n = 0;
+    for (size_t i = 0; !rc && i < res.nhits && i < S_TOPK; i++)
+        ids[(*n)++] = res.hits[i].id;
+    idx_result_free(&res);
+    return rc ? -1 : 0;
+}
+
+static void s_ours_close(void *hv) {
+    s_ours_reader *h = hv;
+    idx_close(&h->ix);
+    free(h);
 }
 
 static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
@@ -432,7 +638,8 @@ static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
            (double)t_put / 1e6, (double)t_flush / 1e6,
            (double)t_commit / 1e6);
     r->build_s = secs;
-    r->docs_s = (double)n / secs;
+    r->docs_s = o_query_only ? 0 : (double)n / secs;
+    r->docs = o_query_only ? 0 : n;
     mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     idx_stats_t st;
     idx_stats(ix, txn, &st);
@@ -443,32 +650,20 @@ static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
            "%llu lexicon pages, %llu blocks\n",
            n, secs, r->docs_s, r->size_mb, (double)s_fsize(path) / 1e6, (unsigned long long)st.segments,
            (unsigned long long)st.terms, (unsigned long long)st.blocks);
-    size_t total = nq * (size_t)o_rounds;
-    double *lat = malloc(total * sizeof *lat);
-    uint64_t hits = 0;
-    for (int round = -1; round < o_rounds; round++) { /* round -1: warm-up */
-        for (size_t k = 0; k < nq; k++) {
-            int64_t a = clock_mono_us();
-            mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-            idx_query qq = {.query = q[k].ours, .limit = 10};
-            idx_result res;
-            int rc = idx_search(ix, txn, &qq, &res);
-            mdb_txn_abort(txn);
-            int64_t b = clock_mono_us();
-            if (rc)
-                fprintf(stderr, "query '%s': %s\n", q[k].ours, res.error);
-            if (round >= 0) {
-                lat[(size_t)round * nq + k] = (double)(b - a);
-                hits += res.nhits;
-            }
-            idx_result_free(&res);
-        }
-    }
+    /* one idx per thread (idx.h): the build's is closed first */
+    idx_close(&ix);
+    s_ours_ctx oc = {.env = env, .opt = opt};
+    pthread_mutex_init(&oc.mu, NULL);
+    s_engine e = {.name = "ours", .ctx = &oc, .open = s_ours_open, .search = s_ours_search,
+                  .close = s_ours_close};
+    double *lat = s_query_phase(&e, q, nq, r);
+    pthread_mutex_destroy(&oc.mu);
+    size_t total = nq * (size_t)o_rounds * (size_t)o_qthreads;
     if (o_per_query && *o_per_query) {
         FILE *pf = fopen(o_per_query, "w");
         for (size_t k = 0; pf && k < nq; k++) {
             double best = lat[k];
-            for (long long rr = 1; rr < o_rounds; rr++)
+            for (size_t rr = 1; rr < total / nq; rr++)
                 if (lat[(size_t)rr * nq + k] < best)
                     best = lat[(size_t)rr * nq + k];
             fprintf(pf, "%.0f\t%s\t%s\n", best, q[k].type, q[k].ours);
@@ -492,138 +687,152 @@ static void s_ours(doc *d, size_t n, query *q, size_t nq, result *r) {
     }
     printf("\n");
     free(worst);
-    double sum = 0;
-    for (size_t k = 0; k < total; k++)
-        sum += lat[k];
-    s_lat(lat, total, sum / 1e6, r);
-    r->avg_hits = (double)hits / (double)total;
     free(lat);
-    idx_close(&ix);
     mdb_env_close(env);
+}
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+} s_fts_reader;
+
+static void s_fts_close(void *hv) {
+    s_fts_reader *h = hv;
+    sqlite3_finalize(h->st);
+    sqlite3_close(h->db);
+    free(h);
+}
+
+/* One read-only connection per thread (no mutex: it is used by one thread). */
+static void *s_fts_open(void *ctx) {
+    s_fts_reader *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    if (sqlite3_open_v2(ctx, &h->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(h->db, "SELECT rowid, bm25(docs, 2.0, 1.0) FROM docs WHERE docs MATCH ? "
+                                  "ORDER BY bm25(docs, 2.0, 1.0) LIMIT 10", -1, &h->st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "fts5: open %s: %s\n", (const char *)ctx, sqlite3_errmsg(h->db));
+        s_fts_close(h);
+        return NULL;
+    }
+    return h;
+}
+
+static int s_fts_search(void *hv, const query *q, uint64_t *ids, unsigned *n) {
+    s_fts_reader *h = hv;
+    sqlite3_bind_text(h->st, 1, q->fts, -1, SQLITE_STATIC);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(h->st)) == SQLITE_ROW)
+        if (*n < S_TOPK)
+            ids[(*n)++] = (uint64_t)sqlite3_column_int64(h->st, 0);
+    if (rc != SQLITE_DONE)
+        fprintf(stderr, "fts query '%s': %s\n", q->fts, sqlite3_errmsg(h->db));
+    sqlite3_reset(h->st);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static void s_fts(doc *d, size_t n, query *q, size_t nq, result *r) {
     char path[512];
     snprintf(path, sizeof path, "%s/fts.db", o_dir);
-    sqlite3 *db;
-    if (sqlite3_open(path, &db)) {
-        fprintf(stderr, "sqlite open failed\n");
-        exit(1);
-    }
-    sqlite3_exec(db, "PRAGMA synchronous=FULL; CREATE VIRTUAL TABLE docs USING fts5(title, body);",
-                 NULL, NULL, NULL);
-    sqlite3_stmt *ins;
-    sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, body) VALUES(?,?,?)", -1, &ins, NULL);
-    int64_t t0 = clock_mono_us();
-    for (size_t i = 0; i < n;) {
-        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
-        for (; i < end; i++) {
-            sqlite3_bind_int64(ins, 1, (sqlite3_int64)(i + 1));
-            sqlite3_bind_text(ins, 2, d[i].ftitle, -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins, 3, d[i].fbody, -1, SQLITE_STATIC);
-            if (sqlite3_step(ins) != SQLITE_DONE) {
-                fprintf(stderr, "fts insert: %s\n", sqlite3_errmsg(db));
-                exit(1);
-            }
-            sqlite3_reset(ins);
+    if (o_query_only) {
+        r->size_mb = (double)s_fsize(path) / 1e6;
+        printf("fts5: --query-only: the index in %s (file %.1f MB)\n", path, r->size_mb);
+    } else {
+        sqlite3 *db;
+        if (sqlite3_open(path, &db)) {
+            fprintf(stderr, "sqlite open failed\n");
+            exit(1);
         }
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    }
-    double secs = (double)(clock_mono_us() - t0) / 1e6;
-    sqlite3_finalize(ins);
-    r->build_s = secs;
-    r->docs_s = (double)n / secs;
-    r->size_mb = (double)s_fsize(path) / 1e6;
-    /* the index alone, without the stored text */
-    sqlite3_stmt *sz;
-    double idx_mb = 0;
-    if (sqlite3_prepare_v2(db, "SELECT sum(length(block)) FROM docs_data", -1, &sz, NULL) == SQLITE_OK &&
-        sqlite3_step(sz) == SQLITE_ROW)
-        idx_mb = (double)sqlite3_column_int64(sz, 0) / 1e6;
-    sqlite3_finalize(sz);
-    printf("fts5: %zu docs in %.1f s (%.0f docs/s); file %.1f MB (index blocks %.1f MB, rest is stored text)\n",
-           n, secs, r->docs_s, r->size_mb, idx_mb);
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "SELECT rowid, bm25(docs, 2.0, 1.0) FROM docs WHERE docs MATCH ? "
-                           "ORDER BY bm25(docs, 2.0, 1.0) LIMIT 10", -1, &st, NULL);
-    size_t total = nq * (size_t)o_rounds;
-    double *lat = malloc(total * sizeof *lat);
-    uint64_t hits = 0;
-    for (int round = -1; round < o_rounds; round++) {
-        for (size_t k = 0; k < nq; k++) {
-            int64_t a = clock_mono_us();
-            sqlite3_bind_text(st, 1, q[k].fts, -1, SQLITE_STATIC);
-            int h = 0, rc;
-            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                h++;
-            if (rc != SQLITE_DONE)
-                fprintf(stderr, "fts query '%s': %s\n", q[k].fts, sqlite3_errmsg(db));
-            sqlite3_reset(st);
-            int64_t b = clock_mono_us();
-            if (round >= 0) {
-                lat[(size_t)round * nq + k] = (double)(b - a);
-                hits += (uint64_t)h;
+        sqlite3_exec(db, "PRAGMA synchronous=FULL; CREATE VIRTUAL TABLE docs USING fts5(title, body);",
+                     NULL, NULL, NULL);
+        sqlite3_stmt *ins;
+        sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, body) VALUES(?,?,?)", -1, &ins, NULL);
+        int64_t t0 = clock_mono_us();
+        for (size_t i = 0; i < n;) {
+            sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+            size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
+            for (; i < end; i++) {
+                sqlite3_bind_int64(ins, 1, (sqlite3_int64)(i + 1));
+                sqlite3_bind_text(ins, 2, d[i].ftitle, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 3, d[i].fbody, -1, SQLITE_STATIC);
+                if (sqlite3_step(ins) != SQLITE_DONE) {
+                    fprintf(stderr, "fts insert: %s\n", sqlite3_errmsg(db));
+                    exit(1);
+                }
+                sqlite3_reset(ins);
             }
+            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
         }
+        double secs = (double)(clock_mono_us() - t0) / 1e6;
+        sqlite3_finalize(ins);
+        r->docs = n;
+        r->build_s = secs;
+        r->docs_s = (double)n / secs;
+        r->size_mb = (double)s_fsize(path) / 1e6;
+        /* the index alone, without the stored text */
+        sqlite3_stmt *sz;
+        double idx_mb = 0;
+        if (sqlite3_prepare_v2(db, "SELECT sum(length(block)) FROM docs_data", -1, &sz, NULL) == SQLITE_OK &&
+            sqlite3_step(sz) == SQLITE_ROW)
+            idx_mb = (double)sqlite3_column_int64(sz, 0) / 1e6;
+        sqlite3_finalize(sz);
+        printf("fts5: %zu docs in %.1f s (%.0f docs/s); file %.1f MB (index blocks %.1f MB, rest is stored "
+               "text)\n", n, secs, r->docs_s, r->size_mb, idx_mb);
+        sqlite3_close(db);
     }
-    double sum = 0;
-    for (size_t k = 0; k < total; k++)
-        sum += lat[k];
-    s_lat(lat, total, sum / 1e6, r);
-    r->avg_hits = (double)hits / (double)total;
-    free(lat);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    s_engine e = {.name = "fts5", .ctx = path, .open = s_fts_open, .search = s_fts_search,
+                  .close = s_fts_close};
+    free(s_query_phase(&e, q, nq, r));
 }
 
 #ifdef BENCH_HAVE_XAPIAN
+static void *s_xapian_open(void *ctx) { return xb_open(ctx, o_zh); }
+
+static int s_xapian_search(void *h, const query *q, uint64_t *ids, unsigned *n) {
+    uint64_t est = 0;
+    *n = 0;
+    return xb_search(h, q->ours, S_TOPK, n, &est, ids);
+}
+
+static void s_xapian_close(void *h) {
+    xb *x = h;
+    xb_destroy(&x);
+}
+
 static void s_xapian(doc *d, size_t n, query *q, size_t nq, result *r) {
     char path[512];
     snprintf(path, sizeof path, "%s/xapian", o_dir);
-    xb *x = xb_new(path, o_zh);
-    if (!x)
-        exit(1);
-    int64_t t0 = clock_mono_us();
-    for (size_t i = 0; i < n;) {
-        size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
-        for (; i < end; i++)
-            if (xb_add(x, d[i].title, d[i].body))
-                exit(1);
-        if (xb_commit(x))
+    if (o_query_only) {
+        r->size_mb = (double)xb_size(path) / 1e6;
+        printf("xapian: --query-only: the database in %s (%.1f MB)\n", path, r->size_mb);
+    } else {
+        xb *x = xb_new(path, o_zh);
+        if (!x)
             exit(1);
-    }
-    double secs = (double)(clock_mono_us() - t0) / 1e6;
-    r->build_s = secs;
-    r->docs_s = (double)n / secs;
-    if (xb_finish(x))
-        exit(1);
-    r->size_mb = (double)xb_size(path) / 1e6;
-    printf("xapian: %zu docs in %.1f s (%.0f docs/s); database %.1f MB\n", n, secs, r->docs_s,
-           r->size_mb);
-    size_t total = nq * (size_t)o_rounds;
-    double *lat = malloc(total * sizeof *lat);
-    uint64_t hits = 0;
-    for (int round = -1; round < o_rounds; round++) {
-        for (size_t k = 0; k < nq; k++) {
-            unsigned h = 0;
-            uint64_t est = 0;
-            int64_t a = clock_mono_us();
-            xb_search(x, q[k].ours, 10, &h, &est);
-            int64_t b = clock_mono_us();
-            if (round >= 0) {
-                lat[(size_t)round * nq + k] = (double)(b - a);
-                hits += h;
-            }
+        int64_t t0 = clock_mono_us();
+        for (size_t i = 0; i < n;) {
+            size_t end = i + (size_t)o_every < n ? i + (size_t)o_every : n;
+            for (; i < end; i++)
+                if (xb_add(x, d[i].title, d[i].body))
+                    exit(1);
+            if (xb_commit(x))
+                exit(1);
         }
+        double secs = (double)(clock_mono_us() - t0) / 1e6;
+        r->docs = n;
+        r->build_s = secs;
+        r->docs_s = (double)n / secs;
+        if (xb_finish(x))
+            exit(1);
+        xb_destroy(&x);
+        r->size_mb = (double)xb_size(path) / 1e6;
+        printf("xapian: %zu docs in %.1f s (%.0f docs/s); database %.1f MB\n", n, secs, r->docs_s,
+               r->size_mb);
     }
-    double sum = 0;
-    for (size_t k = 0; k < total; k++)
-        sum += lat[k];
-    s_lat(lat, total, sum / 1e6, r);
-    r->avg_hits = (double)hits / (double)total;
-    free(lat);
-    xb_destroy(&x);
+    s_engine e = {.name = "xapian", .ctx = path, .open = s_xapian_open, .search = s_xapian_search,
+                  .close = s_xapian_close};
+    free(s_query_phase(&e, q, nq, r));
 }
 #endif
 
@@ -647,8 +856,18 @@ int main(int argc, char **argv) {
         o_rounds = 1;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o_dir, o_dir);
+    if (o_qthreads < 1)
+        o_qthreads = 1;
+    /* SQLite's global memory statistics take a mutex on every malloc: off, so
+     * that FTS5's query threads do not serialize on it (its best case) */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (o_query_only) {
-        o_skip_fts = o_skip_xapian = true;
+        /* the baselines' indexes, when a previous run left them */
+        char p[600];
+        snprintf(p, sizeof p, "%s/fts.db", o_dir);
+        o_skip_fts |= access(p, R_OK) != 0;
+        snprintf(p, sizeof p, "%s/xapian", o_dir);
+        o_skip_xapian |= access(p, R_OK) != 0;
         o_max = 1;
     }
     if (!o_query_only && system(cmd) != 0)
@@ -684,16 +903,18 @@ int main(int argc, char **argv) {
     if (!o_skip_xapian)
         printf("xapian: not built in (libxapian-dev and a C++ compiler are needed)\n");
 #endif
+    printf("\nquery phase: %lld thread%s (QPS = all threads' queries / wall time)\n", o_qthreads,
+           o_qthreads == 1 ? "" : "s");
     printf("\n| engine | docs | index docs/s | size MB | search p50 us | p99 us | QPS | avg hits |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     if (!o_skip_ours)
-        printf("| bulletin idx | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, ro.docs_s,
+        printf("| bulletin idx | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", ro.docs, ro.docs_s,
                ro.size_mb, ro.p50, ro.p99, ro.qps, ro.avg_hits);
     if (fts)
-        printf("| SQLite FTS5 | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rf.docs_s,
+        printf("| SQLite FTS5 | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", rf.docs, rf.docs_s,
                rf.size_mb, rf.p50, rf.p99, rf.qps, rf.avg_hits);
     if (xap)
-        printf("| Xapian | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", n, rx.docs_s,
+        printf("| Xapian | %zu | %.0f | %.1f | %.0f | %.0f | %.0f | %.1f |\n", rx.docs, rx.docs_s,
                rx.size_mb, rx.p50, rx.p99, rx.qps, rx.avg_hits);
     if (fts && !o_skip_ours)
         printf("\nours / FTS5: index rate %.2fx, size %.2fx, p50 %.2fx, p99 %.2fx, QPS %.2fx\n",
@@ -703,6 +924,21 @@ int main(int argc, char **argv) {
         printf("ours / Xapian: index rate %.2fx, size %.2fx, p50 %.2fx, p99 %.2fx, QPS %.2fx\n",
                ro.docs_s / rx.docs_s, ro.size_mb / rx.size_mb, ro.p50 / rx.p50, ro.p99 / rx.p99,
                ro.qps / rx.qps);
-    /* per query type */
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].ftitle != d[i].title)
+            free(d[i].ftitle);
+        if (d[i].fbody != d[i].body)
+            free(d[i].fbody);
+        free(d[i].title);
+        free(d[i].body);
+        free(d[i].site);
+        free(d[i].cat);
+    }
+    free(d);
+    for (size_t k = 0; k < nq; k++) {
+        free(q[k].ours);
+        free(q[k].fts);
+    }
+    free(q);
     return 0;
 }

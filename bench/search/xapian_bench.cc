@@ -70,20 +70,34 @@ extern "C" int xb_finish(xb *x) {
     try {
         x->wdb->close();
         x->wdb.reset();
+        return 0;
+    } catch (const Xapian::Error &e) {
+        std::fprintf(stderr, "xapian close: %s\n", e.get_description().c_str());
+    }
+    return -1;
+}
+
+extern "C" xb *xb_open(const char *dir, int cjk) {
+    try {
+        auto x = std::make_unique<xb>();
+        x->dir = dir;
+        x->cjk = cjk != 0;
         x->db = std::make_unique<Xapian::Database>(x->dir);
         x->qp.set_database(*x->db);
         x->qp.set_stemmer(x->stem);
         x->qp.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
         x->qp.set_default_op(Xapian::Query::OP_AND);
-        return 0;
+        return x.release();
     } catch (const Xapian::Error &e) {
         std::fprintf(stderr, "xapian open: %s\n", e.get_description().c_str());
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "xapian open: %s\n", e.what());
     }
-    return -1;
+    return nullptr;
 }
 
 extern "C" int xb_search(xb *x, const char *query, unsigned limit, unsigned *nhits,
-                         uint64_t *estimate) {
+                         uint64_t *estimate, uint64_t *ids) {
     try {
         unsigned flags = Xapian::QueryParser::FLAG_DEFAULT;
         if (x->cjk)
@@ -94,6 +108,11 @@ extern "C" int xb_search(xb *x, const char *query, unsigned limit, unsigned *nhi
         enq.set_weighting_scheme(Xapian::BM25Weight(1.2, 0, 1, 0.75, 0.5));
         Xapian::MSet ms = enq.get_mset(0, limit);
         *nhits = ms.size();
+        if (ids) {
+            unsigned i = 0;
+            for (Xapian::MSetIterator it = ms.begin(); it != ms.end() && i < limit; ++it)
+                ids[i++] = *it;
+        }
         *estimate = ms.get_matches_estimated();
         return 0;
     } catch (const Xapian::Error &e) {

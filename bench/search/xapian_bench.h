@@ -21,12 +21,19 @@ xb *xb_new(const char *dir, int cjk);
 int xb_add(xb *self, const char *title, const char *body);
 /* Durable commit (Xapian fsyncs on commit). 0 or -1. */
 int xb_commit(xb *self);
-/* Close the writer, open a reader. 0 or -1. */
+/* Close the writer (self can no longer add or search; xb_destroy it). 0 or -1. */
 int xb_finish(xb *self);
+/* A reader on the database in dir (read-only; one per thread: a
+ * Xapian::Database must not be shared between threads). cjk as xb_new.
+ * NULL on error (printed). */
+xb *xb_open(const char *dir, int cjk);
 /* Top `limit` by BM25 (k1 1.2, b 0.75) for a query in search-box syntax
- * (default AND, "phrases"). *nhits = hits returned, *estimate = Xapian's
- * estimated total. 0 or -1 (message printed). */
-int xb_search(xb *self, const char *query, unsigned limit, unsigned *nhits, uint64_t *estimate);
+ * (default AND, "phrases"), on a reader from xb_open. *nhits = hits
+ * returned, *estimate = Xapian's estimated total; ids (NULL or room for
+ * `limit`) gets the hits' docids, best first (the n-th added document is
+ * docid n). 0 or -1 (message printed). */
+int xb_search(xb *self, const char *query, unsigned limit, unsigned *nhits, uint64_t *estimate,
+              uint64_t *ids);
 /* Bytes of the database directory. */
 uint64_t xb_size(const char *dir);
 void xb_destroy(xb **self);
