@@ -374,7 +374,9 @@ typedef struct {
     bool bound_ok;
     uint64_t docs[IDX_BLOCK_DOCS];
     uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
-    const uint8_t *pp, *pend; /* positions of doc pidx */
+    bool tf_ok;               /* tft/tfb decoded (lazily: many blocks are only
+                                 walked by the intersection, never scored) */
+    const uint8_t *pp, *pend; /* tf pairs (until tf_ok), then positions of doc pidx */
     size_t pidx;
     const uint8_t *chunk;     /* column chunk cache for the generation check */
     uint64_t chunk_id;
@@ -405,37 +407,70 @@ static bool s_key_is(const MDB_val *k, uint32_t seg, const uint8_t *tk, size_t t
            ((const uint8_t *)k->mv_data)[4 + tkl] == 0;
 }
 
+/* One varint; single-byte values (most deltas and frequencies) inline. */
+static inline const uint8_t *s_varint(const uint8_t *b, const uint8_t *end, uint64_t *x) {
+    if (b < end && *b < 0x80) {
+        *x = *b;
+        return b + 1;
+    }
+    return idx_varint_get(b, end, x);
+}
+
+static void s_sub_corrupt(s_post *p, s_sub *s) {
+    log_error("idx.corrupt", "what=block seg=%u", s->seg.id);
+    p->err = 1;
+    s->eof = true;
+}
+
+/* Decodes a block's doc ids; its frequencies wait for s_sub_tf. */
 static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, size_t len) {
     const uint8_t *end = b + len;
     uint64_t x;
     if (!(b = idx_block_head(b, end, &s->h)))
         goto bad;
     uint64_t n = s->h.n;
-    s->docs[0] = first;
+    uint64_t d = first;
+    s->docs[0] = d;
     for (uint64_t i = 1; i < n; i++) {
-        if (!(b = idx_varint_get(b, end, &x)))
+        if (!(b = s_varint(b, end, &x)))
             goto bad;
-        s->docs[i] = s->docs[i - 1] + x;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t a, c;
-        if (!(b = idx_varint_get(b, end, &a)) || !(b = idx_varint_get(b, end, &c)))
-            goto bad;
-        s->tft[i] = (uint32_t)a;
-        s->tfb[i] = (uint32_t)c;
+        d += x;
+        s->docs[i] = d;
     }
     s->n = n;
     s->i = 0;
     s->bound_ok = false;
+    s->tf_ok = false;
     s->pp = b;
     s->pend = end;
     s->pidx = 0;
     return 0;
 bad:
-    log_error("idx.corrupt", "what=block seg=%u", s->seg.id);
-    p->err = 1;
-    s->eof = true;
+    s_sub_corrupt(p, s);
     return -1;
+}
+
+/* Decodes the current block's frequencies (title, body per doc) once; after
+ * them s->pp points at the positions of its first doc. On a corrupt block
+ * the frequencies read 0 and the search fails (p->err). */
+static void s_sub_tf(s_post *p, s_sub *s) {
+    if (s->tf_ok)
+        return;
+    const uint8_t *b = s->pp, *end = s->pend;
+    s->tf_ok = true;
+    for (size_t i = 0; i < s->n; i++) {
+        uint64_t a, c;
+        if (!(b = s_varint(b, end, &a)) || !(b = s_varint(b, end, &c))) {
+            memset(s->tft, 0, sizeof s->tft);
+            memset(s->tfb, 0, sizeof s->tfb);
+            s->pp = s->pend;
+            s_sub_corrupt(p, s);
+            return;
+        }
+        s->tft[i] = (uint32_t)a;
+        s->tfb[i] = (uint32_t)c;
+    }
+    s->pp = b;
 }
 
 static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
@@ -690,13 +725,17 @@ static void s_post_close(s_post *p) {
     p->pbuf = NULL;
 }
 
-static inline uint32_t s_post_tft(const s_post *p) {
-    const s_sub *s = &p->subs[p->cur];
+static inline uint32_t s_post_tft(s_post *p) {
+    s_sub *s = &p->subs[p->cur];
+    if (!s->tf_ok)
+        s_sub_tf(p, s);
     return s->tft[s->i];
 }
 
-static inline uint32_t s_post_tfb(const s_post *p) {
-    const s_sub *s = &p->subs[p->cur];
+static inline uint32_t s_post_tfb(s_post *p) {
+    s_sub *s = &p->subs[p->cur];
+    if (!s->tf_ok)
+        s_sub_tf(p, s);
     return s->tfb[s->i];
 }
 
@@ -704,6 +743,7 @@ static inline uint32_t s_post_tfb(const s_post *p) {
  * Returns the count or -1. */
 static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     s_sub *s = &p->subs[p->cur];
+    s_sub_tf(p, s);
     const uint8_t *b = s->pp;
     uint64_t v;
     if (s->pidx > s->i) /* cannot go back */
@@ -855,7 +895,7 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
     }
 }
 
-static double s_term_score(const s_ctx *c, const s_post *p, bool title_only, const idx_col_rec *r) {
+static double s_term_score(const s_ctx *c, s_post *p, bool title_only, const idx_col_rec *r) {
     uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
     double s = 0;
     if (tt) {
