@@ -38,6 +38,8 @@ typedef struct {
     size_t ndone;              /* items 0..ndone-1 are in res[] */
     bool active, cancel, busy, quit;
     size_t cursor;             /* the worker's: where the hook looks next */
+    const void *job;           /* the changes[] of the job (qsearch_bulk_begin) */
+    bool ahead;                /* the job was begun by the before-flush callback of another txn */
     uint64_t used, fallback, waits, wait_us;
     uint64_t an_cpu_us;        /* the thread's CPU time (measurement, log) */
 } s_bulk;
@@ -49,6 +51,8 @@ struct qsearch {
     char *snip; /* QSEARCH_SNIPPET_CAP bytes */
     idx_options opts;
     s_bulk bulk;
+    void (*before_flush)(void *ud); /* qsearch_set_before_flush */
+    void *before_flush_ud;
 };
 
 /* --- article -> idx_doc ------------------------------------------------------ */
@@ -213,6 +217,10 @@ static void s_bulk_stop(qsearch *s)
 int qsearch_bulk_begin(qsearch *s, Bulletin__Internal__Change *const *changes, size_t n)
 {
     s_bulk *b = &s->bulk;
+    if (b->active && b->job == (const void *)changes && b->n == n) {
+        b->ahead = false; /* begun ahead (qsearch_set_before_flush): already running */
+        return 1;
+    }
     if (b->active)
         qsearch_bulk_end(s);
     size_t puts = 0;
@@ -243,6 +251,8 @@ int qsearch_bulk_begin(qsearch *s, Bulletin__Internal__Change *const *changes, s
     }
     pthread_mutex_lock(&b->mu);
     b->n = n;
+    b->job = changes;
+    b->ahead = false;
     b->next = b->ndone = 0;
     b->cursor = 0;
     b->cancel = false;
@@ -276,6 +286,20 @@ void qsearch_bulk_end(qsearch *s)
               (unsigned long long)(b->an_cpu_us / 1000),
               (unsigned long long)(s_thread_cpu_us() / 1000));
     b->n = 0;
+    b->job = NULL;
+    b->ahead = false;
+}
+
+void qsearch_bulk_done(qsearch *s, Bulletin__Internal__Change *const *changes)
+{
+    if (s->bulk.active && s->bulk.job == (const void *)changes)
+        qsearch_bulk_end(s);
+}
+
+void qsearch_set_before_flush(qsearch *s, void (*fn)(void *ud), void *ud)
+{
+    s->before_flush = fn;
+    s->before_flush_ud = ud;
 }
 
 /* --- the replica hook ---------------------------------------------------------- */
@@ -323,6 +347,13 @@ static int s_on_reset(void *ud, MDB_txn *txn)
 static int s_before_commit(void *ud, MDB_txn *txn)
 {
     qsearch *s = ud;
+    if (s->before_flush) {
+        s_bulk *b = &s->bulk;
+        const void *job = b->active ? b->job : NULL;
+        s->before_flush(s->before_flush_ud);
+        if (b->active && b->job != job)
+            b->ahead = true; /* the next txn's job: not this one's to replay */
+    }
     return idx_flush(s->ix, txn) == IDX_OK ? 0 : -1;
 }
 
@@ -330,7 +361,10 @@ static void s_after_abort(void *ud)
 {
     qsearch *s = ud;
     idx_discard(s->ix);
-    s->bulk.cursor = 0; /* a replay: results already taken are analyzed again by idx_put */
+    if (s->bulk.ahead)
+        qsearch_bulk_end(s); /* a replay must not search the next chunk's job; that chunk begins it again */
+    else
+        s->bulk.cursor = 0; /* a replay: results already taken are analyzed again by idx_put */
 }
 
 /* --- open, version, rebuild ----------------------------------------------------- */

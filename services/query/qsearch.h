@@ -98,6 +98,21 @@ int qsearch_optimize(qsearch *s);
 int qsearch_bulk_begin(qsearch *self, Bulletin__Internal__Change *const *changes, size_t n);
 void qsearch_bulk_end(qsearch *self);
 
+/* PIPELINING ACROSS CHUNKS. qsearch_bulk_begin on the changes[] (same
+ * pointer and n) of the job already running returns 1 and leaves it running:
+ * a caller may begin the next chunk's job early, e.g. from the before-flush
+ * callback, so its analysis overlaps this txn's index flush and commit (the
+ * job of the txn being committed is ended then: all its hook calls are made).
+ * qsearch_bulk_done(s, changes) ends the job only when it is that of
+ * changes[] (it leaves a job begun ahead running). A txn aborted after a job
+ * was begun ahead ends that job (its replay indexes on the caller's thread).
+ *
+ * qsearch_set_before_flush: fn(ud) is called in every commit of a replica
+ * write (apply, reset, rebuild) after the hook calls and before the index's
+ * flush; fn must not write to the replica. NULL removes it. */
+void qsearch_bulk_done(qsearch *self, Bulletin__Internal__Change *const *changes);
+void qsearch_set_before_flush(qsearch *self, void (*fn)(void *ud), void *ud);
+
 /* True when an apply failed because the index and the replica disagree;
  * qsearch_rebuild() clears it. */
 bool qsearch_broken(const qsearch *self);

@@ -35,6 +35,14 @@ typedef struct {
     int64_t sync_sent_us, sync_retry_us;
     zmq_msg_t *buf;
     size_t nbuf, capbuf;
+    /* pipelining: the Sync chunk being applied (NULL otherwise), and the
+     * store's next reply when it was read during that apply (s_prefetch) */
+    const Bulletin__Internal__SyncChunk *applying;
+    bool ahead;
+    zmq_msg_t ahead_body;
+    Bulletin__Reply *ahead_rep;
+    Bulletin__Internal__StoreReply *ahead_sr;
+    char ahead_why[256];
     /* broker */
     bool registered;
     int64_t broker_expiry_us, next_hb_us, next_report_us;
@@ -577,8 +585,10 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
     /* the chunk's text analysis runs on the search's second thread while this
      * one applies the chunk (same txn, same order: see qsearch_bulk_begin) */
     qsearch_bulk_begin(w->search, c->changes, c->n_changes);
+    w->applying = c->done ? NULL : c; /* a next chunk was asked for: s_prefetch may read it */
     int arc = replica_apply(w->rep, c->changes, c->n_changes, c->done ? c->head_seq : 0);
-    qsearch_bulk_end(w->search);
+    w->applying = NULL;
+    qsearch_bulk_done(w->search, c->changes); /* not the next chunk's job, if begun ahead */
     if (arc < 0) {
         s_index_repair(w);
         w->sync_id++; /* forget the chunk asked for above */
@@ -592,25 +602,31 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
         s_sync_finished(w, c->head_seq);
 }
 
-static void s_on_store(s_worker *w)
+/* Unpack a store reply: *rep (NULL when it does not parse: why says why)
+ * and, when it carries an internal body, *sr (NULL when that does not parse). */
+static void s_store_unpack(zmq_msg_t *body, Bulletin__Reply **rep, Bulletin__Internal__StoreReply **sr,
+                           char *why, size_t whylen)
 {
-    zmq_msg_t body;
-    if (zio_recv_body(w->store, &body, ZMQ_DONTWAIT) < 0)
-        return;
-    size_t len = zmq_msg_size(&body);
-    uint64_t rid = 0;
+    size_t len = zmq_msg_size(body);
     wire_code code;
-    char why[256];
-    Bulletin__Reply *rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor,
-                                                         zmq_msg_data(&body), len, WIRE_BUDGET(len),
-                                                         &code, why, sizeof why);
-    Bulletin__Internal__StoreReply *sr = NULL;
+    *sr = NULL;
+    *rep = (Bulletin__Reply *)wire_unpack(&bulletin__reply__descriptor, zmq_msg_data(body), len,
+                                          WIRE_BUDGET(len), &code, why, whylen);
+    if (*rep && (*rep)->body_case == BULLETIN__REPLY__BODY_INTERNAL)
+        *sr = (Bulletin__Internal__StoreReply *)wire_unpack(
+            &bulletin__internal__store_reply__descriptor, (*rep)->internal.data, (*rep)->internal.len,
+            WIRE_BUDGET((*rep)->internal.len), &code, why, whylen);
+}
+
+/* Handle one unpacked store reply (s_store_unpack), then free it with body. */
+static void s_store_reply(s_worker *w, zmq_msg_t *body, Bulletin__Reply *rep,
+                          Bulletin__Internal__StoreReply *sr, const char *why)
+{
     if (!rep) {
         log_warn("worker.bad_store_reply", "why=\"%s\"", why);
         goto out;
     }
-    rid = rep->request_id;
-    if (!w->syncing || rid != w->sync_id)
+    if (!w->syncing || rep->request_id != w->sync_id)
         goto out; /* an answer to a Sync we gave up on */
     if (rep->status && rep->status->code != BULLETIN__STATUS_CODE__OK) {
         log_warn("worker.sync_refused", "code=%s why=\"%s\"", wire_code_name(rep->status->code),
@@ -619,10 +635,7 @@ static void s_on_store(s_worker *w)
         w->sync_sent_us = 0;
         goto out;
     }
-    if (rep->body_case != BULLETIN__REPLY__BODY_INTERNAL ||
-        !(sr = (Bulletin__Internal__StoreReply *)wire_unpack(
-              &bulletin__internal__store_reply__descriptor, rep->internal.data, rep->internal.len,
-              WIRE_BUDGET(rep->internal.len), &code, why, sizeof why)) ||
+    if (rep->body_case != BULLETIN__REPLY__BODY_INTERNAL || !sr ||
         sr->body_case != BULLETIN__INTERNAL__STORE_REPLY__BODY_SYNC) {
         log_warn("worker.bad_store_reply", "why=\"not a SyncChunk\"");
         w->sync_retry_us = clock_mono_us() + 1000000;
@@ -631,9 +644,66 @@ static void s_on_store(s_worker *w)
     }
     s_on_chunk(w, sr->sync);
 out:
+    if (sr && sr->body_case == BULLETIN__INTERNAL__STORE_REPLY__BODY_SYNC)
+        qsearch_bulk_done(w->search, sr->sync->changes); /* begun ahead, then dropped */
     wire_free(sr);
     wire_free(rep);
+    zmq_msg_close(body);
+}
+
+/* The index's before-flush callback (qsearch_set_before_flush): while a Sync
+ * chunk's transaction is about to flush and commit, read the store's answer
+ * to the next Sync request if it is already here, and start its analysis on
+ * the analysis thread, so it overlaps this chunk's flush and commit (and the
+ * next chunk's replica writes). The reply is handled after this chunk, in
+ * order (s_on_store); nothing is written here. */
+static void s_prefetch(void *ud)
+{
+    s_worker *w = ud;
+    if (!w->applying || w->ahead || !w->store)
+        return;
+    zmq_msg_t body;
+    if (zio_recv_body(w->store, &body, ZMQ_DONTWAIT) < 0)
+        return;
+    Bulletin__Reply *rep;
+    Bulletin__Internal__StoreReply *sr;
+    s_store_unpack(&body, &rep, &sr, w->ahead_why, sizeof w->ahead_why);
+    if (rep && rep->request_id == w->sync_id &&
+        (!rep->status || rep->status->code == BULLETIN__STATUS_CODE__OK) && sr &&
+        sr->body_case == BULLETIN__INTERNAL__STORE_REPLY__BODY_SYNC) {
+        const Bulletin__Internal__SyncChunk *c = sr->sync;
+        size_t ulen;
+        const uint8_t *uuid = replica_store_uuid(w->rep, &ulen);
+        if (c->store_uuid.len == 0 ||
+            (ulen == c->store_uuid.len && memcmp(uuid, c->store_uuid.data, ulen) == 0))
+            qsearch_bulk_begin(w->search, c->changes, c->n_changes);
+    }
+    zmq_msg_init(&w->ahead_body);
+    zmq_msg_move(&w->ahead_body, &body);
     zmq_msg_close(&body);
+    w->ahead_rep = rep;
+    w->ahead_sr = sr;
+    w->ahead = true;
+}
+
+static void s_on_store(s_worker *w)
+{
+    zmq_msg_t body;
+    if (zio_recv_body(w->store, &body, ZMQ_DONTWAIT) < 0)
+        return;
+    Bulletin__Reply *rep;
+    Bulletin__Internal__StoreReply *sr;
+    char why[256];
+    s_store_unpack(&body, &rep, &sr, why, sizeof why);
+    s_store_reply(w, &body, rep, sr, why);
+    while (w->ahead) { /* read during the apply above: next in order */
+        w->ahead = false;
+        zmq_msg_init(&body);
+        zmq_msg_move(&body, &w->ahead_body);
+        zmq_msg_close(&w->ahead_body);
+        memcpy(why, w->ahead_why, sizeof why);
+        s_store_reply(w, &body, w->ahead_rep, w->ahead_sr, why);
+    }
 }
 
 static void s_process_feed(s_worker *w, const zmq_msg_t *msg)
@@ -772,6 +842,7 @@ int worker_run(const worker_config *cfg)
         replica_destroy(&w.rep);
         return -1;
     }
+    qsearch_set_before_flush(w.search, s_prefetch, &w);
     w.ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();
     int rc = -1;
     if (!w.ctx)

@@ -4,7 +4,9 @@
  * same index, byte for byte, as the same changes applied on one thread:
  * new articles, updates (the old version is removed), deletes, duplicates
  * (seq already applied), a PUT without an article, and a map so small that
- * the bulk txn hits MDB_MAP_FULL and is replayed.
+ * the bulk txn hits MDB_MAP_FULL and is replayed. Also with pipelining:
+ * the next batch's job begun from the before-flush callback of this one's
+ * txn (qsearch_set_before_flush), on a map small enough for replays.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,10 +166,70 @@ static void test_bulk_same_index(void **state)
     fx_rmdir(dirb);
 }
 
+/* the before-flush callback: begin the next batch's job (every time: a
+ * replayed txn ends the job begun ahead, so it is begun again) */
+static qsearch *g_q;
+static size_t g_next, g_ahead;
+static void s_begin_next(void *ud)
+{
+    assert_ptr_equal(ud, &g_next);
+    if (g_next < NBATCH) {
+        assert_int_equal(qsearch_bulk_begin(g_q, P[g_next], NCH[g_next]), 1);
+        g_ahead++;
+    }
+}
+
+static void test_bulk_ahead_same_index(void **state)
+{
+    (void)state;
+    rng = 99; /* the history of test_bulk_same_index */
+    s_history();
+    char *dira = fx_tmpdir(), *dirb = fx_tmpdir();
+    assert_non_null(dira);
+    assert_non_null(dirb);
+    replica *ra = replica_new(dira, 0);
+    replica *rb = replica_new(dirb, (size_t)1 << 20); /* 1 MiB: MAP_FULL, replays */
+    assert_non_null(ra);
+    assert_non_null(rb);
+    qsearch *qa = qsearch_new(ra, NULL), *qb = qsearch_new(rb, NULL);
+    assert_non_null(qa);
+    assert_non_null(qb);
+    g_q = qb;
+    qsearch_set_before_flush(qb, s_begin_next, &g_next);
+    g_ahead = 0;
+    for (size_t b = 0; b < NBATCH; b++) {
+        assert_int_equal(replica_apply(ra, P[b], NCH[b], 0), 0);
+        g_next = b + 1;
+        assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1); /* running when begun ahead */
+        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
+        qsearch_bulk_done(qb, P[b]); /* leaves batch b+1's job running */
+    }
+    assert_true(g_ahead >= NBATCH - 1);
+    qsearch_set_before_flush(qb, NULL, NULL);
+    assert_int_equal(replica_applied_seq(ra), replica_applied_seq(rb));
+    assert_int_equal(replica_count(ra), replica_count(rb));
+    assert_false(qsearch_broken(qb));
+    assert_int_equal(qsearch_docs(qb), replica_count(rb));
+    s_compare(ra, rb);
+
+    /* begun ahead, then dropped (the chunk is not applied): done ends it */
+    assert_int_equal(qsearch_bulk_begin(qb, P[1], NCH[1]), 1);
+    qsearch_bulk_done(qb, P[2]); /* another job's: no effect */
+    qsearch_bulk_done(qb, P[1]);
+    qsearch_bulk_done(qb, P[1]); /* safe when nothing runs */
+    qsearch_destroy(&qb);
+    qsearch_destroy(&qa);
+    replica_destroy(&ra);
+    replica_destroy(&rb);
+    fx_rmdir(dira);
+    fx_rmdir(dirb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bulk_same_index),
+        cmocka_unit_test(test_bulk_ahead_same_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
