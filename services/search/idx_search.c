@@ -969,22 +969,36 @@ static double s_post_bound(const s_ctx *c, s_post *p, bool title_only) {
     return s->bound;
 }
 
-static double s_m_bound(const s_ctx *c, s_matcher *m) {
+/* Per doc: an upper bound of s_term_score for the current doc from its own
+ * frequencies and its block's shortest fields (tighter than the block's
+ * bound, and no column record needed: that is a cache miss). The same
+ * operations as s_term_score on lengths <= the doc's, so never below it,
+ * plus s_post_bound's margin. */
+static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
+    const s_sub *s = &p->subs[p->cur];
+    idx_col_rec r = {.len_t = s->h.minlt > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlt,
+                     .len_b = s->h.minlb > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlb};
+    return s_term_score(c, p, title_only, &r) * (1 + 1e-9) + 1e-12;
+}
+
+/* Bound of s_m_score: over the current blocks, or (doc) for the current doc. */
+static double s_m_bound(const s_ctx *c, s_matcher *m, bool doc) {
     if (m->filter)
         return 0;
     if (m->kind == A_PREFIX)
         return 1.0;
     double s = 0;
     for (size_t k = 0; k < m->np; k++)
-        s += s_post_bound(c, &m->posts[k], m->title_only);
+        s += doc ? s_post_doc_bound(c, &m->posts[k], m->title_only)
+                 : s_post_bound(c, &m->posts[k], m->title_only);
     return s;
 }
 
-static double s_cl_bound(const s_ctx *c, s_cl *cl) {
+static double s_cl_bound(const s_ctx *c, s_cl *cl, bool doc) {
     double s = 0;
     for (size_t i = 0; i < cl->na; i++)
         if (cl->alts[i].doc == cl->doc)
-            s += s_m_bound(c, &cl->alts[i]);
+            s += s_m_bound(c, &cl->alts[i], doc);
     return s;
 }
 
@@ -1182,8 +1196,14 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
             if (maybe && full && !run->has_cursor && h->e[0].tier == run->tier) {
                 double bound = 0; /* block-max: the current blocks' bounds */
                 for (size_t i = 0; i < nr; i++)
-                    bound += s_cl_bound(c, &req[i]);
+                    bound += s_cl_bound(c, &req[i], false);
                 maybe = bound >= h->e[0].score;
+                if (maybe) { /* the doc's own bound, before its column record */
+                    bound = 0;
+                    for (size_t i = 0; i < nr; i++)
+                        bound += s_cl_bound(c, &req[i], true);
+                    maybe = bound >= h->e[0].score;
+                }
             }
             if (maybe) {
                 if (!r)
