@@ -408,37 +408,9 @@ static void s_bad_string(void *ud, const char *path, size_t offset)
                       *field ? field : "the item", offset);
 }
 
-/* Is any string field of the raw message bad? The same walk as
- * wire_check_strings (the same fields, the same nesting limit) but without
- * building a path per field: almost every request is clean, and only then
- * is the walk with paths needed, to name the bad fields. */
-static bool s_any_bad(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
-                      int depth)
-{
-    if (depth > 32)
-        return false;
-    pbscan_field pf;
-    while (pbscan_next(&p, end, &pf) > 0) {
-        if (pf.wire_type != PB_LEN)
-            continue;
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, pf.field);
-        if (!f)
-            continue;
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (s_any_bad(f->descriptor, pf.data, pf.data + pf.len, depth + 1))
-                return true;
-        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
-            size_t off;
-            if (!utf8_valid((const char *)pf.data, pf.len, &off))
-                return true;
-        }
-    }
-    return false;
-}
-
 int ingest_check_strings(const void *raw, size_t len, ingest_doc *docs, size_t n)
 {
-    if (!s_any_bad(&bulletin__request__descriptor, raw, (const uint8_t *)raw + len, 0))
+    if (wire_strings_ok(&bulletin__request__descriptor, raw, len))
         return 0;
     s_bad_ctx c = {docs, n};
     return wire_check_strings(&bulletin__request__descriptor, raw, len, s_bad_string, &c);
