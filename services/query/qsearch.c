@@ -357,6 +357,13 @@ static int s_before_commit(void *ud, MDB_txn *txn)
     return idx_flush(s->ix, txn) == IDX_OK ? 0 : -1;
 }
 
+/* The LMDB error behind the index's last failure (idx_error), 0 unknown. */
+static int s_last_error(void *ud)
+{
+    qsearch *s = ud;
+    return idx_error(s->ix);
+}
+
 static void s_after_abort(void *ud)
 {
     qsearch *s = ud;
@@ -524,7 +531,8 @@ qsearch *qsearch_new(replica *rep, const idx_options *opts)
                       .on_change = s_on_change,
                       .on_reset = s_on_reset,
                       .before_commit = s_before_commit,
-                      .after_abort = s_after_abort};
+                      .after_abort = s_after_abort,
+                      .last_error = s_last_error};
     replica_set_hook(rep, &h);
     uint32_t ver = s_version(s);
     uint64_t docs = qsearch_docs(s), articles = replica_count(rep);

@@ -636,11 +636,21 @@ static int s_grow(replica *r)
     return 0;
 }
 
-/* The hook failed: LMDB's own code is not passed through the hook, so a
- * failure while the map is nearly full is taken for MDB_MAP_FULL (grow and
- * replay); anything else is MDB_PANIC (give up, logged by the hook). */
+/* The code the hook's last_error reports for its failure (0 when unknown). */
+static int s_hook_error(replica *r)
+{
+    return r->has_hook && r->hook.last_error ? r->hook.last_error(r->hook.ud) : 0;
+}
+
+/* The hook failed: the code it reports (MDB_MAP_FULL: grow and replay), else
+ * a guess from the COMMITTED state (a big txn may fill the map while that is
+ * small): MDB_MAP_FULL when the map is over 75% full, else MDB_PANIC (give
+ * up, logged by the hook). */
 static int s_hook_failed(replica *r)
 {
+    int code = s_hook_error(r);
+    if (code)
+        return code;
     MDB_envinfo info;
     MDB_stat st;
     if (mdb_env_info(r->d.env, &info) == 0 && mdb_env_stat(r->d.env, &st) == 0 &&
@@ -754,9 +764,11 @@ typedef struct {
 
 static int s_user_fn(replica *r, MDB_txn *txn, void *ud)
 {
-    (void)r;
     s_user_args *a = ud;
-    return a->fn(a->ud, txn) ? MDB_PANIC : 0;
+    if (a->fn(a->ud, txn) == 0)
+        return 0;
+    int code = s_hook_error(r); /* e.g. MDB_MAP_FULL from the index's writes in fn */
+    return code ? code : MDB_PANIC;
 }
 
 int replica_write(replica *r, int (*fn)(void *ud, MDB_txn *txn), void *ud)

@@ -72,6 +72,11 @@ typedef struct {
     /* Optional: called after such a transaction was aborted or its commit
      * failed (drop what was buffered for it). */
     void (*after_abort)(void *ud);
+    /* Optional: right after on_change or before_commit returned -1, the
+     * LMDB error behind it (MDB_MAP_FULL: the map is grown and the
+     * transaction replayed), another error code, or 0 when not known (then
+     * a failure with the map over 75% full is taken for MDB_MAP_FULL). */
+    int (*last_error)(void *ud);
 } replica_hook;
 
 /* Open (creating when needed) the replica in directory `dir` (created if

@@ -408,9 +408,19 @@ static int s_analyze_doc(text_analyzer *an, struct idx_pending *pd, const idx_do
 
 /* ---------------------------------------------------------------------- */
 
-static int s_lmdb_fail(const char *what, int rc) {
+static int s_lmdb_fail(idx *self, const char *what, int rc) {
     log_error("idx.lmdb", "op=%s err=\"%s\"", what, mdb_strerror(rc));
+    if (self)
+        self->err = rc;
     return IDX_INTERNAL;
+}
+
+int idx_error(const idx *self) { return self ? self->err : 0; }
+
+/* Record rc as the code behind a failure (idx_error) and return ret. */
+static int s_err(idx *self, int rc, int ret) {
+    self->err = rc;
+    return ret;
 }
 
 int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
@@ -448,7 +458,7 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
         if (rc) {
             idx_close(&self);
-            return s_lmdb_fail("dbi_open", rc);
+            return s_lmdb_fail(NULL, "dbi_open", rc);
         }
     }
     /* an index written by the format before segments cannot be read */
@@ -459,7 +469,7 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
         rc = mdb_stat(txn, self->post, &ms);
     if (rc) {
         idx_close(&self);
-        return s_lmdb_fail("open", rc);
+        return s_lmdb_fail(NULL, "open", rc);
     }
     if (sg.format != IDX_FORMAT && ms.ms_entries > 0) {
         /* cleared when txn can write (the caller must re-index), else refused */
@@ -650,12 +660,12 @@ static int64_t s_dict_assign_db(idx *self, MDB_txn *txn, char kind, const char *
     if (rc == 0 && nv.mv_size == 4)
         memcpy(&next, nv.mv_data, 4);
     else if (rc && rc != MDB_NOTFOUND)
-        return -1;
+        return s_err(self, rc, -1);
     id = next++;
     nv.mv_size = 4;
     nv.mv_data = &next;
-    if (mdb_put(txn, self->dict, &nk, &nv, 0))
-        return -1;
+    if ((rc = mdb_put(txn, self->dict, &nk, &nv, 0)))
+        return s_err(self, rc, -1);
     size_t l = strlen(val);
     if (l + 1 > 500)
         l = 499;
@@ -663,13 +673,13 @@ static int64_t s_dict_assign_db(idx *self, MDB_txn *txn, char kind, const char *
     kb[0] = (uint8_t)kind;
     memcpy(kb + 1, val, l);
     MDB_val k = {l + 1, kb}, v = {4, &id};
-    if (mdb_put(txn, self->dict, &k, &v, 0))
-        return -1;
+    if ((rc = mdb_put(txn, self->dict, &k, &v, 0)))
+        return s_err(self, rc, -1);
     uint8_t rk[6] = {'#', (uint8_t)kind, (uint8_t)(id >> 24), (uint8_t)(id >> 16),
                      (uint8_t)(id >> 8), (uint8_t)id};
     MDB_val k2 = {6, rk}, v2 = {l, (void *)val};
-    if (mdb_put(txn, self->dict, &k2, &v2, 0))
-        return -1;
+    if ((rc = mdb_put(txn, self->dict, &k2, &v2, 0)))
+        return s_err(self, rc, -1);
     return id;
 }
 
@@ -1639,6 +1649,7 @@ static int s_col_cmp(const void *a, const void *b) {
 
 int idx_flush(idx *self, MDB_txn *txn) {
     struct idx_pending *pd = self->pend;
+    self->err = 0;
     if (!pd->nterms && !pd->ncols && !pd->ndead)
         return IDX_OK;
     int rc = 0;
@@ -1752,6 +1763,7 @@ done:
     s_pend_reset(pd);
     if (rc) {
         log_error("idx.flush", "err=\"%s\"", mdb_strerror(rc));
+        self->err = rc;
         return IDX_INTERNAL;
     }
     return IDX_OK;
@@ -1850,8 +1862,9 @@ static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
  * written postings). */
 static int s_cur_rec(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *rec) {
     struct idx_pending *pd = self->pend;
-    if (s_ctx(self, txn))
-        return IDX_INTERNAL;
+    int rc = s_ctx(self, txn);
+    if (rc)
+        return s_err(self, rc, IDX_INTERNAL);
     long at = s_pcol_find(pd, id);
     if (at >= 0) {
         if (!pd->cols[at].rec.live) {
@@ -1865,12 +1878,15 @@ static int s_cur_rec(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *rec) {
         memset(rec, 0, sizeof *rec);
         return IDX_OK;
     }
-    return idx_col_get(self, txn, id, rec) ? IDX_INTERNAL : IDX_OK;
+    if ((rc = idx_col_get(self, txn, id, rec)))
+        return s_err(self, rc, IDX_INTERNAL);
+    return IDX_OK;
 }
 
 int idx_optimize(idx *self, MDB_txn *txn) {
     if (!self || !txn)
         return IDX_INVALID_ARGUMENT;
+    self->err = 0;
     if (idx_flush(self, txn) != IDX_OK)
         return IDX_INTERNAL;
     idx_segs *S = &self->pend->segs;
@@ -1881,7 +1897,7 @@ int idx_optimize(idx *self, MDB_txn *txn) {
         rc = s_merge(self, txn, S, 0, 1); /* purge stale versions */
     if (!rc)
         rc = s_segs_put(self, txn, S);
-    return rc ? s_lmdb_fail("optimize", rc) : IDX_OK;
+    return rc ? s_lmdb_fail(self, "optimize", rc) : IDX_OK;
 }
 
 /* The checks shared by idx_put and idx_put_analyzed: `old` must be what is
@@ -1928,6 +1944,7 @@ static int s_put_finish(idx *self, MDB_txn *txn, uint64_t id, int64_t site, int6
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old) {
     if (!self || !txn || !doc || id == 0)
         return IDX_INVALID_ARGUMENT;
+    self->err = 0;
     idx_col_rec rec;
     int st = s_put_check(self, txn, id, old, &rec);
     if (st)
@@ -1936,7 +1953,7 @@ int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_
     int64_t site = s_dict_assign(self, txn, 's', doc->site);
     int64_t cat = s_dict_assign(self, txn, 'c', doc->category);
     if (site < 0 || cat < 0)
-        return s_lmdb_fail("dict", MDB_BAD_TXN);
+        return s_lmdb_fail(self, "dict", self->err ? self->err : MDB_BAD_TXN);
     uint32_t lt = 0, lb = 0;
     if ((old && rec.live && s_remove(self, old, &rec)) || s_analyze_doc(self->an, pd, doc, &lt, &lb) ||
         s_pend_add(pd, id, lt, lb)) {
@@ -2093,6 +2110,7 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
                      const idx_doc *old) {
     if (!self || !txn || !a || id == 0)
         return IDX_INVALID_ARGUMENT;
+    self->err = 0;
     idx_col_rec rec;
     int st = s_put_check(self, txn, id, old, &rec);
     if (st)
@@ -2103,7 +2121,7 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
     int64_t site = s_dict_assign(self, txn, 's', sv);
     int64_t cat = s_dict_assign(self, txn, 'c', cv);
     if (site < 0 || cat < 0)
-        return s_lmdb_fail("dict", MDB_BAD_TXN);
+        return s_lmdb_fail(self, "dict", self->err ? self->err : MDB_BAD_TXN);
     if (old && rec.live && s_remove(self, old, &rec))
         goto oom;
     for (size_t i = 0; i < a->nterms; i++) {
@@ -2130,6 +2148,7 @@ oom:
 int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
     if (!self || !txn || id == 0)
         return IDX_INVALID_ARGUMENT;
+    self->err = 0;
     idx_col_rec rec;
     int st = s_cur_rec(self, txn, id, &rec);
     if (st)
@@ -2154,12 +2173,13 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
 }
 
 int idx_clear(idx *self, MDB_txn *txn) {
+    self->err = 0;
     idx_discard(self);
     MDB_dbi dbs[] = {self->post, self->lex, self->col, self->dict, self->meta};
     for (size_t i = 0; i < 5; i++) {
         int rc = mdb_drop(txn, dbs[i], 0);
         if (rc)
-            return s_lmdb_fail("drop", rc);
+            return s_lmdb_fail(self, "drop", rc);
     }
     return IDX_OK;
 }

@@ -208,6 +208,12 @@ int idx_optimize(idx *self, MDB_txn *txn);
 /* Drop buffered changes (after aborting the txn they were meant for). */
 void idx_discard(idx *self);
 
+/* The code behind the IDX_INTERNAL last returned by idx_put, idx_put_analyzed,
+ * idx_del, idx_flush, idx_optimize or idx_clear: LMDB's error (MDB_MAP_FULL:
+ * abort, grow the map and replay the transaction) or an errno (ENOMEM); 0
+ * when not known. Reset at the start of each of those calls. 0 for NULL. */
+int idx_error(const idx *self);
+
 /* BULK MODE, for a load that ends with idx_optimize (a replica's first
  * sync) or big transactions: while on, puts and deletes are buffered for the
  * whole transaction (written by the idx_flush before the commit, or when

@@ -68,6 +68,7 @@ struct idx {
     text_analyzer *an;
     struct idx_pending *pend;
     idx_bytes scratch, scratch2;
+    int err; /* idx_error: the code behind the last write call's IDX_INTERNAL, 0 unknown */
 };
 
 static inline size_t idx_varint_put(uint8_t *p, uint64_t v) {

@@ -6,7 +6,9 @@
  * (seq already applied), a PUT without an article, and a map so small that
  * the bulk txn hits MDB_MAP_FULL and is replayed. Also with pipelining:
  * the next batch's job begun from the before-flush callback of this one's
- * txn (qsearch_set_before_flush), on a map small enough for replays.
+ * txn (qsearch_set_before_flush), on a map small enough for replays. And
+ * one big chunk that fills a tiny map in the index's writes while the
+ * committed data is small (grown and replayed from the index's error code).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -225,11 +227,87 @@ static void test_bulk_ahead_same_index(void **state)
     fx_rmdir(dirb);
 }
 
+/* One big chunk on a tiny map whose committed data is small: the articles
+ * fit, the index's writes of the same txn (its flush) hit MDB_MAP_FULL.
+ * The replica must grow the map and replay from the index's own error code
+ * (the committed state is far below 75% of the map, so guessing from it
+ * would give up with MDB_PANIC), and end identical to a large-map model. */
+#define NBIG 500
+static fx_change BIG[NBIG];
+static Bulletin__Internal__Change *PBIG[NBIG];
+
+static void s_big_history(void)
+{
+    for (size_t i = 0; i < NBIG; i++) {
+        fx_change *x = &BIG[i];
+        fx_put(x, i + 1, i + 1, "a.example", "news", 1600000000000LL + (int64_t)i, NULL, NULL);
+        size_t n = 0;
+        while (n + 8 < sizeof x->body) { /* distinct made-up words: many terms */
+            for (int k = 0; k < 6; k++)
+                x->body[n++] = (char)('a' + rnd() % 26);
+            x->body[n++] = ' ';
+        }
+        x->body[n] = 0;
+        snprintf(x->title, sizeof x->title, "%s", WORDS[rnd() % NW]);
+        PBIG[i] = &x->c;
+    }
+}
+
+static void s_map_full_big_txn(bool bulk)
+{
+    rng = 7;
+    s_big_history();
+    char *dira = fx_tmpdir(), *dirb = fx_tmpdir();
+    assert_non_null(dira);
+    assert_non_null(dirb);
+    replica *ra = replica_new(dira, 0);
+    replica *rb = replica_new(dirb, (size_t)1 << 20); /* 1 MiB */
+    assert_non_null(ra);
+    assert_non_null(rb);
+    qsearch *qa = qsearch_new(ra, NULL), *qb = qsearch_new(rb, NULL);
+    assert_non_null(qa);
+    assert_non_null(qb);
+    /* committed: a few articles, far below 75% of the map */
+    assert_int_equal(replica_apply(ra, PBIG, 3, 0), 0);
+    assert_int_equal(replica_apply(rb, PBIG, 3, 0), 0);
+    assert_int_equal(replica_apply(ra, PBIG + 3, NBIG - 3, 0), 0);
+    if (bulk)
+        assert_int_equal(qsearch_bulk_begin(qb, PBIG + 3, NBIG - 3), 1);
+    assert_int_equal(replica_apply(rb, PBIG + 3, NBIG - 3, 0), 0);
+    if (bulk)
+        qsearch_bulk_end(qb);
+    assert_int_equal(replica_applied_seq(rb), NBIG);
+    assert_int_equal(replica_count(rb), NBIG);
+    assert_false(qsearch_broken(qb));
+    assert_int_equal(qsearch_docs(qb), NBIG);
+    s_compare(ra, rb);
+    qsearch_destroy(&qb);
+    qsearch_destroy(&qa);
+    replica_destroy(&ra);
+    replica_destroy(&rb);
+    fx_rmdir(dira);
+    fx_rmdir(dirb);
+}
+
+static void test_map_full_big_txn(void **state)
+{
+    (void)state;
+    s_map_full_big_txn(false);
+}
+
+static void test_map_full_big_txn_bulk(void **state)
+{
+    (void)state;
+    s_map_full_big_txn(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bulk_same_index),
         cmocka_unit_test(test_bulk_ahead_same_index),
+        cmocka_unit_test(test_map_full_big_txn),
+        cmocka_unit_test(test_map_full_big_txn_bulk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -800,6 +800,59 @@ static void test_typo_reference(void **state) {
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* idx_error: LMDB's own code behind an IDX_INTERNAL (MDB_MAP_FULL from a
+ * write that does not fit a tiny map), reset by the next call. */
+static void test_error_code(void **state) {
+    (void)state;
+    assert_int_equal(idx_error(NULL), 0);
+    char edir[] = "/tmp/idx_err_XXXXXX";
+    assert_non_null(mkdtemp(edir));
+    MDB_env *e;
+    assert_int_equal(mdb_env_create(&e), 0);
+    mdb_env_set_maxdbs(e, 16);
+    mdb_env_set_mapsize(e, 256u << 10);
+    assert_int_equal(mdb_env_open(e, edir, MDB_NOSYNC, 0644), 0);
+    idx_options o = {.b = -1, .no_typos = true};
+    MDB_txn *txn;
+    idx *t;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &t), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    char body[4096];
+    unsigned r = 5;
+    int st = IDX_OK;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    for (uint64_t id = 1; id <= 1000 && st == IDX_OK; id++) {
+        size_t n = 0;
+        while (n + 8 < sizeof body) { /* distinct made-up words */
+            for (int k = 0; k < 6; k++) {
+                r = r * 1103515245u + 12345u;
+                body[n++] = (char)('a' + (r >> 16) % 26);
+            }
+            body[n++] = ' ';
+        }
+        idx_doc d = {.title = "t", .title_len = 1, .body = body, .body_len = n, .published_at = 1};
+        st = idx_put(t, txn, id, &d, NULL);
+        if (st == IDX_OK)
+            assert_int_equal(idx_error(t), 0);
+    }
+    assert_int_equal(st, IDX_INTERNAL);
+    assert_int_equal(idx_error(t), MDB_MAP_FULL);
+    mdb_txn_abort(txn);
+    idx_discard(t);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    idx_doc d = {.title = "t", .title_len = 1, .body = "small", .body_len = 5, .published_at = 1};
+    assert_int_equal(idx_put(t, txn, 1, &d, NULL), IDX_OK);
+    assert_int_equal(idx_error(t), 0);
+    assert_int_equal(idx_flush(t, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    idx_close(&t);
+    mdb_env_close(e);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", edir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_big_article(void **state) {
     (void)state;
     size_t n = 1 << 20;
@@ -972,7 +1025,7 @@ int main(void) {
         cmocka_unit_test(test_typo_reference),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
-        cmocka_unit_test(test_old_format),
+        cmocka_unit_test(test_old_format),   cmocka_unit_test(test_error_code),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
