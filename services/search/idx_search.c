@@ -1451,20 +1451,28 @@ static int s_typo_dist(s_typo_scan *ts, const char *t, size_t tl, size_t sh) {
             ts->dead = k;
             return cap;
         }
-        for (size_t j = lo; j <= hi; j++) {
-            uint8_t v;
-            if (j == 0) {
-                v = k < cap ? (uint8_t)k : cap;
-            } else {
-                v = (uint8_t)(pr[j - 1] + (t[k - 1] != ts->w[j - 1]));
-                if (pr[j] + 1 < v)
-                    v = (uint8_t)(pr[j] + 1);
-                if (j > lo && r[j - 1] + 1 < v)
-                    v = (uint8_t)(r[j - 1] + 1);
-                if (v > cap)
-                    v = cap;
-            }
+        /* the cell to the left of the band counts as out of reach (cap) */
+        const uint8_t tc = (uint8_t)t[k - 1];
+        uint8_t left = cap;
+        size_t j = lo;
+        if (j == 0) {
+            left = k < cap ? (uint8_t)k : cap;
+            r[0] = left;
+            best = left;
+            j = 1;
+        }
+        for (; j <= hi; j++) {
+            uint8_t v = (uint8_t)(pr[j - 1] + (tc != (uint8_t)ts->w[j - 1]));
+            uint8_t u = (uint8_t)(pr[j] + 1);
+            if (u < v)
+                v = u;
+            u = (uint8_t)(left + 1);
+            if (u < v)
+                v = u;
+            if (v > cap)
+                v = cap;
             r[j] = v;
+            left = v;
             if (v < best)
                 best = v;
         }

@@ -16,6 +16,7 @@
 #include "text.h"
 
 #include <libstemmer.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -474,8 +475,7 @@ typedef struct {
     uint32_t off;         /* body offset of the text being analyzed */
     uint32_t counted_to, chars;
     /* pass 1: online densest window */
-    s_match ring[S_SNIP_RING];
-    size_t head, n;       /* ring: n entries from head */
+    size_t head, n;       /* ring: n entries from head (ring is last) */
     uint32_t *counts;     /* per term, inside the window */
     long distinct;
     long best;
@@ -487,6 +487,8 @@ typedef struct {
     size_t nmarks;
     s_match last;         /* last match seen (overlap merging) */
     bool have_last;
+    /* last, and not zeroed: only ring[head .. head + n) is ever read */
+    s_match ring[S_SNIP_RING];
 } s_snip_ctx;
 
 /* Characters (bytes that are not UTF-8 continuation bytes) in s[from..to). */
@@ -595,6 +597,15 @@ static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool
     uint32_t i = from;
     while (i < to) {
         uint8_t c = (uint8_t)s[i];
+        if (c > ' ' && c < 0x7f) { /* a run of printable ASCII but space: as is */
+            uint32_t e = i + 1;
+            while (e < to && (uint8_t)s[e] > ' ' && (uint8_t)s[e] < 0x7f)
+                e++;
+            s_put(b, s + i, e - i);
+            *space = false;
+            i = e;
+            continue;
+        }
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
             if (!*space)
                 s_put(b, " ", 1);
@@ -882,7 +893,9 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t len = blen > UINT32_MAX ? UINT32_MAX : (uint32_t)blen;
     uint32_t slen = len < scan ? len : scan;
     s_buf b = {out, cap - 1, 0};
-    s_snip_ctx *c = calloc(1, sizeof *c);
+    s_snip_ctx *c = malloc(sizeof *c);
+    if (c)
+        memset(c, 0, offsetof(s_snip_ctx, ring));
     size_t nt = o.nterms + o.nprefixes;
     uint32_t *counts = calloc(nt ? nt : 1, sizeof *counts);
     s_match *marks = malloc(S_SNIP_MARKS * sizeof *marks);
