@@ -51,11 +51,21 @@ LOCAL = "127.0.0.1"
 START_TIMEOUT = float(os.environ.get("BULLETIN_TEST_START_TIMEOUT", "15"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A TCP port on the loopback that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCAL, 0))
-        return s.getsockname()[1]
+    """A TCP port on the loopback that nobody listens on right now, and that
+    this process has not handed out before: the kernel may return the same
+    free port to two binds in a row, and a test that asks for several ports
+    before starting anything would then give one port to two services."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOCAL, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def endpoint(port):
