@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "lmdb_equal.h"
 
 #include "qsearch.h"
 #include "query_fixture.h"
@@ -96,25 +97,7 @@ static void s_compare(replica *ra, replica *rb)
         MDB_dbi xa, xb;
         assert_int_equal(mdb_dbi_open(ta, names[n], 0, &xa), 0);
         assert_int_equal(mdb_dbi_open(tb, names[n], 0, &xb), 0);
-        MDB_cursor *ca, *cb;
-        assert_int_equal(mdb_cursor_open(ta, xa, &ca), 0);
-        assert_int_equal(mdb_cursor_open(tb, xb, &cb), 0);
-        MDB_val ka, va, kb, vb;
-        int rca = mdb_cursor_get(ca, &ka, &va, MDB_FIRST);
-        int rcb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
-        while (rca == 0 && rcb == 0) {
-            assert_int_equal(ka.mv_size, kb.mv_size);
-            assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
-            assert_int_equal(va.mv_size, vb.mv_size);
-            assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
-            total++;
-            rca = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
-            rcb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
-        }
-        assert_int_equal(rca, MDB_NOTFOUND);
-        assert_int_equal(rcb, MDB_NOTFOUND);
-        mdb_cursor_close(ca);
-        mdb_cursor_close(cb);
+        total += lmdb_assert_equal(ta, xa, tb, xb);
     }
     assert_true(total > 50);
     mdb_txn_abort(ta);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include "lmdb_equal.h"
 
 #include "query_fixture.h"
 #include "wire.h"
@@ -348,27 +349,8 @@ static void test_batch_same_as_one_by_one(void **state)
                      b->by_cat, b->by_tag, b->counts, b->meta};
     MDB_txn *ta = replica_read_begin(ra), *tb = replica_read_begin(rb);
     size_t total = 0;
-    for (size_t n = 0; n < sizeof dba / sizeof dba[0]; n++) {
-        MDB_cursor *ca, *cb;
-        assert_int_equal(mdb_cursor_open(ta, dba[n], &ca), 0);
-        assert_int_equal(mdb_cursor_open(tb, dbb[n], &cb), 0);
-        MDB_val ka, va, kb, vb;
-        int rca = mdb_cursor_get(ca, &ka, &va, MDB_FIRST);
-        int rcb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
-        while (rca == 0 && rcb == 0) {
-            assert_int_equal(ka.mv_size, kb.mv_size);
-            assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
-            assert_int_equal(va.mv_size, vb.mv_size);
-            assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
-            total++;
-            rca = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
-            rcb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
-        }
-        assert_int_equal(rca, MDB_NOTFOUND);
-        assert_int_equal(rcb, MDB_NOTFOUND);
-        mdb_cursor_close(ca);
-        mdb_cursor_close(cb);
-    }
+    for (size_t n = 0; n < sizeof dba / sizeof dba[0]; n++)
+        total += lmdb_assert_equal(ta, dba[n], tb, dbb[n]);
     replica_read_end(ra);
     replica_read_end(rb);
     assert_true(total > 1000);

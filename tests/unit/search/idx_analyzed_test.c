@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "lmdb_equal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -209,25 +210,7 @@ static void s_compare_dbs(s_side *a, s_side *b) {
         MDB_dbi da, db;
         assert_int_equal(mdb_dbi_open(ta, names[n], 0, &da), 0);
         assert_int_equal(mdb_dbi_open(tb, names[n], 0, &db), 0);
-        MDB_cursor *ca, *cb;
-        assert_int_equal(mdb_cursor_open(ta, da, &ca), 0);
-        assert_int_equal(mdb_cursor_open(tb, db, &cb), 0);
-        MDB_val ka, va, kb, vb;
-        int ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST);
-        int rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
-        while (ra == 0 && rb == 0) {
-            assert_int_equal(ka.mv_size, kb.mv_size);
-            assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
-            assert_int_equal(va.mv_size, vb.mv_size);
-            assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
-            total++;
-            ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
-            rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
-        }
-        assert_int_equal(ra, MDB_NOTFOUND);
-        assert_int_equal(rb, MDB_NOTFOUND);
-        mdb_cursor_close(ca);
-        mdb_cursor_close(cb);
+        total += lmdb_assert_equal(ta, da, tb, db);
     }
     assert_true(total > 100);
     mdb_txn_abort(ta);
