@@ -104,20 +104,43 @@ static void s_compare(replica *ra, replica *rb)
     mdb_txn_abort(tb);
 }
 
+/* Two replicas with indexes: a (default map) is the model, b has a 1 MiB map
+ * so that its writes hit MDB_MAP_FULL, grow the map and replay. */
+typedef struct {
+    char *dir[2];
+    replica *r[2];
+    qsearch *q[2];
+} s_pair;
+
+static void s_pair_open(s_pair *p)
+{
+    for (int i = 0; i < 2; i++) {
+        p->dir[i] = fx_tmpdir();
+        assert_non_null(p->dir[i]);
+        p->r[i] = replica_new(p->dir[i], i ? (size_t)1 << 20 : 0);
+        assert_non_null(p->r[i]);
+        p->q[i] = qsearch_new(p->r[i], NULL);
+        assert_non_null(p->q[i]);
+    }
+}
+
+static void s_pair_close(s_pair *p)
+{
+    for (int i = 1; i >= 0; i--) {
+        qsearch_destroy(&p->q[i]);
+        replica_destroy(&p->r[i]);
+        fx_rmdir(p->dir[i]);
+    }
+}
+
 static void test_bulk_same_index(void **state)
 {
     (void)state;
     s_history();
-    char *dira = fx_tmpdir(), *dirb = fx_tmpdir();
-    assert_non_null(dira);
-    assert_non_null(dirb);
-    replica *ra = replica_new(dira, 0);
-    replica *rb = replica_new(dirb, (size_t)1 << 20); /* 1 MiB: MAP_FULL, replays */
-    assert_non_null(ra);
-    assert_non_null(rb);
-    qsearch *qa = qsearch_new(ra, NULL), *qb = qsearch_new(rb, NULL);
-    assert_non_null(qa);
-    assert_non_null(qb);
+    s_pair p;
+    s_pair_open(&p);
+    replica *ra = p.r[0], *rb = p.r[1];
+    qsearch *qa = p.q[0], *qb = p.q[1];
 
     /* a batch under QSEARCH_BULK_MIN articles stays on this thread */
     assert_int_equal(qsearch_bulk_begin(qb, P[0], 3), 0);
@@ -142,13 +165,8 @@ static void test_bulk_same_index(void **state)
     qsearch_bulk_end(qb);
     /* begun, then destroyed while the thread may still work */
     assert_int_equal(qsearch_bulk_begin(qb, P[2], NCH[2]), 1);
-    qsearch_destroy(&qb);
-    qsearch_destroy(&qb);
-    qsearch_destroy(&qa);
-    replica_destroy(&ra);
-    replica_destroy(&rb);
-    fx_rmdir(dira);
-    fx_rmdir(dirb);
+    qsearch_destroy(&p.q[1]);
+    s_pair_close(&p); /* destroys it again: safe */
 }
 
 /* the before-flush callback: begin the next batch's job (every time: a
@@ -169,16 +187,10 @@ static void test_bulk_ahead_same_index(void **state)
     (void)state;
     rng = 99; /* the history of test_bulk_same_index */
     s_history();
-    char *dira = fx_tmpdir(), *dirb = fx_tmpdir();
-    assert_non_null(dira);
-    assert_non_null(dirb);
-    replica *ra = replica_new(dira, 0);
-    replica *rb = replica_new(dirb, (size_t)1 << 20); /* 1 MiB: MAP_FULL, replays */
-    assert_non_null(ra);
-    assert_non_null(rb);
-    qsearch *qa = qsearch_new(ra, NULL), *qb = qsearch_new(rb, NULL);
-    assert_non_null(qa);
-    assert_non_null(qb);
+    s_pair p;
+    s_pair_open(&p);
+    replica *ra = p.r[0], *rb = p.r[1];
+    qsearch *qb = p.q[1];
     g_q = qb;
     qsearch_set_before_flush(qb, s_begin_next, &g_next);
     g_ahead = 0;
@@ -202,12 +214,7 @@ static void test_bulk_ahead_same_index(void **state)
     qsearch_bulk_done(qb, P[2]); /* another job's: no effect */
     qsearch_bulk_done(qb, P[1]);
     qsearch_bulk_done(qb, P[1]); /* safe when nothing runs */
-    qsearch_destroy(&qb);
-    qsearch_destroy(&qa);
-    replica_destroy(&ra);
-    replica_destroy(&rb);
-    fx_rmdir(dira);
-    fx_rmdir(dirb);
+    s_pair_close(&p);
 }
 
 /* One big chunk on a tiny map whose committed data is small: the articles
@@ -240,16 +247,10 @@ static void s_map_full_big_txn(bool bulk)
 {
     rng = 7;
     s_big_history();
-    char *dira = fx_tmpdir(), *dirb = fx_tmpdir();
-    assert_non_null(dira);
-    assert_non_null(dirb);
-    replica *ra = replica_new(dira, 0);
-    replica *rb = replica_new(dirb, (size_t)1 << 20); /* 1 MiB */
-    assert_non_null(ra);
-    assert_non_null(rb);
-    qsearch *qa = qsearch_new(ra, NULL), *qb = qsearch_new(rb, NULL);
-    assert_non_null(qa);
-    assert_non_null(qb);
+    s_pair p;
+    s_pair_open(&p);
+    replica *ra = p.r[0], *rb = p.r[1];
+    qsearch *qb = p.q[1];
     /* committed: a few articles, far below 75% of the map */
     assert_int_equal(replica_apply(ra, PBIG, 3, 0), 0);
     assert_int_equal(replica_apply(rb, PBIG, 3, 0), 0);
@@ -264,12 +265,7 @@ static void s_map_full_big_txn(bool bulk)
     assert_false(qsearch_broken(qb));
     assert_int_equal(qsearch_docs(qb), NBIG);
     s_compare(ra, rb);
-    qsearch_destroy(&qb);
-    qsearch_destroy(&qa);
-    replica_destroy(&ra);
-    replica_destroy(&rb);
-    fx_rmdir(dira);
-    fx_rmdir(dirb);
+    s_pair_close(&p);
 }
 
 static void test_map_full_big_txn(void **state)
