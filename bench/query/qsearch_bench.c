@@ -8,8 +8,9 @@
  *
  *   bulletin-bench-qsearch --dir /tmp/.../worker-1 --rounds 20
  *   bulletin-bench-qsearch --dir ... --split     also idx_search alone
- *   bulletin-bench-qsearch --dir ... --dump F    every answer (hits,
- *                                                snippets) as text, to diff
+ *   bulletin-bench-qsearch --dir ... --dump F    every answer (every field of
+ *                                                each hit, facets, cursor) as
+ *                                                text, to diff
  *                                                two builds' outputs
  *   bulletin-bench-qsearch --dir ... --text --queries F   F holds one query
  *                                                text per line (any syntax)
@@ -94,11 +95,14 @@ static char **s_queries(const char *path, size_t *n)
 
 static void s_dump(FILE *f, const char *query, const Bulletin__SearchReply *r)
 {
-    fprintf(f, "Q %s total=%llu hits=%zu\n", query, (unsigned long long)r->total, r->n_hits);
-    for (size_t i = 0; i < r->n_hits; i++) {
+    fprintf(f, "Q %s total=%llu hits=%zu cursor=", query, (unsigned long long)r->total, r->n_hits);
+    for (size_t i = 0; i < r->next_cursor.len; i++)
+        fprintf(f, "%02x", r->next_cursor.data[i]);
+    fputc('\n', f);
+    for (size_t i = 0; i < r->n_hits; i++) { /* every field of the hit */
         const Bulletin__SearchHit *h = r->hits[i];
-        fprintf(f, "  %llu %.6f %s | %s\n", (unsigned long long)h->id, h->score, h->title,
-                h->snippet);
+        fprintf(f, "  %llu %.6f %lld [%s] [%s] [%s] %s | %s\n", (unsigned long long)h->id, h->score,
+                (long long)h->published_at, h->key, h->site, h->category, h->title, h->snippet);
     }
     for (size_t i = 0; i < r->n_categories; i++)
         fprintf(f, "  cat %s %llu\n", r->categories[i]->value,
