@@ -614,16 +614,24 @@ uint64_t qsearch_docs(qsearch *s)
 
 /* --- search ------------------------------------------------------------------------ */
 
+/* The answer's strings: chunks that are never moved (the hits point into
+ * them), one per search unless the hits' strings outgrow it. */
+struct qsearch_chunk {
+    qsearch_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
+#define S_CHUNK_MIN 8192
+
 void qsearch_result_clear(qsearch_result *r)
 {
-    for (size_t i = 0; i < r->nhits; i++) {
-        wire_free(r->sums ? r->sums[i] : NULL);
-        free(r->snippets ? r->snippets[i] : NULL);
+    for (qsearch_chunk *c = r->strings, *next; c; c = next) {
+        next = c->next;
+        free(c);
     }
     free(r->hits);
     free(r->hitp);
-    free(r->sums);
-    free(r->snippets);
     free(r->facets);
     free(r->catp);
     free(r->sitep);
@@ -632,19 +640,89 @@ void qsearch_result_clear(qsearch_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* The body of a packed bulletin.Article, in place (NULL/0 when absent). */
-static const char *s_body(const MDB_val *v, size_t *len)
+/* Room for `need` bytes in the answer's current chunk (a new chunk when it
+ * is full); NULL when out of memory. The caller adds what it wrote to used. */
+static qsearch_chunk *s_room(qsearch_result *r, size_t need)
 {
+    qsearch_chunk *c = r->strings;
+    if (c && c->cap - c->used >= need)
+        return c;
+    size_t cap = need > S_CHUNK_MIN ? need : S_CHUNK_MIN;
+    c = malloc(sizeof *c + cap);
+    if (!c)
+        return NULL;
+    c->next = r->strings;
+    c->used = 0;
+    c->cap = cap;
+    r->strings = c;
+    return c;
+}
+
+/* What a hit takes from its stored bulletin.Article, in place (valid in the
+ * read txn). Absent fields are empty (0 for published_at), and a field that
+ * occurs twice takes its last value, as protobuf-c's unpack would; the hit is
+ * thus what the summary replica.c derives from the same article gave. */
+enum { S_KEY, S_SITE, S_CATEGORY, S_TITLE, S_NSTR };
+
+typedef struct {
+    const char *str[S_NSTR];
+    size_t len[S_NSTR];
+    const char *body;
+    size_t body_len;
+    int64_t published_at;
+} s_hitrec;
+
+/* One pass over the article's fields. 0, or -1 when it does not parse. */
+static int s_hitrec_scan(const MDB_val *v, s_hitrec *h)
+{
+    static const int slot[] = {[2] = S_KEY + 1, [3] = S_SITE + 1, [4] = S_CATEGORY + 1,
+                               [5] = S_TITLE + 1}; /* Article field -> slot + 1 */
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
     pbscan_field f;
-    const char *body = NULL;
-    *len = 0;
-    while (pbscan_next(&p, end, &f) == 1)
-        if (f.field == 6 && f.wire_type == PB_LEN) { /* Article.body; the last one wins */
-            body = (const char *)f.data;
-            *len = f.len;
+    int rc;
+    memset(h, 0, sizeof *h);
+    while ((rc = pbscan_next(&p, end, &f)) == 1) {
+        if (f.wire_type == PB_LEN && f.field < sizeof slot / sizeof slot[0] && slot[f.field]) {
+            h->str[slot[f.field] - 1] = (const char *)f.data;
+            h->len[slot[f.field] - 1] = f.len;
+        } else if (f.field == 6 && f.wire_type == PB_LEN) { /* Article.body */
+            h->body = (const char *)f.data;
+            h->body_len = f.len;
+        } else if (f.field == 10 && f.wire_type == PB_VARINT) { /* Article.published_at */
+            h->published_at = (int64_t)f.value;
         }
-    return body;
+    }
+    return rc;
+}
+
+/* Fill hit `h` (id and score set) from its record and the snippet of its
+ * body: the strings copied, NUL-terminated, into the answer's chunk. 0 or
+ * -1 (out of memory). */
+static int s_hit_fill(qsearch *s, qsearch_result *out, const s_hitrec *rec, const char *mo,
+                      const char *mc, Bulletin__SearchHit *h)
+{
+    size_t sl = idx_snippet(s->ix, &out->res, rec->body ? rec->body : "", rec->body_len, mo, mc,
+                            s->snip, QSEARCH_SNIPPET_CAP);
+    size_t need = sl + 1;
+    for (int i = 0; i < S_NSTR; i++)
+        need += rec->len[i] + 1;
+    qsearch_chunk *c = s_room(out, need);
+    if (!c)
+        return -1;
+    char *p = c->data + c->used, **dst[S_NSTR] = {&h->key, &h->site, &h->category, &h->title};
+    for (int i = 0; i < S_NSTR; i++) {
+        *dst[i] = p;
+        if (rec->len[i])
+            memcpy(p, rec->str[i], rec->len[i]);
+        p += rec->len[i];
+        *p++ = '\0';
+    }
+    h->snippet = p;
+    memcpy(p, s->snip, sl);
+    p[sl] = '\0';
+    h->published_at = rec->published_at;
+    c->used += need;
+    return 0;
 }
 
 static Bulletin__FacetCount **s_facets(const idx_facet *f, size_t n, Bulletin__FacetCount *store)
@@ -719,10 +797,8 @@ int qsearch_run(qsearch *s, const Bulletin__SearchRequest *req, qsearch_result *
     size_t nf = res->ncategories + res->nsites;
     out->hits = calloc(n ? n : 1, sizeof *out->hits);
     out->hitp = calloc(n ? n : 1, sizeof *out->hitp);
-    out->sums = calloc(n ? n : 1, sizeof *out->sums);
-    out->snippets = calloc(n ? n : 1, sizeof *out->snippets);
     out->facets = calloc(nf ? nf : 1, sizeof *out->facets);
-    if (!out->hits || !out->hitp || !out->sums || !out->snippets || !out->facets) {
+    if (!out->hits || !out->hitp || !out->facets) {
         replica_read_end(s->rep);
         return s_fail(why, why_cap, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED, "%s",
                       "out of memory for the answer");
@@ -737,35 +813,17 @@ int qsearch_run(qsearch *s, const Bulletin__SearchRequest *req, qsearch_result *
         bulletin__search_hit__init(h);
         h->id = res->hits[i].id;
         h->score = res->hits[i].score;
-        h->published_at = res->hits[i].published_at;
-        if (mdb_get(txn, d->summaries, &k, &v) == 0 &&
-            (out->sums[i] = bulletin__article_summary__unpack(NULL, v.mv_size, v.mv_data))) {
-            const Bulletin__ArticleSummary *sm = out->sums[i];
-            h->key = sm->key;
-            h->site = sm->site;
-            h->category = sm->category;
-            h->title = sm->title;
-            h->published_at = sm->published_at;
-        } else {
+        s_hitrec rec;
+        if (mdb_get(txn, d->articles, &k, &v) != 0 || s_hitrec_scan(&v, &rec) != 0) {
             /* indexed but not in the replica: cannot happen (same txn); say so */
             log_error("search.missing_article", "id=%llu", (unsigned long long)h->id);
             continue;
         }
-        size_t blen = 0;
-        const char *body = NULL;
-        if (mdb_get(txn, d->articles, &k, &v) == 0)
-            body = s_body(&v, &blen);
-        size_t sl = idx_snippet(s->ix, res, body ? body : "", blen, mo, mc, s->snip,
-                                QSEARCH_SNIPPET_CAP);
-        out->snippets[i] = malloc(sl + 1);
-        if (!out->snippets[i]) {
+        if (s_hit_fill(s, out, &rec, mo, mc, h) != 0) {
             replica_read_end(s->rep);
             return s_fail(why, why_cap, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED, "%s",
                           "out of memory for the answer");
         }
-        memcpy(out->snippets[i], s->snip, sl);
-        out->snippets[i][sl] = '\0';
-        h->snippet = out->snippets[i];
         out->hitp[kept++] = h;
     }
     replica_read_end(s->rep);

@@ -28,9 +28,10 @@
  * qsearch_rebuild() before it retries the changes.
  *
  * Search (qsearch_run) runs in the replica's read transaction: the hits come
- * from the index; key/site/category/title/published_at from the replica's
- * summaries; the snippet from the article's body (read in place, not
- * decoded: a 1 MiB body costs what the snippet scan bounds it to).
+ * from the index; key/site/category/title/published_at and the snippet's
+ * body from the replica's article, one lookup per hit, read in place with
+ * one pbscan pass (not decoded: a 1 MiB body costs what the snippet scan
+ * bounds it to); the strings are copied into chunks owned by the answer.
  *
  * Not thread-safe: one qsearch per replica, used by the worker's thread
  * (it owns a private analysis thread for bulk applies, see qsearch_bulk_begin).
@@ -122,11 +123,12 @@ int qsearch_rebuild(qsearch *self);
 
 /* The answer of qsearch_run: `reply` points into this struct; free with
  * qsearch_result_clear (in every case). */
+typedef struct qsearch_chunk qsearch_chunk; /* the answer's strings (qsearch.c) */
+
 typedef struct {
     Bulletin__SearchReply reply;
     Bulletin__SearchHit *hits, **hitp;
-    Bulletin__ArticleSummary **sums;
-    char **snippets;
+    qsearch_chunk *strings; /* every string of the hits, NUL-terminated */
     size_t nhits;
     Bulletin__FacetCount *facets, **catp, **sitep;
     idx_result res;
