@@ -20,6 +20,7 @@
  */
 #include "replica.h"
 
+#include "lmdb_map.h"
 #include "log.h"
 #include "wire.h"
 
@@ -59,7 +60,6 @@ typedef struct {
 
 struct replica {
     replica_dbs d;
-    size_t map_size;
     uint64_t applied;
     uint8_t uuid[REPLICA_UUID_MAX];
     size_t uuid_len;
@@ -168,12 +168,11 @@ replica *replica_new(const char *dir, size_t map_size)
     replica *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->map_size = map_size ? map_size : S_DEFAULT_MAP;
     int rc = mdb_env_create(&r->d.env);
     if (rc)
         goto fail;
     mdb_env_set_maxdbs(r->d.env, 32);
-    mdb_env_set_mapsize(r->d.env, r->map_size);
+    mdb_env_set_mapsize(r->d.env, map_size ? map_size : S_DEFAULT_MAP);
     rc = mdb_env_open(r->d.env, dir, MDB_NOMETASYNC | MDB_NOTLS, 0644);
     if (rc)
         goto fail;
@@ -625,15 +624,7 @@ static int s_grow(replica *r)
         mdb_txn_abort(r->rtxn);
         r->rtxn = NULL;
     }
-    size_t next = r->map_size * 2;
-    int rc = mdb_env_set_mapsize(r->d.env, next);
-    if (rc) {
-        log_error("replica.grow", "map_size=%zu error=\"%s\"", next, mdb_strerror(rc));
-        return rc;
-    }
-    log_info("replica.grow", "map_size=%zu", next);
-    r->map_size = next;
-    return 0;
+    return lmdb_map_grow(r->d.env, "replica.grow", NULL);
 }
 
 /* The code the hook's last_error reports for its failure (0 when unknown). */
@@ -654,7 +645,7 @@ static int s_hook_failed(replica *r)
     MDB_envinfo info;
     MDB_stat st;
     if (mdb_env_info(r->d.env, &info) == 0 && mdb_env_stat(r->d.env, &st) == 0 &&
-        (double)(info.me_last_pgno + 1) * st.ms_psize > (double)r->map_size * 0.75)
+        (double)(info.me_last_pgno + 1) * st.ms_psize > (double)info.me_mapsize * 0.75)
         return MDB_MAP_FULL;
     return MDB_PANIC;
 }
@@ -792,46 +783,48 @@ static int s_set_uuid(MDB_txn *txn, const replica_dbs *d, const uint8_t *uuid, s
     return mdb_put(txn, d->meta, &k, &v, 0);
 }
 
-int replica_reset(replica *r, const uint8_t *uuid, size_t len)
+typedef struct {
+    const uint8_t *uuid;
+    size_t len;
+} s_reset_args;
+
+/* Every table emptied, applied_seq 0, the new store uuid, the hook's on_reset
+ * (the index dropped): replayable like an apply (s_write). */
+static int s_reset_fn(replica *r, MDB_txn *txn, void *ud)
 {
-    if (len > REPLICA_UUID_MAX)
-        len = REPLICA_UUID_MAX;
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
-    if (rc)
-        goto fail;
+    const s_reset_args *a = ud;
     MDB_dbi all[] = {r->d.articles, r->d.summaries, r->d.keys,   r->d.by_time,
                      r->d.by_site,  r->d.by_cat,    r->d.by_tag, r->d.counts};
+    int rc = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0] && rc == 0; i++)
         rc = mdb_drop(txn, all[i], 0);
     if (rc == 0)
         rc = s_put_applied(txn, &r->d, 0);
     if (rc == 0)
-        rc = s_set_uuid(txn, &r->d, uuid, len);
+        rc = s_set_uuid(txn, &r->d, a->uuid, a->len);
     if (rc == 0 && r->has_hook && r->hook.on_reset && r->hook.on_reset(r->hook.ud, txn) != 0)
-        rc = MDB_PANIC;
-    if (rc == 0 && r->has_hook && r->hook.before_commit &&
-        r->hook.before_commit(r->hook.ud, txn) != 0)
-        rc = MDB_PANIC;
-    if (rc) {
-        mdb_txn_abort(txn);
-        if (r->has_hook && r->hook.after_abort)
-            r->hook.after_abort(r->hook.ud);
-        goto fail;
-    }
-    if ((rc = mdb_txn_commit(txn))) {
-        if (r->has_hook && r->hook.after_abort)
-            r->hook.after_abort(r->hook.ud);
-        goto fail;
-    }
+        rc = s_hook_failed(r);
+    return rc;
+}
+
+static void s_reset_ok(replica *r, void *ud)
+{
+    const s_reset_args *a = ud;
     r->applied = 0;
-    memcpy(r->uuid, uuid, len);
-    r->uuid_len = len;
-    log_info("replica.reset", "uuid_len=%zu", len);
+    memcpy(r->uuid, a->uuid, a->len);
+    r->uuid_len = a->len;
+}
+
+int replica_reset(replica *r, const uint8_t *uuid, size_t len)
+{
+    s_reset_args a = {uuid, len > REPLICA_UUID_MAX ? REPLICA_UUID_MAX : len};
+    int rc = s_write(r, s_reset_fn, s_reset_ok, &a);
+    if (rc) {
+        log_error("replica.reset", "error=\"%s\"", mdb_strerror(rc));
+        return -1;
+    }
+    log_info("replica.reset", "uuid_len=%zu", a.len);
     return 0;
-fail:
-    log_error("replica.reset", "error=\"%s\"", mdb_strerror(rc));
-    return -1;
 }
 
 int replica_set_store_uuid(replica *r, const uint8_t *uuid, size_t len)

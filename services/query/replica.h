@@ -116,7 +116,9 @@ int replica_apply(replica *self, Bulletin__Internal__Change *const *changes, siz
 int replica_write(replica *self, int (*fn)(void *ud, MDB_txn *txn), void *ud);
 
 /* Remove every article and index entry, set applied seq 0 and store_uuid
- * `uuid` (len may be 0), in one transaction. 0 or -1. */
+ * `uuid` (len may be 0), in one transaction, with the hook's on_reset,
+ * before_commit and after_abort; on MDB_MAP_FULL the map is doubled and the
+ * reset replayed (as replica_apply). 0 or -1 (logged). */
 int replica_reset(replica *self, const uint8_t *uuid, size_t len);
 
 /* Record the store_uuid without touching the data (first Sync of a new

@@ -34,6 +34,7 @@
 
 #include "clock.h"
 #include "hash.h"
+#include "lmdb_map.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -802,19 +803,6 @@ static void s_preextend(store_db *db)
               (long long)(clock_mono_us() - t0));
 }
 
-static int s_grow(store_db *db)
-{
-    MDB_envinfo ei;
-    mdb_env_info(db->env, &ei);
-    size_t size = ei.me_mapsize * 2;
-    if (size < ei.me_mapsize)
-        return MDB_MAP_FULL;
-    int rc = mdb_env_set_mapsize(db->env, size);
-    if (rc == 0)
-        log_info("store.map_grow", "from=%zu to=%zu", ei.me_mapsize, size);
-    return rc;
-}
-
 int store_db_write(store_db *db, Bulletin__Internal__WriteOp *const *ops, size_t n,
                    int64_t now_ms, store_write *out, char *err, size_t err_cap)
 {
@@ -825,10 +813,8 @@ int store_db_write(store_db *db, Bulletin__Internal__WriteOp *const *ops, size_t
         if (rc == 0)
             s_preextend(db);
         if (rc == MDB_MAP_FULL && attempt < 24) {
-            int g = s_grow(db);
-            if (g == 0)
+            if (lmdb_map_grow(db->env, "store.map_grow", NULL) == 0)
                 continue;
-            log_error("store.map_grow", "error=\"%s\"", mdb_strerror(g));
         } else if (rc == MDB_MAP_RESIZED && attempt < 24) {
             /* another process grew the map: adopt its size */
             if (mdb_env_set_mapsize(db->env, 0) == 0)

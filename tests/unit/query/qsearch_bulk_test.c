@@ -9,6 +9,7 @@
  * txn (qsearch_set_before_flush), on a map small enough for replays. And
  * one big chunk that fills a tiny map in the index's writes while the
  * committed data is small (grown and replayed from the index's error code).
+ * And a reset (replica_reset) on a full map, grown and replayed the same way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -280,6 +281,45 @@ static void test_map_full_big_txn_bulk(void **state)
     s_map_full_big_txn(true);
 }
 
+/* A reset (the store was replaced: every table and the index dropped) on a
+ * map that is full: the replica is reopened asking for a 1 MiB map over
+ * more data than that, which LMDB opens at exactly the used size, so the
+ * reset's own writes hit MDB_MAP_FULL. The replica must grow the map and
+ * replay the reset, like an apply, and stay usable: the same changes
+ * applied after the reset leave the same index as on a large-map model. */
+static void test_map_full_reset(void **state)
+{
+    (void)state;
+    rng = 11;
+    s_big_history();
+    s_pair p;
+    s_pair_open(&p);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(replica_apply(p.r[i], PBIG, NBIG, 0), 0);
+    qsearch_destroy(&p.q[1]);
+    replica_destroy(&p.r[1]);
+    p.r[1] = replica_new(p.dir[1], (size_t)1 << 20);
+    assert_non_null(p.r[1]);
+    p.q[1] = qsearch_new(p.r[1], NULL);
+    assert_non_null(p.q[1]);
+    static const uint8_t uuid[] = {1, 2, 3, 4};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(replica_reset(p.r[i], uuid, sizeof uuid), 0);
+        assert_int_equal(replica_applied_seq(p.r[i]), 0);
+        assert_int_equal(replica_count(p.r[i]), 0);
+        assert_int_equal(qsearch_docs(p.q[i]), 0);
+        assert_int_equal(replica_apply(p.r[i], PBIG, NBIG / 2, 0), 0);
+    }
+    size_t len = 0;
+    const uint8_t *got = replica_store_uuid(p.r[1], &len);
+    assert_int_equal(len, sizeof uuid);
+    assert_memory_equal(got, uuid, sizeof uuid);
+    assert_false(qsearch_broken(p.q[1]));
+    assert_int_equal(qsearch_docs(p.q[1]), NBIG / 2);
+    s_compare(p.r[0], p.r[1]);
+    s_pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_bulk_ahead_same_index),
         cmocka_unit_test(test_map_full_big_txn),
         cmocka_unit_test(test_map_full_big_txn_bulk),
+        cmocka_unit_test(test_map_full_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
