@@ -31,6 +31,7 @@
  */
 #include "idx_int.h"
 
+#include "arena.h"
 #include "log.h"
 
 #include <errno.h>
@@ -95,6 +96,7 @@ const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h
 /* pending changes */
 
 typedef struct {
+    uint64_t k8;    /* s_k8 of the key: keys of up to 8 bytes compare by it alone */
     uint32_t hash;
     uint32_t keyoff;
     uint16_t keylen;
@@ -104,8 +106,23 @@ typedef struct {
     bool unsorted;
     uint32_t stamp;           /* doc being analyzed when tfirst/tlast were set */
     uint32_t tfirst, tlast;   /* its tokens in that doc: a chain through s_tok.next */
-    idx_bytes data; /* entries: docid[8 native] varint tft tfb lt lb, u32 len, positions */
+    /* entries: docid[8 native] varint tft tfb lt lb, u32 len, positions;
+     * in a chain of pieces from the batch's arena (s_entry_room) */
+    struct s_piece *first, *tail;
 } s_pterm;
+
+/* A piece of a term's pending entries (whole entries only), carved from
+ * the batch's arena: no malloc, realloc or free per term, and one reset
+ * per flush. Pieces double in size up to S_PIECE_MAX. */
+typedef struct s_piece {
+    struct s_piece *next;
+    uint32_t len, cap;
+    uint8_t data[];
+} s_piece;
+
+#define S_PIECE_MIN 48u
+#define S_PIECE_MAX 16384u
+#define S_PEND_ARENA_KEEP ((size_t)16 << 20) /* arena bytes kept between flushes */
 
 typedef struct {
     uint32_t term;
@@ -124,6 +141,7 @@ struct idx_pending {
     size_t nslots;
     s_pterm *terms;
     size_t nterms, capterms;
+    arena *ar;        /* the terms' entry pieces (NULL until the first) */
     idx_bytes keys;
     s_pcol *cols;
     size_t ncols, capcols;
@@ -154,16 +172,45 @@ struct idx_pending {
     idx *owner;
 };
 
+/* The first min(n, 8) bytes of p as one word, the rest zero (little-endian
+ * loads: byte i at bits 8i). Reads only p[0..n). */
+static inline uint64_t s_k8(const uint8_t *p, size_t n) {
+    uint64_t v;
+    if (n >= 8) {
+        memcpy(&v, p, 8);
+        return v;
+    }
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4); /* overlaps lo: the same bytes at the same places */
+        return (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+    }
+    if (!n)
+        return 0;
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) | (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+
+/* The in-memory hash of a term key (interning tables only: never stored),
+ * 8 bytes at a time. */
 static uint32_t s_hash(const uint8_t *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
+    while (n > 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    h = (h ^ s_k8(p, n)) * 0x94d049bb133111ebull;
+    h ^= h >> 32;
+    return (uint32_t)h;
 }
 
 static void s_pend_reset(struct idx_pending *pd) {
-    for (size_t i = 0; i < pd->nterms; i++)
-        idx_bytes_free(&pd->terms[i].data);
+    if (pd->ar)
+        arena_reset(pd->ar, S_PEND_ARENA_KEEP);
     pd->nterms = 0;
     if (pd->slots)
         memset(pd->slots, 0, pd->nslots * sizeof *pd->slots);
@@ -181,6 +228,7 @@ static void s_pend_free(struct idx_pending **pp) {
     if (!pd)
         return;
     s_pend_reset(pd);
+    arena_destroy(&pd->ar);
     free(pd->slots);
     free(pd->terms);
     idx_bytes_free(&pd->keys);
@@ -214,13 +262,16 @@ static int s_grow_slots(struct idx_pending *pd) {
 static long s_intern_h(struct idx_pending *pd, const uint8_t *k, size_t kl, uint32_t h) {
     if ((pd->nterms + 1) * 2 > pd->nslots && s_grow_slots(pd))
         return -1;
+    uint64_t k8 = s_k8(k, kl);
     size_t i = h & (pd->nslots - 1);
     for (uint64_t v; (v = pd->slots[i]) != 0; i = (i + 1) & (pd->nslots - 1)) {
         if ((uint32_t)(v >> 32) != h)
             continue;
         uint32_t ti = (uint32_t)v - 1;
         const s_pterm *t = &pd->terms[ti];
-        if (t->keylen == kl && memcmp(pd->keys.p + t->keyoff, k, kl) == 0)
+        /* most keys are at most 8 bytes: no look at pd->keys (a cache miss) */
+        if (t->k8 == k8 && t->keylen == kl &&
+            (kl <= 8 || memcmp(pd->keys.p + t->keyoff + 8, k + 8, kl - 8) == 0))
             return (long)ti;
     }
     if (pd->nterms == pd->capterms) {
@@ -235,6 +286,7 @@ static long s_intern_h(struct idx_pending *pd, const uint8_t *k, size_t kl, uint
         return -1;
     s_pterm *t = &pd->terms[pd->nterms];
     memset(t, 0, sizeof *t);
+    t->k8 = k8;
     t->hash = h;
     t->keyoff = (uint32_t)pd->keys.len;
     t->keylen = (uint16_t)kl;
@@ -1677,7 +1729,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
         if (oi + 16 < pd->nterms)
             __builtin_prefetch(&pd->terms[order[oi + 16].ti]);
         if (oi + 8 < pd->nterms)
-            __builtin_prefetch(pd->terms[order[oi + 8].ti].data.p);
+            __builtin_prefetch(pd->terms[order[oi + 8].ti].first);
         s_pterm *t = &pd->terms[order[oi].ti];
         int64_t delta = (int64_t)t->ndocs - (int64_t)t->removed;
         if (!t->ndocs && !delta)
@@ -1693,25 +1745,26 @@ int idx_flush(idx *self, MDB_txn *txn) {
             rc = ENOMEM;
             goto done;
         }
-        const uint8_t *p = t->data.p, *end = p + t->data.len;
         size_t n = 0;
-        while (p < end) {
-            s_entry *e = &ne.e[n++];
-            uint64_t lt = 0, lb = 0;
-            memcpy(&e->docid, p, 8);
-            p += 8;
-            p = idx_varint_get(p, end, &e->tft);
-            p = idx_varint_get(p, end, &e->tfb);
-            p = idx_varint_get(p, end, &lt);
-            p = idx_varint_get(p, end, &lb);
-            e->lt = (uint32_t)lt;
-            e->lb = (uint32_t)lb;
-            uint32_t pl;
-            memcpy(&pl, p, 4);
-            p += 4;
-            e->pos = p;
-            e->poslen = pl;
-            p += pl;
+        for (const s_piece *pc = t->first; pc; pc = pc->next) {
+            for (const uint8_t *p = pc->data, *end = p + pc->len; p < end;) {
+                s_entry *e = &ne.e[n++];
+                uint64_t lt = 0, lb = 0;
+                memcpy(&e->docid, p, 8);
+                p += 8;
+                p = idx_varint_get(p, end, &e->tft);
+                p = idx_varint_get(p, end, &e->tfb);
+                p = idx_varint_get(p, end, &lt);
+                p = idx_varint_get(p, end, &lb);
+                e->lt = (uint32_t)lt;
+                e->lb = (uint32_t)lb;
+                uint32_t pl;
+                memcpy(&pl, p, 4);
+                p += 4;
+                e->pos = p;
+                e->poslen = pl;
+                p += pl;
+            }
         }
         if (t->unsorted)
             qsort(ne.e, n, sizeof(s_entry), s_entry_cmp);
@@ -1811,6 +1864,34 @@ static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint
     return p;
 }
 
+/* Room for `need` more bytes of whole entries at the end of term t's
+ * pending entries (a new piece when the last one is full); the caller adds
+ * what it wrote to t->tail->len. NULL when out of memory. */
+static uint8_t *s_entry_room(struct idx_pending *pd, s_pterm *t, size_t need) {
+    s_piece *l = t->tail;
+    if (l && l->cap - l->len >= need)
+        return l->data + l->len;
+    size_t cap = l ? (size_t)l->cap * 2 : S_PIECE_MIN;
+    if (cap > S_PIECE_MAX)
+        cap = S_PIECE_MAX;
+    if (cap < need)
+        cap = need;
+    if (cap > UINT32_MAX || (!pd->ar && !(pd->ar = arena_new((size_t)1 << 20))))
+        return NULL;
+    s_piece *n = arena_alloc(pd->ar, sizeof *n + cap);
+    if (!n)
+        return NULL;
+    n->next = NULL;
+    n->len = 0;
+    n->cap = (uint32_t)cap;
+    if (l)
+        l->next = n;
+    else
+        t->first = n;
+    t->tail = n;
+    return n->data;
+}
+
 static void s_pterm_added(s_pterm *t, uint64_t id) {
     if (t->ndocs && id < t->last)
         t->unsorted = true;
@@ -1822,12 +1903,12 @@ static void s_pterm_added(s_pterm *t, uint64_t id) {
 static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t lb) {
     for (size_t di = 0; di < pd->ndterms; di++) {
         s_pterm *t = &pd->terms[pd->dterms[di]];
-        if (idx_bytes_reserve(&t->data, 8 + s_entry_cap(pd, t)))
+        uint8_t *p0 = s_entry_room(pd, t, 8 + s_entry_cap(pd, t));
+        if (!p0)
             return -1;
-        uint8_t *p = t->data.p + t->data.len;
-        memcpy(p, &id, 8);
-        p = s_entry_put(pd, t, lt, lb, p + 8);
-        t->data.len = (size_t)(p - t->data.p);
+        memcpy(p0, &id, 8);
+        uint8_t *p = s_entry_put(pd, t, lt, lb, p0 + 8);
+        t->tail->len += (uint32_t)(p - p0);
         s_pterm_added(t, id);
     }
     return 0;
@@ -1980,13 +2061,15 @@ typedef struct {
     uint16_t keylen;
 } s_aterm;
 
+/* One allocation: this struct, terms[nterms], then the bytes (one free
+ * per doc on the thread that indexes it). */
 struct idx_analyzed {
     uint32_t hash, lt, lb;
     int64_t pub;
     uint32_t site_off, cat_off; /* NUL-terminated copies, in bytes */
     s_aterm *terms;
     size_t nterms;
-    idx_bytes bytes;
+    uint8_t *bytes;
 };
 
 idx_analyzer *idx_analyzer_new(const idx_options *opts) {
@@ -2021,8 +2104,6 @@ void idx_analyzer_destroy(idx_analyzer **self_p) {
 void idx_analyzed_free(idx_analyzed **self_p) {
     if (!self_p || !*self_p)
         return;
-    idx_bytes_free(&(*self_p)->bytes);
-    free((*self_p)->terms);
     free(*self_p);
     *self_p = NULL;
 }
@@ -2044,18 +2125,6 @@ static void s_aterms_reset(struct idx_pending *pd) {
     pd->keys.len = 0;
 }
 
-static uint32_t s_bytes_str(idx_bytes *b, const char *v) {
-    size_t l = v ? strlen(v) : 0;
-    if (idx_bytes_reserve(b, l + 1))
-        return UINT32_MAX;
-    uint32_t at = (uint32_t)b->len;
-    if (l)
-        memcpy(b->p + b->len, v, l);
-    b->p[b->len + l] = 0;
-    b->len += l + 1;
-    return at;
-}
-
 int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out) {
     if (!out)
         return IDX_INVALID_ARGUMENT;
@@ -2063,38 +2132,45 @@ int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out) {
     if (!self || !doc)
         return IDX_INVALID_ARGUMENT;
     struct idx_pending *pd = self->pd;
-    idx_analyzed *a = calloc(1, sizeof *a);
     uint32_t lt = 0, lb = 0;
-    int rc = !a || s_analyze_doc(self->an, pd, doc, &lt, &lb) ? -1 : 0;
-    if (!rc && pd->ndterms && !(a->terms = malloc(pd->ndterms * sizeof *a->terms)))
-        rc = -1;
-    size_t need = pd->keys.len;
-    for (size_t di = 0; !rc && di < pd->ndterms; di++)
-        need += s_entry_cap(pd, &pd->terms[pd->dterms[di]]);
-    if (!rc && idx_bytes_reserve(&a->bytes, need))
-        rc = -1;
-    for (size_t di = 0; !rc && di < pd->ndterms; di++) {
-        const s_pterm *t = &pd->terms[pd->dterms[di]];
-        s_aterm *at = &a->terms[a->nterms++];
-        at->hash = t->hash;
-        at->keylen = t->keylen;
-        at->keyoff = (uint32_t)a->bytes.len;
-        memcpy(a->bytes.p + a->bytes.len, pd->keys.p + t->keyoff, t->keylen);
-        a->bytes.len += t->keylen;
-        at->entoff = (uint32_t)a->bytes.len;
-        uint8_t *e = s_entry_put(pd, t, lt, lb, a->bytes.p + a->bytes.len);
-        at->entlen = (uint32_t)(e - (a->bytes.p + a->bytes.len));
-        a->bytes.len += at->entlen;
-    }
-    if (!rc) {
-        a->site_off = s_bytes_str(&a->bytes, doc->site);
-        a->cat_off = s_bytes_str(&a->bytes, doc->category);
-        if (a->site_off == UINT32_MAX || a->cat_off == UINT32_MAX)
-            rc = -1;
+    idx_analyzed *a = NULL;
+    if (s_analyze_doc(self->an, pd, doc, &lt, &lb) == 0) {
+        size_t sl = doc->site ? strlen(doc->site) : 0, cl = doc->category ? strlen(doc->category) : 0;
+        size_t need = pd->keys.len + sl + 1 + cl + 1;
+        for (size_t di = 0; di < pd->ndterms; di++)
+            need += s_entry_cap(pd, &pd->terms[pd->dterms[di]]);
+        a = malloc(sizeof *a + pd->ndterms * sizeof(s_aterm) + need);
+        if (a) {
+            memset(a, 0, sizeof *a);
+            a->terms = (s_aterm *)(a + 1);
+            a->bytes = (uint8_t *)(a->terms + pd->ndterms);
+            size_t len = 0;
+            for (size_t di = 0; di < pd->ndterms; di++) {
+                const s_pterm *t = &pd->terms[pd->dterms[di]];
+                s_aterm *at = &a->terms[a->nterms++];
+                at->hash = t->hash;
+                at->keylen = t->keylen;
+                at->keyoff = (uint32_t)len;
+                memcpy(a->bytes + len, pd->keys.p + t->keyoff, t->keylen);
+                len += t->keylen;
+                at->entoff = (uint32_t)len;
+                uint8_t *e = s_entry_put(pd, t, lt, lb, a->bytes + len);
+                at->entlen = (uint32_t)(e - (a->bytes + len));
+                len += at->entlen;
+            }
+            a->site_off = (uint32_t)len;
+            if (sl)
+                memcpy(a->bytes + len, doc->site, sl);
+            a->bytes[len + sl] = 0;
+            len += sl + 1;
+            a->cat_off = (uint32_t)len;
+            if (cl)
+                memcpy(a->bytes + len, doc->category, cl);
+            a->bytes[len + cl] = 0;
+        }
     }
     s_aterms_reset(pd);
-    if (rc) {
-        idx_analyzed_free(&a);
+    if (!a) {
         log_error("idx.analyze", "err=\"out of memory\"");
         return IDX_INTERNAL;
     }
@@ -2116,8 +2192,8 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
     if (st)
         return st;
     struct idx_pending *pd = self->pend;
-    const char *sv = (const char *)a->bytes.p + a->site_off;
-    const char *cv = (const char *)a->bytes.p + a->cat_off;
+    const char *sv = (const char *)a->bytes + a->site_off;
+    const char *cv = (const char *)a->bytes + a->cat_off;
     int64_t site = s_dict_assign(self, txn, 's', sv);
     int64_t cat = s_dict_assign(self, txn, 'c', cv);
     if (site < 0 || cat < 0)
@@ -2126,16 +2202,16 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
         goto oom;
     for (size_t i = 0; i < a->nterms; i++) {
         const s_aterm *at = &a->terms[i];
-        long ti = s_intern_h(pd, a->bytes.p + at->keyoff, at->keylen, at->hash);
+        long ti = s_intern_h(pd, a->bytes + at->keyoff, at->keylen, at->hash);
         if (ti < 0)
             goto oom;
         s_pterm *t = &pd->terms[ti];
-        if (idx_bytes_reserve(&t->data, 8 + (size_t)at->entlen))
+        uint8_t *p = s_entry_room(pd, t, 8 + (size_t)at->entlen);
+        if (!p)
             goto oom;
-        uint8_t *p = t->data.p + t->data.len;
         memcpy(p, &id, 8);
-        memcpy(p + 8, a->bytes.p + at->entoff, at->entlen);
-        t->data.len += 8 + (size_t)at->entlen;
+        memcpy(p + 8, a->bytes + at->entoff, at->entlen);
+        t->tail->len += 8 + at->entlen;
         s_pterm_added(t, id);
     }
     return s_put_finish(self, txn, id, site, cat, a->pub, a->lt, a->lb, a->hash);
