@@ -552,12 +552,13 @@ static void s_http_publish(s_broker *b)
     http_server_publish(b->http, &st.sr, b->nworkers > 0, detail);
 }
 
-static void s_on_client(s_broker *b)
+/* Read and handle one client message: 0, or -1 when none was waiting. */
+static int s_on_client(s_broker *b)
 {
     zio_route route;
     zmq_msg_t body;
     if (zio_recv_routed(b->front, &route, &body, ZMQ_DONTWAIT) < 0)
-        return;
+        return -1;
     broker_envelope env;
     const char *why = NULL;
     wire_code code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
@@ -619,6 +620,7 @@ static void s_on_client(s_broker *b)
 out:
     zio_route_close(&route);
     zmq_msg_close(&body);
+    return 0;
 }
 
 /* --- worker messages ------------------------------------------------------- */
@@ -650,13 +652,14 @@ static void s_on_reply(s_broker *b, s_worker *w, uint64_t tag, zmq_msg_t *reply)
     s_request_free(r);
 }
 
-static void s_on_worker(s_broker *b)
+/* Read and handle one worker message: 0, or -1 when none was waiting. */
+static int s_on_worker(s_broker *b)
 {
     zmq_msg_t f[S_MAX_FRAMES];
     int n;
     bool too_many;
     if (zio_recv_frames(b->back, f, S_MAX_FRAMES, &n, &too_many, ZMQ_DONTWAIT) < 0)
-        return;
+        return -1;
     int64_t now = clock_mono_us();
     s_worker *w = NULL;
     if (n < 3 || too_many || zmq_msg_size(&f[1]) != 0 || zmq_msg_size(&f[2]) != 1 ||
@@ -772,6 +775,7 @@ static void s_on_worker(s_broker *b)
 out:
     for (int i = 0; i < n; i++)
         zmq_msg_close(&f[i]);
+    return 0;
 }
 
 /* --- time -------------------------------------------------------------------- */
@@ -846,6 +850,29 @@ static void s_heartbeat(s_broker *b)
     }
 }
 
+/* Whether sock has a message to read: 1 or 0, -1 when the context was
+ * terminated (ZMQ_EVENTS; it also reads the socket's pending commands, so
+ * that its ZMQ_FD signals only what comes after). */
+static int s_readable(void *sock)
+{
+    int ev = 0;
+    size_t sz = sizeof ev;
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &sz) < 0)
+        return errno == ETERM ? -1 : 0;
+    return (ev & ZMQ_POLLIN) != 0;
+}
+
+/* Handle what is waiting on one socket with `on` (s_on_worker or
+ * s_on_client), at most S_BURST messages; *n = how many. 0, or -1 when the
+ * context was terminated. */
+static int s_drain(s_broker *b, int (*on)(s_broker *), int *n)
+{
+    for (*n = 0; *n < S_BURST; (*n)++)
+        if (on(b) < 0)
+            return errno == ETERM ? -1 : 0;
+    return 0;
+}
+
 /* Bind sock to every endpoint of a comma-separated list (e.g. TCP for remote
  * peers plus ipc:// for those on this host: cheaper per message). 0 or -1. */
 static int s_bind_list(void *sock, const char *list)
@@ -912,48 +939,50 @@ int broker_run(const broker_config *cfg)
     int64_t now = clock_mono_us();
     b.next_check_us = now + 1000000;
     b.next_hb_us = now + cfg->heartbeat_ms * 1000;
+    int ffd = -1, bfd = -1;
+    size_t fdsz = sizeof ffd;
+    if (zmq_getsockopt(b.front, ZMQ_FD, &ffd, &fdsz) < 0 ||
+        (fdsz = sizeof bfd, zmq_getsockopt(b.back, ZMQ_FD, &bfd, &fdsz) < 0)) {
+        log_error("query.poll", "error=\"%s\"", zmq_strerror(errno));
+        goto done;
+    }
+    /* The loop polls the sockets' ZMQ_FDs itself instead of calling zmq_poll,
+     * which asks ZMQ_EVENTS of every socket before and after each poll (each
+     * ask a poll(2) on the socket's mailbox). ZMQ_FD is edge-triggered: it is
+     * readable while the socket has commands from the I/O thread not read yet.
+     * A socket is read (until EAGAIN) only when its fd was readable or when
+     * ZMQ_EVENTS said so before sleeping; that ask is needed because a send
+     * may read the command that made the socket readable. */
+    bool front_in = true, back_in = true; /* may have messages: read before sleeping */
+    unsigned busy_turns = 0;
+    rc = 0;
     for (;;) {
-        zmq_pollitem_t items[3] = {{b.front, 0, ZMQ_POLLIN, 0},
-                                   {b.back, 0, ZMQ_POLLIN, 0},
-                                   {NULL, cfg->stop_fd, ZMQ_POLLIN, 0}};
-        int nitems = cfg->stop_fd >= 0 ? 3 : 2;
-        now = clock_mono_us();
-        int64_t wake = b.next_check_us < b.next_hb_us ? b.next_check_us : b.next_hb_us;
-        long timeout = wake <= now ? 0 : (long)((wake - now + 999) / 1000);
-        int n = zmq_poll(items, nitems, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == ETERM) {
-                rc = 0;
+        if (!front_in && !back_in) {
+            struct pollfd pfd[3] = {{ffd, POLLIN, 0}, {bfd, POLLIN, 0}, {cfg->stop_fd, POLLIN, 0}};
+            now = clock_mono_us();
+            int64_t wake = b.next_check_us < b.next_hb_us ? b.next_check_us : b.next_hb_us;
+            int timeout = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
+            int n = poll(pfd, cfg->stop_fd >= 0 ? 3 : 2, timeout);
+            if (n < 0 && errno != EINTR) {
+                log_error("query.poll", "error=\"%s\"", strerror(errno));
+                rc = -1;
                 break;
             }
-            log_error("query.poll", "error=\"%s\"", zmq_strerror(errno));
-            break;
-        }
-        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)) {
-            log_info("query.stop", "requests=%llu replies=%llu", (unsigned long long)b.requests,
-                     (unsigned long long)b.replies);
-            rc = 0;
-            break;
+            if (n > 0 && (pfd[2].revents & POLLIN))
+                break;
+            front_in = n > 0 && pfd[0].revents;
+            back_in = n > 0 && pfd[1].revents;
+        } else if (cfg->stop_fd >= 0 && ++busy_turns % 64 == 0) {
+            /* never slept for a while: look at the stop fd without waiting */
+            struct pollfd sp = {cfg->stop_fd, POLLIN, 0};
+            if (poll(&sp, 1, 0) > 0 && (sp.revents & POLLIN))
+                break;
         }
         /* workers first: replies free workers for the requests behind them */
-        if (items[1].revents & ZMQ_POLLIN)
-            for (int i = 0; i < S_BURST; i++) {
-                int ev = 0;
-                size_t sz = sizeof ev;
-                s_on_worker(&b);
-                if (zmq_getsockopt(b.back, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
-                    break;
-            }
-        if (items[0].revents & ZMQ_POLLIN)
-            for (int i = 0; i < S_BURST; i++) {
-                int ev = 0;
-                size_t sz = sizeof ev;
-                s_on_client(&b);
-                if (zmq_getsockopt(b.front, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN))
-                    break;
-            }
+        int nb = 0, nf = 0;
+        if ((back_in && s_drain(&b, s_on_worker, &nb) < 0) ||
+            (front_in && s_drain(&b, s_on_client, &nf) < 0))
+            break;
         s_flush(&b); /* before s_check: it may expire what `out` lists hold */
         now = clock_mono_us();
         if (now >= b.next_hb_us) {
@@ -968,7 +997,15 @@ int broker_run(const broker_config *cfg)
             s_check(&b, now);
             s_flush(&b);
         }
+        int fr = nf == S_BURST ? 1 : s_readable(b.front);
+        int br = nb == S_BURST ? 1 : s_readable(b.back);
+        if (fr < 0 || br < 0)
+            break;
+        front_in = fr;
+        back_in = br;
     }
+    log_info("query.stop", "requests=%llu replies=%llu", (unsigned long long)b.requests,
+             (unsigned long long)b.replies);
 done:
     /* answer what is still pending, so no client waits for nothing */
     while (b.whead) {
