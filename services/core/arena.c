@@ -144,9 +144,11 @@ static void s_pb_free(void *ud, void *p)
     (void)p; /* freed all at once by arena_reset */
 }
 
-ProtobufCMessage *arena_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
-                               const void *data, size_t len, size_t budget, wire_code *code,
-                               char *why, size_t why_cap)
+/* arena_unpack; with strings, the check after decoding is
+ * wire_accepted_strings instead of wire_accepted. */
+static ProtobufCMessage *s_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
+                                  const void *data, size_t len, size_t budget, bool strings,
+                                  wire_code *code, char *why, size_t why_cap)
 {
     a->over = false;
     a->limit = budget > SIZE_MAX - a->used ? SIZE_MAX : a->used + budget;
@@ -155,7 +157,8 @@ ProtobufCMessage *arena_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
     bool over = a->over;
     a->limit = SIZE_MAX;
     a->over = false;
-    if (m && !wire_accepted(desc, data, len, code, why, why_cap))
+    if (m && !(strings ? wire_accepted_strings(desc, data, len, code, why, why_cap)
+                       : wire_accepted(desc, data, len, code, why, why_cap)))
         return NULL; /* freed with the arena */
     if (m)
         return m;
@@ -169,6 +172,20 @@ ProtobufCMessage *arena_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
                  desc->name);
     }
     return NULL;
+}
+
+ProtobufCMessage *arena_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
+                               const void *data, size_t len, size_t budget, wire_code *code,
+                               char *why, size_t why_cap)
+{
+    return s_unpack(a, desc, data, len, budget, false, code, why, why_cap);
+}
+
+ProtobufCMessage *arena_unpack_strings(arena *a, const ProtobufCMessageDescriptor *desc,
+                                       const void *data, size_t len, size_t budget,
+                                       wire_code *code, char *why, size_t why_cap)
+{
+    return s_unpack(a, desc, data, len, budget, true, code, why, why_cap);
 }
 
 Bulletin__Request *arena_request_unpack(arena *a, const void *data, size_t len, size_t budget,

@@ -53,6 +53,13 @@ ProtobufCMessage *arena_unpack(arena *self, const ProtobufCMessageDescriptor *de
                                const void *data, size_t len, size_t budget, wire_code *code,
                                char *why, size_t why_cap);
 
+/* arena_unpack that also refuses a string field that is not valid UTF-8 or
+ * contains NUL (INVALID_ARGUMENT, the sentence of wire_strings_why), checking
+ * both with one walk of the bytes (wire_accepted_strings) instead of two. */
+ProtobufCMessage *arena_unpack_strings(arena *self, const ProtobufCMessageDescriptor *desc,
+                                       const void *data, size_t len, size_t budget,
+                                       wire_code *code, char *why, size_t why_cap);
+
 /* wire_request_unpack into the arena: arena_unpack of a Request plus the
  * envelope checks (major version, a body present), with the same codes and
  * sentences. *request_id is set when the bytes decoded far enough. */

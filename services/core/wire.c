@@ -254,34 +254,53 @@ static int s_walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, const u
 
 /* The walk of s_walk without building a path per field (snprintf per field
  * is most of its cost): almost every message is clean, and only then is the
- * walk with paths needed, to name the bad fields. */
-static bool s_any_bad(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
-                      int depth)
+ * walk with paths needed, to name the bad fields. true when every string
+ * field is valid UTF-8 without NUL; a malformed field ends the walk, quietly
+ * or, with well_formed, as a failure too (the check of s_well_formed in the
+ * same walk). */
+static bool s_clean(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+                    int depth, bool well_formed)
 {
     if (depth > 32)
-        return false;
+        return true;
     pbscan_field pf;
-    while (pbscan_next(&p, end, &pf) > 0) {
+    int r;
+    while ((r = pbscan_next(&p, end, &pf)) > 0) {
         if (pf.wire_type != PB_LEN)
             continue;
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, pf.field);
         if (!f)
             continue;
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (s_any_bad(f->descriptor, pf.data, pf.data + pf.len, depth + 1))
-                return true;
+            if (!s_clean(f->descriptor, pf.data, pf.data + pf.len, depth + 1, well_formed))
+                return false;
         } else if (f->type == PROTOBUF_C_TYPE_STRING) {
             if (!utf8_valid((const char *)pf.data, pf.len, NULL))
-                return true;
+                return false;
         }
     }
-    return false;
+    return r == 0 || !well_formed;
 }
 
 bool wire_strings_ok(const ProtobufCMessageDescriptor *desc, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    return !s_any_bad(desc, p, p + len, 0);
+    return s_clean(desc, p, p + len, 0, false);
+}
+
+bool wire_accepted_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                           wire_code *code, char *why, size_t why_cap)
+{
+    const uint8_t *p = data;
+    if (s_clean(desc, p, p + len, 0, true))
+        return true;
+    /* something is wrong: the two walks again, to say what, in their order */
+    if (!wire_accepted(desc, data, len, code, why, why_cap))
+        return false;
+    if (wire_strings_why(desc, data, len, why, why_cap) == 0)
+        return true; /* not reached: s_clean stops only where one of them does */
+    *code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
+    return false;
 }
 
 int wire_check_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,

@@ -76,6 +76,14 @@ size_t wire_malformed_at(const ProtobufCMessageDescriptor *desc, const void *dat
 bool wire_accepted(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                    wire_code *code, char *why, size_t why_cap);
 
+/* wire_accepted, then wire_strings_why, in one walk of the raw bytes (the
+ * two walks again only when something is wrong, to say what): true when the
+ * message is well-formed and every string field valid UTF-8 without NUL;
+ * otherwise false, *code = INVALID_ARGUMENT and the sentence of the first of
+ * the two that refuses it in why. */
+bool wire_accepted_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                           wire_code *code, char *why, size_t why_cap);
+
 /* "OK", "INVALID_ARGUMENT", ... ("UNKNOWN" for anything else). */
 const char *wire_code_name(int code);
 

@@ -370,15 +370,13 @@ static int s_on_internal(s_server *s, zio_route *route, Bulletin__Request *req)
 {
     wire_code code;
     char why[512];
-    /* into the same arena as the envelope: one reset frees both */
-    Bulletin__Internal__StoreRequest *sreq = (Bulletin__Internal__StoreRequest *)arena_unpack(
-        s->scratch, &bulletin__internal__store_request__descriptor, req->internal.data,
-        req->internal.len, WIRE_BUDGET(req->internal.len), &code, why, sizeof why);
-    if (sreq && wire_strings_why(&bulletin__internal__store_request__descriptor,
-                                 req->internal.data, req->internal.len, why, sizeof why) > 0) {
-        sreq = NULL; /* ingest never sends these: a bad string stored would reach every reader */
-        code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
-    }
+    /* into the same arena as the envelope: one reset frees both. Bad strings
+     * are refused too: ingest never sends them, a bad string stored would
+     * reach every reader */
+    Bulletin__Internal__StoreRequest *sreq =
+        (Bulletin__Internal__StoreRequest *)arena_unpack_strings(
+            s->scratch, &bulletin__internal__store_request__descriptor, req->internal.data,
+            req->internal.len, WIRE_BUDGET(req->internal.len), &code, why, sizeof why);
     if (!sreq) {
         s_send_status(s, route, req->request_id, code, "internal body: %s", why);
         return 0;

@@ -1,6 +1,7 @@
 /* core/arena (used by the store and ingest to decode requests): allocation,
  * alignment, reset, and arena_unpack / arena_request_unpack agreeing with
- * wire_unpack, with the same budget and error codes. Lives with the store's
+ * wire_unpack, with the same budget and error codes; arena_unpack_strings
+ * refusing what the two separate walks refused. Lives with the store's
  * tests because tests/unit/core belongs to another owner. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -172,12 +173,114 @@ static void test_unpack_errors(void **state)
     arena_destroy(&a);
 }
 
+/* arena_unpack_strings (the store's decoding of internal write batches)
+ * refuses what arena_unpack + wire_strings_why refused, with the same code
+ * and sentence, after one walk (wire_accepted_strings): on fixed cases (a
+ * bad string, a malformed field before and after one, nested) and on 3000
+ * random mutations of a valid request. */
+static void s_two_walks(const uint8_t *b, size_t len, bool *ok, char *why, size_t cap)
+{
+    wire_code code = BULLETIN__STATUS_CODE__OK;
+    *ok = wire_accepted(&bulletin__request__descriptor, b, len, &code, why, cap) &&
+          wire_strings_why(&bulletin__request__descriptor, b, len, why, cap) == 0;
+}
+
+static void s_one_walk(arena *a, const uint8_t *b, size_t len, bool *ok, char *why, size_t cap)
+{
+    wire_code code = BULLETIN__STATUS_CODE__OK;
+    *ok = wire_accepted_strings(&bulletin__request__descriptor, b, len, &code, why, cap);
+    assert_int_equal(code, *ok ? BULLETIN__STATUS_CODE__OK : BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
+    /* arena_unpack_strings: the same verdict wherever protobuf-c decodes it */
+    ProtobufCMessage *m = protobuf_c_message_unpack(&bulletin__request__descriptor, NULL, len, b);
+    if (!m)
+        return;
+    protobuf_c_message_free_unpacked(m, NULL);
+    char w2[256];
+    code = BULLETIN__STATUS_CODE__OK;
+    ProtobufCMessage *r = arena_unpack_strings(a, &bulletin__request__descriptor, b, len,
+                                               WIRE_BUDGET(len), &code, w2, sizeof w2);
+    assert_int_equal(r != NULL, *ok);
+    if (!*ok) {
+        assert_int_equal(code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
+        assert_string_equal(w2, why);
+    }
+    arena_reset(a, 1 << 20);
+}
+
+static void s_same_verdict(arena *a, const uint8_t *b, size_t len, bool want_ok, const char *want)
+{
+    bool ok1, ok2;
+    char w1[256] = "", w2[256] = "";
+    s_two_walks(b, len, &ok1, w1, sizeof w1);
+    s_one_walk(a, b, len, &ok2, w2, sizeof w2);
+    assert_int_equal(ok1, ok2);
+    if (!ok1)
+        assert_string_equal(w1, w2);
+    if (want) {
+        assert_int_equal(ok2, want_ok);
+        assert_non_null(strstr(w2, want));
+    }
+}
+
+static void test_unpack_strings(void **state)
+{
+    (void)state;
+    arena *a = arena_new(0);
+    assert_non_null(a);
+    /* version 1, get{key "k"}; get{key "k\xff"} */
+    const uint8_t good[] = {0x08, 0x01, 0x5a, 0x03, 0x12, 0x01, 'k'};
+    const uint8_t bad_str[] = {0x08, 0x01, 0x5a, 0x04, 0x12, 0x02, 'k', 0xff};
+    /* a bad string, then a fixed64 field numbered above 2^29 - 1 */
+    const uint8_t str_then_malformed[] = {0x08, 0x01, 0x5a, 0x04, 0x12, 0x02, 'k', 0xff,
+                                          0xe9, 0xf0, 0x9a, 0xf4, 0x26, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* get{ <that field> key "\xff" }: malformed first, nested */
+    const uint8_t nested[] = {0x08, 0x01, 0x5a, 0x10, 0xe9, 0xf0, 0x9a, 0xf4, 0x26, 0, 0, 0, 0,
+                              0,    0,    0,    0,    0x12, 0x01, 0xff};
+    wire_code code;
+    char why[256];
+    ProtobufCMessage *m = arena_unpack_strings(a, &bulletin__request__descriptor, good,
+                                               sizeof good, 4096, &code, why, sizeof why);
+    assert_non_null(m);
+    assert_string_equal(((Bulletin__Request *)m)->get->key, "k");
+    arena_reset(a, 1 << 20);
+    s_same_verdict(a, good, sizeof good, true, NULL);
+    s_same_verdict(a, bad_str, sizeof bad_str, false,
+                   "field get.key is not valid UTF-8 or contains NUL (byte 1)");
+    s_same_verdict(a, str_then_malformed, sizeof str_then_malformed, false,
+                   "malformed field at byte 8");
+    s_same_verdict(a, nested, sizeof nested, false, "malformed field at byte 4");
+    /* random byte changes of a valid ingest request */
+    size_t len;
+    uint8_t *b = s_request(4, &len);
+    uint8_t *mut = malloc(len);
+    unsigned rng = 12345, refused = 0;
+    for (int i = 0; i < 3000; i++) {
+        memcpy(mut, b, len);
+        for (int k = 0; k < 1 + i % 3; k++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t at = (rng >> 8) % len;
+            rng = rng * 1103515245u + 12345u;
+            mut[at] = (uint8_t)(i % 4 == 0 ? (rng >> 16) & 0x7f : 0x80 | (rng >> 16));
+        }
+        bool ok;
+        char w[256];
+        s_two_walks(mut, len, &ok, w, sizeof w);
+        refused += !ok;
+        s_same_verdict(a, mut, len, ok, NULL);
+    }
+    assert_true(refused > 300); /* the mutations reach both checks */
+    free(mut);
+    free(b);
+    arena_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_reset),
         cmocka_unit_test(test_unpack_matches_wire),
         cmocka_unit_test(test_unpack_errors),
+        cmocka_unit_test(test_unpack_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
