@@ -462,6 +462,7 @@ size_t text_fold(text_analyzer *self, const char *s, size_t len, char *out, size
 
 #define S_SNIP_RING 512   /* matches kept in the sliding window */
 #define S_SNIP_MARKS 256  /* matches marked in the output window */
+#define S_SNIP_FEW_TERMS 64 /* terms + prefixes counted without a calloc */
 
 typedef struct {
     uint32_t start, end;
@@ -491,15 +492,25 @@ typedef struct {
     s_match ring[S_SNIP_RING];
 } s_snip_ctx;
 
+#if defined(__SSE2__)
+/* Characters (bytes that are not UTF-8 continuation bytes) in p[0..16).
+ * Summed per byte lane: the baseline x86-64 target has no popcount
+ * instruction (__builtin_popcount is a libgcc call). */
+static uint32_t s_chars16(const char *p) {
+    const __m128i lim = _mm_set1_epi8(-65); /* continuation bytes are -128..-65 as int8 */
+    const __m128i zero = _mm_setzero_si128();
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i sum = _mm_sad_epu8(_mm_sub_epi8(zero, _mm_cmpgt_epi8(v, lim)), zero);
+    return (uint32_t)_mm_cvtsi128_si32(sum) + (uint32_t)_mm_extract_epi16(sum, 4);
+}
+#endif
+
 /* Characters (bytes that are not UTF-8 continuation bytes) in s[from..to). */
 static uint32_t s_count_chars(const char *s, uint32_t from, uint32_t to) {
     uint32_t n = 0, i = from;
 #if defined(__SSE2__)
-    const __m128i lim = _mm_set1_epi8(-65); /* continuation bytes are -128..-65 as int8 */
-    for (; i + 16 <= to; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        n += (uint32_t)__builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, lim)));
-    }
+    for (; i + 16 <= to; i += 16)
+        n += s_chars16(s + i);
 #endif
     for (; i < to; i++)
         n += ((uint8_t)s[i] & 0xC0) != 0x80;
@@ -597,10 +608,19 @@ static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool
     uint32_t i = from;
     while (i < to) {
         uint8_t c = (uint8_t)s[i];
-        if (c > ' ' && c < 0x7f) { /* a run of printable ASCII but space: as is */
+        if (c > ' ' && c < 0x7f) {
+            /* a run of printable ASCII, as is: it starts and ends with a
+             * character but space, and its spaces are single (what the
+             * collapsing below would write) */
             uint32_t e = i + 1;
-            while (e < to && (uint8_t)s[e] > ' ' && (uint8_t)s[e] < 0x7f)
-                e++;
+            for (;;) {
+                while (e < to && (uint8_t)s[e] > ' ' && (uint8_t)s[e] < 0x7f)
+                    e++;
+                if (e + 1 < to && s[e] == ' ' && (uint8_t)s[e + 1] > ' ' && (uint8_t)s[e + 1] < 0x7f)
+                    e += 2;
+                else
+                    break;
+            }
             s_put(b, s + i, e - i);
             *space = false;
             i = e;
@@ -634,15 +654,20 @@ static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool
     }
 }
 
-/* Move forward n characters from byte i (bounded by len). */
+/* Move forward n characters from byte i (bounded by len): the n-th byte
+ * after i that is not a UTF-8 continuation byte, or len. */
 static uint32_t s_fwd(const char *s, uint32_t len, uint32_t i, uint32_t n) {
-    while (i < len && n) {
-        i++;
-        while (i < len && ((uint8_t)s[i] & 0xC0) == 0x80)
-            i++;
-        n--;
-    }
-    return i;
+    if (i >= len || !n)
+        return i;
+    uint32_t j = i + 1;
+#if defined(__SSE2__)
+    for (uint32_t k; j + 16 <= len && (k = s_chars16(s + j)) < n; j += 16)
+        n -= k;
+#endif
+    for (; j < len; j++)
+        if (((uint8_t)s[j] & 0xC0) != 0x80 && --n == 0)
+            return j;
+    return len;
 }
 
 static uint32_t s_back(const char *s, uint32_t i, uint32_t n) {
@@ -893,12 +918,14 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t len = blen > UINT32_MAX ? UINT32_MAX : (uint32_t)blen;
     uint32_t slen = len < scan ? len : scan;
     s_buf b = {out, cap - 1, 0};
-    s_snip_ctx *c = malloc(sizeof *c);
-    if (c)
-        memset(c, 0, offsetof(s_snip_ctx, ring));
+    /* on the stack (12 KiB, not zeroed but the head of the context): a
+     * malloc of this size is a free-list consolidation in glibc */
+    s_snip_ctx ctx, *c = &ctx;
+    memset(c, 0, offsetof(s_snip_ctx, ring));
     size_t nt = o.nterms + o.nprefixes;
-    uint32_t *counts = calloc(nt ? nt : 1, sizeof *counts);
-    s_match *marks = malloc(S_SNIP_MARKS * sizeof *marks);
+    uint32_t counts_few[S_SNIP_FEW_TERMS] = {0};
+    uint32_t *counts = nt <= S_SNIP_FEW_TERMS ? counts_few : calloc(nt, sizeof *counts);
+    s_match marks[S_SNIP_MARKS];
     bool found = false;
     s_needles nd = {.n = 0};
     bool regions = !o.scan_all; /* and every term gives a needle */
@@ -920,7 +947,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         if (o.prefix_lens[i])
             gate[(uint8_t)o.prefixes[i][0] >> 6] |= 1ULL << ((uint8_t)o.prefixes[i][0] & 63);
     self->stem_gate = gate;
-    if (c && counts && marks && nt) {
+    if (counts && nt) {
         c->o = &o;
         c->body = body;
         c->counts = counts;
@@ -997,8 +1024,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         }
     }
     out[b.len] = 0;
-    free(c);
-    free(counts);
-    free(marks);
+    if (counts != counts_few)
+        free(counts);
     return b.len;
 }
