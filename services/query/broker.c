@@ -14,7 +14,6 @@
 #include "broker.h"
 
 #include "clock.h"
-#include "front.h"
 #include "http.h"
 #include "log.h"
 #include "pbscan.h"
@@ -42,9 +41,7 @@ typedef struct s_request {
     uint64_t min_seq;
     int64_t deadline_us;
     int retries;
-    uint64_t conn;              /* the client's connection (front_send) */
-    uint8_t env[FRONT_ENV_MAX]; /* its envelope, sent back in front of the answer */
-    size_t env_len;
+    zio_route route;
     zmq_msg_t body;             /* kept until answered, for one re-send */
     struct s_request *prev, *next; /* waiting FIFO */
 } s_request;
@@ -72,8 +69,7 @@ struct s_worker {
 
 typedef struct {
     const broker_config *cfg;
-    front *front;               /* clients (ZMTP spoken here, see front.h) */
-    void *back;                 /* workers: a ROUTER */
+    void *front, *back;
     s_worker **workers;
     size_t nworkers, capworkers;
     s_worker *rhead, *rtail;    /* workers with a free slot: head = least recently used */
@@ -196,47 +192,17 @@ static int s_send_batch(s_broker *b, const s_worker *w, s_request *const *rs, ui
     return 0;
 }
 
-/* Send a Reply (packed here) to a client: 0 or -1 (logged at debug: the
- * client is gone or not reading). */
-static int s_send_reply(s_broker *b, uint64_t conn, const uint8_t *env, size_t env_len,
-                        const Bulletin__Reply *rep)
-{
-    uint8_t stack[1024];
-    size_t n = protobuf_c_message_get_packed_size(&rep->base);
-    uint8_t *buf = n <= sizeof stack ? stack : malloc(n);
-    int rc = -1;
-    if (buf) {
-        protobuf_c_message_pack(&rep->base, buf);
-        rc = front_send(b->front, conn, env, env_len, buf, n);
-        if (buf != stack)
-            free(buf);
-    }
-    if (rc < 0)
-        log_debug("query.client_gone", "request_id=%llu", (unsigned long long)rep->request_id);
-    return rc;
-}
-
-/* A Reply with only a status (and request_id) to a client. */
-static void s_send_status(s_broker *b, uint64_t conn, const uint8_t *env, size_t env_len,
-                          uint64_t request_id, wire_code code, const char *why)
-{
-    Bulletin__Reply rep;
-    Bulletin__Status st;
-    wire_reply_init(&rep, &st, request_id);
-    st.code = code;
-    st.message = (char *)why;
-    s_send_reply(b, conn, env, env_len, &rep);
-}
-
 static void s_answer_status(s_broker *b, s_request *r, wire_code code, const char *why)
 {
-    s_send_status(b, r->conn, r->env, r->env_len, r->request_id, code, why);
+    if (wire_send_status(b->front, &r->route, r->request_id, code, "%s", why) < 0)
+        log_debug("query.client_gone", "request_id=%llu", (unsigned long long)r->request_id);
 }
 
 static void s_request_free(s_request *r)
 {
     if (!r)
         return;
+    zio_route_close(&r->route);
     zmq_msg_close(&r->body);
     free(r);
 }
@@ -547,7 +513,7 @@ static void s_health_detail(const s_broker *b, char *buf, size_t cap)
              b->nworkers ? "ok" : "no worker registered", b->nworkers, b->nready, b->nwaiting);
 }
 
-static void s_answer_local(s_broker *b, const front_msg *m, const broker_envelope *env)
+static void s_answer_local(s_broker *b, const zio_route *route, const broker_envelope *env)
 {
     Bulletin__Reply rep;
     Bulletin__Status st;
@@ -571,7 +537,8 @@ static void s_answer_local(s_broker *b, const front_msg *m, const broker_envelop
         rep.body_case = BULLETIN__REPLY__BODY_STATS;
         rep.stats = &stats.sr;
     }
-    s_send_reply(b, m->conn, m->env, m->env_len, &rep);
+    if (wire_send(b->front, route, &rep.base) < 0)
+        log_debug("query.client_gone", "request_id=%llu", (unsigned long long)env->request_id);
 }
 
 static void s_http_publish(s_broker *b)
@@ -586,17 +553,19 @@ static void s_http_publish(s_broker *b)
 }
 
 /* Read and handle one client message: 0, or -1 when none was waiting. */
-/* A client message (front_run's callback). */
-static void s_on_client(void *ud, const front_msg *m)
+static int s_on_client(s_broker *b)
 {
-    s_broker *b = ud;
+    zio_route route;
+    zmq_msg_t body;
+    if (zio_recv_routed(b->front, &route, &body, ZMQ_DONTWAIT) < 0)
+        return -1;
     broker_envelope env;
     const char *why = NULL;
     wire_code code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
-    if (m->body_len == 0) {
+    if (zmq_msg_size(&body) == 0) {
         memset(&env, 0, sizeof env);
         why = "empty or misshapen message: expected [empty frame][bulletin.Request]";
-    } else if (broker_envelope_scan(m->body, m->body_len, &env) < 0) {
+    } else if (broker_envelope_scan(zmq_msg_data(&body), zmq_msg_size(&body), &env) < 0) {
         why = "the message body is not a valid protobuf bulletin.Request";
     } else if (env.version_major > WIRE_VERSION_MAJOR) {
         code = BULLETIN__STATUS_CODE__FAILED_PRECONDITION;
@@ -604,8 +573,8 @@ static void s_on_client(void *ud, const front_msg *m)
     } else if (env.body == 0) {
         why = "the request has no body (or a message type this service does not know)";
     } else if (env.body == 15 || env.body == 16) {
-        s_answer_local(b, m, &env);
-        return;
+        s_answer_local(b, &route, &env);
+        goto out;
     } else if (env.body != 11 && env.body != 13 && env.body != 14) {
         code = BULLETIN__STATUS_CODE__UNIMPLEMENTED;
         why = "the query service answers Get, List, Search, Stats and Health; send writes to ingest";
@@ -615,20 +584,16 @@ static void s_on_client(void *ud, const front_msg *m)
     }
     if (why) {
         b->rejected++;
-        s_send_status(b, m->conn, m->env, m->env_len, env.request_id, code, why);
-        return;
+        if (wire_send_status(b->front, &route, env.request_id, code, "%s", why) < 0)
+            log_debug("query.client_gone", "request_id=%llu", (unsigned long long)env.request_id);
+        goto out;
     }
     s_request *r = calloc(1, sizeof *r);
-    if (!r || zmq_msg_init_size(&r->body, m->body_len) != 0) {
-        free(r);
-        s_send_status(b, m->conn, m->env, m->env_len, env.request_id,
-                      BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED, "out of memory");
-        return;
+    if (!r) {
+        wire_send_status(b->front, &route, env.request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                         "out of memory");
+        goto out;
     }
-    memcpy(zmq_msg_data(&r->body), m->body, m->body_len);
-    memcpy(r->env, m->env, m->env_len); /* front.h: at most FRONT_ENV_MAX */
-    r->env_len = m->env_len;
-    r->conn = m->conn;
     b->requests++;
     r->tag = ++b->next_tag;
     r->request_id = env.request_id;
@@ -637,18 +602,31 @@ static void s_on_client(void *ud, const front_msg *m)
     if (env.deadline_ms && env.deadline_ms < dl)
         dl = env.deadline_ms;
     r->deadline_us = clock_mono_us() + dl * 1000;
+    if (zio_route_copy(&r->route, &route) < 0) {
+        free(r);
+        wire_send_status(b->front, &route, env.request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                         "out of memory");
+        goto out;
+    }
+    zmq_msg_init(&r->body);
+    zmq_msg_move(&r->body, &body);
     s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq);
     if (w) {
         s_assign(b, w, r);
-        return;
+        goto out;
     }
     s_wait_push(b, r, false);
     s_dispatch(b);
+out:
+    zio_route_close(&route);
+    zmq_msg_close(&body);
+    return 0;
 }
 
 /* --- worker messages ------------------------------------------------------- */
 
-/* The answer to `tag` from w: sent to its client, or counted as late when the request was answered already (deadline). */
+/* The answer to `tag` from w: forwarded to its client (the frame is taken),
+ * or counted as late when the request was answered already (deadline). */
 static void s_on_reply(s_broker *b, s_worker *w, uint64_t tag, zmq_msg_t *reply)
 {
     uint32_t k = 0;
@@ -667,9 +645,10 @@ static void s_on_reply(s_broker *b, s_worker *w, uint64_t tag, zmq_msg_t *reply)
         return;
     }
     b->replies++;
-    if (front_send(b->front, r->conn, r->env, r->env_len, zmq_msg_data(reply), zmq_msg_size(reply)) < 0)
+    if (zio_send_routed_msg(b->front, &r->route, reply) < 0)
         log_debug("query.client_gone", "request_id=%llu error=\"%s\"",
-                  (unsigned long long)r->request_id, strerror(errno));
+                  (unsigned long long)r->request_id, zmq_strerror(errno));
+    zmq_msg_init(reply); /* consumed */
     s_request_free(r);
 }
 
@@ -883,12 +862,13 @@ static int s_readable(void *sock)
     return (ev & ZMQ_POLLIN) != 0;
 }
 
-/* Handle the worker messages waiting, at most S_BURST; *n = how many. 0,
- * or -1 when the context was terminated. */
-static int s_drain_workers(s_broker *b, int *n)
+/* Handle what is waiting on one socket with `on` (s_on_worker or
+ * s_on_client), at most S_BURST messages; *n = how many. 0, or -1 when the
+ * context was terminated. */
+static int s_drain(s_broker *b, int (*on)(s_broker *), int *n)
 {
     for (*n = 0; *n < S_BURST; (*n)++)
-        if (s_on_worker(b) < 0)
+        if (on(b) < 0)
             return errno == ETERM ? -1 : 0;
     return 0;
 }
@@ -941,10 +921,14 @@ int broker_run(const broker_config *cfg)
     int rc = -1;
     if (!ctx)
         return -1;
-    b.front = front_new(cfg->bind, cfg->max_msg);
+    b.front = zio_socket(ctx, ZMQ_ROUTER, 0, cfg->max_msg);
     b.back = zio_socket(ctx, ZMQ_ROUTER, 0, cfg->max_msg);
-    if (!b.front || !b.back || s_bind_list(b.back, cfg->workers) < 0)
+    if (!b.front || !b.back || s_bind_list(b.front, cfg->bind) < 0 ||
+        s_bind_list(b.back, cfg->workers) < 0)
         goto done;
+    int hwm = 100000;
+    zmq_setsockopt(b.front, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b.front, ZMQ_RCVHWM, &hwm, sizeof hwm);
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     snprintf(b.instance, sizeof b.instance, "%s:%d", host, (int)getpid());
@@ -955,31 +939,29 @@ int broker_run(const broker_config *cfg)
     int64_t now = clock_mono_us();
     b.next_check_us = now + 1000000;
     b.next_hb_us = now + cfg->heartbeat_ms * 1000;
-    int bfd = -1;
-    size_t fdsz = sizeof bfd;
-    if (zmq_getsockopt(b.back, ZMQ_FD, &bfd, &fdsz) < 0) {
+    int ffd = -1, bfd = -1;
+    size_t fdsz = sizeof ffd;
+    if (zmq_getsockopt(b.front, ZMQ_FD, &ffd, &fdsz) < 0 ||
+        (fdsz = sizeof bfd, zmq_getsockopt(b.back, ZMQ_FD, &bfd, &fdsz) < 0)) {
         log_error("query.poll", "error=\"%s\"", zmq_strerror(errno));
         goto done;
     }
-    /* One thread does all: the clients' connections are read and written
-     * here (front.c), the workers' ROUTER through libzmq (few messages: they
-     * carry batches). The loop polls the front's epoll fd and the back
-     * socket's ZMQ_FD itself instead of calling zmq_poll, which asks
-     * ZMQ_EVENTS before and after each poll (each ask a poll(2) on the
-     * socket's mailbox). ZMQ_FD is edge-triggered: readable while the socket
-     * has commands from its I/O thread not read yet. The back socket is read
-     * (until EAGAIN) only when its fd fired or ZMQ_EVENTS said so before
-     * sleeping; that ask is needed because a send may read the command that
-     * made the socket readable. */
-    bool front_in = true, back_in = true; /* may have input: look before sleeping */
+    /* The loop polls the sockets' ZMQ_FDs itself instead of calling zmq_poll,
+     * which asks ZMQ_EVENTS of every socket before and after each poll (each
+     * ask a poll(2) on the socket's mailbox). ZMQ_FD is edge-triggered: it is
+     * readable while the socket has commands from the I/O thread not read yet.
+     * A socket is read (until EAGAIN) only when its fd was readable or when
+     * ZMQ_EVENTS said so before sleeping; that ask is needed because a send
+     * may read the command that made the socket readable. */
+    bool front_in = true, back_in = true; /* may have messages: read before sleeping */
     unsigned busy_turns = 0;
     rc = 0;
     for (;;) {
-        if (!back_in) {
-            struct pollfd pfd[3] = {{front_fd(b.front), POLLIN, 0}, {bfd, POLLIN, 0}, {cfg->stop_fd, POLLIN, 0}};
+        if (!front_in && !back_in) {
+            struct pollfd pfd[3] = {{ffd, POLLIN, 0}, {bfd, POLLIN, 0}, {cfg->stop_fd, POLLIN, 0}};
             now = clock_mono_us();
             int64_t wake = b.next_check_us < b.next_hb_us ? b.next_check_us : b.next_hb_us;
-            int timeout = front_in || wake <= now ? 0 : (int)((wake - now + 999) / 1000);
+            int timeout = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
             int n = poll(pfd, cfg->stop_fd >= 0 ? 3 : 2, timeout);
             if (n < 0 && errno != EINTR) {
                 log_error("query.poll", "error=\"%s\"", strerror(errno));
@@ -990,21 +972,17 @@ int broker_run(const broker_config *cfg)
                 break;
             front_in = n > 0 && pfd[0].revents;
             back_in = n > 0 && pfd[1].revents;
-        } else {
-            front_in = true; /* front_run's epoll_wait(0) is the look */
-            if (cfg->stop_fd >= 0 && ++busy_turns % 64 == 0) {
-                /* never slept for a while: look at the stop fd without waiting */
-                struct pollfd sp = {cfg->stop_fd, POLLIN, 0};
-                if (poll(&sp, 1, 0) > 0 && (sp.revents & POLLIN))
-                    break;
-            }
+        } else if (cfg->stop_fd >= 0 && ++busy_turns % 64 == 0) {
+            /* never slept for a while: look at the stop fd without waiting */
+            struct pollfd sp = {cfg->stop_fd, POLLIN, 0};
+            if (poll(&sp, 1, 0) > 0 && (sp.revents & POLLIN))
+                break;
         }
         /* workers first: replies free workers for the requests behind them */
-        int nb = 0;
-        if (back_in && s_drain_workers(&b, &nb) < 0)
+        int nb = 0, nf = 0;
+        if ((back_in && s_drain(&b, s_on_worker, &nb) < 0) ||
+            (front_in && s_drain(&b, s_on_client, &nf) < 0))
             break;
-        if (front_in)
-            front_run(b.front, s_on_client, &b);
         s_flush(&b); /* before s_check: it may expire what `out` lists hold */
         now = clock_mono_us();
         if (now >= b.next_hb_us) {
@@ -1019,11 +997,12 @@ int broker_run(const broker_config *cfg)
             s_check(&b, now);
             s_flush(&b);
         }
+        int fr = nf == S_BURST ? 1 : s_readable(b.front);
         int br = nb == S_BURST ? 1 : s_readable(b.back);
-        if (br < 0)
+        if (fr < 0 || br < 0)
             break;
+        front_in = fr;
         back_in = br;
-        front_in = false;
     }
     log_info("query.stop", "requests=%llu replies=%llu", (unsigned long long)b.requests,
              (unsigned long long)b.replies);
@@ -1047,7 +1026,7 @@ done:
     }
     free(b.workers);
     http_server_destroy(&b.http);
-    front_destroy(&b.front);
+    zio_close(&b.front);
     zio_close(&b.back);
     if (!cfg->ctx)
         zmq_ctx_term(ctx);

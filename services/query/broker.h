@@ -2,13 +2,10 @@
  * broker: bulletin-query, the read tier's load balancer (ZeroMQ Guide's
  * Paranoid Pirate / Majordomo shape, reduced to one service).
  *
- *   clients ──REQ/DEALER──▶ [front]  broker  [back ROUTER] ◀──DEALER── workers
+ *   clients ──REQ/DEALER──▶ [front ROUTER]  broker  [back ROUTER] ◀──DEALER── workers
  *
  * Client side: [route][empty][bulletin.Request] in, [route][empty][Reply]
- * out, as on every Bulletin service. The front is a ROUTER to its clients,
- * but spoken by the broker's own thread (front.h: ZMTP 3.0, NULL mechanism,
- * tcp:// and ipc:// only), not by libzmq, whose I/O-thread hand-off per
- * message was most of the broker's CPU per request. The broker reads only the top level of
+ * out, as on every Bulletin service. The broker reads only the top level of
  * the Request (version_major, request_id, deadline_ms, min_seq and which
  * body is set) with a small varint scan instead of decoding it: the worker
  * decodes it. Health and Stats are answered by the broker itself; Ingest and
@@ -110,8 +107,7 @@ enum {
 
 typedef struct {
     const char *bind;       /* client endpoint(s), comma-separated, e.g. tcp://0.0.0.0:5556
-                             * or tcp plus an ipc endpoint for local clients
-                             * (tcp:// and ipc:// only: see front.h) */
+                             * or tcp plus an ipc endpoint for local clients */
     const char *workers;    /* worker endpoint(s), comma-separated, e.g. tcp://0.0.0.0:5559 */
     long long deadline_ms;  /* default per-request deadline (client may ask less) */
     long long heartbeat_ms; /* heartbeat interval, both ways */

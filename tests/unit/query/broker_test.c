@@ -1,8 +1,6 @@
-/* broker: run broker_run in a thread (clients on an ipc endpoint: the front
- * speaks ZMTP itself, see front.h; workers on inproc), with fake workers and
- * clients in the test thread. Queue, LRU, deadlines, min_seq routing,
- * dead-worker retry, local Health/Stats, bad input, and the front's own
- * protocol handling (raw bytes on its socket). */
+/* broker: run broker_run in a thread on inproc endpoints, with fake workers
+ * and clients in the test thread. Queue, LRU, deadlines, min_seq routing,
+ * dead-worker retry, local Health/Stats, bad input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -48,7 +44,7 @@ static int setup(void **state)
     f->ctx = zmq_ctx_new();
     if (pipe(f->pipefd) != 0)
         return -1;
-    snprintf(f->front, sizeof f->front, "ipc:///tmp/broker-test-%d-%d.sock", (int)getpid(), s_counter);
+    snprintf(f->front, sizeof f->front, "inproc://front-%d", s_counter);
     snprintf(f->back, sizeof f->back, "inproc://back-%d", s_counter++);
     broker_config_defaults(&f->cfg);
     f->cfg.bind = f->front;
@@ -60,7 +56,7 @@ static int setup(void **state)
     f->cfg.deadline_ms = 2000;
     if (pthread_create(&f->th, NULL, s_run, f) != 0)
         return -1;
-    usleep(20000); /* inproc (workers): bind before connect */
+    usleep(20000); /* inproc: bind before connect */
     *state = f;
     return 0;
 }
@@ -726,23 +722,14 @@ static void test_bind_list(void **state)
     broker_config_defaults(&f.cfg);
     f.cfg.ctx = f.ctx;
     f.cfg.stop_fd = f.pipefd[0];
-    char a[64], bx[64], both[140];
-    snprintf(a, sizeof a, "ipc:///tmp/broker-test-%d-a.sock", (int)getpid());
-    snprintf(bx, sizeof bx, "ipc:///tmp/broker-test-%d-b.sock", (int)getpid());
-    snprintf(both, sizeof both, "%s,", a);
-    f.cfg.bind = both;
+    f.cfg.bind = "inproc://list-x,";
     f.cfg.workers = "inproc://list-y";
     assert_int_equal(broker_run(&f.cfg), -1); /* empty second entry */
-    f.cfg.bind = "inproc://list-x"; /* the front takes tcp:// and ipc:// only */
-    assert_int_equal(broker_run(&f.cfg), -1);
-    f.cfg.bind = "tcp://127.0.0.1"; /* no port */
-    assert_int_equal(broker_run(&f.cfg), -1);
-    snprintf(both, sizeof both, "%s,%s", a, bx);
-    f.cfg.bind = both;
+    f.cfg.bind = "inproc://list-a,inproc://list-b";
     f.cfg.workers = "inproc://list-w1,inproc://list-w2";
     assert_int_equal(pthread_create(&f.th, NULL, s_run, &f), 0);
     usleep(20000);
-    const char *eps[] = {a, bx};
+    const char *eps[] = {"inproc://list-a", "inproc://list-b"};
     for (int i = 0; i < 2; i++) {
         void *c = s_sock(&f, ZMQ_DEALER, eps[i]);
         s_client_send(c, 60 + (uint64_t)i, BULLETIN__REQUEST__BODY_HEALTH, 0, 0);
@@ -761,171 +748,6 @@ static void test_bind_list(void **state)
     zmq_ctx_term(f.ctx);
 }
 
-/* --- the front's own ZMTP handling ------------------------------------------------ */
-
-/* A raw stream connection to the broker's ipc front. */
-static int s_raw(const fx *f)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->front + 6);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-static void s_put(int fd, const void *p, size_t n)
-{
-    assert_int_equal(write(fd, p, n), (ssize_t)n);
-}
-
-/* Read until the broker closes fd (returns true) or nothing comes for 2 s. */
-static bool s_closed_by_peer(int fd)
-{
-    uint8_t buf[4096];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r == 0)
-            return true;
-        if (r < 0)
-            return false;
-    }
-}
-
-static const uint8_t s_greet[64] = {0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 1, 'N', 'U', 'L', 'L'};
-
-static void s_put_ready(int fd, const char *type)
-{
-    uint8_t b[64] = {0x04, 0, 5, 'R', 'E', 'A', 'D', 'Y', 11};
-    size_t n = 9;
-    memcpy(b + n, "Socket-Type", 11);
-    n += 11;
-    size_t tl = strlen(type);
-    b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = (uint8_t)tl;
-    memcpy(b + n, type, tl);
-    n += tl;
-    b[1] = (uint8_t)(n - 2);
-    s_put(fd, b, n);
-}
-
-/* Read exactly n bytes (2 s at most per read). */
-static void s_get(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        assert_true(r > 0);
-        p += r;
-        n -= (size_t)r;
-    }
-}
-
-static void test_front_protocol(void **state)
-{
-    fx *f = *state;
-    /* not ZMTP, a wrong mechanism, a wrong socket type, a frame over max_msg,
-     * a message before the handshake: each connection is closed */
-    int fd = s_raw(f);
-    s_put(fd, "GET / HTTP/1.0\r\n\r\n", 18);
-    assert_true(s_closed_by_peer(fd));
-    close(fd);
-    fd = s_raw(f);
-    uint8_t g[64];
-    memcpy(g, s_greet, 64);
-    memcpy(g + 12, "CURVE", 5);
-    s_put(fd, g, 64);
-    assert_true(s_closed_by_peer(fd));
-    close(fd);
-    fd = s_raw(f);
-    s_put(fd, s_greet, 64);
-    s_put_ready(fd, "PUB");
-    assert_true(s_closed_by_peer(fd));
-    close(fd);
-    fd = s_raw(f);
-    s_put(fd, s_greet, 64);
-    s_put(fd, "\x01\x00", 2); /* a message frame instead of READY */
-    assert_true(s_closed_by_peer(fd));
-    close(fd);
-    fd = s_raw(f);
-    s_put(fd, s_greet, 64);
-    s_put_ready(fd, "DEALER");
-    uint8_t huge[9] = {0x02, 0x10, 0, 0, 0, 0, 0, 0, 0}; /* 2^60 bytes */
-    s_put(fd, huge, 9);
-    assert_true(s_closed_by_peer(fd));
-    close(fd);
-
-    /* a well-behaved raw DEALER, its request cut into pieces across writes,
-     * with a PING in between: PONG, then the answer with the delimiter */
-    fd = s_raw(f);
-    uint8_t hello[94];
-    s_get(fd, hello, sizeof hello); /* the broker's greeting + READY */
-    assert_int_equal(hello[0], 0xFF);
-    assert_int_equal(hello[10], 3);
-    assert_memory_equal(hello + 12, "NULL", 4);
-    assert_memory_equal(hello + 88, "ROUTER", 6);
-    s_put(fd, s_greet, 30);
-    usleep(5000);
-    s_put(fd, s_greet + 30, 34);
-    s_put_ready(fd, "DEALER");
-    uint8_t ping[] = {0x04, 9, 4, 'P', 'I', 'N', 'G', 0, 10, 'x', 'y'};
-    s_put(fd, ping, sizeof ping);
-    uint8_t pong[9];
-    s_get(fd, pong, sizeof pong);
-    assert_memory_equal(pong, "\x04\x07\x04PONGxy", 9);
-    Bulletin__Request req = BULLETIN__REQUEST__INIT;
-    Bulletin__HealthRequest hr = BULLETIN__HEALTH_REQUEST__INIT;
-    req.version_major = 1;
-    req.request_id = 77;
-    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
-    req.health = &hr;
-    uint8_t body[64];
-    size_t bl = protobuf_c_message_pack(&req.base, body);
-    uint8_t msg[80] = {0x01, 0x00, 0x00, (uint8_t)bl};
-    memcpy(msg + 4, body, bl);
-    s_put(fd, msg, 3);
-    usleep(5000);
-    s_put(fd, msg + 3, 1 + bl);
-    uint8_t hdr[4];
-    s_get(fd, hdr, 4);
-    assert_memory_equal(hdr, "\x01\x00\x00", 3); /* [""][reply] */
-    uint8_t rb[255];
-    s_get(fd, rb, hdr[3]);
-    Bulletin__Reply *r = bulletin__reply__unpack(NULL, hdr[3], rb);
-    assert_non_null(r);
-    assert_int_equal(r->request_id, 77);
-    assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_HEALTH);
-    wire_free(r);
-    close(fd);
-
-    /* libzmq REQ (envelope = its delimiter) and DEALER clients still answered */
-    void *q = s_sock(f, ZMQ_REQ, f->front);
-    Bulletin__Request rq = BULLETIN__REQUEST__INIT;
-    rq.version_major = 1;
-    rq.request_id = 78;
-    rq.body_case = BULLETIN__REQUEST__BODY_HEALTH;
-    rq.health = &hr;
-    bl = protobuf_c_message_pack(&rq.base, body);
-    assert_int_equal(zmq_send(q, body, bl, 0), (int)bl);
-    assert_true(s_wait(q, 1000));
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    assert_true(zmq_msg_recv(&m, q, 0) >= 0);
-    r = bulletin__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-    zmq_msg_close(&m);
-    assert_non_null(r);
-    assert_int_equal(r->request_id, 78);
-    wire_free(r);
-    zmq_close(q);
-    void *c = s_sock(f, ZMQ_DEALER, f->front);
-    s_client_send(c, 79, BULLETIN__REQUEST__BODY_HEALTH, 0, 0);
-    r = s_client_recv(c, 1000);
-    assert_non_null(r);
-    assert_int_equal(r->request_id, 79);
-    wire_free(r);
-    zmq_close(c);
-}
-
 int main(void)
 {
     log_init("query-test");
@@ -941,7 +763,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_lost_worker_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_bad_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_answers_and_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_front_protocol, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
