@@ -42,6 +42,20 @@ typedef struct {
     size_t n;
 } cli_list;
 
+/* The rows of a command's option table for the read commands' filter options
+ * (--site --category --tag --since --until) and --min-seq, into the fields of
+ * a cli_read_args (cli_fmt.h) `a`; cli_read_args_apply reads them. */
+#define CLI_READ_FILTER_OPTS(a)                                                                \
+    {"site", CLI_STR, "S", "only articles of this site (exact name)", &(a).site},              \
+    {"category", CLI_STR, "C", "only articles of this category (exact name)", &(a).category},  \
+    {"tag", CLI_STR, "T", "only articles with this tag", &(a).tag},                            \
+    {"since", CLI_STR, "DATE", "published at or after DATE (RFC 3339, or YYYY-MM-DD = "        \
+                               "midnight UTC)", &(a).since},                                   \
+    {"until", CLI_STR, "DATE", "published before DATE (exclusive)", &(a).until}
+#define CLI_READ_MIN_SEQ_OPT(a)                                                                \
+    {"min-seq", CLI_STR, "N", "answer only from a replica that applied seq N "                 \
+                              "(read your writes: N = max_seq of an ingest)", &(a).min_seq}
+
 /* Parse argv[1..argc) of a command. Positional arguments go to *pos (array
  * allocated here, caller frees; strings point into argv). Returns 0, or
  * CLI_EXIT_OK+100 after printing --help (caller exits 0), or CLI_EXIT_USAGE

@@ -418,9 +418,9 @@ void cli_table_row(FILE *to, const bulletin_summary *s)
 
 /* ------------------------------------------------------------------------ */
 
-int cli_read_filter(const char *cmd, const char *site, const char *category, const char *tag,
-                    const char *since, const char *until, bulletin_filter *f)
+static int s_read_filter(const char *cmd, const cli_read_args *a, bulletin_filter *f)
 {
+    const char *since = a->since, *until = a->until;
     if (since && cli_parse_date(since, &f->since) != 0) {
         fprintf(stderr, "bulletin %s: --since '%s' is not a date (RFC 3339 such as "
                         "2024-05-01T08:00:00Z, or 2024-05-01)\n", cmd, since);
@@ -441,13 +441,13 @@ int cli_read_filter(const char *cmd, const char *site, const char *category, con
         fprintf(stderr, "bulletin %s: --since must be before --until\n", cmd);
         return -1;
     }
-    f->site = site && *site ? site : NULL;
-    f->category = category && *category ? category : NULL;
-    f->tag = tag && *tag ? tag : NULL;
+    f->site = a->site && *a->site ? a->site : NULL;
+    f->category = a->category && *a->category ? a->category : NULL;
+    f->tag = a->tag && *a->tag ? a->tag : NULL;
     return 0;
 }
 
-int cli_read_min_seq(const char *cmd, const char *text, uint64_t *min_seq)
+static int s_read_min_seq(const char *cmd, const char *text, uint64_t *min_seq)
 {
     if (text && cli_parse_u64(text, min_seq) != 0) {
         fprintf(stderr, "bulletin %s: --min-seq '%s' is not a seq (a non-negative integer)\n",
@@ -457,12 +457,21 @@ int cli_read_min_seq(const char *cmd, const char *text, uint64_t *min_seq)
     return 0;
 }
 
-int cli_read_cursor(const char *cmd, const char *text, void **cursor, size_t *cursor_len)
+static int s_read_cursor(const char *cmd, const char *text, void **cursor, size_t *cursor_len)
 {
     if (text && (cli_cursor_decode(text, cursor, cursor_len) != 0 || !*cursor_len)) {
         fprintf(stderr, "bulletin %s: --cursor '%s' is not a cursor printed by bulletin %s "
                         "(base64url)\n", cmd, text, cmd);
         return -1;
     }
+    return 0;
+}
+
+int cli_read_args_apply(const char *cmd, const cli_read_args *a, bulletin_filter *filter,
+                        uint64_t *min_seq, void **cursor, size_t *cursor_len)
+{
+    if (s_read_filter(cmd, a, filter) != 0 || s_read_min_seq(cmd, a->min_seq, min_seq) != 0 ||
+        s_read_cursor(cmd, a->cursor, cursor, cursor_len) != 0)
+        return -1;
     return 0;
 }

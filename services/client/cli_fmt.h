@@ -38,15 +38,19 @@ int cli_parse_date(const char *text, int64_t *ms);
  * (signs, spaces, empty, overflow). */
 int cli_parse_u64(const char *text, uint64_t *out);
 
-/* The read commands' shared options (list, search): fill *filter from the
- * --site/--category/--tag/--since/--until texts (NULL = not given; an empty
+/* The read commands' shared options (list, search) as given on the command
+ * line (NULL = not given); cli.h's CLI_READ_FILTER_OPTS and CLI_READ_MIN_SEQ_OPT
+ * are their rows of a command's option table. */
+typedef struct {
+    const char *site, *category, *tag, *since, *until, *min_seq, *cursor;
+} cli_read_args;
+
+/* Fill *filter from --site/--category/--tag/--since/--until (an empty
  * site/category/tag = no filter), *min_seq from --min-seq and *cursor/
  * *cursor_len from --cursor (caller frees *cursor). On a bad value, print a
- * sentence naming `cmd` and the option to stderr and return -1. */
-int cli_read_filter(const char *cmd, const char *site, const char *category, const char *tag,
-                    const char *since, const char *until, bulletin_filter *filter);
-int cli_read_min_seq(const char *cmd, const char *text, uint64_t *min_seq);
-int cli_read_cursor(const char *cmd, const char *text, void **cursor, size_t *cursor_len);
+ * sentence naming `cmd` and the option to stderr and return -1; else 0. */
+int cli_read_args_apply(const char *cmd, const cli_read_args *a, bulletin_filter *filter,
+                        uint64_t *min_seq, void **cursor, size_t *cursor_len);
 
 /* One list page as a JSON object with bulletin.proto's field names:
  *   {"items": [{"id", "key", "site", "category", "title", "published_at",

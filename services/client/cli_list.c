@@ -20,25 +20,18 @@
 
 int cli_cmd_list(const cli_globals *g, int argc, char **argv)
 {
-    const char *site = NULL, *category = NULL, *tag = NULL, *since = NULL, *until = NULL;
-    const char *cursor_text = NULL, *min_seq_text = NULL;
+    cli_read_args ra = {0};
     bool oldest = false, all = false, total = false, json = false;
     long long limit = -1;
     const cli_opt opts[] = {
-        {"site", CLI_STR, "S", "only articles of this site (exact name)", &site},
-        {"category", CLI_STR, "C", "only articles of this category (exact name)", &category},
-        {"tag", CLI_STR, "T", "only articles with this tag", &tag},
-        {"since", CLI_STR, "DATE", "published at or after DATE (RFC 3339, or YYYY-MM-DD = "
-                                   "midnight UTC)", &since},
-        {"until", CLI_STR, "DATE", "published before DATE (exclusive)", &until},
+        CLI_READ_FILTER_OPTS(ra),
         {"oldest", CLI_FLAG, NULL, "oldest first (default: newest first; ties by id)", &oldest},
         {"limit", CLI_INT, "N", "articles per page, 1..1000 (default 20; 500 with --all)", &limit},
         {"cursor", CLI_STR, "C", "continue where a previous page ended (its next cursor)",
-         &cursor_text},
+         &ra.cursor},
         {"all", CLI_FLAG, NULL, "follow the cursors to the last page", &all},
         {"total", CLI_FLAG, NULL, "also count every match (costs more than a page)", &total},
-        {"min-seq", CLI_STR, "N", "answer only from a replica that applied seq N "
-                                  "(read your writes: N = max_seq of an ingest)", &min_seq_text},
+        CLI_READ_MIN_SEQ_OPT(ra),
         {"json", CLI_FLAG, NULL, "print one JSON object per page instead of a table", &json},
     };
     cli_list pos;
@@ -70,9 +63,7 @@ int cli_cmd_list(const cli_globals *g, int argc, char **argv)
         fprintf(stderr, "bulletin list: --limit must be 1..1000 (got %lld)\n", limit);
         goto done;
     }
-    if (cli_read_filter("list", site, category, tag, since, until, &req.filter) != 0 ||
-        cli_read_min_seq("list", min_seq_text, &req.min_seq) != 0 ||
-        cli_read_cursor("list", cursor_text, &cursor, &req.cursor_len) != 0)
+    if (cli_read_args_apply("list", &ra, &req.filter, &req.min_seq, &cursor, &req.cursor_len))
         goto done;
     req.order = oldest ? BULLETIN_OLDEST_FIRST : BULLETIN_NEWEST_FIRST;
     req.limit = limit > 0 ? (uint32_t)limit : all ? CLI_ALL_PAGE : 0;

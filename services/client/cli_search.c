@@ -84,24 +84,17 @@ static void s_print_human(const bulletin_search_result *r, uint64_t first_rank, 
 
 int cli_cmd_search(const cli_globals *g, int argc, char **argv)
 {
-    const char *site = NULL, *category = NULL, *tag = NULL, *since = NULL, *until = NULL;
-    const char *cursor_text = NULL, *min_seq_text = NULL;
+    cli_read_args ra = {0};
     bool facets = false, json = false;
     long long limit = -1, offset = -1;
     const cli_opt opts[] = {
-        {"site", CLI_STR, "S", "only articles of this site (exact name)", &site},
-        {"category", CLI_STR, "C", "only articles of this category (exact name)", &category},
-        {"tag", CLI_STR, "T", "only articles with this tag", &tag},
-        {"since", CLI_STR, "DATE", "published at or after DATE (RFC 3339, or YYYY-MM-DD = "
-                                   "midnight UTC)", &since},
-        {"until", CLI_STR, "DATE", "published before DATE (exclusive)", &until},
+        CLI_READ_FILTER_OPTS(ra),
         {"limit", CLI_INT, "N", "hits per page, 1..1000 (default 10)", &limit},
         {"offset", CLI_INT, "N", "skip the first N hits (offset + limit <= 10000)", &offset},
         {"cursor", CLI_STR, "C", "the next page of a previous search (its \"more: --cursor\"); "
-                                 "same query and filters", &cursor_text},
+                                 "same query and filters", &ra.cursor},
         {"facets", CLI_FLAG, NULL, "also count all matches per category and per site", &facets},
-        {"min-seq", CLI_STR, "N", "answer only from a replica that applied seq N "
-                                  "(read your writes: N = max_seq of an ingest)", &min_seq_text},
+        CLI_READ_MIN_SEQ_OPT(ra),
         {"json", CLI_FLAG, NULL, "print one JSON object instead of text", &json},
     };
     cli_list pos;
@@ -151,13 +144,11 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
         fprintf(stderr, "bulletin search: --offset must be 0..10000 (got %lld)\n", offset);
         goto done;
     }
-    if (offset > 0 && cursor_text) {
+    if (offset > 0 && ra.cursor) {
         fprintf(stderr, "bulletin search: --offset and --cursor are alternatives; give one\n");
         goto done;
     }
-    if (cli_read_filter("search", site, category, tag, since, until, &req.filter) != 0 ||
-        cli_read_min_seq("search", min_seq_text, &req.min_seq) != 0 ||
-        cli_read_cursor("search", cursor_text, &cursor, &req.cursor_len) != 0)
+    if (cli_read_args_apply("search", &ra, &req.filter, &req.min_seq, &cursor, &req.cursor_len))
         goto done;
     int ansi = !json && isatty(1) && !getenv("NO_COLOR");
     req.query = pos.v[0];
