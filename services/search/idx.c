@@ -540,12 +540,18 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
     return IDX_OK;
 }
 
+/* The analysis state an idx and an idx_analyzer each own: the text analyzer
+ * and the term table of the docs being analyzed. Safe on NULLs. */
+static void s_analysis_free(text_analyzer **an, struct idx_pending **pd) {
+    text_analyzer_destroy(an);
+    s_pend_free(pd);
+}
+
 void idx_close(idx **self_p) {
     if (!self_p || !*self_p)
         return;
     idx *self = *self_p;
-    text_analyzer_destroy(&self->an);
-    s_pend_free(&self->pend);
+    s_analysis_free(&self->an, &self->pend);
     idx_bytes_free(&self->scratch);
     idx_bytes_free(&self->scratch2);
     free(self);
@@ -2095,8 +2101,7 @@ void idx_analyzer_destroy(idx_analyzer **self_p) {
     if (!self_p || !*self_p)
         return;
     idx_analyzer *self = *self_p;
-    text_analyzer_destroy(&self->an);
-    s_pend_free(&self->pd);
+    s_analysis_free(&self->an, &self->pd);
     free(self);
     *self_p = NULL;
 }
