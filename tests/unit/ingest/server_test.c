@@ -153,6 +153,28 @@ static Bulletin__Internal__StoreRequest *store_recv(fixture *f, zio_route *route
     }
 }
 
+/* The fake store's answer to write rid: a WriteBatchReply with results
+ * rp[0..n), sent on route. */
+static void store_send_results(fixture *f, zio_route *route, uint64_t rid,
+                               Bulletin__IngestResult **rp, size_t n)
+{
+    Bulletin__Internal__WriteBatchReply wr = BULLETIN__INTERNAL__WRITE_BATCH_REPLY__INIT;
+    wr.n_results = n;
+    wr.results = rp;
+    Bulletin__Internal__StoreReply sr = BULLETIN__INTERNAL__STORE_REPLY__INIT;
+    sr.body_case = BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE;
+    sr.write = &wr;
+    ProtobufCBinaryData b;
+    assert_int_equal(wire_pack_bytes(&sr.base, &b), 0);
+    Bulletin__Reply rep;
+    Bulletin__Status st;
+    wire_reply_init(&rep, &st, rid);
+    rep.body_case = BULLETIN__REPLY__BODY_INTERNAL;
+    rep.internal = b;
+    assert_int_equal(wire_send(f->fake, route, &rep.base), 0);
+    free(b.data);
+}
+
 /* Answer a write with one result per op: status[i], seq base+i. */
 static void store_answer(fixture *f, zio_route *route, uint64_t rid, size_t n,
                          const Bulletin__WriteStatus *status, uint64_t seq_base)
@@ -169,21 +191,7 @@ static void store_answer(fixture *f, zio_route *route, uint64_t rid, size_t n,
             rs[i].error = "no article with this key";
         rp[i] = &rs[i];
     }
-    Bulletin__Internal__WriteBatchReply wr = BULLETIN__INTERNAL__WRITE_BATCH_REPLY__INIT;
-    wr.n_results = n;
-    wr.results = rp;
-    Bulletin__Internal__StoreReply sr = BULLETIN__INTERNAL__STORE_REPLY__INIT;
-    sr.body_case = BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE;
-    sr.write = &wr;
-    ProtobufCBinaryData b;
-    assert_int_equal(wire_pack_bytes(&sr.base, &b), 0);
-    Bulletin__Reply rep;
-    Bulletin__Status st;
-    wire_reply_init(&rep, &st, rid);
-    rep.body_case = BULLETIN__REPLY__BODY_INTERNAL;
-    rep.internal = b;
-    assert_int_equal(wire_send(f->fake, route, &rep.base), 0);
-    free(b.data);
+    store_send_results(f, route, rid, rp, n);
 }
 
 /* Wait until the server's store connection is up (a ping came through). */
@@ -532,21 +540,7 @@ static void store_answer_keys(fixture *f, zio_route *route, uint64_t rid,
         rs[i].key = wb->ops[i]->put->key;
         rp[i] = &rs[i];
     }
-    Bulletin__Internal__WriteBatchReply wr = BULLETIN__INTERNAL__WRITE_BATCH_REPLY__INIT;
-    wr.n_results = n;
-    wr.results = rp;
-    Bulletin__Internal__StoreReply sr = BULLETIN__INTERNAL__STORE_REPLY__INIT;
-    sr.body_case = BULLETIN__INTERNAL__STORE_REPLY__BODY_WRITE;
-    sr.write = &wr;
-    ProtobufCBinaryData b;
-    assert_int_equal(wire_pack_bytes(&sr.base, &b), 0);
-    Bulletin__Reply rep;
-    Bulletin__Status st;
-    wire_reply_init(&rep, &st, rid);
-    rep.body_case = BULLETIN__REPLY__BODY_INTERNAL;
-    rep.internal = b;
-    assert_int_equal(wire_send(f->fake, route, &rep.base), 0);
-    free(b.data);
+    store_send_results(f, route, rid, rp, n);
     free(rs);
     free(rp);
 }
