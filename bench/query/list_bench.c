@@ -285,7 +285,16 @@ static void s_corpus_free(s_corpus *c)
     memset(c, 0, sizeof *c);
 }
 
-static int s_queries_load(const char *path, s_query **out, size_t *n)
+/* A query set from a JSON Lines file: each line longer than a newline is
+ * parsed (o NULL when it is not JSON) and given to add(o, lineno, slot, path)
+ * with a zeroed slot of `size` bytes at the end of *out (grown here; *n
+ * counts the slots given, which the caller frees). add fills it and returns
+ * 0, or -1 on a bad line (logged by add: reading stops). 0, or -1 when the
+ * file cannot be read, add refused a line, memory ran out or the file has no
+ * query (logged). */
+static int s_queries_read(const char *path, size_t size,
+                          int (*add)(json_t *o, size_t lineno, void *slot, const char *path),
+                          void **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -294,39 +303,31 @@ static int s_queries_load(const char *path, s_query **out, size_t *n)
         log_error("bench.queries", "path=%s error=\"%s\"", path, strerror(errno));
         return -1;
     }
-    size_t cap = 0;
+    size_t lineno = 0, cap = 0;
     char *line = NULL;
     size_t lcap = 0;
     ssize_t len;
     int rc = 0;
-    while ((len = getline(&line, &lcap, f)) > 0) {
-        json_error_t jerr;
-        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        json_t *cat = json_object_get(o, "category"), *page = json_object_get(o, "page");
-        if (!json_is_string(cat) || !json_is_integer(page) || json_integer_value(page) < 0 ||
-            json_integer_value(page) > 1000) {
-            json_decref(o);
-            if (len > 1) {
-                log_error("bench.queries", "path=%s line=%zu msg=\"need category (string) and page "
-                          "(0..1000)\"", path, *n + 1);
-                rc = -1;
-                break;
-            }
+    while (rc == 0 && (len = getline(&line, &lcap, f)) > 0) {
+        lineno++;
+        if (len <= 1)
             continue;
-        }
         if (*n == cap) {
             cap = cap ? cap * 2 : 256;
-            s_query *nq = realloc(*out, cap * sizeof *nq);
-            if (!nq) {
-                json_decref(o);
+            void *na = realloc(*out, cap * size);
+            if (!na) {
+                log_error("bench.queries", "path=%s msg=\"out of memory\"", path);
                 rc = -1;
                 break;
             }
-            *out = nq;
+            *out = na;
         }
-        (*out)[*n].category = strdup(json_string_value(cat));
-        (*out)[*n].page = (int)json_integer_value(page);
+        void *slot = (char *)*out + *n * size;
+        memset(slot, 0, size);
         (*n)++;
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
+        rc = add(o, lineno, slot, path);
         json_decref(o);
     }
     free(line);
@@ -336,6 +337,26 @@ static int s_queries_load(const char *path, s_query **out, size_t *n)
         rc = -1;
     }
     return rc;
+}
+
+static int s_query_add(json_t *o, size_t lineno, void *slot, const char *path)
+{
+    s_query *q = slot;
+    json_t *cat = json_object_get(o, "category"), *page = json_object_get(o, "page");
+    if (!json_is_string(cat) || !json_is_integer(page) || json_integer_value(page) < 0 ||
+        json_integer_value(page) > 1000) {
+        log_error("bench.queries", "path=%s line=%zu msg=\"need category (string) and page "
+                  "(0..1000)\"", path, lineno);
+        return -1;
+    }
+    q->category = strdup(json_string_value(cat));
+    q->page = (int)json_integer_value(page);
+    return q->category ? 0 : -1;
+}
+
+static int s_queries_load(const char *path, s_query **out, size_t *n)
+{
+    return s_queries_read(path, sizeof **out, s_query_add, (void **)out, n);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -378,6 +399,18 @@ static double s_metric(const Bulletin__Reply *r, const char *name)
     return -1;
 }
 
+/* req (its body set) with this version, request_id and min_seq, packed into
+ * out (caller frees out->data). 0 or -1. */
+static int s_pack_request(Bulletin__Request *req, uint64_t request_id, uint64_t min_seq,
+                          ProtobufCBinaryData *out)
+{
+    req->version_major = WIRE_VERSION_MAJOR;
+    req->version_minor = WIRE_VERSION_MINOR;
+    req->request_id = request_id;
+    req->min_seq = min_seq;
+    return wire_pack_bytes(&req->base, out);
+}
+
 /* A List request for `category` after `cursor` (NULL = first page), packed. */
 static int s_pack_list(const char *category, const uint8_t *cursor, size_t cursor_len,
                        uint64_t request_id, uint64_t min_seq, ProtobufCBinaryData *out)
@@ -390,13 +423,9 @@ static int s_pack_list(const char *category, const uint8_t *cursor, size_t curso
     l.cursor.data = (uint8_t *)cursor;
     l.cursor.len = cursor_len;
     Bulletin__Request req = BULLETIN__REQUEST__INIT;
-    req.version_major = WIRE_VERSION_MAJOR;
-    req.version_minor = WIRE_VERSION_MINOR;
-    req.request_id = request_id;
-    req.min_seq = min_seq;
     req.body_case = BULLETIN__REQUEST__BODY_LIST;
     req.list = &l;
-    return wire_pack_bytes(&req.base, out);
+    return s_pack_request(&req, request_id, min_seq, out);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1276,68 +1305,33 @@ static int s_pack_search(const char *query, uint64_t request_id, uint64_t min_se
     sr.query = (char *)query;
     sr.limit = 10;
     Bulletin__Request req = BULLETIN__REQUEST__INIT;
-    req.version_major = WIRE_VERSION_MAJOR;
-    req.version_minor = WIRE_VERSION_MINOR;
-    req.request_id = request_id;
-    req.min_seq = min_seq;
     req.body_case = BULLETIN__REQUEST__BODY_SEARCH;
     req.search = &sr;
-    return wire_pack_bytes(&req.base, out);
+    return s_pack_request(&req, request_id, min_seq, out);
 }
 
 /* --search: the query set of bench/search ({"type", "groups": [[tokens]]} per
  * line) as search-box text, as bulletin-bench-search gives it to our index and
  * to Xapian: groups are ANDed; an en group of several tokens is a phrase; a zh
  * group of overlapping bigrams is sent as its character run. */
-static int s_search_queries_load(const char *path, s_page **out, size_t *n)
+static int s_search_query_add(json_t *o, size_t lineno, void *slot, const char *path)
 {
-    *out = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        log_error("bench.queries", "path=%s error=\"%s\"", path, strerror(errno));
+    s_page *pg = slot;
+    char text[2048];
+    if (bench_search_text(json_object_get(o, "groups"), o_zh, text, sizeof text) != 0) {
+        log_error("bench.queries", "path=%s line=%zu msg=\"need groups: a non-empty array of "
+                  "non-empty arrays of tokens\"", path, lineno);
         return -1;
     }
-    size_t cap = 0, lineno = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &lcap, f)) > 0) {
-        lineno++;
-        if (len <= 1)
-            continue;
-        json_error_t jerr;
-        json_t *o = json_loadb(line, (size_t)len, 0, &jerr);
-        char text[2048];
-        bool ok = bench_search_text(json_object_get(o, "groups"), o_zh, text, sizeof text) == 0;
-        if (ok && *n == cap) {
-            cap = cap ? cap * 2 : 256;
-            s_page *np = realloc(*out, cap * sizeof *np);
-            ok = np != NULL;
-            if (np)
-                *out = np;
-        }
-        if (!ok) {
-            log_error("bench.queries", "path=%s line=%zu msg=\"need groups: a non-empty array of "
-                      "non-empty arrays of tokens\"", path, lineno);
-            rc = -1;
-        } else {
-            s_page *pg = &(*out)[*n];
-            memset(pg, 0, sizeof *pg);
-            pg->query = strdup(text);
-            if (!pg->query || s_pack_search(text, *n + 1, 0, &pg->req) < 0)
-                rc = -1;
-            (*n)++;
-        }
-        json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    if (rc == 0 && *n == 0) {
-        log_error("bench.queries", "path=%s msg=\"no queries\"", path);
-        rc = -1;
-    }
+    pg->query = strdup(text);
+    return pg->query ? 0 : -1;
+}
+
+static int s_search_queries_load(const char *path, s_page **out, size_t *n)
+{
+    int rc = s_queries_read(path, sizeof **out, s_search_query_add, (void **)out, n);
+    for (size_t i = 0; rc == 0 && i < *n; i++)
+        rc = s_pack_search((*out)[i].query, i + 1, 0, &(*out)[i].req) < 0 ? -1 : 0;
     return rc;
 }
 
