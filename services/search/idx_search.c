@@ -408,6 +408,7 @@ static bool s_key_is(const MDB_val *k, uint32_t seg, const uint8_t *tk, size_t t
 }
 
 #define S_PREFETCH_BLOCK 512
+#define S_STEP_BLOCKS 2 /* blocks s_sub_raw steps over before it seeks */
 
 /* One varint; single-byte values (most deltas and frequencies) inline. */
 static inline const uint8_t *s_varint(const uint8_t *b, const uint8_t *end, uint64_t *x) {
@@ -504,8 +505,36 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
     }
     uint64_t first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5);
     bool seek = false;
+    /* The target may be further. The next few blocks are stepped over by
+     * their keys (a cursor move, mostly on the same or the next leaf page)
+     * while the one after starts at or before the target: an intersection
+     * with a rarer term mostly wants the next block or the one after, and
+     * a seek is a descent from the root. */
+    for (int step = 0; first < target && step < S_STEP_BLOCKS; step++) {
+        MDB_val k2, v2;
+        int rc = mdb_cursor_get(s->c, &k2, &v2, MDB_NEXT);
+        if (rc == 0 && s_key_is(&k2, sid, p->tk, p->tkl) &&
+            idx_get_be64((const uint8_t *)k2.mv_data + p->tkl + 5) <= target) {
+            k = k2;
+            v = v2;
+            first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5);
+            continue;
+        }
+        if (rc && rc != MDB_NOTFOUND) {
+            s_sub_corrupt(p, s);
+            return S_NOMORE;
+        }
+        /* k holds the target, or the target is past its end and the block
+         * after it (if any, of this term) starts after the target */
+        if (rc == 0 && mdb_cursor_get(s->c, &k2, &v2, MDB_PREV)) {
+            s_sub_corrupt(p, s);
+            return S_NOMORE;
+        }
+        seek = true;
+        first = target; /* no seek below */
+    }
     if (first < target) {
-        /* the target may be further: seek */
+        /* the target is further still: seek */
         uint8_t kb[IDX_KEY_MAX];
         MDB_val sk = {idx_post_key(sid, p->tk, p->tkl, target, kb), kb};
         int rc = mdb_cursor_get(s->c, &sk, &v, MDB_SET_RANGE);
