@@ -1173,12 +1173,31 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
     double maxsum = 0;
     for (size_t i = 0; i < nr; i++)
         maxsum += req[i].maxscore;
+    /* One plain term and nothing to check per doc (no exclusions, filters,
+     * facets or cursor): once the heap is full, a block whose bound cannot
+     * beat its worst entry is counted whole, its docs not visited one by one
+     * (each of them would be counted and pruned by that same bound). */
+    s_post *solo = NULL;
+    if (nr == 1 && !run->nneg && !run->nskip && !run->site && !run->cat && !run->since &&
+        !run->until && !fc && !run->has_cursor && req[0].na == 1 && req[0].alts[0].kind == A_TERM &&
+        !req[0].alts[0].title_only && !req[0].alts[0].filter)
+        solo = &req[0].alts[0].posts[0];
     uint64_t d = 0;
     size_t si = 0;
     for (;;) {
         d = s_cl_advance(&req[0], d);
         if (d == S_NOMORE)
             break;
+        if (solo && h->n == h->cap && h->e[0].tier == run->tier && run->nfound >= run->found_cap) {
+            s_sub *s = &solo->subs[solo->cur];
+            if (!s->check && s->docs[s->n - 1] < solo->other &&
+                s_post_bound(c, solo, false) < h->e[0].score) {
+                *total += s->n - s->i;
+                *after_cursor += s->n - s->i;
+                d = s->docs[s->n - 1] + 1;
+                continue;
+            }
+        }
         size_t k = 1;
         while (k < nr) {
             uint64_t x = s_cl_advance(&req[k], d);
