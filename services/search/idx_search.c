@@ -372,6 +372,9 @@ typedef struct {
     idx_bhead h;              /* current block's header (block-max bounds) */
     double bound;             /* score bound of this block (when bound_ok) */
     bool bound_ok;
+    uint32_t dbt_ok;          /* dbt[tf] set (bit tf), for this block */
+    uint64_t dbb_ok;          /* dbb[tf] set */
+    double dbt[32], dbb[64];  /* per-doc bounds' title / body parts by tf (s_post_doc_bound) */
     uint64_t docs[IDX_BLOCK_DOCS];
     uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
     bool tf_ok;               /* tft/tfb decoded (lazily: many blocks are only
@@ -447,6 +450,8 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     s->n = n;
     s->i = 0;
     s->bound_ok = false;
+    s->dbt_ok = 0;
+    s->dbb_ok = 0;
     s->tf_ok = false;
     s->pp = b;
     s->pend = end;
@@ -930,17 +935,24 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
     }
 }
 
+/* BM25's title and body parts for frequency tf in a field of len terms. */
+static inline double s_part_t(const s_ctx *c, uint32_t tf, uint32_t len) {
+    double norm = c->k1 * (1 - c->b + c->b * (double)len / c->avg_t);
+    return c->wt * (double)tf * (c->k1 + 1) / ((double)tf + norm);
+}
+
+static inline double s_part_b(const s_ctx *c, uint32_t tf, uint32_t len) {
+    double norm = c->k1 * (1 - c->b + c->b * (double)len / c->avg_b);
+    return (double)tf * (c->k1 + 1) / ((double)tf + norm);
+}
+
 static double s_term_score(const s_ctx *c, s_post *p, bool title_only, const idx_col_rec *r) {
     uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
     double s = 0;
-    if (tt) {
-        double norm = c->k1 * (1 - c->b + c->b * (double)r->len_t / c->avg_t);
-        s += c->wt * (double)tt * (c->k1 + 1) / ((double)tt + norm);
-    }
-    if (tb && !title_only) {
-        double norm = c->k1 * (1 - c->b + c->b * (double)r->len_b / c->avg_b);
-        s += (double)tb * (c->k1 + 1) / ((double)tb + norm);
-    }
+    if (tt)
+        s += s_part_t(c, tt, r->len_t);
+    if (tb && !title_only)
+        s += s_part_b(c, tb, r->len_b);
     return p->idf * s;
 }
 
@@ -1004,10 +1016,36 @@ static double s_post_bound(const s_ctx *c, s_post *p, bool title_only) {
  * operations as s_term_score on lengths <= the doc's, so never below it,
  * plus s_post_bound's margin. */
 static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
-    const s_sub *s = &p->subs[p->cur];
-    idx_col_rec r = {.len_t = s->h.minlt > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlt,
-                     .len_b = s->h.minlb > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlb};
-    return s_term_score(c, p, title_only, &r) * (1 + 1e-9) + 1e-12;
+    s_sub *s = &p->subs[p->cur];
+    uint32_t lt = s->h.minlt > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlt,
+             lb = s->h.minlb > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlb;
+    uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
+    double v = 0;
+    /* the parts depend on the block and the tf alone: computed once per
+     * block and tf (the divisions were most of this bound's cost) */
+    if (tt) {
+        if (tt >= 32) {
+            v += s_part_t(c, tt, lt);
+        } else {
+            if (!(s->dbt_ok >> tt & 1)) {
+                s->dbt[tt] = s_part_t(c, tt, lt);
+                s->dbt_ok |= 1u << tt;
+            }
+            v += s->dbt[tt];
+        }
+    }
+    if (tb && !title_only) {
+        if (tb >= 64) {
+            v += s_part_b(c, tb, lb);
+        } else {
+            if (!(s->dbb_ok >> tb & 1)) {
+                s->dbb[tb] = s_part_b(c, tb, lb);
+                s->dbb_ok |= 1ull << tb;
+            }
+            v += s->dbb[tb];
+        }
+    }
+    return p->idf * v * (1 + 1e-9) + 1e-12;
 }
 
 /* Bound of s_m_score: over the current blocks, or (doc) for the current doc. */
