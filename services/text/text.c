@@ -323,10 +323,25 @@ static void s_word_append(text_analyzer *self, int32_t cp, int ld, uint32_t star
     }
     if (!(cp >= 'a' && cp <= 'z'))
         self->w_alpha = false;
-    if (self->wlen + 4 <= TEXT_WORD_MAX)
-        self->wlen += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)self->w + self->wlen);
+    if (self->wlen + 4 <= TEXT_WORD_MAX) {
+        if (cp < 0x80)
+            self->w[self->wlen++] = (char)cp;
+        else
+            self->wlen += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)self->w + self->wlen);
+    }
     self->w_last = ld;
     self->wend = end;
+}
+
+/* The letter/digit kind (s_class's *letter_digit) of an ASCII byte that
+ * folds to itself or by case and is a word character: 1 letter, 2 digit,
+ * 3 '_' (kind 0); 0 for any other byte. */
+static inline int s_ascii_word(uint8_t c) {
+    if ((uint8_t)((c | 0x20) - 'a') < 26)
+        return 1;
+    if ((uint8_t)(c - '0') < 10)
+        return 2;
+    return c == '_' ? 3 : 0;
 }
 
 static void s_cjk(text_analyzer *self, int32_t cp, uint32_t start, uint32_t end) {
@@ -379,6 +394,27 @@ int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_ba
             }
         }
         uint32_t st = (uint32_t)i, en = (uint32_t)(i + cl);
+        int aw;
+        if (cl == 1 && (aw = s_ascii_word(p[i])) != 0) {
+            /* ASCII fast path: a word character (what s_class says of it),
+             * then the ASCII word characters after it, appended as they are
+             * (s_word_append with no joiner pending) */
+            self->cprev_len = 0;
+            s_word_append(self, cps[0], aw == 3 ? 0 : aw, st, en);
+            i++;
+            while (i < len && (aw = s_ascii_word(p[i])) != 0) {
+                uint8_t c = p[i];
+                if (c >= 'A' && c <= 'Z')
+                    c = (uint8_t)(c + 32);
+                if (!(c >= 'a' && c <= 'z'))
+                    self->w_alpha = false;
+                if (self->wlen + 4 <= TEXT_WORD_MAX)
+                    self->w[self->wlen++] = (char)c;
+                self->w_last = aw == 3 ? 0 : aw;
+                self->wend = (uint32_t)++i;
+            }
+            continue;
+        }
         if (n == 0) {
             /* invalid byte, NUL, or a code point folded away (ignorable): a separator
              * only when it was not ignorable */
