@@ -96,19 +96,24 @@ const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h
 /* pending changes */
 
 typedef struct {
+    /* first: what a put of an analyzed doc reads and writes (one cache line) */
     uint64_t k8;    /* s_k8 of the key: keys of up to 8 bytes compare by it alone */
-    uint32_t hash;
-    uint32_t keyoff;
-    uint16_t keylen;
-    uint32_t ndocs;
-    uint32_t removed; /* doc versions removed (df delta -1 each) */
+    /* entries: docid[8 native] varint tft tfb lt lb, u32 len, positions;
+     * in a chain of pieces from the batch's arena (s_entry_room). The last
+     * piece's fill and size are kept here (its own len is set when it is
+     * full), so appending reads nothing from the piece */
+    struct s_piece *tail;
+    uint32_t tlen, tcap;
     uint64_t last;
+    uint32_t ndocs;
+    uint32_t hash;
+    uint16_t keylen;
     bool unsorted;
+    uint32_t keyoff;
+    uint32_t removed; /* doc versions removed (df delta -1 each) */
     uint32_t stamp;           /* doc being analyzed when tfirst/tlast were set */
     uint32_t tfirst, tlast;   /* its tokens in that doc: a chain through s_tok.next */
-    /* entries: docid[8 native] varint tft tfb lt lb, u32 len, positions;
-     * in a chain of pieces from the batch's arena (s_entry_room) */
-    struct s_piece *first, *tail;
+    struct s_piece *first;
 } s_pterm;
 
 /* A piece of a term's pending entries (whole entries only), carved from
@@ -1753,7 +1758,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
         }
         size_t n = 0;
         for (const s_piece *pc = t->first; pc; pc = pc->next) {
-            for (const uint8_t *p = pc->data, *end = p + pc->len; p < end;) {
+            const uint8_t *p = pc->data, *end = p + (pc == t->tail ? t->tlen : pc->len);
+            while (p < end) {
                 s_entry *e = &ne.e[n++];
                 uint64_t lt = 0, lb = 0;
                 memcpy(&e->docid, p, 8);
@@ -1872,12 +1878,12 @@ static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint
 
 /* Room for `need` more bytes of whole entries at the end of term t's
  * pending entries (a new piece when the last one is full); the caller adds
- * what it wrote to t->tail->len. NULL when out of memory. */
+ * what it wrote to t->tlen. NULL when out of memory. */
 static uint8_t *s_entry_room(struct idx_pending *pd, s_pterm *t, size_t need) {
     s_piece *l = t->tail;
-    if (l && l->cap - l->len >= need)
-        return l->data + l->len;
-    size_t cap = l ? (size_t)l->cap * 2 : S_PIECE_MIN;
+    if (l && t->tcap - t->tlen >= need)
+        return l->data + t->tlen;
+    size_t cap = l ? (size_t)t->tcap * 2 : S_PIECE_MIN;
     if (cap > S_PIECE_MAX)
         cap = S_PIECE_MAX;
     if (cap < need)
@@ -1890,11 +1896,15 @@ static uint8_t *s_entry_room(struct idx_pending *pd, s_pterm *t, size_t need) {
     n->next = NULL;
     n->len = 0;
     n->cap = (uint32_t)cap;
-    if (l)
+    if (l) {
+        l->len = t->tlen;
         l->next = n;
-    else
+    } else {
         t->first = n;
+    }
     t->tail = n;
+    t->tlen = 0;
+    t->tcap = (uint32_t)cap;
     return n->data;
 }
 
@@ -1914,7 +1924,7 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t
             return -1;
         memcpy(p0, &id, 8);
         uint8_t *p = s_entry_put(pd, t, lt, lb, p0 + 8);
-        t->tail->len += (uint32_t)(p - p0);
+        t->tlen += (uint32_t)(p - p0);
         s_pterm_added(t, id);
     }
     return 0;
@@ -2216,7 +2226,7 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
             goto oom;
         memcpy(p, &id, 8);
         memcpy(p + 8, a->bytes + at->entoff, at->entlen);
-        t->tail->len += 8 + at->entlen;
+        t->tlen += 8 + at->entlen;
         s_pterm_added(t, id);
     }
     return s_put_finish(self, txn, id, site, cat, a->pub, a->lt, a->lb, a->hash);
