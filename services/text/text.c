@@ -731,7 +731,15 @@ static bool s_isspace(char c) {
  *              (a Snowball English stem keeps its word's first two letters,
  *              except dying/lying/tying -> die/lie/tie: a term "xi..." also
  *              looks for "xy"; checked on the 500k distinct words of the en
- *              corpus), found ASCII-case-insensitively at a word start
+ *              corpus), found ASCII-case-insensitively at a word start;
+ *              and the third byte when it is an ASCII letter or digit and,
+ *              for a stem, not e, i or y: Snowball keeps the third letter
+ *              too but for y -> i (cry -> cri), a restored e (using -> use)
+ *              and skies -> sky (also checked on those 457k words: Step 1b's
+ *              e is the only letter it adds, Steps 2-5 delete or keep the
+ *              first letter of what they replace, and a word of two letters
+ *              is its own stem). A non-ASCII byte there passes (its code
+ *              point is a trigger anyway)
  *   triggers   every non-ASCII code point that can be part of a word (it
  *              folds to a letter, digit or CJK character, or is ignorable
  *              and so joins its neighbours): it may fold to a needle
@@ -749,7 +757,8 @@ static bool s_isspace(char c) {
 #define S_SNIP_REGIONS 96
 
 typedef struct {
-    uint8_t b0[S_SNIP_NEEDLES], b1[S_SNIP_NEEDLES]; /* b1 0: a one-byte needle */
+    /* b1 0: a one-byte needle; b2 0: a two-byte one */
+    uint8_t b0[S_SNIP_NEEDLES], b1[S_SNIP_NEEDLES], b2[S_SNIP_NEEDLES];
     size_t n;
 } s_needles;
 
@@ -767,11 +776,17 @@ static bool s_needle_add(s_needles *nd, const char *w, uint32_t l, bool stem_var
         return false;
     if (nd->n + 2 > S_SNIP_NEEDLES)
         return false;
+    /* the third byte, when it must be the word's (see "needles" above) */
+    uint8_t b2 = l > 2 && s_needle_byte((uint8_t)w[2]) ? (uint8_t)w[2] : 0;
+    if (stem_variants && (b2 == 'e' || b2 == 'i' || b2 == 'y'))
+        b2 = 0;
     nd->b0[nd->n] = (uint8_t)w[0];
-    nd->b1[nd->n++] = l > 1 ? (uint8_t)w[1] : 0;
+    nd->b1[nd->n] = l > 1 ? (uint8_t)w[1] : 0;
+    nd->b2[nd->n++] = b2;
     if (stem_variants && l > 1 && w[1] == 'i') { /* dying -> die */
         nd->b0[nd->n] = (uint8_t)w[0];
-        nd->b1[nd->n++] = 'y';
+        nd->b1[nd->n] = 'y';
+        nd->b2[nd->n++] = 0;
     }
     return true;
 }
@@ -862,8 +877,10 @@ static bool s_needle_at(const s_needles *nd, const uint8_t *p, uint32_t len, uin
     if (i > 0 && s_is_wordbyte(p[i - 1]))
         return false;
     uint8_t a = p[i] | 0x20, b = i + 1 < len ? (uint8_t)(p[i + 1] | 0x20) : 0;
+    uint8_t c = i + 2 < len ? p[i + 2] : 0;
     for (size_t k = 0; k < nd->n; k++)
-        if (a == nd->b0[k] && (!nd->b1[k] || b == nd->b1[k]))
+        if (a == nd->b0[k] && (!nd->b1[k] || b == nd->b1[k]) &&
+            (!nd->b2[k] || c >= 0x80 || (c | 0x20) == nd->b2[k]))
             return true;
     return false;
 }
@@ -876,20 +893,28 @@ static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len
     uint32_t i = 0;
 #if defined(__SSE2__)
     const __m128i lower = _mm_set1_epi8(0x20);
-    __m128i n0[S_SNIP_NEEDLES], n1[S_SNIP_NEEDLES];
+    __m128i n0[S_SNIP_NEEDLES], n1[S_SNIP_NEEDLES], n2[S_SNIP_NEEDLES];
+    bool third = false;
     for (size_t k = 0; k < nd->n; k++) {
         n0[k] = _mm_set1_epi8((char)nd->b0[k]);
         n1[k] = _mm_set1_epi8((char)nd->b1[k]);
+        n2[k] = _mm_set1_epi8((char)nd->b2[k]);
+        third |= nd->b2[k] != 0;
     }
-    for (; i + 17 <= len; i += 16) {
+    for (; i + 18 <= len; i += 16) {
         __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
         __m128i l0 = _mm_or_si128(v0, lower);
         __m128i l1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i + 1)), lower);
+        __m128i v2 = third ? _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2)) : lower;
+        __m128i l2 = _mm_or_si128(v2, lower);
+        __m128i high2 = _mm_cmplt_epi8(v2, _mm_setzero_si128()); /* not ASCII: not checked */
         __m128i hit = _mm_setzero_si128();
         for (size_t k = 0; k < nd->n; k++) {
             __m128i h = _mm_cmpeq_epi8(l0, n0[k]);
             if (nd->b1[k])
                 h = _mm_and_si128(h, _mm_cmpeq_epi8(l1, n1[k]));
+            if (nd->b2[k])
+                h = _mm_and_si128(h, _mm_or_si128(_mm_cmpeq_epi8(l2, n2[k]), high2));
             hit = _mm_or_si128(hit, h);
         }
         unsigned high = (unsigned)_mm_movemask_epi8(v0);

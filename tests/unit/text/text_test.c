@@ -237,7 +237,11 @@ static void test_snippet_regions(void **state) {
         "3.14", "3,000", "x_y", "_run", "r\xCC\x81un", "\xE2\x80\x94", "\xE2\x80\x9Cquoted\xE2\x80\x9D",
         "\xE2\x80\xA6", "\xC2\xA0", "\xE4\xB8\xAD\xE5\x9B\xBD", "\xE5\x8C\x97\xE4\xBA\xAC",
         "mixed\xE4\xB8\xAD", "\xFF", "\xC3", "ab\xE2\x80\x8B" "cd", "abcd", "secure", "security",
-        "secur", "zeal", "a", "i", "5", "55", "\t", "\n", "  ", ".", "(run)", "-police-"};
+        "secur", "zeal", "a", "i", "5", "55", "\t", "\n", "  ", ".", "(run)", "-police-",
+        /* the third byte: Snowball's y -> i, restored e, and what stays */
+        "using", "USING", "use", "cry", "Cries", "cried", "dry", "hoping", "hopping", "hope",
+        "agreed", "idly", "ugly", "only", "gently", "univers", "Universities", "sing's",
+        "ab'cd", "1,5", "x2y", "Cr\xC3\xA9me", "cre\xCC\x81me", "us", "US", "uSe"};
     const size_t nv = sizeof vocab / sizeof *vocab;
     text_analyzer *a = text_analyzer_new(NULL);
     srand(4242);
