@@ -1487,9 +1487,12 @@ int idx__u64cmp(const void *a, const void *b) {
  * sharing k bytes with the one before reuses k rows, and only the band
  * |row - column| <= max is computed (cells saturate at max + 1, which keeps
  * every distance <= max exact). When every cell of row k is above max, no
- * term starting with those k bytes can be within max (`dead`): the scan
- * passes them over with idx_lexit_skip (whole lexicon pages by their keys).
- * Distances on bytes, capped at max + 1. */
+ * term starting with those k bytes can be within max (`dead`). The rows
+ * before it then tell the smallest string past that prefix that can still
+ * be within max (s_typo_next: the rows as a Levenshtein automaton), and the
+ * scan seeks there (s_lexit_fwd), passing over every term in between, most
+ * lexicon pages unread: the sorted term dictionary intersected with the
+ * automaton, as Lucene and Tantivy do. Distances on bytes, capped at max + 1. */
 #define S_TYPO_LEN 64
 typedef struct {
     const char *w;
@@ -1573,6 +1576,136 @@ static int s_typo_dist(s_typo_scan *ts, const char *t, size_t tl, size_t sh) {
     return (tl > wl ? tl - wl : wl - tl) <= d ? ts->row[tl][wl] : cap;
 }
 
+/* After s_typo_dist found the prefix t[0..ts->dead) dead: the smallest
+ * string past every term with that prefix that can still be within max, in
+ * out (the first `fixed` bytes of t kept). Row L of a prefix whose row L - 1
+ * has a cell below max is alive whatever byte L is (a deletion or the
+ * diagonal from that cell stays within max), unless the band has left the
+ * word; when row L - 1's smallest cell is max, only byte w[j] with cell j at
+ * max keeps row L alive (a match on the diagonal). So the next live prefix is
+ * t[0..L-1) + the smallest such byte above t[L-1], for the longest L that
+ * has one. Returns its length, 0 when there is none (the slice is done). */
+static size_t s_typo_next(const s_typo_scan *ts, const uint8_t *t, size_t fixed, uint8_t *out) {
+    const size_t d = (size_t)ts->max, wl = ts->wl;
+    for (size_t L = ts->dead; L > fixed; L--) {
+        if (L > wl + d)
+            continue; /* every row L is dead: the band is past the word */
+        const uint8_t *pr = ts->row[L - 1];
+        size_t lo = L - 1 > d ? L - 1 - d : 0, hi = L - 1 + d < wl ? L - 1 + d : wl;
+        uint8_t mn = UINT8_MAX;
+        for (size_t j = lo; j <= hi; j++)
+            if (pr[j] < mn)
+                mn = pr[j];
+        unsigned cur = t[L - 1], best = 256;
+        if (mn < d) {
+            best = cur + 1;
+        } else {
+            for (size_t j = lo; j <= hi && j < wl; j++)
+                if (pr[j] == d && (uint8_t)ts->w[j] > cur && (uint8_t)ts->w[j] < best)
+                    best = (uint8_t)ts->w[j];
+        }
+        if (best < 256) {
+            memcpy(out, t, L - 1);
+            out[L - 1] = (uint8_t)best;
+            return L;
+        }
+    }
+    return 0;
+}
+
+/* Bytes a[0..n) and b[0..m) have in common at their start. */
+static size_t s_common(const uint8_t *a, size_t n, const uint8_t *b, size_t m) {
+    size_t i = 0, l = n < m ? n : m;
+    while (i < l && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Load lexicon page (k, v) into it and read its first entry (eof past the
+ * segment). */
+static int s_lexit_page(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
+    if (k->mv_size < 4 || idx_get_be32(k->mv_data) != it->seg || v->mv_size == 0) {
+        it->eof = true;
+        return 0;
+    }
+    it->p = v->mv_data;
+    it->end = it->p + v->mv_size;
+    for (const uint8_t *q = it->p + 64; q < it->end; q += 64)
+        __builtin_prefetch(q);
+    it->tl = 0;
+    return idx_lexit_next(it);
+}
+
+/* Move it, on an entry of its segment, to the first entry >= tg[0..tgl)
+ * (eof when none). The rest of the current page is walked by the entries'
+ * lengths alone: with m the bytes the previous entry shares with tg, an
+ * entry sharing fewer than m with it is past tg, more than m is before it,
+ * exactly m is told by its suffix (no term rebuilt). A target beyond the
+ * next page is reached by LMDB's descent, the pages between unread.
+ * 0 or an LMDB error (MDB_CORRUPTED: bad page). */
+static int s_lexit_fwd(idx_lexit *it, const uint8_t *tg, size_t tgl) {
+    for (;;) {
+        if (it->eof)
+            return 0;
+        size_t m = s_common(it->term, it->tl, tg, tgl);
+        if (m == tgl || (m < it->tl && it->term[m] > tg[m]))
+            return 0; /* the current entry */
+        while (it->p < it->end) {
+            const uint8_t *e = it->p, *p = e;
+            uint64_t sh, sl, vl;
+            if (!(p = s_varint(p, it->end, &sh)) || !(p = s_varint(p, it->end, &sl)) ||
+                sl > (uint64_t)(it->end - p))
+                return MDB_CORRUPTED;
+            bool past = sh < m;
+            if (sh == m) {
+                size_t i = 0;
+                while (i < sl && m + i < tgl && p[i] == tg[m + i])
+                    i++;
+                past = m + i == tgl || (i < sl && p[i] > tg[m + i]);
+                m += i;
+            }
+            if (past) { /* its first sh bytes are tg's: read it whole */
+                memcpy(it->tbuf, tg, sh);
+                it->tl = sh;
+                it->p = e;
+                return idx_lexit_next(it);
+            }
+            p += sl;
+            if (!(p = s_varint(p, it->end, &vl)) || vl > (uint64_t)(it->end - p))
+                return MDB_CORRUPTED;
+            it->p = p + vl;
+        }
+        MDB_val k, v;
+        int rc = mdb_cursor_get(it->c, &k, &v, MDB_NEXT);
+        if (rc == MDB_NOTFOUND) {
+            it->eof = true;
+            return 0;
+        }
+        if (rc)
+            return rc;
+        const uint8_t *kt = (const uint8_t *)k.mv_data + 4;
+        size_t ktl = k.mv_size >= 4 ? k.mv_size - 4 : 0, km = s_common(kt, ktl, tg, tgl);
+        if (k.mv_size >= 4 && idx_get_be32(k.mv_data) == it->seg && km < tgl &&
+            (km == ktl || kt[km] < tg[km])) {
+            /* tg is in this page or further: the page whose first term is
+             * the last one <= tg (this one or a later one) */
+            uint8_t kb[IDX_KEY_MAX];
+            MDB_val sk = {idx_lex_key(it->seg, tg, tgl, kb), kb}, sv;
+            rc = mdb_cursor_get(it->c, &sk, &sv, MDB_SET_RANGE);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+            if (rc == 0 && sk.mv_size == tgl + 4 && memcmp(sk.mv_data, kb, tgl + 4) == 0) {
+                k = sk;
+                v = sv;
+            } else if ((rc = mdb_cursor_get(it->c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST)) != 0) {
+                return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+            }
+        }
+        if ((rc = s_lexit_page(it, &k, &v)) != 0)
+            return rc;
+    }
+}
+
 typedef struct {
     char key[IDX_TERM_MAX + 1];
     uint16_t klen;
@@ -1637,6 +1770,8 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
         const char *w = q->arena + a->poff;
         size_t wl = a->plen;
         int maxd = s_utf8_chars(w, wl) >= 9 ? 2 : 1;
+        if (wl > S_TYPO_LEN)
+            continue; /* s_typo_dist finds nothing within reach of it */
         s_cand cands[32];
         size_t nc = 0;
         s_typo_scan ts;
@@ -1656,15 +1791,12 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
             idx_lexit it;
             int rc = idx_lexit_seek(&it, lc, segs->seg[pass / 2].id, kb, kl);
             s_typo_init(&ts, w, wl, maxd);
-            bool first = true;
-            /* an entry sharing kl bytes with the one before is in the slice too */
-            while (rc == 0 && !it.eof &&
-                   ((!first && it.sh >= kl) || (it.tl >= kl && memcmp(it.term, kb, kl) == 0))) {
-                const char *t = (const char *)it.term + (pass % 2);
-                size_t tl = it.tl - (pass % 2);
-                /* bytes shared with the previous term of this scan, in t */
-                size_t sh = first || it.sh < (size_t)(pass % 2) ? 0 : it.sh - (size_t)(pass % 2);
-                first = false;
+            const size_t off = (size_t)(pass % 2);
+            size_t sh = 0; /* bytes of t shared with the previous term of this scan */
+            while (rc == 0 && !it.eof && it.tl >= kl && it.term[0] == kb[0] && it.term[1] == kb[1] &&
+                   (kl < 3 || it.term[2] == kb[2])) {
+                const char *t = (const char *)it.term + off;
+                size_t tl = it.tl - off;
                 int dd = s_typo_dist(&ts, t, tl, sh);
                 if (dd <= maxd && maxd > 1 && segs->nsegs > 1 &&
                     s_seen_test((const char *)it.term, it.tl))
@@ -1683,9 +1815,21 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
                             cands[nc++] = cd;
                     }
                 }
-                /* a dead prefix: the terms that share it are passed over */
-                rc = ts.dead ? idx_lexit_skip(&it, ts.dead + (size_t)(pass % 2))
-                             : idx_lexit_next(&it);
+                if (!ts.dead) {
+                    rc = idx_lexit_next(&it);
+                    sh = it.sh < off ? 0 : it.sh - off;
+                    continue;
+                }
+                /* a dead prefix: on to the next term that can be within reach */
+                uint8_t tg[IDX_TERM_MAX + 1];
+                tg[0] = TEXT_EXACT_PREFIX;
+                size_t n = s_typo_next(&ts, (const uint8_t *)t, 2, tg + off);
+                if (!n)
+                    break;
+                rc = s_lexit_fwd(&it, tg, n + off);
+                /* the dead term and the new one share what tg shares with the
+                 * new one, at most tg's n - 1 first bytes */
+                sh = rc || it.eof ? 0 : s_common(tg + off, n - 1, it.term + off, it.tl - off);
             }
         }
         mdb_cursor_close(lc);

@@ -679,14 +679,43 @@ static int s_ref_lev(const char *a, const char *b) {
     return d[al][bl];
 }
 
+/* One random edit of w (substitute, delete or insert a letter of alpha)
+ * after its first two letters. */
+static void s_typo_edit(char *w, unsigned *r, const char *alpha, size_t nalpha) {
+    size_t l = strlen(w);
+    *r = *r * 1103515245u + 12345u;
+    size_t at = 2 + (*r >> 16) % (l - 1); /* the first two stay */
+    *r = *r * 1103515245u + 12345u;
+    char c = alpha[(*r >> 16) % nalpha];
+    *r = *r * 1103515245u + 12345u;
+    switch ((*r >> 16) % 3) {
+    case 0: /* substitute */
+        if (at < l)
+            w[at] = c;
+        break;
+    case 1: /* delete */
+        if (at < l && l > 4)
+            memmove(w + at, w + at + 1, l - at);
+        break;
+    default: /* insert */
+        if (l < 20) {
+            memmove(w + at + 1, w + at, l - at + 1);
+            w[at] = c;
+        }
+    }
+}
+
 /* Typo alternatives against the reference distance: words made of letters
  * Snowball leaves alone (no vowels, s or y), each query with its own first
  * two letters and at most S_TYPO_ALTS (8) words within reach, so every word
  * within 1 edit (2 from 9 characters on) of the query must be found, and no
- * other. Indexed in batches of 5 with merge factor 3 (several segments, the
- * scan's "seen" table) and after idx_optimize (one segment). */
-static void test_typo_reference(void **state) {
-    (void)state;
+ * other. With decoys: per query that many more words with its first two
+ * letters, each out of reach (half of them the query with more edits than
+ * allowed, half random), which fill many lexicon pages around the query's
+ * words (the scan seeks past dead prefixes, across pages); no decoy may be
+ * a hit. Indexed in batches of `pending` with merge factor 3 (several
+ * segments, the scan's "seen" table) and after idx_optimize (one segment). */
+static void s_typo_reference(int decoys, uint32_t pending) {
     char tdir[] = "/tmp/idx_typo_XXXXXX";
     assert_non_null(mkdtemp(tdir));
     MDB_env *e;
@@ -694,14 +723,17 @@ static void test_typo_reference(void **state) {
     mdb_env_set_maxdbs(e, 16);
     mdb_env_set_mapsize(e, 1ull << 28);
     assert_int_equal(mdb_env_open(e, tdir, MDB_NOSYNC, 0644), 0);
-    idx_options o = {.b = -1, .max_pending_docs = 5, .merge_factor = 3};
+    idx_options o = {.b = -1, .max_pending_docs = pending, .merge_factor = 3};
     MDB_txn *txn;
     idx *t;
     assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
     assert_int_equal(idx_open(txn, &o, &t), IDX_OK);
     enum { NQ = 12, NW = 24 };
     static const char alpha[] = "bcdfgh";
+    static const char dalpha[] = "bcdfghjklmnpqrtvwx";
     static const char firsts[] = "jklmnpqrtvwx";
+    const uint64_t decoy0 = NQ * NW + 1; /* ids from here on are decoys */
+    uint64_t did = decoy0;
     char queries[NQ][24], words[NQ][NW][24];
     int near[NQ][NW];
     unsigned r = 99;
@@ -723,29 +755,8 @@ static void test_typo_reference(void **state) {
                 strcpy(w, q);
                 r = r * 1103515245u + 12345u;
                 int edits = 1 + (int)((r >> 16) % 3);
-                for (int k = 0; k < edits; k++) {
-                    size_t l = strlen(w);
-                    r = r * 1103515245u + 12345u;
-                    size_t at = 2 + (r >> 16) % (l - 1); /* the first two stay */
-                    r = r * 1103515245u + 12345u;
-                    char c = alpha[(r >> 16) % 6];
-                    r = r * 1103515245u + 12345u;
-                    switch ((r >> 16) % 3) {
-                    case 0: /* substitute */
-                        if (at < l)
-                            w[at] = c;
-                        break;
-                    case 1: /* delete */
-                        if (at < l && l > 4)
-                            memmove(w + at, w + at + 1, l - at);
-                        break;
-                    default: /* insert */
-                        if (l < 20) {
-                            memmove(w + at + 1, w + at, l - at + 1);
-                            w[at] = c;
-                        }
-                    }
-                }
+                for (int k = 0; k < edits; k++)
+                    s_typo_edit(w, &r, alpha, 6);
                 int dist = s_ref_lev(q, w);
                 near[qi][wi] = dist >= 1 && dist <= maxd;
             } while (near[qi][wi] && within >= 8); /* keep it to 8 within reach */
@@ -764,6 +775,31 @@ static void test_typo_reference(void **state) {
             idx_doc d = s_doc(&a);
             id = (uint64_t)qi * NW + (uint64_t)wi + 1;
             assert_int_equal(idx_put(t, txn, id, &d, NULL), IDX_OK);
+        }
+        for (int k = 0; k < decoys; k++) {
+            char w[24];
+            r = r * 1103515245u + 12345u;
+            if (k % 2) {
+                size_t l = 3 + (r >> 16) % 14;
+                w[0] = q[0];
+                w[1] = 'z';
+                for (size_t j = 2; j < l; j++) {
+                    r = r * 1103515245u + 12345u;
+                    w[j] = dalpha[(r >> 16) % (sizeof dalpha - 1)];
+                }
+                w[l] = 0;
+            } else {
+                strcpy(w, q);
+                for (int e = 0; e < maxd + 1 + (int)((r >> 16) % 3); e++)
+                    s_typo_edit(w, &r, dalpha, sizeof dalpha - 1);
+            }
+            if (s_ref_lev(q, w) <= maxd)
+                continue;
+            art a = {.site = "s", .cat = "c", .pub = 1};
+            snprintf(a.title, sizeof a.title, "t");
+            snprintf(a.body, sizeof a.body, "%s", w);
+            idx_doc d = s_doc(&a);
+            assert_int_equal(idx_put(t, txn, did++, &d, NULL), IDX_OK);
         }
     }
     assert_int_equal(idx_flush(t, txn), IDX_OK);
@@ -786,8 +822,11 @@ static void test_typo_reference(void **state) {
                              words[qi][wi], s_ref_lev(queries[qi], words[qi][wi]),
                              hit ? "found" : "not found");
             }
-            for (size_t h = 0; h < res.nhits; h++)
+            for (size_t h = 0; h < res.nhits; h++) {
                 assert_true(res.hits[h].typo);
+                if (res.hits[h].id >= decoy0)
+                    fail_msg("round %d query %s: a decoy is a hit", round, queries[qi]);
+            }
             idx_result_free(&res);
         }
     }
@@ -798,6 +837,17 @@ static void test_typo_reference(void **state) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", tdir);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
+}
+
+static void test_typo_reference(void **state) {
+    (void)state;
+    s_typo_reference(0, 5);
+}
+
+/* The same among 1,500 decoys per query (a lexicon of ~18,000 terms). */
+static void test_typo_reference_decoys(void **state) {
+    (void)state;
+    s_typo_reference(1500, 4096);
 }
 
 /* idx_error: LMDB's own code behind an IDX_INTERNAL (MDB_MAP_FULL from a
@@ -1022,7 +1072,7 @@ int main(void) {
         cmocka_unit_test(test_reference),    cmocka_unit_test(test_pagination),
         cmocka_unit_test(test_facets),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
-        cmocka_unit_test(test_typo_reference),
+        cmocka_unit_test(test_typo_reference), cmocka_unit_test(test_typo_reference_decoys),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_error_code),
