@@ -818,6 +818,10 @@ static int s_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
     return s_lexit_parse(it, true);
 }
 
+int idx_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
+    return s_lexit_load(it, k, v);
+}
+
 int idx_lexit_next(idx_lexit *it) {
     if (it->eof)
         return 0;
@@ -830,67 +834,6 @@ int idx_lexit_next(idx_lexit *it) {
         return 0;
     }
     return rc ? rc : s_lexit_load(it, &k, &v);
-}
-
-/* Does the lexicon page with key k (of it->seg) start with pre[0..pl)? */
-static bool s_lexit_key_has(const idx_lexit *it, const MDB_val *k, const uint8_t *pre, size_t pl) {
-    return k->mv_size >= 4 + pl && idx_get_be32(k->mv_data) == it->seg &&
-           memcmp((const uint8_t *)k->mv_data + 4, pre, pl) == 0;
-}
-
-int idx_lexit_skip(idx_lexit *it, size_t keep) {
-    if (it->eof)
-        return 0;
-    if (keep > it->tl)
-        keep = it->tl;
-    uint8_t pre[IDX_TERM_MAX];
-    memcpy(pre, it->term, keep);
-    for (;;) {
-        /* the rest of this page: entries sharing >= keep bytes have the prefix */
-        while (it->p < it->end) {
-            const uint8_t *p = it->p;
-            uint64_t sh, tl, vl;
-            if (!(p = idx_varint_get(p, it->end, &sh)) || !(p = idx_varint_get(p, it->end, &tl)) ||
-                tl > (uint64_t)(it->end - p))
-                return MDB_CORRUPTED;
-            if (sh < keep)
-                return s_lexit_parse(it, false); /* tbuf[0..sh) is the prefix's */
-            p += tl;
-            if (!(p = idx_varint_get(p, it->end, &vl)) || vl > (uint64_t)(it->end - p))
-                return MDB_CORRUPTED;
-            it->p = p + vl;
-        }
-        /* next page; while the page after it starts with the prefix too, every
-         * entry of it has the prefix: pass it over by its key */
-        MDB_val k, v, k2, v2;
-        int rc = mdb_cursor_get(it->c, &k, &v, MDB_NEXT);
-        if (rc == MDB_NOTFOUND) {
-            it->eof = true;
-            return 0;
-        }
-        if (rc)
-            return rc;
-        while (s_lexit_key_has(it, &k, pre, keep)) {
-            rc = mdb_cursor_get(it->c, &k2, &v2, MDB_NEXT);
-            if (rc == 0 && s_lexit_key_has(it, &k2, pre, keep)) {
-                k = k2;
-                v = v2;
-                continue;
-            }
-            if (rc && rc != MDB_NOTFOUND)
-                return rc;
-            /* back to the page with the prefix's end; LMDB's MDB_NEXT past the
-             * last key leaves the cursor on it */
-            if (rc == 0 && (rc = mdb_cursor_get(it->c, &k, &v, MDB_PREV)) != 0)
-                return rc;
-            break;
-        }
-        if ((rc = s_lexit_load(it, &k, &v)) != 0 || it->eof)
-            return rc;
-        if (it->tl < keep || memcmp(it->term, pre, keep) != 0)
-            return 0; /* the page starts past the prefix */
-        memcpy(it->tbuf, pre, keep); /* (the same bytes) */
-    }
 }
 
 static int s_tcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {

@@ -935,24 +935,20 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
     }
 }
 
-/* BM25's title and body parts for frequency tf in a field of len terms. */
-static inline double s_part_t(const s_ctx *c, uint32_t tf, uint32_t len) {
-    double norm = c->k1 * (1 - c->b + c->b * (double)len / c->avg_t);
-    return c->wt * (double)tf * (c->k1 + 1) / ((double)tf + norm);
-}
-
-static inline double s_part_b(const s_ctx *c, uint32_t tf, uint32_t len) {
-    double norm = c->k1 * (1 - c->b + c->b * (double)len / c->avg_b);
-    return (double)tf * (c->k1 + 1) / ((double)tf + norm);
+/* BM25's part of one field for frequency tf in a field of len terms (avg on
+ * average) with weight w (1 for the body: x * 1.0 is x, the same bits). */
+static inline double s_part(const s_ctx *c, double w, uint32_t tf, uint32_t len, double avg) {
+    double norm = c->k1 * (1 - c->b + c->b * (double)len / avg);
+    return w * (double)tf * (c->k1 + 1) / ((double)tf + norm);
 }
 
 static double s_term_score(const s_ctx *c, s_post *p, bool title_only, const idx_col_rec *r) {
     uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
     double s = 0;
     if (tt)
-        s += s_part_t(c, tt, r->len_t);
+        s += s_part(c, c->wt, tt, r->len_t, c->avg_t);
     if (tb && !title_only)
-        s += s_part_b(c, tb, r->len_b);
+        s += s_part(c, 1.0, tb, r->len_b, c->avg_b);
     return p->idf * s;
 }
 
@@ -1025,10 +1021,10 @@ static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
      * block and tf (the divisions were most of this bound's cost) */
     if (tt) {
         if (tt >= 32) {
-            v += s_part_t(c, tt, lt);
+            v += s_part(c, c->wt, tt, lt, c->avg_t);
         } else {
             if (!(s->dbt_ok >> tt & 1)) {
-                s->dbt[tt] = s_part_t(c, tt, lt);
+                s->dbt[tt] = s_part(c, c->wt, tt, lt, c->avg_t);
                 s->dbt_ok |= 1u << tt;
             }
             v += s->dbt[tt];
@@ -1036,10 +1032,10 @@ static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
     }
     if (tb && !title_only) {
         if (tb >= 64) {
-            v += s_part_b(c, tb, lb);
+            v += s_part(c, 1.0, tb, lb, c->avg_b);
         } else {
             if (!(s->dbb_ok >> tb & 1)) {
-                s->dbb[tb] = s_part_b(c, tb, lb);
+                s->dbb[tb] = s_part(c, 1.0, tb, lb, c->avg_b);
                 s->dbb_ok |= 1ull << tb;
             }
             v += s->dbb[tb];
@@ -1621,21 +1617,6 @@ static size_t s_common(const uint8_t *a, size_t n, const uint8_t *b, size_t m) {
     return i;
 }
 
-/* Load lexicon page (k, v) into it and read its first entry (eof past the
- * segment). */
-static int s_lexit_page(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
-    if (k->mv_size < 4 || idx_get_be32(k->mv_data) != it->seg || v->mv_size == 0) {
-        it->eof = true;
-        return 0;
-    }
-    it->p = v->mv_data;
-    it->end = it->p + v->mv_size;
-    for (const uint8_t *q = it->p + 64; q < it->end; q += 64)
-        __builtin_prefetch(q);
-    it->tl = 0;
-    return idx_lexit_next(it);
-}
-
 /* Move it, on an entry of its segment, to the first entry >= tg[0..tgl)
  * (eof when none). The rest of the current page is walked by the entries'
  * lengths alone: with m the bytes the previous entry shares with tg, an
@@ -1701,7 +1682,7 @@ static int s_lexit_fwd(idx_lexit *it, const uint8_t *tg, size_t tgl) {
                 return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
             }
         }
-        if ((rc = s_lexit_page(it, &k, &v)) != 0)
+        if ((rc = idx_lexit_load(it, &k, &v)) != 0)
             return rc;
     }
 }
