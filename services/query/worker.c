@@ -817,7 +817,7 @@ void worker_config_defaults(worker_config *cfg)
     cfg->sync_max_changes = 100000; /* as bulletin-worker's defaults (worker_main.c) */
     cfg->sync_max_bytes = 16 << 20;
     cfg->feed_buffer_max = 100000;
-    cfg->credit = 4;
+    cfg->credit = 16; /* see worker_main.c */
     cfg->max_msg = 16 << 20;
     cfg->stop_fd = -1;
 }
