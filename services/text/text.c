@@ -639,6 +639,28 @@ static void s_put(s_buf *b, const char *s, size_t n) {
     b->len += n;
 }
 
+#if defined(__SSE2__)
+/* Where a run of printable ASCII (see s_put_text) that goes on at e ends,
+ * 16 bytes at a time while 17 can be read: the first byte that is neither
+ * a printable character but space nor a space before one, or where the
+ * blocks stop (the caller goes on byte by byte from there). */
+static uint32_t s_run_end16(const char *s, uint32_t e, uint32_t to) {
+    const __m128i sp = _mm_set1_epi8(' '), del = _mm_set1_epi8(0x7f);
+    for (; e + 17 <= to; e += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + e));
+        __m128i n = _mm_loadu_si128((const __m128i *)(const void *)(s + e + 1));
+        /* printable but space (bytes from 0x80 are negative as int8) */
+        __m128i vch = _mm_and_si128(_mm_cmpgt_epi8(v, sp), _mm_cmplt_epi8(v, del));
+        __m128i nch = _mm_and_si128(_mm_cmpgt_epi8(n, sp), _mm_cmplt_epi8(n, del));
+        __m128i good = _mm_or_si128(vch, _mm_and_si128(_mm_cmpeq_epi8(v, sp), nch));
+        unsigned bad = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
+        if (bad)
+            return e + (uint32_t)__builtin_ctz(bad);
+    }
+    return e;
+}
+#endif
+
 /* Copy body[from..to) with whitespace runs collapsed and bad bytes replaced. */
 static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool *space) {
     uint32_t i = from;
@@ -649,6 +671,9 @@ static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool
              * character but space, and its spaces are single (what the
              * collapsing below would write) */
             uint32_t e = i + 1;
+#if defined(__SSE2__)
+            e = s_run_end16(s, e, to);
+#endif
             for (;;) {
                 while (e < to && (uint8_t)s[e] > ' ' && (uint8_t)s[e] < 0x7f)
                     e++;
