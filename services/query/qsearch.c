@@ -40,6 +40,10 @@ typedef struct {
     size_t cursor;             /* the worker's: where the hook looks next */
     const void *job;           /* the changes[] of the job (qsearch_bulk_begin) */
     bool ahead;                /* the job was begun by the before-flush callback of another txn */
+    qsearch_prep_fn prep;      /* qsearch_bulk_begin_prep: to run before the job has changes */
+    void *prep_ud;
+    bool prep_pending;
+    uint64_t begun;            /* jobs begun (the caller's thread only) */
     uint64_t used, fallback, waits, wait_us;
     uint64_t an_cpu_us;        /* the thread's CPU time (measurement, log) */
 } s_bulk;
@@ -81,13 +85,61 @@ static uint64_t s_thread_cpu_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* The job's articles from changes[] (arts[], res[] sized to n); false when
+ * there are too few to analyze apart, or no memory. */
+static bool s_bulk_fill(s_bulk *b, Bulletin__Internal__Change *const *changes, size_t n)
+{
+    size_t puts = 0;
+    for (size_t i = 0; i < n; i++)
+        puts += changes[i] && changes[i]->op == BULLETIN__INTERNAL__CHANGE_OP__PUT &&
+                changes[i]->article;
+    if (puts < QSEARCH_BULK_MIN)
+        return false;
+    if (n > b->cap) {
+        const Bulletin__Article **na = realloc(b->arts, n * sizeof *na);
+        if (na)
+            b->arts = na;
+        idx_analyzed **nr = na ? realloc(b->res, n * sizeof *nr) : NULL;
+        if (nr)
+            b->res = nr;
+        if (!na || !nr)
+            return false;
+        b->cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Bulletin__Internal__Change *c = changes[i];
+        b->arts[i] = c && c->op == BULLETIN__INTERNAL__CHANGE_OP__PUT ? c->article : NULL;
+        b->res[i] = NULL;
+    }
+    return true;
+}
+
+/* Run the pending prep (qsearch_bulk_begin_prep) on this thread and make
+ * its changes the job (n = 0 when there is nothing to analyze). Called with
+ * busy set (the analysis thread) or with the job ended (the caller's thread):
+ * nobody else touches the job meanwhile. */
+static void s_bulk_prep_run(qsearch *s)
+{
+    s_bulk *b = &s->bulk;
+    Bulletin__Internal__Change *const *changes = NULL;
+    size_t n = 0;
+    b->prep(b->prep_ud, &changes, &n);
+    bool ok = changes && n && s_bulk_fill(b, changes, n);
+    pthread_mutex_lock(&b->mu);
+    b->job = changes;
+    b->n = ok ? n : 0;
+    b->next = b->ndone = 0;
+    b->prep_pending = false;
+    pthread_mutex_unlock(&b->mu);
+}
+
 static void *s_bulk_main(void *ud)
 {
     qsearch *s = ud;
     s_bulk *b = &s->bulk;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->quit && !(b->active && !b->cancel && b->next < b->n)) {
+        while (!b->quit && !(b->active && !b->cancel && (b->prep_pending || b->next < b->n))) {
             if (b->busy) {
                 b->busy = false;
                 pthread_cond_broadcast(&b->done);
@@ -97,6 +149,13 @@ static void *s_bulk_main(void *ud)
         if (b->quit)
             break;
         b->busy = true;
+        if (b->prep_pending) {
+            pthread_mutex_unlock(&b->mu);
+            s_bulk_prep_run(s);
+            pthread_mutex_lock(&b->mu);
+            pthread_cond_broadcast(&b->done);
+            continue;
+        }
         size_t i = b->next++;
         const Bulletin__Article *a = b->arts[i];
         pthread_mutex_unlock(&b->mu);
@@ -233,22 +292,9 @@ int qsearch_bulk_begin(qsearch *s, Bulletin__Internal__Change *const *changes, s
         log_warn("search.bulk", "why=\"cannot start the analysis thread: indexing on this one\"");
         return 0;
     }
-    if (n > b->cap) {
-        const Bulletin__Article **na = realloc(b->arts, n * sizeof *na);
-        if (na)
-            b->arts = na;
-        idx_analyzed **nr = na ? realloc(b->res, n * sizeof *nr) : NULL;
-        if (nr)
-            b->res = nr;
-        if (!na || !nr)
-            return 0;
-        b->cap = n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const Bulletin__Internal__Change *c = changes[i];
-        b->arts[i] = c && c->op == BULLETIN__INTERNAL__CHANGE_OP__PUT ? c->article : NULL;
-        b->res[i] = NULL;
-    }
+    if (!s_bulk_fill(b, changes, n))
+        return 0;
+    b->begun++;
     pthread_mutex_lock(&b->mu);
     b->n = n;
     b->job = changes;
@@ -274,6 +320,11 @@ void qsearch_bulk_end(qsearch *s)
     while (b->busy)
         pthread_cond_wait(&b->done, &b->mu);
     b->active = false;
+    bool prep = b->prep_pending;
+    pthread_mutex_unlock(&b->mu);
+    if (prep)
+        s_bulk_prep_run(s); /* the thread did not get to it: it runs once all the same */
+    pthread_mutex_lock(&b->mu);
     size_t nd = b->ndone;
     pthread_mutex_unlock(&b->mu);
     for (size_t i = 0; i < nd; i++)
@@ -288,6 +339,50 @@ void qsearch_bulk_end(qsearch *s)
     b->n = 0;
     b->job = NULL;
     b->ahead = false;
+}
+
+int qsearch_bulk_begin_prep(qsearch *s, qsearch_prep_fn prep, void *ud)
+{
+    s_bulk *b = &s->bulk;
+    if (b->active)
+        qsearch_bulk_end(s);
+    b->prep = prep;
+    b->prep_ud = ud;
+    if (s_bulk_start(s) != 0) {
+        Bulletin__Internal__Change *const *changes = NULL;
+        size_t n = 0;
+        prep(ud, &changes, &n);
+        return 0;
+    }
+    b->begun++;
+    pthread_mutex_lock(&b->mu);
+    b->n = 0;
+    b->job = NULL;
+    b->ahead = false;
+    b->next = b->ndone = 0;
+    b->cursor = 0;
+    b->cancel = false;
+    b->active = true;
+    b->busy = true;
+    b->prep_pending = true;
+    b->used = b->fallback = b->waits = b->wait_us = 0;
+    pthread_cond_broadcast(&b->work);
+    pthread_mutex_unlock(&b->mu);
+    return 1;
+}
+
+void qsearch_bulk_prep_wait(qsearch *s)
+{
+    s_bulk *b = &s->bulk;
+    if (!b->started)
+        return;
+    pthread_mutex_lock(&b->mu);
+    while (b->prep_pending && b->active && !b->cancel)
+        pthread_cond_wait(&b->done, &b->mu);
+    bool run = b->prep_pending; /* ended before the thread got to it */
+    pthread_mutex_unlock(&b->mu);
+    if (run)
+        s_bulk_prep_run(s);
 }
 
 void qsearch_bulk_done(qsearch *s, Bulletin__Internal__Change *const *changes)
@@ -349,9 +444,9 @@ static int s_before_commit(void *ud, MDB_txn *txn)
     qsearch *s = ud;
     if (s->before_flush) {
         s_bulk *b = &s->bulk;
-        const void *job = b->active ? b->job : NULL;
+        uint64_t begun = b->begun;
         s->before_flush(s->before_flush_ud);
-        if (b->active && b->job != job)
+        if (b->active && b->begun != begun)
             b->ahead = true; /* the next txn's job: not this one's to replay */
     }
     return idx_flush(s->ix, txn) == IDX_OK ? 0 : -1;

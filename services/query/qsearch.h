@@ -114,6 +114,19 @@ void qsearch_bulk_end(qsearch *self);
 void qsearch_bulk_done(qsearch *self, Bulletin__Internal__Change *const *changes);
 void qsearch_set_before_flush(qsearch *self, void (*fn)(void *ud), void *ud);
 
+/* A job whose changes are not decoded yet: the analysis thread first calls
+ * prep(ud, &changes, &n) (e.g. decoding the store's next reply: that work
+ * leaves the caller's thread), then analyzes changes[] as qsearch_bulk_begin
+ * would (n = 0: nothing to analyze). prep runs exactly once, on the analysis
+ * thread, or on the caller's thread inside qsearch_bulk_prep_wait or
+ * qsearch_bulk_end when the job was ended before the thread got to it (or
+ * at once when the thread cannot start). Call qsearch_bulk_prep_wait before
+ * using what prep made; then qsearch_bulk_begin(changes, n) finds the job
+ * running. Returns 1 when the job is queued, 0 when prep already ran. */
+typedef void (*qsearch_prep_fn)(void *ud, Bulletin__Internal__Change *const **changes, size_t *n);
+int qsearch_bulk_begin_prep(qsearch *self, qsearch_prep_fn prep, void *ud);
+void qsearch_bulk_prep_wait(qsearch *self);
+
 /* True when an apply failed because the index and the replica disagree;
  * qsearch_rebuild() clears it. */
 bool qsearch_broken(const qsearch *self);

@@ -45,6 +45,7 @@ typedef struct {
     Bulletin__Reply *ahead_rep;
     Bulletin__Internal__StoreReply *ahead_sr;
     arena *ahead_ar;
+    uint64_t ahead_sync_id;    /* w->sync_id when it was read */
     char ahead_why[256];
     /* store replies are decoded into these two arenas, in turn: a Sync
      * chunk's ~30,000 articles are one bump allocation per field and one
@@ -611,16 +612,15 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
         s_sync_finished(w, c->head_seq);
 }
 
-/* Unpack a store reply into the next of the two arenas (returned in *ar):
- * *rep (NULL when it does not parse: why says why) and, when it carries an
- * internal body, *sr (NULL when that does not parse). */
-static void s_store_unpack(s_worker *w, zmq_msg_t *body, Bulletin__Reply **rep,
-                           Bulletin__Internal__StoreReply **sr, arena **ar, char *why, size_t whylen)
+/* Decode a store reply into arena a: *rep (NULL when it does not parse: why
+ * says why) and, when it carries an internal body, *sr (NULL when that does
+ * not parse). Touches nothing of the worker's (s_prefetch runs it on the
+ * analysis thread). */
+static void s_store_unpack(arena *a, zmq_msg_t *body, Bulletin__Reply **rep,
+                           Bulletin__Internal__StoreReply **sr, char *why, size_t whylen)
 {
     size_t len = zmq_msg_size(body);
     wire_code code;
-    arena *a = *ar = w->ar[w->ar_next];
-    w->ar_next ^= 1;
     *sr = NULL;
     *rep = (Bulletin__Reply *)arena_unpack(a, &bulletin__reply__descriptor, zmq_msg_data(body), len,
                                            WIRE_BUDGET(len), &code, why, whylen);
@@ -628,6 +628,14 @@ static void s_store_unpack(s_worker *w, zmq_msg_t *body, Bulletin__Reply **rep,
         *sr = (Bulletin__Internal__StoreReply *)arena_unpack(
             a, &bulletin__internal__store_reply__descriptor, (*rep)->internal.data,
             (*rep)->internal.len, WIRE_BUDGET((*rep)->internal.len), &code, why, whylen);
+}
+
+/* The next of the two arenas store replies are decoded into, in turn. */
+static arena *s_next_arena(s_worker *w)
+{
+    arena *a = w->ar[w->ar_next];
+    w->ar_next ^= 1;
+    return a;
 }
 
 /* Handle one unpacked store reply (s_store_unpack), then free it with body
@@ -663,12 +671,33 @@ out:
     zmq_msg_close(body);
 }
 
+/* The job prep of a reply read ahead (qsearch_bulk_begin_prep), on the
+ * analysis thread: decode it, and hand over its changes when it is the Sync
+ * chunk asked for (the worker reads none of the ahead_* fields until
+ * qsearch_bulk_prep_wait). Its store_uuid is checked when it is handled
+ * (s_on_chunk); a chunk refused there ends the job (s_store_reply). */
+static void s_prefetch_prep(void *ud, Bulletin__Internal__Change *const **changes, size_t *n)
+{
+    s_worker *w = ud;
+    s_store_unpack(w->ahead_ar, &w->ahead_body, &w->ahead_rep, &w->ahead_sr, w->ahead_why,
+                   sizeof w->ahead_why);
+    const Bulletin__Reply *rep = w->ahead_rep;
+    const Bulletin__Internal__StoreReply *sr = w->ahead_sr;
+    if (rep && rep->request_id == w->ahead_sync_id &&
+        (!rep->status || rep->status->code == BULLETIN__STATUS_CODE__OK) && sr &&
+        sr->body_case == BULLETIN__INTERNAL__STORE_REPLY__BODY_SYNC) {
+        *changes = sr->sync->changes;
+        *n = sr->sync->n_changes;
+    }
+}
+
 /* The index's before-flush callback (qsearch_set_before_flush): while a Sync
  * chunk's transaction is about to flush and commit, read the store's answer
- * to the next Sync request if it is already here, and start its analysis on
- * the analysis thread, so it overlaps this chunk's flush and commit (and the
- * next chunk's replica writes). The reply is handled after this chunk, in
- * order (s_on_store); nothing is written here. */
+ * to the next Sync request if it is already here; the analysis thread
+ * decodes it (s_prefetch_prep) and starts its analysis, so both overlap this
+ * chunk's flush and commit (and the next chunk's replica writes). The reply
+ * is handled after this chunk, in order (s_on_store); nothing is written
+ * here. */
 static void s_prefetch(void *ud)
 {
     s_worker *w = ud;
@@ -677,25 +706,16 @@ static void s_prefetch(void *ud)
     zmq_msg_t body;
     if (zio_recv_body(w->store, &body, ZMQ_DONTWAIT) < 0)
         return;
-    Bulletin__Reply *rep;
-    Bulletin__Internal__StoreReply *sr;
-    s_store_unpack(w, &body, &rep, &sr, &w->ahead_ar, w->ahead_why, sizeof w->ahead_why);
-    if (rep && rep->request_id == w->sync_id &&
-        (!rep->status || rep->status->code == BULLETIN__STATUS_CODE__OK) && sr &&
-        sr->body_case == BULLETIN__INTERNAL__STORE_REPLY__BODY_SYNC) {
-        const Bulletin__Internal__SyncChunk *c = sr->sync;
-        size_t ulen;
-        const uint8_t *uuid = replica_store_uuid(w->rep, &ulen);
-        if (c->store_uuid.len == 0 ||
-            (ulen == c->store_uuid.len && memcmp(uuid, c->store_uuid.data, ulen) == 0))
-            qsearch_bulk_begin(w->search, c->changes, c->n_changes);
-    }
     zmq_msg_init(&w->ahead_body);
     zmq_msg_move(&w->ahead_body, &body);
     zmq_msg_close(&body);
-    w->ahead_rep = rep;
-    w->ahead_sr = sr;
+    w->ahead_ar = s_next_arena(w);
+    w->ahead_sync_id = w->sync_id;
+    w->ahead_rep = NULL;
+    w->ahead_sr = NULL;
+    w->ahead_why[0] = '\0';
     w->ahead = true;
+    qsearch_bulk_begin_prep(w->search, s_prefetch_prep, w);
 }
 
 static void s_on_store(s_worker *w)
@@ -705,11 +725,12 @@ static void s_on_store(s_worker *w)
         return;
     Bulletin__Reply *rep;
     Bulletin__Internal__StoreReply *sr;
-    arena *ar;
+    arena *ar = s_next_arena(w);
     char why[256];
-    s_store_unpack(w, &body, &rep, &sr, &ar, why, sizeof why);
+    s_store_unpack(ar, &body, &rep, &sr, why, sizeof why);
     s_store_reply(w, &body, rep, sr, ar, why);
     while (w->ahead) { /* read during the apply above: next in order */
+        qsearch_bulk_prep_wait(w->search); /* decoded by the analysis thread */
         w->ahead = false;
         zmq_msg_init(&body);
         zmq_msg_move(&body, &w->ahead_body);

@@ -6,7 +6,10 @@
  * (seq already applied), a PUT without an article, and a map so small that
  * the bulk txn hits MDB_MAP_FULL and is replayed. Also with pipelining:
  * the next batch's job begun from the before-flush callback of this one's
- * txn (qsearch_set_before_flush), on a map small enough for replays. And
+ * txn (qsearch_set_before_flush), on a map small enough for replays, and
+ * the same with the job's changes handed over by a prep function that the
+ * analysis thread runs first (qsearch_bulk_begin_prep: it runs exactly once
+ * per job, also when the job is ended before the thread gets to it). And
  * one big chunk that fills a tiny map in the index's writes while the
  * committed data is small (grown and replayed from the index's error code).
  * And a reset (replica_reset) on a full map, grown and replayed the same way.
@@ -218,6 +221,82 @@ static void test_bulk_ahead_same_index(void **state)
     s_pair_close(&p);
 }
 
+/* the prep of a job begun by qsearch_bulk_begin_prep: batch *ud's changes */
+static size_t g_preps;
+static void s_prep(void *ud, Bulletin__Internal__Change *const **changes, size_t *n)
+{
+    size_t b = *(size_t *)ud;
+    __atomic_add_fetch(&g_preps, 1, __ATOMIC_SEQ_CST);
+    if (b < NBATCH) {
+        *changes = P[b];
+        *n = NCH[b];
+    }
+}
+
+static size_t g_prep_batch;
+static void s_begin_next_prep(void *ud)
+{
+    assert_ptr_equal(ud, &g_next);
+    if (g_next < NBATCH) {
+        g_prep_batch = g_next;
+        assert_int_equal(qsearch_bulk_begin_prep(g_q, s_prep, &g_prep_batch), 1);
+        g_ahead++;
+    }
+}
+
+static void test_bulk_prep_same_index(void **state)
+{
+    (void)state;
+    rng = 99; /* the history of test_bulk_same_index */
+    s_history();
+    s_pair p;
+    s_pair_open(&p);
+    replica *ra = p.r[0], *rb = p.r[1];
+    qsearch *qb = p.q[1];
+    g_q = qb;
+    qsearch_set_before_flush(qb, s_begin_next_prep, &g_next);
+    g_ahead = 0;
+    g_preps = 0;
+    for (size_t b = 0; b < NBATCH; b++) {
+        assert_int_equal(replica_apply(ra, P[b], NCH[b], 0), 0);
+        g_next = b + 1;
+        qsearch_bulk_prep_wait(qb); /* safe when no prep is pending */
+        assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1); /* running when begun ahead */
+        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
+        qsearch_bulk_done(qb, P[b]); /* leaves batch b+1's job running */
+    }
+    qsearch_bulk_prep_wait(qb);
+    assert_true(g_ahead >= NBATCH - 1);
+    assert_int_equal(__atomic_load_n(&g_preps, __ATOMIC_SEQ_CST), g_ahead);
+    qsearch_set_before_flush(qb, NULL, NULL);
+    assert_int_equal(replica_applied_seq(ra), replica_applied_seq(rb));
+    assert_int_equal(replica_count(ra), replica_count(rb));
+    assert_false(qsearch_broken(qb));
+    assert_int_equal(qsearch_docs(qb), replica_count(rb));
+    s_compare(ra, rb);
+
+    /* a prep runs once even when its job is ended at once, or begun over */
+    for (int i = 0; i < 50; i++) {
+        g_preps = 0;
+        g_prep_batch = 1;
+        assert_int_equal(qsearch_bulk_begin_prep(qb, s_prep, &g_prep_batch), 1);
+        if (i % 2)
+            assert_int_equal(qsearch_bulk_begin_prep(qb, s_prep, &g_prep_batch), 1);
+        qsearch_bulk_end(qb);
+        qsearch_bulk_prep_wait(qb);
+        assert_int_equal(__atomic_load_n(&g_preps, __ATOMIC_SEQ_CST), i % 2 ? 2 : 1);
+    }
+    /* a prep with nothing to analyze; then one begun and destroyed */
+    g_prep_batch = NBATCH;
+    assert_int_equal(qsearch_bulk_begin_prep(qb, s_prep, &g_prep_batch), 1);
+    qsearch_bulk_prep_wait(qb);
+    assert_int_equal(qsearch_bulk_begin(qb, P[0], 3), 0);
+    g_prep_batch = 2;
+    assert_int_equal(qsearch_bulk_begin_prep(qb, s_prep, &g_prep_batch), 1);
+    qsearch_destroy(&p.q[1]);
+    s_pair_close(&p);
+}
+
 /* One big chunk on a tiny map whose committed data is small: the articles
  * fit, the index's writes of the same txn (its flush) hit MDB_MAP_FULL.
  * The replica must grow the map and replay from the index's own error code
@@ -325,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bulk_same_index),
         cmocka_unit_test(test_bulk_ahead_same_index),
+        cmocka_unit_test(test_bulk_prep_same_index),
         cmocka_unit_test(test_map_full_big_txn),
         cmocka_unit_test(test_map_full_big_txn_bulk),
         cmocka_unit_test(test_map_full_reset),
