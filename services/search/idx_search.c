@@ -428,6 +428,10 @@ static void s_sub_corrupt(s_post *p, s_sub *s) {
     s->eof = true;
 }
 
+/* Blocks decoded by this thread: a block bound computed from the current
+ * blocks holds while this does not change (s_evaluate). */
+static _Thread_local uint64_t s_blocks_decoded;
+
 /* Decodes a block's doc ids; its frequencies wait for s_sub_tf. */
 static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, size_t len) {
     const uint8_t *end = b + len;
@@ -436,6 +440,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
      * for their cache lines at once (the positions after them may wait) */
     for (const uint8_t *q = b + 64; q < end && q < b + S_PREFETCH_BLOCK; q += 64)
         __builtin_prefetch(q);
+    s_blocks_decoded++;
     if (!(b = idx_block_head(b, end, &s->h)))
         goto bad;
     uint64_t n = s->h.n;
@@ -1216,6 +1221,17 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
         !run->until && !fc && !run->has_cursor && req[0].na == 1 && req[0].alts[0].kind == A_TERM &&
         !req[0].alts[0].title_only && !req[0].alts[0].filter)
         solo = &req[0].alts[0].posts[0];
+    /* Clauses of one matcher each, on one segment each: the sum of their
+     * block bounds changes only when one of them decodes a block. */
+    bool bcache = true;
+    for (size_t i = 0; i < nr && bcache; i++) {
+        const s_matcher *m = &req[i].alts[0];
+        bcache = req[i].na == 1;
+        for (size_t k = 0; bcache && m->kind != A_PREFIX && k < m->np; k++)
+            bcache = m->posts[k].nsub == 1;
+    }
+    uint64_t bepoch = UINT64_MAX;
+    double bsum = 0;
     uint64_t d = 0;
     size_t si = 0;
     for (;;) {
@@ -1277,8 +1293,14 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
                          (h->e[0].tier == run->tier && maxsum >= h->e[0].score);
             if (maybe && full && !run->has_cursor && h->e[0].tier == run->tier) {
                 double bound = 0; /* block-max: the current blocks' bounds */
-                for (size_t i = 0; i < nr; i++)
-                    bound += s_cl_bound(c, &req[i], false);
+                if (bcache && bepoch == s_blocks_decoded) {
+                    bound = bsum;
+                } else {
+                    for (size_t i = 0; i < nr; i++)
+                        bound += s_cl_bound(c, &req[i], false);
+                    bsum = bound;
+                    bepoch = s_blocks_decoded;
+                }
                 maybe = bound >= h->e[0].score;
                 if (maybe) { /* the doc's own bound, before its column record */
                     bound = 0;
