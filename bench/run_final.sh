@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The five read-side benchmark runs behind bench/README.md "Final runs, session 2", one after
-# another (about 12 minutes; run it on a quiet machine, nothing else running):
+# The six read-side benchmark runs behind bench/README.md "Final runs, session 3", one after
+# another (about 14 minutes; run it on a quiet machine, nothing else running):
 #   1. Search en through the broker, pinned, FTS5/Xapian at 1 and 2 query threads
 #   2. Search en, unpinned, 2 workers x 16 clients, and the bootstrap on both cores
 #   3. Search zh, pinned, baselines at 1 and 2 threads
 #   4. List (read tier) over TCP
 #   5. List over ipc with worker credit 16, 16 and 64 clients (broker CPU under load)
+#   6. Search zh, unpinned, 2 workers x 16 clients, and the bootstrap on both cores
 #
 #   bench/run_final.sh [BIN_DIR [OUT_DIR]]   (defaults: build/bin, build/bench-final)
 # Needs the corpora in $CORPUS_DIR (default /tmp/corpus; see bench/README.md to build them) and
@@ -26,18 +27,21 @@ run() { # name args...
   "$B/bulletin-bench-list" "$@" --out "$OUT/$name.md" > "$OUT/$name.log" 2>&1 ||
     { echo "run_final.sh: $name failed, see $OUT/$name.log" >&2; return 1; }
 }
-log "1/5 en search, pinned"
+log "1/6 en search, pinned"
 run en-pinned --search --clients 1,4,16 --workers 1,2 --baseline-threads 1,2 \
   --corpus "$C/en.jsonl" --queries "$C/queries/en.search.jsonl"
-log "2/5 en search, unpinned"
+log "2/6 en search, unpinned"
 run en-unpinned --search --clients 16 --workers 2 --client-cpus "" --worker-cpus "" \
   --no-baselines --corpus "$C/en.jsonl" --queries "$C/queries/en.search.jsonl"
-log "3/5 zh search, pinned"
+log "3/6 zh search, pinned"
 run zh-pinned --search --zh --clients 1,4,16 --workers 1,2 --baseline-threads 1,2 \
   --corpus "$C/zh.jsonl" --queries "$C/queries/zh.search.jsonl"
-log "4/5 List, TCP"
+log "4/6 List, TCP"
 run list-tcp --clients 1,4,16 --workers 1,2 --corpus "$C/en.jsonl" --queries "$C/queries/en.list.jsonl"
-log "5/5 List, ipc, credit 16"
+log "5/6 List, ipc, credit 16"
 run list-ipc16 --clients 16,64 --workers 1 --transport ipc --credit 16 --no-bootstrap \
   --engines bulletin,empty --corpus "$C/en.jsonl" --queries "$C/queries/en.list.jsonl"
+log "6/6 zh search, unpinned"
+run zh-unpinned --search --zh --clients 16 --workers 2 --client-cpus "" --worker-cpus "" \
+  --no-baselines --corpus "$C/zh.jsonl" --queries "$C/queries/zh.search.jsonl"
 log "done: reports in $OUT/*.md"
