@@ -35,6 +35,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 
 #include <stdlib.h>
@@ -1240,293 +1241,504 @@ static int s_seg_drop(MDB_txn *txn, MDB_dbi dbi, uint32_t seg) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-#define S_MERGE_BATCH 4096
+size_t idx_merge_batch = 4096;
+bool idx_merge_read_ahead = true;
+uint64_t idx_merges_read_ahead;
 
-/* Merge segments S->seg[a..b) (adjacent generations) into one new segment. */
-static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
+/* One batch of a merge: the inputs' lexicon entries up to a bound, in term
+ * order (older input first), with their blocks copied into the arena. */
+typedef struct {
+    idx_bytes arena;
+    s_mlex *lx;
+    size_t nlx, caplx;
+    bool more; /* the batch ended at a bound: more follow */
+} s_mbatch;
+
+/* The reading side of a merge: its cursors (on the merge's write txn, or on
+ * a read txn of the same inputs) and where the next batch starts. */
+typedef struct {
+    const idx_seg *in;
+    size_t k;
+    MDB_cursor *lc, *pc;
+    uint8_t bound[IDX_TERM_MAX];
+    size_t boundl;
+    bool started;
+} s_mreader;
+
+static void s_mbatch_free(s_mbatch *b) {
+    free(b->lx);
+    idx_bytes_free(&b->arena);
+}
+
+/* Phase 1: read the next batch of lexicon entries from every input, keep
+ * those up to the smallest last key of an input that had more, sort them
+ * and copy their blocks. */
+static int s_merge_read(s_mreader *r, s_mbatch *b) {
+    const idx_seg *in = r->in;
+    idx_bytes *ar = &b->arena;
+    int rc = 0;
+    ar->len = 0;
+    b->nlx = 0;
+    bool have_bound = false;
+    uint8_t nb[IDX_TERM_MAX];
+    size_t nbl = 0;
+    for (size_t i = 0; i < r->k && !rc; i++) {
+        idx_lexit it;
+        rc = idx_lexit_seek(&it, r->lc, in[i].id, r->bound, r->started ? r->boundl : 0);
+        if (rc == 0 && r->started && !it.eof && it.tl == r->boundl &&
+            memcmp(it.term, r->bound, r->boundl) == 0)
+            rc = idx_lexit_next(&it);
+        size_t got = 0;
+        while (rc == 0 && !it.eof) {
+            if (got == idx_merge_batch) {
+                /* more to come: the batch ends at the smallest last key */
+                const s_mlex *last = &b->lx[b->nlx - 1];
+                if (!have_bound || s_key_cmp(ar->p + last->koff, last->kl, nb, nbl) < 0) {
+                    memcpy(nb, ar->p + last->koff, last->kl);
+                    nbl = last->kl;
+                    have_bound = true;
+                }
+                break;
+            }
+            if (b->nlx == b->caplx) {
+                size_t c = b->caplx ? b->caplx * 2 : 1024;
+                s_mlex *n = realloc(b->lx, c * sizeof *n);
+                if (!n) {
+                    rc = ENOMEM;
+                    break;
+                }
+                b->lx = n;
+                b->caplx = c;
+            }
+            uint64_t z = 0, first = 0;
+            const uint8_t *vp = it.val, *ve = vp + it.vl;
+            if (!(vp = idx_varint_get(vp, ve, &z)) ||
+                (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
+                rc = MDB_CORRUPTED;
+                break;
+            }
+            if (idx_bytes_reserve(ar, it.tl + 12 + (size_t)(ve - vp))) {
+                rc = ENOMEM;
+                break;
+            }
+            s_mlex *m = &b->lx[b->nlx++];
+            m->in = (uint32_t)i;
+            m->koff = (uint32_t)ar->len;
+            m->kl = (uint16_t)it.tl;
+            m->delta = idx_unzz(z);
+            m->nblk = 0;
+            m->boff = 0;
+            m->inl = false;
+            memcpy(ar->p + ar->len, it.term, m->kl);
+            ar->len += m->kl;
+            if (vp < ve) { /* inline block: copied now, as a block record */
+                uint32_t vl = (uint32_t)(ve - vp);
+                m->boff = ar->len;
+                m->nblk = 1;
+                m->inl = true;
+                idx_be64(ar->p + ar->len, first);
+                memcpy(ar->p + ar->len + 8, &vl, 4);
+                memcpy(ar->p + ar->len + 12, vp, vl);
+                ar->len += 12 + vl;
+            }
+            got++;
+            rc = idx_lexit_next(&it);
+        }
+    }
+    if (rc)
+        return rc;
+    /* keep the entries up to the bound, in term order (older input first) */
+    size_t keep = 0;
+    for (size_t i = 0; i < b->nlx; i++)
+        if (!have_bound || s_key_cmp(ar->p + b->lx[i].koff, b->lx[i].kl, nb, nbl) <= 0)
+            b->lx[keep++] = b->lx[i];
+    b->nlx = keep;
+    s_mc.base = ar->p;
+    qsort(b->lx, b->nlx, sizeof *b->lx, s_mlex_cmp);
+    /* read their blocks */
+    for (size_t i = 0; i < b->nlx && !rc; i++) {
+        s_mlex *m = &b->lx[i];
+        if (m->nblk) /* inline */
+            continue;
+        uint8_t kb[IDX_KEY_MAX], tk[IDX_TERM_MAX];
+        memcpy(tk, ar->p + m->koff, m->kl);
+        MDB_val key = {idx_post_key(in[m->in].id, tk, m->kl, 0, kb), kb}, val;
+        size_t pre = 4 + m->kl;
+        m->boff = ar->len;
+        rc = mdb_cursor_get(r->pc, &key, &val, MDB_SET_RANGE);
+        while (rc == 0 && key.mv_size == pre + 9 && memcmp(key.mv_data, kb, pre + 1) == 0) {
+            if (idx_bytes_reserve(ar, 12 + val.mv_size)) {
+                rc = ENOMEM;
+                break;
+            }
+            memcpy(ar->p + ar->len, (uint8_t *)key.mv_data + pre + 1, 8);
+            uint32_t vl = (uint32_t)val.mv_size;
+            memcpy(ar->p + ar->len + 8, &vl, 4);
+            memcpy(ar->p + ar->len + 12, val.mv_data, vl);
+            ar->len += 12 + vl;
+            m->nblk++;
+            rc = mdb_cursor_get(r->pc, &key, &val, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (rc)
+        return rc;
+    b->more = have_bound;
+    if (have_bound) {
+        memcpy(r->bound, nb, nbl);
+        r->boundl = nbl;
+        r->started = true;
+    }
+    return 0;
+}
+
+/* What phase 2 of a merge writes into: the new segment. */
+typedef struct {
+    const idx_seg *in;
+    uint32_t oid;
+    s_lexw lw;
+    s_colcache *cc;
+    s_entries es;
+    uint64_t written;
+} s_mwriter;
+
+/* Phase 2: write a batch's merged terms. When no input has dead docs and
+ * the ids increase across the inputs' blocks (the usual case: newer
+ * generations, higher ids), full blocks are copied as they are and only
+ * small ones are decoded and packed together; otherwise every posting is
+ * decoded, stale ones dropped, and the list sorted. */
+static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *b) {
+    const idx_seg *in = w->in;
+    const uint8_t *ab = b->arena.p;
+    const s_mlex *lx = b->lx;
+    size_t nlx = b->nlx;
+    uint32_t oid = w->oid;
+    s_entries *es = &w->es;
+    int rc = 0;
+    for (size_t i = 0; i < nlx && !rc;) {
+        size_t j = i;
+        int64_t delta = 0;
+        bool fast = true, any = false;
+        uint64_t prev_last = 0, total = 0;
+        if ((i + 1 == nlx || lx[i + 1].kl != lx[i].kl ||
+             memcmp(ab + lx[i + 1].koff, ab + lx[i].koff, lx[i].kl) != 0) &&
+            lx[i].inl && !in[lx[i].in].dead) {
+            /* in one input only, inline, nothing stale: the value as it is */
+            const s_mlex *m = &lx[i];
+            const uint8_t *bp = ab + m->boff;
+            uint32_t vl;
+            memcpy(&vl, bp + 8, 4);
+            idx_bytes *b2 = &self->scratch2;
+            b2->len = 0;
+            if (idx_bytes_reserve(b2, 20 + vl)) {
+                rc = ENOMEM;
+                break;
+            }
+            uint8_t *p = b2->p;
+            p += idx_varint_put(p, idx_zz(m->delta));
+            p += idx_varint_put(p, idx_get_be64(bp));
+            memcpy(p, bp + 12, vl);
+            p += vl;
+            rc = s_lexw_add(self, txn, &w->lw, ab + m->koff, m->kl, b2->p, (size_t)(p - b2->p));
+            w->written++;
+            i++;
+            continue;
+        }
+        while (j < nlx && lx[j].kl == lx[i].kl &&
+               memcmp(ab + lx[j].koff, ab + lx[i].koff, lx[i].kl) == 0) {
+            const s_mlex *m = &lx[j];
+            delta += m->delta;
+            fast &= in[m->in].dead == 0;
+            const uint8_t *bp = ab + m->boff;
+            for (uint32_t x = 0; x < m->nblk && fast; x++) {
+                uint64_t first = idx_get_be64(bp), last = 0;
+                uint32_t vl;
+                memcpy(&vl, bp + 8, 4);
+                idx_bhead bh;
+                if (s_block_last(bp + 12, vl, first, &last) || (any && first <= prev_last) ||
+                    !idx_block_head(bp + 12, bp + 12 + vl, &bh))
+                    fast = false;
+                else
+                    total += bh.n;
+                prev_last = last;
+                any = true;
+                bp += 12 + vl;
+            }
+            j++;
+        }
+        if (total <= IDX_BLOCK_DOCS)
+            fast = false; /* small: decoded, written inline when it fits one block */
+        const uint8_t *tk = ab + lx[i].koff;
+        size_t tkl = lx[i].kl;
+        uint64_t nout = 0;
+        bool sorted = true;
+        es->n = 0;
+        for (size_t g = i; g < j && !rc; g++) {
+            const s_mlex *m = &lx[g];
+            const idx_seg *sg = &in[m->in];
+            const uint8_t *bp = ab + m->boff;
+            for (uint32_t x = 0; x < m->nblk && !rc; x++) {
+                uint64_t first = idx_get_be64(bp);
+                uint32_t vl;
+                memcpy(&vl, bp + 8, 4);
+                const uint8_t *blk = bp + 12;
+                bp += 12 + vl;
+                idx_bhead h;
+                if (!idx_block_head(blk, blk + vl, &h)) {
+                    log_error("idx.corrupt", "what=block seg=%u first=%llu", sg->id,
+                              (unsigned long long)first);
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                if (fast && (h.n >= IDX_BLOCK_DOCS / 4 || vl >= IDX_BLOCK_BYTES / 2)) {
+                    if (es->n && (rc = s_blocks_write(self, txn, oid, tk, tkl, es->e, es->n)))
+                        break;
+                    nout += es->n + h.n;
+                    es->n = 0;
+                    uint8_t kb[IDX_KEY_MAX];
+                    MDB_val key = {idx_post_key(oid, tk, tkl, first, kb), kb};
+                    MDB_val val = {vl, (void *)blk};
+                    rc = s_put_app(txn, self->post, &key, &val);
+                    continue;
+                }
+                if (s_entries_reserve(es, es->n + IDX_BLOCK_DOCS)) {
+                    rc = ENOMEM;
+                    break;
+                }
+                long bn = s_block_decode(blk, vl, first, es->e + es->n);
+                if (bn < 0) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                size_t n0 = es->n; /* compact in place: es->n <= n0 + y */
+                for (long y = 0; y < bn && !rc; y++) {
+                    s_entry e = es->e[n0 + (size_t)y];
+                    e.lt = (uint32_t)h.minlt; /* the old block's bounds stay valid */
+                    e.lb = (uint32_t)h.minlb;
+                    if (sg->dead) {
+                        idx_col_rec r;
+                        if ((rc = s_col_cached(self, txn, w->cc, e.docid, &r)))
+                            break;
+                        if (r.live < sg->lo || r.live > sg->hi)
+                            continue; /* stale: a newer version or deleted */
+                        e.lt = r.len_t;
+                        e.lb = r.len_b;
+                    }
+                    if (es->n && es->e[es->n - 1].docid >= e.docid)
+                        sorted = false;
+                    es->e[es->n++] = e;
+                }
+            }
+        }
+        if (!rc && !sorted)
+            qsort(es->e, es->n, sizeof *es->e, s_entry_cmp);
+        if (!rc && !nout && (es->n || delta)) {
+            rc = s_term_write(self, txn, &w->lw, tk, tkl, delta, es->e, es->n);
+            w->written++;
+        } else if (!rc && nout) {
+            if (es->n)
+                rc = s_blocks_write(self, txn, oid, tk, tkl, es->e, es->n);
+            if (!rc)
+                rc = s_lex_write(self, txn, &w->lw, tk, tkl, delta);
+            w->written++;
+        }
+        i = j;
+    }
+    return rc;
+}
+
+/* The read-ahead thread of a merge whose inputs are committed: it reads the
+ * batches (phase 1) on a read txn of its own into two alternating buffers
+ * while the merge's thread writes the one before (phase 2). Its read txn
+ * sees the inputs as the write txn does: a segment's keys never change once
+ * it is in a committed segment list (ids are never reused), and it checks
+ * that every input is in its snapshot's list before reading. */
+typedef struct {
+    idx *self;
+    MDB_env *env;
+    const idx_seg *in;
+    size_t k;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_mbatch b[2];
+    uint64_t produced, consumed; /* batches read / written */
+    int state;                   /* 0 starting, 1 reading, -1 no read-ahead (inputs not committed) */
+    bool finished;               /* the thread read its last batch or failed */
+    bool stop;                   /* the writer gave up */
+    int rc;
+} s_mpipe;
+
+static int s_mpipe_inputs_committed(s_mpipe *p, MDB_txn *rt) {
+    idx_segs *R = malloc(sizeof *R);
+    if (!R)
+        return ENOMEM;
+    int rc = idx_segs_get(p->self, rt, R);
+    for (size_t i = 0; i < p->k && !rc; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < R->nsegs && !found; j++)
+            found = R->seg[j].id == p->in[i].id && R->seg[j].ndocs == p->in[i].ndocs &&
+                    R->seg[j].hi == p->in[i].hi;
+        if (!found)
+            rc = MDB_NOTFOUND;
+    }
+    free(R);
+    return rc;
+}
+
+static void *s_mpipe_main(void *arg) {
+    s_mpipe *p = arg;
+    MDB_txn *rt = NULL;
+    s_mreader r = {.in = p->in, .k = p->k};
+    int rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &rt);
+    if (!rc)
+        rc = s_mpipe_inputs_committed(p, rt);
+    if (!rc)
+        rc = mdb_cursor_open(rt, p->self->lex, &r.lc);
+    if (!rc)
+        rc = mdb_cursor_open(rt, p->self->post, &r.pc);
+    pthread_mutex_lock(&p->mu);
+    p->state = rc ? -1 : 1;
+    if (rc)
+        p->finished = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (uint64_t n = 0; !rc; n++) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && n - p->consumed >= 2)
+            pthread_cond_wait(&p->cv, &p->mu);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            break;
+        s_mbatch *b = &p->b[n % 2];
+        int e = s_merge_read(&r, b);
+        pthread_mutex_lock(&p->mu);
+        if (e) {
+            p->rc = e;
+            p->finished = true;
+        } else {
+            p->produced = n + 1;
+            p->finished = !b->more;
+        }
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (e || !b->more)
+            break;
+    }
+    if (r.lc)
+        mdb_cursor_close(r.lc);
+    if (r.pc)
+        mdb_cursor_close(r.pc);
+    if (rt)
+        mdb_txn_abort(rt);
+    return NULL;
+}
+
+#define S_NO_AHEAD (-1) /* not an LMDB code (those are <= -30600) nor an errno */
+
+/* Writes batches as the read-ahead thread reads them. Returns S_NO_AHEAD
+ * when it did not start (the caller reads the batches itself), else 0 or an
+ * error. */
+static int s_merge_piped(idx *self, MDB_txn *txn, s_mwriter *w, const idx_seg *in, size_t k) {
+    s_mpipe *p = calloc(1, sizeof *p);
+    if (!p)
+        return S_NO_AHEAD;
+    *p = (s_mpipe){.self = self, .env = mdb_txn_env(txn), .in = in, .k = k};
+    int rc = S_NO_AHEAD;
+    if (pthread_mutex_init(&p->mu, NULL)) {
+        free(p);
+        return S_NO_AHEAD;
+    }
+    if (pthread_cond_init(&p->cv, NULL)) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return S_NO_AHEAD;
+    }
+    if (pthread_create(&p->th, NULL, s_mpipe_main, p) == 0) {
+        pthread_mutex_lock(&p->mu);
+        while (p->state == 0)
+            pthread_cond_wait(&p->cv, &p->mu);
+        bool started = p->state == 1;
+        pthread_mutex_unlock(&p->mu);
+        for (uint64_t n = 0; started; n++) {
+            pthread_mutex_lock(&p->mu);
+            while (p->produced <= n && !p->finished)
+                pthread_cond_wait(&p->cv, &p->mu);
+            bool have = p->produced > n;
+            int prc = p->rc;
+            pthread_mutex_unlock(&p->mu);
+            if (!have) {
+                rc = prc ? prc : MDB_CORRUPTED;
+                break;
+            }
+            const s_mbatch *b = &p->b[n % 2];
+            rc = s_merge_write(self, txn, w, b);
+            bool more = b->more;
+            pthread_mutex_lock(&p->mu);
+            p->consumed = n + 1;
+            if (rc)
+                p->stop = true;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            if (rc || !more)
+                break;
+        }
+        pthread_join(p->th, NULL);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    s_mbatch_free(&p->b[0]);
+    s_mbatch_free(&p->b[1]);
+    free(p);
+    return rc;
+}
+
+/* Merge segments S->seg[a..b) (adjacent generations) into one new segment.
+ * With `ahead`, the inputs are read on a second thread when they are
+ * committed (see s_mpipe); the output is the same either way. */
+static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b, bool ahead) {
     size_t k = b - a;
     idx_seg in[IDX_MAX_SEGS];
     memcpy(in, &S->seg[a], k * sizeof *in);
     uint32_t oid = ++S->nextseg;
-    s_lexw lw = {.seg = oid};
-    uint8_t bound[IDX_TERM_MAX];
-    size_t boundl = 0;
-    bool started = false, all_done = false;
-    idx_bytes arena = {0};
-    s_mlex *lx = NULL;
-    size_t nlx = 0, caplx = 0;
-    s_entries es = {0};
-    s_colcache *cc = malloc(sizeof *cc);
-    MDB_cursor *lc = NULL, *pc = NULL;
-    uint64_t written = 0;
-    int rc = cc ? 0 : ENOMEM;
+    s_mwriter w = {.in = in, .oid = oid, .lw = {.seg = oid}, .cc = malloc(sizeof *w.cc)};
+    int rc = w.cc ? 0 : ENOMEM;
     if (!rc)
-        cc->ok = false;
-    if (!rc)
-        rc = mdb_cursor_open(txn, self->lex, &lc);
-    if (!rc)
-        rc = mdb_cursor_open(txn, self->post, &pc);
-    while (!rc && !all_done) {
-        /* phase 1: read a batch of lexicon entries from every input */
-        arena.len = 0;
-        nlx = 0;
-        bool have_bound = false;
-        uint8_t nb[IDX_TERM_MAX];
-        size_t nbl = 0;
-        for (size_t i = 0; i < k && !rc; i++) {
-            idx_lexit it;
-            rc = idx_lexit_seek(&it, lc, in[i].id, bound, started ? boundl : 0);
-            if (rc == 0 && started && !it.eof && it.tl == boundl && memcmp(it.term, bound, boundl) == 0)
-                rc = idx_lexit_next(&it);
-            size_t got = 0;
-            while (rc == 0 && !it.eof) {
-                if (got == S_MERGE_BATCH) {
-                    /* more to come: the batch ends at the smallest last key */
-                    const s_mlex *last = &lx[nlx - 1];
-                    if (!have_bound || s_key_cmp(arena.p + last->koff, last->kl, nb, nbl) < 0) {
-                        memcpy(nb, arena.p + last->koff, last->kl);
-                        nbl = last->kl;
-                        have_bound = true;
-                    }
-                    break;
-                }
-                if (nlx == caplx) {
-                    size_t c = caplx ? caplx * 2 : 1024;
-                    s_mlex *n = realloc(lx, c * sizeof *n);
-                    if (!n) {
-                        rc = ENOMEM;
-                        break;
-                    }
-                    lx = n;
-                    caplx = c;
-                }
-                uint64_t z = 0, first = 0;
-                const uint8_t *vp = it.val, *ve = vp + it.vl;
-                if (!(vp = idx_varint_get(vp, ve, &z)) ||
-                    (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
-                    rc = MDB_CORRUPTED;
-                    break;
-                }
-                if (idx_bytes_reserve(&arena, it.tl + 12 + (size_t)(ve - vp))) {
-                    rc = ENOMEM;
-                    break;
-                }
-                s_mlex *m = &lx[nlx++];
-                m->in = (uint32_t)i;
-                m->koff = (uint32_t)arena.len;
-                m->kl = (uint16_t)it.tl;
-                m->delta = idx_unzz(z);
-                m->nblk = 0;
-                m->boff = 0;
-                m->inl = false;
-                memcpy(arena.p + arena.len, it.term, m->kl);
-                arena.len += m->kl;
-                if (vp < ve) { /* inline block: copied now, as a block record */
-                    uint32_t vl = (uint32_t)(ve - vp);
-                    m->boff = arena.len;
-                    m->nblk = 1;
-                    m->inl = true;
-                    idx_be64(arena.p + arena.len, first);
-                    memcpy(arena.p + arena.len + 8, &vl, 4);
-                    memcpy(arena.p + arena.len + 12, vp, vl);
-                    arena.len += 12 + vl;
-                }
-                got++;
-                rc = idx_lexit_next(&it);
-            }
+        w.cc->ok = false;
+    if (!rc && ahead && idx_merge_read_ahead)
+        rc = s_merge_piped(self, txn, &w, in, k);
+    else if (!rc)
+        rc = S_NO_AHEAD;
+    bool piped = rc != S_NO_AHEAD;
+    if (piped)
+        idx_merges_read_ahead++;
+    if (rc == S_NO_AHEAD) { /* read here, on the write txn */
+        s_mreader r = {.in = in, .k = k};
+        s_mbatch bt = {0};
+        rc = mdb_cursor_open(txn, self->lex, &r.lc);
+        if (!rc)
+            rc = mdb_cursor_open(txn, self->post, &r.pc);
+        bool more = true;
+        while (!rc && more) {
+            rc = s_merge_read(&r, &bt);
+            if (!rc)
+                rc = s_merge_write(self, txn, &w, &bt);
+            more = bt.more;
         }
-        if (rc)
-            break;
-        /* keep the entries up to the bound, in term order (older input first) */
-        size_t keep = 0;
-        for (size_t i = 0; i < nlx; i++)
-            if (!have_bound || s_key_cmp(arena.p + lx[i].koff, lx[i].kl, nb, nbl) <= 0)
-                lx[keep++] = lx[i];
-        nlx = keep;
-        s_mc.base = arena.p;
-        qsort(lx, nlx, sizeof *lx, s_mlex_cmp);
-        /* read their blocks */
-        for (size_t i = 0; i < nlx && !rc; i++) {
-            s_mlex *m = &lx[i];
-            if (m->nblk) /* inline */
-                continue;
-            uint8_t kb[IDX_KEY_MAX], tk[IDX_TERM_MAX];
-            memcpy(tk, arena.p + m->koff, m->kl);
-            MDB_val key = {idx_post_key(in[m->in].id, tk, m->kl, 0, kb), kb}, val;
-            size_t pre = 4 + m->kl;
-            m->boff = arena.len;
-            rc = mdb_cursor_get(pc, &key, &val, MDB_SET_RANGE);
-            while (rc == 0 && key.mv_size == pre + 9 && memcmp(key.mv_data, kb, pre + 1) == 0) {
-                if (idx_bytes_reserve(&arena, 12 + val.mv_size)) {
-                    rc = ENOMEM;
-                    break;
-                }
-                memcpy(arena.p + arena.len, (uint8_t *)key.mv_data + pre + 1, 8);
-                uint32_t vl = (uint32_t)val.mv_size;
-                memcpy(arena.p + arena.len + 8, &vl, 4);
-                memcpy(arena.p + arena.len + 12, val.mv_data, vl);
-                arena.len += 12 + vl;
-                m->nblk++;
-                rc = mdb_cursor_get(pc, &key, &val, MDB_NEXT);
-            }
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
-        }
-        if (rc)
-            break;
-        /* phase 2: write the merged terms. When no input has dead docs and
-         * the ids increase across the inputs' blocks (the usual case: newer
-         * generations, higher ids), full blocks are copied as they are and
-         * only small ones are decoded and packed together; otherwise every
-         * posting is decoded, stale ones dropped, and the list sorted. */
-        for (size_t i = 0; i < nlx && !rc;) {
-            size_t j = i;
-            int64_t delta = 0;
-            bool fast = true, any = false;
-            uint64_t prev_last = 0, total = 0;
-            if ((i + 1 == nlx || lx[i + 1].kl != lx[i].kl ||
-                 memcmp(arena.p + lx[i + 1].koff, arena.p + lx[i].koff, lx[i].kl) != 0) &&
-                lx[i].inl && !in[lx[i].in].dead) {
-                /* in one input only, inline, nothing stale: the value as it is */
-                const s_mlex *m = &lx[i];
-                const uint8_t *bp = arena.p + m->boff;
-                uint32_t vl;
-                memcpy(&vl, bp + 8, 4);
-                idx_bytes *b2 = &self->scratch2;
-                b2->len = 0;
-                if (idx_bytes_reserve(b2, 20 + vl)) {
-                    rc = ENOMEM;
-                    break;
-                }
-                uint8_t *p = b2->p;
-                p += idx_varint_put(p, idx_zz(m->delta));
-                p += idx_varint_put(p, idx_get_be64(bp));
-                memcpy(p, bp + 12, vl);
-                p += vl;
-                rc = s_lexw_add(self, txn, &lw, arena.p + m->koff, m->kl, b2->p, (size_t)(p - b2->p));
-                written++;
-                i++;
-                continue;
-            }
-            while (j < nlx && lx[j].kl == lx[i].kl &&
-                   memcmp(arena.p + lx[j].koff, arena.p + lx[i].koff, lx[i].kl) == 0) {
-                const s_mlex *m = &lx[j];
-                delta += m->delta;
-                fast &= in[m->in].dead == 0;
-                const uint8_t *bp = arena.p + m->boff;
-                for (uint32_t x = 0; x < m->nblk && fast; x++) {
-                    uint64_t first = idx_get_be64(bp), last = 0;
-                    uint32_t vl;
-                    memcpy(&vl, bp + 8, 4);
-                    idx_bhead bh;
-                    if (s_block_last(bp + 12, vl, first, &last) || (any && first <= prev_last) ||
-                        !idx_block_head(bp + 12, bp + 12 + vl, &bh))
-                        fast = false;
-                    else
-                        total += bh.n;
-                    prev_last = last;
-                    any = true;
-                    bp += 12 + vl;
-                }
-                j++;
-            }
-            if (total <= IDX_BLOCK_DOCS)
-                fast = false; /* small: decoded, written inline when it fits one block */
-            const uint8_t *tk = arena.p + lx[i].koff;
-            size_t tkl = lx[i].kl;
-            uint64_t nout = 0;
-            bool sorted = true;
-            es.n = 0;
-            for (size_t g = i; g < j && !rc; g++) {
-                const s_mlex *m = &lx[g];
-                const idx_seg *sg = &in[m->in];
-                const uint8_t *bp = arena.p + m->boff;
-                for (uint32_t x = 0; x < m->nblk && !rc; x++) {
-                    uint64_t first = idx_get_be64(bp);
-                    uint32_t vl;
-                    memcpy(&vl, bp + 8, 4);
-                    const uint8_t *blk = bp + 12;
-                    bp += 12 + vl;
-                    idx_bhead h;
-                    if (!idx_block_head(blk, blk + vl, &h)) {
-                        log_error("idx.corrupt", "what=block seg=%u first=%llu", sg->id,
-                                  (unsigned long long)first);
-                        rc = MDB_CORRUPTED;
-                        break;
-                    }
-                    if (fast && (h.n >= IDX_BLOCK_DOCS / 4 || vl >= IDX_BLOCK_BYTES / 2)) {
-                        if (es.n && (rc = s_blocks_write(self, txn, oid, tk, tkl, es.e, es.n)))
-                            break;
-                        nout += es.n + h.n;
-                        es.n = 0;
-                        uint8_t kb[IDX_KEY_MAX];
-                        MDB_val key = {idx_post_key(oid, tk, tkl, first, kb), kb};
-                        MDB_val val = {vl, (void *)blk};
-                        rc = s_put_app(txn, self->post, &key, &val);
-                        continue;
-                    }
-                    if (s_entries_reserve(&es, es.n + IDX_BLOCK_DOCS)) {
-                        rc = ENOMEM;
-                        break;
-                    }
-                    long bn = s_block_decode(blk, vl, first, es.e + es.n);
-                    if (bn < 0) {
-                        rc = MDB_CORRUPTED;
-                        break;
-                    }
-                    size_t n0 = es.n; /* compact in place: es.n <= n0 + y */
-                    for (long y = 0; y < bn && !rc; y++) {
-                        s_entry e = es.e[n0 + (size_t)y];
-                        e.lt = (uint32_t)h.minlt; /* the old block's bounds stay valid */
-                        e.lb = (uint32_t)h.minlb;
-                        if (sg->dead) {
-                            idx_col_rec r;
-                            if ((rc = s_col_cached(self, txn, cc, e.docid, &r)))
-                                break;
-                            if (r.live < sg->lo || r.live > sg->hi)
-                                continue; /* stale: a newer version or deleted */
-                            e.lt = r.len_t;
-                            e.lb = r.len_b;
-                        }
-                        if (es.n && es.e[es.n - 1].docid >= e.docid)
-                            sorted = false;
-                        es.e[es.n++] = e;
-                    }
-                }
-            }
-            if (!rc && !sorted)
-                qsort(es.e, es.n, sizeof *es.e, s_entry_cmp);
-            if (!rc && !nout && (es.n || delta)) {
-                rc = s_term_write(self, txn, &lw, tk, tkl, delta, es.e, es.n);
-                written++;
-            } else if (!rc && nout) {
-                if (es.n)
-                    rc = s_blocks_write(self, txn, oid, tk, tkl, es.e, es.n);
-                if (!rc)
-                    rc = s_lex_write(self, txn, &lw, tk, tkl, delta);
-                written++;
-            }
-            i = j;
-        }
-        if (!have_bound) {
-            all_done = true;
-        } else {
-            memcpy(bound, nb, nbl);
-            boundl = nbl;
-            started = true;
-        }
+        if (r.lc)
+            mdb_cursor_close(r.lc);
+        if (r.pc)
+            mdb_cursor_close(r.pc);
+        s_mbatch_free(&bt);
     }
     if (!rc)
-        rc = s_lexw_flush(self, txn, &lw);
-    idx_bytes_free(&lw.buf);
-    if (lc)
-        mdb_cursor_close(lc);
-    if (pc)
-        mdb_cursor_close(pc);
-    free(lx);
-    free(es.e);
-    free(cc);
-    idx_bytes_free(&arena);
+        rc = s_lexw_flush(self, txn, &w.lw);
+    idx_bytes_free(&w.lw.buf);
+    free(w.es.e);
+    free(w.cc);
+    uint64_t written = w.written;
     /* drop the inputs */
     for (size_t i = 0; i < k && !rc; i++) {
         rc = s_seg_drop(txn, self->lex, in[i].id);
@@ -1554,8 +1766,8 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b) {
         S->seg[a] = out;
         S->nsegs++;
     }
-    log_debug("idx.merge", "segs=%zu into=%u docs=%llu terms=%llu", k, oid,
-              (unsigned long long)out.ndocs, (unsigned long long)written);
+    log_debug("idx.merge", "segs=%zu into=%u docs=%llu terms=%llu read_ahead=%d", k, oid,
+              (unsigned long long)out.ndocs, (unsigned long long)written, piped);
     return 0;
 }
 
@@ -1578,7 +1790,7 @@ static int s_merge_policy(idx *self, MDB_txn *txn, idx_segs *S) {
             take = run < 2 ? 2 : run;
         if (!take)
             return 0;
-        int rc = s_merge(self, txn, S, n - take, n);
+        int rc = s_merge(self, txn, S, n - take, n, false);
         if (rc)
             return rc;
     }
@@ -1754,7 +1966,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
                 break;
             }
     if (nlex) {
-        if (S->nsegs == IDX_MAX_SEGS && (rc = s_merge(self, txn, S, S->nsegs - 2, S->nsegs)))
+        if (S->nsegs == IDX_MAX_SEGS && (rc = s_merge(self, txn, S, S->nsegs - 2, S->nsegs, false)))
             goto done;
         S->seg[S->nsegs++] = (idx_seg){.id = sid, .lo = gen, .hi = gen, .ndocs = ndocs,
                                        .minid = minid, .maxid = maxid};
@@ -1932,9 +2144,9 @@ int idx_optimize(idx *self, MDB_txn *txn) {
     idx_segs *S = &self->pend->segs;
     int rc = idx_segs_get(self, txn, S);
     if (!rc && S->nsegs > 1)
-        rc = s_merge(self, txn, S, 0, S->nsegs);
+        rc = s_merge(self, txn, S, 0, S->nsegs, true);
     if (!rc && S->nsegs == 1 && S->seg[0].dead)
-        rc = s_merge(self, txn, S, 0, 1); /* purge stale versions */
+        rc = s_merge(self, txn, S, 0, 1, false); /* purge stale versions */
     if (!rc)
         rc = s_segs_put(self, txn, S);
     return rc ? s_lmdb_fail(self, "optimize", rc) : IDX_OK;

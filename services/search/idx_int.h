@@ -132,6 +132,14 @@ size_t idx_lex_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint8_t *out);
 size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out);
 /* The segment list (zeroed when the index is empty). 0 or an LMDB error. */
 int idx_segs_get(idx *self, MDB_txn *txn, idx_segs *s);
+
+/* For tests: the lexicon entries a merge reads per input and batch (4096),
+ * whether idx_optimize's merge of committed segments may read them on a
+ * second thread (true), and how many merges did (counted on the merging
+ * thread). Set them with no merge running. */
+extern size_t idx_merge_batch;
+extern bool idx_merge_read_ahead;
+extern uint64_t idx_merges_read_ahead;
 /* A block's header (block-max bounds for BM25: the largest tf and the
  * shortest field lengths among its docs). */
 typedef struct {

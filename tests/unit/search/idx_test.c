@@ -987,6 +987,63 @@ static void test_segments(void **state) {
     mdb_txn_abort(txn);
 }
 
+/* FNV-1a over a database's keys and values, in key order. */
+static uint64_t s_db_hash(MDB_txn *txn, const char *name) {
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    uint64_t h = 1469598103934665603ull, n = 0;
+    while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+        const MDB_val *kv[2] = {&k, &v};
+        for (int x = 0; x < 2; x++) {
+            const uint8_t *p = kv[x]->mv_data;
+            h = (h ^ kv[x]->mv_size) * 1099511628211ull;
+            for (size_t i = 0; i < kv[x]->mv_size; i++)
+                h = (h ^ p[i]) * 1099511628211ull;
+        }
+        n++;
+    }
+    mdb_cursor_close(c);
+    return h ^ n;
+}
+
+/* idx_optimize's merge of committed segments reads them on a second thread
+ * (here in batches of 3 lexicon entries per input: many hand-overs between
+ * the threads); it writes the index the merge writes reading them itself,
+ * key for key. Both are aborted: test_optimize merges after this. */
+static void test_optimize_read_ahead(void **state) {
+    (void)state;
+    const char *dbs[] = {"idx_lex", "idx_post", "idx_meta", "idx_col"};
+    uint64_t h[2][4];
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    idx_segs sg;
+    assert_int_equal(idx_segs_get(ix, txn, &sg), 0);
+    mdb_txn_abort(txn);
+    assert_true(sg.nsegs > 1);
+    size_t batch = idx_merge_batch;
+    idx_merge_batch = 3;
+    for (int r = 0; r < 2; r++) {
+        idx_merge_read_ahead = r == 0;
+        uint64_t before = idx_merges_read_ahead;
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        assert_int_equal(idx_optimize(ix, txn), IDX_OK);
+        assert_int_equal(idx_merges_read_ahead - before, r == 0 ? 1 : 0);
+        assert_int_equal(idx_segs_get(ix, txn, &sg), 0);
+        assert_int_equal(sg.nsegs, 1);
+        for (int d = 0; d < 4; d++)
+            h[r][d] = s_db_hash(txn, dbs[d]);
+        mdb_txn_abort(txn);
+        idx_discard(ix);
+    }
+    idx_merge_batch = batch;
+    idx_merge_read_ahead = true;
+    for (int d = 0; d < 4; d++)
+        assert_true(h[0][d] == h[1][d]);
+}
+
 /* Merging everything into one segment keeps every answer (and drops the
  * stale versions left by the updates and deletes above). */
 static void test_optimize(void **state) {
@@ -1074,6 +1131,7 @@ int main(void) {
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
         cmocka_unit_test(test_typo_reference), cmocka_unit_test(test_typo_reference_decoys),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
+        cmocka_unit_test(test_optimize_read_ahead),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_error_code),
     };
