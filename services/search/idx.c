@@ -1640,8 +1640,12 @@ static void *s_mpipe_main(void *arg) {
 
 /* Writes batches as the read-ahead thread reads them. Returns S_NO_AHEAD
  * when it did not start (the caller reads the batches itself), else 0 or an
- * error. */
-static int s_merge_piped(idx *self, MDB_txn *txn, s_mwriter *w, const idx_seg *in, size_t k) {
+ * error. With `all` (the inputs are every segment: idx_post and idx_lex hold
+ * nothing else), both are emptied first: the inputs are read from the read
+ * txn's snapshot, and mdb_drop frees their pages from the branch pages
+ * without touching (copying) each leaf as deleting key by key does. */
+static int s_merge_piped(idx *self, MDB_txn *txn, s_mwriter *w, const idx_seg *in, size_t k,
+                         bool all) {
     s_mpipe *p = calloc(1, sizeof *p);
     if (!p)
         return S_NO_AHEAD;
@@ -1662,6 +1666,18 @@ static int s_merge_piped(idx *self, MDB_txn *txn, s_mwriter *w, const idx_seg *i
             pthread_cond_wait(&p->cv, &p->mu);
         bool started = p->state == 1;
         pthread_mutex_unlock(&p->mu);
+        if (started && all) {
+            rc = mdb_drop(txn, self->lex, 0);
+            if (!rc)
+                rc = mdb_drop(txn, self->post, 0);
+            if (rc) {
+                pthread_mutex_lock(&p->mu);
+                p->stop = true;
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+                started = false;
+            }
+        }
         for (uint64_t n = 0; started; n++) {
             pthread_mutex_lock(&p->mu);
             while (p->produced <= n && !p->finished)
@@ -1708,7 +1724,7 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b, boo
     if (!rc)
         w.cc->ok = false;
     if (!rc && ahead && idx_merge_read_ahead)
-        rc = s_merge_piped(self, txn, &w, in, k);
+        rc = s_merge_piped(self, txn, &w, in, k, a == 0 && b == S->nsegs);
     else if (!rc)
         rc = S_NO_AHEAD;
     bool piped = rc != S_NO_AHEAD;
@@ -1739,8 +1755,8 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b, boo
     free(w.es.e);
     free(w.cc);
     uint64_t written = w.written;
-    /* drop the inputs */
-    for (size_t i = 0; i < k && !rc; i++) {
+    /* drop the inputs (a read-ahead merge of every segment dropped them first) */
+    for (size_t i = 0; i < k && !rc && !(piped && a == 0 && b == S->nsegs); i++) {
         rc = s_seg_drop(txn, self->lex, in[i].id);
         if (!rc)
             rc = s_seg_drop(txn, self->post, in[i].id);
