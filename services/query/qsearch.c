@@ -273,6 +273,27 @@ static void s_bulk_stop(qsearch *s)
     b->cap = 0;
 }
 
+/* Hand the analysis thread a new job: the chunk's changes, or (prep) the
+ * decoding of the next chunk first (qsearch_bulk_begin_prep). */
+static void s_bulk_arm(s_bulk *b, Bulletin__Internal__Change *const *changes, size_t n, bool prep)
+{
+    b->begun++;
+    pthread_mutex_lock(&b->mu);
+    b->n = n;
+    b->job = changes;
+    b->ahead = false;
+    b->next = b->ndone = 0;
+    b->cursor = 0;
+    b->cancel = false;
+    b->active = true;
+    b->busy = true;
+    if (prep)
+        b->prep_pending = true;
+    b->used = b->fallback = b->waits = b->wait_us = 0;
+    pthread_cond_broadcast(&b->work);
+    pthread_mutex_unlock(&b->mu);
+}
+
 int qsearch_bulk_begin(qsearch *s, Bulletin__Internal__Change *const *changes, size_t n)
 {
     s_bulk *b = &s->bulk;
@@ -294,19 +315,7 @@ int qsearch_bulk_begin(qsearch *s, Bulletin__Internal__Change *const *changes, s
     }
     if (!s_bulk_fill(b, changes, n))
         return 0;
-    b->begun++;
-    pthread_mutex_lock(&b->mu);
-    b->n = n;
-    b->job = changes;
-    b->ahead = false;
-    b->next = b->ndone = 0;
-    b->cursor = 0;
-    b->cancel = false;
-    b->active = true;
-    b->busy = true;
-    b->used = b->fallback = b->waits = b->wait_us = 0;
-    pthread_cond_broadcast(&b->work);
-    pthread_mutex_unlock(&b->mu);
+    s_bulk_arm(b, changes, n, false);
     return 1;
 }
 
@@ -354,20 +363,7 @@ int qsearch_bulk_begin_prep(qsearch *s, qsearch_prep_fn prep, void *ud)
         prep(ud, &changes, &n);
         return 0;
     }
-    b->begun++;
-    pthread_mutex_lock(&b->mu);
-    b->n = 0;
-    b->job = NULL;
-    b->ahead = false;
-    b->next = b->ndone = 0;
-    b->cursor = 0;
-    b->cancel = false;
-    b->active = true;
-    b->busy = true;
-    b->prep_pending = true;
-    b->used = b->fallback = b->waits = b->wait_us = 0;
-    pthread_cond_broadcast(&b->work);
-    pthread_mutex_unlock(&b->mu);
+    s_bulk_arm(b, NULL, 0, true);
     return 1;
 }
 
