@@ -186,25 +186,30 @@ static void s_begin_next(void *ud)
     }
 }
 
-static void test_bulk_ahead_same_index(void **state)
+/* Applies test_bulk_same_index's history to both replicas of `p`, the index's one with the next
+ * batch begun from the before-flush callback `next` (prep: through
+ * qsearch_bulk_begin_prep, waited for before each batch), and checks both
+ * end the same. */
+static void s_apply_begun_ahead(s_pair *p, void (*next)(void *), bool prep)
 {
-    (void)state;
     rng = 99; /* the history of test_bulk_same_index */
     s_history();
-    s_pair p;
-    s_pair_open(&p);
-    replica *ra = p.r[0], *rb = p.r[1];
-    qsearch *qb = p.q[1];
+    replica *ra = p->r[0], *rb = p->r[1];
+    qsearch *qb = p->q[1];
     g_q = qb;
-    qsearch_set_before_flush(qb, s_begin_next, &g_next);
+    qsearch_set_before_flush(qb, next, &g_next);
     g_ahead = 0;
     for (size_t b = 0; b < NBATCH; b++) {
         assert_int_equal(replica_apply(ra, P[b], NCH[b], 0), 0);
         g_next = b + 1;
+        if (prep)
+            qsearch_bulk_prep_wait(qb); /* safe when no prep is pending */
         assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1); /* running when begun ahead */
         assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
         qsearch_bulk_done(qb, P[b]); /* leaves batch b+1's job running */
     }
+    if (prep)
+        qsearch_bulk_prep_wait(qb);
     assert_true(g_ahead >= NBATCH - 1);
     qsearch_set_before_flush(qb, NULL, NULL);
     assert_int_equal(replica_applied_seq(ra), replica_applied_seq(rb));
@@ -212,6 +217,15 @@ static void test_bulk_ahead_same_index(void **state)
     assert_false(qsearch_broken(qb));
     assert_int_equal(qsearch_docs(qb), replica_count(rb));
     s_compare(ra, rb);
+}
+
+static void test_bulk_ahead_same_index(void **state)
+{
+    (void)state;
+    s_pair p;
+    s_pair_open(&p);
+    qsearch *qb = p.q[1];
+    s_apply_begun_ahead(&p, s_begin_next, false);
 
     /* begun ahead, then dropped (the chunk is not applied): done ends it */
     assert_int_equal(qsearch_bulk_begin(qb, P[1], NCH[1]), 1);
@@ -247,33 +261,12 @@ static void s_begin_next_prep(void *ud)
 static void test_bulk_prep_same_index(void **state)
 {
     (void)state;
-    rng = 99; /* the history of test_bulk_same_index */
-    s_history();
     s_pair p;
     s_pair_open(&p);
-    replica *ra = p.r[0], *rb = p.r[1];
     qsearch *qb = p.q[1];
-    g_q = qb;
-    qsearch_set_before_flush(qb, s_begin_next_prep, &g_next);
-    g_ahead = 0;
     g_preps = 0;
-    for (size_t b = 0; b < NBATCH; b++) {
-        assert_int_equal(replica_apply(ra, P[b], NCH[b], 0), 0);
-        g_next = b + 1;
-        qsearch_bulk_prep_wait(qb); /* safe when no prep is pending */
-        assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1); /* running when begun ahead */
-        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
-        qsearch_bulk_done(qb, P[b]); /* leaves batch b+1's job running */
-    }
-    qsearch_bulk_prep_wait(qb);
-    assert_true(g_ahead >= NBATCH - 1);
+    s_apply_begun_ahead(&p, s_begin_next_prep, true);
     assert_int_equal(__atomic_load_n(&g_preps, __ATOMIC_SEQ_CST), g_ahead);
-    qsearch_set_before_flush(qb, NULL, NULL);
-    assert_int_equal(replica_applied_seq(ra), replica_applied_seq(rb));
-    assert_int_equal(replica_count(ra), replica_count(rb));
-    assert_false(qsearch_broken(qb));
-    assert_int_equal(qsearch_docs(qb), replica_count(rb));
-    s_compare(ra, rb);
 
     /* a prep runs once even when its job is ended at once, or begun over */
     for (int i = 0; i < 50; i++) {
