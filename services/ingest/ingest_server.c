@@ -48,6 +48,7 @@
 #include "log.h"
 #include "wire.h"
 #include "zio.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -587,12 +588,10 @@ static int s_stage_put(s_server *s, s_pending *p, size_t item, uint32_t op_field
         s->st.cap = cap;
     }
     if (s->st.n == s->st.cap_refs) {
-        size_t cap = s->st.cap_refs ? s->st.cap_refs * 2 : 256;
-        s_ref *r = realloc(s->st.refs, cap * sizeof *r);
+        s_ref *r = grow(s->st.refs, &s->st.cap_refs, sizeof *r, 256);
         if (!r)
             return -1;
         s->st.refs = r;
-        s->st.cap_refs = cap;
     }
     uint8_t *w = s->st.buf + S_STAGE_HEAD + s->st.len;
     *w++ = 0x0a; /* WriteBatch.ops = 1, length-delimited */

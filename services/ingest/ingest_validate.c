@@ -16,6 +16,7 @@
 #include "pbscan.h"
 #include "utf8.h"
 #include "wire.h"
+#include "grow.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -75,12 +76,10 @@ static char *s_vformat(const char *fmt, va_list ap)
 int ingest_doc_warn(ingest_doc *d, const char *fmt, ...)
 {
     if (d->n_warnings == d->cap_warnings) {
-        size_t cap = d->cap_warnings ? d->cap_warnings * 2 : 4;
-        char **w = realloc(d->warnings, cap * sizeof *w);
+        char **w = grow(d->warnings, &d->cap_warnings, sizeof *w, 4);
         if (!w)
             return -1;
         d->warnings = w;
-        d->cap_warnings = cap;
     }
     va_list ap;
     va_start(ap, fmt);

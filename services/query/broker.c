@@ -19,6 +19,7 @@
 #include "pbscan.h"
 #include "wire.h"
 #include "zio.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -681,14 +682,12 @@ static int s_on_worker(s_broker *b)
         if (!w)
             goto out;
         if (b->nworkers == b->capworkers) {
-            size_t cap = b->capworkers ? b->capworkers * 2 : 16;
-            s_worker **nw = realloc(b->workers, cap * sizeof *nw);
+            s_worker **nw = grow(b->workers, &b->capworkers, sizeof *nw, 16);
             if (!nw) {
                 free(w);
                 goto out;
             }
             b->workers = nw;
-            b->capworkers = cap;
         }
         b->workers[b->nworkers++] = w;
         w->id_len = zmq_msg_size(&f[0]);

@@ -23,6 +23,7 @@
 #include "lmdb_map.h"
 #include "log.h"
 #include "wire.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -556,12 +557,10 @@ static int s_hook_failed(replica *r);
 static int s_hook_defer(s_ibuf *b, const Bulletin__Article *copy)
 {
     if (b->nhq == b->caphq) {
-        size_t c = b->caphq ? b->caphq * 2 : 1024;
-        Bulletin__Article *n = realloc(b->hq, c * sizeof *n);
+        Bulletin__Article *n = grow(b->hq, &b->caphq, sizeof *n, 1024);
         if (!n)
             return ENOMEM;
         b->hq = n;
-        b->caphq = c;
     }
     b->hq[b->nhq++] = *copy;
     return 0;

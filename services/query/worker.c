@@ -11,6 +11,7 @@
 #include "replica.h"
 #include "wire.h"
 #include "zio.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -808,15 +809,13 @@ static void s_on_feed(s_worker *w)
         w->resync_after = true;
     }
     if (w->nbuf == w->capbuf) {
-        size_t cap = w->capbuf ? w->capbuf * 2 : 64;
-        zmq_msg_t *nb = realloc(w->buf, cap * sizeof *nb);
+        zmq_msg_t *nb = grow(w->buf, &w->capbuf, sizeof *nb, 64);
         if (!nb) {
             zmq_msg_close(&body);
             w->resync_after = true;
             return;
         }
         w->buf = nb;
-        w->capbuf = cap;
     }
     zmq_msg_init(&w->buf[w->nbuf]);
     zmq_msg_move(&w->buf[w->nbuf++], &body);

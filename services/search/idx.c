@@ -33,6 +33,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -281,12 +282,10 @@ static long s_intern_h(struct idx_pending *pd, const uint8_t *k, size_t kl, uint
             return (long)ti;
     }
     if (pd->nterms == pd->capterms) {
-        size_t c = pd->capterms ? pd->capterms * 2 : 1024;
-        s_pterm *t = realloc(pd->terms, c * sizeof *t);
+        s_pterm *t = grow(pd->terms, &pd->capterms, sizeof *t, 1024);
         if (!t)
             return -1;
         pd->terms = t;
-        pd->capterms = c;
     }
     if (idx_bytes_reserve(&pd->keys, kl))
         return -1;
@@ -345,12 +344,10 @@ static s_pcol *s_pcol_get(struct idx_pending *pd, uint64_t id) {
         pd->ncslots = n;
     }
     if (pd->ncols == pd->capcols) {
-        size_t c = pd->capcols ? pd->capcols * 2 : 256;
-        s_pcol *n = realloc(pd->cols, c * sizeof *n);
+        s_pcol *n = grow(pd->cols, &pd->capcols, sizeof *n, 256);
         if (!n)
             return NULL;
         pd->cols = n;
-        pd->capcols = c;
     }
     size_t k = s_id_slot(id, pd->ncslots);
     while (pd->cslots[k])
@@ -372,14 +369,12 @@ static int s_tok_cb(void *ud, const text_token *t) {
         return 1;
     }
     if (pd->ntoks == pd->captoks) {
-        size_t c = pd->captoks ? pd->captoks * 2 : 4096;
-        s_tok *n = realloc(pd->toks, c * sizeof *n);
+        s_tok *n = grow(pd->toks, &pd->captoks, sizeof *n, 4096);
         if (!n) {
             pd->err = 1;
             return 1;
         }
         pd->toks = n;
-        pd->captoks = c;
     }
     uint32_t at = (uint32_t)pd->ntoks++;
     s_tok *o = &pd->toks[at];
@@ -392,14 +387,12 @@ static int s_tok_cb(void *ud, const text_token *t) {
     s_pterm *pt = &pd->terms[ti];
     if (pt->stamp != pd->stamp) {
         if (pd->ndterms == pd->capdterms) {
-            size_t c = pd->capdterms ? pd->capdterms * 2 : 1024;
-            uint32_t *n = realloc(pd->dterms, c * sizeof *n);
+            uint32_t *n = grow(pd->dterms, &pd->capdterms, sizeof *n, 1024);
             if (!n) {
                 pd->err = 1;
                 return 1;
             }
             pd->dterms = n;
-            pd->capdterms = c;
         }
         pd->dterms[pd->ndterms++] = (uint32_t)ti;
         pt->stamp = pd->stamp;
@@ -1301,14 +1294,12 @@ static int s_merge_read(s_mreader *r, s_mbatch *b) {
                 break;
             }
             if (b->nlx == b->caplx) {
-                size_t c = b->caplx ? b->caplx * 2 : 1024;
-                s_mlex *n = realloc(b->lx, c * sizeof *n);
+                s_mlex *n = grow(b->lx, &b->caplx, sizeof *n, 1024);
                 if (!n) {
                     rc = ENOMEM;
                     break;
                 }
                 b->lx = n;
-                b->caplx = c;
             }
             uint64_t z = 0, first = 0;
             const uint8_t *vp = it.val, *ve = vp + it.vl;
@@ -2111,12 +2102,10 @@ static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
     for (size_t i = 0; i < pd->ndterms; i++)
         pd->terms[pd->dterms[i]].removed++;
     if (pd->ndead == pd->capdead) {
-        size_t c = pd->capdead ? pd->capdead * 2 : 64;
-        uint32_t *n = realloc(pd->dead, c * sizeof *n);
+        uint32_t *n = grow(pd->dead, &pd->capdead, sizeof *n, 64);
         if (!n)
             return -1;
         pd->dead = n;
-        pd->capdead = c;
     }
     pd->dead[pd->ndead++] = rec->live;
     pd->ddocs--;

@@ -37,6 +37,7 @@
 #include "lmdb_map.h"
 #include "log.h"
 #include "utf8.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -462,12 +463,10 @@ static int s_change_add(s_wctx *c, uint64_t seq, int op, uint64_t id, const char
 {
     store_write *w = c->out;
     if (w->n_changes == w->cap_changes) {
-        size_t cap = w->cap_changes ? w->cap_changes * 2 : 64;
-        store_change *p = realloc(w->changes, cap * sizeof *p);
+        store_change *p = grow(w->changes, &w->cap_changes, sizeof *p, 64);
         if (!p)
             return ENOMEM;
         w->changes = p;
-        w->cap_changes = cap;
     }
     store_change *ch = &w->changes[w->n_changes];
     memset(ch, 0, sizeof *ch);

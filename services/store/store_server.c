@@ -17,6 +17,7 @@
 #include "store_codec.h"
 #include "store_db.h"
 #include "wire.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -330,12 +331,10 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
         return 0;
     }
     if (s->n_pend == s->cap_pend) {
-        size_t cap = s->cap_pend ? s->cap_pend * 2 : 64;
-        s_pending *p = realloc(s->pend, cap * sizeof *p);
+        s_pending *p = grow(s->pend, &s->cap_pend, sizeof *p, 64);
         if (!p)
             goto oom;
         s->pend = p;
-        s->cap_pend = cap;
     }
     if (s->cap_ops - s->n_ops < wb->n_ops) {
         size_t cap = s->cap_ops ? s->cap_ops : 1024;
