@@ -76,7 +76,7 @@
 static const char *o_corpus, *o_queries, *o_workers, *o_clients, *o_engines, *o_data_dir,
     *o_bin_dir, *o_out, *o_client_cpus, *o_worker_cpus, *o_sync_max, *o_fake_worker,
     *o_fake_name, *o_transport, *o_search_bench, *o_broker_cpus, *o_baseline_threads;
-static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq;
+static long long o_articles, o_seconds, o_credit, o_page, o_timeout_ms, o_fake_seq, o_inflight;
 static bool o_keep, o_no_bootstrap, o_search, o_zh, o_no_baselines, o_fake_no_batch;
 
 static const cfg_option s_opts[] = {
@@ -98,6 +98,9 @@ static const cfg_option s_opts[] = {
      &o_seconds},
     {"page", "BULLETIN_BENCH_PAGE", CFG_INT, "20", "page size (limit) of every List",
      &o_page},
+    {"inflight", "BULLETIN_BENCH_INFLIGHT", CFG_INT, "1",
+     "requests each client keeps in flight on its one DEALER (1 = closed loop; more = a client "
+     "that pipelines, matching replies by request_id)", &o_inflight},
     {"credit", "BULLETIN_BENCH_CREDIT", CFG_INT, "16",
      "--credit of every worker (requests the broker may send it before an answer; 16 = bulletin-worker's default)", &o_credit},
     {"client-cpus", "BULLETIN_BENCH_CLIENT_CPUS", CFG_STR, "0",
@@ -1587,14 +1590,29 @@ static void *s_client_bulletin(void *arg)
         wire_free(bench_roundtrip(s, sh->pg[q].req.data, sh->pg[q].req.len, (int)o_timeout_ms, why, sizeof why));
     }
     s_start_wait(sh);
+    /* o_inflight requests in flight at once (query indexes q, q+1, ...;
+     * each one's send time kept by its index, the reply's request_id - 1) */
+    int64_t *sent = up ? calloc(sh->npg, sizeof *sent) : NULL;
+    size_t pending = 0;
+    if (up && !sent) {
+        s_client_error(c, "out of memory", q);
+        up = false;
+    }
     while (up && !atomic_load_explicit(sh->stop, memory_order_relaxed)) {
-        const s_page *p = &sh->pg[q];
-        char why[256] = "";
-        int64_t t0 = clock_mono_us();
-        if (zmq_send(s, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(s, p->req.data, p->req.len, 0) < 0) {
-            s_client_error(c, "send failed", q);
-            break;
+        while (pending < (size_t)o_inflight && !sent[q]) {
+            const s_page *p = &sh->pg[q];
+            sent[q] = clock_mono_us();
+            if (zmq_send(s, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(s, p->req.data, p->req.len, 0) < 0) {
+                s_client_error(c, "send failed", q);
+                up = false;
+                break;
+            }
+            pending++;
+            q = (q + 1) % sh->npg;
         }
+        if (!up)
+            break;
+        char why[256] = "";
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         int rc;
         while ((rc = zmq_poll(&it, 1, (long)o_timeout_ms)) < 0 && errno == EINTR)
@@ -1611,16 +1629,26 @@ static void *s_client_bulletin(void *arg)
                                                             WIRE_BUDGET(zmq_msg_size(&body)), &code,
                                                             why, sizeof why);
         zmq_msg_close(&body);
+        size_t rq = r && r->request_id >= 1 && r->request_id <= sh->npg ? (size_t)(r->request_id - 1)
+                                                                         : sh->npg;
+        if (rq == sh->npg || !sent[rq]) {
+            s_client_error(c, r ? "reply to no request in flight" : why, q);
+            wire_free(r);
+            break;
+        }
+        const s_page *p = &sh->pg[rq];
         size_t want = sh->eng == E_EMPTY ? 0 : p->nids;
-        if (!bench_reply_ok(r) || r->request_id != q + 1 ||
+        if (!bench_reply_ok(r) ||
             (o_search ? r->body_case != BULLETIN__REPLY__BODY_SEARCH || r->search->n_hits != want
                       : r->body_case != BULLETIN__REPLY__BODY_LIST || r->list->n_items != want))
-            s_client_error(c, r ? (s_status_text(r)[0] ? s_status_text(r) : "unexpected reply") : why, q);
+            s_client_error(c, r ? (s_status_text(r)[0] ? s_status_text(r) : "unexpected reply") : why, rq);
         else
-            s_lat_add(c, t1 - t0);
+            s_lat_add(c, t1 - sent[rq]);
+        sent[rq] = 0;
+        pending--;
         wire_free(r);
-        q = (q + 1) % sh->npg;
     }
+    free(sent);
     zio_close(&s);
     if (!up)
         s_client_error(c, "cannot connect", 0);
@@ -1831,10 +1859,10 @@ static void s_report(FILE *out, const s_report_in *in)
     fprintf(out, "- SQLite: one table, index (category, published_at DESC, id DESC), built in "
                  "%.1f s; page query `%s`; plan: %s\n",
             in->sqlite_build_s, s_sql_page, in->sqlite_plan);
-    fprintf(out, "- %lld s per configuration, closed loop (one request in flight per client), "
+    fprintf(out, "- %lld s per configuration, closed loop (%lld request(s) in flight per client), "
                  "worker credit %lld; latency = send to reply received (decoding the reply is "
                  "not included); CPU = user+system of the process over the run ÷ requests\n\n",
-            o_seconds, o_credit);
+            o_seconds, o_inflight, o_credit);
 
     fprintf(out, "| engine | workers | clients | requests | errors | QPS | p50 µs | p99 µs | max µs "
                  "| broker CPU µs/req | worker CPU µs/req | client CPU µs/req |\n");
@@ -1989,12 +2017,12 @@ static void s_report_search(FILE *out, const s_report_in *in)
                  "identical to 1 worker's: %s\n",
             o_queries, nq, nq ? (double)hits / (double)nq : 0, zero,
             in->search_differ == 0 ? "yes" : in->search_differ > 0 ? "**no**" : "not checked");
-    fprintf(out, "- %lld s per configuration, closed loop (one request in flight per client), "
+    fprintf(out, "- %lld s per configuration, closed loop (%lld request(s) in flight per client), "
                  "worker credit %lld; latency = send to reply received; baselines: in-process (no "
                  "transport), per query thread its own reader (SQLite connection, Xapian::Database) "
                  "and 1 warm-up + 3 timed rounds of the same queries, closed loop; QPS = all "
                  "threads' queries / wall time, p50/p99 over all of them\n\n",
-            o_seconds, o_credit);
+            o_seconds, o_inflight, o_credit);
 
     /* index build */
     const s_boot_result *b = in->nboot && !in->boot[0].failed ? &in->boot[0] : NULL;
@@ -2194,6 +2222,10 @@ int main(int argc, char **argv)
     log_init(o_fake_worker ? "bench-empty-worker" : "bench");
     if (o_credit < 1 || o_credit > BROKER_CREDIT_MAX) {
         fprintf(stderr, "bulletin-bench-list: --credit must be 1..%d\n", BROKER_CREDIT_MAX);
+        return 2;
+    }
+    if (o_inflight < 1 || o_inflight > 64) {
+        fprintf(stderr, "bulletin-bench-list: --inflight must be 1..64\n");
         return 2;
     }
     if (o_fake_worker)
