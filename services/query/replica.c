@@ -156,6 +156,32 @@ static int s_meta_load(replica *r)
     return 0;
 }
 
+static int s_write(replica *r, int (*fn)(replica *r, MDB_txn *txn, void *ud),
+                   void (*on_ok)(replica *r, void *ud), void *ud, bool hooked);
+
+/* The first write of an open: every database opened (created when new) and
+ * the schema recorded; replayable (s_write) on a map too small for it. */
+static int s_open_fn(replica *r, MDB_txn *txn, void *ud)
+{
+    (void)ud;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"articles", &r->d.articles}, {"summaries", &r->d.summaries},
+               {"keys", &r->d.keys},         {"by_time", &r->d.by_time},
+               {"by_site", &r->d.by_site},   {"by_cat", &r->d.by_cat},
+               {"by_tag", &r->d.by_tag},     {"counts", &r->d.counts},
+               {"meta", &r->d.meta}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc)
+            return rc;
+    }
+    uint8_t sv[4] = {0, 0, 0, S_SCHEMA};
+    MDB_val k = {6, "schema"}, v = {4, sv};
+    return mdb_put(txn, r->d.meta, &k, &v, 0);
+}
+
 replica *replica_new(const char *dir, size_t map_size)
 {
     if (sodium_init() < 0) {
@@ -179,31 +205,7 @@ replica *replica_new(const char *dir, size_t map_size)
         goto fail;
     int dead = 0;
     mdb_reader_check(r->d.env, &dead);
-    MDB_txn *txn;
-    rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
-    if (rc)
-        goto fail;
-    struct {
-        const char *name;
-        MDB_dbi *dbi;
-    } dbs[] = {{"articles", &r->d.articles}, {"summaries", &r->d.summaries},
-               {"keys", &r->d.keys},         {"by_time", &r->d.by_time},
-               {"by_site", &r->d.by_site},   {"by_cat", &r->d.by_cat},
-               {"by_tag", &r->d.by_tag},     {"counts", &r->d.counts},
-               {"meta", &r->d.meta}};
-    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-        rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
-        if (rc) {
-            mdb_txn_abort(txn);
-            goto fail;
-        }
-    }
-    uint8_t sv[4] = {0, 0, 0, S_SCHEMA};
-    MDB_val k = {6, "schema"}, v = {4, sv};
-    rc = mdb_put(txn, r->d.meta, &k, &v, 0);
-    if (rc || (rc = mdb_txn_commit(txn)))
-        goto fail;
-    if ((rc = s_meta_load(r)))
+    if ((rc = s_write(r, s_open_fn, NULL, NULL, false)) || (rc = s_meta_load(r)))
         goto fail;
     log_info("replica.open", "dir=%s applied_seq=%llu stale_readers=%d", dir,
              (unsigned long long)r->applied, dead);
@@ -715,13 +717,15 @@ static int s_hook_failed(replica *r)
     return MDB_PANIC;
 }
 
-/* Run fn in one write transaction, with the hook's before_commit/after_abort
- * around the commit; on MDB_MAP_FULL abort, double the map and run fn again
- * (fn must be replayable: it may only change r's state through on_ok).
+/* Run fn in one write transaction, with (when `hooked`) the hook's
+ * before_commit/after_abort around the commit; on MDB_MAP_FULL abort, double
+ * the map and run fn again (fn must be replayable: it may only change r's
+ * state through on_ok). Every write of the replica goes through here.
  * Returns 0 or the LMDB error (logged by the caller). */
 static int s_write(replica *r, int (*fn)(replica *r, MDB_txn *txn, void *ud),
-                   void (*on_ok)(replica *r, void *ud), void *ud)
+                   void (*on_ok)(replica *r, void *ud), void *ud, bool hooked)
 {
+    hooked = hooked && r->has_hook;
     int rc = 0;
     for (int attempt = 0; attempt < 8; attempt++) {
         MDB_txn *txn;
@@ -729,7 +733,7 @@ static int s_write(replica *r, int (*fn)(replica *r, MDB_txn *txn, void *ud),
         if (rc)
             return rc;
         rc = fn(r, txn, ud);
-        if (rc == 0 && r->has_hook && r->hook.before_commit &&
+        if (rc == 0 && hooked && r->hook.before_commit &&
             r->hook.before_commit(r->hook.ud, txn) != 0)
             rc = s_hook_failed(r);
         if (rc == 0) {
@@ -742,7 +746,7 @@ static int s_write(replica *r, int (*fn)(replica *r, MDB_txn *txn, void *ud),
         } else {
             mdb_txn_abort(txn);
         }
-        if (r->has_hook && r->hook.after_abort)
+        if (hooked && r->hook.after_abort)
             r->hook.after_abort(r->hook.ud);
         if (rc != MDB_MAP_FULL)
             return rc;
@@ -805,7 +809,7 @@ int replica_apply(replica *r, Bulletin__Internal__Change *const *changes, size_t
                   uint64_t applied_to)
 {
     s_apply_args a = {changes, n, applied_to, 0};
-    int rc = s_write(r, s_apply_fn, s_apply_ok, &a);
+    int rc = s_write(r, s_apply_fn, s_apply_ok, &a, true);
     if (rc) {
         log_error("replica.apply", "changes=%zu error=\"%s\"", n, mdb_strerror(rc));
         return -1;
@@ -830,7 +834,7 @@ static int s_user_fn(replica *r, MDB_txn *txn, void *ud)
 int replica_write(replica *r, int (*fn)(void *ud, MDB_txn *txn), void *ud)
 {
     s_user_args a = {fn, ud};
-    int rc = s_write(r, s_user_fn, NULL, &a);
+    int rc = s_write(r, s_user_fn, NULL, &a, true);
     if (rc) {
         log_error("replica.write", "error=\"%s\"", mdb_strerror(rc));
         return -1;
@@ -851,13 +855,26 @@ static int s_set_uuid(MDB_txn *txn, const replica_dbs *d, const uint8_t *uuid, s
 typedef struct {
     const uint8_t *uuid;
     size_t len;
-} s_reset_args;
+} s_uuid_args; /* a store uuid to record (len <= REPLICA_UUID_MAX) */
+
+static int s_uuid_fn(replica *r, MDB_txn *txn, void *ud)
+{
+    const s_uuid_args *a = ud;
+    return s_set_uuid(txn, &r->d, a->uuid, a->len);
+}
+
+static void s_uuid_ok(replica *r, void *ud)
+{
+    const s_uuid_args *a = ud;
+    memcpy(r->uuid, a->uuid, a->len);
+    r->uuid_len = a->len;
+}
 
 /* Every table emptied, applied_seq 0, the new store uuid, the hook's on_reset
  * (the index dropped): replayable like an apply (s_write). */
 static int s_reset_fn(replica *r, MDB_txn *txn, void *ud)
 {
-    const s_reset_args *a = ud;
+    const s_uuid_args *a = ud;
     MDB_dbi all[] = {r->d.articles, r->d.summaries, r->d.keys,   r->d.by_time,
                      r->d.by_site,  r->d.by_cat,    r->d.by_tag, r->d.counts};
     int rc = 0;
@@ -874,16 +891,14 @@ static int s_reset_fn(replica *r, MDB_txn *txn, void *ud)
 
 static void s_reset_ok(replica *r, void *ud)
 {
-    const s_reset_args *a = ud;
     r->applied = 0;
-    memcpy(r->uuid, a->uuid, a->len);
-    r->uuid_len = a->len;
+    s_uuid_ok(r, ud);
 }
 
 int replica_reset(replica *r, const uint8_t *uuid, size_t len)
 {
-    s_reset_args a = {uuid, len > REPLICA_UUID_MAX ? REPLICA_UUID_MAX : len};
-    int rc = s_write(r, s_reset_fn, s_reset_ok, &a);
+    s_uuid_args a = {uuid, len > REPLICA_UUID_MAX ? REPLICA_UUID_MAX : len};
+    int rc = s_write(r, s_reset_fn, s_reset_ok, &a, true);
     if (rc) {
         log_error("replica.reset", "error=\"%s\"", mdb_strerror(rc));
         return -1;
@@ -894,20 +909,14 @@ int replica_reset(replica *r, const uint8_t *uuid, size_t len)
 
 int replica_set_store_uuid(replica *r, const uint8_t *uuid, size_t len)
 {
-    if (len > REPLICA_UUID_MAX)
-        len = REPLICA_UUID_MAX;
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(r->d.env, NULL, 0, &txn);
-    if (rc == 0 && (rc = s_set_uuid(txn, &r->d, uuid, len)))
-        mdb_txn_abort(txn);
-    else if (rc == 0)
-        rc = mdb_txn_commit(txn);
+    /* not an index transaction: no hook calls (before_commit would flush or
+     * begin a bulk job of the full-text index) */
+    s_uuid_args a = {uuid, len > REPLICA_UUID_MAX ? REPLICA_UUID_MAX : len};
+    int rc = s_write(r, s_uuid_fn, s_uuid_ok, &a, false);
     if (rc) {
         log_error("replica.uuid", "error=\"%s\"", mdb_strerror(rc));
         return -1;
     }
-    memcpy(r->uuid, uuid, len);
-    r->uuid_len = len;
     return 0;
 }
 

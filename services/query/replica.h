@@ -80,8 +80,9 @@ typedef struct {
 } replica_hook;
 
 /* Open (creating when needed) the replica in directory `dir` (created if
- * missing). map_size 0 = default (16 GiB of address space; grows on
- * MDB_MAP_FULL). Runs mdb_reader_check. NULL on failure (logged). */
+ * missing). map_size 0 = default (16 GiB of address space); every write,
+ * the open's own included, grows the map on MDB_MAP_FULL and is replayed.
+ * Runs mdb_reader_check. NULL on failure (logged). */
 replica *replica_new(const char *dir, size_t map_size);
 
 /* Close and set *self to NULL; safe on NULL and twice. */
@@ -122,7 +123,8 @@ int replica_write(replica *self, int (*fn)(void *ud, MDB_txn *txn), void *ud);
 int replica_reset(replica *self, const uint8_t *uuid, size_t len);
 
 /* Record the store_uuid without touching the data (first Sync of a new
- * replica). 0 or -1. */
+ * replica), in a transaction of its own without the hook's calls; on
+ * MDB_MAP_FULL the map is doubled and the write replayed. 0 or -1 (logged). */
 int replica_set_store_uuid(replica *self, const uint8_t *uuid, size_t len);
 
 /* Number of articles. */

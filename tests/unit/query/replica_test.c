@@ -364,6 +364,83 @@ static void test_batch_same_as_one_by_one(void **state)
     fx_rmdir(db);
 }
 
+/* r's map size (LMDB's, which may be larger than was asked). */
+static size_t s_map_size(replica *r)
+{
+    MDB_envinfo ei;
+    assert_int_equal(mdb_env_info(replica_dbs_get(r)->env, &ei), 0);
+    return ei.me_mapsize;
+}
+
+/* Shrink r's map to the pages its data uses (LMDB rounds a smaller size up
+ * to that): the next write that needs a new page hits MDB_MAP_FULL unless
+ * the free list has one. Checks that the map is full. */
+static void s_map_shrink(replica *r)
+{
+    MDB_env *env = replica_dbs_get(r)->env;
+    assert_int_equal(mdb_env_set_mapsize(env, 1), 0);
+    MDB_envinfo ei;
+    MDB_stat st;
+    assert_int_equal(mdb_env_info(env, &ei), 0);
+    assert_int_equal(mdb_env_stat(env, &st), 0);
+    assert_int_equal((ei.me_last_pgno + 1) * st.ms_psize, ei.me_mapsize);
+}
+
+/* replica_set_store_uuid on a full map grows the map and replays its write,
+ * like apply and reset (it failed with MDB_MAP_FULL): a new replica (one
+ * commit so far, so no free pages) shrunk to its used size. */
+static void test_map_full_uuid(void **state)
+{
+    fx *f = *state;
+    s_map_shrink(f->r);
+    size_t before = s_map_size(f->r);
+    const uint8_t uuid[3] = {7, 8, 9};
+    assert_int_equal(replica_set_store_uuid(f->r, uuid, sizeof uuid), 0);
+    assert_true(s_map_size(f->r) > before);
+    replica_destroy(&f->r);
+    f->r = replica_new(f->dir, 64 << 20);
+    assert_non_null(f->r);
+    size_t len;
+    const uint8_t *u = replica_store_uuid(f->r, &len);
+    assert_int_equal(len, sizeof uuid);
+    assert_memory_equal(u, uuid, sizeof uuid);
+}
+
+/* replica_new's own write (the databases created, the schema) grows the map
+ * and replays on MDB_MAP_FULL (the open failed): a map asked 1 byte big
+ * (LMDB makes it the two meta pages), then reopened so over the data
+ * (LMDB opens it at the size used) after a batch and a uuid. */
+static void test_map_full_open(void **state)
+{
+    (void)state;
+    char *dir = fx_tmpdir();
+    replica *r = replica_new(dir, 1);
+    assert_non_null(r);
+    const uint8_t uuid[3] = {7, 8, 9};
+    assert_int_equal(replica_set_store_uuid(r, uuid, sizeof uuid), 0);
+    enum { N = 64 };
+    static fx_change x[N];
+    Bulletin__Internal__Change *p[N];
+    for (size_t i = 0; i < N; i++) {
+        fx_put(&x[i], i + 1, i + 1, i % 2 ? "s1" : "s2", "news", (int64_t)i * 1000, "a", NULL);
+        p[i] = &x[i].c;
+    }
+    assert_int_equal(replica_apply(r, p, N, 0), 0);
+    replica_destroy(&r);
+    for (int round = 0; round < 3; round++) {
+        r = replica_new(dir, 1);
+        assert_non_null(r);
+        assert_int_equal(replica_applied_seq(r), N);
+        assert_int_equal(replica_count(r), N);
+        size_t len;
+        const uint8_t *u = replica_store_uuid(r, &len);
+        assert_int_equal(len, sizeof uuid);
+        assert_memory_equal(u, uuid, sizeof uuid);
+        replica_destroy(&r);
+    }
+    fx_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +454,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_key_and_excerpt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
         cmocka_unit_test(test_batch_same_as_one_by_one),
+        cmocka_unit_test_setup_teardown(test_map_full_uuid, setup, teardown),
+        cmocka_unit_test(test_map_full_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
