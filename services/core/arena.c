@@ -144,11 +144,12 @@ static void s_pb_free(void *ud, void *p)
     (void)p; /* freed all at once by arena_reset */
 }
 
-/* arena_unpack; with strings, the check after decoding is
- * wire_accepted_strings instead of wire_accepted. */
+/* arena_unpack; the check after decoding is wire_accepted_clean when `clean`
+ * is not NULL (sets *clean), else wire_accepted_strings when `strings`, else
+ * wire_accepted. */
 static ProtobufCMessage *s_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
                                   const void *data, size_t len, size_t budget, bool strings,
-                                  wire_code *code, char *why, size_t why_cap)
+                                  bool *clean, wire_code *code, char *why, size_t why_cap)
 {
     a->over = false;
     a->limit = budget > SIZE_MAX - a->used ? SIZE_MAX : a->used + budget;
@@ -157,8 +158,9 @@ static ProtobufCMessage *s_unpack(arena *a, const ProtobufCMessageDescriptor *de
     bool over = a->over;
     a->limit = SIZE_MAX;
     a->over = false;
-    if (m && !(strings ? wire_accepted_strings(desc, data, len, code, why, why_cap)
-                       : wire_accepted(desc, data, len, code, why, why_cap)))
+    if (m && !(clean     ? wire_accepted_clean(desc, data, len, clean, code, why, why_cap)
+               : strings ? wire_accepted_strings(desc, data, len, code, why, why_cap)
+                         : wire_accepted(desc, data, len, code, why, why_cap)))
         return NULL; /* freed with the arena */
     if (m)
         return m;
@@ -178,19 +180,19 @@ ProtobufCMessage *arena_unpack(arena *a, const ProtobufCMessageDescriptor *desc,
                                const void *data, size_t len, size_t budget, wire_code *code,
                                char *why, size_t why_cap)
 {
-    return s_unpack(a, desc, data, len, budget, false, code, why, why_cap);
+    return s_unpack(a, desc, data, len, budget, false, NULL, code, why, why_cap);
 }
 
 ProtobufCMessage *arena_unpack_strings(arena *a, const ProtobufCMessageDescriptor *desc,
                                        const void *data, size_t len, size_t budget,
                                        wire_code *code, char *why, size_t why_cap)
 {
-    return s_unpack(a, desc, data, len, budget, true, code, why, why_cap);
+    return s_unpack(a, desc, data, len, budget, true, NULL, code, why, why_cap);
 }
 
 Bulletin__Request *arena_request_unpack(arena *a, const void *data, size_t len, size_t budget,
-                                        uint64_t *request_id, wire_code *code, char *why,
-                                        size_t why_cap)
+                                        uint64_t *request_id, bool *strings_ok, wire_code *code,
+                                        char *why, size_t why_cap)
 {
     *request_id = 0;
     if (len == 0) {
@@ -198,8 +200,8 @@ Bulletin__Request *arena_request_unpack(arena *a, const void *data, size_t len, 
         snprintf(why, why_cap, "empty message: expected a protobuf bulletin.Request");
         return NULL;
     }
-    Bulletin__Request *req = (Bulletin__Request *)arena_unpack(
-        a, &bulletin__request__descriptor, data, len, budget, code, why, why_cap);
+    Bulletin__Request *req = (Bulletin__Request *)s_unpack(
+        a, &bulletin__request__descriptor, data, len, budget, false, strings_ok, code, why, why_cap);
     if (!req)
         return NULL;
     *request_id = req->request_id;

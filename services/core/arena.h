@@ -62,9 +62,13 @@ ProtobufCMessage *arena_unpack_strings(arena *self, const ProtobufCMessageDescri
 
 /* wire_request_unpack into the arena: arena_unpack of a Request plus the
  * envelope checks (major version, a body present), with the same codes and
- * sentences. *request_id is set when the bytes decoded far enough. */
+ * sentences. *request_id is set when the bytes decoded far enough. When
+ * strings_ok is not NULL, the same walk of the bytes that checks them
+ * (wire_accepted_clean) sets *strings_ok: whether every string field is
+ * valid UTF-8 without NUL (a request with a bad string is still returned:
+ * the caller says which, e.g. with wire_check_strings). */
 Bulletin__Request *arena_request_unpack(arena *self, const void *data, size_t len,
-                                        size_t budget, uint64_t *request_id, wire_code *code,
-                                        char *why, size_t why_cap);
+                                        size_t budget, uint64_t *request_id, bool *strings_ok,
+                                        wire_code *code, char *why, size_t why_cap);
 
 #endif

@@ -288,17 +288,24 @@ bool wire_strings_ok(const ProtobufCMessageDescriptor *desc, const void *data, s
     return s_clean(desc, p, p + len, 0, false);
 }
 
+bool wire_accepted_clean(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                         bool *strings_ok, wire_code *code, char *why, size_t why_cap)
+{
+    const uint8_t *p = data;
+    *strings_ok = s_clean(desc, p, p + len, 0, true);
+    /* s_clean stops at the first malformed field or bad string: which one */
+    return *strings_ok || wire_accepted(desc, data, len, code, why, why_cap);
+}
+
 bool wire_accepted_strings(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                            wire_code *code, char *why, size_t why_cap)
 {
-    const uint8_t *p = data;
-    if (s_clean(desc, p, p + len, 0, true))
-        return true;
-    /* something is wrong: the two walks again, to say what, in their order */
-    if (!wire_accepted(desc, data, len, code, why, why_cap))
+    bool clean;
+    if (!wire_accepted_clean(desc, data, len, &clean, code, why, why_cap))
         return false;
-    if (wire_strings_why(desc, data, len, why, why_cap) == 0)
-        return true; /* not reached: s_clean stops only where one of them does */
+    /* well-formed: the walk again with paths, to say which string is bad */
+    if (clean || wire_strings_why(desc, data, len, why, why_cap) == 0)
+        return true; /* the second: not reached, s_clean stops only at a bad string */
     *code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
     return false;
 }

@@ -76,6 +76,14 @@ size_t wire_malformed_at(const ProtobufCMessageDescriptor *desc, const void *dat
 bool wire_accepted(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                    wire_code *code, char *why, size_t why_cap);
 
+/* wire_accepted and wire_strings_ok in one walk of the raw bytes (the walk
+ * of wire_accepted again only when something is wrong): true when the message
+ * is well-formed, with *strings_ok = whether every string field is valid
+ * UTF-8 without NUL (when not, wire_check_strings says which); otherwise
+ * false, as wire_accepted (*code = INVALID_ARGUMENT, the sentence in why). */
+bool wire_accepted_clean(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                         bool *strings_ok, wire_code *code, char *why, size_t why_cap);
+
 /* wire_accepted, then wire_strings_why, in one walk of the raw bytes (the
  * two walks again only when something is wrong, to say what): true when the
  * message is well-formed and every string field valid UTF-8 without NUL;

@@ -703,8 +703,15 @@ static void s_store_reply(s_server *s, const void *data, size_t len)
 
 /* --- client requests --------------------------------------------------------- */
 
+/* A client request's bytes, for the checks protobuf-c does not make. */
+typedef struct {
+    const void *data;
+    size_t len;
+    bool strings_ok; /* every string valid UTF-8 without NUL (checked while decoding) */
+} s_raw;
+
 static void s_handle_ingest(s_server *s, const zio_route *route, const Bulletin__Request *req,
-                            const void *raw, size_t raw_len)
+                            const s_raw *raw)
 {
     const Bulletin__IngestRequest *ir = req->ingest;
     size_t n = ir ? ir->n_items : 0;
@@ -734,7 +741,8 @@ static void s_handle_ingest(s_server *s, const zio_route *route, const Bulletin_
     p->building = true;
     for (size_t i = 0; i < n; i++)
         ingest_doc_init(&docs[i]);
-    ingest_check_strings(raw, raw_len, docs, n);
+    if (!raw->strings_ok)
+        ingest_check_strings(raw->data, raw->len, docs, n);
 
     int64_t now = clock_now_ms();
     bool oom = false;
@@ -777,10 +785,10 @@ static void s_handle_ingest(s_server *s, const zio_route *route, const Bulletin_
 }
 
 static void s_handle_delete(s_server *s, const zio_route *route, const Bulletin__Request *req,
-                            const void *raw, size_t raw_len)
+                            const s_raw *raw)
 {
     const Bulletin__DeleteRequest *dr = req->delete_;
-    if (wire_check_strings(&bulletin__request__descriptor, raw, raw_len, NULL, NULL) > 0) {
+    if (!raw->strings_ok) {
         s->m.bad_requests++;
         s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__INVALID_ARGUMENT,
                        "delete.key is not valid UTF-8 or contains a NUL byte");
@@ -864,10 +872,9 @@ static bool s_health(const s_server *s, char *detail, size_t cap)
 }
 
 static void s_handle_health(s_server *s, const zio_route *route, const Bulletin__Request *req,
-                            const void *raw, size_t raw_len)
+                            const s_raw *raw)
 {
     (void)raw;
-    (void)raw_len;
     char detail[256];
     bool ok = s_health(s, detail, sizeof detail);
     Bulletin__Reply rep;
@@ -934,10 +941,9 @@ static void s_stats_build(s_server *s, s_stats *out)
 }
 
 static void s_handle_stats(s_server *s, const zio_route *route, const Bulletin__Request *req,
-                           const void *raw, size_t raw_len)
+                           const s_raw *raw)
 {
     (void)raw;
-    (void)raw_len;
     s_stats stats;
     s_stats_build(s, &stats);
     Bulletin__Reply rep;
@@ -962,25 +968,23 @@ static void s_http_publish(s_server *s, int64_t now)
 }
 
 static void s_handle_reads(s_server *s, const zio_route *route, const Bulletin__Request *req,
-                           const void *raw, size_t raw_len)
+                           const s_raw *raw)
 {
     (void)raw;
-    (void)raw_len;
     s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__UNIMPLEMENTED,
                    "ingest only takes writes: send reads to the query service (or Get to the store)");
 }
 
 static void s_handle_internal(s_server *s, const zio_route *route, const Bulletin__Request *req,
-                              const void *raw, size_t raw_len)
+                              const s_raw *raw)
 {
     (void)raw;
-    (void)raw_len;
     s_reply_status(s, route, req->request_id, BULLETIN__STATUS_CODE__UNIMPLEMENTED,
                    "ingest does not take store-internal requests; clients send Ingest or Delete");
 }
 
 typedef void (*s_handler)(s_server *, const zio_route *, const Bulletin__Request *,
-                          const void *, size_t);
+                          const s_raw *);
 
 static const struct {
     Bulletin__Request__BodyCase body;
@@ -1004,8 +1008,9 @@ static void s_client_request(s_server *s, const zio_route *route, zmq_msg_t *bod
     wire_code code;
     char why[256];
     s->m.requests++;
-    Bulletin__Request *req = arena_request_unpack(s->ar, data, len, WIRE_BUDGET(len), &rid, &code,
-                                                  why, sizeof why);
+    s_raw raw = {data, len, true};
+    Bulletin__Request *req = arena_request_unpack(s->ar, data, len, WIRE_BUDGET(len), &rid,
+                                                  &raw.strings_ok, &code, why, sizeof why);
     if (!req) {
         arena_reset(s->ar, S_ARENA_KEEP);
         s->m.bad_requests++;
@@ -1015,7 +1020,7 @@ static void s_client_request(s_server *s, const zio_route *route, zmq_msg_t *bod
     }
     for (size_t i = 0; i < sizeof s_dispatch / sizeof s_dispatch[0]; i++)
         if (s_dispatch[i].body == req->body_case) {
-            s_dispatch[i].fn(s, route, req, data, len);
+            s_dispatch[i].fn(s, route, req, &raw);
             arena_reset(s->ar, S_ARENA_KEEP);
             return;
         }

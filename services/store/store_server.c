@@ -438,13 +438,15 @@ static void s_handle(s_server *s, zio_route *route, zmq_msg_t *body)
             return;
         }
     }
+    bool clean = true;
     Bulletin__Request *req =
         arena_request_unpack(s->scratch, zmq_msg_data(body), len, WIRE_BUDGET(len), &request_id,
-                             &code, why, sizeof why);
+                             &clean, &code, why, sizeof why);
     /* protobuf-c checks neither UTF-8 nor NUL: a bad key would be echoed in an
-     * error message that clients cannot decode */
-    if (req && wire_strings_why(&bulletin__request__descriptor, zmq_msg_data(body), len, why,
-                                sizeof why) > 0) {
+     * error message that clients cannot decode (checked in the same walk as
+     * the rest; walked again to name the field only when one is bad) */
+    if (req && !clean && wire_strings_why(&bulletin__request__descriptor, zmq_msg_data(body), len,
+                                          why, sizeof why) > 0) {
         req = NULL;
         code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
     }

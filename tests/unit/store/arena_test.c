@@ -101,7 +101,7 @@ static void test_unpack_matches_wire(void **state)
             &bulletin__request__descriptor, b, len, WIRE_BUDGET(len), &code, why, sizeof why);
         uint64_t rid = 0;
         Bulletin__Request *r =
-            arena_request_unpack(a, b, len, WIRE_BUDGET(len), &rid, &code, why, sizeof why);
+            arena_request_unpack(a, b, len, WIRE_BUDGET(len), &rid, NULL, &code, why, sizeof why);
         assert_non_null(w);
         assert_non_null(r);
         assert_int_equal(rid, 99);
@@ -148,7 +148,7 @@ static void test_unpack_errors(void **state)
     arena_reset(a, 1 << 20);
     free(b);
     /* envelope checks as wire_request_unpack */
-    assert_null(arena_request_unpack(a, "", 0, 100, &rid, &code, why, sizeof why));
+    assert_null(arena_request_unpack(a, "", 0, 100, &rid, NULL, &code, why, sizeof why));
     assert_int_equal(code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     Bulletin__Request req = BULLETIN__REQUEST__INIT;
     req.version_major = 9;
@@ -158,24 +158,25 @@ static void test_unpack_errors(void **state)
     req.health = &hr;
     uint8_t buf[64];
     len = bulletin__request__pack(&req, buf);
-    assert_null(arena_request_unpack(a, buf, len, 4096, &rid, &code, why, sizeof why));
+    assert_null(arena_request_unpack(a, buf, len, 4096, &rid, NULL, &code, why, sizeof why));
     assert_int_equal(code, BULLETIN__STATUS_CODE__FAILED_PRECONDITION);
     assert_int_equal(rid, 5);
     req.version_major = 1;
     req.body_case = BULLETIN__REQUEST__BODY__NOT_SET;
     len = bulletin__request__pack(&req, buf);
-    assert_null(arena_request_unpack(a, buf, len, 4096, &rid, &code, why, sizeof why));
+    assert_null(arena_request_unpack(a, buf, len, 4096, &rid, NULL, &code, why, sizeof why));
     assert_int_equal(code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     /* garbage */
     static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
-    assert_null(arena_request_unpack(a, junk, sizeof junk, 4096, &rid, &code, why, sizeof why));
+    assert_null(arena_request_unpack(a, junk, sizeof junk, 4096, &rid, NULL, &code, why, sizeof why));
     assert_int_equal(code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     arena_destroy(&a);
 }
 
 /* arena_unpack_strings (the store's decoding of internal write batches)
  * refuses what arena_unpack + wire_strings_why refused, with the same code
- * and sentence, after one walk (wire_accepted_strings): on fixed cases (a
+ * and sentence, after one walk (wire_accepted_strings), and
+ * arena_request_unpack's strings_ok is wire_strings_ok's answer: on fixed cases (a
  * bad string, a malformed field before and after one, nested) and on 3000
  * random mutations of a valid request. */
 static void s_two_walks(const uint8_t *b, size_t len, bool *ok, char *why, size_t cap)
@@ -190,6 +191,23 @@ static void s_one_walk(arena *a, const uint8_t *b, size_t len, bool *ok, char *w
     wire_code code = BULLETIN__STATUS_CODE__OK;
     *ok = wire_accepted_strings(&bulletin__request__descriptor, b, len, &code, why, cap);
     assert_int_equal(code, *ok ? BULLETIN__STATUS_CODE__OK : BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
+    /* arena_request_unpack with strings_ok (ingest, the store's client
+     * requests): refuses what it refuses without, and says what
+     * wire_strings_ok says about the strings */
+    bool strings = wire_strings_ok(&bulletin__request__descriptor, b, len), clean = !strings;
+    char w3[256] = "", w4[256] = "";
+    wire_code c3 = BULLETIN__STATUS_CODE__OK, c4 = BULLETIN__STATUS_CODE__OK;
+    uint64_t rid;
+    bool r3 = arena_request_unpack(a, b, len, WIRE_BUDGET(len), &rid, NULL, &c3, w3, sizeof w3);
+    bool r4 = arena_request_unpack(a, b, len, WIRE_BUDGET(len), &rid, &clean, &c4, w4, sizeof w4);
+    assert_int_equal(r3, r4);
+    if (r4) {
+        assert_int_equal(clean, strings);
+    } else {
+        assert_int_equal(c3, c4);
+        assert_string_equal(w3, w4);
+    }
+    arena_reset(a, 1 << 20);
     /* arena_unpack_strings: the same verdict wherever protobuf-c decodes it */
     ProtobufCMessage *m = protobuf_c_message_unpack(&bulletin__request__descriptor, NULL, len, b);
     if (!m)
