@@ -21,6 +21,7 @@
  */
 #include "cli.h"
 #include "clock.h"
+#include "grow.h"
 #include "zio.h"
 
 #include <dirent.h>
@@ -383,17 +384,17 @@ static bool s_ends(const char *s, const char *suffix)
 
 static int s_add(s_inputs *in, const char *path, bool owned)
 {
-    if (in->n == in->cap) {
-        size_t cap = in->cap ? in->cap * 2 : 16;
-        cli_input *v = realloc(in->v, cap * sizeof *v);
-        char **o = realloc(in->owned, cap * sizeof *o);
+    if (in->n == in->cap) { /* the two arrays grow together (nowned <= n) */
+        size_t cv = in->cap, co = in->cap;
+        cli_input *v = grow(in->v, &cv, sizeof *v, 16);
         if (v)
             in->v = v;
+        char **o = v ? grow(in->owned, &co, sizeof *o, 16) : NULL;
         if (o)
             in->owned = o;
         if (!v || !o)
             return -1;
-        in->cap = cap;
+        in->cap = cv;
     }
     in->v[in->n].path = path;
     in->v[in->n].raw = s_ends(path, ".txt");

@@ -1,6 +1,8 @@
 /* list: see list.h for the plan and the cursor. */
 #include "list.h"
 
+#include "grow.h"
+
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -92,15 +94,11 @@ static size_t s_varint_put(uint8_t *out, uint64_t v)
 static int s_items_append(list_result *res, const void *data, size_t len)
 {
     size_t need = res->items_len + 1 + S_VARINT_MAX + len;
-    if (need > res->items_cap) {
-        size_t cap = res->items_cap ? res->items_cap * 2 : 8192;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *nb = realloc(res->items, cap);
+    while (need > res->items_cap) { /* once but for a summary bigger than the buffer */
+        uint8_t *nb = grow(res->items, &res->items_cap, 1, 8192);
         if (!nb)
             return -1;
         res->items = nb;
-        res->items_cap = cap;
     }
     uint8_t *p = res->items + res->items_len;
     *p++ = S_TAG_LEN(1);

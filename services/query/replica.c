@@ -312,12 +312,10 @@ static int s_attr(MDB_txn *txn, const replica_dbs *d, replica_kind kind, const c
 static int s_ikeys_add(s_ikeys *a, const uint8_t *h, const uint8_t tail[16])
 {
     if (a->n == a->cap) {
-        size_t c = a->cap ? a->cap * 2 : 4096;
-        uint8_t(*k)[S_IKEY] = realloc(a->k, c * sizeof *k);
+        uint8_t(*k)[S_IKEY] = grow(a->k, &a->cap, sizeof *k, 4096);
         if (!k)
             return ENOMEM;
         a->k = k;
-        a->cap = c;
     }
     if (h)
         memcpy(a->k[a->n], h, REPLICA_HASH_LEN);

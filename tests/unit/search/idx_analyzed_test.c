@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "lmdb_equal.h"
+#include "lmdb_tmp.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -127,12 +128,8 @@ typedef struct {
 } s_side;
 
 static void s_open(s_side *s, const char *name) {
-    snprintf(s->dir, sizeof s->dir, "/tmp/idx_analyzed_%s_%d", name, (int)getpid());
-    mkdir(s->dir, 0700);
-    assert_int_equal(mdb_env_create(&s->env), 0);
-    mdb_env_set_maxdbs(s->env, 8);
-    mdb_env_set_mapsize(s->env, (size_t)1 << 30);
-    assert_int_equal(mdb_env_open(s->env, s->dir, MDB_NOSYNC, 0600), 0);
+    snprintf(s->dir, sizeof s->dir, "/tmp/idx_analyzed_%s_XXXXXX", name);
+    s->env = lmdb_tmp_open(s->dir, 8, (size_t)1 << 30);
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(s->env, NULL, 0, &txn), 0);
     idx_options o = {.max_pending_docs = 50, .merge_factor = 2, .b = -1};
@@ -142,11 +139,7 @@ static void s_open(s_side *s, const char *name) {
 
 static void s_close(s_side *s) {
     idx_close(&s->ix);
-    mdb_env_close(s->env);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", s->dir);
+    lmdb_tmp_close(&s->env, s->dir);
 }
 
 /* the analysis thread: analyzes OPS[from..to) puts into res[] */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "lmdb_tmp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -317,13 +318,6 @@ static size_t r_search(const rclause *cl, int ncl, const rfilter *f, rhit *out) 
 
 /* ---------------- fixtures ------------------------------------------------- */
 
-static void s_rmrf(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
-}
-
 /* group 1: batches of 64, default merging; group 2: batches of 7 and
  * merge_factor 2, so that segments are merged all the time (stale versions
  * dropped, deltas summed) while the reference comparisons run */
@@ -337,11 +331,7 @@ static bool g_bulk;
 static int setup(void **state) {
     (void)state;
     strcpy(dir, "/tmp/idx_test_XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    mdb_env_set_mapsize(env, 1ull << 30);
-    assert_int_equal(mdb_env_open(env, dir, MDB_NOSYNC, 0644), 0);
+    env = lmdb_tmp_open(dir, 16, 1ull << 30);
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(idx_open(txn, &g_opts, &ix), IDX_OK);
@@ -375,12 +365,11 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     idx_close(&ix);
-    mdb_env_close(env);
+    lmdb_tmp_close(&env, dir);
     text_analyzer_destroy(&an);
     for (int i = 0; i <= NDOCS; i++)
         free(R[i].t);
     memset(R, 0, sizeof R);
-    s_rmrf();
     return 0;
 }
 
@@ -717,12 +706,7 @@ static void s_typo_edit(char *w, unsigned *r, const char *alpha, size_t nalpha) 
  * segments, the scan's "seen" table) and after idx_optimize (one segment). */
 static void s_typo_reference(int decoys, uint32_t pending) {
     char tdir[] = "/tmp/idx_typo_XXXXXX";
-    assert_non_null(mkdtemp(tdir));
-    MDB_env *e;
-    assert_int_equal(mdb_env_create(&e), 0);
-    mdb_env_set_maxdbs(e, 16);
-    mdb_env_set_mapsize(e, 1ull << 28);
-    assert_int_equal(mdb_env_open(e, tdir, MDB_NOSYNC, 0644), 0);
+    MDB_env *e = lmdb_tmp_open(tdir, 16, 1ull << 28);
     idx_options o = {.b = -1, .max_pending_docs = pending, .merge_factor = 3};
     MDB_txn *txn;
     idx *t;
@@ -832,11 +816,7 @@ static void s_typo_reference(int decoys, uint32_t pending) {
     }
     idx_close(&t);
     mdb_txn_abort(txn);
-    mdb_env_close(e);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    lmdb_tmp_close(&e, tdir);
 }
 
 static void test_typo_reference(void **state) {
@@ -856,12 +836,7 @@ static void test_error_code(void **state) {
     (void)state;
     assert_int_equal(idx_error(NULL), 0);
     char edir[] = "/tmp/idx_err_XXXXXX";
-    assert_non_null(mkdtemp(edir));
-    MDB_env *e;
-    assert_int_equal(mdb_env_create(&e), 0);
-    mdb_env_set_maxdbs(e, 16);
-    mdb_env_set_mapsize(e, 256u << 10);
-    assert_int_equal(mdb_env_open(e, edir, MDB_NOSYNC, 0644), 0);
+    MDB_env *e = lmdb_tmp_open(edir, 16, 256u << 10);
     idx_options o = {.b = -1, .no_typos = true};
     MDB_txn *txn;
     idx *t;
@@ -897,10 +872,7 @@ static void test_error_code(void **state) {
     assert_int_equal(idx_flush(t, txn), IDX_OK);
     assert_int_equal(mdb_txn_commit(txn), 0);
     idx_close(&t);
-    mdb_env_close(e);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", edir);
-    assert_int_equal(system(cmd), 0);
+    lmdb_tmp_close(&e, edir);
 }
 
 static void test_big_article(void **state) {
@@ -1074,13 +1046,9 @@ static void test_optimize(void **state) {
 static void test_old_format(void **state) {
     (void)state;
     char d[64] = "/tmp/idx_old_XXXXXX";
-    assert_non_null(mkdtemp(d));
-    MDB_env *e;
+    MDB_env *e = lmdb_tmp_open(d, 8, 0);
     MDB_txn *txn;
     MDB_dbi post, meta;
-    assert_int_equal(mdb_env_create(&e), 0);
-    mdb_env_set_maxdbs(e, 8);
-    assert_int_equal(mdb_env_open(e, d, MDB_NOSYNC, 0644), 0);
     assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "idx_post", MDB_CREATE, &post), 0);
     assert_int_equal(mdb_dbi_open(txn, "idx_meta", MDB_CREATE, &meta), 0);
@@ -1104,11 +1072,7 @@ static void test_old_format(void **state) {
     assert_int_equal(st.ms_entries, 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     idx_close(&o);
-    mdb_env_close(e);
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    lmdb_tmp_close(&e, d);
 }
 
 static int setup_merging(void **state) {
