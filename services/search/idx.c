@@ -88,8 +88,11 @@ size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t doci
 
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
     if (!(p = idx_varint_get(p, end, &h->n)) || h->n == 0 || h->n > IDX_BLOCK_DOCS ||
-        !(p = idx_varint_get(p, end, &h->maxt)) || !(p = idx_varint_get(p, end, &h->maxb)) ||
+        (h->n > 1 && !(p = idx_tf_get(p, end, &h->maxt, &h->maxb))) ||
         !(p = idx_varint_get(p, end, &h->minlt)) || !(p = idx_varint_get(p, end, &h->minlb)))
+        return NULL;
+    /* one doc: its frequencies (read, not consumed) are the largest */
+    if (h->n == 1 && !idx_tf_get(p, end, &h->maxt, &h->maxb))
         return NULL;
     return p;
 }
@@ -1013,7 +1016,7 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
         e[i].docid = e[i - 1].docid + v;
     }
     for (uint64_t i = 0; i < h.n; i++) {
-        if (!(p = idx_varint_get(p, end, &e[i].tft)) || !(p = idx_varint_get(p, end, &e[i].tfb)))
+        if (!(p = idx_tf_get(p, end, &e[i].tft, &e[i].tfb)))
             return -1;
     }
     for (uint64_t i = 0; i < h.n; i++) {
@@ -1044,9 +1047,8 @@ static int s_block_last(const uint8_t *p, size_t len, uint64_t first, uint64_t *
 }
 
 static size_t s_entry_size(const s_entry *e, uint64_t prev) {
-    uint8_t b[10];
-    return idx_varint_put(b, e->docid - prev) + idx_varint_put(b, e->tft) +
-           idx_varint_put(b, e->tfb) + e->poslen;
+    uint8_t b[20];
+    return idx_varint_put(b, e->docid - prev) + idx_tf_put(b, e->tft, e->tfb) + e->poslen;
 }
 
 /* Encode as many entries from e[i..n) as fit in one block into
@@ -1075,16 +1077,14 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
         return i;
     uint8_t *p = b->p;
     p += idx_varint_put(p, j - i);
-    p += idx_varint_put(p, maxt);
-    p += idx_varint_put(p, maxb);
+    if (j - i > 1)
+        p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
     p += idx_varint_put(p, minlb);
     for (size_t k = i + 1; k < j; k++)
         p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
-    for (size_t k = i; k < j; k++) {
-        p += idx_varint_put(p, e[k].tft);
-        p += idx_varint_put(p, e[k].tfb);
-    }
+    for (size_t k = i; k < j; k++)
+        p += idx_tf_put(p, e[k].tft, e[k].tfb);
     for (size_t k = i; k < j; k++) {
         memcpy(p, e[k].pos, e[k].poslen);
         p += e[k].poslen;

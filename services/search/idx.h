@@ -37,11 +37,14 @@
  *
  * A posting block (key or lexicon value gives its first docid):
  *
- *   varint n | varint max tf_title | varint max tf_body | varint min
- *   title length | varint min body length   (block-max bounds for pruning)
- *   | n-1 varint docid deltas | n x (varint tf_title, varint tf_body)
+ *   varint n | [tf code of the largest tf_title and tf_body: only when
+ *   n > 1] | varint min title length | varint min body length   (block-max
+ *   bounds for pruning) | n-1 varint docid deltas | n x tf code
  *   | for each doc: tf_title then tf_body varints of (pos << 1 | exact),
  *     delta-coded within the field
+ *
+ *   tf code = varint (tf_body << 2 | min(tf_title, 3)) [varint tf_title - 3
+ *   when tf_title >= 3]: one byte for most docs (idx_tf_put)
  *
  * Why delta+varint blocks and not MDB_DUPFIXED items: one 12-byte DUPFIXED
  * item per (term, doc) cannot hold positions (phrases, snippets) without a

@@ -12,7 +12,8 @@
 #define IDX_COL_PER_CHUNK 127
 #define IDX_COL_REC 32
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 3 /* 1: before segments (no "segs" key); 2: segments, draft */
+#define IDX_FORMAT 4 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+                         frequencies per doc and a 5-varint block head */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -95,6 +96,29 @@ static inline const uint8_t *idx_varint_get(const uint8_t *p, const uint8_t *end
     return NULL;
 }
 
+/* A doc's frequencies in a block, one varint for most docs (tf_title is
+ * mostly 0 or 1, tf_body below 32): tf_body << 2 | min(tf_title, 3), then
+ * varint tf_title - 3 when tf_title >= 3. Returns the bytes written (<= 20). */
+static inline size_t idx_tf_put(uint8_t *p, uint64_t tft, uint64_t tfb) {
+    size_t n = idx_varint_put(p, tfb << 2 | (tft < 3 ? tft : 3));
+    if (tft >= 3)
+        n += idx_varint_put(p + n, tft - 3);
+    return n;
+}
+
+/* Decode idx_tf_put's frequencies; NULL when truncated or out of range. */
+static inline const uint8_t *idx_tf_get(const uint8_t *p, const uint8_t *end, uint64_t *tft,
+                                        uint64_t *tfb) {
+    uint64_t v, x = 0;
+    if (!(p = idx_varint_get(p, end, &v)))
+        return NULL;
+    if ((v & 3) == 3 && (!(p = idx_varint_get(p, end, &x)) || x > UINT32_MAX))
+        return NULL;
+    *tft = (v & 3) + x;
+    *tfb = v >> 2;
+    return p;
+}
+
 static inline void idx_be64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
         p[i] = (uint8_t)v;
@@ -141,11 +165,15 @@ extern size_t idx_merge_batch;
 extern bool idx_merge_read_ahead;
 extern uint64_t idx_merges_read_ahead;
 /* A block's header (block-max bounds for BM25: the largest tf and the
- * shortest field lengths among its docs). */
+ * shortest field lengths among its docs). Stored as varint n, [the largest
+ * frequencies as idx_tf_put, only when n > 1], varint min title length,
+ * varint min body length; a block of one doc takes maxt/maxb from that doc's
+ * frequencies, which follow the header (a one-doc block has no id deltas). */
 typedef struct {
     uint64_t n, maxt, maxb, minlt, minlb;
 } idx_bhead;
-/* Decode a block's header; returns the rest of the block, NULL if malformed. */
+/* Decode a block's header; returns the rest of the block (its doc-id deltas),
+ * NULL if malformed. */
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h);
 
 int idx_meta_get(idx *self, MDB_txn *txn, idx_meta_stats *st);

@@ -476,8 +476,11 @@ static void s_sub_tf(s_post *p, s_sub *s) {
     const uint8_t *b = s->pp, *end = s->pend;
     s->tf_ok = true;
     for (size_t i = 0; i < s->n; i++) {
-        uint64_t a, c;
-        if (!(b = s_varint(b, end, &a)) || !(b = s_varint(b, end, &c))) {
+        uint64_t a, c; /* idx_tf_put's code: mostly one byte */
+        if (b < end && *b < 0x80 && (*b & 3) != 3) {
+            a = *b & 3;
+            c = *b++ >> 2;
+        } else if (!(b = idx_tf_get(b, end, &a, &c))) {
             memset(s->tft, 0, sizeof s->tft);
             memset(s->tfb, 0, sizeof s->tfb);
             s->pp = s->pend;
