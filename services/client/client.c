@@ -56,6 +56,7 @@ struct bulletin_client {
     char err[512];
     char served_by[128];  /* Reply.served_by of the last successful call */
     uint64_t applied_seq; /* Reply.applied_seq of the last successful call */
+    bool answered;        /* the last call got its reply (any status) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -247,6 +248,7 @@ bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__
     req->deadline_ms = (uint32_t)(c->timeout_ms - margin);
     c->served_by[0] = '\0';
     c->applied_seq = 0;
+    c->answered = false;
 
     ProtobufCBinaryData bytes = {0, NULL};
     if (wire_pack_bytes(&req->base, &bytes) != 0)
@@ -304,6 +306,7 @@ bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__
                 wire_free(rep); /* stale: an earlier attempt's or call's answer */
                 continue;
             }
+            c->answered = true;
             int sc = rep->status ? (int)rep->status->code : 0;
             if (sc != 0) {
                 const char *msg = rep->status->message;
@@ -1069,13 +1072,14 @@ bulletin_status bulletin_wait_readable(bulletin_client *c, uint64_t min_seq, int
     /* One attempt per List, each bounded by what is left of the wait. */
     int saved_timeout = c->timeout_ms, saved_retries = c->retries;
     int64_t deadline = clock_mono_ms() + timeout_ms;
-    bulletin_status st = BULLETIN_DEADLINE_EXCEEDED;
+    bulletin_status st = BULLETIN_DEADLINE_EXCEEDED, why_st = st;
     char why[sizeof c->err] = "";
     for (;;) {
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
             break;
-        c->timeout_ms = left < saved_timeout ? (int)left : saved_timeout;
+        bool cut = left < saved_timeout; /* this attempt ends with the wait */
+        c->timeout_ms = cut ? (int)left : saved_timeout;
         c->retries = 0;
         bulletin_list_request lr = {.limit = 1, .min_seq = min_seq};
         bulletin_list_page *page = NULL;
@@ -1101,7 +1105,14 @@ bulletin_status bulletin_wait_readable(bulletin_client *c, uint64_t min_seq, int
         }
         if (st != BULLETIN_DEADLINE_EXCEEDED && st != BULLETIN_UNAVAILABLE)
             return st; /* a real error: waiting longer will not help */
+        if (cut && !c->answered && why[0]) {
+            /* no reply in what was left of the wait (maybe a few ms): that
+             * says nothing new, the tier's last answer is the reason */
+            st = why_st;
+            break;
+        }
         snprintf(why, sizeof why, "%s", c->err);
+        why_st = st;
         /* an answer that came back at once (e.g. no worker registered yet)
          * must not turn this into a busy loop */
         if (clock_mono_ms() - t0 < 50)

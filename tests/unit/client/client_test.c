@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "bulletin.h"
@@ -87,10 +88,15 @@ static int s_recv(void *router, zio_route *route, zmq_msg_t *body)
 static void *s_server_main(void *arg)
 {
     s_server *s = arg;
-    while (!atomic_load(&s->stop)) {
+    for (;;) {
         zmq_pollitem_t it = {s->router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, 20) <= 0)
+        if (zmq_poll(&it, 1, 20) <= 0) {
+            /* stop only when idle: what the client sent just before it
+             * returned is counted even when this thread ran late */
+            if (atomic_load(&s->stop))
+                break;
             continue;
+        }
         zio_route route;
         zmq_msg_t body;
         if (s_recv(s->router, &route, &body) != 0)
@@ -458,9 +464,13 @@ static void test_silent_server_unavailable(void **state)
     assert_non_null(strstr(bulletin_client_last_error(c), "did not answer (3 attempts"));
     bulletin_client_destroy(&c);
     s_server_stop(&s);
-    assert_int_equal(s.received, 3);
+    /* every attempt's request, unless the machine is so loaded that one had
+     * not left the client when the attempt ended and closed its socket
+     * (linger 0): the error above counts the attempts */
+    assert_in_range(s.received, 1, 3);
     /* the same request each time (same id): the server may dedupe by it */
-    assert_true(s.ids[0] == s.ids[1] && s.ids[1] == s.ids[2]);
+    for (int i = 1; i < s.received; i++)
+        assert_true(s.ids[i] == s.ids[0]);
     free(s.last);
 }
 
@@ -501,7 +511,9 @@ static void test_retry_then_answer(void **state)
     bulletin_health_free(&h);
     bulletin_client_destroy(&c);
     s_server_stop(&s);
-    assert_int_equal(s.received, 2);
+    /* answered on a retry: the second attempt, or the third when the
+     * answer to the second took over 200 ms (a loaded machine) */
+    assert_in_range(s.received, 2, 3);
     free(s.last);
 }
 
@@ -528,7 +540,9 @@ static void test_garbage_reply_ignored(void **state)
     static s_server s; /* static: outlives a failed assertion's longjmp */
     s_server_start(&s, M_GARBAGE, h_ops);
     s_server_run(&s);
-    bulletin_client *c = s_client(NULL, s.ep, 150, 1);
+    /* one attempt, long enough for the garbage to come back on a loaded
+     * machine (the reason is the last attempt's) */
+    bulletin_client *c = s_client(NULL, s.ep, 500, 0);
     bulletin_stats *st = NULL;
     assert_int_equal(bulletin_stats_get(c, BULLETIN_SERVICE_STORE, &st), BULLETIN_UNAVAILABLE);
     assert_null(st);
@@ -785,6 +799,8 @@ static void test_list_and_search(void **state)
 
 /* wait_readable: the tier answers DEADLINE_EXCEEDED s_lag times, then OK. */
 static int s_lag, s_lists;
+static int s_refusals; /* Lists with min_seq 666 (a stray late List of an
+                        * earlier wait may still come in and count in s_lists) */
 static uint64_t s_answer_seq; /* 0: answer with the request's min_seq */
 
 static void h_lagging(const Bulletin__Request *req, Bulletin__Reply *rep)
@@ -801,6 +817,7 @@ static void h_lagging(const Bulletin__Request *req, Bulletin__Reply *rep)
         return;
     }
     if (req->min_seq == 666) {
+        s_refusals++;
         rep->status->code = BULLETIN__STATUS_CODE__INVALID_ARGUMENT;
         rep->status->message = "a refusal that waiting does not cure";
         return;
@@ -818,18 +835,26 @@ static void h_lagging(const Bulletin__Request *req, Bulletin__Reply *rep)
     rep->list = &lr;
 }
 
+/* A query tier answering with h (server s started) and a client of it
+ * (timeout 2000 ms). */
+static bulletin_client *s_query_client(s_server *s, s_handler h)
+{
+    s_server_start(s, M_ANSWER, h);
+    s_server_run(s);
+    bulletin_options o;
+    bulletin_options_init(&o);
+    o.query_endpoint = s->ep;
+    o.timeout_ms = 2000;
+    bulletin_client *c = bulletin_client_new(&o);
+    assert_non_null(c);
+    return c;
+}
+
 static void test_wait_readable(void **state)
 {
     (void)state;
     static s_server s;
-    s_server_start(&s, M_ANSWER, h_lagging);
-    s_server_run(&s);
-    bulletin_options o;
-    bulletin_options_init(&o);
-    o.query_endpoint = s.ep;
-    o.timeout_ms = 2000;
-    bulletin_client *c = bulletin_client_new(&o);
-    assert_non_null(c);
+    bulletin_client *c = s_query_client(&s, h_lagging);
 
     /* nothing to wait for: no request at all */
     uint64_t seen = 99;
@@ -862,9 +887,9 @@ static void test_wait_readable(void **state)
     assert_non_null(strstr(bulletin_client_last_error(c), "no worker reached"));
 
     /* a real refusal is not retried */
-    s_lists = 0;
+    s_refusals = 0;
     assert_int_equal(bulletin_wait_readable(c, 666, 5000, &seen), BULLETIN_INVALID_ARGUMENT);
-    assert_int_equal(s_lists, 1);
+    assert_int_equal(s_refusals, 1);
 
     /* a worker behind min_seq that answers anyway breaks the promise */
     s_lag = 0;
@@ -883,6 +908,43 @@ static void test_wait_readable(void **state)
     bulletin_client_destroy(&c);
 }
 
+/* A tier that answers DEADLINE_EXCEEDED to every List, the second and
+ * later ones 600 ms late (longer than the wait). */
+static void h_lag_then_silent(const Bulletin__Request *req, Bulletin__Reply *rep)
+{
+    if (req->body_case != BULLETIN__REQUEST__BODY_LIST) {
+        h_ops(req, rep);
+        return;
+    }
+    if (++s_lists >= 2)
+        usleep(600 * 1000);
+    rep->status->code = BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED;
+    rep->status->message = "no worker reached that seq in time";
+}
+
+/* The last List of a wait gets only what is left of it (a few ms, at worst),
+ * so its silence is no news: the wait reports the tier's last answer ("no
+ * worker reached..."), not "did not answer" (under load that replaced it
+ * now and then in test_wait_readable; here the second List is always late). */
+static void test_wait_readable_cut(void **state)
+{
+    (void)state;
+    static s_server s;
+    bulletin_client *c = s_query_client(&s, h_lag_then_silent);
+    s_lists = 0;
+    uint64_t seen = 99;
+    bulletin_status st = bulletin_wait_readable(c, 18, 400, &seen);
+    const char *err = bulletin_client_last_error(c);
+    assert_non_null(strstr(err, "seq 18"));
+    assert_non_null(strstr(err, "no worker reached"));
+    assert_null(strstr(err, "did not answer"));
+    assert_int_equal(st, BULLETIN_DEADLINE_EXCEEDED); /* the answer's status, too */
+    assert_int_equal(seen, 0);
+    bulletin_client_destroy(&c);
+    s_server_stop(&s);
+    free(s.last);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -898,6 +960,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_list_and_search),
         cmocka_unit_test(test_wait_readable),
+        cmocka_unit_test(test_wait_readable_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
