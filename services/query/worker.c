@@ -306,6 +306,8 @@ static void s_stats_fill(s_worker *w, Bulletin__StatsReply *sr, Bulletin__Metric
               {"wipes", (double)w->wipes, "replica wiped (store_uuid changed)", true},
               {"searches", (double)w->searches, "Search requests answered", true},
               {"indexed", (double)qsearch_docs(w->search), "articles in the full-text index", false},
+              {"typo_cache_bytes", (double)idx_typo_cache_bytes(qsearch_index(w->search)),
+               "memory of the typo scan's term lists", false},
               {"index_rebuilds", (double)w->rebuilds, "full-text index rebuilt after a mismatch", true},
               {"cpu_seconds", cpu, "CPU time of the worker process (user+system)", true}};
     size_t n = sizeof ms / sizeof ms[0];

@@ -30,6 +30,7 @@
  * passes the wrong old version.
  */
 #include "idx_int.h"
+#include "idx_terms.h"
 
 #include "arena.h"
 #include "log.h"
@@ -556,6 +557,7 @@ void idx_close(idx **self_p) {
     s_analysis_free(&self->an, &self->pend);
     idx_bytes_free(&self->scratch);
     idx_bytes_free(&self->scratch2);
+    idx_terms_destroy(&self->terms);
     free(self);
     *self_p = NULL;
 }
@@ -2426,11 +2428,25 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
 int idx_clear(idx *self, MDB_txn *txn) {
     self->err = 0;
     idx_discard(self);
+    idx_terms_clear(self->terms);
+    /* Segment ids are not given again: a segment's id names its contents for
+     * as long as the data lives (the typo scan keeps term lists by segment,
+     * also in other idx objects that do not see this clear); a list that
+     * cannot be read does not stop the clear (ids then start again). */
+    idx_segs sg;
+    int rc = idx_segs_get(self, txn, &sg);
+    if (rc)
+        sg.nextseg = 0;
     MDB_dbi dbs[] = {self->post, self->lex, self->col, self->dict, self->meta};
     for (size_t i = 0; i < 5; i++) {
-        int rc = mdb_drop(txn, dbs[i], 0);
+        rc = mdb_drop(txn, dbs[i], 0);
         if (rc)
             return s_lmdb_fail(self, "drop", rc);
+    }
+    if (sg.format == IDX_FORMAT && sg.nextseg) {
+        idx_segs keep = {.nextseg = sg.nextseg};
+        if ((rc = s_segs_put(self, txn, &keep)))
+            return s_lmdb_fail(self, "clear", rc);
     }
     return IDX_OK;
 }

@@ -229,7 +229,8 @@ int idx_error(const idx *self);
 #define IDX_BULK_MAX_PENDING 200000
 void idx_set_bulk(idx *self, bool on);
 
-/* Remove every document (replica reset). IDX_OK or IDX_INTERNAL. */
+/* Remove every document (replica reset); segment ids are not reused (see
+ * idx_terms.h). IDX_OK or IDX_INTERNAL. */
 int idx_clear(idx *self, MDB_txn *txn);
 
 typedef struct {
@@ -301,5 +302,11 @@ typedef struct {
 } idx_stats_t;
 
 int idx_stats(idx *self, MDB_txn *txn, idx_stats_t *out);
+
+/* Memory held by the typo scan's term lists: slices of each segment's
+ * lexicon terms (no values) read on a typo search's first need and kept
+ * while their segment lives, at most 32 MiB per idx (idx_terms.h). Bytes;
+ * 0 for NULL or before the first typo search. */
+size_t idx_typo_cache_bytes(const idx *self);
 
 #endif

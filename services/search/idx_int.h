@@ -58,6 +58,7 @@ int idx_bytes_reserve(idx_bytes *b, size_t extra);
 void idx_bytes_free(idx_bytes *b);
 
 struct idx_pending;
+struct idx_terms;
 
 struct idx {
     MDB_dbi post, lex, col, dict, meta;
@@ -70,6 +71,7 @@ struct idx {
     struct idx_pending *pend;
     idx_bytes scratch, scratch2;
     int err; /* idx_error: the code behind the last write call's IDX_INTERNAL, 0 unknown */
+    struct idx_terms *terms; /* the typo scan's term lists (idx_terms.h), made on first use */
 };
 
 static inline size_t idx_varint_put(uint8_t *p, uint64_t v) {

@@ -18,6 +18,7 @@
  * positions only for phrase candidates.
  */
 #include "idx_int.h"
+#include "idx_terms.h"
 
 #include "log.h"
 
@@ -1511,9 +1512,12 @@ int idx__u64cmp(const void *a, const void *b) {
  * term starting with those k bytes can be within max (`dead`). The rows
  * before it then tell the smallest string past that prefix that can still
  * be within max (s_typo_next: the rows as a Levenshtein automaton), and the
- * scan seeks there (s_lexit_fwd), passing over every term in between, most
- * lexicon pages unread: the sorted term dictionary intersected with the
- * automaton, as Lucene and Tantivy do. Distances on bytes, capped at max + 1. */
+ * scan seeks there (idx_tsit_fwd), passing over every term in between: the
+ * sorted term dictionary intersected with the automaton, as Lucene and
+ * Tantivy do. The terms are the segment's slice of them in memory
+ * (idx_terms.h: read from the lexicon pages once, dense, no values), not the
+ * pages, where each entry was a cache miss. Distances on bytes, capped at
+ * max + 1. */
 #define S_TYPO_LEN 64
 typedef struct {
     const char *w;
@@ -1642,76 +1646,6 @@ static size_t s_common(const uint8_t *a, size_t n, const uint8_t *b, size_t m) {
     return i;
 }
 
-/* Move it, on an entry of its segment, to the first entry >= tg[0..tgl)
- * (eof when none). The rest of the current page is walked by the entries'
- * lengths alone: with m the bytes the previous entry shares with tg, an
- * entry sharing fewer than m with it is past tg, more than m is before it,
- * exactly m is told by its suffix (no term rebuilt). A target beyond the
- * next page is reached by LMDB's descent, the pages between unread.
- * 0 or an LMDB error (MDB_CORRUPTED: bad page). */
-static int s_lexit_fwd(idx_lexit *it, const uint8_t *tg, size_t tgl) {
-    for (;;) {
-        if (it->eof)
-            return 0;
-        size_t m = s_common(it->term, it->tl, tg, tgl);
-        if (m == tgl || (m < it->tl && it->term[m] > tg[m]))
-            return 0; /* the current entry */
-        while (it->p < it->end) {
-            const uint8_t *e = it->p, *p = e;
-            uint64_t sh, sl, vl;
-            if (!(p = s_varint(p, it->end, &sh)) || !(p = s_varint(p, it->end, &sl)) ||
-                sl > (uint64_t)(it->end - p))
-                return MDB_CORRUPTED;
-            bool past = sh < m;
-            if (sh == m) {
-                size_t i = 0;
-                while (i < sl && m + i < tgl && p[i] == tg[m + i])
-                    i++;
-                past = m + i == tgl || (i < sl && p[i] > tg[m + i]);
-                m += i;
-            }
-            if (past) { /* its first sh bytes are tg's: read it whole */
-                memcpy(it->tbuf, tg, sh);
-                it->tl = sh;
-                it->p = e;
-                return idx_lexit_next(it);
-            }
-            p += sl;
-            if (!(p = s_varint(p, it->end, &vl)) || vl > (uint64_t)(it->end - p))
-                return MDB_CORRUPTED;
-            it->p = p + vl;
-        }
-        MDB_val k, v;
-        int rc = mdb_cursor_get(it->c, &k, &v, MDB_NEXT);
-        if (rc == MDB_NOTFOUND) {
-            it->eof = true;
-            return 0;
-        }
-        if (rc)
-            return rc;
-        const uint8_t *kt = (const uint8_t *)k.mv_data + 4;
-        size_t ktl = k.mv_size >= 4 ? k.mv_size - 4 : 0, km = s_common(kt, ktl, tg, tgl);
-        if (k.mv_size >= 4 && idx_get_be32(k.mv_data) == it->seg && km < tgl &&
-            (km == ktl || kt[km] < tg[km])) {
-            /* tg is in this page or further: the page whose first term is
-             * the last one <= tg (this one or a later one) */
-            uint8_t kb[IDX_KEY_MAX];
-            MDB_val sk = {idx_lex_key(it->seg, tg, tgl, kb), kb}, sv;
-            rc = mdb_cursor_get(it->c, &sk, &sv, MDB_SET_RANGE);
-            if (rc && rc != MDB_NOTFOUND)
-                return rc;
-            if (rc == 0 && sk.mv_size == tgl + 4 && memcmp(sk.mv_data, kb, tgl + 4) == 0) {
-                k = sk;
-                v = sv;
-            } else if ((rc = mdb_cursor_get(it->c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST)) != 0) {
-                return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
-            }
-        }
-        if ((rc = idx_lexit_load(it, &k, &v)) != 0)
-            return rc;
-    }
-}
-
 typedef struct {
     char key[IDX_TERM_MAX + 1];
     uint16_t klen;
@@ -1768,6 +1702,16 @@ static bool s_seen_test(const char *t, size_t n) {
 /* Add typo alternatives to eligible TERM atoms. Returns how many were added. */
 static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q) {
     int added = 0;
+    /* Term lists are kept only from committed segments: a write txn's new
+     * segment may still be aborted, and its id then used again (its txn id
+     * is above the last committed one; a read txn's is not). */
+    MDB_envinfo ei;
+    bool keep = mdb_env_info(mdb_txn_env(txn), &ei) == 0 && mdb_txn_id(txn) <= ei.me_last_txnid;
+    if (keep) {
+        if (!self->terms)
+            self->terms = idx_terms_new(0); /* NULL: each scan reads its slices */
+        idx_terms_retain(self->terms, segs);
+    }
     size_t natoms0 = q->natoms;
     for (size_t ai = 0; ai < natoms0; ai++) {
         s_atom *a = &q->atoms[ai];
@@ -1794,13 +1738,16 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
                 kb[kl++] = TEXT_EXACT_PREFIX;
             kb[kl++] = (uint8_t)w[0];
             kb[kl++] = (uint8_t)w[1];
-            idx_lexit it;
-            int rc = idx_lexit_seek(&it, lc, segs->seg[pass / 2].id, kb, kl);
+            idx_tslice *sl;
+            bool owned;
+            if (idx_terms_slice(self->terms, lc, &segs->seg[pass / 2], kb, kl, keep, &sl, &owned))
+                continue;
+            idx_tsit it;
+            idx_tsit_begin(&it, sl);
             s_typo_init(&ts, w, wl, maxd);
             const size_t off = (size_t)(pass % 2);
             size_t sh = 0; /* bytes of t shared with the previous term of this scan */
-            while (rc == 0 && !it.eof && it.tl >= kl && it.term[0] == kb[0] && it.term[1] == kb[1] &&
-                   (kl < 3 || it.term[2] == kb[2])) {
+            while (!it.eof) {
                 const char *t = (const char *)it.term + off;
                 size_t tl = it.tl - off;
                 int dd = s_typo_dist(&ts, t, tl, sh);
@@ -1822,7 +1769,7 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
                     }
                 }
                 if (!ts.dead) {
-                    rc = idx_lexit_next(&it);
+                    idx_tsit_next(&it);
                     sh = it.sh < off ? 0 : it.sh - off;
                     continue;
                 }
@@ -1832,11 +1779,13 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
                 size_t n = s_typo_next(&ts, (const uint8_t *)t, 2, tg + off);
                 if (!n)
                     break;
-                rc = s_lexit_fwd(&it, tg, n + off);
+                idx_tsit_fwd(&it, tg, n + off);
                 /* the dead term and the new one share what tg shares with the
                  * new one, at most tg's n - 1 first bytes */
-                sh = rc || it.eof ? 0 : s_common(tg + off, n - 1, it.term + off, it.tl - off);
+                sh = it.eof ? 0 : s_common(tg + off, n - 1, it.term + off, it.tl - off);
             }
+            if (owned)
+                idx_tslice_free(&sl);
         }
         mdb_cursor_close(lc);
         /* closest first, then most frequent */

@@ -21,6 +21,7 @@
 
 #include "idx.h"
 #include "idx_int.h" /* segment list: test_segments checks no key is orphaned */
+#include "idx_terms.h" /* the typo scan keeps its term lists (test_typo_reference) */
 #include "text.h"
 
 #define NDOCS 400
@@ -787,9 +788,23 @@ static void s_typo_reference(int decoys, uint32_t pending) {
         }
     }
     assert_int_equal(idx_flush(t, txn), IDX_OK);
-    for (int round = 0; round < 2; round++) {
+    /* rounds 0 and 1 in the write txn (term lists read for each scan), 2
+     * and 3 in read txns after the commit: the term lists read, then kept */
+    uint64_t builds = 0;
+    for (int round = 0; round < 4; round++) {
         if (round == 1)
             assert_int_equal(idx_optimize(t, txn), IDX_OK);
+        if (round == 2) {
+            assert_int_equal(idx_terms_builds(t->terms), 0); /* nothing kept from a write txn */
+            assert_int_equal(mdb_txn_commit(txn), 0);
+            assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+        }
+        if (round == 3) {
+            builds = idx_terms_builds(t->terms);
+            assert_true(builds > 0 && idx_terms_bytes(t->terms) > 0);
+            mdb_txn_abort(txn);
+            assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+        }
         for (int qi = 0; qi < NQ; qi++) {
             idx_query q = {.query = queries[qi], .limit = 50};
             idx_result res;
@@ -814,6 +829,7 @@ static void s_typo_reference(int decoys, uint32_t pending) {
             idx_result_free(&res);
         }
     }
+    assert_int_equal(idx_terms_builds(t->terms), builds); /* round 3: every list was kept */
     idx_close(&t);
     mdb_txn_abort(txn);
     lmdb_tmp_close(&e, tdir);
@@ -828,6 +844,66 @@ static void test_typo_reference(void **state) {
 static void test_typo_reference_decoys(void **state) {
     (void)state;
     s_typo_reference(1500, 4096);
+}
+
+/* The typo scan's kept term lists follow the data: after another idx
+ * object cleared the index and indexed other words (the same doc id, count
+ * and flush: a segment that would look the same but for its id), the
+ * first idx's typo search finds the new words, not its kept ones. */
+static void s_put_word(MDB_env *e, idx *t, bool clear, const char *word) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    if (clear)
+        assert_int_equal(idx_clear(t, txn), IDX_OK);
+    art a = {.site = "s", .cat = "c", .pub = 1};
+    snprintf(a.title, sizeof a.title, "t");
+    snprintf(a.body, sizeof a.body, "%s", word);
+    idx_doc d = s_doc(&a);
+    assert_int_equal(idx_put(t, txn, 1, &d, NULL), IDX_OK);
+    assert_int_equal(idx_flush(t, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static size_t s_typo_hits(MDB_env *e, idx *t, const char *query) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    idx_query q = {.query = query, .limit = 10};
+    idx_result res;
+    assert_int_equal(idx_search(t, txn, &q, &res), IDX_OK);
+    size_t n = res.nhits;
+    for (size_t i = 0; i < n; i++)
+        assert_true(res.hits[i].typo && res.hits[i].id == 1);
+    idx_result_free(&res);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+static void test_typo_terms_after_clear(void **state) {
+    (void)state;
+    char tdir[] = "/tmp/idx_tclear_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(tdir, 16, 1ull << 26);
+    idx_options o = {.b = -1, .max_pending_docs = 10};
+    MDB_txn *txn;
+    idx *a, *b;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &a), IDX_OK);
+    assert_int_equal(idx_open(txn, &o, &b), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    s_put_word(e, a, false, "kzbbbbb");
+    assert_int_equal(s_typo_hits(e, a, "kzbbbbc"), 1);
+    assert_int_equal(s_typo_hits(e, a, "kzddddc"), 0);
+    assert_true(idx_terms_builds(a->terms) > 0);
+    s_put_word(e, b, true, "kzddddd"); /* b clears: a does not see it happen */
+    assert_int_equal(s_typo_hits(e, a, "kzddddc"), 1);
+    assert_int_equal(s_typo_hits(e, a, "kzbbbbc"), 0);
+    size_t kept = idx_terms_bytes(a->terms);
+    s_put_word(e, a, true, "kzbbbbb"); /* a clears: its own lists go at once */
+    assert_true(idx_terms_bytes(a->terms) < kept);
+    assert_int_equal(s_typo_hits(e, a, "kzbbbbc"), 1);
+    assert_int_equal(s_typo_hits(e, a, "kzddddc"), 0);
+    idx_close(&a);
+    idx_close(&b);
+    lmdb_tmp_close(&e, tdir);
 }
 
 /* idx_error: LMDB's own code behind an IDX_INTERNAL (MDB_MAP_FULL from a
@@ -1094,6 +1170,7 @@ int main(void) {
         cmocka_unit_test(test_facets),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_typos),        cmocka_unit_test(test_update_delete_boundary),
         cmocka_unit_test(test_typo_reference), cmocka_unit_test(test_typo_reference_decoys),
+        cmocka_unit_test(test_typo_terms_after_clear),
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
         cmocka_unit_test(test_optimize_read_ahead),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),

@@ -1,0 +1,307 @@
+/*
+ * idx_terms_test: the typo scan's in-memory term lists (idx_terms.h) against
+ * the lexicon pages they are read from: every slice of every segment holds
+ * the same terms in the same order with the right shared lengths, a seek
+ * (idx_tsit_fwd) lands where a linear search of the reference does, and the
+ * cache keeps, reuses, drops and caps slices as documented.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "idx.h"
+#include "idx_int.h"
+#include "idx_terms.h"
+#include "lmdb_tmp.h"
+
+static MDB_env *env;
+static idx *ix;
+static char dir[64];
+static unsigned rng = 777;
+
+static unsigned rnd(void) {
+    rng = rng * 1103515245u + 12345u;
+    return (rng >> 8) & 0xffffff;
+}
+
+/* Words over few letters (long shared prefixes, many per prefix) and some
+ * long ones (two-byte varints in the slices), in several segments. */
+static int setup(void **state) {
+    (void)state;
+    strcpy(dir, "/tmp/idx_terms_XXXXXX");
+    env = lmdb_tmp_open(dir, 16, 1ull << 28);
+    idx_options o = {.b = -1, .max_pending_docs = 300, .merge_factor = 8};
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &ix), IDX_OK);
+    static const char alpha[] = "bcdklmrt";
+    static char body[64 * 1024];
+    for (uint64_t id = 1; id <= 1000; id++) {
+        size_t bl = 0;
+        for (int w = 0; w < 30; w++) {
+            size_t l = 2 + rnd() % (w == 0 && id % 50 == 0 ? 180 : 12);
+            for (size_t k = 0; k < l; k++)
+                body[bl++] = alpha[rnd() % (k < 2 ? 3 : sizeof alpha - 1)];
+            body[bl++] = ' ';
+        }
+        body[bl] = 0;
+        idx_doc d = {.title = "t", .title_len = 1, .body = body, .body_len = bl, .site = "s",
+                     .category = "c", .published_at = 1};
+        assert_int_equal(idx_put(ix, txn, id, &d, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(ix, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    idx_close(&ix);
+    lmdb_tmp_close(&env, dir);
+    return 0;
+}
+
+typedef struct {
+    uint8_t t[IDX_TERM_MAX];
+    size_t l;
+} term;
+
+static int s_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* The reference: the lexicon's terms of seg starting with pre, in order. */
+static size_t s_ref(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, term *out, size_t cap) {
+    idx_lexit it;
+    size_t n = 0;
+    assert_int_equal(idx_lexit_seek(&it, c, seg, pre, pl), 0);
+    while (!it.eof && it.tl >= pl && memcmp(it.term, pre, pl) == 0) {
+        assert_true(n < cap);
+        memcpy(out[n].t, it.term, it.tl);
+        out[n++].l = it.tl;
+        assert_int_equal(idx_lexit_next(&it), 0);
+    }
+    return n;
+}
+
+/* The slice walked entry by entry equals the reference, shared lengths included. */
+static void s_check_walk(const idx_tslice *s, const term *ref, size_t n) {
+    assert_int_equal(s->n, n);
+    idx_tsit it;
+    idx_tsit_begin(&it, s);
+    for (size_t i = 0; i < n; i++) {
+        assert_false(it.eof);
+        assert_int_equal(it.tl, ref[i].l);
+        assert_memory_equal(it.term, ref[i].t, ref[i].l);
+        size_t sh = 0;
+        while (i && sh < ref[i].l && sh < ref[i - 1].l && ref[i].t[sh] == ref[i - 1].t[sh])
+            sh++;
+        assert_int_equal(it.sh, sh);
+        idx_tsit_next(&it);
+    }
+    assert_true(it.eof);
+    idx_tsit_next(&it); /* stays past the end */
+    assert_true(it.eof);
+}
+
+/* From entry `from`, a seek to tg lands on the first entry >= tg at or
+ * after it (eof when none), whatever the distance. */
+static void s_check_fwd(const idx_tslice *s, const term *ref, size_t n, size_t from, const uint8_t *tg,
+                        size_t tgl) {
+    idx_tsit it;
+    idx_tsit_begin(&it, s);
+    for (size_t i = 0; i < from; i++)
+        idx_tsit_next(&it);
+    idx_tsit_fwd(&it, tg, tgl);
+    size_t want = from;
+    while (want < n && s_cmp(ref[want].t, ref[want].l, tg, tgl) < 0)
+        want++;
+    if (want == n) {
+        assert_true(it.eof);
+        return;
+    }
+    assert_false(it.eof);
+    assert_int_equal(it.i, want);
+    assert_int_equal(it.tl, ref[want].l);
+    assert_memory_equal(it.term, ref[want].t, ref[want].l);
+    /* and walking on from there is the reference's walk */
+    for (size_t i = want + 1; i < n && i < want + 40; i++) {
+        idx_tsit_next(&it);
+        assert_false(it.eof);
+        assert_int_equal(it.tl, ref[i].l);
+        assert_memory_equal(it.term, ref[i].t, ref[i].l);
+    }
+}
+
+/* A read txn on the test index, its segment list and a cursor on idx_lex. */
+static MDB_txn *s_read(idx_segs *sg, MDB_cursor **c) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(idx_segs_get(ix, txn, sg), 0);
+    assert_int_equal(mdb_cursor_open(txn, ix->lex, c), 0);
+    return txn;
+}
+
+static void test_slices(void **state) {
+    (void)state;
+    static term ref[60000];
+    idx_segs sg;
+    MDB_cursor *c;
+    MDB_txn *txn = s_read(&sg, &c);
+    assert_true(sg.nsegs >= 2); /* several segments: slices of each */
+    idx_terms *tc = idx_terms_new(0);
+    assert_non_null(tc);
+    static const char *pres[] = {"b", "bb", "bcd", "cd", "dk", "\x01" "bc", "\x01" "d", "zz", "\x01" "zz"};
+    size_t checked = 0;
+    for (size_t si = 0; si < sg.nsegs; si++) {
+        for (size_t pi = 0; pi < sizeof pres / sizeof pres[0]; pi++) {
+            const uint8_t *pre = (const uint8_t *)pres[pi];
+            size_t pl = strlen(pres[pi]);
+            size_t n = s_ref(c, sg.seg[si].id, pre, pl, ref, sizeof ref / sizeof ref[0]);
+            for (int keep = 0; keep < 2; keep++) {
+                idx_tslice *s;
+                bool owned;
+                assert_int_equal(idx_terms_slice(keep ? tc : NULL, c, &sg.seg[si], pre, pl,
+                                                 keep != 0, &s, &owned),
+                                 0);
+                assert_true(owned == !keep);
+                s_check_walk(s, ref, n);
+                for (int k = 0; k < 300 && n; k++) {
+                    size_t from = rnd() % n;
+                    uint8_t tg[IDX_TERM_MAX];
+                    size_t tgl;
+                    const term *r = &ref[rnd() % n];
+                    switch (rnd() % 4) {
+                    case 0: /* a term of the slice */
+                        memcpy(tg, r->t, tgl = r->l);
+                        break;
+                    case 1: /* just above one: its prefix with the last byte + 1 */
+                        tgl = 1 + rnd() % r->l;
+                        memcpy(tg, r->t, tgl);
+                        tg[tgl - 1]++;
+                        break;
+                    case 2: /* a term with a byte appended */
+                        memcpy(tg, r->t, r->l);
+                        tg[r->l] = (uint8_t)('a' + rnd() % 26);
+                        tgl = r->l + 1;
+                        break;
+                    default: /* random letters after the prefix */
+                        memcpy(tg, pre, pl);
+                        tgl = pl + rnd() % 8;
+                        for (size_t j = pl; j < tgl; j++)
+                            tg[j] = (uint8_t)("bcdklmrtz"[rnd() % 9]);
+                    }
+                    s_check_fwd(s, ref, n, from, tg, tgl);
+                }
+                if (n) { /* before everything, past everything */
+                    s_check_fwd(s, ref, n, 0, pre, pl);
+                    uint8_t hi[4] = {0xff, 0xff, 0xff, 0xff};
+                    s_check_fwd(s, ref, n, n - 1, hi, 4);
+                }
+                if (owned)
+                    idx_tslice_free(&s);
+                checked += n;
+            }
+        }
+    }
+    assert_true(checked > 10000);
+    idx_terms_destroy(&tc);
+    idx_terms_destroy(&tc); /* safe twice */
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+}
+
+static void test_cache_life(void **state) {
+    (void)state;
+    idx_segs sg;
+    MDB_cursor *c;
+    MDB_txn *txn = s_read(&sg, &c);
+    idx_terms *tc = idx_terms_new(0);
+    assert_non_null(tc);
+    size_t empty = idx_terms_bytes(tc);
+    idx_tslice *a, *b;
+    bool owned;
+    /* kept, then the same slice again without a read */
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[0], (const uint8_t *)"bb", 2, true, &a, &owned), 0);
+    assert_false(owned);
+    uint32_t an = a->n; /* a is freed by the retain below */
+    assert_true(an > 0);
+    assert_int_equal(idx_terms_builds(tc), 1);
+    size_t one = idx_terms_bytes(tc);
+    assert_true(one > empty + a->bytes);
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[0], (const uint8_t *)"bb", 2, true, &b, &owned), 0);
+    assert_false(owned);
+    assert_ptr_equal(a, b);
+    assert_int_equal(idx_terms_builds(tc), 1);
+    /* keep = false: read for the caller, nothing kept */
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[0], (const uint8_t *)"bc", 2, false, &b, &owned), 0);
+    assert_true(owned);
+    idx_tslice_free(&b);
+    assert_null(b);
+    assert_int_equal(idx_terms_bytes(tc), one);
+    /* another segment's slice of the same prefix is another slice */
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[1], (const uint8_t *)"bb", 2, true, &b, &owned), 0);
+    assert_false(owned);
+    assert_ptr_not_equal(a, b);
+    assert_true(idx_terms_bytes(tc) > one);
+    /* the same id with other contents (another index's segment) is not it */
+    idx_seg other = sg.seg[0];
+    other.ndocs++;
+    assert_int_equal(idx_terms_slice(tc, c, &other, (const uint8_t *)"bb", 2, true, &b, &owned), 0);
+    assert_ptr_not_equal(a, b);
+    assert_int_equal(idx_terms_builds(tc), 3);
+    /* a changed dead count is the same segment */
+    other = sg.seg[0];
+    other.dead += 3;
+    assert_int_equal(idx_terms_slice(tc, c, &other, (const uint8_t *)"bb", 2, true, &b, &owned), 0);
+    assert_ptr_equal(a, b);
+    /* segments gone from the list are dropped; the ones left are kept */
+    idx_segs keep0 = sg;
+    keep0.nsegs = 1;
+    idx_terms_retain(tc, &keep0);
+    assert_int_equal(idx_terms_bytes(tc) - empty, one - empty);
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[0], (const uint8_t *)"bb", 2, true, &b, &owned), 0);
+    assert_ptr_equal(a, b);
+    idx_segs none = sg;
+    none.nsegs = 0;
+    idx_terms_retain(tc, &none);
+    assert_true(idx_terms_bytes(tc) < one);
+    idx_terms_clear(tc);
+    size_t cleared = idx_terms_bytes(tc);
+    /* over the cap: read for the caller, nothing kept */
+    idx_terms *small = idx_terms_new(cleared + 64);
+    assert_non_null(small);
+    assert_int_equal(idx_terms_slice(small, c, &sg.seg[0], (const uint8_t *)"bb", 2, true, &b, &owned), 0);
+    assert_true(owned);
+    assert_int_equal(b->n, an);
+    idx_tslice_free(&b);
+    assert_true(idx_terms_bytes(small) <= cleared + 64);
+    /* a prefix of 0 or 4 bytes is refused */
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[0], (const uint8_t *)"bbbb", 4, true, &b, &owned),
+                     EINVAL);
+    assert_null(b);
+    assert_int_equal(idx_terms_slice(tc, c, &sg.seg[0], (const uint8_t *)"", 0, true, &b, &owned), EINVAL);
+    idx_terms_destroy(&small);
+    idx_terms_destroy(&tc);
+    assert_int_equal(idx_terms_bytes(NULL), 0);
+    idx_terms_clear(NULL);
+    idx_terms_retain(NULL, &sg);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slices),
+        cmocka_unit_test(test_cache_life),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
