@@ -3,13 +3,21 @@
 Every malformed request gets a clear answer (the right status code and a
 sentence), and afterwards both services still serve a normal request.
 Item-level problems reject only that item; envelope-level problems are
-checked against both bulletin-ingest and bulletin-store.
+checked against both bulletin-ingest and bulletin-store. The read tier too:
+the broker's client socket (and the worker behind it, which decodes what the
+broker only scans) and its worker socket, where a misbehaving peer sends
+malformed, unknown, oversized and too many frames.
 """
 
+import os
+import struct
+import sys
 import time
 
-import harness
-from harness import pb, ipb, article, zmq
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb, ipb, article, zmq  # noqa: E402
+from search_test import SearchCase  # noqa: E402
 
 MAX_REQUEST = 4 * 1024 * 1024   # ingest --max-request in this test
 STORE_MAX_MSG = 4 * 1024 * 1024  # store --max-msg in this test
@@ -313,6 +321,138 @@ class BadInputTest(harness.BulletinCase):
     def test_message_over_store_max_msg_is_dropped(self):
         self.check_dropped(self.store, STORE_MAX_MSG + 1024 * 1024)
         self.both_serve("an oversized message to the store")
+
+
+BROKER_MAX_MSG = 1024 * 1024  # bulletin-query --max-msg in ReadTierBadInputTest
+
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+class ReadTierBadInputTest(SearchCase):
+    """The broker (and the worker behind it) against malformed input."""
+
+    def setUp(self):
+        self.start_read_stack(workers=1, broker_extra=["--max-msg", str(BROKER_MAX_MSG)])
+        rep = self.ic.ingest([article(key="rt-1", title="Quokka crosses the ferry line",
+                                      body="A quokka was seen on the morning ferry.",
+                                      site="rt.example")], timeout=30)
+        self.assertStatus(rep, pb.OK, "ingest")
+        self.id, self.seq = rep.ingest.results[0].id, rep.ingest.max_seq
+        self.assertEqual(self.ids(self.search_ok("quokka", min_seq=self.seq)), [self.id])
+
+    def reads_ok(self, what):
+        for p in [self.broker, self.store.proc] + self.worker_procs:
+            self.assertTrue(p.alive(), "%s exited after %s:\n%s" % (p.name, what, p.log()[-3000:]))
+        self.assertEqual(self.ids(self.search_ok("quokka ferry", min_seq=self.seq)), [self.id],
+                         "search after " + what)
+        req = pb.Request()
+        req.list.filter.site = "rt.example"
+        req.min_seq = self.seq
+        rep = self.qc.request(req, timeout=10)
+        self.assertStatus(rep, pb.OK, "list after " + what)
+        self.assertEqual([a.id for a in rep.list.items], [self.id])
+
+    def answer(self, frames, want, what, rid=None):
+        c = self.client(self.query_ep)
+        c.send_frames(frames)
+        rep = c.recv_reply(10, rid)
+        self.assertIsNotNone(rep, "no answer to " + what)
+        self.assertStatus(rep, want, what)
+        self.assertTrue(harness.is_sentence(rep.status.message),
+                        "%s: %r" % (what, rep.status.message))
+        return rep
+
+    def test_client_socket(self):
+        req = pb.Request(version_major=1, request_id=4711)
+        req.search.query = "quokka ferry"
+        req.search.limit = 5
+        data = req.SerializeToString()
+        self.answer([b"", b"\xff\xfe\xfd not a protobuf"], pb.INVALID_ARGUMENT, "garbage")
+        self.answer([b"", data[:-3]], pb.INVALID_ARGUMENT, "a truncated Search")
+        self.answer([b"", b""], pb.INVALID_ARGUMENT, "an empty frame")
+        rep = self.answer([b"", pb.Request(version_major=1, request_id=4712).SerializeToString()],
+                          pb.INVALID_ARGUMENT, "no body", 4712)
+        self.assertEqual(rep.request_id, 4712)
+        # the envelope scans well, the body does not decode: the worker says so
+        for rid, body in ((4713, b"\x8a\x01\x03\xff\xff\xff"),   # list {3 bytes of junk}
+                          (4714, b"\x9a\x01\x02\x0a\x05"),        # search {query: cut short}
+                          (4715, b"\x8a\x01\x02\x12\x80")):       # list {filter: cut varint}
+            raw = pb.Request(version_major=1, request_id=rid).SerializeToString() + body
+            self.answer([b"", raw], pb.INVALID_ARGUMENT, "a body that does not decode %r" % body,
+                        rid)
+        # a 840 KB query (under the size limit): the worker refuses it, saying why
+        req = pb.Request(version_major=1, request_id=4716, min_seq=self.seq)
+        req.search.query = " ".join(["quokka"] * 120000)
+        rep = self.answer([b"", req.SerializeToString()], pb.INVALID_ARGUMENT, "a 840 KB query",
+                          4716)
+        self.assertIn("longer than", rep.status.message)
+        # over --max-msg: the socket drops it, nobody answers, the others are served
+        big = harness.Client(self.ctx, self.query_ep)
+        try:
+            req = pb.Request(version_major=1, request_id=4717)
+            req.search.query = "z" * (BROKER_MAX_MSG + 1024)
+            big.send_frames([b"", req.SerializeToString()])
+            self.assertEqual(self.ids(self.search_ok("quokka", min_seq=self.seq)), [self.id])
+            self.assertIsNone(big.recv_reply(1.0), "an answer to a frame over --max-msg")
+        finally:
+            big.close()
+        self.reads_ok("bad requests to the broker")
+
+    def rogue(self):
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.workers_ep)
+        return s
+
+    def workers(self):
+        _, m = self.qc.stats(timeout=10)
+        return m.get("workers", 0)
+
+    def test_worker_socket(self):
+        w = self.rogue()
+        try:
+            # malformed: too few frames, no delimiter, a long command, 40 frames
+            for frames in ([b"junk"], [b"", b"\x01"], [b"x", b"\x02", u64(1)],
+                           [b"", b"\x02\x02", u64(1)], [b""] * 40,
+                           [b"", b"\x01", b"name", u64(0), u32(1), u32(0), b"extra"],
+                           [b"", b"\x01", b"name", b"short-seq"]):
+                w.send_multipart(frames)
+            # a command from a worker the broker does not know: "register again"
+            w.send_multipart([b"", b"\x02", u64(5)])
+            self.assertTrue(w.poll(5000), "no DISCONNECT for an unknown worker")
+            self.assertEqual(w.recv_multipart(), [b"", b"\x05"])
+            for cmd in (b"\x03", b"\x07", b"\x42"):
+                w.send_multipart([b"", cmd, u64(1), u64(1), b"\xff"])
+            self.reads_ok("malformed worker messages")
+            self.assertEqual(self.workers(), 1)
+            # registered, with a name full of odd bytes, far too much credit and
+            # unknown flags; behind every read (applied 0), so never sent one
+            w.send_multipart([b"", b"\x01", b"\x00 \"=\n" * 3000, u64(0), u32(0xFFFFFFFF),
+                              u32(0xFFFFFFFF)])
+            harness.wait_for(lambda: self.workers() == 2, 10, 0.05, "the rogue registered")
+            for frames in ([b"", b"\x03", u64(12345), u64(0), b"\xff not a Reply"],  # unknown tag
+                           [b"", b"\x03", u64(0), u64(0), b""],                      # tag 0
+                           [b"", b"\x03", b"short", u64(0), b""],
+                           [b"", b"\x07", u64(0), u64(1)],                           # tag, no Reply
+                           [b"", b"\x07", u64(0), b"bad", b"", u64(9), b""],
+                           [b"", b"\x07", u64(0)] + [u64(1), b""] * 20,              # too many
+                           [b"", b"\x02", b"bad"], [b"", b"\x42"]):
+                w.send_multipart(frames)
+            self.reads_ok("malformed messages of a registered worker")
+            w.send_multipart([b"", b"\x05"])
+            harness.wait_for(lambda: self.workers() == 1, 10, 0.05, "the rogue disconnected")
+            # over --max-msg: the broker drops the connection, and stays up
+            w.send_multipart([b"", b"\x01", b"n" * (BROKER_MAX_MSG + 1), u64(0)])
+        finally:
+            w.close(0)
+        self.reads_ok("an oversized worker message")
+        self.assertEqual(self.workers(), 1)
 
 
 if __name__ == "__main__":

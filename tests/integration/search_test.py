@@ -79,14 +79,14 @@ class SearchCase(BulletinCase):
         h = subprocess.run([binary(name), "--help"], capture_output=True, text=True, timeout=10)
         return ["--http", ""] if "--http" in h.stdout else []
 
-    def start_read_stack(self, workers=2):
+    def start_read_stack(self, workers=2, broker_extra=()):
         store = self.start_store(extra=self.http_off("bulletin-store"))
         ingest = self.start_ingest(store.ep, extra=self.http_off("bulletin-ingest"))
         qport, wport = free_port(), free_port()
         broker = self.spawn("bulletin-query", [binary("bulletin-query"), "--bind", endpoint(qport),
                                                "--workers", endpoint(wport),
                                                "--heartbeat-ms", "200"]
-                            + self.http_off("bulletin-query"))
+                            + self.http_off("bulletin-query") + list(broker_extra))
         self.worker_names = []
         self.worker_procs = []
         for k in range(workers):
@@ -98,6 +98,7 @@ class SearchCase(BulletinCase):
                  "--feed", store.feed, "--data", os.path.join(self.tmp, "worker-" + name),
                  "--name", name, "--heartbeat-ms", "200"] + self.http_off("bulletin-worker")))
         self.query_ep = endpoint(qport)
+        self.workers_ep = endpoint(wport)
         self.served = set()
         self.qc = self.client(self.query_ep)
         self.ic = self.client(ingest.ep)
