@@ -627,7 +627,9 @@ qsearch *qsearch_new(replica *rep, const idx_options *opts)
     replica_set_hook(rep, &h);
     uint32_t ver = s_version(s);
     uint64_t docs = qsearch_docs(s), articles = replica_count(rep);
-    if (ver != QSEARCH_INDEX_VERSION) {
+    /* idx_open clears an index of another format (IDX_FORMAT, a new build):
+     * an empty index over a replica with articles is rebuilt as well */
+    if (ver != QSEARCH_INDEX_VERSION || (docs == 0 && articles > 0)) {
         log_info("search.index_outdated", "version=%u want=%u articles=%llu indexed=%llu", ver,
                  QSEARCH_INDEX_VERSION, (unsigned long long)articles, (unsigned long long)docs);
         if (qsearch_rebuild(s) != 0) {

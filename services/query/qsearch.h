@@ -17,7 +17,9 @@
  *
  * The replica's meta database holds "search_index" -> u32 version. When it
  * is missing or older than QSEARCH_INDEX_VERSION (a replica made before the
- * index existed, or a rebuild that was interrupted), qsearch_new rebuilds the
+ * index existed, or a rebuild that was interrupted), or the index is empty
+ * while the replica has articles (idx_open cleared an index of an older
+ * format, see idx.h), qsearch_new rebuilds the
  * index from the replica's articles, in transactions of QSEARCH_REBUILD_BATCH
  * articles, with a progress log line; the version is written with the last
  * batch, so an interrupted rebuild starts again at the next start.

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include "lmdb_equal.h"
 
+#include "idx_int.h" /* IDX_FORMAT: an index of an older format */
 #include "qsearch.h"
 #include "query_fixture.h"
 
@@ -392,6 +393,53 @@ static void test_map_full_reset(void **state)
     s_pair_close(&p);
 }
 
+static int s_old_format(void *ud, MDB_txn *txn)
+{
+    (void)ud;
+    MDB_dbi meta;
+    MDB_val k = {4, "segs"}, v;
+    if (mdb_dbi_open(txn, "idx_meta", 0, &meta) || mdb_get(txn, meta, &k, &v))
+        return -1;
+    uint8_t *b = malloc(v.mv_size);
+    if (!b)
+        return -1;
+    memcpy(b, v.mv_data, v.mv_size);
+    uint32_t f = IDX_FORMAT - 1; /* the list's first field: the format */
+    memcpy(b, &f, sizeof f);
+    v.mv_data = b;
+    int rc = mdb_put(txn, meta, &k, &v, 0);
+    free(b);
+    return rc ? -1 : 0;
+}
+
+/* A replica whose index has an older format (a new build's IDX_FORMAT):
+ * idx_open clears it, and qsearch_new re-indexes every article although
+ * the replica's index version is current. */
+static void test_older_index_format_rebuilt(void **state)
+{
+    (void)state;
+    rng = 5;
+    s_history();
+    char *dir = fx_tmpdir();
+    assert_non_null(dir);
+    replica *r = replica_new(dir, 0);
+    assert_non_null(r);
+    qsearch *q = qsearch_new(r, NULL);
+    assert_non_null(q);
+    assert_int_equal(replica_apply(r, P[0], NCH[0], 0), 0);
+    uint64_t n = replica_count(r);
+    assert_true(n > 0);
+    assert_int_equal(qsearch_docs(q), n);
+    qsearch_destroy(&q);
+    assert_int_equal(replica_write(r, s_old_format, NULL), 0);
+    q = qsearch_new(r, NULL);
+    assert_non_null(q);
+    assert_int_equal(qsearch_docs(q), n);
+    qsearch_destroy(&q);
+    replica_destroy(&r);
+    fx_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_map_full_big_txn),
         cmocka_unit_test(test_map_full_big_txn_bulk),
         cmocka_unit_test(test_map_full_reset),
+        cmocka_unit_test(test_older_index_format_rebuilt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
