@@ -932,19 +932,29 @@ static int s_lexw_flush(idx *self, MDB_txn *txn, s_lexw *w) {
     return s_put_app(txn, self->lex, &k, &v);
 }
 
+/* Bytes of a page entry: shared and suffix lengths, suffix, value. */
+static size_t s_lexw_entry_size(size_t sh, size_t tkl, size_t vl) {
+    uint8_t b[10];
+    return idx_varint_put(b, sh) + idx_varint_put(b, tkl - sh) + (tkl - sh) + idx_varint_put(b, vl) +
+           vl;
+}
+
 static int s_lexw_add(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
                       const uint8_t *val, size_t vl) {
     size_t need = tkl + vl + 20;
     int rc;
-    if (w->buf.len && w->buf.len + need > IDX_LEX_PAGE && (rc = s_lexw_flush(self, txn, w)))
-        return rc;
     size_t sh = 0;
+    while (w->buf.len && sh < w->pl && sh < tkl && w->prev[sh] == tk[sh])
+        sh++;
+    /* the page's node: 8 bytes, key (segment id, first term), value */
+    if (w->buf.len && 8 + 4 + w->fl + w->buf.len + s_lexw_entry_size(sh, tkl, vl) > IDX_LEX_NODE) {
+        if ((rc = s_lexw_flush(self, txn, w)))
+            return rc;
+        sh = 0;
+    }
     if (!w->buf.len) {
         memcpy(w->first, tk, tkl);
         w->fl = tkl;
-    } else {
-        while (sh < w->pl && sh < tkl && w->prev[sh] == tk[sh])
-            sh++;
     }
     if (idx_bytes_reserve(&w->buf, need))
         return ENOMEM;

@@ -191,9 +191,14 @@ long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, s
  *   varint shared (bytes in common with the previous term of the page),
  *   varint suffix length, suffix, varint value length, value
  * where value = varint zigzag(df delta) [varint first docid, inline block].
- * Packing ~1.5 KB of entries per key (like FTS5's segment leaves) makes a
+ * Packing ~1 KB of entries per key (like FTS5's segment leaves) makes a
  * flush, a merge and a drop cost per page, not per term. */
-#define IDX_LEX_PAGE 1500
+/* A page's LMDB node (8-byte node header, key, value) is kept within a
+ * quarter of a 4 KiB leaf page (4080 bytes after the page header; 2 bytes of
+ * index per node, nodes of even size): four pages fill a leaf (pages of ~1.5
+ * KB, two per leaf, left 27% of idx_lex's pages empty). An entry larger than
+ * that has a page of its own. */
+#define IDX_LEX_NODE 1018
 #define IDX_INLINE_MAX 1000 /* larger single blocks go to idx_post */
 
 typedef struct {
