@@ -178,6 +178,8 @@ static void *s_bulk_main(void *ud)
     return NULL;
 }
 
+#define S_AHEAD 3 /* results prefetched ahead (idx_prefetch_analyzed's stages) */
+
 /* The analyzed version of `a` (the hook's new article: a copy of a chunk
  * article, sharing its strings), waiting for the thread when needed; NULL
  * when it is not part of the bulk job (or was taken already: a replay). */
@@ -208,7 +210,14 @@ static idx_analyzed *s_bulk_take(qsearch *s, const Bulletin__Article *a)
     }
     idx_analyzed *r = b->res[k];
     b->res[k] = NULL;
+    /* the next results (immutable once done; freed only on this thread):
+     * their term lookups prefetched in stages, one doc apart */
+    const idx_analyzed *ahead[S_AHEAD] = {NULL};
+    for (size_t j = 0; j < S_AHEAD && k + 1 + j < b->ndone; j++)
+        ahead[j] = b->res[k + 1 + j];
     pthread_mutex_unlock(&b->mu);
+    for (int j = 0; j < S_AHEAD; j++)
+        idx_prefetch_analyzed(s->ix, ahead[j], S_AHEAD - 1 - j);
     if (r)
         b->used++;
     else

@@ -2408,6 +2408,31 @@ oom:
     return IDX_INTERNAL;
 }
 
+void idx_prefetch_analyzed(const idx *self, const idx_analyzed *a, int stage) {
+    if (!self || !a || !self->pend->nslots)
+        return;
+    const struct idx_pending *pd = self->pend;
+    size_t mask = pd->nslots - 1;
+    for (size_t i = 0; i < a->nterms; i++) {
+        uint32_t h = a->terms[i].hash;
+        const uint64_t *slot = &pd->slots[h & mask];
+        if (stage == 0) {
+            __builtin_prefetch(slot);
+            continue;
+        }
+        uint64_t v = *slot; /* the first probe: most terms are found there */
+        if (!v || (uint32_t)(v >> 32) != h)
+            continue;
+        const s_pterm *t = &pd->terms[(uint32_t)v - 1];
+        if (stage == 1) {
+            __builtin_prefetch(t);
+            __builtin_prefetch((const char *)(t + 1) - 1);
+        } else if (t->tail) {
+            __builtin_prefetch(t->tail->data + t->tlen, 1);
+        }
+    }
+}
+
 int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
     if (!self || !txn || id == 0)
         return IDX_INVALID_ARGUMENT;

@@ -198,6 +198,14 @@ void idx_analyzed_free(idx_analyzed **self);
 int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a,
                      const idx_doc *old);
 
+/* A hint that `a` is among the next docs to be put (idx_put_analyzed): load
+ * into the cache what that put will look up in the buffer's term table,
+ * which a bulk load makes too big for the caches (two misses per term
+ * otherwise). Stage 0: the terms' hash slots; 1 (a doc later): their term
+ * records; 2 (a doc later again): where their postings are appended. Only
+ * reads; no effect on the index. Safe on NULL. */
+void idx_prefetch_analyzed(const idx *self, const idx_analyzed *a, int stage);
+
 /* Write buffered changes into txn. MUST be called before mdb_txn_commit
  * when max_pending_docs > 0. IDX_OK or IDX_INTERNAL. */
 int idx_flush(idx *self, MDB_txn *txn);

@@ -5,7 +5,8 @@
  * IDX_TERM_MAX, empty fields, several flushes and merges); every key and
  * value of the five idx_* databases is then compared byte for byte. Also:
  * the old-version check of idx_put_analyzed, a replayed (aborted) txn, and
- * two analyzer threads at once.
+ * two analyzer threads at once; the prefetch hints (idx_prefetch_analyzed)
+ * given as qsearch gives them leave the same bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -181,6 +182,10 @@ static void s_apply(s_side *s, idx_analyzed **res) {
                 assert_int_equal(idx_del(s->ix, txn, o->id, &od), IDX_OK);
             } else if (res) {
                 assert_non_null(res[i]);
+                /* the hints qsearch gives for the next docs: they must not change the index */
+                for (int st = 0; st < 3; st++)
+                    if (i + 3 - (size_t)st < nops)
+                        idx_prefetch_analyzed(s->ix, res[i + 3 - (size_t)st], st);
                 assert_int_equal(idx_put_analyzed(s->ix, txn, o->id, res[i], o->has_old ? &od : NULL),
                                  IDX_OK);
             } else {
@@ -267,6 +272,10 @@ static void test_checks_and_replay(void **state) {
     assert_null(az);
     assert_int_equal(idx_analyze(NULL, &dy, &az), IDX_INVALID_ARGUMENT);
     assert_int_equal(idx_analyze(an, &dy, NULL), IDX_INVALID_ARGUMENT);
+    idx_prefetch_analyzed(NULL, ax, 0); /* hints: safe on NULL and an empty buffer */
+    idx_prefetch_analyzed(s.ix, NULL, 1);
+    for (int st = 0; st < 3; st++)
+        idx_prefetch_analyzed(s.ix, ax, st);
 
     MDB_txn *txn;
     /* an aborted txn: discard, replay the same analyzed doc */
