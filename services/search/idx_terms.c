@@ -46,8 +46,12 @@ struct idx_terms {
     size_t nsegs, segcap;
 };
 
+/* a slice is one block: header, restart keys (8-byte aligned), offsets, data */
+_Static_assert(sizeof(idx_tslice) % 8 == 0, "restart keys follow the header");
+
 static size_t s_slice_size(const idx_tslice *s) {
-    return sizeof *s + (size_t)s->nrst * sizeof *s->rst + s->bytes + IDX_TERMS_PAD;
+    return sizeof *s + (size_t)s->nrst * (sizeof *s->rkey + sizeof *s->rst) + s->bytes +
+           IDX_TERMS_PAD;
 }
 
 idx_terms *idx_terms_new(size_t cap) {
@@ -169,11 +173,21 @@ static int s_segc_room(idx_terms *t, s_segc *c) {
 
 static size_t s_uvar_put(uint8_t *p, size_t v) { return idx_varint_put(p, v); }
 
+/* t[0..l)'s first 8 bytes as a big-endian number, 0-padded: a smaller key
+ * is a smaller term (equal keys tell nothing). */
+static inline uint64_t s_key8(const uint8_t *t, size_t l) {
+    uint64_t k = 0;
+    for (size_t i = 0; i < 8; i++)
+        k = k << 8 | (i < l ? t[i] : 0);
+    return k;
+}
+
 /* Read the terms of seg starting with pre[0..pl) into a new slice. */
 static int s_build(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, idx_tslice **out) {
     idx_bytes d = {0};
     uint32_t *rst = NULL;
-    size_t n = 0, rcap = 0;
+    uint64_t *rkey = NULL;
+    size_t n = 0, rcap = 0, kcap = 0;
     uint8_t prev[IDX_TERM_MAX];
     size_t pvl = 0;
     idx_lexit it;
@@ -189,18 +203,22 @@ static int s_build(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, i
         bool restart = n % IDX_TERMS_RESTART == 0;
         if (restart && n / IDX_TERMS_RESTART == rcap) {
             uint32_t *p = grow(rst, &rcap, sizeof *p, 16);
-            if (!p) {
+            uint64_t *k = p ? grow(rkey, &kcap, sizeof *k, 16) : NULL;
+            rst = p ? p : rst;
+            rkey = k ? k : rkey;
+            if (!k) {
                 rc = ENOMEM;
                 break;
             }
-            rst = p;
         }
         if (idx_bytes_reserve(&d, 2 * 3 + it.tl)) {
             rc = ENOMEM;
             break;
         }
-        if (restart)
+        if (restart) {
             rst[n / IDX_TERMS_RESTART] = (uint32_t)d.len;
+            rkey[n / IDX_TERMS_RESTART] = s_key8(it.term, it.tl);
+        }
         size_t from = restart ? 0 : sh;
         d.len += s_uvar_put(d.p + d.len, sh);
         d.len += s_uvar_put(d.p + d.len, it.tl - from);
@@ -214,23 +232,27 @@ static int s_build(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, i
     idx_tslice *s = NULL;
     if (!rc) {
         size_t nrst = (n + IDX_TERMS_RESTART - 1) / IDX_TERMS_RESTART;
-        s = malloc(sizeof *s + nrst * sizeof *rst + d.len + IDX_TERMS_PAD);
+        s = malloc(sizeof *s + nrst * (sizeof *rkey + sizeof *rst) + d.len + IDX_TERMS_PAD);
         if (!s) {
             rc = ENOMEM;
         } else {
             s->n = (uint32_t)n;
             s->nrst = (uint32_t)nrst;
             s->bytes = (uint32_t)d.len;
-            s->rst = (uint32_t *)(s + 1);
+            s->rkey = (uint64_t *)(s + 1); /* the header's size is a multiple of 8 */
+            s->rst = (uint32_t *)(s->rkey + nrst);
             s->data = (uint8_t *)(s->rst + nrst);
-            if (nrst)
+            if (nrst) {
+                memcpy(s->rkey, rkey, nrst * sizeof *rkey);
                 memcpy(s->rst, rst, nrst * sizeof *rst);
+            }
             if (d.len)
                 memcpy(s->data, d.p, d.len);
             memset(s->data + d.len, 0, IDX_TERMS_PAD);
         }
     }
     free(rst);
+    free(rkey);
     idx_bytes_free(&d);
     *out = s;
     return rc;
@@ -328,8 +350,12 @@ static inline bool s_ge(const uint8_t *a, size_t al, const uint8_t *b, size_t bl
     return m == bl || (m < al && a[m] > b[m]);
 }
 
-/* restart r's term is <= tg */
-static bool s_rst_le(const idx_tslice *s, uint32_t r, const uint8_t *tg, size_t tgl) {
+/* restart r's term is <= tg (whose s_key8 is tk): by the keys when they
+ * differ, else by the bytes */
+static inline bool s_rst_le(const idx_tslice *s, uint32_t r, const uint8_t *tg, size_t tgl,
+                            uint64_t tk) {
+    if (s->rkey[r] != tk)
+        return s->rkey[r] < tk;
     const uint8_t *p = s->data + s->rst[r];
     (void)s_uvar(&p);
     uint32_t l = s_uvar(&p);
@@ -344,8 +370,9 @@ void idx_tsit_fwd(idx_tsit *it, const uint8_t *tg, size_t tgl) {
     if (s_ge(it->term, it->tl, tg, tgl, m))
         return;
     const idx_tslice *s = it->s;
+    const uint64_t tk = s_key8(tg, tgl);
     uint32_t lo = it->i / IDX_TERMS_RESTART + 1;
-    if (lo < s->nrst && s_rst_le(s, lo, tg, tgl)) {
+    if (lo < s->nrst && s_rst_le(s, lo, tg, tgl, tk)) {
         /* tg is past the next restart: gallop, then halve, to the last
          * restart <= tg (targets are mostly near), and walk from there */
         uint32_t hi, step = 1;
@@ -355,14 +382,14 @@ void idx_tsit_fwd(idx_tsit *it, const uint8_t *tg, size_t tgl) {
                 hi = s->nrst;
                 break;
             }
-            if (!s_rst_le(s, hi, tg, tgl))
+            if (!s_rst_le(s, hi, tg, tgl, tk))
                 break;
             lo = hi;
             step *= 2;
         }
         while (hi - lo > 1) {
             uint32_t mid = lo + (hi - lo) / 2;
-            if (s_rst_le(s, mid, tg, tgl))
+            if (s_rst_le(s, mid, tg, tgl, tk))
                 lo = mid;
             else
                 hi = mid;
@@ -374,14 +401,24 @@ void idx_tsit_fwd(idx_tsit *it, const uint8_t *tg, size_t tgl) {
             return;
     }
     /* the current term is < tg and shares m bytes with it: an entry sharing
-     * fewer with the one before is past tg, more is still before it, exactly
-     * m is told by the bytes after */
+     * fewer with the one before is past tg, more is still before it (passed
+     * over unread: the term's first m bytes, tg's, stay right for the entry
+     * where the walk stops, which shares at most m), exactly m is told by
+     * the bytes after */
     for (;;) {
-        idx_tsit_next(it);
-        if (it->eof || it->sh < m)
+        if (++it->i >= s->n) {
+            it->eof = true;
             return;
-        if (it->sh > m)
+        }
+        const uint8_t *p = s->data + it->next;
+        uint32_t sh = s_uvar(&p), l = s_uvar(&p);
+        if (sh > m) {
+            it->next = (uint32_t)(p + l - s->data);
             continue;
+        }
+        s_read(it, it->next);
+        if (sh < m)
+            return;
         m += s_common(it->term + m, it->tl - m, tg + m, tgl - m);
         if (s_ge(it->term, it->tl, tg, tgl, m))
             return;

@@ -23,6 +23,8 @@ typedef struct {
     uint32_t n;      /* entries */
     uint32_t nrst;   /* restarts: (n + IDX_TERMS_RESTART - 1) / IDX_TERMS_RESTART */
     uint32_t bytes;  /* of data */
+    uint64_t *rkey;  /* each restart's term's first 8 bytes, big-endian, 0-padded:
+                        ordered as the terms where two differ (idx_terms_key8) */
     uint32_t *rst;   /* byte offset in data of each restart entry */
     uint8_t *data;
 } idx_tslice;
