@@ -383,7 +383,7 @@ static int s_tok_cb(void *ud, const text_token *t) {
     uint32_t at = (uint32_t)pd->ntoks++;
     s_tok *o = &pd->toks[at];
     o->term = (uint32_t)ti;
-    o->pos = (t->pos << 1) | (t->exact ? 1u : 0u);
+    o->pos = idx_term_exact_bit(k, kl) ? (t->pos << 1) | (t->exact ? 1u : 0u) : t->pos;
     o->field = pd->field;
     o->next = UINT32_MAX;
     /* group by term without sorting: tokens arrive in (field, position)

@@ -41,7 +41,8 @@
  *   n > 1] | varint min title length | varint min body length   (block-max
  *   bounds for pruning) | n-1 varint docid deltas | n x tf code
  *   | for each doc: tf_title then tf_body varints of (pos << 1 | exact),
- *     delta-coded within the field
+ *     delta-coded within the field; bare positions (always exact) for exact
+ *     forms and terms starting with a byte >= 0x80 (idx_term_exact_bit)
  *
  *   tf code = varint (tf_body << 2 | min(tf_title, 3)) [varint tf_title - 3
  *   when tf_title >= 3]: one byte for most docs (idx_tf_put)

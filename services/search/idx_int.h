@@ -12,8 +12,9 @@
 #define IDX_COL_PER_CHUNK 127
 #define IDX_COL_REC 32
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 4 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
-                         frequencies per doc and a 5-varint block head */
+#define IDX_FORMAT 5 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+                         frequencies per doc and a 5-varint block head; 4: the exact bit in the
+                         positions of every term */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -119,6 +120,15 @@ static inline const uint8_t *idx_tf_get(const uint8_t *p, const uint8_t *end, ui
     *tft = (v & 3) + x;
     *tfb = v >> 2;
     return p;
+}
+
+/* Whether a term's positions carry the exact bit (stored as pos << 1 |
+ * exact): only a stem can occur in a surface form other than itself
+ * (text.h). Exact forms ("\x01" ...) and words starting with a byte >= 0x80
+ * (CJK terms, words the stemmer does not touch) are always exact: their
+ * positions are stored bare. Hashed long terms ("\x03" ...) keep the bit. */
+static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
+    return !(tkl && (tk[0] == (uint8_t)TEXT_EXACT_PREFIX || tk[0] >= 0x80));
 }
 
 static inline void idx_be64(uint8_t *p, uint64_t v) {

@@ -824,6 +824,9 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
         prev += (uint32_t)v;
         p->pbuf[k] = prev;
     }
+    if (!idx_term_exact_bit(p->tk, p->tkl)) /* bare positions: always exact */
+        for (uint32_t k = 0; k < cnt; k++)
+            p->pbuf[k] = p->pbuf[k] << 1 | 1;
     *out = p->pbuf;
     return cnt;
 }
