@@ -578,14 +578,10 @@ static int s_stage_put(s_server *s, s_pending *p, size_t item, uint32_t op_field
     if (s->st.n > 0 && (s->st.len + need > S_PART_BYTES || s->st.n >= S_PART_OPS))
         s_stage_flush(s);
     if (S_STAGE_HEAD + s->st.len + need > s->st.cap) {
-        size_t cap = s->st.cap ? s->st.cap : 65536;
-        while (cap < S_STAGE_HEAD + s->st.len + need)
-            cap *= 2;
-        uint8_t *b = realloc(s->st.buf, cap);
+        uint8_t *b = grow_to(s->st.buf, &s->st.cap, 1, 65536, S_STAGE_HEAD + s->st.len + need);
         if (!b)
             return -1;
         s->st.buf = b;
-        s->st.cap = cap;
     }
     if (s->st.n == s->st.cap_refs) {
         s_ref *r = grow(s->st.refs, &s->st.cap_refs, sizeof *r, 256);

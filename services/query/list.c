@@ -94,8 +94,8 @@ static size_t s_varint_put(uint8_t *out, uint64_t v)
 static int s_items_append(list_result *res, const void *data, size_t len)
 {
     size_t need = res->items_len + 1 + S_VARINT_MAX + len;
-    while (need > res->items_cap) { /* once but for a summary bigger than the buffer */
-        uint8_t *nb = grow(res->items, &res->items_cap, 1, 8192);
+    if (need > res->items_cap) {
+        uint8_t *nb = grow_to(res->items, &res->items_cap, 1, 8192, need);
         if (!nb)
             return -1;
         res->items = nb;

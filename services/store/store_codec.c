@@ -2,6 +2,7 @@
  * (varint = 0, length-delimited = 2; tag = field << 3 | wire type). */
 #include "store_codec.h"
 
+#include "grow.h"
 #include "pbscan.h"
 
 #include <stdlib.h>
@@ -14,14 +15,10 @@ int store_buf_reserve(store_buf *b, size_t more)
     size_t need = b->len + more;
     if (need < b->len)
         return -1;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap * 2 > cap ? cap * 2 : need;
-    uint8_t *p = realloc(b->data, cap);
+    uint8_t *p = grow_to(b->data, &b->cap, 1, 256, need);
     if (!p)
         return -1;
     b->data = p;
-    b->cap = cap;
     return 0;
 }
 

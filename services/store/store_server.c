@@ -337,14 +337,11 @@ static int s_on_write(s_server *s, zio_route *route, Bulletin__Request *req,
         s->pend = p;
     }
     if (s->cap_ops - s->n_ops < wb->n_ops) {
-        size_t cap = s->cap_ops ? s->cap_ops : 1024;
-        while (cap - s->n_ops < wb->n_ops)
-            cap *= 2;
-        Bulletin__Internal__WriteOp **p = realloc(s->ops, cap * sizeof *p);
+        Bulletin__Internal__WriteOp **p =
+            grow_to(s->ops, &s->cap_ops, sizeof *p, 1024, s->n_ops + wb->n_ops);
         if (!p)
             goto oom;
         s->ops = p;
-        s->cap_ops = cap;
     }
     s_pending *p = &s->pend[s->n_pend];
     if (zio_route_copy(&p->route, route) < 0)
