@@ -602,8 +602,9 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
     }
     uint8_t idk[8];
     replica_put_u64(idk, id);
-    int rc;
-    Bulletin__ArticleSummary *old = s_load_summary(txn, d, idk, &rc);
+    int rc = 0;
+    /* an id past the largest stored one (a bootstrap's order) has no old version: no lookup */
+    Bulletin__ArticleSummary *old = id <= r->last_id ? s_load_summary(txn, d, idk, &rc) : NULL;
     if (rc)
         return rc;
     Bulletin__Article *old_article = NULL;
