@@ -211,6 +211,51 @@ static Bulletin__Request mkreq(uint64_t id)
     return r;
 }
 
+/* Send req and return its reply (asserted to come within 2 s). */
+static Bulletin__Reply *ask(fixture *f, Bulletin__Request *req)
+{
+    send_req(f, req);
+    Bulletin__Reply *rep = recv_reply(f, 2000);
+    assert_non_null(rep);
+    return rep;
+}
+
+/* Ask for Health (request_id id). */
+static Bulletin__Reply *ask_health(fixture *f, uint64_t id)
+{
+    Bulletin__HealthRequest hq = BULLETIN__HEALTH_REQUEST__INIT;
+    Bulletin__Request req = mkreq(id);
+    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
+    req.health = &hq;
+    return ask(f, &req);
+}
+
+/* A Request{ingest: one article titled `title`} with request_id id; the
+ * parts live in *o. */
+typedef struct {
+    Bulletin__Article a;
+    Bulletin__IngestItem it, *itp;
+    Bulletin__IngestRequest ir;
+    Bulletin__Request req;
+} one_article;
+
+static Bulletin__Request *one_article_req(one_article *o, uint64_t id, const char *title)
+{
+    bulletin__article__init(&o->a);
+    o->a.title = (char *)title;
+    bulletin__ingest_item__init(&o->it);
+    o->it.item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
+    o->it.article = &o->a;
+    o->itp = &o->it;
+    bulletin__ingest_request__init(&o->ir);
+    o->ir.n_items = 1;
+    o->ir.items = &o->itp;
+    o->req = mkreq(id);
+    o->req.body_case = BULLETIN__REQUEST__BODY_INGEST;
+    o->req.ingest = &o->ir;
+    return &o->req;
+}
+
 static void test_ingest_roundtrip(void **state)
 {
     (void)state;
@@ -280,9 +325,7 @@ static void test_ingest_roundtrip(void **state)
     req = mkreq(78);
     req.body_case = BULLETIN__REQUEST__BODY_STATS;
     req.stats = &sq;
-    send_req(f, &req);
-    rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    rep = ask(f, &req);
     assert_int_equal(rep->body_case, BULLETIN__REPLY__BODY_STATS);
     int seen = 0;
     for (size_t i = 0; i < rep->stats->n_metrics; i++) {
@@ -300,13 +343,7 @@ static void test_ingest_roundtrip(void **state)
     wire_free(rep);
 
     /* Health: the store answered pings */
-    Bulletin__HealthRequest hq = BULLETIN__HEALTH_REQUEST__INIT;
-    req = mkreq(79);
-    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
-    req.health = &hq;
-    send_req(f, &req);
-    rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    rep = ask_health(f, 79);
     assert_true(rep->health->ok);
     assert_string_equal(rep->health->service, "ingest");
     assert_non_null(strstr(rep->health->detail, "answered"));
@@ -319,20 +356,9 @@ static void test_all_rejected_and_errors(void **state)
     (void)state;
     fixture *f = start(true, 5000);
     /* all rejected: answered without the store */
-    Bulletin__Article a = BULLETIN__ARTICLE__INIT;
-    a.title = "";
-    Bulletin__IngestItem it = BULLETIN__INGEST_ITEM__INIT, *itp = &it;
-    it.item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
-    it.article = &a;
-    Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
-    ir.n_items = 1;
-    ir.items = &itp;
-    Bulletin__Request req = mkreq(1);
-    req.body_case = BULLETIN__REQUEST__BODY_INGEST;
-    req.ingest = &ir;
-    send_req(f, &req);
-    Bulletin__Reply *rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    one_article one;
+    Bulletin__Request *ing = one_article_req(&one, 1, "");
+    Bulletin__Reply *rep = ask(f, ing);
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__OK);
     assert_int_equal(rep->ingest->n_results, 1);
     assert_int_equal(rep->ingest->results[0]->status, BULLETIN__WRITE_STATUS__REJECTED);
@@ -342,11 +368,9 @@ static void test_all_rejected_and_errors(void **state)
     assert_null(store_recv(f, &route, &rid, 200)); /* nothing reached the store */
 
     /* zero items */
-    ir.n_items = 0;
-    req.request_id = 2;
-    send_req(f, &req);
-    rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    one.ir.n_items = 0;
+    ing->request_id = 2;
+    rep = ask(f, ing);
     assert_int_equal(rep->request_id, 2);
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     assert_non_null(strstr(rep->status->message, "1 to 10000 items; this one has 0"));
@@ -366,12 +390,10 @@ static void test_all_rejected_and_errors(void **state)
 
     /* reads are not ours */
     Bulletin__GetRequest g = BULLETIN__GET_REQUEST__INIT;
-    req = mkreq(3);
+    Bulletin__Request req = mkreq(3);
     req.body_case = BULLETIN__REQUEST__BODY_GET;
     req.get = &g;
-    send_req(f, &req);
-    rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    rep = ask(f, &req);
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__UNIMPLEMENTED);
     assert_non_null(strstr(rep->status->message, "query service"));
     wire_free(rep);
@@ -381,9 +403,7 @@ static void test_all_rejected_and_errors(void **state)
     req = mkreq(4);
     req.body_case = BULLETIN__REQUEST__BODY_DELETE;
     req.delete_ = &d;
-    send_req(f, &req);
-    rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    rep = ask(f, &req);
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     wire_free(rep);
     stop(f);
@@ -394,20 +414,11 @@ static void test_store_timeout_and_late_reply(void **state)
     (void)state;
     fixture *f = start(true, 5000);
     wait_connected(f);
-    Bulletin__Article a = BULLETIN__ARTICLE__INIT;
-    a.title = "T";
-    Bulletin__IngestItem it = BULLETIN__INGEST_ITEM__INIT, *itp = &it;
-    it.item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
-    it.article = &a;
-    Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
-    ir.n_items = 1;
-    ir.items = &itp;
-    Bulletin__Request req = mkreq(9);
-    req.body_case = BULLETIN__REQUEST__BODY_INGEST;
-    req.ingest = &ir;
-    req.deadline_ms = 300; /* smaller than the service's: wins */
+    one_article one;
+    Bulletin__Request *req = one_article_req(&one, 9, "T");
+    req->deadline_ms = 300; /* smaller than the service's: wins */
     int64_t t0 = clock_mono_ms();
-    send_req(f, &req);
+    send_req(f, req);
     zio_route route;
     uint64_t rid;
     Bulletin__Internal__StoreRequest *sr = store_recv(f, &route, &rid, 2000);
@@ -428,9 +439,9 @@ static void test_store_timeout_and_late_reply(void **state)
     assert_null(recv_reply(f, 300));
 
     /* a store error status is passed on */
-    req.request_id = 10;
-    req.deadline_ms = 0;
-    send_req(f, &req);
+    req->request_id = 10;
+    req->deadline_ms = 0;
+    send_req(f, req);
     sr = store_recv(f, &route, &rid, 2000);
     assert_non_null(sr);
     wire_free(sr);
@@ -491,31 +502,13 @@ static void test_store_down(void **state)
 {
     (void)state;
     fixture *f = start(false, 400); /* nothing listens on the store endpoint */
-    Bulletin__Article a = BULLETIN__ARTICLE__INIT;
-    a.title = "T";
-    Bulletin__IngestItem it = BULLETIN__INGEST_ITEM__INIT, *itp = &it;
-    it.item_case = BULLETIN__INGEST_ITEM__ITEM_ARTICLE;
-    it.article = &a;
-    Bulletin__IngestRequest ir = BULLETIN__INGEST_REQUEST__INIT;
-    ir.n_items = 1;
-    ir.items = &itp;
-    Bulletin__Request req = mkreq(5);
-    req.body_case = BULLETIN__REQUEST__BODY_INGEST;
-    req.ingest = &ir;
+    one_article one;
     int64_t t0 = clock_mono_ms();
-    send_req(f, &req);
-    Bulletin__Reply *rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    Bulletin__Reply *rep = ask(f, one_article_req(&one, 5, "T"));
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__UNAVAILABLE);
     assert_true(clock_mono_ms() - t0 <= 600);
     wire_free(rep);
-    Bulletin__HealthRequest hq = BULLETIN__HEALTH_REQUEST__INIT;
-    req = mkreq(6);
-    req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
-    req.health = &hq;
-    send_req(f, &req);
-    rep = recv_reply(f, 2000);
-    assert_non_null(rep);
+    rep = ask_health(f, 6);
     assert_false(rep->health->ok);
     assert_non_null(strstr(rep->health->detail, "has not answered yet"));
     wire_free(rep);
