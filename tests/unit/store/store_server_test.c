@@ -137,6 +137,13 @@ static Bulletin__Reply *s_call(fx *f, Bulletin__Request *req)
     return r;
 }
 
+/* Check that reply r has status `code`, and free it. */
+static void s_expect(Bulletin__Reply *r, int code)
+{
+    assert_int_equal(r->status->code, code);
+    bulletin__reply__free_unpacked(r, NULL);
+}
+
 static Bulletin__Request *s_internal(Bulletin__Request *req, uint8_t **buf,
                                      Bulletin__Internal__StoreRequest *sr)
 {
@@ -248,9 +255,7 @@ static void test_public_bodies_and_errors(void **state)
     bulletin__reply__free_unpacked(r, NULL);
     g.id = 5;
     g.key = "k";
-    r = s_call(f, &req);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_call(f, &req), BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     g.id = 0;
     r = s_call(f, &req);
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__NOT_FOUND);
@@ -262,38 +267,26 @@ static void test_public_bodies_and_errors(void **state)
     bulletin__request__init(&req);
     req.body_case = BULLETIN__REQUEST__BODY_SEARCH;
     req.search = &sq;
-    r = s_call(f, &req);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__UNIMPLEMENTED);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_call(f, &req), BULLETIN__STATUS_CODE__UNIMPLEMENTED);
 
     /* garbage, empty and truncated bodies: INVALID_ARGUMENT, still serving */
     const char garbage[] = "\xff\xff\xff\xff not protobuf";
     s_send_raw(f, garbage, sizeof garbage - 1);
-    r = s_recv(f);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_recv(f), BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     s_send_raw(f, "", 0);
-    r = s_recv(f);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_recv(f), BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     uint8_t trunc[] = {0x18, 0x07, 0x82, 0x01, 0x10, 0x01}; /* id 7, body 16 bytes, 1 given */
     s_send_raw(f, trunc, sizeof trunc);
-    r = s_recv(f);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_recv(f), BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     /* an internal body that is not a StoreRequest */
     bulletin__request__init(&req);
     req.body_case = BULLETIN__REQUEST__BODY_INTERNAL;
     req.internal.data = (uint8_t *)"\x0a\x09zz";
     req.internal.len = 4;
-    r = s_call(f, &req);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_call(f, &req), BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     /* an empty StoreRequest */
     req.internal.len = 0;
-    r = s_call(f, &req);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_call(f, &req), BULLETIN__STATUS_CODE__INVALID_ARGUMENT);
     /* a frame over max_msg drops that connection; the service keeps serving */
     void *big = zmq_socket(f->ctx, ZMQ_DEALER);
     int zero = 0;
@@ -308,9 +301,7 @@ static void test_public_bodies_and_errors(void **state)
     bulletin__request__init(&req);
     req.body_case = BULLETIN__REQUEST__BODY_HEALTH;
     req.health = &h;
-    r = s_call(f, &req);
-    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__OK);
-    bulletin__reply__free_unpacked(r, NULL);
+    s_expect(s_call(f, &req), BULLETIN__STATUS_CODE__OK);
 }
 
 static void test_write_sync_feed(void **state)
