@@ -36,6 +36,9 @@ typedef struct {
     size_t n, cap;
     size_t next;               /* next item the thread takes */
     size_t ndone;              /* items 0..ndone-1 are in res[] */
+    size_t end;                /* items end..n-1 were analyzed by the worker's thread
+                                  instead of waiting (s_bulk_take): the thread stops at end */
+    idx_analyzer *an_self;     /* the worker thread's, for those (made at the first) */
     bool active, cancel, busy, quit;
     size_t cursor;             /* the worker's: where the hook looks next */
     const void *job;           /* the changes[] of the job (qsearch_bulk_begin) */
@@ -44,7 +47,7 @@ typedef struct {
     void *prep_ud;
     bool prep_pending;
     uint64_t begun;            /* jobs begun (the caller's thread only) */
-    uint64_t used, fallback, waits, wait_us;
+    uint64_t used, fallback, waits, wait_us, stolen;
     uint64_t an_cpu_us;        /* the thread's CPU time (measurement, log) */
 } s_bulk;
 
@@ -127,7 +130,7 @@ static void s_bulk_prep_run(qsearch *s)
     bool ok = changes && n && s_bulk_fill(b, changes, n);
     pthread_mutex_lock(&b->mu);
     b->job = changes;
-    b->n = ok ? n : 0;
+    b->n = b->end = ok ? n : 0;
     b->next = b->ndone = 0;
     b->prep_pending = false;
     pthread_mutex_unlock(&b->mu);
@@ -139,7 +142,7 @@ static void *s_bulk_main(void *ud)
     s_bulk *b = &s->bulk;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->quit && !(b->active && !b->cancel && (b->prep_pending || b->next < b->n))) {
+        while (!b->quit && !(b->active && !b->cancel && (b->prep_pending || b->next < b->end))) {
             if (b->busy) {
                 b->busy = false;
                 pthread_cond_broadcast(&b->done);
@@ -169,7 +172,7 @@ static void *s_bulk_main(void *ud)
         pthread_mutex_lock(&b->mu);
         b->res[i] = r;
         b->ndone = i + 1;
-        if (b->ndone == b->n)
+        if (b->ndone == b->end)
             b->an_cpu_us = s_thread_cpu_us();
         pthread_cond_broadcast(&b->done);
     }
@@ -179,6 +182,18 @@ static void *s_bulk_main(void *ud)
 }
 
 #define S_AHEAD 3 /* results prefetched ahead (idx_prefetch_analyzed's stages) */
+
+/* Whether item i of the job is analyzed (by the thread, or stolen). Under mu. */
+static inline bool s_bulk_done_item(const s_bulk *b, size_t i) { return i < b->ndone || i >= b->end; }
+
+/* The worker thread's own analyzer (s_bulk_take), made at the first use;
+ * false when it cannot be had (then it waits for the thread). */
+static bool s_bulk_self(qsearch *s)
+{
+    if (!s->bulk.an_self)
+        s->bulk.an_self = idx_analyzer_new(&s->opts);
+    return s->bulk.an_self != NULL;
+}
 
 /* The analyzed version of `a` (the hook's new article: a copy of a chunk
  * article, sharing its strings), waiting for the thread when needed; NULL
@@ -201,19 +216,37 @@ static idx_analyzed *s_bulk_take(qsearch *s, const Bulletin__Article *a)
     }
     b->cursor = k + 1;
     pthread_mutex_lock(&b->mu);
-    if (b->ndone <= k) {
-        int64_t t0 = clock_mono_us();
+    if (!s_bulk_done_item(b, k)) {
+        /* behind: rather than wait, analyze the job's last items here (the
+         * thread takes them from the front and stops at b->end) */
         b->waits++;
-        while (b->ndone <= k)
+        while (!s_bulk_done_item(b, k)) {
+            if (b->next < b->end && s_bulk_self(s)) {
+                size_t j = --b->end;
+                pthread_mutex_unlock(&b->mu);
+                idx_analyzed *rj = NULL;
+                if (b->arts[j]) {
+                    idx_doc d;
+                    s_doc(b->arts[j], &d);
+                    if (idx_analyze(b->an_self, &d, &rj) != IDX_OK)
+                        rj = NULL; /* the hook falls back to idx_put */
+                }
+                pthread_mutex_lock(&b->mu);
+                b->res[j] = rj;
+                b->stolen++;
+                continue;
+            }
+            int64_t t0 = clock_mono_us();
             pthread_cond_wait(&b->done, &b->mu);
-        b->wait_us += (uint64_t)(clock_mono_us() - t0);
+            b->wait_us += (uint64_t)(clock_mono_us() - t0);
+        }
     }
     idx_analyzed *r = b->res[k];
     b->res[k] = NULL;
     /* the next results (immutable once done; freed only on this thread):
      * their term lookups prefetched in stages, one doc apart */
     const idx_analyzed *ahead[S_AHEAD] = {NULL};
-    for (size_t j = 0; j < S_AHEAD && k + 1 + j < b->ndone; j++)
+    for (size_t j = 0; j < S_AHEAD && k + 1 + j < b->n && s_bulk_done_item(b, k + 1 + j); j++)
         ahead[j] = b->res[k + 1 + j];
     pthread_mutex_unlock(&b->mu);
     for (int j = 0; j < S_AHEAD; j++)
@@ -275,6 +308,7 @@ static void s_bulk_stop(qsearch *s)
         idx_analyzer_destroy(&b->an);
         b->started = false;
     }
+    idx_analyzer_destroy(&b->an_self);
     free(b->arts);
     free(b->res);
     b->arts = NULL;
@@ -288,7 +322,7 @@ static void s_bulk_arm(s_bulk *b, Bulletin__Internal__Change *const *changes, si
 {
     b->begun++;
     pthread_mutex_lock(&b->mu);
-    b->n = n;
+    b->n = b->end = n;
     b->job = changes;
     b->ahead = false;
     b->next = b->ndone = 0;
@@ -298,7 +332,7 @@ static void s_bulk_arm(s_bulk *b, Bulletin__Internal__Change *const *changes, si
     b->busy = true;
     if (prep)
         b->prep_pending = true;
-    b->used = b->fallback = b->waits = b->wait_us = 0;
+    b->used = b->fallback = b->waits = b->wait_us = b->stolen = 0;
     pthread_cond_broadcast(&b->work);
     pthread_mutex_unlock(&b->mu);
 }
@@ -342,17 +376,14 @@ void qsearch_bulk_end(qsearch *s)
     pthread_mutex_unlock(&b->mu);
     if (prep)
         s_bulk_prep_run(s); /* the thread did not get to it: it runs once all the same */
-    pthread_mutex_lock(&b->mu);
-    size_t nd = b->ndone;
-    pthread_mutex_unlock(&b->mu);
-    for (size_t i = 0; i < nd; i++)
+    for (size_t i = 0; i < b->n; i++) /* the results not taken (NULL otherwise) */
         idx_analyzed_free(&b->res[i]);
     log_debug("search.bulk",
-              "changes=%zu analyzed_apart=%llu fallback=%llu waits=%llu wait_ms=%llu "
+              "changes=%zu analyzed_apart=%llu fallback=%llu waits=%llu wait_ms=%llu stolen=%llu "
               "analysis_thread_cpu_ms=%llu worker_thread_cpu_ms=%llu",
               b->n, (unsigned long long)b->used, (unsigned long long)b->fallback,
               (unsigned long long)b->waits, (unsigned long long)(b->wait_us / 1000),
-              (unsigned long long)(b->an_cpu_us / 1000),
+              (unsigned long long)b->stolen, (unsigned long long)(b->an_cpu_us / 1000),
               (unsigned long long)(s_thread_cpu_us() / 1000));
     b->n = 0;
     b->job = NULL;

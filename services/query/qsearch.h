@@ -85,8 +85,12 @@ int qsearch_optimize(qsearch *s);
  *   qsearch_bulk_begin(s, changes, n)    the analysis thread starts on the
  *                                        PUT articles of changes[], in order
  *   replica_apply(rep, changes, n, ...)  the hook takes each analyzed doc
- *                                        (idx_put_analyzed) in seq order,
- *                                        waiting for the thread if needed
+ *                                        (idx_put_analyzed) in seq order;
+ *                                        when the thread is behind, it
+ *                                        analyzes the job's last articles
+ *                                        itself (the thread stops short of
+ *                                        them) and waits only when none is
+ *                                        left unclaimed
  *   qsearch_bulk_end(s)                  stop the thread, free what is left
  *
  * The replica data, the index and the applied seq still change in one txn;
