@@ -1095,11 +1095,22 @@ static const idx_col_rec *s_col(s_ctx *c, uint64_t id, idx_col_rec *tmp) {
         uint8_t kb[8];
         idx_be64(kb, ch);
         MDB_val k = {8, kb}, v;
+        /* the cursor is on chunk_id when chunk is set: the next chunk is the
+         * next key (most chunk changes of a scan), a step instead of a search
+         * of the page */
+        bool next = c->chunk_ok && c->chunk && ch == c->chunk_id + 1;
         c->chunk_id = ch;
         c->chunk_ok = true;
         c->chunk = NULL;
         int rc = !*c->colc ? mdb_cursor_open(c->txn, c->self->col, c->colc) : 0;
-        if (rc == 0 && mdb_cursor_get(*c->colc, &k, &v, MDB_SET_KEY) == 0 &&
+        if (rc == 0 && next &&
+            (mdb_cursor_get(*c->colc, &k, &v, MDB_NEXT) || k.mv_size != 8 ||
+             memcmp(k.mv_data, kb, 8) != 0)) {
+            k.mv_size = 8; /* not there: look it up */
+            k.mv_data = kb;
+            next = false;
+        }
+        if (rc == 0 && (next || mdb_cursor_get(*c->colc, &k, &v, MDB_SET_KEY) == 0) &&
             v.mv_size == IDX_COL_PER_CHUNK * IDX_COL_REC)
             c->chunk = v.mv_data;
     }
