@@ -42,6 +42,7 @@ typedef struct s_request {
     uint64_t min_seq;
     int64_t deadline_us;
     int retries;
+    size_t size;                /* bytes of the Request frame */
     zio_route route;
     zmq_msg_t body;             /* kept until answered, for one re-send */
     struct s_request *prev, *next; /* waiting FIFO */
@@ -55,6 +56,7 @@ struct s_worker {
     int64_t expiry_us;
     uint32_t credit;            /* requests it accepts at once (READY says; default 1) */
     uint32_t nbusy;             /* slots in use */
+    uint64_t max_msg;           /* largest Request frame it accepts (READY says; 0 = any) */
     struct {
         uint64_t tag;           /* 0 = free */
         s_request *r;           /* NULL when that request was answered already (deadline) */
@@ -78,6 +80,8 @@ typedef struct {
     s_request *whead, *wtail;   /* waiting FIFO */
     size_t nwaiting;
     s_worker *fhead;            /* workers with requests to send (nout > 0) */
+    uint64_t take_max;          /* largest Request any registered worker accepts
+                                 * (UINT64_MAX: one takes any size; 0: no worker) */
     uint64_t next_tag;
     int64_t next_check_us;      /* earliest deadline or worker expiry known */
     int64_t next_hb_us;
@@ -199,6 +203,17 @@ static void s_answer_status(s_broker *b, s_request *r, wire_code code, const cha
         log_debug("query.client_gone", "request_id=%llu", (unsigned long long)r->request_id);
 }
 
+/* RESOURCE_EXHAUSTED to a request of `size` bytes that no registered worker
+ * accepts (b->nworkers > 0). */
+static void s_answer_too_large(s_broker *b, const zio_route *route, uint64_t request_id, size_t size)
+{
+    if (wire_send_status(b->front, route, request_id, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED,
+                         "the request is %zu bytes, more than any query worker accepts (at most "
+                         "%llu bytes: the workers' --max-msg); send a smaller request",
+                         size, (unsigned long long)b->take_max) < 0)
+        log_debug("query.client_gone", "request_id=%llu", (unsigned long long)request_id);
+}
+
 static void s_request_free(s_request *r)
 {
     if (!r)
@@ -289,6 +304,24 @@ static s_worker *s_worker_find(s_broker *b, const void *id, size_t len)
 
 static void s_dispatch(s_broker *b);
 
+/* Recompute take_max after a worker came or left. */
+static void s_take_max_update(s_broker *b)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < b->nworkers; i++) {
+        uint64_t wm = b->workers[i]->max_msg ? b->workers[i]->max_msg : UINT64_MAX;
+        if (wm > m)
+            m = wm;
+    }
+    b->take_max = m;
+}
+
+/* Whether some registered worker accepts a Request of `size` bytes. */
+static bool s_takeable(const s_broker *b, size_t size)
+{
+    return (uint64_t)size <= b->take_max;
+}
+
 /* Remove a worker; re-queue (once) or fail its request. */
 static void s_worker_drop(s_broker *b, s_worker *w, const char *why)
 {
@@ -317,6 +350,7 @@ static void s_worker_drop(s_broker *b, s_worker *w, const char *why)
             b->workers[i] = b->workers[--b->nworkers];
             break;
         }
+    s_take_max_update(b);
     log_info("query.worker_dropped", "worker=%s why=\"%s\" workers=%zu", w->name, why, b->nworkers);
     b->dropped_workers++;
     /* its requests go back to the head of the queue, oldest first, once */
@@ -407,13 +441,14 @@ static void s_flush(s_broker *b)
     }
 }
 
-/* A worker that has applied min_seq and has a free slot: an idle one if
- * any (least recently used first), else the least recently used. */
-static s_worker *s_pick(s_broker *b, uint64_t min_seq)
+/* A worker that has applied min_seq, accepts a Request of `size` bytes and
+ * has a free slot: an idle one if any (least recently used first), else the
+ * least recently used. */
+static s_worker *s_pick(s_broker *b, uint64_t min_seq, size_t size)
 {
     s_worker *busy = NULL;
     for (s_worker *w = b->rhead; w; w = w->rnext)
-        if (w->applied >= min_seq) {
+        if (w->applied >= min_seq && (w->max_msg == 0 || (uint64_t)size <= w->max_msg)) {
             if (w->nbusy == 0)
                 return w;
             if (!busy)
@@ -428,7 +463,7 @@ static void s_dispatch(s_broker *b)
     s_request *r = b->whead;
     while (r && b->rhead) {
         s_request *next = r->next;
-        s_worker *w = s_pick(b, r->min_seq);
+        s_worker *w = s_pick(b, r->min_seq, r->size);
         if (w) {
             s_wait_remove(b, r);
             s_assign(b, w, r);
@@ -582,6 +617,10 @@ static int s_on_client(s_broker *b)
     } else if (b->nwaiting >= (size_t)b->cfg->max_queue) {
         code = BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED;
         why = "too many requests are waiting for a worker; retry later";
+    } else if (b->nworkers && !s_takeable(b, zmq_msg_size(&body))) {
+        b->rejected++;
+        s_answer_too_large(b, &route, env.request_id, zmq_msg_size(&body));
+        goto out;
     }
     if (why) {
         b->rejected++;
@@ -599,6 +638,7 @@ static int s_on_client(s_broker *b)
     r->tag = ++b->next_tag;
     r->request_id = env.request_id;
     r->min_seq = env.min_seq;
+    r->size = zmq_msg_size(&body);
     int64_t dl = b->cfg->deadline_ms;
     if (env.deadline_ms && env.deadline_ms < dl)
         dl = env.deadline_ms;
@@ -611,7 +651,7 @@ static int s_on_client(s_broker *b)
     }
     zmq_msg_init(&r->body);
     zmq_msg_move(&r->body, &body);
-    s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq);
+    s_worker *w = b->nwaiting ? NULL : s_pick(b, r->min_seq, r->size);
     if (w) {
         s_assign(b, w, r);
         goto out;
@@ -671,8 +711,8 @@ static int s_on_worker(s_broker *b)
     uint8_t cmd = *(uint8_t *)zmq_msg_data(&f[2]);
     w = s_worker_find(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]));
     if (cmd == BROKER_READY) {
-        if (n < 5 || n > 7 || zmq_msg_size(&f[4]) != 8 || (n >= 6 && zmq_msg_size(&f[5]) != 4) ||
-            (n == 7 && zmq_msg_size(&f[6]) != 4)) {
+        if (n < 5 || n > 8 || zmq_msg_size(&f[4]) != 8 || (n >= 6 && zmq_msg_size(&f[5]) != 4) ||
+            (n >= 7 && zmq_msg_size(&f[6]) != 4) || (n == 8 && zmq_msg_size(&f[7]) != 8)) {
             log_warn("query.bad_worker_message", "cmd=READY frames=%d", n);
             goto out;
         }
@@ -702,15 +742,20 @@ static int s_on_worker(s_broker *b)
                 w->name[i] = '_';
         w->applied = s_get_u64(zmq_msg_data(&f[4]));
         w->credit = 1;
-        if (n == 7)
+        if (n >= 7)
             w->batch = (s_get_u32(zmq_msg_data(&f[6])) & BROKER_FLAG_BATCH) != 0;
+        if (n == 8)
+            w->max_msg = s_get_u64(zmq_msg_data(&f[7]));
         if (n >= 6) {
             uint32_t credit = s_get_u32(zmq_msg_data(&f[5]));
             w->credit = credit < 1 ? 1 : credit > BROKER_CREDIT_MAX ? BROKER_CREDIT_MAX : credit;
         }
         w->expiry_us = now + b->cfg->heartbeat_ms * b->cfg->liveness * 1000;
-        log_info("query.worker_ready", "worker=%s applied_seq=%llu credit=%u batch=%d workers=%zu",
-                 w->name, (unsigned long long)w->applied, w->credit, (int)w->batch, b->nworkers);
+        s_take_max_update(b);
+        log_info("query.worker_ready",
+                 "worker=%s applied_seq=%llu credit=%u batch=%d max_msg=%llu workers=%zu", w->name,
+                 (unsigned long long)w->applied, w->credit, (int)w->batch,
+                 (unsigned long long)w->max_msg, b->nworkers);
         s_ready_push(b, w);
         s_dispatch(b);
         goto out;
@@ -787,6 +832,10 @@ static void s_expire_one(s_broker *b, s_request *r)
         b->timeouts--;
         s_answer_status(b, r, BULLETIN__STATUS_CODE__UNAVAILABLE,
                         "no query worker is available; retry later");
+    } else if (!s_takeable(b, r->size)) {
+        b->timeouts--;
+        b->rejected++;
+        s_answer_too_large(b, &r->route, r->request_id, r->size);
     } else if (r->min_seq > s_max_applied(b)) {
         char why[160];
         snprintf(why, sizeof why, "no worker reached seq %llu within the deadline (highest applied: %llu)",

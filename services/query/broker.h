@@ -15,13 +15,18 @@
  * command = one byte):
  *
  *   worker -> broker   (as the broker's ROUTER sees it: [worker id] first)
- *     READY      [""][0x01][name][applied_seq][credit u32][flags u32]
+ *     READY      [""][0x01][name][applied_seq][credit u32][flags u32][max_msg]
  *                                                   register, idle; credit = how
  *                                                   many requests it may hold at
  *                                                   once (1..16; frame optional, 1);
  *                                                   flags (optional, 0): bit 0 =
  *                                                   BROKER_FLAG_BATCH, it takes
- *                                                   REQUESTS and sends REPLIES
+ *                                                   REQUESTS and sends REPLIES;
+ *                                                   max_msg (optional, 0 = no
+ *                                                   limit): the largest Request
+ *                                                   frame it accepts (its
+ *                                                   ZMQ_MAXMSGSIZE: a larger frame
+ *                                                   would drop its connection)
  *     HEARTBEAT  [""][0x02][applied_seq]            alive (sent every heartbeat
  *                                                   interval, and soon after the
  *                                                   replica applied new changes)
@@ -54,7 +59,14 @@
  * only bookkeeping on the wire: every request keeps its own slot, tag,
  * deadline and retry. A broker that knows REQUESTS/REPLIES still serves old
  * workers (no flags frame) with REQUEST/REPLY; a batch worker needs a broker
- * of this version (upgrade brokers first).
+ * of this version (upgrade brokers first). The same holds for READY's
+ * max_msg frame: a broker before it ignores such a READY.
+ *
+ * Size: the broker never sends a worker a Request larger than the max_msg
+ * its READY gave. A request that no registered worker accepts is answered
+ * RESOURCE_EXHAUSTED at once (naming the largest accepted size); one that
+ * arrives while no worker is registered waits as usual, and gets that answer
+ * at its deadline when the workers that came meanwhile all take less.
  *
  * `tag` is the broker's own number for a client request; the client's route
  * never leaves the broker, and a late REPLY for a request that already timed

@@ -143,15 +143,18 @@ static void s_broker_connect(s_worker *w)
         zio_close(&w->broker);
         return;
     }
-    uint8_t cmd = BROKER_READY, seq[8], credit[4], flags[4] = {0, 0, 0, BROKER_FLAG_BATCH};
+    uint8_t cmd = BROKER_READY, seq[8], credit[4], flags[4] = {0, 0, 0, BROKER_FLAG_BATCH}, max[8];
     s_u64(seq, replica_applied_seq(w->rep));
     uint32_t c = (uint32_t)w->cfg->credit;
     credit[0] = (uint8_t)(c >> 24), credit[1] = (uint8_t)(c >> 16), credit[2] = (uint8_t)(c >> 8),
     credit[3] = (uint8_t)c;
-    const void *d[] = {"", &cmd, w->name, seq, credit, flags};
-    size_t l[] = {0, 1, strlen(w->name), 8, 4, 4};
+    /* our socket's limit: the broker sends us no larger Request (a larger
+     * frame would make libzmq drop this connection) */
+    s_u64(max, w->cfg->max_msg > 0 ? (uint64_t)w->cfg->max_msg : 0);
+    const void *d[] = {"", &cmd, w->name, seq, credit, flags, max};
+    size_t l[] = {0, 1, strlen(w->name), 8, 4, 4, 8};
     /* the pipe exists once connect returned (immediate is off), so this queues */
-    if (s_send_frames(w->broker, d, l, 6, false) < 0)
+    if (s_send_frames(w->broker, d, l, 7, false) < 0)
         log_warn("worker.register", "error=\"%s\"", zmq_strerror(errno));
     int64_t now = clock_mono_us();
     w->registered = true;

@@ -455,5 +455,64 @@ class ReadTierBadInputTest(SearchCase):
         self.assertEqual(self.workers(), 1)
 
 
+WORKER_MAX_MSG = 1024 * 1024  # bulletin-worker --max-msg in WorkerMaxMsgTest
+BROKER_MAX_MSG_BIG = 4 * WORKER_MAX_MSG  # ... and the broker's, larger
+
+
+class WorkerMaxMsgTest(SearchCase):
+    """A request the broker accepts but its worker would not (the worker's
+    --max-msg below the broker's): the worker says its limit when it
+    registers, the broker refuses such a request itself, and the worker is
+    never disturbed (libzmq would drop its connection on a larger frame)."""
+
+    def setUp(self):
+        self.start_read_stack(workers=1, broker_extra=["--max-msg", str(BROKER_MAX_MSG_BIG)],
+                              worker_extra=["--max-msg", str(WORKER_MAX_MSG)])
+        rep = self.ic.ingest([article(key="wm-1", title="Wombat naps under the bridge",
+                                      body="A wombat slept all day.", site="wm.example")],
+                             timeout=30)
+        self.assertStatus(rep, pb.OK, "ingest")
+        self.id, self.seq = rep.ingest.results[0].id, rep.ingest.max_seq
+        self.assertEqual(self.ids(self.search_ok("wombat", min_seq=self.seq)), [self.id])
+
+    def metric(self, name):
+        _, m = self.qc.stats(timeout=10)
+        return m.get(name, 0)
+
+    def test_request_over_the_workers_limit(self):
+        for rid, size in ((4801, 2 * WORKER_MAX_MSG), (4802, WORKER_MAX_MSG + 1)):
+            req = pb.Request(version_major=1, request_id=rid, min_seq=self.seq)
+            qlen = size
+            for _ in range(4):  # the length varints shrink with the query: converge on size
+                req.search.query = "w" * qlen
+                qlen += size - len(req.SerializeToString())
+            data = req.SerializeToString()
+            self.assertEqual(len(data), size)
+            c = self.client(self.query_ep)
+            c.send_frames([b"", data])
+            rep = c.recv_reply(10, rid)
+            self.assertIsNotNone(rep, "no answer to a %d-byte request" % len(data))
+            self.assertStatus(rep, pb.RESOURCE_EXHAUSTED, "a %d-byte request" % len(data))
+            self.assertTrue(harness.is_sentence(rep.status.message), rep.status.message)
+            self.assertIn("at most %d bytes" % WORKER_MAX_MSG, rep.status.message)
+            self.assertIn("--max-msg", rep.status.message)
+        # the worker was never sent them: still registered, never dropped
+        self.assertTrue(self.worker_procs[0].alive())
+        self.assertEqual(self.metric("dropped_workers"), 0)
+        self.assertEqual(self.metric("workers"), 1)
+        self.assertEqual(self.metric("retries"), 0)
+        # under the worker's limit: it reaches the worker, which answers
+        req = pb.Request(version_major=1, request_id=4803, min_seq=self.seq)
+        req.search.query = " ".join(["wombat"] * 120000)
+        self.assertLess(len(req.SerializeToString()), WORKER_MAX_MSG)
+        rep = self.qc.request(req, timeout=10)
+        self.assertStatus(rep, pb.INVALID_ARGUMENT, "an 840 KB query")
+        self.assertIn("longer than", rep.status.message)
+        self.assertEqual(rep.served_by, self.worker_names[0])
+        # and a normal read right after
+        self.assertEqual(self.ids(self.search_ok("wombat bridge", min_seq=self.seq)), [self.id])
+        self.assertEqual(self.metric("dropped_workers"), 0)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -79,7 +79,7 @@ class SearchCase(BulletinCase):
         h = subprocess.run([binary(name), "--help"], capture_output=True, text=True, timeout=10)
         return ["--http", ""] if "--http" in h.stdout else []
 
-    def start_read_stack(self, workers=2, broker_extra=()):
+    def start_read_stack(self, workers=2, broker_extra=(), worker_extra=()):
         store = self.start_store(extra=self.http_off("bulletin-store"))
         ingest = self.start_ingest(store.ep, extra=self.http_off("bulletin-ingest"))
         qport, wport = free_port(), free_port()
@@ -96,7 +96,8 @@ class SearchCase(BulletinCase):
                 "bulletin-worker-" + name,
                 [binary("bulletin-worker"), "--broker", endpoint(wport), "--store", store.ep,
                  "--feed", store.feed, "--data", os.path.join(self.tmp, "worker-" + name),
-                 "--name", name, "--heartbeat-ms", "200"] + self.http_off("bulletin-worker")))
+                 "--name", name, "--heartbeat-ms", "200"] + self.http_off("bulletin-worker")
+                + list(worker_extra)))
         self.query_ep = endpoint(qport)
         self.workers_ep = endpoint(wport)
         self.served = set()

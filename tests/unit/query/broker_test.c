@@ -425,8 +425,10 @@ static void test_in_flight_deadline_and_late_reply(void **state)
     zmq_close(w1);
 }
 
-/* READY with a credit frame and, when flags != 0, a flags frame. */
-static void s_ready_flags(void *w, const char *name, uint32_t credit, uint32_t flags)
+/* READY with a credit frame; with a flags frame when flags != 0 or max
+ * (the max_msg frame, max_len bytes) is given. */
+static void s_ready_full(void *w, const char *name, uint32_t credit, uint32_t flags, const void *max,
+                         size_t max_len)
 {
     uint8_t cmd = BROKER_READY, seq[8] = {0}, c[4], fl[4];
     for (int i = 0; i < 4; i++) {
@@ -437,9 +439,24 @@ static void s_ready_flags(void *w, const char *name, uint32_t credit, uint32_t f
     zmq_send(w, &cmd, 1, ZMQ_SNDMORE);
     zmq_send(w, name, strlen(name), ZMQ_SNDMORE);
     zmq_send(w, seq, 8, ZMQ_SNDMORE);
-    zmq_send(w, c, 4, flags ? ZMQ_SNDMORE : 0);
-    if (flags)
-        zmq_send(w, fl, 4, 0);
+    zmq_send(w, c, 4, flags || max ? ZMQ_SNDMORE : 0);
+    if (flags || max)
+        zmq_send(w, fl, 4, max ? ZMQ_SNDMORE : 0);
+    if (max)
+        zmq_send(w, max, max_len, 0);
+}
+
+static void s_ready_flags(void *w, const char *name, uint32_t credit, uint32_t flags)
+{
+    s_ready_full(w, name, credit, flags, NULL, 0);
+}
+
+/* READY of a batch worker whose socket takes Request frames of at most max_msg bytes. */
+static void s_ready_max(void *w, const char *name, uint32_t credit, uint64_t max_msg)
+{
+    uint8_t m[8];
+    replica_put_u64(m, max_msg);
+    s_ready_full(w, name, credit, BROKER_FLAG_BATCH, m, 8);
 }
 
 static void s_ready_credit(void *w, const char *name, uint32_t credit) { s_ready_flags(w, name, credit, 0); }
@@ -663,6 +680,154 @@ static void test_batch_bad_replies(void **state)
     zmq_close(w1);
 }
 
+/* Send a Search whose Request frame is exactly `size` bytes (>= 16). */
+static void s_client_send_sized(void *c, uint64_t rid, size_t size, uint32_t deadline_ms)
+{
+    Bulletin__Request req = BULLETIN__REQUEST__INIT;
+    Bulletin__SearchRequest sr = BULLETIN__SEARCH_REQUEST__INIT;
+    req.version_major = 1;
+    req.request_id = rid;
+    req.deadline_ms = deadline_ms;
+    req.body_case = BULLETIN__REQUEST__BODY_SEARCH;
+    req.search = &sr;
+    char *q = malloc(size + 1);
+    assert_non_null(q);
+    size_t qlen = size;
+    for (;;) { /* the varint lengths shrink with the query: walk down to the size */
+        memset(q, 'q', qlen);
+        q[qlen] = '\0';
+        sr.query = q;
+        size_t packed = bulletin__request__get_packed_size(&req);
+        if (packed <= size) {
+            assert_int_equal(packed, size);
+            break;
+        }
+        /* one byte less of query is one to three less in all (the two
+         * length varints): step by the excess less 4, then by one */
+        qlen -= packed - size > 4 ? packed - size - 4 : 1;
+    }
+    zmq_msg_t m;
+    assert_int_equal(wire_pack_zmq(&req.base, &m), 0);
+    assert_int_equal(zmq_msg_size(&m), size);
+    free(q);
+    assert_int_equal(zmq_send(c, "", 0, ZMQ_SNDMORE), 0);
+    assert_true(zmq_msg_send(&m, c, 0) >= 0);
+}
+
+static double s_stat(void *c, const char *name)
+{
+    s_client_send(c, 999, BULLETIN__REQUEST__BODY_STATS, 0, 0);
+    Bulletin__Reply *r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 999);
+    double v = s_metric(r, name);
+    wire_free(r);
+    return v;
+}
+
+/* A worker says in READY how large a Request it accepts: the broker never
+ * sends it a larger one (libzmq would drop the worker's connection), gives
+ * such a request to a worker that takes it (an old one that said nothing
+ * takes any size), and answers RESOURCE_EXHAUSTED at once when no
+ * registered worker takes it. */
+static void test_worker_max_msg(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_max(w1, "w1", 4, 300);
+    usleep(20000);
+    uint64_t tags[4], rids[4];
+    int n = 0;
+    /* one byte over: refused at once, with the limit in the sentence */
+    s_client_send_sized(c, 100, 301, 0);
+    Bulletin__Reply *r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 100);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(r->status->message, "301 bytes"));
+    assert_non_null(strstr(r->status->message, "at most 300 bytes"));
+    wire_free(r);
+    /* exactly the limit: served by w1 */
+    s_client_send_sized(c, 101, 300, 0);
+    assert_int_equal(s_worker_recv_batch(w1, 1000, tags, rids, &n, 4), 1);
+    assert_int_equal(rids[0], 101);
+    s_worker_replies(w1, tags, rids, 1, "w1");
+    r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 101);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__OK);
+    wire_free(r);
+    /* an old worker (no max_msg frame) takes any size: the large request
+     * goes to it although w1 is idle and first in line */
+    void *w2 = s_sock(f, ZMQ_DEALER, f->back);
+    s_worker_send(w2, BROKER_READY, "w2", 0);
+    usleep(20000);
+    s_client_send_sized(c, 102, 5000, 0);
+    uint64_t rid = 0, tag = 0;
+    for (int i = 0; i < 40 && !tag; i++) {
+        s_worker_send(w1, BROKER_HEARTBEAT, NULL, 0);
+        s_worker_send(w2, BROKER_HEARTBEAT, NULL, 0);
+        tag = s_worker_recv(w2, 25, &rid, NULL);
+    }
+    assert_true(tag != 0);
+    assert_int_equal(rid, 102);
+    s_worker_reply(w2, tag, 0, rid, "w2");
+    r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_string_equal(r->served_by, "w2");
+    wire_free(r);
+    n = 0;
+    assert_int_equal(s_worker_recv_batch(w1, 100, tags, rids, &n, 4), 0);
+    /* a READY whose max_msg frame is not 8 bytes is refused */
+    void *w3 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_full(w3, "w3", 1, BROKER_FLAG_BATCH, "\0\0\1\0", 4);
+    usleep(20000);
+    assert_true(s_stat(c, "workers") == 2.0);
+    /* w2 leaves: the large request is refused again, the rejection counted */
+    s_worker_send(w2, BROKER_DISCONNECT, NULL, 0);
+    usleep(20000);
+    double rejected = s_stat(c, "rejected");
+    s_client_send_sized(c, 103, 5000, 0);
+    r = s_client_recv(c, 1000);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 103);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
+    wire_free(r);
+    assert_true(s_stat(c, "rejected") == rejected + 1);
+    zmq_close(c);
+    zmq_close(w1);
+    zmq_close(w2);
+    zmq_close(w3);
+}
+
+/* A large request that came while no worker was registered waits; when the
+ * workers that registered meanwhile all take less, its deadline answers
+ * RESOURCE_EXHAUSTED (not "no worker answered"). */
+static void test_worker_max_msg_waiting(void **state)
+{
+    fx *f = *state;
+    void *c = s_sock(f, ZMQ_DEALER, f->front);
+    s_client_send_sized(c, 110, 2000, 300);
+    usleep(20000);
+    void *w1 = s_sock(f, ZMQ_DEALER, f->back);
+    s_ready_max(w1, "w1", 4, 1000);
+    uint64_t tags[4], rids[4];
+    int n = 0;
+    Bulletin__Reply *r = NULL;
+    for (int i = 0; i < 80 && !r; i++) {
+        assert_int_equal(s_worker_recv_batch(w1, 25, tags, rids, &n, 4), 0);
+        r = s_client_recv(c, 1);
+    }
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 110);
+    assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(r->status->message, "at most 1000 bytes"));
+    wire_free(r);
+    zmq_close(c);
+    zmq_close(w1);
+}
+
 static void test_local_answers_and_bad_input(void **state)
 {
     fx *f = *state;
@@ -762,6 +927,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_lost_worker_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_bad_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_max_msg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_max_msg_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_answers_and_bad_input, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
