@@ -459,8 +459,11 @@ static void test_silent_server_unavailable(void **state)
     assert_int_equal(bulletin_health_get(c, BULLETIN_SERVICE_STORE, &h), BULLETIN_UNAVAILABLE);
     int64_t took = clock_mono_ms() - t0;
     assert_null(h);
+    /* each attempt waited its timeout (not less); the upper bound only
+     * catches a hang or the default 5000 ms timeout used instead of 150 (a
+     * loaded machine may be seconds late: speed is not checked here) */
     assert_true(took >= 3 * 150 - 20);
-    assert_true(took < 3 * 150 + 1000);
+    assert_true(took < 5000);
     assert_non_null(strstr(bulletin_client_last_error(c), "did not answer (3 attempts"));
     bulletin_client_destroy(&c);
     s_server_stop(&s);
@@ -491,7 +494,7 @@ static void test_nothing_listening_unavailable(void **state)
     bulletin_ingest_result *res = (void *)&it; /* must be reset to NULL */
     int64_t t0 = clock_mono_ms();
     assert_int_equal(bulletin_ingest(c, &it, 1, &res, NULL), BULLETIN_UNAVAILABLE);
-    assert_true(clock_mono_ms() - t0 < 2 * 100 + 1000);
+    assert_true(clock_mono_ms() - t0 < 5000); /* not the default 5000 ms timeout (nor a hang) */
     assert_null(res);
     assert_non_null(strstr(bulletin_client_last_error(c), "ingest at tcp://127.0.0.1:"));
     bulletin_client_destroy(&c);
@@ -881,7 +884,8 @@ static void test_wait_readable(void **state)
     bulletin_status st = bulletin_wait_readable(c, 18, 400, &seen);
     int64_t took = clock_mono_ms() - t0;
     assert_true(st == BULLETIN_DEADLINE_EXCEEDED || st == BULLETIN_UNAVAILABLE);
-    assert_true(took >= 350 && took < 1500);
+    assert_true(took >= 350);     /* not before the end of the wait */
+    assert_true(took < 400 + 4000); /* a loop that misses the end of the wait, not speed */
     assert_true(s_lists >= 2);
     assert_non_null(strstr(bulletin_client_last_error(c), "seq 18"));
     assert_non_null(strstr(bulletin_client_last_error(c), "no worker reached"));

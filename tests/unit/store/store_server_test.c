@@ -72,7 +72,7 @@ static void s_stop(fx *f)
     kill(getpid(), SIGTERM);
     pthread_join(f->thread, NULL);
     int64_t ms = clock_mono_ms() - t0;
-    assert_true(ms < 1500);
+    assert_true(ms < 10000); /* stops, without waiting on a linger (not a speed check) */
     assert_int_equal(f->rc, 0);
 }
 
