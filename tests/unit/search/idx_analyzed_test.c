@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include "lmdb_equal.h"
 #include "lmdb_tmp.h"
+#include "test_rand.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -56,8 +57,7 @@ static op OPS[NOPS];
 static size_t nops;
 static unsigned rng = 777;
 static unsigned rnd(void) {
-    rng = rng * 1103515245u + 12345u;
-    return (rng >> 8) & 0xffffff;
+    return test_rand(&rng);
 }
 
 static idx_doc s_doc(const art *a) {

@@ -20,6 +20,7 @@
 #include "idx_int.h"
 #include "idx_terms.h"
 #include "lmdb_tmp.h"
+#include "test_rand.h"
 
 static MDB_env *env;
 static idx *ix;
@@ -27,8 +28,7 @@ static char dir[64];
 static unsigned rng = 777;
 
 static unsigned rnd(void) {
-    rng = rng * 1103515245u + 12345u;
-    return (rng >> 8) & 0xffffff;
+    return test_rand(&rng);
 }
 
 /* Words over few letters (long shared prefixes, many per prefix) and some

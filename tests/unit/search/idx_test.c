@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "lmdb_tmp.h"
+#include "test_rand.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -50,8 +51,7 @@ static idx *ix;
 static char dir[64];
 static unsigned rng = 12345;
 static unsigned rnd(void) {
-    rng = rng * 1103515245u + 12345u;
-    return (rng >> 8) & 0xffffff;
+    return test_rand(&rng);
 }
 
 static idx_doc s_doc(const art *a) {
