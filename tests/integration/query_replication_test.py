@@ -316,7 +316,9 @@ class ServingTest(QueryCase):
         store = self.start_store()
         sc = self.client(store.ep)
         self.write(sc, 200)
-        broker = self.start_broker()
+        # the broker's own deadline far beyond the last check's 300 ms and its
+        # 20 s wait: which deadline ended that request is plain however loaded
+        broker = self.start_broker(deadline_ms=60000)
         names = ["w1", "w2", "w3"]
         workers = {n: self.start_worker(store, broker, n) for n in names}
         self.wait_workers(broker, 3)
@@ -357,11 +359,14 @@ class ServingTest(QueryCase):
                 for o in others:
                     o.proc.send_signal(signal.SIGCONT)
             self.wait_workers(broker, 3)
-        # a seq nobody has: DEADLINE_EXCEEDED within the client's deadline
+        # a seq nobody has: DEADLINE_EXCEEDED at the request's 300 ms, not
+        # before it, and not at the broker's 60 s (the client waits 20 s)
         t0 = time.monotonic()
-        rep = self.list_page(broker.client, min_seq=10 ** 9, deadline_ms=300)
+        rep = self.list_page(broker.client, min_seq=10 ** 9, deadline_ms=300, timeout=20)
+        took = time.monotonic() - t0
         self.assertStatus(rep, pb.DEADLINE_EXCEEDED)
-        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertIn("no worker reached seq %d" % 10 ** 9, rep.status.message)
+        self.assertGreaterEqual(took, 0.29, "not before the deadline (took %.2f s)" % took)
 
     def test_bad_requests(self):
         store = self.start_store()
