@@ -20,6 +20,12 @@
 #include "replica.h"
 #include "wire.h"
 
+/* Every socket a test opens (s_sock) is kept in socks[] until s_close: a
+ * failed assertion leaves the test at once, and teardown closes what it left
+ * open, so zmq_ctx_term returns instead of waiting for those sockets (until
+ * ctest's timeout). */
+enum { S_MAX_SOCKS = 16 };
+
 typedef struct {
     void *ctx;
     broker_config cfg;
@@ -27,6 +33,7 @@ typedef struct {
     int pipefd[2];
     int rc;
     char front[64], back[64];
+    void *socks[S_MAX_SOCKS];
 } fx;
 
 static int s_counter;
@@ -68,9 +75,20 @@ static int setup(void **state) { return s_setup(state, 2000); }
  * request is then plain from the time, however loaded the machine. */
 static int setup_long(void **state) { return s_setup(state, 60000); }
 
+static void s_close(fx *f, void *s);
+
+/* Closes the sockets a failed test left open: passing tests close their own. */
+static void s_close_all(fx *f)
+{
+    for (int i = 0; i < S_MAX_SOCKS; i++)
+        if (f->socks[i])
+            s_close(f, f->socks[i]);
+}
+
 static int teardown(void **state)
 {
     fx *f = *state;
+    s_close_all(f);
     if (write(f->pipefd[1], "x", 1) != 1)
         return -1;
     pthread_join(f->th, NULL);
@@ -82,13 +100,29 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A socket of the test connected to ep (linger 0), kept in f->socks. */
 static void *s_sock(fx *f, int type, const char *ep)
 {
+    int slot = 0;
+    while (slot < S_MAX_SOCKS && f->socks[slot])
+        slot++;
+    assert_true(slot < S_MAX_SOCKS);
     void *s = zmq_socket(f->ctx, type);
+    assert_non_null(s);
+    f->socks[slot] = s;
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     assert_int_equal(zmq_connect(s, ep), 0);
     return s;
+}
+
+/* Closes a socket from s_sock and forgets it. */
+static void s_close(fx *f, void *s)
+{
+    for (int i = 0; i < S_MAX_SOCKS; i++)
+        if (f->socks[i] == s)
+            f->socks[i] = NULL;
+    zmq_close(s);
 }
 
 static bool s_wait(void *s, int ms)
@@ -262,7 +296,7 @@ static void test_no_worker_unavailable(void **state)
      * broker's (60 s): the margin is for a loaded machine, not a speed check */
     assert_true(dt >= 190 && dt < 20000);
     wire_free(r);
-    zmq_close(c);
+    s_close(f, c);
 }
 
 static void test_forward_and_lru(void **state)
@@ -297,9 +331,9 @@ static void test_forward_and_lru(void **state)
     uint64_t rid = 0;
     assert_true(s_worker_recv(w2, 1000, &rid, NULL) != 0);
     assert_int_equal(rid, 12);
-    zmq_close(c);
-    zmq_close(w1);
-    zmq_close(w2);
+    s_close(f, c);
+    s_close(f, w1);
+    s_close(f, w2);
 }
 
 static void test_min_seq_routing(void **state)
@@ -345,9 +379,9 @@ static void test_min_seq_routing(void **state)
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
     assert_non_null(strstr(r->status->message, "50"));
     wire_free(r);
-    zmq_close(c);
-    zmq_close(w1);
-    zmq_close(w2);
+    s_close(f, c);
+    s_close(f, w1);
+    s_close(f, w2);
 }
 
 static void test_dead_worker_retried(void **state)
@@ -396,9 +430,9 @@ static void test_dead_worker_retried(void **state)
     assert_true(retries == 1.0);
     assert_true(dropped >= 1.0);
     wire_free(r);
-    zmq_close(c);
-    zmq_close(w1);
-    zmq_close(w2);
+    s_close(f, c);
+    s_close(f, w1);
+    s_close(f, w2);
 }
 
 static void test_in_flight_deadline_and_late_reply(void **state)
@@ -430,8 +464,8 @@ static void test_in_flight_deadline_and_late_reply(void **state)
     assert_non_null(r);
     assert_int_equal(r->request_id, 41);
     wire_free(r);
-    zmq_close(c);
-    zmq_close(w1);
+    s_close(f, c);
+    s_close(f, w1);
 }
 
 /* READY with a credit frame; with a flags frame when flags != 0 or max
@@ -514,9 +548,9 @@ static void test_credit(void **state)
     assert_int_equal(got[1], 60);
     assert_int_equal(got[2], 62);
     assert_int_equal(got[3], 63);
-    zmq_close(c);
-    zmq_close(w1);
-    zmq_close(w2);
+    s_close(f, c);
+    s_close(f, w1);
+    s_close(f, w2);
 }
 
 static void s_ready_batch(void *w, const char *name, uint32_t credit)
@@ -617,7 +651,7 @@ static void test_batch_lost_worker_retried(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(rids[i], 80 + (uint64_t)i);
     /* w1 dies silently with the batch; w2 (batch, credit 4) gets all four */
-    zmq_close(w1);
+    s_close(f, w1);
     void *w2 = s_sock(f, ZMQ_DEALER, f->back);
     s_ready_batch(w2, "w2", 4);
     n = 0;
@@ -653,8 +687,8 @@ static void test_batch_lost_worker_retried(void **state)
     assert_true(s_metric(r, "reply_messages") == 1.0);
     assert_true(s_metric(r, "request_messages") >= 2.0 && s_metric(r, "request_messages") <= 5.0);
     wire_free(r);
-    zmq_close(c);
-    zmq_close(w2);
+    s_close(f, c);
+    s_close(f, w2);
 }
 
 /* A REPLIES that breaks the format (odd frame count) is refused whole;
@@ -685,8 +719,8 @@ static void test_batch_bad_replies(void **state)
     assert_int_equal(r->request_id, 95);
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
     wire_free(r);
-    zmq_close(c);
-    zmq_close(w1);
+    s_close(f, c);
+    s_close(f, w1);
 }
 
 /* Send a Search whose Request frame is exactly `size` bytes (>= 16). */
@@ -804,10 +838,10 @@ static void test_worker_max_msg(void **state)
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
     wire_free(r);
     assert_true(s_stat(c, "rejected") == rejected + 1);
-    zmq_close(c);
-    zmq_close(w1);
-    zmq_close(w2);
-    zmq_close(w3);
+    s_close(f, c);
+    s_close(f, w1);
+    s_close(f, w2);
+    s_close(f, w3);
 }
 
 /* A large request that came while no worker was registered waits; when the
@@ -833,8 +867,8 @@ static void test_worker_max_msg_waiting(void **state)
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
     assert_non_null(strstr(r->status->message, "at most 1000 bytes"));
     wire_free(r);
-    zmq_close(c);
-    zmq_close(w1);
+    s_close(f, c);
+    s_close(f, w1);
 }
 
 static void test_local_answers_and_bad_input(void **state)
@@ -881,8 +915,8 @@ static void test_local_answers_and_bad_input(void **state)
     assert_non_null(r);
     assert_false(r->health->ok);
     wire_free(r);
-    zmq_close(w);
-    zmq_close(c);
+    s_close(f, w);
+    s_close(f, c);
 }
 
 /* --bind and --workers take comma-separated lists: every endpoint answers;
@@ -912,7 +946,7 @@ static void test_bind_list(void **state)
         assert_int_equal(r->request_id, 60 + (uint64_t)i);
         assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_HEALTH);
         wire_free(r);
-        zmq_close(c);
+        s_close(&f, c);
     }
     assert_int_equal(write(f.pipefd[1], "x", 1), 1);
     pthread_join(f.th, NULL);
