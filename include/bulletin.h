@@ -32,9 +32,10 @@
  * never duplicates an article), then the call gives up with
  * ::BULLETIN_UNAVAILABLE. A late reply to an earlier attempt is recognised by
  * its request id and discarded. Each request carries a deadline for the
- * service slightly shorter than the attempt (`timeout_ms` minus a tenth, at
- * most 200 ms less), so that a service that cannot finish in time answers
- * ::BULLETIN_DEADLINE_EXCEEDED while the client still listens.
+ * service shorter than the attempt by a tenth of `timeout_ms`, at least
+ * 100 ms and at most half of it (5000 ms: the service has 4500 ms), so that a
+ * service that cannot finish in time answers ::BULLETIN_DEADLINE_EXCEEDED
+ * while the client still listens, also on a loaded machine.
  *
  * Threads: a ::bulletin_client is not thread-safe. Use one client per
  * thread (clients are independent: each has its own ZeroMQ context and

@@ -224,6 +224,20 @@ static int s_send(void *sock, const ProtobufCBinaryData *bytes)
     return zmq_send(sock, bytes->data, bytes->len, 0) < 0 ? -1 : 0;
 }
 
+uint32_t client_deadline_ms(int timeout_ms)
+{
+    /* The service's deadline ends a margin before we stop listening, so that
+     * its DEADLINE_EXCEEDED (a clear answer) arrives while we still wait. */
+    if (timeout_ms < 2)
+        return 1;
+    int margin = timeout_ms / 10;
+    if (margin < 100)
+        margin = 100;
+    if (margin > timeout_ms / 2)
+        margin = timeout_ms / 2;
+    return (uint32_t)(timeout_ms - margin);
+}
+
 /*
  * One request/reply exchange with retries. On BULLETIN_OK *out is the decoded
  * reply (free with wire_free) and its status was OK; otherwise c->err says
@@ -242,10 +256,7 @@ bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__
     req->version_major = WIRE_VERSION_MAJOR;
     req->version_minor = WIRE_VERSION_MINOR;
     req->request_id = ++c->next_id;
-    /* The service's deadline ends a little before we stop listening, so that
-     * its DEADLINE_EXCEEDED (a clear answer) arrives while we still wait. */
-    int margin = c->timeout_ms / 10 < 200 ? c->timeout_ms / 10 : 200;
-    req->deadline_ms = (uint32_t)(c->timeout_ms - margin);
+    req->deadline_ms = client_deadline_ms(c->timeout_ms);
     c->served_by[0] = '\0';
     c->applied_seq = 0;
     c->answered = false;

@@ -16,6 +16,13 @@
 bulletin_status client_call(bulletin_client *c, bulletin_service svc, Bulletin__Request *req,
                             Bulletin__Reply **out);
 
+/* The deadline sent with a request of an attempt that waits timeout_ms
+ * (>= 1): timeout_ms less a margin of a tenth of it, at least 100 ms, at most
+ * half of it, so that the service's DEADLINE_EXCEEDED still finds the client
+ * listening on a loaded machine, and a long wait keeps a margin that grows
+ * with it. Always >= 1 (0 on the wire would mean "no deadline"). */
+uint32_t client_deadline_ms(int timeout_ms);
+
 /* A library-owned copy of a decoded article (free with bulletin_article_free);
  * empty strings become NULL. NULL when out of memory. */
 bulletin_article *client_article_from_pb(const Bulletin__Article *pa);

@@ -267,9 +267,9 @@ class CliReadTest(BulletinCase):
 
     def test_min_seq_reads_your_write_on_every_worker(self):
         # the broker's own deadline (2 s) ends the unreachable min_seq read
-        # below long before the CLI stops waiting (10 s); at most 200 ms would
-        # be left if the CLI's --timeout set it (timeout minus 10%, at most 200
-        # ms: what a loaded machine can eat, and the answer comes too late)
+        # below long before the CLI stops waiting (10 s); if the CLI's --timeout
+        # set it, only the client's margin (a tenth, at least 100 ms) would be
+        # left for the answer to come back, which a loaded machine can eat
         st = self.start_read_stack(broker_extra=["--deadline-ms", "2000"])
         self.ingest_samples(st)
         served = set()

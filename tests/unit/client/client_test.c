@@ -18,6 +18,7 @@
 
 #include "bulletin.h"
 #include "bulletin.pb-c.h"
+#include "client_internal.h"
 #include "clock.h"
 #include "zio.h"
 
@@ -419,7 +420,7 @@ static void test_ingest_round_trip(void **state)
     Bulletin__Request *r = s_last_request(&s);
     assert_int_equal(r->version_major, 1);
     assert_true(r->request_id != 0);
-    assert_int_equal(r->deadline_ms, 1800); /* timeout - min(timeout/10, 200) */
+    assert_int_equal(r->deadline_ms, 1800); /* timeout - timeout/10 */
     assert_int_equal(r->body_case, BULLETIN__REQUEST__BODY_INGEST);
     assert_int_equal(r->ingest->n_items, 2);
     const Bulletin__Article *a = r->ingest->items[0]->article;
@@ -447,6 +448,41 @@ static void test_ingest_round_trip(void **state)
 
 /* A ROUTER that never answers: UNAVAILABLE after 1 + retries attempts of
  * timeout each, a fresh request on each attempt, and no hang. */
+/* The deadline sent is the attempt's wait less a tenth, at least 100 ms and
+ * at most half: the answer to a request the service gave up on has that
+ * margin to come back. */
+static void test_deadline_margin(void **state)
+{
+    (void)state;
+    assert_int_equal(client_deadline_ms(20000), 18000); /* 2 s, was 200 ms */
+    assert_int_equal(client_deadline_ms(5000), 4500);   /* the default timeout */
+    assert_int_equal(client_deadline_ms(2000), 1800);
+    assert_int_equal(client_deadline_ms(1000), 900);
+    assert_int_equal(client_deadline_ms(999), 899);     /* 100 ms at least */
+    assert_int_equal(client_deadline_ms(300), 200);
+    assert_int_equal(client_deadline_ms(200), 100);
+    assert_int_equal(client_deadline_ms(150), 75);      /* half at most */
+    assert_int_equal(client_deadline_ms(3), 2);
+    assert_int_equal(client_deadline_ms(1), 1);         /* never 0 ("no deadline") */
+    assert_int_equal(client_deadline_ms(0), 1);
+    assert_int_equal(client_deadline_ms(3600000), 3240000);
+
+    /* and it is what goes on the wire */
+    static s_server s; /* static: outlives a failed assertion's longjmp */
+    s_server_start(&s, M_ANSWER, h_ops);
+    s_server_run(&s);
+    bulletin_client *c = s_client(s.ep, s.ep, 5000, 0);
+    bulletin_health *h = NULL;
+    assert_int_equal(bulletin_health_get(c, BULLETIN_SERVICE_STORE, &h), BULLETIN_OK);
+    bulletin_health_free(&h);
+    bulletin_client_destroy(&c);
+    s_server_stop(&s);
+    Bulletin__Request *r = s_last_request(&s);
+    assert_int_equal(r->deadline_ms, 4500);
+    bulletin__request__free_unpacked(r, NULL);
+    free(s.last);
+}
+
 static void test_silent_server_unavailable(void **state)
 {
     (void)state;
@@ -953,6 +989,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ingest_round_trip),
+        cmocka_unit_test(test_deadline_margin),
         cmocka_unit_test(test_silent_server_unavailable),
         cmocka_unit_test(test_nothing_listening_unavailable),
         cmocka_unit_test(test_retry_then_answer),
