@@ -817,10 +817,6 @@ static int s_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
     return s_lexit_parse(it, true);
 }
 
-int idx_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
-    return s_lexit_load(it, k, v);
-}
-
 int idx_lexit_next(idx_lexit *it) {
     if (it->eof)
         return 0;

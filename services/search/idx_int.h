@@ -227,9 +227,6 @@ typedef struct {
  * c: a cursor on idx_lex. 0 or an LMDB error (MDB_CORRUPTED: bad page). */
 int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl);
 int idx_lexit_next(idx_lexit *it);
-/* Load lexicon page (k, v), found with it->c, and read its first entry
- * (it->eof when the page is past it->seg). 0 or MDB_CORRUPTED. */
-int idx_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v);
 /* The value of term tk in segment seg: 0, MDB_NOTFOUND or an LMDB error. */
 int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, const uint8_t **val,
                  size_t *vl);

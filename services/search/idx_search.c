@@ -20,6 +20,7 @@
 #include "idx_int.h"
 #include "idx_terms.h"
 
+#include "grow.h"
 #include "log.h"
 
 #include <math.h>
@@ -811,11 +812,10 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
         if (!(b = idx_varint_get(b, s->pend, &v)))
             return -1;
     if (cnt > p->pcap) {
-        uint32_t *nb = realloc(p->pbuf, cnt * sizeof *nb);
+        uint32_t *nb = grow_to(p->pbuf, &p->pcap, sizeof *nb, 64, cnt);
         if (!nb)
             return -1;
         p->pbuf = nb;
-        p->pcap = cnt;
     }
     uint32_t prev = 0;
     for (uint32_t k = 0; k < cnt; k++) {
@@ -1193,15 +1193,12 @@ typedef struct {
 
 static int s_facet_inc(uint64_t **arr, size_t *n, uint32_t id) {
     if (id >= *n) {
-        size_t nn = *n ? *n : 64;
-        while (nn <= id)
-            nn *= 2;
-        uint64_t *a = realloc(*arr, nn * sizeof *a);
+        size_t old = *n;
+        uint64_t *a = grow_to(*arr, n, sizeof *a, 64, (size_t)id + 1);
         if (!a)
             return -1;
-        memset(a + *n, 0, (nn - *n) * sizeof *a);
+        memset(a + old, 0, (*n - old) * sizeof *a);
         *arr = a;
-        *n = nn;
     }
     (*arr)[id]++;
     return 0;
@@ -1402,8 +1399,7 @@ static long s_lex_prefix(idx *self, MDB_txn *txn, const idx_segs *segs, const ch
                 }
                 size_t tl = it.tl;
                 if (nref == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    s_tref *n = realloc(refs, cap * sizeof *n);
+                    s_tref *n = grow(refs, &cap, sizeof *n, 256);
                     if (!n) {
                         ret = -2;
                         break;
@@ -1483,13 +1479,12 @@ static int s_prefix_list(idx *self, MDB_txn *txn, const idx_segs *segs, const ch
         }
         for (uint64_t d = s_post_advance(&p, 0); d != S_NOMORE; d = s_post_advance(&p, d + 1)) {
             if (n == cap) {
-                uint64_t *nl = realloc(list, cap * 2 * sizeof *nl);
+                uint64_t *nl = grow(list, &cap, sizeof *nl, 1024);
                 if (!nl) {
                     code = IDX_INTERNAL;
                     break;
                 }
                 list = nl;
-                cap *= 2;
             }
             list[n++] = d;
         }

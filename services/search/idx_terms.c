@@ -183,7 +183,7 @@ static inline uint64_t s_key8(const uint8_t *t, size_t l) {
 }
 
 /* Read the terms of seg starting with pre[0..pl) into a new slice. */
-static int s_build(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, idx_tslice **out) {
+static int s_tslice_build(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, idx_tslice **out) {
     idx_bytes d = {0};
     uint32_t *rst = NULL;
     uint64_t *rkey = NULL;
@@ -276,7 +276,7 @@ int idx_terms_slice(idx_terms *self, MDB_cursor *c, const idx_seg *seg, const ui
             return 0;
         }
     }
-    int rc = s_build(c, seg->id, pre, pl, out);
+    int rc = s_tslice_build(c, seg->id, pre, pl, out);
     if (rc || !sc)
         return rc;
     self->builds++;
