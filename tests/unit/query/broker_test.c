@@ -20,10 +20,10 @@
 #include "replica.h"
 #include "wire.h"
 
-/* Every socket a test opens (s_sock) is kept in socks[] until s_close: a
- * failed assertion leaves the test at once, and teardown closes what it left
- * open, so zmq_ctx_term returns instead of waiting for those sockets (until
- * ctest's timeout). */
+/* Every socket a test opens (s_sock) is kept in socks[] until s_close, and
+ * teardown closes what is left: a test closes only the sockets whose closing
+ * is part of what it checks, and a failed assertion (which leaves the test at
+ * once) does not keep zmq_ctx_term waiting for them until ctest's timeout. */
 enum { S_MAX_SOCKS = 16 };
 
 typedef struct {
@@ -32,6 +32,7 @@ typedef struct {
     pthread_t th;
     int pipefd[2];
     int rc;
+    bool started; /* the broker thread runs (s_start) */
     char front[64], back[64];
     void *socks[S_MAX_SOCKS];
 } fx;
@@ -45,13 +46,20 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-/* A broker whose own deadline is deadline_ms. */
-static int s_setup(void **state, long long deadline_ms)
+/* A fixture: its context, its stop pipe and a broker configuration on
+ * f->front / f->back with deadline_ms; the broker not started (s_start). */
+static fx *s_fx_new(long long deadline_ms)
 {
     fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
     f->ctx = zmq_ctx_new();
-    if (pipe(f->pipefd) != 0)
-        return -1;
+    if (!f->ctx || pipe(f->pipefd) != 0) {
+        if (f->ctx)
+            zmq_ctx_term(f->ctx);
+        free(f);
+        return NULL;
+    }
     snprintf(f->front, sizeof f->front, "inproc://front-%d", s_counter);
     snprintf(f->back, sizeof f->back, "inproc://back-%d", s_counter++);
     broker_config_defaults(&f->cfg);
@@ -62,11 +70,27 @@ static int s_setup(void **state, long long deadline_ms)
     f->cfg.heartbeat_ms = 50;
     f->cfg.liveness = 3;
     f->cfg.deadline_ms = deadline_ms;
+    return f;
+}
+
+/* Runs the broker of f->cfg in its thread; teardown stops it. */
+static int s_start(fx *f)
+{
     if (pthread_create(&f->th, NULL, s_run, f) != 0)
         return -1;
+    f->started = true;
     usleep(20000); /* inproc: bind before connect */
-    *state = f;
     return 0;
+}
+
+/* A broker whose own deadline is deadline_ms, running. */
+static int s_setup(void **state, long long deadline_ms)
+{
+    fx *f = s_fx_new(deadline_ms);
+    if (!f)
+        return -1;
+    *state = f;
+    return s_start(f);
 }
 
 static int setup(void **state) { return s_setup(state, 2000); }
@@ -75,9 +99,18 @@ static int setup(void **state) { return s_setup(state, 2000); }
  * request is then plain from the time, however loaded the machine. */
 static int setup_long(void **state) { return s_setup(state, 60000); }
 
+/* A fixture whose broker the test configures and starts itself. */
+static int setup_stopped(void **state)
+{
+    fx *f = s_fx_new(2000);
+    *state = f;
+    return f ? 0 : -1;
+}
+
 static void s_close(fx *f, void *s);
 
-/* Closes the sockets a failed test left open: passing tests close their own. */
+/* Closes every socket the test left open (tests close only the ones whose
+ * closing is part of what they check). */
 static void s_close_all(fx *f)
 {
     for (int i = 0; i < S_MAX_SOCKS; i++)
@@ -89,10 +122,12 @@ static int teardown(void **state)
 {
     fx *f = *state;
     s_close_all(f);
-    if (write(f->pipefd[1], "x", 1) != 1)
-        return -1;
-    pthread_join(f->th, NULL);
-    assert_int_equal(f->rc, 0);
+    if (f->started) {
+        if (write(f->pipefd[1], "x", 1) != 1)
+            return -1;
+        pthread_join(f->th, NULL);
+        assert_int_equal(f->rc, 0);
+    }
     close(f->pipefd[0]);
     close(f->pipefd[1]);
     zmq_ctx_term(f->ctx);
@@ -296,7 +331,6 @@ static void test_no_worker_unavailable(void **state)
      * broker's (60 s): the margin is for a loaded machine, not a speed check */
     assert_true(dt >= 190 && dt < 20000);
     wire_free(r);
-    s_close(f, c);
 }
 
 static void test_forward_and_lru(void **state)
@@ -331,9 +365,6 @@ static void test_forward_and_lru(void **state)
     uint64_t rid = 0;
     assert_true(s_worker_recv(w2, 1000, &rid, NULL) != 0);
     assert_int_equal(rid, 12);
-    s_close(f, c);
-    s_close(f, w1);
-    s_close(f, w2);
 }
 
 static void test_min_seq_routing(void **state)
@@ -379,9 +410,6 @@ static void test_min_seq_routing(void **state)
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
     assert_non_null(strstr(r->status->message, "50"));
     wire_free(r);
-    s_close(f, c);
-    s_close(f, w1);
-    s_close(f, w2);
 }
 
 static void test_dead_worker_retried(void **state)
@@ -430,9 +458,6 @@ static void test_dead_worker_retried(void **state)
     assert_true(retries == 1.0);
     assert_true(dropped >= 1.0);
     wire_free(r);
-    s_close(f, c);
-    s_close(f, w1);
-    s_close(f, w2);
 }
 
 static void test_in_flight_deadline_and_late_reply(void **state)
@@ -464,8 +489,6 @@ static void test_in_flight_deadline_and_late_reply(void **state)
     assert_non_null(r);
     assert_int_equal(r->request_id, 41);
     wire_free(r);
-    s_close(f, c);
-    s_close(f, w1);
 }
 
 /* READY with a credit frame; with a flags frame when flags != 0 or max
@@ -548,9 +571,6 @@ static void test_credit(void **state)
     assert_int_equal(got[1], 60);
     assert_int_equal(got[2], 62);
     assert_int_equal(got[3], 63);
-    s_close(f, c);
-    s_close(f, w1);
-    s_close(f, w2);
 }
 
 static void s_ready_batch(void *w, const char *name, uint32_t credit)
@@ -687,8 +707,6 @@ static void test_batch_lost_worker_retried(void **state)
     assert_true(s_metric(r, "reply_messages") == 1.0);
     assert_true(s_metric(r, "request_messages") >= 2.0 && s_metric(r, "request_messages") <= 5.0);
     wire_free(r);
-    s_close(f, c);
-    s_close(f, w2);
 }
 
 /* A REPLIES that breaks the format (odd frame count) is refused whole;
@@ -719,8 +737,6 @@ static void test_batch_bad_replies(void **state)
     assert_int_equal(r->request_id, 95);
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED);
     wire_free(r);
-    s_close(f, c);
-    s_close(f, w1);
 }
 
 /* Send a Search whose Request frame is exactly `size` bytes (>= 16). */
@@ -838,10 +854,6 @@ static void test_worker_max_msg(void **state)
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
     wire_free(r);
     assert_true(s_stat(c, "rejected") == rejected + 1);
-    s_close(f, c);
-    s_close(f, w1);
-    s_close(f, w2);
-    s_close(f, w3);
 }
 
 /* A large request that came while no worker was registered waits; when the
@@ -867,8 +879,6 @@ static void test_worker_max_msg_waiting(void **state)
     assert_int_equal(r->status->code, BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED);
     assert_non_null(strstr(r->status->message, "at most 1000 bytes"));
     wire_free(r);
-    s_close(f, c);
-    s_close(f, w1);
 }
 
 static void test_local_answers_and_bad_input(void **state)
@@ -915,45 +925,29 @@ static void test_local_answers_and_bad_input(void **state)
     assert_non_null(r);
     assert_false(r->health->ok);
     wire_free(r);
-    s_close(f, w);
-    s_close(f, c);
 }
 
 /* --bind and --workers take comma-separated lists: every endpoint answers;
  * an empty entry is refused at start. */
 static void test_bind_list(void **state)
 {
-    (void)state;
-    fx f = {0};
-    f.ctx = zmq_ctx_new();
-    assert_int_equal(pipe(f.pipefd), 0);
-    broker_config_defaults(&f.cfg);
-    f.cfg.ctx = f.ctx;
-    f.cfg.stop_fd = f.pipefd[0];
-    f.cfg.bind = "inproc://list-x,";
-    f.cfg.workers = "inproc://list-y";
-    assert_int_equal(broker_run(&f.cfg), -1); /* empty second entry */
-    f.cfg.bind = "inproc://list-a,inproc://list-b";
-    f.cfg.workers = "inproc://list-w1,inproc://list-w2";
-    assert_int_equal(pthread_create(&f.th, NULL, s_run, &f), 0);
-    usleep(20000);
+    fx *f = *state;
+    f->cfg.bind = "inproc://list-x,";
+    f->cfg.workers = "inproc://list-y";
+    assert_int_equal(broker_run(&f->cfg), -1); /* empty second entry */
+    f->cfg.bind = "inproc://list-a,inproc://list-b";
+    f->cfg.workers = "inproc://list-w1,inproc://list-w2";
+    assert_int_equal(s_start(f), 0);
     const char *eps[] = {"inproc://list-a", "inproc://list-b"};
     for (int i = 0; i < 2; i++) {
-        void *c = s_sock(&f, ZMQ_DEALER, eps[i]);
+        void *c = s_sock(f, ZMQ_DEALER, eps[i]);
         s_client_send(c, 60 + (uint64_t)i, BULLETIN__REQUEST__BODY_HEALTH, 0, 0);
         Bulletin__Reply *r = s_client_recv(c, 1000);
         assert_non_null(r);
         assert_int_equal(r->request_id, 60 + (uint64_t)i);
         assert_int_equal(r->body_case, BULLETIN__REPLY__BODY_HEALTH);
         wire_free(r);
-        s_close(&f, c);
     }
-    assert_int_equal(write(f.pipefd[1], "x", 1), 1);
-    pthread_join(f.th, NULL);
-    assert_int_equal(f.rc, 0);
-    close(f.pipefd[0]);
-    close(f.pipefd[1]);
-    zmq_ctx_term(f.ctx);
 }
 
 int main(void)
@@ -961,7 +955,7 @@ int main(void)
     log_init("query-test");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_envelope_scan),
-        cmocka_unit_test(test_bind_list),
+        cmocka_unit_test_setup_teardown(test_bind_list, setup_stopped, teardown),
         cmocka_unit_test_setup_teardown(test_no_worker_unavailable, setup_long, teardown),
         cmocka_unit_test_setup_teardown(test_forward_and_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_seq_routing, setup, teardown),
