@@ -917,40 +917,69 @@ static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len
     s_regions r = {.p = p, .len = len, .reg = reg};
     uint32_t i = 0;
 #if defined(__SSE2__)
+    /* The needles by what they check (no branch per needle and block): b0
+     * b1 b2, b0 b1, b0 alone; a needle another one covers is left out (the
+     * candidates are the same: each is checked again by s_needle_at's rules
+     * below, which the vector test equals while 18 bytes can be read). */
     const __m128i lower = _mm_set1_epi8(0x20);
-    __m128i n0[S_SNIP_NEEDLES], n1[S_SNIP_NEEDLES], n2[S_SNIP_NEEDLES];
-    bool third = false;
+    __m128i n0[3][S_SNIP_NEEDLES], n1[3][S_SNIP_NEEDLES], n2[S_SNIP_NEEDLES];
+    size_t nk[3] = {0, 0, 0};
     for (size_t k = 0; k < nd->n; k++) {
-        n0[k] = _mm_set1_epi8((char)nd->b0[k]);
-        n1[k] = _mm_set1_epi8((char)nd->b1[k]);
-        n2[k] = _mm_set1_epi8((char)nd->b2[k]);
-        third |= nd->b2[k] != 0;
+        bool covered = false;
+        for (size_t x = 0; x < nd->n && !covered; x++)
+            covered = x != k && nd->b0[x] == nd->b0[k] && (!nd->b1[x] || nd->b1[x] == nd->b1[k]) &&
+                      (!nd->b2[x] || nd->b2[x] == nd->b2[k]) &&
+                      /* of two equal needles the first stays */
+                      (x < k || nd->b1[x] != nd->b1[k] || nd->b2[x] != nd->b2[k]);
+        if (covered)
+            continue;
+        size_t cls = nd->b1[k] ? (nd->b2[k] ? 0 : 1) : 2;
+        n0[cls][nk[cls]] = _mm_set1_epi8((char)nd->b0[k]);
+        n1[cls][nk[cls]] = _mm_set1_epi8((char)nd->b1[k]);
+        if (cls == 0)
+            n2[nk[0]] = _mm_set1_epi8((char)nd->b2[k]);
+        nk[cls]++;
     }
+    /* word bytes (s_is_wordbyte): a candidate's byte before must not be one */
+    const __m128i a1 = _mm_set1_epi8('a' - 1), z1 = _mm_set1_epi8('z' + 1);
+    const __m128i d1 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1);
+    const __m128i us = _mm_set1_epi8('_');
+    unsigned carry = 0; /* the last block's last byte was a word byte */
     for (; i + 18 <= len; i += 16) {
         __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
         __m128i l0 = _mm_or_si128(v0, lower);
         __m128i l1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i + 1)), lower);
-        __m128i v2 = third ? _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2)) : lower;
-        __m128i l2 = _mm_or_si128(v2, lower);
-        __m128i high2 = _mm_cmplt_epi8(v2, _mm_setzero_si128()); /* not ASCII: not checked */
         __m128i hit = _mm_setzero_si128();
-        for (size_t k = 0; k < nd->n; k++) {
-            __m128i h = _mm_cmpeq_epi8(l0, n0[k]);
-            if (nd->b1[k])
-                h = _mm_and_si128(h, _mm_cmpeq_epi8(l1, n1[k]));
-            if (nd->b2[k])
-                h = _mm_and_si128(h, _mm_or_si128(_mm_cmpeq_epi8(l2, n2[k]), high2));
-            hit = _mm_or_si128(hit, h);
+        if (nk[0]) {
+            __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2));
+            __m128i l2 = _mm_or_si128(v2, lower);
+            __m128i high2 = _mm_cmplt_epi8(v2, _mm_setzero_si128()); /* not ASCII: not checked */
+            for (size_t k = 0; k < nk[0]; k++)
+                hit = _mm_or_si128(hit, _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(l0, n0[0][k]),
+                                                                    _mm_cmpeq_epi8(l1, n1[0][k])),
+                                                      _mm_or_si128(_mm_cmpeq_epi8(l2, n2[k]), high2)));
         }
+        for (size_t k = 0; k < nk[1]; k++)
+            hit = _mm_or_si128(hit, _mm_and_si128(_mm_cmpeq_epi8(l0, n0[1][k]),
+                                                  _mm_cmpeq_epi8(l1, n1[1][k])));
+        for (size_t k = 0; k < nk[2]; k++)
+            hit = _mm_or_si128(hit, _mm_cmpeq_epi8(l0, n0[2][k]));
+        __m128i wb = _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(l0, a1), _mm_cmplt_epi8(l0, z1)),
+                                  _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(v0, d1),
+                                                             _mm_cmplt_epi8(v0, d9)),
+                                               _mm_cmpeq_epi8(v0, us)));
+        unsigned wbm = (unsigned)_mm_movemask_epi8(wb);
+        unsigned after_word = (wbm << 1 | carry) & 0xffffu;
+        carry = wbm >> 15;
         unsigned high = (unsigned)_mm_movemask_epi8(v0);
-        unsigned m = (unsigned)_mm_movemask_epi8(hit) | high;
+        unsigned m = ((unsigned)_mm_movemask_epi8(hit) & ~after_word) | high;
         while (m) {
             uint32_t j = i + (uint32_t)__builtin_ctz(m);
             m &= m - 1;
             if (high >> (j - i) & 1) {
                 if (!s_region_high(&r, j))
                     return 0;
-            } else if (s_needle_at(nd, p, len, j)) {
+            } else {
                 s_region_add(&r, j);
             }
         }
