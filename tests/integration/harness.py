@@ -425,8 +425,13 @@ class BulletinCase(unittest.TestCase):
         self.procs.append(p)
         return p
 
-    def wait_healthy(self, proc, ep, timeout=START_TIMEOUT):
-        """Poll Health until the service answers OK (fail fast if it died)."""
+    def wait_healthy(self, proc, ep, timeout=START_TIMEOUT, ready=False):
+        """Poll Health until the service answers OK (fail fast if it died).
+        With ready, until its Health also says ok: an ingest answers Health
+        at once but says ok only once the store answered its ping, and until
+        its connection to the store is made it refuses writes (UNAVAILABLE,
+        "not connected") — on a loaded machine the first request can come
+        before that."""
         deadline = time.monotonic() + timeout
         c = Client(self.ctx, ep)
         try:
@@ -439,10 +444,13 @@ class BulletinCase(unittest.TestCase):
                 c.send_frames([b"", req.SerializeToString()])
                 rep = c.recv_reply(0.2, req.request_id)
                 if rep is not None and rep.status.code == pb.OK:
-                    return rep
+                    if not ready or rep.health.ok:
+                        return rep
+                    time.sleep(0.02)
                 if time.monotonic() > deadline:
-                    raise AssertionError("%s did not answer Health on %s within %.0f s"
-                                         % (proc.name, ep, timeout))
+                    raise AssertionError("%s did not answer Health%s on %s within %.0f s%s"
+                                         % (proc.name, " ok" if ready else "", ep, timeout,
+                                            " (%s)" % rep.health.detail if rep else ""))
         finally:
             c.close()
 
@@ -466,13 +474,16 @@ class BulletinCase(unittest.TestCase):
         """Start the same service again (same ports, same data)."""
         svc.proc = self.spawn(svc.proc.name, svc.args)
         if wait:
-            self.wait_healthy(svc.proc, svc.ep)
+            self.wait_healthy(svc.proc, svc.ep, ready=getattr(svc, "ready", False))
         return svc
 
     def start_ingest(self, store_ep, port=None, deadline_ms=None, max_request=None,
-                     extra=(), wait=True):
+                     extra=(), wait=True, store_up=True):
+        """bulletin-ingest on free ports; with wait, returns once it answers
+        Health and (store_up) once the store answered it: writes go through."""
         port = port or free_port()
-        svc = Service("ingest", endpoint(port), http="%s:%d" % (LOCAL, free_port()))
+        svc = Service("ingest", endpoint(port), http="%s:%d" % (LOCAL, free_port()),
+                      ready=store_up)
         svc.args = [binary("bulletin-ingest"), "--bind", svc.ep, "--store", store_ep,
                     "--http", svc.http]
         if deadline_ms is not None:
@@ -482,7 +493,7 @@ class BulletinCase(unittest.TestCase):
         svc.args += list(extra)
         svc.proc = self.spawn("bulletin-ingest", svc.args)
         if wait:
-            self.wait_healthy(svc.proc, svc.ep)
+            self.wait_healthy(svc.proc, svc.ep, ready=store_up)
         return svc
 
     def start_stack(self, **ingest_kw):

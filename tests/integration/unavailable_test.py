@@ -30,7 +30,7 @@ class UnavailableTest(harness.BulletinCase):
         nowhere = harness.endpoint(harness.free_port())
         # the answer inside the client's 10 s wait came at once, not at the
         # deadline: a send to a store that is not connected fails right away
-        ingest = self.start_ingest(nowhere, deadline_ms=LONG_DEADLINE_MS)
+        ingest = self.start_ingest(nowhere, deadline_ms=LONG_DEADLINE_MS, store_up=False)
         ic = self.client(ingest.ep)
         for i in range(3):
             rep, _ = self.timed_ingest(ic, "u-%d" % i)
@@ -50,7 +50,7 @@ class UnavailableTest(harness.BulletinCase):
         port = silent.bind_to_random_port("tcp://127.0.0.1")
         try:
             ingest = self.start_ingest("tcp://127.0.0.1:%d" % port,
-                                       deadline_ms=LONG_DEADLINE_MS)
+                                       deadline_ms=LONG_DEADLINE_MS, store_up=False)
             ic = self.client(ingest.ep)
             # until the ingest has connected, it answers "not connected" at once
             give_up = time.monotonic() + 10
