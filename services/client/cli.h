@@ -11,6 +11,7 @@
 
 #include "bulletin.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,12 @@ typedef struct {
 
 /* Options of one command: a table drives parsing and --help. */
 typedef enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_LIST } cli_opt_type;
+
+/* The value of a CLI_INT option that was not given: start such an option's
+ * variable at CLI_INT_UNSET and compare. No argument parses to it (the
+ * parser refuses LLONG_MIN), so every value typed is checked — a -1 sentinel
+ * let "--limit -1" pass as "not given". */
+#define CLI_INT_UNSET LLONG_MIN
 
 typedef struct {
     const char *name;    /* without "--" */

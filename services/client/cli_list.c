@@ -22,7 +22,7 @@ int cli_cmd_list(const cli_globals *g, int argc, char **argv)
 {
     cli_read_args ra = {0};
     bool oldest = false, all = false, total = false, json = false;
-    long long limit = -1;
+    long long limit = CLI_INT_UNSET;
     const cli_opt opts[] = {
         CLI_READ_FILTER_OPTS(ra),
         {"oldest", CLI_FLAG, NULL, "oldest first (default: newest first; ties by id)", &oldest},
@@ -59,14 +59,14 @@ int cli_cmd_list(const cli_globals *g, int argc, char **argv)
                 pos.v[0]);
         goto done;
     }
-    if (limit != -1 && (limit < 1 || limit > 1000)) {
+    if (limit != CLI_INT_UNSET && (limit < 1 || limit > 1000)) {
         fprintf(stderr, "bulletin list: --limit must be 1..1000 (got %lld)\n", limit);
         goto done;
     }
     if (cli_read_args_apply("list", &ra, &req.filter, &req.min_seq, &cursor, &req.cursor_len))
         goto done;
     req.order = oldest ? BULLETIN_OLDEST_FIRST : BULLETIN_NEWEST_FIRST;
-    req.limit = limit > 0 ? (uint32_t)limit : all ? CLI_ALL_PAGE : 0;
+    req.limit = limit != CLI_INT_UNSET ? (uint32_t)limit : all ? CLI_ALL_PAGE : 0;
     req.cursor = cursor;
     req.with_total = total;
     if (!(c = cli_client(g, "list")))

@@ -126,7 +126,7 @@ int cli_parse(const char *cmd, const char *usage, const char *summary, const cli
             char *end;
             errno = 0;
             long long v = strtoll(val, &end, 10);
-            if (errno || end == val || *end) {
+            if (errno || end == val || *end || v == CLI_INT_UNSET) {
                 fprintf(stderr, "bulletin %s: --%s: '%s' is not an integer\n", cmd, o->name, val);
                 goto usage;
             }

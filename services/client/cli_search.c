@@ -86,7 +86,7 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
 {
     cli_read_args ra = {0};
     bool facets = false, json = false;
-    long long limit = -1, offset = -1;
+    long long limit = CLI_INT_UNSET, offset = CLI_INT_UNSET;
     const cli_opt opts[] = {
         CLI_READ_FILTER_OPTS(ra),
         {"limit", CLI_INT, "N", "hits per page, 1..1000 (default 10)", &limit},
@@ -136,11 +136,11 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
             fprintf(stderr, "bulletin search: a QUERY is needed (see bulletin search --help)\n");
         goto done;
     }
-    if (limit != -1 && (limit < 1 || limit > 1000)) {
+    if (limit != CLI_INT_UNSET && (limit < 1 || limit > 1000)) {
         fprintf(stderr, "bulletin search: --limit must be 1..1000 (got %lld)\n", limit);
         goto done;
     }
-    if (offset != -1 && (offset < 0 || offset > 10000)) {
+    if (offset != CLI_INT_UNSET && (offset < 0 || offset > 10000)) {
         fprintf(stderr, "bulletin search: --offset must be 0..10000 (got %lld)\n", offset);
         goto done;
     }
@@ -152,8 +152,8 @@ int cli_cmd_search(const cli_globals *g, int argc, char **argv)
         goto done;
     int ansi = !json && isatty(1) && !getenv("NO_COLOR");
     req.query = pos.v[0];
-    req.limit = limit > 0 ? (uint32_t)limit : 0;
-    req.offset = offset > 0 ? (uint32_t)offset : 0;
+    req.limit = limit != CLI_INT_UNSET ? (uint32_t)limit : 0;
+    req.offset = offset != CLI_INT_UNSET ? (uint32_t)offset : 0;
     req.cursor = cursor;
     req.facets = facets;
     if (ansi) {

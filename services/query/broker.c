@@ -961,8 +961,10 @@ void broker_config_defaults(broker_config *cfg)
 int broker_run(const broker_config *cfg)
 {
     s_broker b = {.cfg = cfg};
-    if (cfg->deadline_ms < 1 || cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->max_queue < 1) {
-        log_error("query.config", "error=\"deadline, heartbeat, liveness and queue must be >= 1\"");
+    if (cfg->deadline_ms < 1 || cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->max_queue < 1 ||
+        cfg->max_msg < 0) {
+        log_error("query.config", "error=\"deadline, heartbeat, liveness and queue must be >= 1, "
+                                  "max-msg >= 0 (0 = no limit)\"");
         return -1;
     }
     void *ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();

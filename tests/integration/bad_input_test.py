@@ -11,6 +11,7 @@ malformed, unknown, oversized and too many frames.
 
 import os
 import struct
+import subprocess
 import sys
 import time
 
@@ -512,6 +513,73 @@ class WorkerMaxMsgTest(SearchCase):
         # and a normal read right after
         self.assertEqual(self.ids(self.search_ok("wombat bridge", min_seq=self.seq)), [self.id])
         self.assertEqual(self.metric("dropped_workers"), 0)
+
+
+class BadOptionsTest(harness.BulletinCase):
+    """A service started with a bad option value stops at once: a non-zero
+    exit and an error line naming the option or the value, never a service
+    that runs on connected to nothing (a typo in an endpoint) or that takes
+    a nonsense limit as "no limit"."""
+
+    def start_fails(self, name, args, needle):
+        port = lambda: harness.endpoint(harness.free_port())  # noqa: E731
+        cmd = [harness.binary(name)] + list(args)
+        if "--http" not in args:
+            cmd += ["--http", ""]
+        if name in ("bulletin-worker", "bulletin-store") and "--data" not in args:
+            cmd += ["--data", os.path.join(self.tmp, "d-%d" % harness.free_port())]
+        # endpoints nobody uses, so a service that wrongly starts harms no one
+        defaults = {"bulletin-store": ["--bind", "--feed"], "bulletin-ingest": ["--bind", "--store"],
+                    "bulletin-query": ["--bind", "--workers"],
+                    "bulletin-worker": ["--broker", "--store", "--feed"]}[name]
+        for opt in defaults:
+            if opt not in args:
+                cmd += [opt, port()]
+        what = "%s %s" % (name, " ".join(args))
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            self.fail("%s: still running after 10 s instead of refusing the option" % what)
+        self.assertNotEqual(r.returncode, 0, "%s: %s" % (what, r.stderr))
+        self.assertGreater(r.returncode, 0, "%s: killed by a signal: %s" % (what, r.stderr))
+        self.assertTrue(r.stderr.strip(), "%s: no error line" % what)
+        self.assertIn(needle, r.stderr, what)
+        self.assertLessEqual(len(r.stderr.strip().splitlines()), 2, "%s: %s" % (what, r.stderr))
+
+    def test_worker(self):
+        a_file = os.path.join(self.tmp, "a-file")
+        with open(a_file, "w") as f:
+            f.write("x")
+        for args, needle in [
+                (["--broker", "nonsense"], "--broker 'nonsense'"),
+                (["--store", "tcp://no-port"], "--store 'tcp://no-port'"),
+                (["--feed", ""], "--feed ''"),
+                (["--max-msg", "-5"], "max-msg"),
+                (["--map-size-mb", "-1"], "map-size-mb"),
+                (["--credit", "17"], "credit"),
+                (["--heartbeat-ms", "abc"], "--heartbeat-ms"),
+                (["--data", os.path.join(a_file, "replica")], "a-file/replica"),
+        ]:
+            self.start_fails("bulletin-worker", args, needle)
+
+    def test_query(self):
+        for args, needle in [
+                (["--max-msg", "-5"], "max-msg"),
+                (["--deadline-ms", "0"], "deadline"),
+                (["--bind", "nonsense"], "nonsense"),
+                (["--workers", "tcp://127.0.0.1:1,"], "empty"),
+                (["--liveness", "x"], "--liveness"),
+        ]:
+            self.start_fails("bulletin-query", args, needle)
+
+    def test_store_and_ingest(self):
+        self.start_fails("bulletin-store", ["--max-msg", "-1"], "max-msg")
+        self.start_fails("bulletin-store", ["--bind", "nonsense"], "nonsense")
+        self.start_fails("bulletin-store", ["--bogus"], "--bogus")
+        self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
+        self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
+        self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
 
 
 if __name__ == "__main__":
