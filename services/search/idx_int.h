@@ -12,9 +12,11 @@
 #define IDX_COL_PER_CHUNK 127
 #define IDX_COL_REC 32
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 5 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 6 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
-                         positions of every term */
+                         positions of every term; 5: bare positions for exact
+                         forms and terms from a byte >= 0x80; 6: their blocks'
+                         (0, 1) frequencies as a bitmap (idx_term_tf_one) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -131,6 +133,23 @@ static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
     return !(tkl && (tk[0] == (uint8_t)TEXT_EXACT_PREFIX || tk[0] >= 0x80));
 }
 
+/* Whether a term's blocks of more than one doc mark the docs whose
+ * frequencies are (tf_title 0, tf_body 1) in a bitmap instead of storing
+ * their idx_tf_put code: terms starting with a byte >= 0x80 (CJK unigrams
+ * and bigrams, whose long lists have those frequencies in ~80% of postings).
+ * The bitmap (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for doc i)
+ * follows the doc-id deltas; the frequencies after it leave out the marked
+ * docs. A one-doc block has no bitmap (its frequencies follow the header). */
+static inline bool idx_term_tf_one(const uint8_t *tk, size_t tkl) {
+    return tkl && tk[0] >= 0x80;
+}
+static inline bool idx_tf_is_one(uint64_t tft, uint64_t tfb) {
+    return tft == 0 && tfb == 1;
+}
+static inline size_t idx_tf_one_bytes(uint64_t n) {
+    return n > 1 ? (size_t)(n + 7) / 8 : 0;
+}
+
 static inline void idx_be64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
         p[i] = (uint8_t)v;
@@ -180,7 +199,9 @@ extern uint64_t idx_merges_read_ahead;
  * shortest field lengths among its docs). Stored as varint n, [the largest
  * frequencies as idx_tf_put, only when n > 1], varint min title length,
  * varint min body length; a block of one doc takes maxt/maxb from that doc's
- * frequencies, which follow the header (a one-doc block has no id deltas). */
+ * frequencies, which follow the header (a one-doc block has no id deltas).
+ * After the header: n - 1 varint doc-id deltas, [idx_term_tf_one's bitmap],
+ * the docs' frequencies (idx_tf_put), their positions. */
 typedef struct {
     uint64_t n, maxt, maxb, minlt, minlb;
 } idx_bhead;

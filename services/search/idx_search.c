@@ -379,6 +379,7 @@ typedef struct {
     double dbt[32], dbb[64];  /* per-doc bounds' title / body parts by tf (s_post_doc_bound) */
     uint64_t docs[IDX_BLOCK_DOCS];
     uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
+    const uint8_t *one;       /* idx_term_tf_one's bitmap of the block, or NULL */
     bool tf_ok;               /* tft/tfb decoded (lazily: many blocks are only
                                  walked by the intersection, never scored) */
     const uint8_t *pp, *pend; /* tf pairs (until tf_ok), then positions of doc pidx */
@@ -396,6 +397,7 @@ typedef struct {
     uint64_t df;
     double idf;
     bool eof;
+    bool tf_one;              /* idx_term_tf_one: blocks have the (0, 1) bitmap */
     bool has_dead;            /* some segment of this term has dead docs */
     s_sub *subs;
     size_t nsub, cur;         /* cur: the sub-iterator on the current doc */
@@ -454,6 +456,14 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
         d += x;
         s->docs[i] = d;
     }
+    s->one = NULL;
+    size_t nb = p->tf_one ? idx_tf_one_bytes(n) : 0;
+    if (nb) {
+        if ((size_t)(end - b) < nb)
+            goto bad;
+        s->one = b;
+        b += nb;
+    }
     s->n = n;
     s->i = 0;
     s->bound_ok = false;
@@ -469,30 +479,53 @@ bad:
     return -1;
 }
 
+/* One doc's frequencies (idx_tf_put's code, mostly one byte); NULL when
+ * truncated or out of range. */
+static inline const uint8_t *s_tf_code(const uint8_t *b, const uint8_t *end, uint64_t *a,
+                                       uint64_t *c) {
+    if (b < end && *b < 0x80 && (*b & 3) != 3) {
+        *a = *b & 3;
+        *c = *b >> 2;
+        return b + 1;
+    }
+    return idx_tf_get(b, end, a, c);
+}
+
 /* Decodes the current block's frequencies (title, body per doc) once; after
  * them s->pp points at the positions of its first doc. On a corrupt block
  * the frequencies read 0 and the search fails (p->err). */
 static void s_sub_tf(s_post *p, s_sub *s) {
     if (s->tf_ok)
         return;
-    const uint8_t *b = s->pp, *end = s->pend;
+    const uint8_t *b = s->pp, *end = s->pend, *one = s->one;
     s->tf_ok = true;
-    for (size_t i = 0; i < s->n; i++) {
-        uint64_t a, c; /* idx_tf_put's code: mostly one byte */
-        if (b < end && *b < 0x80 && (*b & 3) != 3) {
-            a = *b & 3;
-            c = *b++ >> 2;
-        } else if (!(b = idx_tf_get(b, end, &a, &c))) {
-            memset(s->tft, 0, sizeof s->tft);
-            memset(s->tfb, 0, sizeof s->tfb);
-            s->pp = s->pend;
-            s_sub_corrupt(p, s);
-            return;
+    uint64_t a, c; /* idx_tf_put's code: mostly one byte */
+    if (!one) {
+        for (size_t i = 0; i < s->n; i++) {
+            if (!(b = s_tf_code(b, end, &a, &c)))
+                goto bad;
+            s->tft[i] = (uint32_t)a;
+            s->tfb[i] = (uint32_t)c;
         }
-        s->tft[i] = (uint32_t)a;
-        s->tfb[i] = (uint32_t)c;
+    } else { /* idx_term_tf_one: the bitmap's docs have (0, 1) and no code */
+        for (size_t i = 0; i < s->n; i++) {
+            if (one[i >> 3] >> (i & 7) & 1) {
+                a = 0;
+                c = 1;
+            } else if (!(b = s_tf_code(b, end, &a, &c))) {
+                goto bad;
+            }
+            s->tft[i] = (uint32_t)a;
+            s->tfb[i] = (uint32_t)c;
+        }
     }
     s->pp = b;
+    return;
+bad:
+    memset(s->tft, 0, sizeof s->tft);
+    memset(s->tfb, 0, sizeof s->tfb);
+    s->pp = s->pend;
+    s_sub_corrupt(p, s);
 }
 
 static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
@@ -720,6 +753,7 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->txn = txn;
     p->tk = tk;
     p->tkl = tkl;
+    p->tf_one = idx_term_tf_one(tk, tkl);
     p->eof = true;
     int64_t df = 0;
     MDB_cursor *lc;

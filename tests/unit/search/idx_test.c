@@ -432,6 +432,13 @@ static void test_reference(void **state) {
     s_compare("river bridge OR storm -\"music festival\"", c8, 3, &nf, 20);
     rclause c9[] = {{{W("北京")}, 1, false}};
     s_compare("北京", c9, 1, &nf, 10);
+    /* CJK unigram and bigram lists fold frequencies (0, 1) into their doc-id
+     * deltas (idx_term_tf_one): every hit's score checks the frequencies */
+    s_compare("北京", c9, 1, &nf, 400);
+    rclause c9b[] = {{{W("京")}, 1, false}};
+    s_compare("京", c9b, 1, &nf, 400);
+    rclause c9c[] = {{{W("中国")}, 1, false}, {{W("天")}, 1, false}};
+    s_compare("中国 天", c9c, 2, &nf, 400);
     rclause c10[] = {{{W("leon")}, 1, false}, {{W("CAFE")}, 1, false}};
     s_compare("Léon café", c10, 2, &nf, 10);
     rclause c11[] = {{{W("run")}, 1, false}};
@@ -1115,6 +1122,11 @@ static void test_optimize(void **state) {
     s_compare("secur*", c6, 1, &nf, 10);
     rfilter ft = {.tag = "t2"};
     s_compare("tag:t2 police", c1, 1, &ft, 10);
+    /* CJK lists (tf folded into the deltas) decoded and re-encoded by the merge */
+    rclause c9[] = {{{W("京")}, 1, false}};
+    s_compare("京", c9, 1, &nf, 400);
+    rclause c9c[] = {{{W("中国")}, 1, false}, {{W("天")}, 1, false}};
+    s_compare("中国 天", c9c, 2, &nf, 400);
 }
 
 /* An index in an older layout is cleared by idx_open in a write txn (the
