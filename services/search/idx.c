@@ -88,12 +88,19 @@ size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t doci
 }
 
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
-    if (!(p = idx_varint_get(p, end, &h->n)) || h->n == 0 || h->n > IDX_BLOCK_DOCS ||
-        (h->n > 1 && !(p = idx_tf_get(p, end, &h->maxt, &h->maxb))) ||
+    if (!(p = idx_varint_get(p, end, &h->n)) || h->n > IDX_BLOCK_DOCS)
+        return NULL;
+    h->one = h->n == 0;
+    if (h->one) {
+        h->n = 1;
+        h->maxt = 0;
+        h->maxb = 1;
+    }
+    if ((h->n > 1 && !(p = idx_tf_get(p, end, &h->maxt, &h->maxb))) ||
         !(p = idx_varint_get(p, end, &h->minlt)) || !(p = idx_varint_get(p, end, &h->minlb)))
         return NULL;
     /* one doc: its frequencies (read, not consumed) are the largest */
-    if (h->n == 1 && !idx_tf_get(p, end, &h->maxt, &h->maxb))
+    if (h->n == 1 && !h->one && !idx_tf_get(p, end, &h->maxt, &h->maxb))
         return NULL;
     return p;
 }
@@ -1024,7 +1031,7 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, bool tf
             return -1;
         e[i].docid = e[i - 1].docid + v;
     }
-    const uint8_t *one = NULL;
+    const uint8_t *one = h.one ? idx_tf_one_single() : NULL;
     size_t nb = tf_one ? idx_tf_one_bytes(h.n) : 0;
     if (nb) {
         if ((size_t)(end - p) < nb)
@@ -1105,7 +1112,9 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     if (idx_bytes_reserve(b, bytes + 16))
         return i;
     uint8_t *p = b->p;
-    p += idx_varint_put(p, j - i);
+    /* a lone (0, 1) doc of a tf_one term: n = 0 and no frequencies */
+    bool single = tf_one && j - i == 1 && idx_tf_is_one(e[i].tft, e[i].tfb);
+    p += idx_varint_put(p, single ? 0 : j - i);
     if (j - i > 1)
         p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
@@ -1120,7 +1129,7 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
                 p[(k - i) >> 3] |= (uint8_t)(1u << ((k - i) & 7));
         p += nb;
     }
-    for (size_t k = i; k < j; k++)
+    for (size_t k = i; k < j && !single; k++)
         if (!(nb && idx_tf_is_one(e[k].tft, e[k].tfb)))
             p += idx_tf_put(p, e[k].tft, e[k].tfb);
     for (size_t k = i; k < j; k++) {

@@ -12,11 +12,12 @@
 #define IDX_COL_PER_CHUNK 127
 #define IDX_COL_REC 32
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 6 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 7 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
-                         (0, 1) frequencies as a bitmap (idx_term_tf_one) */
+                         (0, 1) frequencies as a bitmap (idx_term_tf_one); 7: their
+                         one-doc blocks with (0, 1) as n = 0 */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -149,6 +150,11 @@ static inline bool idx_tf_is_one(uint64_t tft, uint64_t tfb) {
 static inline size_t idx_tf_one_bytes(uint64_t n) {
     return n > 1 ? (size_t)(n + 7) / 8 : 0;
 }
+/* The bitmap of a one-doc block whose doc has (0, 1) (idx_bhead.one). */
+static inline const uint8_t *idx_tf_one_single(void) {
+    static const uint8_t one = 1;
+    return &one;
+}
 
 static inline void idx_be64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) {
@@ -201,9 +207,12 @@ extern uint64_t idx_merges_read_ahead;
  * varint min body length; a block of one doc takes maxt/maxb from that doc's
  * frequencies, which follow the header (a one-doc block has no id deltas).
  * After the header: n - 1 varint doc-id deltas, [idx_term_tf_one's bitmap],
- * the docs' frequencies (idx_tf_put), their positions. */
+ * the docs' frequencies (idx_tf_put), their positions. A one-doc block of
+ * an idx_term_tf_one term whose doc has (0, 1) stores n = 0 and no
+ * frequencies (decoded as n = 1, `one` set). */
 typedef struct {
     uint64_t n, maxt, maxb, minlt, minlb;
+    bool one; /* n = 0 was stored: one doc, (0, 1), no frequencies code */
 } idx_bhead;
 /* Decode a block's header; returns the rest of the block (its doc-id deltas),
  * NULL if malformed. */

@@ -456,7 +456,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
         d += x;
         s->docs[i] = d;
     }
-    s->one = NULL;
+    s->one = s->h.one ? idx_tf_one_single() : NULL;
     size_t nb = p->tf_one ? idx_tf_one_bytes(n) : 0;
     if (nb) {
         if ((size_t)(end - b) < nb)

@@ -1129,6 +1129,59 @@ static void test_optimize(void **state) {
     s_compare("中国 天", c9c, 2, &nf, 400);
 }
 
+static uint64_t s_total(MDB_env *e, idx *x, const char *query, double *score) {
+    MDB_txn *txn;
+    idx_query q = {.query = query, .limit = 10};
+    idx_result r;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    if (idx_search(x, txn, &q, &r) != IDX_OK)
+        fail_msg("query '%s': %s", query, r.error);
+    mdb_txn_abort(txn);
+    uint64_t t = r.total;
+    *score = r.nhits ? r.hits[0].score : 0;
+    idx_result_free(&r);
+    return t;
+}
+
+/* CJK terms whose only doc has frequencies (0, 1) store a one-doc block
+ * with n = 0 and no frequencies (idx_bhead.one): their positions follow the
+ * header at once. Each doc alone in its segment (write-through), then all
+ * merged into one. */
+static void test_cjk_one_doc(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_cjk1_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 0);
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, NULL, &x), IDX_OK);
+    /* 甲乙: once in doc 1's body; 丙丁: in doc 2's title, twice in doc 3's body */
+    const char *title[] = {"", "news", "丙丁", "more"}, *body[] = {"", "甲乙 police", "river", "丙丁 丙丁"};
+    for (uint64_t id = 1; id <= 3; id++) {
+        idx_doc doc = {.title = title[id], .title_len = strlen(title[id]), .body = body[id],
+                       .body_len = strlen(body[id])};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    for (int round = 0; round < 2; round++) {
+        double s1, s2, s3;
+        assert_int_equal(s_total(e, x, "\"甲乙 police\"", &s1), 1); /* positions after the head */
+        assert_int_equal(s_total(e, x, "\"乙 police\"", &s1), 1);
+        assert_int_equal(s_total(e, x, "甲乙", &s1), 1);
+        assert_int_equal(s_total(e, x, "乙", &s2), 1);
+        assert_true(s1 > 0 && s2 > 0);
+        assert_int_equal(s_total(e, x, "丙丁", &s3), 2);
+        assert_int_equal(s_total(e, x, "\"police 甲乙\"", &s3), 0);
+        if (round == 0) {
+            assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+            assert_int_equal(idx_optimize(x, txn), IDX_OK);
+            assert_int_equal(mdb_txn_commit(txn), 0);
+        }
+    }
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* An index in an older layout is cleared by idx_open in a write txn (the
  * caller re-indexes) and refused in a read-only one. */
 static void test_old_format(void **state) {
@@ -1186,7 +1239,8 @@ int main(void) {
         cmocka_unit_test(test_big_article),  cmocka_unit_test(test_segments),
         cmocka_unit_test(test_optimize_read_ahead),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
-        cmocka_unit_test(test_old_format),   cmocka_unit_test(test_error_code),
+        cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
+        cmocka_unit_test(test_error_code),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
