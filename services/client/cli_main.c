@@ -569,8 +569,11 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     if (rc == CFG_HELP)
         return CLI_EXIT_OK;
-    if (cmd >= argc) {
-        s_usage();
+    if (cmd >= argc) { /* one line on stderr, as for every usage error */
+        fprintf(stderr, "bulletin: no COMMAND given (");
+        for (size_t i = 0; i < sizeof s_commands / sizeof *s_commands; i++)
+            fprintf(stderr, "%s%s", i ? ", " : "", s_commands[i].name);
+        fprintf(stderr, "; see bulletin --help)\n");
         return CLI_EXIT_USAGE;
     }
     if (s_g.timeout_ms <= 0 || s_g.timeout_ms > 3600000 || s_g.retries < 0 || s_g.retries > 100) {

@@ -421,6 +421,20 @@ class CliReadTest(BulletinCase):
                 pids.append(int(d))
         return pids
 
+    def test_no_command(self):
+        # one line on stderr naming the commands, nothing on stdout, exit 2
+        for args in ([], ["--timeout", "300"], ["--query=tcp://127.0.0.1:1"]):
+            r = self.run_cli(args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, "", args)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            self.assertIn("no COMMAND given", r.stderr)
+            self.assertIn("search", r.stderr)
+        # a last global option without its value: that is the error
+        r = self.run_cli(["--timeout"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--timeout", r.stderr)
+
     def test_up_refuses_bad_worker_count(self):
         r = self.run_cli(["up", "--workers", "33", "--data", os.path.join(self.tmp, "d")])
         self.assertEqual(r.returncode, 2)
