@@ -505,8 +505,10 @@ static void test_silent_server_unavailable(void **state)
     s_server_stop(&s);
     /* every attempt's request, unless the machine is so loaded that one had
      * not left the client when the attempt ended and closed its socket
-     * (linger 0): the error above counts the attempts */
-    assert_in_range(s.received, 1, 3);
+     * (linger 0) — next to two busy loops at nice 10 none of the three had,
+     * once in 25 runs: the error above counts the attempts; here, no more
+     * than one request per attempt */
+    assert_in_range(s.received, 0, 3);
     /* the same request each time (same id): the server may dedupe by it */
     for (int i = 1; i < s.received; i++)
         assert_true(s.ids[i] == s.ids[0]);
@@ -543,16 +545,20 @@ static void test_retry_then_answer(void **state)
     s_server_start(&s, M_ANSWER, h_ops);
     s.ignore_first = 1;
     s_server_run(&s);
-    bulletin_client *c = s_client(NULL, s.ep, 200, 2);
+    /* 1 s per attempt: the ignored first one costs that once, and an answer
+     * has a second to come back — with 200 ms, the answers to the second and
+     * the third attempt were both late in 2 of 25 runs next to two busy loops
+     * (everything at nice 10), and the call ended UNAVAILABLE */
+    bulletin_client *c = s_client(NULL, s.ep, 1000, 3);
     bulletin_health *h = NULL;
     assert_int_equal(bulletin_health_get(c, BULLETIN_SERVICE_STORE, &h), BULLETIN_OK);
     assert_int_equal(h->ok, 1);
     bulletin_health_free(&h);
     bulletin_client_destroy(&c);
     s_server_stop(&s);
-    /* answered on a retry: the second attempt, or the third when the
-     * answer to the second took over 200 ms (a loaded machine) */
-    assert_in_range(s.received, 2, 3);
+    /* answered on a retry: the second attempt, or a later one when an
+     * answer took over a second (a loaded machine) */
+    assert_in_range(s.received, 2, 4);
     free(s.last);
 }
 
@@ -913,15 +919,17 @@ static void test_wait_readable(void **state)
     assert_int_equal(r->list->limit, 1);
     bulletin__request__free_unpacked(r, NULL);
 
-    /* never readable: gives up after about the timeout, with the reason */
+    /* never readable: gives up after about the timeout, with the reason (a
+     * 2 s wait: with 400 ms, next to two busy loops at nice 10, the first
+     * answer did not come back within the wait once in 30 runs) */
     s_lag = 1000000;
     s_lists = 0;
     int64_t t0 = clock_mono_ms();
-    bulletin_status st = bulletin_wait_readable(c, 18, 400, &seen);
+    bulletin_status st = bulletin_wait_readable(c, 18, 2000, &seen);
     int64_t took = clock_mono_ms() - t0;
     assert_true(st == BULLETIN_DEADLINE_EXCEEDED || st == BULLETIN_UNAVAILABLE);
-    assert_true(took >= 350);     /* not before the end of the wait */
-    assert_true(took < 400 + 4000); /* a loop that misses the end of the wait, not speed */
+    assert_true(took >= 1950);     /* not before the end of the wait */
+    assert_true(took < 2000 + 4000); /* a loop that misses the end of the wait, not speed */
     assert_true(s_lists >= 2);
     assert_non_null(strstr(bulletin_client_last_error(c), "seq 18"));
     assert_non_null(strstr(bulletin_client_last_error(c), "no worker reached"));
@@ -949,7 +957,7 @@ static void test_wait_readable(void **state)
 }
 
 /* A tier that answers DEADLINE_EXCEEDED to every List, the second and
- * later ones 600 ms late (longer than the wait). */
+ * later ones 2500 ms late (longer than the wait). */
 static void h_lag_then_silent(const Bulletin__Request *req, Bulletin__Reply *rep)
 {
     if (req->body_case != BULLETIN__REQUEST__BODY_LIST) {
@@ -957,7 +965,7 @@ static void h_lag_then_silent(const Bulletin__Request *req, Bulletin__Reply *rep
         return;
     }
     if (++s_lists >= 2)
-        usleep(600 * 1000);
+        usleep(2500 * 1000);
     rep->status->code = BULLETIN__STATUS_CODE__DEADLINE_EXCEEDED;
     rep->status->message = "no worker reached that seq in time";
 }
@@ -973,7 +981,10 @@ static void test_wait_readable_cut(void **state)
     bulletin_client *c = s_query_client(&s, h_lag_then_silent);
     s_lists = 0;
     uint64_t seen = 99;
-    bulletin_status st = bulletin_wait_readable(c, 18, 400, &seen);
+    /* 1500 ms, so the first answer comes back within the wait on a loaded
+     * machine too (with 400 ms it did not, once in 30 runs next to two
+     * busy loops at nice 10) */
+    bulletin_status st = bulletin_wait_readable(c, 18, 1500, &seen);
     const char *err = bulletin_client_last_error(c);
     assert_non_null(strstr(err, "seq 18"));
     assert_non_null(strstr(err, "no worker reached"));
