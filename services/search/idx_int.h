@@ -12,12 +12,13 @@
 #define IDX_COL_PER_CHUNK 127
 #define IDX_COL_REC 32
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 7 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 8 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
                          (0, 1) frequencies as a bitmap (idx_term_tf_one); 7: their
-                         one-doc blocks with (0, 1) as n = 0 */
+                         one-doc blocks with (0, 1) as n = 0; 8: the bitmap and
+                         n = 0 for every term, not only CJK ones */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -136,13 +137,16 @@ static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
 
 /* Whether a term's blocks of more than one doc mark the docs whose
  * frequencies are (tf_title 0, tf_body 1) in a bitmap instead of storing
- * their idx_tf_put code: terms starting with a byte >= 0x80 (CJK unigrams
- * and bigrams, whose long lists have those frequencies in ~80% of postings).
- * The bitmap (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for doc i)
+ * their idx_tf_put code: every term since format 8 (CJK unigrams and bigrams
+ * have those frequencies in ~80% of their postings, English stems and exact
+ * forms in most of theirs; formats 6-7 had it for CJK terms only). Kept as a
+ * per-term switch so that a term class can opt out again. The bitmap (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for doc i)
  * follows the doc-id deltas; the frequencies after it leave out the marked
  * docs. A one-doc block has no bitmap (its frequencies follow the header). */
 static inline bool idx_term_tf_one(const uint8_t *tk, size_t tkl) {
-    return tkl && tk[0] >= 0x80;
+    (void)tk;
+    (void)tkl;
+    return true;
 }
 static inline bool idx_tf_is_one(uint64_t tft, uint64_t tfb) {
     return tft == 0 && tfb == 1;
