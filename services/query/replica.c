@@ -188,6 +188,10 @@ replica *replica_new(const char *dir, size_t map_size)
         log_error("replica.open", "error=\"libsodium init failed\"");
         return NULL;
     }
+    if (!*dir) {
+        log_error("replica.open", "dir= error=\"the data directory is an empty string: give a path (--data DIR)\"");
+        return NULL;
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         log_error("replica.open", "dir=%s error=\"%s\"", dir, strerror(errno));
         return NULL;

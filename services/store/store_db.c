@@ -276,6 +276,10 @@ store_db *store_db_open(const char *dir, size_t map_size, char *err, size_t err_
         snprintf(err, err_cap, "libsodium failed to initialize");
         return NULL;
     }
+    if (!*dir) {
+        snprintf(err, err_cap, "the data directory is an empty string: give a path (--data DIR)");
+        return NULL;
+    }
     if (s_mkdir_p(dir) < 0) {
         snprintf(err, err_cap, "cannot create directory %s: %s", dir, strerror(errno));
         return NULL;

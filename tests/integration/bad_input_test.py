@@ -560,6 +560,7 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--credit", "17"], "credit"),
                 (["--heartbeat-ms", "abc"], "--heartbeat-ms"),
                 (["--data", os.path.join(a_file, "replica")], "a-file/replica"),
+                (["--data", ""], "data directory is an empty string"),
         ]:
             self.start_fails("bulletin-worker", args, needle)
 
@@ -577,6 +578,7 @@ class BadOptionsTest(harness.BulletinCase):
         self.start_fails("bulletin-store", ["--max-msg", "-1"], "max-msg")
         self.start_fails("bulletin-store", ["--bind", "nonsense"], "nonsense")
         self.start_fails("bulletin-store", ["--bogus"], "--bogus")
+        self.start_fails("bulletin-store", ["--data", ""], "data directory is an empty string")
         self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
         self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
         self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
