@@ -632,6 +632,143 @@ static int s_meta_add(idx *self, MDB_txn *txn, int64_t dd, int64_t dt, int64_t d
     return mdb_put(txn, self->meta, &k, &v, 0);
 }
 
+/* ---------------------------------------------------------------------- */
+/* column chunks (idx_int.h) */
+
+static const uint8_t s_col_zeros[8]; /* the columns of width 0 */
+
+/* The layout of chunk p (widths and column offsets) into c; -1 if malformed. */
+static int s_colchunk_layout(idx_colchunk *c, const uint8_t *p, size_t len, uint64_t lay) {
+    if (p[8] > 1)
+        return -1;
+    size_t off = IDX_COL_HEAD;
+    for (int f = 0; f < IDX_COL_FIELDS; f++) {
+        unsigned w = p[9 + f];
+        if (w > (f == IDX_CF_PUB ? 8u : 4u))
+            return -1;
+        c->f[f].w = w;
+        c->f[f].mask = w == 8 ? UINT64_MAX : (UINT64_C(1) << (8 * w)) - 1;
+        c->off[f] = (uint32_t)off;
+        off += IDX_COL_PER_CHUNK * (size_t)w;
+    }
+    if (off + IDX_COL_PAD != len)
+        return -1;
+    for (int f = 0; f < IDX_COL_FIELDS; f++)
+        if (!c->f[f].w)
+            c->off[f] = (uint32_t)off; /* the zeros at the end */
+    c->lay = lay;
+    c->len = len;
+    return 0;
+}
+
+int idx_colchunk_open(idx_colchunk *c, const void *v, size_t len) {
+    const uint8_t *p = v;
+    if (p && len >= IDX_COL_HEAD + IDX_COL_PAD) {
+        uint64_t lay, base;
+        memcpy(&lay, p + 8, 8); /* flags and widths, compared as they are */
+        if ((lay == c->lay && len == c->len) || s_colchunk_layout(c, p, len, lay) == 0) {
+            for (int f = 0; f < IDX_COL_FIELDS; f++)
+                c->f[f].p = p + c->off[f];
+            memcpy(&base, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            base = __builtin_bswap64(base);
+#endif
+            c->base = base;
+            c->unit = p[8] ? 1000 : 1;
+            return 0;
+        }
+    }
+    for (int f = 0; f < IDX_COL_FIELDS; f++)
+        c->f[f] = (idx_colfield){s_col_zeros, 0, 0};
+    c->base = 0;
+    c->unit = 1;
+    c->len = 0;
+    return p ? -1 : 0;
+}
+
+void idx_colchunk_get(const idx_colchunk *c, size_t slot, idx_col_rec *r) {
+    r->live = idx_colchunk_u32(c, IDX_CF_LIVE, slot);
+    if (!r->live) {
+        memset(r, 0, sizeof *r);
+        return;
+    }
+    r->pub = idx_colchunk_pub(c, slot);
+    r->len_t = idx_colchunk_u32(c, IDX_CF_LT, slot);
+    r->len_b = idx_colchunk_u32(c, IDX_CF_LB, slot);
+    r->site = idx_colchunk_u32(c, IDX_CF_SITE, slot);
+    r->cat = idx_colchunk_u32(c, IDX_CF_CAT, slot);
+    r->hash = idx_colchunk_u32(c, IDX_CF_HASH, slot);
+}
+
+/* Field f of a live record as stored (pub: its delta from base in units). */
+static uint64_t s_col_val(const idx_col_rec *r, int f, uint64_t base, uint64_t unit) {
+    switch (f) {
+    case IDX_CF_PUB: return ((uint64_t)r->pub - base) / unit;
+    case IDX_CF_LT: return r->len_t;
+    case IDX_CF_LB: return r->len_b;
+    case IDX_CF_SITE: return r->site;
+    case IDX_CF_CAT: return r->cat;
+    case IDX_CF_HASH: return r->hash;
+    default: return r->live;
+    }
+}
+
+size_t idx_colchunk_encode(const idx_col_rec *recs, uint8_t *out) {
+    uint64_t base = 0, unit = 1000;
+    bool any = false;
+    for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++)
+        if (recs[i].live) {
+            if (!any || recs[i].pub < (int64_t)base)
+                base = (uint64_t)recs[i].pub;
+            if (recs[i].pub % 1000)
+                unit = 1;
+            any = true;
+        }
+    uint8_t *p = out;
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(base >> (8 * i));
+    *p++ = unit == 1000;
+    uint8_t *w = p;
+    p += IDX_COL_FIELDS;
+    for (int f = 0; f < IDX_COL_FIELDS; f++) {
+        uint64_t top = 0;
+        for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++)
+            if (recs[i].live)
+                top |= s_col_val(&recs[i], f, base, unit);
+        for (w[f] = 0; top; top >>= 8)
+            w[f]++;
+        for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++) {
+            uint64_t x = recs[i].live ? s_col_val(&recs[i], f, base, unit) : 0; /* stored as zeros */
+            for (uint8_t b = 0; b < w[f]; b++)
+                *p++ = (uint8_t)(x >> (8 * b));
+        }
+    }
+    memset(p, 0, IDX_COL_PAD);
+    return (size_t)(p + IDX_COL_PAD - out);
+}
+
+/* The records of chunk ch into recs (zeroed when absent; a malformed chunk
+ * reads as absent, as a wrong-sized one did before). 0 or an LMDB error. */
+static int s_colchunk_read(idx *self, MDB_txn *txn, uint64_t ch, idx_col_rec *recs) {
+    uint8_t kb[8];
+    idx_be64(kb, ch);
+    MDB_val k = {8, kb}, v;
+    memset(recs, 0, IDX_COL_PER_CHUNK * sizeof *recs);
+    int rc = mdb_get(txn, self->col, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    idx_colchunk c = {.len = 0};
+    if (idx_colchunk_open(&c, v.mv_data, v.mv_size)) {
+        log_error("idx.corrupt", "what=column chunk=%llu", (unsigned long long)ch);
+        return 0;
+    }
+    for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++)
+        idx_colchunk_get(&c, i, &recs[i]);
+    return 0;
+}
+
 int idx_col_get(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *r) {
     memset(r, 0, sizeof *r);
     uint8_t kb[8];
@@ -642,31 +779,29 @@ int idx_col_get(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *r) {
         return 0;
     if (rc)
         return rc;
-    size_t off = (id % IDX_COL_PER_CHUNK) * IDX_COL_REC;
-    if (v.mv_size >= off + IDX_COL_REC)
-        memcpy(r, (uint8_t *)v.mv_data + off, sizeof *r);
+    idx_colchunk c = {.len = 0};
+    if (idx_colchunk_open(&c, v.mv_data, v.mv_size) == 0) /* else read as absent */
+        idx_colchunk_get(&c, id % IDX_COL_PER_CHUNK, r);
     return 0;
 }
 
+static int s_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v);
+
 static int s_col_put(idx *self, MDB_txn *txn, const s_pcol *c, size_t n) {
     size_t i = 0;
-    uint8_t chunk[IDX_COL_PER_CHUNK * IDX_COL_REC];
+    idx_col_rec recs[IDX_COL_PER_CHUNK];
+    uint8_t chunk[IDX_COL_MAX];
     while (i < n) {
         uint64_t ch = c[i].id / IDX_COL_PER_CHUNK;
-        uint8_t kb[8];
-        idx_be64(kb, ch);
-        MDB_val k = {8, kb}, v;
-        int rc = mdb_get(txn, self->col, &k, &v);
-        memset(chunk, 0, sizeof chunk);
-        if (rc == 0 && v.mv_size == sizeof chunk)
-            memcpy(chunk, v.mv_data, sizeof chunk);
-        else if (rc && rc != MDB_NOTFOUND)
+        int rc = s_colchunk_read(self, txn, ch, recs);
+        if (rc)
             return rc;
         for (; i < n && c[i].id / IDX_COL_PER_CHUNK == ch; i++)
-            memcpy(chunk + (c[i].id % IDX_COL_PER_CHUNK) * IDX_COL_REC, &c[i].rec, IDX_COL_REC);
-        v.mv_size = sizeof chunk;
-        v.mv_data = chunk;
-        rc = mdb_put(txn, self->col, &k, &v, 0);
+            recs[c[i].id % IDX_COL_PER_CHUNK] = c[i].rec;
+        uint8_t kb[8];
+        idx_be64(kb, ch);
+        MDB_val k = {8, kb}, v = {idx_colchunk_encode(recs, chunk), chunk};
+        rc = s_put_app(txn, self->col, &k, &v); /* new chunks come last: full leaves */
         if (rc)
             return rc;
     }
@@ -1200,29 +1335,24 @@ static uint32_t s_level(uint64_t ndocs) {
     return l;
 }
 
-/* column records read during a merge (copied: pages may move under writes) */
+/* column records read during a merge (decoded: pages may move under writes) */
 typedef struct {
     uint64_t chunk;
     bool ok;
-    uint8_t data[IDX_COL_PER_CHUNK * IDX_COL_REC];
+    idx_col_rec recs[IDX_COL_PER_CHUNK];
 } s_colcache;
 
 static int s_col_cached(idx *self, MDB_txn *txn, s_colcache *cc, uint64_t id, idx_col_rec *r) {
     uint64_t ch = id / IDX_COL_PER_CHUNK;
     if (!cc->ok || cc->chunk != ch) {
-        uint8_t kb[8];
-        idx_be64(kb, ch);
-        MDB_val k = {8, kb}, v;
-        int rc = mdb_get(txn, self->col, &k, &v);
-        memset(cc->data, 0, sizeof cc->data);
-        if (rc == 0 && v.mv_size == sizeof cc->data)
-            memcpy(cc->data, v.mv_data, sizeof cc->data);
-        else if (rc && rc != MDB_NOTFOUND)
+        cc->ok = false;
+        int rc = s_colchunk_read(self, txn, ch, cc->recs);
+        if (rc)
             return rc;
         cc->chunk = ch;
         cc->ok = true;
     }
-    memcpy(r, cc->data + (id % IDX_COL_PER_CHUNK) * IDX_COL_REC, sizeof *r);
+    *r = cc->recs[id % IDX_COL_PER_CHUNK];
     return 0;
 }
 

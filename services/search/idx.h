@@ -14,10 +14,12 @@
  *                                    block of <= 1000 bytes; idx_int.h)
  *   idx_post  seg[4 BE] term \0 docid[8 BE] -> block of <= 128 postings
  *                                    (terms whose postings need several)
- *   idx_col   chunk[8 BE]          -> 127 fixed records of 32 bytes, one per
- *                                    docid (published_at, title/body length,
+ *   idx_col   chunk[8 BE]          -> the records of 236 docids, column by
+ *                                    column (published_at, title/body length,
  *                                    site id, category id, content hash, live
- *                                    = generation of its postings, 0 = none)
+ *                                    = generation of its postings, 0 = none),
+ *                                    each field as wide as its largest value
+ *                                    in the chunk (idx_int.h)
  *   idx_dict  's'|'c' value -> u32 id;  '#' 's'|'c' id[4 BE] -> value
  *   idx_meta  "stats" -> docs, sum of title lengths, sum of body lengths;
  *             "segs"  -> format, generation, segment list (idx_int.h)

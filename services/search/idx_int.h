@@ -9,21 +9,22 @@
 
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
-#define IDX_COL_PER_CHUNK 127
-#define IDX_COL_REC 32
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 8 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 9 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
                          (0, 1) frequencies as a bitmap (idx_term_tf_one); 7: their
                          one-doc blocks with (0, 1) as n = 0; 8: the bitmap and
-                         n = 0 for every term, not only CJK ones */
+                         n = 0 for every term, not only CJK ones; 9: column chunks
+                         of 236 records, each field as wide as the chunk needs (was
+                         127 records of 32 bytes) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
 
-/* column record (little-endian native layout, memcpy'd) */
+/* column record (in memory; stored in column chunks, below). A record whose
+ * live is 0 (deleted or never indexed) is all zeros. */
 typedef struct {
     int64_t pub;
     uint32_t len_t, len_b;
@@ -31,6 +32,82 @@ typedef struct {
     uint32_t hash;
     uint32_t live;
 } idx_col_rec;
+
+/* COLUMN CHUNKS: idx_col maps chunk id (doc id / IDX_COL_PER_CHUNK, 8 bytes
+ * BE) to the records of its IDX_COL_PER_CHUNK docs, column by column, each
+ * field as wide as its largest value in the chunk (0-4 bytes; pub 0-8):
+ *   pub base (8 bytes LE: the smallest pub of the chunk's live records),
+ *   flags (bit 0: pub deltas in seconds, i.e. every live pub is a multiple
+ *   of 1000 ms), 7 widths (pub - base, len_t, len_b, site, cat, hash, live),
+ *   then each field's column (values little-endian), then 8 bytes of zeros
+ *   (a value is read with a 4- or 8-byte load and masked).
+ * Records with live 0 are stored as zeros (their pub reads as the base).
+ * ~16 bytes a record instead of 32: 236 records fill one 4 KiB overflow page
+ * (at most 4,080 bytes of value) as 127 records of 32 bytes did, with room
+ * for a byte more per record; idx_col's leaves keep ~170 keys, so a query's
+ * next chunk is mostly on the cursor's leaf (values small enough to sit on
+ * the leaves, two per leaf, made a tree a level deeper and a descent from
+ * the root for most chunk changes). A chunk that needs more than a page is
+ * still valid. A reader asks for the fields it needs (the facet count: site
+ * and cat; the generation check: live; BM25: the lengths), each one
+ * multiply, load and mask. */
+#define IDX_COL_PER_CHUNK 236
+enum { IDX_CF_PUB, IDX_CF_LT, IDX_CF_LB, IDX_CF_SITE, IDX_CF_CAT, IDX_CF_HASH, IDX_CF_LIVE,
+       IDX_COL_FIELDS };
+#define IDX_COL_HEAD (8 + 1 + IDX_COL_FIELDS)
+#define IDX_COL_PAD 8
+#define IDX_COL_MAX (IDX_COL_HEAD + IDX_COL_PER_CHUNK * 32 + IDX_COL_PAD)
+
+/* One column of an opened chunk: value i is the load at p + i * w, masked. */
+typedef struct {
+    const uint8_t *p;
+    uint64_t mask;
+    uint64_t w;
+} idx_colfield;
+
+typedef struct {
+    idx_colfield f[IDX_COL_FIELDS];
+    uint64_t base, unit; /* pub = base + delta * unit (modulo 2^64) */
+    /* the layout of the last chunk opened (chunks mostly share one): its
+     * flags and widths, length (0: none) and column offsets */
+    uint64_t lay;
+    size_t len;
+    uint32_t off[IDX_COL_FIELDS];
+} idx_colchunk;
+
+/* Read a stored chunk's layout (v[0..len) must stay valid while c is used);
+ * v NULL: an absent chunk (every record zero). c must be zeroed or opened
+ * before (it keeps the last layout). 0, or -1 when malformed (c is then the
+ * absent chunk). */
+int idx_colchunk_open(idx_colchunk *c, const void *v, size_t len);
+/* Encode recs[0..IDX_COL_PER_CHUNK) into out (IDX_COL_MAX bytes); returns
+ * the length. */
+size_t idx_colchunk_encode(const idx_col_rec *recs, uint8_t *out);
+
+static inline uint32_t idx_colfield_u32(const idx_colfield *f, size_t slot) {
+    uint32_t v;
+    memcpy(&v, f->p + slot * f->w, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v & (uint32_t)f->mask;
+}
+
+static inline uint32_t idx_colchunk_u32(const idx_colchunk *c, int field, size_t slot) {
+    return idx_colfield_u32(&c->f[field], slot);
+}
+
+static inline int64_t idx_colchunk_pub(const idx_colchunk *c, size_t slot) {
+    uint64_t v;
+    memcpy(&v, c->f[IDX_CF_PUB].p + slot * c->f[IDX_CF_PUB].w, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return (int64_t)(c->base + (v & c->f[IDX_CF_PUB].mask) * c->unit);
+}
+
+/* Record `slot` (< IDX_COL_PER_CHUNK) of an opened chunk. */
+void idx_colchunk_get(const idx_colchunk *c, size_t slot, idx_col_rec *r);
 
 typedef struct {
     uint64_t docs, sum_t, sum_b;

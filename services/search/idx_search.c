@@ -384,8 +384,8 @@ typedef struct {
                                  walked by the intersection, never scored) */
     const uint8_t *pp, *pend; /* tf pairs (until tf_ok), then positions of doc pidx */
     size_t pidx;
-    const uint8_t *chunk;     /* column chunk cache for the generation check */
-    uint64_t chunk_id;
+    idx_colfield live;        /* the generation check: the live column of the chunk */
+    uint64_t chunk_first;     /* that starts at this doc id (when chunk_ok) */
     bool chunk_ok;
 } s_sub;
 
@@ -619,23 +619,25 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
 }
 
 /* Is doc d's current version the one in this segment? */
-static bool s_sub_valid(s_post *p, s_sub *s, uint64_t d) {
+/* s_sub_valid's chunk change (kept out of the loop that calls it). */
+static __attribute__((noinline)) void s_sub_chunk(s_post *p, s_sub *s, uint64_t d) {
     uint64_t ch = d / IDX_COL_PER_CHUNK;
-    if (!s->chunk_ok || s->chunk_id != ch) {
-        uint8_t kb[8];
-        idx_be64(kb, ch);
-        MDB_val k = {8, kb}, v;
-        s->chunk_ok = true;
-        s->chunk_id = ch;
-        s->chunk = NULL;
-        if (mdb_get(p->txn, p->self->col, &k, &v) == 0 && v.mv_size == IDX_COL_PER_CHUNK * IDX_COL_REC)
-            s->chunk = v.mv_data;
-    }
-    if (!s->chunk)
-        return false;
-    idx_col_rec r;
-    memcpy(&r, s->chunk + (d % IDX_COL_PER_CHUNK) * IDX_COL_REC, sizeof r);
-    return r.live >= s->seg.lo && r.live <= s->seg.hi;
+    uint8_t kb[8];
+    idx_be64(kb, ch);
+    MDB_val k = {8, kb}, v;
+    idx_colchunk cc = {.len = 0}; /* absent or malformed: live 0 */
+    if (mdb_get(p->txn, p->self->col, &k, &v) || idx_colchunk_open(&cc, v.mv_data, v.mv_size))
+        idx_colchunk_open(&cc, NULL, 0);
+    s->live = cc.f[IDX_CF_LIVE];
+    s->chunk_ok = true;
+    s->chunk_first = ch * IDX_COL_PER_CHUNK;
+}
+
+static bool s_sub_valid(s_post *p, s_sub *s, uint64_t d) {
+    if (!s->chunk_ok || d - s->chunk_first >= IDX_COL_PER_CHUNK)
+        s_sub_chunk(p, s, d);
+    uint32_t live = idx_colfield_u32(&s->live, d - s->chunk_first);
+    return live >= s->seg.lo && live <= s->seg.hi;
 }
 
 static uint64_t s_sub_advance(s_post *p, s_sub *s, uint64_t target) {
@@ -884,9 +886,9 @@ typedef struct {
     idx *self;
     MDB_txn *txn;
     double k1, b, wt, avg_t, avg_b, N;
-    const uint8_t *chunk;
-    uint64_t chunk_id;
-    bool chunk_ok;
+    idx_colchunk cv;      /* the column chunk of s_col's last doc */
+    uint64_t chunk_first; /* its first doc id (when chunk_ok) */
+    bool chunk_ok, chunk_has; /* chunk_has: found (the cursor is on it) */
     MDB_cursor **colc; /* on idx_col, opened at the first chunk (closed by idx_search) */
     idx_segs segs;
 } s_ctx;
@@ -988,7 +990,12 @@ static inline double s_part(const s_ctx *c, double w, uint32_t tf, uint32_t len,
     return w * (double)tf * (c->k1 + 1) / ((double)tf + norm);
 }
 
-static double s_term_score(const s_ctx *c, s_post *p, bool title_only, const idx_col_rec *r) {
+/* A doc's field lengths, from its column record. */
+typedef struct {
+    uint32_t len_t, len_b;
+} s_lens;
+
+static double s_term_score(const s_ctx *c, s_post *p, bool title_only, const s_lens *r) {
     uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
     double s = 0;
     if (tt)
@@ -998,7 +1005,7 @@ static double s_term_score(const s_ctx *c, s_post *p, bool title_only, const idx
     return p->idf * s;
 }
 
-static double s_m_score(const s_ctx *c, s_matcher *m, const idx_col_rec *r) {
+static double s_m_score(const s_ctx *c, s_matcher *m, const s_lens *r) {
     if (m->filter)
         return 0;
     if (m->kind == A_PREFIX)
@@ -1111,7 +1118,7 @@ static double s_cl_bound(const s_ctx *c, s_cl *cl, bool doc) {
     return s;
 }
 
-static double s_cl_score(const s_ctx *c, s_cl *cl, const idx_col_rec *r) {
+static double s_cl_score(const s_ctx *c, s_cl *cl, const s_lens *r) {
     double s = 0;
     for (size_t i = 0; i < cl->na; i++)
         if (cl->alts[i].doc == cl->doc)
@@ -1119,41 +1126,44 @@ static double s_cl_score(const s_ctx *c, s_cl *cl, const idx_col_rec *r) {
     return s;
 }
 
-/* Doc id's column record. Docs come in ascending id order, so the chunks are
- * read through one cursor: LMDB looks for a key on the cursor's current leaf
- * page first, which spares the descent from the root that mdb_get makes
- * (the chunks of a query's docs are mostly neighbours). */
-static const idx_col_rec *s_col(s_ctx *c, uint64_t id, idx_col_rec *tmp) {
+/* Doc id's slot in c->cv, the column chunk that holds its record (read the
+ * fields needed with idx_colchunk_u32 / _pub). Docs come in ascending id
+ * order, so the chunks are read through one cursor: LMDB looks for a key on
+ * the cursor's current leaf page first, which spares the descent from the
+ * root that mdb_get makes (the chunks of a query's docs are mostly
+ * neighbours). */
+static __attribute__((noinline)) size_t s_col_chunk(s_ctx *c, uint64_t id);
+
+static inline size_t s_col(s_ctx *c, uint64_t id) {
+    uint64_t slot = id - c->chunk_first;
+    if (c->chunk_ok && slot < IDX_COL_PER_CHUNK)
+        return (size_t)slot;
+    return s_col_chunk(c, id);
+}
+
+/* s_col's chunk change. */
+static size_t s_col_chunk(s_ctx *c, uint64_t id) {
     uint64_t ch = id / IDX_COL_PER_CHUNK;
-    if (!c->chunk_ok || ch != c->chunk_id) {
-        uint8_t kb[8];
-        idx_be64(kb, ch);
-        MDB_val k = {8, kb}, v;
-        /* the cursor is on chunk_id when chunk is set: the next chunk is the
-         * next key (most chunk changes of a scan), a step instead of a search
-         * of the page */
-        bool next = c->chunk_ok && c->chunk && ch == c->chunk_id + 1;
-        c->chunk_id = ch;
-        c->chunk_ok = true;
-        c->chunk = NULL;
-        int rc = !*c->colc ? mdb_cursor_open(c->txn, c->self->col, c->colc) : 0;
-        if (rc == 0 && next &&
-            (mdb_cursor_get(*c->colc, &k, &v, MDB_NEXT) || k.mv_size != 8 ||
-             memcmp(k.mv_data, kb, 8) != 0)) {
-            k.mv_size = 8; /* not there: look it up */
-            k.mv_data = kb;
-            next = false;
-        }
-        if (rc == 0 && (next || mdb_cursor_get(*c->colc, &k, &v, MDB_SET_KEY) == 0) &&
-            v.mv_size == IDX_COL_PER_CHUNK * IDX_COL_REC)
-            c->chunk = v.mv_data;
+    uint8_t kb[8];
+    idx_be64(kb, ch);
+    MDB_val k = {8, kb}, v;
+    /* the cursor is on the current chunk when chunk_has: the next chunk is
+     * the next key (most chunk changes of a scan), a step instead of a
+     * search of the page */
+    bool next = c->chunk_ok && c->chunk_has && ch * IDX_COL_PER_CHUNK == c->chunk_first + IDX_COL_PER_CHUNK;
+    c->chunk_first = ch * IDX_COL_PER_CHUNK;
+    c->chunk_ok = true;
+    int rc = !*c->colc ? mdb_cursor_open(c->txn, c->self->col, c->colc) : 0;
+    if (rc == 0 && next &&
+        (mdb_cursor_get(*c->colc, &k, &v, MDB_NEXT) || k.mv_size != 8 || memcmp(k.mv_data, kb, 8) != 0)) {
+        k.mv_size = 8; /* not there: look it up */
+        k.mv_data = kb;
+        next = false;
     }
-    if (!c->chunk) {
-        memset(tmp, 0, sizeof *tmp);
-        return tmp;
-    }
-    memcpy(tmp, c->chunk + (id % IDX_COL_PER_CHUNK) * IDX_COL_REC, sizeof *tmp);
-    return tmp;
+    c->chunk_has = rc == 0 && (next || mdb_cursor_get(*c->colc, &k, &v, MDB_SET_KEY) == 0);
+    if (!c->chunk_has || idx_colchunk_open(&c->cv, v.mv_data, v.mv_size)) /* else: all zero */
+        idx_colchunk_open(&c->cv, NULL, 0);
+    return (size_t)(id - c->chunk_first);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1319,18 +1329,28 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
             si++;
         if (ok && si < run->nskip && run->skip[si] == d)
             ok = false;
-        idx_col_rec tmp;
-        const idx_col_rec *r = NULL;
+        bool col = false; /* slot read (the fields a filter or facet needs) */
+        size_t slot = 0;
+        uint32_t site = 0, cat = 0;
         if (ok && (run->site || run->cat || run->since || run->until || fc)) {
-            r = s_col(c, d, &tmp);
-            if (!r->live || (run->site && r->site != run->site) || (run->cat && r->cat != run->cat) ||
-                (run->since && r->pub < run->since) || (run->until && r->pub >= run->until))
+            slot = s_col(c, d);
+            col = true;
+            if (!idx_colchunk_u32(&c->cv, IDX_CF_LIVE, slot)) {
                 ok = false;
+            } else {
+                site = idx_colchunk_u32(&c->cv, IDX_CF_SITE, slot);
+                cat = idx_colchunk_u32(&c->cv, IDX_CF_CAT, slot);
+                if ((run->site && site != run->site) || (run->cat && cat != run->cat))
+                    ok = false;
+                else if (run->since || run->until) {
+                    int64_t pub = idx_colchunk_pub(&c->cv, slot);
+                    ok = !(run->since && pub < run->since) && !(run->until && pub >= run->until);
+                }
+            }
         }
         if (ok) {
             (*total)++;
-            if (fc && (s_facet_inc(&fc->cat, &fc->ncat, r->cat) ||
-                       s_facet_inc(&fc->site, &fc->nsite, r->site)))
+            if (fc && (s_facet_inc(&fc->cat, &fc->ncat, cat) || s_facet_inc(&fc->site, &fc->nsite, site)))
                 return -1;
             if (run->found_cap) {
                 if (run->nfound < run->found_cap)
@@ -1359,11 +1379,13 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
                 }
             }
             if (maybe) {
-                if (!r)
-                    r = s_col(c, d, &tmp);
-                s_ent e = {.tier = run->tier, .id = d, .pub = r->pub, .score = 0};
+                if (!col)
+                    slot = s_col(c, d);
+                s_lens r = {idx_colchunk_u32(&c->cv, IDX_CF_LT, slot),
+                            idx_colchunk_u32(&c->cv, IDX_CF_LB, slot)};
+                s_ent e = {.tier = run->tier, .id = d, .pub = idx_colchunk_pub(&c->cv, slot), .score = 0};
                 for (size_t i = 0; i < nr; i++)
-                    e.score += s_cl_score(c, &req[i], r);
+                    e.score += s_cl_score(c, &req[i], &r);
                 if (!run->has_cursor || s_better(&run->cursor, &e)) {
                     (*after_cursor)++;
                     s_heap_push(h, &e);

@@ -1182,6 +1182,79 @@ static void test_cjk_one_doc(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* Column chunks: every record comes back as written through one opened
+ * chunk object that is reused (its layout cache) across chunks of the same
+ * and of other layouts: the widest values (pub INT64_MIN and INT64_MAX,
+ * UINT32_MAX fields), pubs in milliseconds and in whole seconds, an empty
+ * chunk; records with live 0 read as zeros; a chunk of typical widths fits
+ * one 4 KiB overflow page; a chunk of the wrong length or with a width or
+ * flag out of range is refused and reads as absent (all zero). */
+static void s_chunk_check(idx_colchunk *c, const idx_col_rec *recs, const uint8_t *buf, size_t len) {
+    assert_int_equal(idx_colchunk_open(c, buf, len), 0);
+    for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++) {
+        idx_col_rec r, want = recs[i];
+        if (!want.live)
+            memset(&want, 0, sizeof want);
+        idx_colchunk_get(c, i, &r);
+        assert_memory_equal(&r, &want, sizeof r);
+        assert_int_equal(idx_colchunk_u32(c, IDX_CF_SITE, i), want.site);
+        if (want.live)
+            assert_true(idx_colchunk_pub(c, i) == want.pub);
+    }
+}
+
+static void test_column_chunks(void **state) {
+    (void)state;
+    static idx_col_rec recs[4][IDX_COL_PER_CHUNK];
+    static uint8_t buf[4][IDX_COL_MAX];
+    size_t len[4];
+    memset(recs, 0, sizeof recs);
+    for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++) { /* typical: pubs in whole seconds */
+        recs[0][i] = (idx_col_rec){.pub = 1500000000000 + (int64_t)(rnd() % 100000000) * 1000,
+                                   .len_t = 1 + rnd() % 30, .len_b = rnd() % 3000, .site = rnd() % 900,
+                                   .cat = rnd() % 300, .hash = rnd() * 2654435761u, .live = 1 + rnd() % 200};
+        recs[1][i] = recs[0][i];
+        recs[1][i].pub += 7; /* milliseconds */
+        recs[1][i].live = i % 3 ? recs[1][i].live : 0;
+    }
+    recs[2][1].pub = INT64_MIN;
+    recs[2][2].pub = INT64_MAX;
+    recs[2][3] = (idx_col_rec){.pub = -1, .len_t = UINT32_MAX, .len_b = UINT32_MAX, .site = UINT32_MAX,
+                               .cat = UINT32_MAX, .hash = UINT32_MAX, .live = UINT32_MAX};
+    recs[2][1].live = recs[2][2].live = 1;
+    recs[2][IDX_COL_PER_CHUNK - 1] = recs[2][3];
+    /* recs[3]: every record absent */
+    for (int k = 0; k < 4; k++) {
+        len[k] = idx_colchunk_encode(recs[k], buf[k]);
+        assert_true(len[k] <= IDX_COL_MAX);
+    }
+    assert_true(len[0] <= 4096 - 16); /* one overflow page */
+    assert_int_equal(len[3], IDX_COL_HEAD + IDX_COL_PAD);
+    idx_colchunk c = {.len = 0};
+    static const int order[] = {0, 0, 1, 2, 3, 0, 2, 2, 1};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+        s_chunk_check(&c, recs[order[k]], buf[order[k]], len[order[k]]);
+    /* malformed: refused, then read as absent; the next good chunk reads right */
+    idx_col_rec r;
+    assert_int_equal(idx_colchunk_open(&c, buf[0], len[0] - 1), -1);
+    idx_colchunk_get(&c, 5, &r);
+    assert_int_equal(r.live, 0);
+    assert_int_equal(idx_colchunk_u32(&c, IDX_CF_HASH, 5), 0);
+    assert_int_equal(idx_colchunk_open(&c, buf[0], len[0] + 1), -1);
+    assert_int_equal(idx_colchunk_open(&c, buf[0], 3), -1);
+    uint8_t bad[IDX_COL_MAX];
+    memcpy(bad, buf[0], len[0]);
+    bad[9 + IDX_CF_SITE] = 5; /* at most 4 bytes */
+    assert_int_equal(idx_colchunk_open(&c, bad, len[0]), -1);
+    memcpy(bad, buf[0], len[0]);
+    bad[8] = 2; /* flags */
+    assert_int_equal(idx_colchunk_open(&c, bad, len[0]), -1);
+    s_chunk_check(&c, recs[0], buf[0], len[0]);
+    assert_int_equal(idx_colchunk_open(&c, NULL, 0), 0); /* absent */
+    idx_colchunk_get(&c, 0, &r);
+    assert_int_equal(r.live, 0);
+}
+
 /* An index in an older layout is cleared by idx_open in a write txn (the
  * caller re-indexes) and refused in a read-only one. */
 static void test_old_format(void **state) {
@@ -1240,7 +1313,7 @@ int main(void) {
         cmocka_unit_test(test_optimize_read_ahead),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
-        cmocka_unit_test(test_error_code),
+        cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
