@@ -747,23 +747,36 @@ size_t idx_colchunk_encode(const idx_col_rec *recs, uint8_t *out) {
     return (size_t)(p + IDX_COL_PAD - out);
 }
 
-/* The records of chunk ch into recs (zeroed when absent; a malformed chunk
- * reads as absent, as a wrong-sized one did before). 0 or an LMDB error. */
-static int s_colchunk_read(idx *self, MDB_txn *txn, uint64_t ch, idx_col_rec *recs) {
+/* Open column chunk ch into *c. *found is false when the chunk is absent or
+ * malformed (logged; read as absent, as a wrong-sized one was before).
+ * 0 or an LMDB error. */
+static int s_colchunk_fetch(idx *self, MDB_txn *txn, uint64_t ch, idx_colchunk *c, bool *found) {
     uint8_t kb[8];
     idx_be64(kb, ch);
     MDB_val k = {8, kb}, v;
-    memset(recs, 0, IDX_COL_PER_CHUNK * sizeof *recs);
+    *found = false;
     int rc = mdb_get(txn, self->col, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc)
         return rc;
-    idx_colchunk c = {.len = 0};
-    if (idx_colchunk_open(&c, v.mv_data, v.mv_size)) {
+    if (idx_colchunk_open(c, v.mv_data, v.mv_size)) {
         log_error("idx.corrupt", "what=column chunk=%llu", (unsigned long long)ch);
         return 0;
     }
+    *found = true;
+    return 0;
+}
+
+/* The records of chunk ch into recs (zeroed when absent or malformed). 0 or
+ * an LMDB error. */
+static int s_colchunk_read(idx *self, MDB_txn *txn, uint64_t ch, idx_col_rec *recs) {
+    memset(recs, 0, IDX_COL_PER_CHUNK * sizeof *recs);
+    idx_colchunk c = {.len = 0};
+    bool found;
+    int rc = s_colchunk_fetch(self, txn, ch, &c, &found);
+    if (rc || !found)
+        return rc;
     for (size_t i = 0; i < IDX_COL_PER_CHUNK; i++)
         idx_colchunk_get(&c, i, &recs[i]);
     return 0;
@@ -771,18 +784,12 @@ static int s_colchunk_read(idx *self, MDB_txn *txn, uint64_t ch, idx_col_rec *re
 
 int idx_col_get(idx *self, MDB_txn *txn, uint64_t id, idx_col_rec *r) {
     memset(r, 0, sizeof *r);
-    uint8_t kb[8];
-    idx_be64(kb, id / IDX_COL_PER_CHUNK);
-    MDB_val k = {8, kb}, v;
-    int rc = mdb_get(txn, self->col, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc)
-        return rc;
     idx_colchunk c = {.len = 0};
-    if (idx_colchunk_open(&c, v.mv_data, v.mv_size) == 0) /* else read as absent */
+    bool found;
+    int rc = s_colchunk_fetch(self, txn, id / IDX_COL_PER_CHUNK, &c, &found);
+    if (!rc && found)
         idx_colchunk_get(&c, id % IDX_COL_PER_CHUNK, r);
-    return 0;
+    return rc;
 }
 
 static int s_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v);
