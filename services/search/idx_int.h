@@ -19,7 +19,7 @@
                          n = 0 for every term, not only CJK ones; 9: column chunks
                          of 236 records, each field as wide as the chunk needs (was
                          127 records of 32 bytes); 10: the bitmap and n = 0 for
-                         CJK terms only again (8-9: -8.4 MB en, but +10-15% worker
+                         CJK terms only again (8-9: -8.4 MB en, but 5-15% more worker
                          CPU per English search through the broker) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
@@ -219,7 +219,7 @@ static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
  * their idx_tf_put code: terms starting with a byte >= 0x80 (CJK unigrams
  * and bigrams, whose long lists have those frequencies in ~80% of postings).
  * For every term (formats 8-9) the English index was 8.4 MB smaller but a
- * search through the broker cost the worker 10-15% more CPU, more than the
+ * search through the broker cost the worker 5-15% more CPU, more than the
  * instruction counts showed (bench/README "The (0, 1) frequency bitmap for
  * every term"). The bitmap (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for
  * doc i) follows the doc-id deltas; the frequencies after it leave out the
