@@ -448,8 +448,13 @@ class ReadTierBadInputTest(SearchCase):
             self.reads_ok("malformed messages of a registered worker")
             w.send_multipart([b"", b"\x05"])
             harness.wait_for(lambda: self.workers() == 1, 10, 0.05, "the rogue disconnected")
-            # over --max-msg: the broker drops the connection, and stays up
-            w.send_multipart([b"", b"\x01", b"n" * (BROKER_MAX_MSG + 1), u64(0)])
+            # over --max-msg: the broker drops the connection, and stays up. One
+            # frame: when the broker drops the connection while this socket's
+            # session is between the frames of a multipart message, libzmq
+            # 4.3.4 aborts this (the test's) process with "Resource temporarily
+            # unavailable (src/session_base.cpp:260)" (most likely
+            # zeromq/libzmq#3442); seen once in a CI rehearsal under ASan
+            w.send(b"n" * (BROKER_MAX_MSG + 1))
         finally:
             w.close(0)
         self.reads_ok("an oversized worker message")
