@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 10 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 11 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -20,7 +20,8 @@
                          of 236 records, each field as wide as the chunk needs (was
                          127 records of 32 bytes); 10: the bitmap and n = 0 for
                          CJK terms only again (8-9: -8.4 MB en, but 5-15% more worker
-                         CPU per English search through the broker) */
+                         CPU per English search through the broker); 11: for
+                         every term again, decoded without a branch per doc */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -216,17 +217,19 @@ static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
 
 /* Whether a term's blocks of more than one doc mark the docs whose
  * frequencies are (tf_title 0, tf_body 1) in a bitmap instead of storing
- * their idx_tf_put code: terms starting with a byte >= 0x80 (CJK unigrams
- * and bigrams, whose long lists have those frequencies in ~80% of postings).
- * For every term (formats 8-9) the English index was 8.4 MB smaller but a
- * search through the broker cost the worker 5-15% more CPU, more than the
- * instruction counts showed (bench/README "The (0, 1) frequency bitmap for
- * every term"). The bitmap (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for
- * doc i) follows the doc-id deltas; the frequencies after it leave out the
- * marked docs. A one-doc block has no bitmap (its frequencies follow the
- * header). */
+ * their idx_tf_put code: every term (CJK unigrams and bigrams have those
+ * frequencies in ~80% of their postings, English stems and exact forms in
+ * most of theirs; formats 6-7 and 10 had it for CJK terms only). Kept as a
+ * per-term switch. Its decode (s_sub_tf) must not branch on the bit: in
+ * formats 8-9 a branch per doc cost 5-15% of an English search (bench/README
+ * "The (0, 1) frequency bitmap for every term"). The bitmap
+ * (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for doc i) follows the doc-id
+ * deltas; the frequencies after it leave out the marked docs. A one-doc block
+ * has no bitmap (its frequencies follow the header). */
 static inline bool idx_term_tf_one(const uint8_t *tk, size_t tkl) {
-    return tkl && tk[0] >= 0x80;
+    (void)tk;
+    (void)tkl;
+    return true;
 }
 static inline bool idx_tf_is_one(uint64_t tft, uint64_t tfb) {
     return tft == 0 && tfb == 1;
