@@ -1159,9 +1159,8 @@ static int s_entry_cmp(const void *a, const void *b) {
     return x->docid < y->docid ? -1 : x->docid > y->docid;
 }
 
-/* Decode a block into e[0..n) (docid, tfs, positions); tf_one: the term's
- * blocks have idx_term_tf_one's bitmap. Returns n or -1. */
-static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, bool tf_one, s_entry *e) {
+/* Decode a block into e[0..n) (docid, tfs, positions). Returns n or -1. */
+static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e) {
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
@@ -1174,7 +1173,7 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, bool tf
         e[i].docid = e[i - 1].docid + v;
     }
     const uint8_t *one = h.one ? idx_tf_one_single() : NULL;
-    size_t nb = tf_one ? idx_tf_one_bytes(h.n) : 0;
+    size_t nb = idx_tf_one_bytes(h.n);
     if (nb) {
         if ((size_t)(end - p) < nb)
             return -1;
@@ -1217,25 +1216,24 @@ static int s_block_last(const uint8_t *p, size_t len, uint64_t first, uint64_t *
 }
 
 /* Bytes of e in a block after prev: delta, frequencies (none for a (0, 1)
- * doc of a tf_one term: a bit in the bitmap, counted by the caller), positions. */
-static size_t s_entry_size(const s_entry *e, uint64_t prev, bool tf_one) {
+ * doc: a bit in the bitmap, counted by the caller), positions. */
+static size_t s_entry_size(const s_entry *e, uint64_t prev) {
     uint8_t b[20];
     size_t n = idx_varint_put(b, e->docid - prev) + e->poslen;
-    return tf_one && idx_tf_is_one(e->tft, e->tfb) ? n : n + idx_tf_put(b, e->tft, e->tfb);
+    return idx_tf_is_one(e->tft, e->tfb) ? n : n + idx_tf_put(b, e->tft, e->tfb);
 }
 
 /* Encode as many entries from e[i..n) as fit in one block into
- * self->scratch (tf_one: idx_term_tf_one of the term); returns the end of
- * that run (i on allocation failure). */
-static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bool tf_one) {
+ * self->scratch; returns the end of that run (i on allocation failure). */
+static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
     /* bytes + 16 bounds the block: header <= 32 bytes; the first doc's delta
      * is counted (1 byte) but not written, which also covers a one-doc
      * block's (0, 1) frequencies (one byte, written: no bitmap) */
     size_t j = i, bytes = 24;
     uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
     while (j < n && j - i < IDX_BLOCK_DOCS) {
-        size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid, tf_one) +
-                   (tf_one && (j - i) % 8 == 0); /* a new bitmap byte */
+        size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid) +
+                   ((j - i) % 8 == 0); /* a new bitmap byte */
         if (j > i && bytes + s > IDX_BLOCK_BYTES)
             break;
         bytes += s;
@@ -1254,8 +1252,8 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     if (idx_bytes_reserve(b, bytes + 16))
         return i;
     uint8_t *p = b->p;
-    /* a lone (0, 1) doc of a tf_one term: n = 0 and no frequencies */
-    bool single = tf_one && j - i == 1 && idx_tf_is_one(e[i].tft, e[i].tfb);
+    /* a lone (0, 1) doc: n = 0 and no frequencies */
+    bool single = j - i == 1 && idx_tf_is_one(e[i].tft, e[i].tfb);
     p += idx_varint_put(p, single ? 0 : j - i);
     if (j - i > 1)
         p += idx_tf_put(p, maxt, maxb);
@@ -1263,7 +1261,7 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     p += idx_varint_put(p, minlb);
     for (size_t k = i + 1; k < j; k++)
         p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
-    size_t nb = tf_one ? idx_tf_one_bytes(j - i) : 0;
+    size_t nb = idx_tf_one_bytes(j - i);
     if (nb) {
         memset(p, 0, nb);
         for (size_t k = i; k < j; k++)
@@ -1287,7 +1285,7 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
                           const s_entry *e, size_t n) {
     size_t i = 0;
     while (i < n) {
-        size_t j = s_block_encode(self, e, i, n, idx_term_tf_one(tk, tkl));
+        size_t j = s_block_encode(self, e, i, n);
         if (j == i)
             return ENOMEM;
         uint8_t kb[IDX_KEY_MAX];
@@ -1308,7 +1306,7 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
 static int s_term_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
                         int64_t delta, const s_entry *e, size_t n) {
     if (n) {
-        size_t j = s_block_encode(self, e, 0, n, idx_term_tf_one(tk, tkl));
+        size_t j = s_block_encode(self, e, 0, n);
         if (j == 0)
             return ENOMEM;
         if (j == n && self->scratch.len <= IDX_INLINE_MAX) {
@@ -1681,7 +1679,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                     rc = ENOMEM;
                     break;
                 }
-                long bn = s_block_decode(blk, vl, first, idx_term_tf_one(tk, tkl), es->e + es->n);
+                long bn = s_block_decode(blk, vl, first, es->e + es->n);
                 if (bn < 0) {
                     rc = MDB_CORRUPTED;
                     break;

@@ -14,7 +14,7 @@
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
-                         (0, 1) frequencies as a bitmap (idx_term_tf_one); 7: their
+                         (0, 1) frequencies as a bitmap; 7: their
                          one-doc blocks with (0, 1) as n = 0; 8: the bitmap and
                          n = 0 for every term, not only CJK ones; 9: column chunks
                          of 236 records, each field as wide as the chunk needs (was
@@ -215,22 +215,17 @@ static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
     return !(tkl && (tk[0] == (uint8_t)TEXT_EXACT_PREFIX || tk[0] >= 0x80));
 }
 
-/* Whether a term's blocks of more than one doc mark the docs whose
+/* THE (0, 1) BITMAP: every block of more than one doc marks the docs whose
  * frequencies are (tf_title 0, tf_body 1) in a bitmap instead of storing
- * their idx_tf_put code: every term (CJK unigrams and bigrams have those
- * frequencies in ~80% of their postings, English stems and exact forms in
- * most of theirs; formats 6-7 and 10 had it for CJK terms only). Kept as a
- * per-term switch. Its decode (s_sub_tf) must not branch on the bit: in
- * formats 8-9 a branch per doc cost 5-15% of an English search (bench/README
- * "The (0, 1) frequency bitmap for every term"). The bitmap
- * (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for doc i) follows the doc-id
- * deltas; the frequencies after it leave out the marked docs. A one-doc block
- * has no bitmap (its frequencies follow the header). */
-static inline bool idx_term_tf_one(const uint8_t *tk, size_t tkl) {
-    (void)tk;
-    (void)tkl;
-    return true;
-}
+ * their idx_tf_put code (CJK unigrams and bigrams have those frequencies in
+ * ~80% of their postings, English stems and exact forms in most of theirs;
+ * formats 6-7 and 10 had it for CJK terms only). Its decode (s_sub_tf) must
+ * not branch on the bit: in formats 8-9 a branch per doc cost 5-15% of an
+ * English search (bench/README "The (0, 1) frequency bitmap for every
+ * term"). The bitmap (idx_tf_one_bytes(n): bit i & 7 of byte i / 8 for doc
+ * i) follows the doc-id deltas; the frequencies after it leave out the
+ * marked docs. A one-doc block has no bitmap (its frequencies follow the
+ * header). */
 static inline bool idx_tf_is_one(uint64_t tft, uint64_t tfb) {
     return tft == 0 && tfb == 1;
 }
@@ -293,10 +288,10 @@ extern uint64_t idx_merges_read_ahead;
  * frequencies as idx_tf_put, only when n > 1], varint min title length,
  * varint min body length; a block of one doc takes maxt/maxb from that doc's
  * frequencies, which follow the header (a one-doc block has no id deltas).
- * After the header: n - 1 varint doc-id deltas, [idx_term_tf_one's bitmap],
- * the docs' frequencies (idx_tf_put), their positions. A one-doc block of
- * an idx_term_tf_one term whose doc has (0, 1) stores n = 0 and no
- * frequencies (decoded as n = 1, `one` set). */
+ * After the header: n - 1 varint doc-id deltas, [the (0, 1) bitmap, n > 1],
+ * the docs' frequencies (idx_tf_put), their positions. A one-doc block
+ * whose doc has (0, 1) stores n = 0 and no frequencies (decoded as n = 1,
+ * `one` set). */
 typedef struct {
     uint64_t n, maxt, maxb, minlt, minlb;
     bool one; /* n = 0 was stored: one doc, (0, 1), no frequencies code */

@@ -379,7 +379,7 @@ typedef struct {
     double dbt[32], dbb[64];  /* per-doc bounds' title / body parts by tf (s_post_doc_bound) */
     uint64_t docs[IDX_BLOCK_DOCS];
     uint32_t tft[IDX_BLOCK_DOCS], tfb[IDX_BLOCK_DOCS];
-    const uint8_t *one;       /* idx_term_tf_one's bitmap of the block, or NULL */
+    const uint8_t *one;       /* the block's (0, 1) bitmap, or NULL (one doc) */
     bool tf_ok;               /* tft/tfb decoded (lazily: many blocks are only
                                  walked by the intersection, never scored) */
     const uint8_t *pp, *pend; /* tf pairs (until tf_ok), then positions of doc pidx */
@@ -397,7 +397,6 @@ typedef struct {
     uint64_t df;
     double idf;
     bool eof;
-    bool tf_one;              /* idx_term_tf_one: blocks have the (0, 1) bitmap */
     bool has_dead;            /* some segment of this term has dead docs */
     s_sub *subs;
     size_t nsub, cur;         /* cur: the sub-iterator on the current doc */
@@ -457,7 +456,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
         s->docs[i] = d;
     }
     s->one = s->h.one ? idx_tf_one_single() : NULL;
-    size_t nb = p->tf_one ? idx_tf_one_bytes(n) : 0;
+    size_t nb = idx_tf_one_bytes(n);
     if (nb) {
         if ((size_t)(end - b) < nb)
             goto bad;
@@ -500,14 +499,14 @@ static void s_sub_tf(s_post *p, s_sub *s) {
     const uint8_t *b = s->pp, *end = s->pend, *one = s->one;
     s->tf_ok = true;
     uint64_t a, c; /* idx_tf_put's code: mostly one byte */
-    if (!one) {
+    if (!one) { /* one doc, with its code */
         for (size_t i = 0; i < s->n; i++) {
             if (!(b = s_tf_code(b, end, &a, &c)))
                 goto bad;
             s->tft[i] = (uint32_t)a;
             s->tfb[i] = (uint32_t)c;
         }
-    } else { /* idx_term_tf_one: the bitmap's docs have (0, 1) and no code */
+    } else { /* the bitmap's docs have (0, 1) and no code */
         /* Without a branch on the bit: English stems mix marked and unmarked
          * docs, so a branch on it was mispredicted about every other doc
          * (~8% of a search's CPU). The byte at b is read whether or not the
@@ -766,7 +765,6 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->txn = txn;
     p->tk = tk;
     p->tkl = tkl;
-    p->tf_one = idx_term_tf_one(tk, tkl);
     p->eof = true;
     int64_t df = 0;
     MDB_cursor *lc;

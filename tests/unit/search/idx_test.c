@@ -432,8 +432,8 @@ static void test_reference(void **state) {
     s_compare("river bridge OR storm -\"music festival\"", c8, 3, &nf, 20);
     rclause c9[] = {{{W("北京")}, 1, false}};
     s_compare("北京", c9, 1, &nf, 10);
-    /* CJK unigram and bigram lists fold frequencies (0, 1) into their doc-id
-     * deltas (idx_term_tf_one): every hit's score checks the frequencies */
+    /* blocks mark frequencies (0, 1) in a bitmap after their doc-id deltas
+     * (idx_int.h): every hit's score checks the frequencies */
     s_compare("北京", c9, 1, &nf, 400);
     rclause c9b[] = {{{W("京")}, 1, false}};
     s_compare("京", c9b, 1, &nf, 400);
