@@ -171,6 +171,20 @@ static int s_send_worker(s_broker *b, const s_worker *w, uint8_t cmd, uint64_t t
     return 0;
 }
 
+/* Send [id][""][HEARTBEAT][max_msg] to a worker: alive, and the largest
+ * frame this broker's socket takes from it (0 = any), so that the worker never
+ * sends a Reply that would make libzmq drop its connection. 0 or -1 (errno). */
+static int s_send_heartbeat(s_broker *b, const s_worker *w)
+{
+    int f = ZMQ_DONTWAIT | ZMQ_SNDMORE;
+    uint8_t cmd = BROKER_HEARTBEAT, max[8];
+    s_u64(max, b->cfg->max_msg > 0 ? (uint64_t)b->cfg->max_msg : 0);
+    if (zmq_send(b->back, w->id, w->id_len, f) < 0 || zmq_send(b->back, "", 0, f) < 0 ||
+        zmq_send(b->back, &cmd, 1, f) < 0 || zmq_send(b->back, max, 8, ZMQ_DONTWAIT) < 0)
+        return -1;
+    return 0;
+}
+
 /* Send [id][""][REQUESTS]([tag][Request])... with the n requests rs to a
  * batch worker (bodies are copied). 0 or -1 (errno; nothing was sent: a
  * multipart message is queued whole once its first frame is). */
@@ -756,6 +770,8 @@ static int s_on_worker(s_broker *b)
                  "worker=%s applied_seq=%llu credit=%u batch=%d max_msg=%llu workers=%zu", w->name,
                  (unsigned long long)w->applied, w->credit, (int)w->batch,
                  (unsigned long long)w->max_msg, b->nworkers);
+        /* our limit before its first request: the same pipe keeps the order */
+        s_send_heartbeat(b, w);
         s_ready_push(b, w);
         s_dispatch(b);
         goto out;
@@ -890,7 +906,7 @@ static void s_heartbeat(s_broker *b)
 {
     for (size_t i = 0; i < b->nworkers;) {
         s_worker *w = b->workers[i];
-        if (s_send_worker(b, w, BROKER_HEARTBEAT, 0, NULL) < 0 && errno == EHOSTUNREACH) {
+        if (s_send_heartbeat(b, w) < 0 && errno == EHOSTUNREACH) {
             s_worker_drop(b, w, "unreachable");
             continue;
         }

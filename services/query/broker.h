@@ -44,7 +44,15 @@
  *                                                   every request assigned to a
  *                                                   batch worker during one
  *                                                   wake-up, in one message
- *     HEARTBEAT  [""][0x02]                         alive
+ *     HEARTBEAT  [""][0x02][max_msg]                alive; max_msg = the largest frame
+ *                                                   the broker takes (its --max-msg,
+ *                                                   0 = any; a worker ignores a
+ *                                                   missing frame): the worker answers
+ *                                                   RESOURCE_EXHAUSTED instead of
+ *                                                   sending a larger Reply, which
+ *                                                   would drop its connection. Also
+ *                                                   sent right after READY, before
+ *                                                   the worker's first REQUEST(S)
  *     DISCONNECT [""][0x05]                         "I do not know you": the
  *                                                   worker registers again on a
  *                                                   fresh socket

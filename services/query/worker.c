@@ -59,6 +59,10 @@ typedef struct {
     int64_t broker_expiry_us, next_hb_us, next_report_us;
     bool report_pending;
     uint64_t reported_seq;
+    /* the largest Reply frame the broker takes (its HEARTBEAT says; before
+     * that, and from a broker that does not say, our own --max-msg); 0 = any.
+     * A larger frame would make the broker's libzmq drop our connection. */
+    uint64_t reply_max;
     /* answers to REQUESTS, sent together as one REPLIES (s_replies_flush) */
     zmq_msg_t out[BROKER_CREDIT_MAX];
     uint64_t out_tag[BROKER_CREDIT_MAX];
@@ -138,6 +142,7 @@ static void s_broker_connect(s_worker *w)
     s_replies_drop(w);
     zio_close(&w->broker);
     w->registered = false;
+    w->reply_max = w->cfg->max_msg > 0 ? (uint64_t)w->cfg->max_msg : 0;
     w->broker = zio_socket(w->ctx, ZMQ_DEALER, 0, w->cfg->max_msg);
     if (!w->broker || zio_connect(w->broker, w->cfg->broker) < 0) {
         zio_close(&w->broker);
@@ -372,6 +377,30 @@ static void s_bad_string(void *ud, const char *path, size_t off)
     }
 }
 
+/* The packed answer *body (size bytes) is more than the broker takes:
+ * replace it with RESOURCE_EXHAUSTED saying so. 0, or -1 when even that does
+ * not fit (nothing to send: the broker's deadline answers the client). */
+static int s_reply_too_big(s_worker *w, s_answer *a, size_t size, zmq_msg_t *body)
+{
+    zmq_msg_close(body);
+    log_warn("worker.reply_too_big", "bytes=%zu broker_max_msg=%llu", size,
+             (unsigned long long)w->reply_max);
+    a->st.code = BULLETIN__STATUS_CODE__RESOURCE_EXHAUSTED;
+    snprintf(a->why, sizeof a->why,
+             "the answer is %zu bytes, more than the broker takes from a worker (its --max-msg "
+             "is %llu bytes): ask for fewer or smaller results, or raise the broker's --max-msg",
+             size, (unsigned long long)w->reply_max);
+    a->st.message = a->why;
+    a->rep.body_case = BULLETIN__REPLY__BODY__NOT_SET;
+    if (wire_pack_zmq(&a->rep.base, body) < 0)
+        return -1;
+    if (zmq_msg_size(body) > w->reply_max) {
+        zmq_msg_close(body);
+        return -1;
+    }
+    return 0;
+}
+
 /* Answer one request body: send [""][REPLY][tag][applied][Reply], or hold
  * the answer for REPLIES when it came in a REQUESTS batch. */
 static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len, bool batch)
@@ -416,6 +445,8 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len, bo
     int prc = a->has_list && a->st.code == BULLETIN__STATUS_CODE__OK
                   ? list_reply_pack_zmq(&a->rep, &a->list, &body)
                   : wire_pack_zmq(&a->rep.base, &body);
+    if (prc == 0 && w->reply_max && zmq_msg_size(&body) > w->reply_max)
+        prc = s_reply_too_big(w, a, zmq_msg_size(&body), &body);
     if (prc == 0 && batch) {
         s_replies_add(w, tag, &body);
     } else if (prc == 0) {
@@ -466,7 +497,10 @@ static void s_on_broker(s_worker *w)
                 zmq_msg_close(&f[i]);
             s_broker_connect(w);
             return;
-        } else if (cmd != BROKER_HEARTBEAT) {
+        } else if (cmd == BROKER_HEARTBEAT) {
+            if (n >= 3 && zmq_msg_size(&f[2]) == 8)
+                w->reply_max = replica_get_u64(zmq_msg_data(&f[2]));
+        } else {
             log_warn("worker.bad_broker_message", "cmd=%u frames=%d", cmd, n);
         }
     }

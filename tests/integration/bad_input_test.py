@@ -589,5 +589,59 @@ class BadOptionsTest(harness.BulletinCase):
         self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
 
 
+BROKER_MAX_MSG_SMALL = 256 * 1024  # bulletin-query --max-msg in ReplyOverBrokerMaxMsgTest
+
+
+class ReplyOverBrokerMaxMsgTest(SearchCase):
+    """An answer larger than the broker takes from a worker (the broker's
+    --max-msg below the worker's, and an article bigger than it): libzmq would
+    drop the worker's connection on such a frame, the broker would drop the
+    worker and retry the request on the next one, and every worker would be
+    cut off in turn. The broker says its limit in its HEARTBEAT; the worker
+    answers RESOURCE_EXHAUSTED instead and stays registered."""
+
+    def setUp(self):
+        self.start_read_stack(workers=1, broker_extra=["--max-msg", str(BROKER_MAX_MSG_SMALL)])
+        self.body = body = " ".join("numbat%d" % i for i in range(40000))
+        self.assertGreater(len(body), BROKER_MAX_MSG_SMALL)
+        rep = self.ic.ingest([article(key="rb-big", title="A numbat census", body=body,
+                                      site="rb.example"),
+                              article(key="rb-small", title="A numbat seen", body="Just one.",
+                                      site="rb.example")], timeout=30)
+        self.assertStatus(rep, pb.OK, "ingest")
+        self.big, self.small = rep.ingest.results[0].id, rep.ingest.results[1].id
+        self.seq = rep.ingest.max_seq
+
+    def metric(self, name):
+        _, m = self.qc.stats(timeout=10)
+        return m.get(name, 0)
+
+    def get(self, id):
+        req = pb.Request(min_seq=self.seq)
+        req.get.id = id
+        return self.qc.request(req, timeout=10)
+
+    def test_big_answer(self):
+        for _ in range(3):
+            rep = self.get(self.big)
+            self.assertStatus(rep, pb.RESOURCE_EXHAUSTED, "Get of a %d-byte article" % len(self.body))
+            self.assertIn("--max-msg is %d bytes" % BROKER_MAX_MSG_SMALL, rep.status.message)
+            self.assertEqual(rep.served_by, self.worker_names[0])
+        # the worker was never cut off: no drop, no retry, still registered
+        self.assertEqual(self.metric("dropped_workers"), 0)
+        self.assertEqual(self.metric("retries"), 0)
+        self.assertEqual(self.metric("workers"), 1)
+        rep = self.get(self.small)
+        self.assertStatus(rep, pb.OK, "Get of a small article")
+        self.assertEqual(rep.get.article.body, "Just one.")
+        req = pb.Request(min_seq=self.seq)
+        req.list.filter.site = "rb.example"
+        rep = self.qc.request(req, timeout=10)
+        self.assertStatus(rep, pb.OK, "List (summaries: small)")
+        self.assertEqual(sorted(a.id for a in rep.list.items), sorted([self.big, self.small]))
+        self.assertTrue(self.worker_procs[0].alive())
+        self.assertIn("worker.reply_too_big", self.worker_procs[0].log())
+
+
 if __name__ == "__main__":
     harness.main()
