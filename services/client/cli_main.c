@@ -516,9 +516,9 @@ static const s_command s_commands[] = {
 static cli_globals s_g;
 
 static const cfg_option s_globals[] = {
-    {"ingest", "BULLETIN_INGEST", CFG_STR, "tcp://127.0.0.1:5555", "ingest service endpoint (writes)", &s_g.ingest},
-    {"query", "BULLETIN_QUERY", CFG_STR, "tcp://127.0.0.1:5556", "query service endpoint (reads)", &s_g.query},
-    {"store", "BULLETIN_STORE", CFG_STR, "tcp://127.0.0.1:5557", "store service endpoint", &s_g.store},
+    {"ingest", "BULLETIN_INGEST", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5555", "ingest service endpoint (writes)", &s_g.ingest},
+    {"query", "BULLETIN_QUERY", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5556", "query service endpoint (reads)", &s_g.query},
+    {"store", "BULLETIN_STORE", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5557", "store service endpoint", &s_g.store},
     {"timeout", "BULLETIN_TIMEOUT", CFG_INT, "5000", "milliseconds to wait for each attempt of a request", &s_g.timeout_ms},
     {"retries", "BULLETIN_RETRIES", CFG_INT, "2", "attempts after a timeout before giving up", &s_g.retries},
 };

@@ -10,6 +10,13 @@
 static int s_set(const char *prog, const cfg_option *o, const char *val, const char *from)
 {
     switch (o->type) {
+    case CFG_STR_NONEMPTY:
+        if (val && !*val) { /* only a flag gets here with "": env "" is unset */
+            fprintf(stderr, "%s: --%s '': the value is empty; give one or leave the option out "
+                            "(see --help)\n", prog, o->name);
+            return -1;
+        }
+        /* fall through */
     case CFG_STR:
         *(const char **)o->dst = val;
         return 0;

@@ -9,10 +9,11 @@
  *   };
  *   switch (cfg_parse("bulletin-store", "The system of record.", opts, N, argc, argv)) ...
  *
- * Precedence: flag > environment variable > default. Flags are --name VALUE or
- * --name=VALUE; CFG_BOOL flags take no value (--name) and read env values
- * 1/true/yes/on. String results point into argv, the environment or the
- * table's default: nothing is allocated.
+ * Precedence: flag > environment variable > default; an environment variable
+ * set to "" counts as unset. Flags are --name VALUE or --name=VALUE; CFG_BOOL
+ * flags take no value (--name) and read env values 1/true/yes/on. String
+ * results point into argv, the environment or the table's default: nothing
+ * is allocated.
  */
 #ifndef BULLETIN_CONFIG_H
 #define BULLETIN_CONFIG_H
@@ -20,7 +21,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { CFG_STR, CFG_INT, CFG_BOOL } cfg_type;
+/* CFG_STR_NONEMPTY is CFG_STR for options where an empty value makes no sense
+ * (a path, an endpoint, a name): a flag given as "" (--name '') is an error
+ * instead of the value "" (which a service would read as "not given"). Plain
+ * CFG_STR takes "" as a value (e.g. --http '' = off). */
+typedef enum { CFG_STR, CFG_INT, CFG_BOOL, CFG_STR_NONEMPTY } cfg_type;
 
 typedef struct {
     const char *name;  /* flag name without the leading "--" */
@@ -28,7 +33,7 @@ typedef struct {
     cfg_type type;
     const char *def;   /* default as text (NULL = no value / false / 0) */
     const char *help;
-    void *dst;         /* const char ** | long long * | bool * */
+    void *dst;         /* const char ** (both STR types) | long long * | bool * */
 } cfg_option;
 
 enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = 2 };

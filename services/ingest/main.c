@@ -10,9 +10,9 @@ int main(int argc, char **argv)
     const char *bind = NULL, *store = NULL, *http = NULL;
     long long deadline = 0, max_request = 0, max_items = 0, max_inflight = 0;
     const cfg_option opts[] = {
-        {"bind", "BULLETIN_INGEST_BIND", CFG_STR, "tcp://*:5555",
+        {"bind", "BULLETIN_INGEST_BIND", CFG_STR_NONEMPTY, "tcp://*:5555",
          "endpoint where clients connect (ROUTER)", &bind},
-        {"store", "BULLETIN_STORE", CFG_STR, "tcp://127.0.0.1:5557",
+        {"store", "BULLETIN_STORE", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5557",
          "the store's API endpoint (ingest connects a DEALER)", &store},
         {"deadline-ms", "BULLETIN_DEADLINE_MS", CFG_INT, "5000",
          "how long to wait for the store before answering UNAVAILABLE (a smaller "

@@ -13,8 +13,8 @@ int main(int argc, char **argv)
     broker_config cfg;
     broker_config_defaults(&cfg);
     const cfg_option opts[] = {
-        {"bind", "BULLETIN_QUERY_BIND", CFG_STR, "tcp://*:5556", "endpoint(s) for clients (ROUTER), comma-separated: e.g. tcp://*:5556,ipc:///run/bulletin/query.sock (ipc:// costs the broker less CPU per request than TCP for clients on this host)", &cfg.bind},
-        {"workers", "BULLETIN_QUERY_WORKERS", CFG_STR, "tcp://*:5559", "endpoint(s) for workers (ROUTER), comma-separated: e.g. tcp://*:5559,ipc:///run/bulletin/workers.sock (workers on this host then use --broker ipc://...)", &cfg.workers},
+        {"bind", "BULLETIN_QUERY_BIND", CFG_STR_NONEMPTY, "tcp://*:5556", "endpoint(s) for clients (ROUTER), comma-separated: e.g. tcp://*:5556,ipc:///run/bulletin/query.sock (ipc:// costs the broker less CPU per request than TCP for clients on this host)", &cfg.bind},
+        {"workers", "BULLETIN_QUERY_WORKERS", CFG_STR_NONEMPTY, "tcp://*:5559", "endpoint(s) for workers (ROUTER), comma-separated: e.g. tcp://*:5559,ipc:///run/bulletin/workers.sock (workers on this host then use --broker ipc://...)", &cfg.workers},
         {"deadline-ms", "BULLETIN_DEADLINE_MS", CFG_INT, "5000", "default per-request deadline; a client may ask for less", &cfg.deadline_ms},
         {"heartbeat-ms", "BULLETIN_QUERY_HEARTBEAT_MS", CFG_INT, "1000", "heartbeat interval with workers, both ways", &cfg.heartbeat_ms},
         {"liveness", "BULLETIN_QUERY_LIVENESS", CFG_INT, "3", "heartbeats a worker may miss before it is dropped", &cfg.liveness},

@@ -13,11 +13,11 @@ int main(int argc, char **argv)
     worker_config cfg;
     worker_config_defaults(&cfg);
     const cfg_option opts[] = {
-        {"broker", "BULLETIN_BROKER", CFG_STR, "tcp://127.0.0.1:5559", "the query broker's worker endpoint", &cfg.broker},
-        {"store", "BULLETIN_STORE", CFG_STR, "tcp://127.0.0.1:5557", "the store's API endpoint (Sync)", &cfg.store},
-        {"feed", "BULLETIN_FEED", CFG_STR, "tcp://127.0.0.1:5558", "the store's change feed (PUB)", &cfg.feed},
-        {"data", "BULLETIN_WORKER_DATA", CFG_STR, "./data/worker", "directory of this replica's LMDB", &cfg.data},
-        {"name", "BULLETIN_WORKER_NAME", CFG_STR, NULL, "worker name in replies (default hostname-pid)", &cfg.name},
+        {"broker", "BULLETIN_BROKER", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5559", "the query broker's worker endpoint", &cfg.broker},
+        {"store", "BULLETIN_STORE", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5557", "the store's API endpoint (Sync)", &cfg.store},
+        {"feed", "BULLETIN_FEED", CFG_STR_NONEMPTY, "tcp://127.0.0.1:5558", "the store's change feed (PUB)", &cfg.feed},
+        {"data", "BULLETIN_WORKER_DATA", CFG_STR_NONEMPTY, "./data/worker", "directory of this replica's LMDB", &cfg.data},
+        {"name", "BULLETIN_WORKER_NAME", CFG_STR_NONEMPTY, NULL, "worker name in replies (default hostname-pid)", &cfg.name},
         {"heartbeat-ms", "BULLETIN_QUERY_HEARTBEAT_MS", CFG_INT, "1000", "heartbeat interval with the broker", &cfg.heartbeat_ms},
         {"liveness", "BULLETIN_QUERY_LIVENESS", CFG_INT, "3", "broker heartbeats missed before registering again", &cfg.liveness},
         {"sync-timeout-ms", "BULLETIN_SYNC_TIMEOUT_MS", CFG_INT, "5000", "re-send a Sync to the store after this long", &cfg.sync_timeout_ms},

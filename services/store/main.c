@@ -12,9 +12,9 @@ int main(int argc, char **argv)
     static const char *data, *bind, *feed, *backup, *http;
     static long long map_size, max_msg, heartbeat_ms;
     static const cfg_option opts[] = {
-        {"data", "BULLETIN_DATA", CFG_STR, "./data/store", "LMDB environment directory", &data},
-        {"bind", "BULLETIN_STORE_BIND", CFG_STR, "tcp://*:5557", "API endpoint (ROUTER)", &bind},
-        {"feed", "BULLETIN_STORE_FEED", CFG_STR, "tcp://*:5558",
+        {"data", "BULLETIN_DATA", CFG_STR_NONEMPTY, "./data/store", "LMDB environment directory", &data},
+        {"bind", "BULLETIN_STORE_BIND", CFG_STR_NONEMPTY, "tcp://*:5557", "API endpoint (ROUTER)", &bind},
+        {"feed", "BULLETIN_STORE_FEED", CFG_STR_NONEMPTY, "tcp://*:5558",
          "change feed endpoint (PUB)", &feed},
         {"map-size", "BULLETIN_MAP_SIZE", CFG_INT, "1073741824",
          "initial LMDB map size in bytes (grows by itself)", &map_size},
@@ -25,7 +25,7 @@ int main(int argc, char **argv)
         {"http", "BULLETIN_STORE_HTTP", CFG_STR, ":9557",
          "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off)",
          &http},
-        {"backup", NULL, CFG_STR, NULL,
+        {"backup", NULL, CFG_STR_NONEMPTY, NULL,
          "copy the database in --data to this directory (compacted, safe while the "
          "store runs) and exit",
          &backup},

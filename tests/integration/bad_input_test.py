@@ -565,7 +565,9 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--credit", "17"], "credit"),
                 (["--heartbeat-ms", "abc"], "--heartbeat-ms"),
                 (["--data", os.path.join(a_file, "replica")], "a-file/replica"),
-                (["--data", ""], "data directory is an empty string"),
+                (["--data", ""], "--data ''"),
+                (["--name", ""], "--name ''"),
+                (["--broker="], "--broker ''"),
         ]:
             self.start_fails("bulletin-worker", args, needle)
 
@@ -576,6 +578,8 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--bind", "nonsense"], "nonsense"),
                 (["--workers", "tcp://127.0.0.1:1,"], "empty"),
                 (["--liveness", "x"], "--liveness"),
+                (["--bind", ""], "--bind ''"),
+                (["--workers", ""], "--workers ''"),
         ]:
             self.start_fails("bulletin-query", args, needle)
 
@@ -583,7 +587,12 @@ class BadOptionsTest(harness.BulletinCase):
         self.start_fails("bulletin-store", ["--max-msg", "-1"], "max-msg")
         self.start_fails("bulletin-store", ["--bind", "nonsense"], "nonsense")
         self.start_fails("bulletin-store", ["--bogus"], "--bogus")
-        self.start_fails("bulletin-store", ["--data", ""], "data directory is an empty string")
+        # an explicitly empty value is refused where empty makes no sense (it
+        # was read as "not given": --backup '' ran the store instead)
+        for opt in ("--data", "--bind", "--feed", "--backup"):
+            self.start_fails("bulletin-store", [opt, ""], "%s ''" % opt)
+        for opt in ("--bind", "--store"):
+            self.start_fails("bulletin-ingest", [opt, ""], "%s ''" % opt)
         self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
         self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
         self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")

@@ -344,6 +344,9 @@ class CliReadTest(BulletinCase):
             (["list", "--colour"], 2, "unknown option"),
             (["list", "extra"], 2, "unexpected argument"),
             (["ingest", "--wait-timeout", "0", JSONL], 2, "--wait-timeout"),
+            # an empty endpoint is an error, not "use the default endpoint"
+            (["--query", "", "list"], 2, "--query ''"),
+            (["--store=", "health", "--service", "store"], 2, "--store ''"),
         ]
         for args, rc, needle in cases:
             r = self.cli(st, args)

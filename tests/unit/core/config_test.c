@@ -10,12 +10,13 @@
 
 #include "config.h"
 
-static const char *g_data;
+static const char *g_data, *g_http;
 static long long g_port;
 static bool g_verbose;
 
 static const cfg_option s_opts[] = {
-    {"data", "BT_DATA", CFG_STR, "./data", "data directory", &g_data},
+    {"data", "BT_DATA", CFG_STR_NONEMPTY, "./data", "data directory", &g_data},
+    {"http", "BT_HTTP", CFG_STR, ":9000", "HTTP address (\"\" = off)", &g_http},
     {"port", "BT_PORT", CFG_INT, "5557", "port", &g_port},
     {"verbose", "BT_VERBOSE", CFG_BOOL, NULL, "more logs", &g_verbose},
 };
@@ -32,6 +33,7 @@ static int s_setup(void **state)
     unsetenv("BT_DATA");
     unsetenv("BT_PORT");
     unsetenv("BT_VERBOSE");
+    unsetenv("BT_HTTP");
     return 0;
 }
 
@@ -79,6 +81,28 @@ static void test_errors(void **state)
     assert_int_equal(s_parse(1, argv), CFG_ERROR);
 }
 
+/* An empty flag value is an error where empty makes no sense (CFG_STR_NONEMPTY)
+ * and a value where it means something (CFG_STR: --http '' = off); an empty
+ * environment variable is unset either way. */
+static void test_empty_values(void **state)
+{
+    (void)state;
+    char *data_empty[] = {"t", "--data", "", NULL};
+    assert_int_equal(s_parse(3, data_empty), CFG_ERROR);
+    char *data_eq_empty[] = {"t", "--data=", NULL};
+    assert_int_equal(s_parse(2, data_eq_empty), CFG_ERROR);
+    char *http_empty[] = {"t", "--http", "", NULL};
+    assert_int_equal(s_parse(3, http_empty), CFG_OK);
+    assert_string_equal(g_http, "");
+    assert_string_equal(g_data, "./data");
+    setenv("BT_DATA", "", 1);
+    setenv("BT_HTTP", "", 1);
+    char *argv[] = {"t", NULL};
+    assert_int_equal(s_parse(1, argv), CFG_OK);
+    assert_string_equal(g_data, "./data");
+    assert_string_equal(g_http, ":9000");
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -92,6 +116,7 @@ int main(void)
         cmocka_unit_test_setup(test_defaults, s_setup),
         cmocka_unit_test_setup(test_env_then_flags, s_setup),
         cmocka_unit_test_setup(test_errors, s_setup),
+        cmocka_unit_test_setup(test_empty_values, s_setup),
         cmocka_unit_test_setup(test_help, s_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
