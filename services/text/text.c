@@ -23,6 +23,14 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+/* The snippets' needle scan has an AVX2 version chosen at run time (GCC or
+ * Clang on x86-64: a function-level target, no -mavx2 for the file). */
+#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
+#define S_HAVE_AVX2 1
+#include <immintrin.h>
+#else
+#define S_HAVE_AVX2 0
+#endif
 
 #define S_FOLD_OPTS (UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_DECOMPOSE | \
                      UTF8PROC_STRIPMARK | UTF8PROC_IGNORE)
@@ -42,6 +50,7 @@ struct text_analyzer {
     struct sb_stemmer *stemmer;
     s_stem_slot *sc;
     bool stem;
+    int simd;           /* the snippets' needle scan: TEXT_SIMD_SSE2 or _AVX2 */
     char **stops;
     size_t nstops;
     /* current word */
@@ -83,6 +92,11 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
     if (!self)
         return NULL;
     self->stem = o.stem;
+    self->simd = TEXT_SIMD_SSE2;
+#if S_HAVE_AVX2
+    if (o.simd != TEXT_SIMD_SSE2 && __builtin_cpu_supports("avx2"))
+        self->simd = TEXT_SIMD_AVX2;
+#endif
     if (o.stem) {
         self->stemmer = sb_stemmer_new("english", NULL);
         self->sc = calloc(S_SC_SLOTS, sizeof *self->sc);
@@ -910,20 +924,18 @@ static bool s_needle_at(const s_needles *nd, const uint8_t *p, uint32_t len, uin
     return false;
 }
 
-/* The regions of p[0..len) pass 1 must analyze, into reg[S_SNIP_REGIONS];
- * returns their number, or 0 when everything must be analyzed. */
-static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len,
-                             uint32_t (*reg)[2]) {
-    s_regions r = {.p = p, .len = len, .reg = reg};
-    uint32_t i = 0;
-#if defined(__SSE2__)
-    /* The needles by what they check (no branch per needle and block): b0
-     * b1 b2, b0 b1, b0 alone; a needle another one covers is left out (the
-     * candidates are the same: each is checked again by s_needle_at's rules
-     * below, which the vector test equals while 18 bytes can be read). */
-    const __m128i lower = _mm_set1_epi8(0x20);
-    __m128i n0[3][S_SNIP_NEEDLES], n1[3][S_SNIP_NEEDLES], n2[S_SNIP_NEEDLES];
-    size_t nk[3] = {0, 0, 0};
+/* The needles by what they check (no branch per needle and block): class 0
+ * b0 b1 b2, 1 b0 b1, 2 b0 alone; a needle another one covers is left out
+ * (the candidates are the same: each is checked again by s_needle_at's
+ * rules, which the vector tests equal while 2 bytes after the block can be
+ * read). */
+typedef struct {
+    uint8_t b0[3][S_SNIP_NEEDLES], b1[3][S_SNIP_NEEDLES], b2[S_SNIP_NEEDLES];
+    size_t n[3];
+} s_needle_sets;
+
+static void s_needle_sets_make(const s_needles *nd, s_needle_sets *ns) {
+    ns->n[0] = ns->n[1] = ns->n[2] = 0;
     for (size_t k = 0; k < nd->n; k++) {
         bool covered = false;
         for (size_t x = 0; x < nd->n && !covered; x++)
@@ -934,57 +946,166 @@ static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len
         if (covered)
             continue;
         size_t cls = nd->b1[k] ? (nd->b2[k] ? 0 : 1) : 2;
-        n0[cls][nk[cls]] = _mm_set1_epi8((char)nd->b0[k]);
-        n1[cls][nk[cls]] = _mm_set1_epi8((char)nd->b1[k]);
+        ns->b0[cls][ns->n[cls]] = nd->b0[k];
+        ns->b1[cls][ns->n[cls]] = nd->b1[k];
         if (cls == 0)
-            n2[nk[0]] = _mm_set1_epi8((char)nd->b2[k]);
-        nk[cls]++;
+            ns->b2[ns->n[0]] = nd->b2[k];
+        ns->n[cls]++;
     }
+}
+
+/* The candidates of the block at i: bit j of m a needle at a word start or a
+ * byte with the high bit (bit j of high) at i + j. false: give up (too many
+ * triggers, see s_region_high). */
+static inline bool s_block_cands(s_regions *r, uint32_t i, uint32_t m, uint32_t high) {
+    while (m) {
+        uint32_t j = (uint32_t)__builtin_ctz(m);
+        m &= m - 1;
+        if (high >> j & 1) {
+            if (!s_region_high(r, i + j))
+                return false;
+        } else {
+            s_region_add(r, i + j);
+        }
+    }
+    return true;
+}
+
+#define S_SCAN_GIVE_UP UINT32_MAX
+
+#if defined(__SSE2__)
+/* The needle scan 16 bytes a block from i while 18 can be read; *carry:
+ * the byte before i is a word byte (s_is_wordbyte). Returns where it
+ * stopped, or S_SCAN_GIVE_UP. */
+static uint32_t s_scan_sse2(const s_needle_sets *ns, s_regions *r, uint32_t i, uint32_t *carry) {
+    const uint8_t *p = r->p;
+    const uint32_t len = r->len;
+    const __m128i lower = _mm_set1_epi8(0x20);
+    __m128i n0[3][S_SNIP_NEEDLES], n1[3][S_SNIP_NEEDLES], n2[S_SNIP_NEEDLES];
+    for (size_t cls = 0; cls < 3; cls++)
+        for (size_t k = 0; k < ns->n[cls]; k++) {
+            n0[cls][k] = _mm_set1_epi8((char)ns->b0[cls][k]);
+            n1[cls][k] = _mm_set1_epi8((char)ns->b1[cls][k]);
+            if (cls == 0)
+                n2[k] = _mm_set1_epi8((char)ns->b2[k]);
+        }
     /* word bytes (s_is_wordbyte): a candidate's byte before must not be one */
     const __m128i a1 = _mm_set1_epi8('a' - 1), z1 = _mm_set1_epi8('z' + 1);
     const __m128i d1 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1);
     const __m128i us = _mm_set1_epi8('_');
-    unsigned carry = 0; /* the last block's last byte was a word byte */
+    uint32_t cy = *carry;
     for (; i + 18 <= len; i += 16) {
         __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
         __m128i l0 = _mm_or_si128(v0, lower);
         __m128i l1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i + 1)), lower);
         __m128i hit = _mm_setzero_si128();
-        if (nk[0]) {
+        if (ns->n[0]) {
             __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2));
             __m128i l2 = _mm_or_si128(v2, lower);
             __m128i high2 = _mm_cmplt_epi8(v2, _mm_setzero_si128()); /* not ASCII: not checked */
-            for (size_t k = 0; k < nk[0]; k++)
+            for (size_t k = 0; k < ns->n[0]; k++)
                 hit = _mm_or_si128(hit, _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(l0, n0[0][k]),
                                                                     _mm_cmpeq_epi8(l1, n1[0][k])),
                                                       _mm_or_si128(_mm_cmpeq_epi8(l2, n2[k]), high2)));
         }
-        for (size_t k = 0; k < nk[1]; k++)
+        for (size_t k = 0; k < ns->n[1]; k++)
             hit = _mm_or_si128(hit, _mm_and_si128(_mm_cmpeq_epi8(l0, n0[1][k]),
                                                   _mm_cmpeq_epi8(l1, n1[1][k])));
-        for (size_t k = 0; k < nk[2]; k++)
+        for (size_t k = 0; k < ns->n[2]; k++)
             hit = _mm_or_si128(hit, _mm_cmpeq_epi8(l0, n0[2][k]));
         __m128i wb = _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(l0, a1), _mm_cmplt_epi8(l0, z1)),
                                   _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(v0, d1),
                                                              _mm_cmplt_epi8(v0, d9)),
                                                _mm_cmpeq_epi8(v0, us)));
-        unsigned wbm = (unsigned)_mm_movemask_epi8(wb);
-        unsigned after_word = (wbm << 1 | carry) & 0xffffu;
-        carry = wbm >> 15;
-        unsigned high = (unsigned)_mm_movemask_epi8(v0);
-        unsigned m = ((unsigned)_mm_movemask_epi8(hit) & ~after_word) | high;
-        while (m) {
-            uint32_t j = i + (uint32_t)__builtin_ctz(m);
-            m &= m - 1;
-            if (high >> (j - i) & 1) {
-                if (!s_region_high(&r, j))
-                    return 0;
-            } else {
-                s_region_add(&r, j);
-            }
-        }
+        uint32_t wbm = (uint32_t)_mm_movemask_epi8(wb);
+        uint32_t after_word = (wbm << 1 | cy) & 0xffffu;
+        cy = wbm >> 15;
+        uint32_t high = (uint32_t)_mm_movemask_epi8(v0);
+        uint32_t m = ((uint32_t)_mm_movemask_epi8(hit) & ~after_word) | high;
+        if (m && !s_block_cands(r, i, m, high))
+            return S_SCAN_GIVE_UP;
     }
+    *carry = cy;
+    return i;
+}
 #endif
+
+#if S_HAVE_AVX2
+/* s_scan_sse2 with 32-byte blocks (VEX three-operand compares), while 34
+ * bytes can be read; chosen at run time (text_options.simd). */
+__attribute__((target("avx2"))) static uint32_t s_scan_avx2(const s_needle_sets *ns, s_regions *r,
+                                                           uint32_t i, uint32_t *carry) {
+    const uint8_t *p = r->p;
+    const uint32_t len = r->len;
+    const __m256i lower = _mm256_set1_epi8(0x20);
+    __m256i n0[3][S_SNIP_NEEDLES], n1[3][S_SNIP_NEEDLES], n2[S_SNIP_NEEDLES];
+    for (size_t cls = 0; cls < 3; cls++)
+        for (size_t k = 0; k < ns->n[cls]; k++) {
+            n0[cls][k] = _mm256_set1_epi8((char)ns->b0[cls][k]);
+            n1[cls][k] = _mm256_set1_epi8((char)ns->b1[cls][k]);
+            if (cls == 0)
+                n2[k] = _mm256_set1_epi8((char)ns->b2[k]);
+        }
+    const __m256i a1 = _mm256_set1_epi8('a' - 1), z1 = _mm256_set1_epi8('z' + 1);
+    const __m256i d1 = _mm256_set1_epi8('0' - 1), d9 = _mm256_set1_epi8('9' + 1);
+    const __m256i us = _mm256_set1_epi8('_');
+    uint32_t cy = *carry;
+    for (; i + 34 <= len; i += 32) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i l0 = _mm256_or_si256(v0, lower);
+        __m256i l1 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + i + 1)),
+                                     lower);
+        __m256i hit = _mm256_setzero_si256();
+        if (ns->n[0]) {
+            __m256i v2 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 2));
+            __m256i l2 = _mm256_or_si256(v2, lower);
+            __m256i high2 = _mm256_cmpgt_epi8(_mm256_setzero_si256(), v2);
+            for (size_t k = 0; k < ns->n[0]; k++)
+                hit = _mm256_or_si256(
+                    hit, _mm256_and_si256(_mm256_and_si256(_mm256_cmpeq_epi8(l0, n0[0][k]),
+                                                           _mm256_cmpeq_epi8(l1, n1[0][k])),
+                                          _mm256_or_si256(_mm256_cmpeq_epi8(l2, n2[k]), high2)));
+        }
+        for (size_t k = 0; k < ns->n[1]; k++)
+            hit = _mm256_or_si256(hit, _mm256_and_si256(_mm256_cmpeq_epi8(l0, n0[1][k]),
+                                                        _mm256_cmpeq_epi8(l1, n1[1][k])));
+        for (size_t k = 0; k < ns->n[2]; k++)
+            hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(l0, n0[2][k]));
+        __m256i wb = _mm256_or_si256(
+            _mm256_and_si256(_mm256_cmpgt_epi8(l0, a1), _mm256_cmpgt_epi8(z1, l0)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi8(v0, d1), _mm256_cmpgt_epi8(d9, v0)),
+                            _mm256_cmpeq_epi8(v0, us)));
+        uint32_t wbm = (uint32_t)_mm256_movemask_epi8(wb);
+        uint32_t after_word = wbm << 1 | cy;
+        cy = wbm >> 31;
+        uint32_t high = (uint32_t)_mm256_movemask_epi8(v0);
+        uint32_t m = ((uint32_t)_mm256_movemask_epi8(hit) & ~after_word) | high;
+        if (m && !s_block_cands(r, i, m, high))
+            return S_SCAN_GIVE_UP;
+    }
+    *carry = cy;
+    return i;
+}
+#endif
+
+/* The regions of p[0..len) pass 1 must analyze, into reg[S_SNIP_REGIONS];
+ * returns their number, or 0 when everything must be analyzed. */
+static size_t s_snip_regions(const s_needles *nd, int simd, const uint8_t *p, uint32_t len,
+                             uint32_t (*reg)[2]) {
+    s_regions r = {.p = p, .len = len, .reg = reg};
+    uint32_t i = 0;
+#if defined(__SSE2__)
+    s_needle_sets ns;
+    s_needle_sets_make(nd, &ns);
+    uint32_t carry = 0; /* the byte before the block is a word byte */
+#if S_HAVE_AVX2
+    if (simd == TEXT_SIMD_AVX2 && (i = s_scan_avx2(&ns, &r, i, &carry)) == S_SCAN_GIVE_UP)
+        return 0;
+#endif
+    if ((i = s_scan_sse2(&ns, &r, i, &carry)) == S_SCAN_GIVE_UP)
+        return 0;
+#endif
+    (void)simd;
     for (; i < len; i++) {
         if (p[i] >= 0x80) {
             if (!s_region_high(&r, i))
@@ -1009,7 +1130,8 @@ static size_t s_snip_regions(const s_needles *nd, const uint8_t *p, uint32_t len
 static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const s_needles *nd,
                            const char *body, uint32_t from, uint32_t to) {
     uint32_t reg[S_SNIP_REGIONS][2];
-    size_t nreg = nd ? s_snip_regions(nd, (const uint8_t *)body + from, to - from, reg) : 0;
+    size_t nreg = nd ? s_snip_regions(nd, self->simd, (const uint8_t *)body + from, to - from, reg)
+                     : 0;
     if (!nreg) {
         reg[0][0] = 0;
         reg[0][1] = to - from;

@@ -62,9 +62,18 @@ typedef struct {
 /* Return 0 to continue, non-zero to stop (text_analyze then returns it). */
 typedef int (*text_token_fn)(void *ud, const text_token *tok);
 
+/* Vector code for the snippets' needle scan (text_snippet). */
+typedef enum {
+    TEXT_SIMD_AUTO = 0,  /* the widest the CPU has: AVX2 when it has it, else SSE2 */
+    TEXT_SIMD_SSE2 = 1,  /* 16-byte blocks (every x86-64) */
+    TEXT_SIMD_AVX2 = 2   /* 32-byte blocks; SSE2 on a CPU without AVX2 */
+} text_simd;
+
 typedef struct {
     bool stem;                     /* English Snowball stemming (default true) */
     const char *const *stopwords;  /* NULL-terminated list, folded like text; NULL = none */
+    text_simd simd;                /* TEXT_SIMD_AUTO (default); the others for tests that
+                                      compare the paths. Snippets are the same with each. */
 } text_options;
 
 typedef struct text_analyzer text_analyzer;
