@@ -25,9 +25,19 @@
  * column record says which flush ("generation") its postings come from;
  * postings of an older generation are stale, skipped at query time in
  * segments whose `dead` count is not 0, and dropped by the next merge. The
- * removed version's terms get a -1 in the batch's df deltas. A 32-bit hash
- * of the indexed content, kept in the column record, catches a caller that
- * passes the wrong old version.
+ * removed version's terms get a -1 in the batch's df deltas.
+ *
+ * The old version a caller passes must be the indexed one (its terms are
+ * what the df deltas take back). The index keeps no copy or hash of the
+ * content; the old version is checked against the doc's column record: its
+ * published_at, site and category (their dictionary ids), and its title and
+ * body lengths in tokens (from the analysis that finds its terms, before
+ * anything changes). That catches another article's version, an older or
+ * newer version of the same article with a different date, place or
+ * length, and a missing old version; it does not catch a text changed
+ * with the same token counts, or tags changed alone (their df would drift
+ * until the next rebuild; search results stay right, postings of removed
+ * versions are skipped by generation).
  */
 #include "idx_int.h"
 #include "idx_terms.h"
@@ -415,26 +425,6 @@ static int s_tok_cb(void *ud, const text_token *t) {
     return 0;
 }
 
-static uint32_t s_doc_hash(const idx_doc *d) {
-    uint32_t h = 2166136261u;
-#define S_MIX(p, n)                                   \
-    do {                                              \
-        const uint8_t *q_ = (const uint8_t *)(p);     \
-        for (size_t i_ = 0; i_ < (n); i_++)           \
-            h = (h ^ q_[i_]) * 16777619u;             \
-        h = (h ^ 0xff) * 16777619u;                   \
-    } while (0)
-    S_MIX(d->title, d->title ? d->title_len : 0);
-    S_MIX(d->body, d->body ? d->body_len : 0);
-    S_MIX(d->site, d->site ? strlen(d->site) : 0);
-    S_MIX(d->category, d->category ? strlen(d->category) : 0);
-    for (size_t i = 0; i < d->ntags; i++)
-        S_MIX(d->tags[i], d->tags[i] ? strlen(d->tags[i]) : 0);
-    S_MIX(&d->published_at, sizeof d->published_at);
-#undef S_MIX
-    return h | 1; /* never 0 */
-}
-
 /* Analyze a doc into pd->toks, grouped by term (pd->dterms and the chains);
  * lt and lb get the field lengths. 0 or -1. */
 static int s_analyze_doc(text_analyzer *an, struct idx_pending *pd, const idx_doc *d, uint32_t *lt,
@@ -697,7 +687,6 @@ void idx_colchunk_get(const idx_colchunk *c, size_t slot, idx_col_rec *r) {
     r->len_b = idx_colchunk_u32(c, IDX_CF_LB, slot);
     r->site = idx_colchunk_u32(c, IDX_CF_SITE, slot);
     r->cat = idx_colchunk_u32(c, IDX_CF_CAT, slot);
-    r->hash = idx_colchunk_u32(c, IDX_CF_HASH, slot);
 }
 
 /* Field f of a live record as stored (pub: its delta from base in units). */
@@ -708,7 +697,6 @@ static uint64_t s_col_val(const idx_col_rec *r, int f, uint64_t base, uint64_t u
     case IDX_CF_LB: return r->len_b;
     case IDX_CF_SITE: return r->site;
     case IDX_CF_CAT: return r->cat;
-    case IDX_CF_HASH: return r->hash;
     default: return r->live;
     }
 }
@@ -2276,11 +2264,40 @@ static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t
 
 /* Record the removal of the indexed version `old` of a doc: -1 on the df of
  * each of its terms, one more dead doc in the segment of its generation. */
-static int s_remove(idx *self, const idx_doc *old, const idx_col_rec *rec) {
-    struct idx_pending *pd = self->pend;
+/* The dictionary id of a site or category value (0: none or unknown). */
+static uint32_t s_dict_id(idx *self, MDB_txn *txn, char kind, const char *val) {
+    return val && *val ? idx_dict_lookup(self, txn, kind, val) : 0;
+}
+
+/* Check `old` against the live column record rec of the doc it claims to
+ * be (idx.c's header says what that catches). On IDX_OK old's analysis is
+ * in the batch's per-doc term list for s_remove, which must come next (no
+ * other analysis between). IDX_OK, IDX_FAILED_PRECONDITION (logged as
+ * `what`), IDX_INTERNAL (out of memory). */
+static int s_old_check(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old,
+                       const idx_col_rec *rec, const char *what) {
+    const char *why = NULL;
     uint32_t lt, lb;
-    if (s_analyze_doc(self->an, pd, old, &lt, &lb))
-        return -1;
+    if (old->published_at != rec->pub)
+        why = "published_at";
+    else if (s_dict_id(self, txn, 's', old->site) != rec->site)
+        why = "site";
+    else if (s_dict_id(self, txn, 'c', old->category) != rec->cat)
+        why = "category";
+    else if (s_analyze_doc(self->an, self->pend, old, &lt, &lb))
+        return IDX_INTERNAL;
+    else if (lt != rec->len_t || lb != rec->len_b)
+        why = lt != rec->len_t ? "title length" : "body length";
+    if (!why)
+        return IDX_OK;
+    log_warn(what, "id=%llu err=\"old version differs from the indexed one (%s)\"",
+             (unsigned long long)id, why);
+    return IDX_FAILED_PRECONDITION;
+}
+
+/* Take back the postings of the old version s_old_check just analyzed. */
+static int s_remove(idx *self, const idx_col_rec *rec) {
+    struct idx_pending *pd = self->pend;
     for (size_t i = 0; i < pd->ndterms; i++)
         pd->terms[pd->dterms[i]].removed++;
     if (pd->ndead == pd->capdead) {
@@ -2340,7 +2357,8 @@ int idx_optimize(idx *self, MDB_txn *txn) {
 }
 
 /* The checks shared by idx_put and idx_put_analyzed: `old` must be what is
- * indexed. On IDX_OK, *rec is the current column record. */
+ * indexed. On IDX_OK, *rec is the current column record (and when it is
+ * live, old's analysis is ready for s_remove). */
 static int s_put_check(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old, idx_col_rec *rec) {
     int st = s_cur_rec(self, txn, id, rec);
     if (st)
@@ -2350,17 +2368,20 @@ static int s_put_check(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old,
                  (unsigned long long)id);
         return IDX_FAILED_PRECONDITION;
     }
-    if (old && rec->live && rec->hash != s_doc_hash(old)) {
-        log_warn("idx.put", "id=%llu err=\"old version differs from the indexed one\"",
-                 (unsigned long long)id);
-        return IDX_FAILED_PRECONDITION;
+    if (old && rec->live) {
+        st = s_old_check(self, txn, id, old, rec, "idx.put");
+        if (st == IDX_INTERNAL) {
+            idx_discard(self);
+            log_error("idx.put", "err=\"out of memory\"");
+        }
+        return st;
     }
     return IDX_OK;
 }
 
 /* The column record and batch totals of a doc whose postings were added. */
 static int s_put_finish(idx *self, MDB_txn *txn, uint64_t id, int64_t site, int64_t cat,
-                        int64_t pub, uint32_t lt, uint32_t lb, uint32_t hash) {
+                        int64_t pub, uint32_t lt, uint32_t lb) {
     struct idx_pending *pd = self->pend;
     s_pcol *pc = s_pcol_get(pd, id);
     if (!pc) {
@@ -2369,7 +2390,7 @@ static int s_put_finish(idx *self, MDB_txn *txn, uint64_t id, int64_t site, int6
         return IDX_INTERNAL;
     }
     pc->rec = (idx_col_rec){.pub = pub, .len_t = lt, .len_b = lb, .site = (uint32_t)site,
-                            .cat = (uint32_t)cat, .hash = hash, .live = 1};
+                            .cat = (uint32_t)cat, .live = 1};
     pd->ddocs++;
     pd->dsum_t += lt;
     pd->dsum_b += lb;
@@ -2394,13 +2415,13 @@ int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_
     if (site < 0 || cat < 0)
         return s_lmdb_fail(self, "dict", self->err ? self->err : MDB_BAD_TXN);
     uint32_t lt = 0, lb = 0;
-    if ((old && rec.live && s_remove(self, old, &rec)) || s_analyze_doc(self->an, pd, doc, &lt, &lb) ||
+    if ((old && rec.live && s_remove(self, &rec)) || s_analyze_doc(self->an, pd, doc, &lt, &lb) ||
         s_pend_add(pd, id, lt, lb)) {
         idx_discard(self);
         log_error("idx.put", "err=\"out of memory\"");
         return IDX_INTERNAL;
     }
-    return s_put_finish(self, txn, id, site, cat, doc->published_at, lt, lb, s_doc_hash(doc));
+    return s_put_finish(self, txn, id, site, cat, doc->published_at, lt, lb);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2422,7 +2443,7 @@ typedef struct {
 /* One allocation: this struct, terms[nterms], then the bytes (one free
  * per doc on the thread that indexes it). */
 struct idx_analyzed {
-    uint32_t hash, lt, lb;
+    uint32_t lt, lb;
     int64_t pub;
     uint32_t site_off, cat_off; /* NUL-terminated copies, in bytes */
     s_aterm *terms;
@@ -2531,7 +2552,6 @@ int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out) {
         log_error("idx.analyze", "err=\"out of memory\"");
         return IDX_INTERNAL;
     }
-    a->hash = s_doc_hash(doc);
     a->lt = lt;
     a->lb = lb;
     a->pub = doc->published_at;
@@ -2555,7 +2575,7 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
     int64_t cat = s_dict_assign(self, txn, 'c', cv);
     if (site < 0 || cat < 0)
         return s_lmdb_fail(self, "dict", self->err ? self->err : MDB_BAD_TXN);
-    if (old && rec.live && s_remove(self, old, &rec))
+    if (old && rec.live && s_remove(self, &rec))
         goto oom;
     for (size_t i = 0; i < a->nterms; i++) {
         const s_aterm *at = &a->terms[i];
@@ -2571,7 +2591,7 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
         t->tlen += 8 + at->entlen;
         s_pterm_added(t, id);
     }
-    return s_put_finish(self, txn, id, site, cat, a->pub, a->lt, a->lb, a->hash);
+    return s_put_finish(self, txn, id, site, cat, a->pub, a->lt, a->lb);
 oom:
     idx_discard(self);
     log_error("idx.put", "err=\"out of memory\"");
@@ -2613,13 +2633,16 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old) {
         return st;
     if (!rec.live)
         return IDX_OK;
-    if (!old || rec.hash != s_doc_hash(old)) {
-        log_warn("idx.del", "id=%llu err=\"old version missing or differs\"", (unsigned long long)id);
+    if (!old) {
+        log_warn("idx.del", "id=%llu err=\"old version missing\"", (unsigned long long)id);
         return IDX_FAILED_PRECONDITION;
     }
+    st = s_old_check(self, txn, id, old, &rec, "idx.del");
+    if (st == IDX_FAILED_PRECONDITION)
+        return st;
     struct idx_pending *pd = self->pend;
     s_pcol *pc = NULL;
-    if (s_remove(self, old, &rec) || !(pc = s_pcol_get(pd, id))) {
+    if (st || s_remove(self, &rec) || !(pc = s_pcol_get(pd, id))) {
         idx_discard(self);
         log_error("idx.del", "err=\"out of memory\"");
         return IDX_INTERNAL;

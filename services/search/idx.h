@@ -14,9 +14,9 @@
  *                                    block of <= 1000 bytes; idx_int.h)
  *   idx_post  seg[4 BE] term \0 docid[8 BE] -> block of <= 128 postings
  *                                    (terms whose postings need several)
- *   idx_col   chunk[8 BE]          -> the records of 236 docids, column by
+ *   idx_col   chunk[8 BE]          -> the records of 312 docids, column by
  *                                    column (published_at, title/body length,
- *                                    site id, category id, content hash, live
+ *                                    site id, category id, live
  *                                    = generation of its postings, 0 = none),
  *                                    each field as wide as its largest value
  *                                    in the chunk (idx_int.h)
@@ -153,8 +153,10 @@ void idx_close(idx **self);
  * previous version exactly as it was indexed, or NULL when the article is
  * new: the index keeps no copy of the text, it re-analyzes `old` to find
  * the postings to remove. A mismatch (old given but not indexed, NULL but
- * indexed, or different content) is refused with IDX_FAILED_PRECONDITION
- * and nothing changes. May buffer: see idx_flush. txn must be a write txn.
+ * indexed, or an old version whose published_at, site, category or title
+ * or body length in tokens differs from the indexed one's; other changes
+ * of the text go unseen) is refused with IDX_FAILED_PRECONDITION and
+ * nothing changes. May buffer: see idx_flush. txn must be a write txn.
  * Returns IDX_OK, IDX_FAILED_PRECONDITION, IDX_INVALID_ARGUMENT (id 0),
  * IDX_INTERNAL (LMDB error incl. MDB_MAP_FULL: abort the txn, idx_discard). */
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old);

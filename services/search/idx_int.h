@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 11 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 12 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -21,7 +21,9 @@
                          127 records of 32 bytes); 10: the bitmap and n = 0 for
                          CJK terms only again (8-9: -8.4 MB en, but 5-15% more worker
                          CPU per English search through the broker); 11: for
-                         every term again, decoded without a branch per doc */
+                         every term again, decoded without a branch per doc;
+                         12: column records without the content hash, 312 a
+                         chunk */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -32,7 +34,6 @@ typedef struct {
     int64_t pub;
     uint32_t len_t, len_b;
     uint32_t site, cat;
-    uint32_t hash;
     uint32_t live;
 } idx_col_rec;
 
@@ -41,25 +42,25 @@ typedef struct {
  * field as wide as its largest value in the chunk (0-4 bytes; pub 0-8):
  *   pub base (8 bytes LE: the smallest pub of the chunk's live records),
  *   flags (bit 0: pub deltas in seconds, i.e. every live pub is a multiple
- *   of 1000 ms), 7 widths (pub - base, len_t, len_b, site, cat, hash, live),
+ *   of 1000 ms), 6 widths (pub - base, len_t, len_b, site, cat, live),
  *   then each field's column (values little-endian), then 8 bytes of zeros
  *   (a value is read with a 4- or 8-byte load and masked).
  * Records with live 0 are stored as zeros (their pub reads as the base).
- * ~16 bytes a record instead of 32: 236 records fill one 4 KiB overflow page
- * (at most 4,080 bytes of value) as 127 records of 32 bytes did, with room
- * for a byte more per record; idx_col's leaves keep ~170 keys, so a query's
- * next chunk is mostly on the cursor's leaf (values small enough to sit on
- * the leaves, two per leaf, made a tree a level deeper and a descent from
- * the root for most chunk changes). A chunk that needs more than a page is
- * still valid. A reader asks for the fields it needs (the facet count: site
- * and cat; the generation check: live; BM25: the lengths), each one
- * multiply, load and mask. */
-#define IDX_COL_PER_CHUNK 236
-enum { IDX_CF_PUB, IDX_CF_LT, IDX_CF_LB, IDX_CF_SITE, IDX_CF_CAT, IDX_CF_HASH, IDX_CF_LIVE,
-       IDX_COL_FIELDS };
+ * ~12 bytes a record (pub 4, len_t 1, len_b 2, site 2, cat 2, live 1) on
+ * the en and zh corpora: 312 records fill one 4 KiB overflow page (at most
+ * 4,080 bytes of value: 23 + 312 x 13 = 4,079) with room for a byte more per
+ * record (live grows to 2 bytes after 255 flushes); idx_col's leaves keep
+ * ~170 keys, so a query's next chunk is mostly on the cursor's leaf (values
+ * small enough to sit on the leaves, two per leaf, made a tree a level
+ * deeper and a descent from the root for most chunk changes). A chunk that
+ * needs more than a page is still valid. A reader asks for the fields it
+ * needs (the facet count: site and cat; the generation check: live; BM25:
+ * the lengths), each one multiply, load and mask. */
+#define IDX_COL_PER_CHUNK 312
+enum { IDX_CF_PUB, IDX_CF_LT, IDX_CF_LB, IDX_CF_SITE, IDX_CF_CAT, IDX_CF_LIVE, IDX_COL_FIELDS };
 #define IDX_COL_HEAD (8 + 1 + IDX_COL_FIELDS)
 #define IDX_COL_PAD 8
-#define IDX_COL_MAX (IDX_COL_HEAD + IDX_COL_PER_CHUNK * 32 + IDX_COL_PAD)
+#define IDX_COL_MAX (IDX_COL_HEAD + IDX_COL_PER_CHUNK * (8 + 4 * (IDX_COL_FIELDS - 1)) + IDX_COL_PAD)
 
 /* One column of an opened chunk: value i is the load at p + i * w, masked. */
 typedef struct {
