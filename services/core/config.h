@@ -38,6 +38,12 @@ typedef struct {
 
 enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = 2 };
 
+/* The services' exit status, for their --help (after the summary) and their
+ * main: 2 for everything their option parsing and config check refuse. */
+#define CFG_EXIT_STATUS                                                                  \
+    "Exit status: 0 after SIGTERM or SIGINT (and --help), 1 when it fails at run time "   \
+    "(an address in use, a data directory it cannot open), 2 for a bad option or value."
+
 /* Fill every option's dst. Returns CFG_OK; CFG_HELP after printing --help to
  * stdout (exit 0); CFG_ERROR after printing a clear error to stderr (exit 2).
  * Positional arguments are not accepted. */

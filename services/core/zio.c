@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -39,6 +40,83 @@ int zio_connect(void *sock, const char *ep)
         return 0;
     log_error("zmq.connect", "endpoint=%s error=\"%s\"", ep, zmq_strerror(errno));
     return -1;
+}
+
+/* One bind endpoint as text: NULL when well formed, else what is wrong. */
+static const char *s_bind_endpoint_problem(const char *ep)
+{
+    static const char *const known[] = {"ipc", "inproc", "pgm", "epgm", "tipc", "vmci",
+                                        "udp", "ws", "wss", "norm"};
+    const char *sep = strstr(ep, "://");
+    if (!sep || sep == ep)
+        return "no transport:// in front";
+    size_t tlen = (size_t)(sep - ep);
+    const char *addr = sep + 3;
+    if (!*addr)
+        return "the address after :// is empty";
+    if (tlen == 3 && !strncmp(ep, "tcp", 3)) {
+        const char *colon = strrchr(addr, ':');
+        if (!colon || colon == addr)
+            return "a tcp endpoint needs host:port (tcp://*:5557, tcp://127.0.0.1:5557)";
+        const char *port = colon + 1;
+        if (!strcmp(port, "*") || !strcmp(port, "!"))
+            return NULL;
+        long v = 0;
+        for (const char *c = port; *c; c++) {
+            if (*c < '0' || *c > '9' || v > 65535)
+                return "the port is not a number 0..65535 (or *)";
+            v = v * 10 + (*c - '0');
+        }
+        return *port && v <= 65535 ? NULL : "the port is not a number 0..65535 (or *)";
+    }
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i]) == tlen && !strncmp(ep, known[i], tlen))
+            return NULL;
+    return "unknown transport (tcp://, ipc://, inproc://)";
+}
+
+int zio_endpoints_check(const char *option, const char *value, bool bind, bool many, char *err,
+                        size_t cap)
+{
+    const char *p = value ? value : "";
+    void *ctx = NULL;
+    int rc = 0;
+    for (;;) {
+        const char *end = many ? strchr(p, ',') : NULL;
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char ep[512];
+        const char *why = NULL;
+        if (len == 0)
+            why = many ? "an endpoint in the list is empty" : "it is empty";
+        else if (len >= sizeof ep)
+            why = "an endpoint is longer than 511 bytes";
+        if (!why) {
+            memcpy(ep, p, len);
+            ep[len] = '\0';
+            if (bind) {
+                why = s_bind_endpoint_problem(ep);
+            } else {
+                void *s = (ctx || (ctx = zmq_ctx_new())) ? zio_socket(ctx, ZMQ_DEALER, 0, 0) : NULL;
+                if (!s)
+                    why = "no socket to try it on";
+                else if (zmq_connect(s, ep) != 0)
+                    why = zmq_strerror(errno);
+                zio_close(&s);
+            }
+        }
+        if (why) {
+            snprintf(err, cap, "%s '%s' is not %s (tcp://host:port, ipc:///path): %s", option,
+                     value ? value : "", many ? "a list of endpoints" : "an endpoint", why);
+            rc = -1;
+            break;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    if (ctx)
+        zmq_ctx_term(ctx);
+    return rc;
 }
 
 void zio_close(void **sock)

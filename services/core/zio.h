@@ -34,6 +34,18 @@ void *zio_socket(void *ctx, int type, int linger_ms, int64_t max_msg);
 int zio_bind(void *sock, const char *endpoint);
 int zio_connect(void *sock, const char *endpoint);
 
+/* Whether the option `option` (its name, for the message: "--bind") holds
+ * endpoints this program can bind (bind) or connect to: one endpoint, or with
+ * `many` a comma-separated list of them. Returns 0, or -1 with one sentence in
+ * err naming the option and the value. Connect endpoints are tried on a
+ * throwaway socket (zmq_connect refuses only malformed ones: an unreachable
+ * endpoint is retried later, not refused); bind endpoints are checked as text
+ * (transport://address; for tcp a host or * and a port number or *), since a
+ * trial bind would take the address. What passes can still fail at run time
+ * (an address in use). For start-up checks of bad option values. */
+int zio_endpoints_check(const char *option, const char *value, bool bind, bool many, char *err,
+                        size_t cap);
+
 /* Close a socket and set *sock to NULL; safe on NULL. */
 void zio_close(void **sock);
 

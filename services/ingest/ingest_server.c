@@ -1102,26 +1102,27 @@ void ingest_server_cfg_defaults(ingest_server_cfg *cfg)
     cfg->http = NULL;
 }
 
-static int s_check_cfg(const ingest_server_cfg *c)
+int ingest_server_config_check(const ingest_server_cfg *c, char *err, size_t cap)
 {
-    if (!c->bind || !*c->bind || !c->store || !*c->store) {
-        log_error("ingest.config", "error=\"bind and store endpoints are required\"");
-        return -1;
-    }
     if (c->deadline_ms < 1 || c->deadline_ms > 3600000 || c->max_request < 1024 ||
         c->max_items < 1 || c->max_inflight < 1 || c->health_interval_ms < 10) {
-        log_error("ingest.config",
-                  "error=\"out of range: deadline-ms 1..3600000, max-request >= 1024, "
-                  "max-items >= 1, max-inflight >= 1\"");
+        snprintf(err, cap, "out of range: deadline-ms 1..3600000, max-request >= 1024, "
+                           "max-items >= 1, max-inflight >= 1");
         return -1;
     }
+    if (zio_endpoints_check("--bind", c->bind, true, false, err, cap) < 0 ||
+        zio_endpoints_check("--store", c->store, false, false, err, cap) < 0)
+        return -1;
     return 0;
 }
 
 int ingest_server_run(const ingest_server_cfg *cfg)
 {
-    if (s_check_cfg(cfg) < 0)
+    char err[640];
+    if (ingest_server_config_check(cfg, err, sizeof err) < 0) {
+        log_error("ingest.config", "error=\"%s\"", err);
         return -1;
+    }
     int stop_fd = cfg->stop_fd, own_fd = -1;
     if (stop_fd < 0) {
         own_fd = stop_fd = zio_signal_fd();

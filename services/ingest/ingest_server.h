@@ -23,6 +23,8 @@
 #ifndef INGEST_SERVER_H
 #define INGEST_SERVER_H
 
+#include <stddef.h>
+
 #define INGEST_SERVER_HTTP_MS 1000 /* health and metrics published to HTTP this often */
 
 typedef struct {
@@ -42,6 +44,11 @@ typedef struct {
 
 /* Fill cfg with the defaults above. */
 void ingest_server_cfg_defaults(ingest_server_cfg *cfg);
+
+/* Whether cfg's values can work: limits in range, well-formed endpoints
+ * (ingest_server_run checks the same first). 0, or -1 with one sentence in
+ * err (bulletin-ingest prints it and exits 2, "bad option"). */
+int ingest_server_config_check(const ingest_server_cfg *cfg, char *err, size_t cap);
 
 /* Run until stop_fd becomes readable (or SIGINT/SIGTERM): then stop taking
  * requests, wait up to ~1 s for the store's answers to those in flight,

@@ -3,6 +3,8 @@
 #include "ingest_server.h"
 #include "log.h"
 
+#include <stdio.h>
+
 int main(int argc, char **argv)
 {
     ingest_server_cfg cfg;
@@ -31,7 +33,7 @@ int main(int argc, char **argv)
     };
     int rc = cfg_parse("bulletin-ingest",
                        "The front door for writes: validates, normalizes and extracts articles, "
-                       "derives their keys and forwards them to the store.",
+                       "derives their keys and forwards them to the store.\n\n" CFG_EXIT_STATUS,
                        opts, sizeof opts / sizeof opts[0], argc, argv);
     if (rc == CFG_HELP)
         return 0;
@@ -45,5 +47,10 @@ int main(int argc, char **argv)
     cfg.max_items = max_items;
     cfg.max_inflight = max_inflight;
     cfg.http = http;
+    char err[640];
+    if (ingest_server_config_check(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "bulletin-ingest: %s\n", err);
+        return 2;
+    }
     return ingest_server_run(&cfg) == 0 ? 0 : 1;
 }

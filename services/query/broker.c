@@ -974,13 +974,26 @@ void broker_config_defaults(broker_config *cfg)
     cfg->stop_fd = -1;
 }
 
+int broker_config_check(const broker_config *cfg, char *err, size_t cap)
+{
+    if (cfg->deadline_ms < 1 || cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->max_queue < 1 ||
+        cfg->max_msg < 0) {
+        snprintf(err, cap, "deadline, heartbeat, liveness and queue must be >= 1, "
+                           "max-msg >= 0 (0 = no limit)");
+        return -1;
+    }
+    if (zio_endpoints_check("--bind", cfg->bind, true, true, err, cap) < 0 ||
+        zio_endpoints_check("--workers", cfg->workers, true, true, err, cap) < 0)
+        return -1;
+    return 0;
+}
+
 int broker_run(const broker_config *cfg)
 {
     s_broker b = {.cfg = cfg};
-    if (cfg->deadline_ms < 1 || cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->max_queue < 1 ||
-        cfg->max_msg < 0) {
-        log_error("query.config", "error=\"deadline, heartbeat, liveness and queue must be >= 1, "
-                                  "max-msg >= 0 (0 = no limit)\"");
+    char err[640];
+    if (broker_config_check(cfg, err, sizeof err) < 0) {
+        log_error("query.config", "error=\"%s\"", err);
         return -1;
     }
     void *ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();

@@ -142,6 +142,11 @@ typedef struct {
 /* Defaults for every field (stop_fd -1, ctx NULL). */
 void broker_config_defaults(broker_config *cfg);
 
+/* Whether cfg's values can work: limits in range, well-formed endpoint lists
+ * (broker_run checks the same first). 0, or -1 with one sentence in err
+ * (bulletin-query prints it and exits 2, "bad option"). */
+int broker_config_check(const broker_config *cfg, char *err, size_t cap);
+
 /* Run the broker until stop_fd becomes readable. Returns 0 on a clean stop,
  * -1 when it could not start (bind failed; logged). */
 int broker_run(const broker_config *cfg);

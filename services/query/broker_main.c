@@ -24,7 +24,7 @@ int main(int argc, char **argv)
     };
     switch (cfg_parse("bulletin-query",
                       "The read tier's broker: clients send Get/List/Search here; it forwards each "
-                      "request to the least recently used ready worker.",
+                      "request to the least recently used ready worker.\n\n" CFG_EXIT_STATUS,
                       opts, sizeof opts / sizeof opts[0], argc, argv)) {
     case CFG_HELP:
         return 0;
@@ -32,6 +32,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("query");
+    char err[640];
+    if (broker_config_check(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "bulletin-query: %s\n", err);
+        return 2;
+    }
     cfg.stop_fd = zio_signal_fd();
     if (cfg.stop_fd < 0) {
         log_error("query.start", "error=\"cannot set up signal handling\"");

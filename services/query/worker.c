@@ -883,38 +883,7 @@ void worker_config_defaults(worker_config *cfg)
 
 static int64_t s_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* A malformed --broker, --store or --feed (no transport, a typo) is refused
- * at start: the worker would otherwise run on, connected to nothing, and
- * say so only in a log line at the first connect. zmq_connect refuses only
- * such endpoints (an unreachable one is retried), so a throwaway socket
- * tells. */
-static bool s_endpoints_ok(const worker_config *cfg)
-{
-    const char *name[] = {"broker", "store", "feed"};
-    const char *ep[] = {cfg->broker, cfg->store, cfg->feed};
-    void *ctx = cfg->ctx ? cfg->ctx : zmq_ctx_new();
-    if (!ctx)
-        return false;
-    bool ok = true;
-    for (int i = 0; i < 3 && ok; i++) {
-        void *s = zio_socket(ctx, ZMQ_DEALER, 0, 0);
-        if (!s) {
-            log_error("worker.start", "error=\"cannot create a socket: %s\"", zmq_strerror(errno));
-            ok = false;
-        } else if (!ep[i] || zmq_connect(s, ep[i]) != 0) {
-            log_error("worker.config", "error=\"--%s '%s' is not an endpoint (tcp://host:port, "
-                                       "ipc://path): %s\"",
-                      name[i], ep[i] ? ep[i] : "", ep[i] ? zmq_strerror(errno) : "not given");
-            ok = false;
-        }
-        zio_close(&s);
-    }
-    if (!cfg->ctx)
-        zmq_ctx_term(ctx);
-    return ok;
-}
-
-int worker_run(const worker_config *cfg)
+int worker_config_check(const worker_config *cfg, char *err, size_t cap)
 {
     if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->sync_timeout_ms < 1 ||
         cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0 || cfg->sync_max_changes > UINT32_MAX ||
@@ -922,14 +891,32 @@ int worker_run(const worker_config *cfg)
         cfg->index_pending_docs > UINT32_MAX || cfg->credit < 1 ||
         cfg->credit > BROKER_CREDIT_MAX || cfg->max_msg < 0 || cfg->map_size_mb < 0 ||
         cfg->map_size_mb > (long long)(SIZE_MAX >> 21)) {
-        log_error("worker.config", "error=\"heartbeat, liveness, sync timeout and buffer must be >= 1, "
-                                   "credit 1..%d, sync-max-changes, sync-max-bytes, index-pending-docs, "
-                                   "map-size-mb and max-msg >= 0\"",
-                  BROKER_CREDIT_MAX);
+        snprintf(err, cap, "heartbeat, liveness, sync timeout and buffer must be >= 1, "
+                           "credit 1..%d, sync-max-changes, sync-max-bytes, index-pending-docs, "
+                           "map-size-mb and max-msg >= 0",
+                 BROKER_CREDIT_MAX);
         return -1;
     }
-    if (!s_endpoints_ok(cfg))
+    if (!cfg->data || !*cfg->data) {
+        snprintf(err, cap, "the data directory is an empty string: give a path (--data DIR)");
         return -1;
+    }
+    /* a malformed --broker, --store or --feed (no transport, a typo) would
+     * leave the worker running on, connected to nothing */
+    if (zio_endpoints_check("--broker", cfg->broker, false, false, err, cap) < 0 ||
+        zio_endpoints_check("--store", cfg->store, false, false, err, cap) < 0 ||
+        zio_endpoints_check("--feed", cfg->feed, false, false, err, cap) < 0)
+        return -1;
+    return 0;
+}
+
+int worker_run(const worker_config *cfg)
+{
+    char err[640];
+    if (worker_config_check(cfg, err, sizeof err) < 0) {
+        log_error("worker.config", "error=\"%s\"", err);
+        return -1;
+    }
     s_worker w = {.cfg = cfg};
     if (cfg->name && *cfg->name) {
         snprintf(w.name, sizeof w.name, "%s", cfg->name);

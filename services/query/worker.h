@@ -37,6 +37,7 @@
 #ifndef QUERY_WORKER_H
 #define QUERY_WORKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -62,6 +63,12 @@ typedef struct {
 } worker_config;
 
 void worker_config_defaults(worker_config *cfg);
+
+/* Whether cfg's values can work: limits in range, a data directory, and
+ * well-formed endpoints (worker_run checks the same first). 0, or -1 with one
+ * sentence in err naming what is wrong (bulletin-worker prints it and exits
+ * 2, "bad option"). */
+int worker_config_check(const worker_config *cfg, char *err, size_t cap);
 
 /* Run until stop_fd is readable. 0 on a clean stop, -1 when it could not
  * start (replica could not be opened, endpoints invalid; logged). */

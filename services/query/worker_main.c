@@ -33,7 +33,7 @@ int main(int argc, char **argv)
     switch (cfg_parse("bulletin-worker",
                       "A read replica: copies the store's articles into its own LMDB (Sync, then the "
                       "feed), keeps a full-text index of them, and answers Get, List and "
-                      "Search for the query broker.",
+                      "Search for the query broker.\n\n" CFG_EXIT_STATUS,
                       opts, sizeof opts / sizeof opts[0], argc, argv)) {
     case CFG_HELP:
         return 0;
@@ -41,6 +41,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("worker");
+    char err[640];
+    if (worker_config_check(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "bulletin-worker: %s\n", err);
+        return 2;
+    }
     cfg.stop_fd = zio_signal_fd();
     if (cfg.stop_fd < 0) {
         log_error("worker.start", "error=\"cannot set up signal handling\"");

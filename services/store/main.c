@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     };
     switch (cfg_parse("bulletin-store",
                       "The system of record: stores articles in LMDB, commits writes in "
-                      "groups, assigns sequence numbers, publishes the change feed.",
+                      "groups, assigns sequence numbers, publishes the change feed.\n\n" CFG_EXIT_STATUS,
                       opts, sizeof opts / sizeof opts[0], argc, argv)) {
     case CFG_HELP:
         return 0;
@@ -40,12 +40,15 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("store");
-    if (map_size < 0 || max_msg < 0 || heartbeat_ms <= 0) {
-        fprintf(stderr, "bulletin-store: --map-size and --max-msg must be >= 0 and "
-                        "--heartbeat-ms > 0\n");
+    store_server_config cfg = {.data_dir = data, .bind = bind, .feed = feed,
+                               .map_size = map_size, .max_msg = max_msg,
+                               .heartbeat_ms = heartbeat_ms, .http = http};
+    char err[640];
+    if (store_server_config_check(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "bulletin-store: %s\n", err);
         return 2;
     }
-    if (backup && *backup) {
+    if (backup) {
         char err[1024];
         if (store_db_backup(data, backup, err, sizeof err) < 0) {
             log_error("store.backup", "data=%s dest=%s error=\"%s\"", data, backup, err);
@@ -54,8 +57,5 @@ int main(int argc, char **argv)
         log_info("store.backup", "data=%s dest=%s ok=1", data, backup);
         return 0;
     }
-    store_server_config cfg = {.data_dir = data, .bind = bind, .feed = feed,
-                               .map_size = map_size, .max_msg = max_msg,
-                               .heartbeat_ms = heartbeat_ms, .http = http};
     return store_server_run(&cfg);
 }

@@ -630,11 +630,31 @@ static void s_drain(s_server *s)
 
 /* --- run ----------------------------------------------------------------- */
 
+int store_server_config_check(const store_server_config *cfg, char *err, size_t cap)
+{
+    if (!cfg->data_dir || !*cfg->data_dir) {
+        snprintf(err, cap, "the data directory is an empty string: give a path (--data DIR)");
+        return -1;
+    }
+    if (cfg->map_size < 0 || cfg->max_msg < 0 || cfg->heartbeat_ms <= 0) {
+        snprintf(err, cap, "--map-size and --max-msg must be >= 0 and --heartbeat-ms > 0");
+        return -1;
+    }
+    if (zio_endpoints_check("--bind", cfg->bind, true, false, err, cap) < 0 ||
+        zio_endpoints_check("--feed", cfg->feed, true, false, err, cap) < 0)
+        return -1;
+    return 0;
+}
+
 int store_server_run(const store_server_config *cfg)
 {
     s_server s = {.cfg = cfg, .sigfd = -1};
-    char host[256] = "localhost", err[512];
+    char host[256] = "localhost", err[640];
     int rc = 1;
+    if (store_server_config_check(cfg, err, sizeof err) < 0) {
+        log_error("store.config", "error=\"%s\"", err);
+        return 1;
+    }
     if (gethostname(host, sizeof host) != 0)
         strcpy(host, "localhost");
     host[sizeof host - 1] = '\0';

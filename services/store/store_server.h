@@ -31,6 +31,7 @@
 #ifndef STORE_SERVER_H
 #define STORE_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define STORE_SERVER_MAX_OPS 10000             /* ops collected per group commit */
@@ -54,11 +55,18 @@ typedef struct {
                                store logs why and runs without HTTP. */
 } store_server_config;
 
+/* Whether cfg's values can work: a data directory, limits in range (map size
+ * and max-msg >= 0, heartbeat > 0), well-formed endpoints (store_server_run
+ * checks the same first). 0, or -1 with one sentence in err (bulletin-store
+ * prints it and exits 2, "bad option"). */
+int store_server_config_check(const store_server_config *cfg, char *err, size_t cap);
+
 /*
  * Run the store until SIGTERM or SIGINT (blocks them in the calling thread,
  * see zio_signal_fd). On a signal it finishes the batch in hand (commit and
  * replies), closes everything and returns 0. Returns 1 when it cannot start
- * (database or endpoints), after logging why.
+ * (a bad value: see store_server_config_check; the database cannot be opened;
+ * an endpoint cannot be bound), after logging why.
  */
 int store_server_run(const store_server_config *cfg);
 

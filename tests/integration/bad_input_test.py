@@ -10,6 +10,7 @@ malformed, unknown, oversized and too many frames.
 """
 
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -521,12 +522,14 @@ class WorkerMaxMsgTest(SearchCase):
 
 
 class BadOptionsTest(harness.BulletinCase):
-    """A service started with a bad option value stops at once: a non-zero
-    exit and an error line naming the option or the value, never a service
-    that runs on connected to nothing (a typo in an endpoint) or that takes
-    a nonsense limit as "no limit"."""
+    """A service started with a bad option value stops at once: exit 2 (as
+    for an unknown option) and an error line naming the option or the value,
+    never a service that runs on connected to nothing (a typo in an endpoint)
+    or that takes a nonsense limit as "no limit". A failure at run time with
+    good values (an address in use, a data directory it cannot create) is
+    exit 1."""
 
-    def start_fails(self, name, args, needle):
+    def start_fails(self, name, args, needle, code=2):
         port = lambda: harness.endpoint(harness.free_port())  # noqa: E731
         cmd = [harness.binary(name)] + list(args)
         if "--http" not in args:
@@ -546,8 +549,8 @@ class BadOptionsTest(harness.BulletinCase):
                                stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             self.fail("%s: still running after 10 s instead of refusing the option" % what)
-        self.assertNotEqual(r.returncode, 0, "%s: %s" % (what, r.stderr))
         self.assertGreater(r.returncode, 0, "%s: killed by a signal: %s" % (what, r.stderr))
+        self.assertEqual(r.returncode, code, "%s: %s" % (what, r.stderr))
         self.assertTrue(r.stderr.strip(), "%s: no error line" % what)
         self.assertIn(needle, r.stderr, what)
         self.assertLessEqual(len(r.stderr.strip().splitlines()), 2, "%s: %s" % (what, r.stderr))
@@ -556,7 +559,7 @@ class BadOptionsTest(harness.BulletinCase):
         a_file = os.path.join(self.tmp, "a-file")
         with open(a_file, "w") as f:
             f.write("x")
-        for args, needle in [
+        for args_needle in [
                 (["--broker", "nonsense"], "--broker 'nonsense'"),
                 (["--store", "tcp://no-port"], "--store 'tcp://no-port'"),
                 (["--feed", ""], "--feed ''"),
@@ -564,12 +567,13 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--map-size-mb", "-1"], "map-size-mb"),
                 (["--credit", "17"], "credit"),
                 (["--heartbeat-ms", "abc"], "--heartbeat-ms"),
-                (["--data", os.path.join(a_file, "replica")], "a-file/replica"),
+                (["--data", os.path.join(a_file, "replica")], "a-file/replica", 1),
                 (["--data", ""], "--data ''"),
                 (["--name", ""], "--name ''"),
                 (["--broker="], "--broker ''"),
+                (["--sync-timeout-ms", "0"], "sync timeout"),
         ]:
-            self.start_fails("bulletin-worker", args, needle)
+            self.start_fails("bulletin-worker", *args_needle)
 
     def test_query(self):
         for args, needle in [
@@ -580,6 +584,8 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--liveness", "x"], "--liveness"),
                 (["--bind", ""], "--bind ''"),
                 (["--workers", ""], "--workers ''"),
+                (["--bind", "tcp://127.0.0.1:http"], "port"),
+                (["--workers", "tcp://127.0.0.1:1,tpc://x:2"], "unknown transport"),
         ]:
             self.start_fails("bulletin-query", args, needle)
 
@@ -593,6 +599,24 @@ class BadOptionsTest(harness.BulletinCase):
             self.start_fails("bulletin-store", [opt, ""], "%s ''" % opt)
         for opt in ("--bind", "--store"):
             self.start_fails("bulletin-ingest", [opt, ""], "%s ''" % opt)
+        self.start_fails("bulletin-store", ["--heartbeat-ms", "0"], "heartbeat-ms")
+        self.start_fails("bulletin-store", ["--feed", "tcp://*"], "--feed 'tcp://*'")
+        self.start_fails("bulletin-ingest", ["--bind", "ipc://"], "--bind 'ipc://'")
+        self.start_fails("bulletin-ingest", ["--max-request", "10"], "max-request")
+
+    def test_run_time_failure_is_exit_1(self):
+        """Good values that fail when used: exit 1, not the 2 of a bad option."""
+        with socket.socket() as s:
+            s.bind((harness.LOCAL, 0))
+            s.listen()
+            taken = harness.endpoint(s.getsockname()[1])
+            self.start_fails("bulletin-store", ["--bind", taken], "Address already in use", 1)
+            self.start_fails("bulletin-ingest", ["--bind", taken], "Address already in use", 1)
+            self.start_fails("bulletin-query", ["--bind", taken], "Address already in use", 1)
+        a_file = os.path.join(self.tmp, "not-a-dir")
+        with open(a_file, "w") as f:
+            f.write("x")
+        self.start_fails("bulletin-store", ["--data", os.path.join(a_file, "db")], "not-a-dir", 1)
         self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
         self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
         self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
