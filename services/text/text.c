@@ -532,6 +532,9 @@ typedef struct {
     long best;
     s_match best_first, best_last;
     uint32_t span;
+    /* pass 1: its first S_SNIP_MARKS matches, in marks (see s_snip_kept);
+     * kept_to: where the first match not kept starts (UINT32_MAX: none) */
+    uint32_t kept_to;
     /* pass 2: matches to mark */
     bool mark_pass;
     s_match *marks;
@@ -607,19 +610,23 @@ static int s_snip_cb(void *ud, const text_token *tok) {
             c->last.end = t->end;
             if (c->mark_pass && c->nmarks)
                 c->marks[c->nmarks - 1].end = t->end;
-            else if (!c->mark_pass && c->n)
+            else if (!c->mark_pass && c->n) {
                 c->ring[(c->head + c->n - 1) % S_SNIP_RING].end = t->end;
+                if (c->kept_to == UINT32_MAX) /* the last match is the last kept */
+                    c->marks[c->nmarks - 1].end = t->end;
+            }
         }
         return 0;
     }
     s_match m = {.start = t->start, .end = t->end, .term = (uint32_t)hit};
     c->last = m;
     c->have_last = true;
-    if (c->mark_pass) {
-        if (c->nmarks < S_SNIP_MARKS)
-            c->marks[c->nmarks++] = m;
+    if (c->nmarks < S_SNIP_MARKS)
+        c->marks[c->nmarks++] = m;
+    else if (!c->mark_pass && c->kept_to == UINT32_MAX)
+        c->kept_to = m.start;
+    if (c->mark_pass)
         return 0;
-    }
     c->chars += s_count_chars(c->body, c->counted_to, t->start);
     c->counted_to = t->start;
     m.chr = c->chars;
@@ -1125,6 +1132,28 @@ static size_t s_snip_regions(const s_needles *nd, int simd, const uint8_t *p, ui
     return r.nreg;
 }
 
+/* Pass 2 from pass 1's matches: the kept ones (c->marks[0..nmarks)) inside
+ * body[from..to) moved to the front, when they are all the matches pass 2
+ * would find there. They are when pass 1 analyzed the window's text as pass 2
+ * would (it ends at slen or before), the window starts and ends where the
+ * analyzer's state is reset (ASCII whitespace: no token crosses the edges, and
+ * the first match of the window is merged with nothing before it), and no
+ * match of the window was left out of the kept ones (at most S_SNIP_MARKS,
+ * so the marks' cap cuts nothing either). false: analyze the window again. */
+static bool s_snip_kept(s_snip_ctx *c, const char *body, uint32_t slen, uint32_t from,
+                        uint32_t to) {
+    if (to > slen || to > c->kept_to || (from > 0 && !s_isspace(body[from - 1])) ||
+        (to < slen && !s_isspace(body[to])))
+        return false;
+    size_t k = 0, n = 0;
+    while (k < c->nmarks && c->marks[k].start < from)
+        k++;
+    for (; k < c->nmarks && c->marks[k].start < to; k++)
+        c->marks[n++] = c->marks[k];
+    c->nmarks = n;
+    return true;
+}
+
 /* Run the snippet callback over the tokens of body[from..to) that can
  * match (nd NULL: over all of them). */
 static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const s_needles *nd,
@@ -1190,6 +1219,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         c->counts = counts;
         c->best = -1;
         c->span = maxc * 3 / 4;
+        c->kept_to = UINT32_MAX;
         c->marks = marks;
         for (size_t i = 0; regions && i < o.nterms; i++)
             regions = s_needle_add(&nd, o.terms[i], o.term_lens[i], true);
@@ -1224,11 +1254,13 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     }
     size_t nm = 0;
     if (found) {
-        /* pass 2: the matches inside [from, to) */
-        c->mark_pass = true;
-        c->have_last = false;
-        c->nmarks = 0;
-        s_snip_analyze(self, c, regions ? &nd : NULL, body, from, to);
+        /* pass 2: the matches inside [from, to), pass 1's when they can be */
+        if (o.scan_all || !s_snip_kept(c, body, slen, from, to)) {
+            c->mark_pass = true;
+            c->have_last = false;
+            c->nmarks = 0;
+            s_snip_analyze(self, c, regions ? &nd : NULL, body, from, to);
+        }
         nm = c->nmarks;
     }
     self->stem_gate = NULL;

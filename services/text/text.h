@@ -113,9 +113,10 @@ typedef struct {
     const char *mark_close;    /* NULL = "»" */
     uint32_t max_chars;        /* window, in characters; 0 = 200 */
     uint32_t scan_bytes;       /* bytes of the body scanned for matches; 0 = 16384 */
-    bool scan_all;             /* analyze all scan_bytes instead of only the regions
-                                  that can hold a match (same snippet, slower: for
-                                  tests that compare the two) */
+    bool scan_all;             /* analyze all scan_bytes, and the shown window again,
+                                  instead of only the regions that can hold a match
+                                  and the first pass's matches in the window (same
+                                  snippet, slower: for tests that compare the two) */
 } text_snippet_opts;
 
 /* Write a snippet of body[0..len) to out[0..cap) (always NUL-terminated when

@@ -208,6 +208,63 @@ static void test_snippet(void **state) {
     text_analyzer_destroy(&a);
 }
 
+/* The snippet of body with terms, checked against the one that analyzes
+ * everything (scan_all) before it is returned in out. */
+static void s_snip_both(text_analyzer *a, const char *body, const char *const *terms,
+                        const uint32_t *lens, size_t n, char *out, size_t cap) {
+    char all[1024];
+    text_snippet_opts o = {.terms = terms, .term_lens = lens, .nterms = n};
+    size_t l1 = text_snippet(a, body, strlen(body), &o, out, cap);
+    o.scan_all = true;
+    size_t l2 = text_snippet(a, body, strlen(body), &o, all, sizeof all);
+    if (l1 != l2 || memcmp(out, all, l1) != 0)
+        fail_msg("\"%s\" != all \"%s\"", out, all);
+}
+
+/* Pass 2 takes pass 1's matches inside the window only when they are the
+ * matches an analysis of the window finds (text.c, s_snip_kept); the cases
+ * where they are not. */
+static void test_snippet_window(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    const char *terms[] = {"run", "polic"};
+    uint32_t lens[] = {3, 5};
+    char body[4096], out[1024];
+    /* the window starts inside "zz..zrunning": analyzed alone its "running"
+     * matches (the snippet has always marked it) */
+    size_t n = 0;
+    memset(body, 'z', 100);
+    n += 100;
+    n += (size_t)sprintf(body + n, "running-");
+    memset(body + n, 'q', 51);
+    n += 51;
+    sprintf(body + n, "-police and more");
+    s_snip_both(a, body, terms, lens, 2, out, sizeof out);
+    assert_non_null(strstr(out, "\xE2\x80\xA6\xC2\xABrunning\xC2\xBB-qqq"));
+    /* the window ends inside "policeman": its "police" is marked */
+    n = (size_t)sprintf(body, "police-");
+    memset(body + n, 'w', 186);
+    n += 186;
+    n += (size_t)sprintf(body + n, "-policeman");
+    for (int k = 0; k < 20; k++)
+        n += (size_t)sprintf(body + n, " and more");
+    s_snip_both(a, body, terms, lens, 2, out, sizeof out);
+    assert_non_null(strstr(out, "-\xC2\xABpolice\xC2\xBB\xE2\x80\xA6"));
+    /* the window after more matches than pass 1 keeps */
+    n = 0;
+    for (int k = 0; k < 300; k++)
+        n += (size_t)sprintf(body + n, "police ");
+    sprintf(body + n, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx run police");
+    s_snip_both(a, body, terms, lens, 2, out, sizeof out);
+    assert_non_null(strstr(out, " \xC2\xABrun\xC2\xBB \xC2\xABpolice\xC2\xBB"));
+    /* overlapping CJK matches are one mark */
+    const char *zh[] = {"北京", "京大"};
+    uint32_t zhl[] = {6, 6};
+    s_snip_both(a, "中国北京大学", zh, zhl, 2, out, sizeof out);
+    assert_string_equal(out, "中国«北京大»学");
+    text_analyzer_destroy(&a);
+}
+
 typedef struct {
     char tb[16][64];
     const char *terms[16];
@@ -300,7 +357,7 @@ int main(void) {
         cmocka_unit_test(test_invalid),   cmocka_unit_test(test_stopwords),
         cmocka_unit_test(test_fold),      cmocka_unit_test(test_snippet),
         cmocka_unit_test(test_t2s),
-        cmocka_unit_test(test_snippet_regions),
+        cmocka_unit_test(test_snippet_regions), cmocka_unit_test(test_snippet_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
