@@ -245,8 +245,8 @@ int main(int argc, char **argv)
     if (o_split)
         printf(" idx_search_us=%.1f glue_us=%.1f", idx_us / (double)runs,
                (total_us - idx_us) / (double)runs);
-    printf(" hits_per_search=%.2f reply_bytes=%.0f\n", (double)hits / (double)runs,
-           (double)bytes / (double)runs);
+    printf(" hits_per_search=%.2f reply_bytes=%.0f typo_cache_bytes=%zu\n", (double)hits / (double)runs,
+           (double)bytes / (double)runs, idx_typo_cache_bytes(qsearch_index(s)));
     qsearch_destroy(&s);
     replica_destroy(&rep);
     for (size_t i = 0; i < nq; i++)

@@ -1578,144 +1578,89 @@ int idx__u64cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The typo scan's distances over a sorted run of lexicon terms: Levenshtein
- * rows of the query word w are kept per byte of the current term, so a term
- * sharing k bytes with the one before reuses k rows, and only the band
- * |row - column| <= max is computed (cells saturate at max + 1, which keeps
- * every distance <= max exact). When every cell of row k is above max, no
- * term starting with those k bytes can be within max (`dead`). The rows
- * before it then tell the smallest string past that prefix that can still
- * be within max (s_typo_next: the rows as a Levenshtein automaton), and the
- * scan seeks there (idx_tsit_fwd), passing over every term in between: the
- * sorted term dictionary intersected with the automaton, as Lucene and
- * Tantivy do. The terms are the segment's slice of them in memory
- * (idx_terms.h: read from the lexicon pages once, dense, no values), not the
- * pages, where each entry was a cache miss. Distances on bytes, capped at
- * max + 1. */
+/* The typo scan: the terms of a slice (idx_terms.h: the segment's terms
+ * with the word's first two bytes, a trie in memory) within Levenshtein
+ * distance max of the query word w, found by a depth-first walk of the trie
+ * that keeps one row of the distance matrix per depth: a node's row comes
+ * from its parent's and its byte. When no cell of a node's row is within
+ * max, no term below it can be: the walk goes on after its subtree (the
+ * node's subtree size), so it visits the live prefixes and their children
+ * only — the Levenshtein automaton intersected with the term trie, without
+ * the seeks a sorted list needs. Distances on bytes.
+ *
+ * A row is bit-parallel (Wu-Manber, banded as in Hyyrö's): only the band of
+ * cells j (w's first j bytes) with |j - k| <= max can be within max in row k
+ * (the term's first k bytes), and the row is max + 1 masks of that band's
+ * 2 max + 1 cells, bit b for cell j = k - max + b: mask i has the cells <= i.
+ * Reading byte c, cell j is <= i when the cell diagonally before is <= i and
+ * w[j - 1] == c, or it or the cell above (pr[j]: bit b + 1 of the row
+ * before) is <= i - 1, or the cell to its left in this row is <= i - 1. */
 #define S_TYPO_LEN 64
 typedef struct {
-    const char *w;
     size_t wl;
     int max;
-    size_t valid;  /* rows 0..valid are those of the current term's prefix */
-    size_t dead;   /* the prefix of this length is out of reach (0: none) */
-    uint8_t row[S_TYPO_LEN + 1][S_TYPO_LEN + 2];
+    unsigned band;               /* the 2 max + 1 bits of a band */
+    uint8_t valid[S_TYPO_LEN + 1];  /* row k's cells 0 <= j <= wl */
+    uint8_t row[S_TYPO_LEN + 1][3]; /* row k's masks 0..max */
+    uint64_t pos[256];           /* bit p: w[p] is this byte */
 } s_typo_scan;
 
 static void s_typo_init(s_typo_scan *ts, const char *w, size_t wl, int max) {
-    ts->w = w;
     ts->wl = wl;
     ts->max = max;
-    ts->valid = 0;
-    ts->dead = 0;
-    uint8_t cap = (uint8_t)(max + 1);
-    for (size_t j = 0; j <= wl + 1 && j <= S_TYPO_LEN + 1; j++)
-        ts->row[0][j] = j < cap ? (uint8_t)j : cap;
+    ts->band = (1u << (2 * max + 1)) - 1;
+    memset(ts->pos, 0, sizeof ts->pos);
+    for (size_t p = 0; p < wl && p < 64; p++)
+        ts->pos[(uint8_t)w[p]] |= 1ull << p;
+    for (size_t k = 0; k <= S_TYPO_LEN; k++) { /* bits b with 0 <= k - max + b <= wl */
+        unsigned v = 0;
+        for (int b = 0; b <= 2 * max; b++) {
+            long j = (long)k - max + b;
+            if (j >= 0 && j <= (long)wl)
+                v |= 1u << b;
+        }
+        ts->valid[k] = (uint8_t)v;
+    }
+    for (int i = 0; i <= max; i++) /* row 0: cell j is j */
+        ts->row[0][i] = (uint8_t)((((1u << (i + 1)) - 1) << max) & ts->valid[0]);
 }
 
-/* Distance (capped at max + 1) of term t[0..tl) that shares `sh` bytes with
- * the previous term given to this scan. */
-static int s_typo_dist(s_typo_scan *ts, const char *t, size_t tl, size_t sh) {
-    const uint8_t cap = (uint8_t)(ts->max + 1);
-    const size_t d = (size_t)ts->max, wl = ts->wl;
-    if (ts->valid > sh)
-        ts->valid = sh;
-    if (ts->dead) {
-        if (sh >= ts->dead)
-            return cap; /* same dead prefix */
-        ts->dead = 0;
+/* Row k (1 <= k <= S_TYPO_LEN) from row k - 1 and the term's byte k - 1,
+ * given as eq: bit b set when w[k - d + b - 1] is that byte (the diagonal
+ * into cell k - d + b); d is ts->max (a constant where inlined). False when
+ * no cell is within d (no term with this prefix is within reach; the row is
+ * then not to be used). */
+static inline __attribute__((always_inline)) bool s_typo_step(s_typo_scan *ts, size_t k, unsigned eq,
+                                                              const int d) {
+    const uint8_t *pr = ts->row[k - 1];
+    uint8_t *r = ts->row[k];
+    const unsigned vm = ts->valid[k];
+    unsigned cur = pr[0] & eq & vm;
+    r[0] = (uint8_t)cur;
+    for (int i = 1; i <= d; i++) {
+        unsigned up = pr[i - 1];
+        cur = ((pr[i] & eq) | up | up >> 1 | cur << 1) & vm;
+        r[i] = (uint8_t)cur;
     }
-    if (wl > S_TYPO_LEN || tl > S_TYPO_LEN)
-        return cap;
-    for (size_t k = ts->valid + 1; k <= tl; k++) {
-        const uint8_t *pr = ts->row[k - 1];
-        uint8_t *r = ts->row[k];
-        size_t lo = k > d ? k - d : 0, hi = k + d < wl ? k + d : wl;
-        uint8_t best = cap;
-        if (lo > 0)
-            r[lo - 1] = cap;
-        if (lo > wl) { /* the band has left the word: nothing is within max */
-            ts->valid = k - 1;
-            ts->dead = k;
-            return cap;
-        }
-        /* the cell to the left of the band counts as out of reach (cap) */
-        const uint8_t tc = (uint8_t)t[k - 1];
-        uint8_t left = cap;
-        size_t j = lo;
-        if (j == 0) {
-            left = k < cap ? (uint8_t)k : cap;
-            r[0] = left;
-            best = left;
-            j = 1;
-        }
-        for (; j <= hi; j++) {
-            uint8_t v = (uint8_t)(pr[j - 1] + (tc != (uint8_t)ts->w[j - 1]));
-            uint8_t u = (uint8_t)(pr[j] + 1);
-            if (u < v)
-                v = u;
-            u = (uint8_t)(left + 1);
-            if (u < v)
-                v = u;
-            if (v > cap)
-                v = cap;
-            r[j] = v;
-            left = v;
-            if (v < best)
-                best = v;
-        }
-        r[hi + 1] = cap;
-        if (best >= cap) {
-            ts->valid = k;
-            ts->dead = k;
-            return cap;
-        }
-    }
-    ts->valid = tl;
-    return (tl > wl ? tl - wl : wl - tl) <= d ? ts->row[tl][wl] : cap;
+    return cur != 0;
 }
 
-/* After s_typo_dist found the prefix t[0..ts->dead) dead: the smallest
- * string past every term with that prefix that can still be within max, in
- * out (the first `fixed` bytes of t kept). Row L of a prefix whose row L - 1
- * has a cell below max is alive whatever byte L is (a deletion or the
- * diagonal from that cell stays within max), unless the band has left the
- * word; when row L - 1's smallest cell is max, only byte w[j] with cell j at
- * max keeps row L alive (a match on the diagonal). So the next live prefix is
- * t[0..L-1) + the smallest such byte above t[L-1], for the longest L that
- * has one. Returns its length, 0 when there is none (the slice is done). */
-static size_t s_typo_next(const s_typo_scan *ts, const uint8_t *t, size_t fixed, uint8_t *out) {
-    const size_t d = (size_t)ts->max, wl = ts->wl;
-    for (size_t L = ts->dead; L > fixed; L--) {
-        if (L > wl + d)
-            continue; /* every row L is dead: the band is past the word */
-        const uint8_t *pr = ts->row[L - 1];
-        size_t lo = L - 1 > d ? L - 1 - d : 0, hi = L - 1 + d < wl ? L - 1 + d : wl;
-        uint8_t mn = UINT8_MAX;
-        for (size_t j = lo; j <= hi; j++)
-            if (pr[j] < mn)
-                mn = pr[j];
-        unsigned cur = t[L - 1], best = 256;
-        if (mn < d) {
-            best = cur + 1;
-        } else {
-            for (size_t j = lo; j <= hi && j < wl; j++)
-                if (pr[j] == d && (uint8_t)ts->w[j] > cur && (uint8_t)ts->w[j] < best)
-                    best = (uint8_t)ts->w[j];
-        }
-        if (best < 256) {
-            memcpy(out, t, L - 1);
-            out[L - 1] = (uint8_t)best;
-            return L;
-        }
-    }
-    return 0;
+/* s_typo_step for byte tc at any k >= 1. */
+static bool s_typo_row(s_typo_scan *ts, size_t k, uint8_t tc) {
+    const int sh = (int)k - ts->max - 1;
+    const uint64_t pc = ts->pos[tc];
+    unsigned eq = (unsigned)(sh >= 0 ? pc >> sh : pc << -sh) & ts->band;
+    return s_typo_step(ts, k, eq, ts->max);
 }
 
-/* Bytes a[0..n) and b[0..m) have in common at their start. */
-static size_t s_common(const uint8_t *a, size_t n, const uint8_t *b, size_t m) {
-    size_t i = 0, l = n < m ? n : m;
-    while (i < l && a[i] == b[i])
+/* Distance (max + 1 when above max) of the term of length k whose rows
+ * 1..k are computed. */
+static inline int s_typo_end(const s_typo_scan *ts, size_t k) {
+    long b = (long)ts->wl - (long)k + ts->max; /* cell wl's bit */
+    if (b < 0 || b > 2 * ts->max)
+        return ts->max + 1;
+    int i = 0;
+    while (i <= ts->max && !(ts->row[k][i] >> b & 1u))
         i++;
     return i;
 }
@@ -1773,8 +1718,58 @@ static bool s_seen_test(const char *t, size_t n) {
     }
 }
 
-/* Add typo alternatives to eligible TERM atoms. Returns how many were added. */
-static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q) {
+/* Term tb[0..tl) (TEXT_EXACT_PREFIX first for an exact form) is at distance
+ * dd (capped at maxd + 1) of atom a's word: its stem joins the candidates
+ * cands[0..*nc) (at most 32) unless it is the word's own, one of them
+ * already, weighed in a segment before, or in no document. */
+static void s_typo_found(idx *self, MDB_txn *txn, const idx_segs *segs, const s_query *q,
+                         const s_atom *a, int maxd, const uint8_t *tb, size_t tl, int dd,
+                         s_cand *cands, size_t *nc) {
+    if (dd <= maxd && maxd > 1 && segs->nsegs > 1 && s_seen_test((const char *)tb, tl))
+        return; /* weighed in a segment before */
+    if (dd <= 0 || dd > maxd)
+        return;
+    size_t off = tb[0] == (uint8_t)TEXT_EXACT_PREFIX;
+    s_cand cd = {.dist = dd};
+    /* the scoring term is the stem of the surface */
+    text_analyze(self->an, (const char *)tb + off, tl - off, 0, s_stem_cb, &cd, NULL);
+    const s_qterm *own = &q->terms[a->t0];
+    bool dup = cd.klen == own->len && memcmp(cd.key, q->arena + own->off, cd.klen) == 0;
+    for (size_t x = 0; x < *nc && !dup; x++)
+        dup = cands[x].klen == cd.klen && memcmp(cands[x].key, cd.key, cd.klen) == 0;
+    if (!dup && cd.klen && (cd.df = idx_lex_df(self, txn, segs, (uint8_t *)cd.key, cd.klen)) > 0) {
+        if (*nc < 32)
+            cands[(*nc)++] = cd;
+    }
+}
+
+/* The walk of slice sl for the word of ts (max d, a constant where
+ * inlined): rows 1 and 2 are computed (the slice's prefix), tb holds the
+ * slice's prefix (TEXT_EXACT_PREFIX first when off is 1). Every term within
+ * d goes to s_typo_found, in order. */
+static inline __attribute__((always_inline)) void s_typo_walk(idx *self, MDB_txn *txn, const idx_segs *segs,
+                                                              const s_query *q, const s_atom *a, s_typo_scan *ts,
+                                                              const idx_tslice *sl, uint8_t *tb, size_t off,
+                                                              const int d, s_cand *cands, size_t *nc) {
+    const unsigned band = ts->band;
+    for (uint32_t i = 0; i < sl->nn;) {
+        uint32_t v = sl->node[i];
+        size_t k = 2 + idx_tnode_depth(v); /* bytes of the term up to this node, >= 3 */
+        uint8_t c = (uint8_t)idx_tnode_byte(v);
+        if (k > S_TYPO_LEN || !s_typo_step(ts, k, (unsigned)(ts->pos[c] >> (k - d - 1)) & band, d)) {
+            i = idx_tslice_skip(sl, i); /* nothing below it is within reach */
+            continue;
+        }
+        tb[off + k - 1] = c;
+        if (idx_tnode_end(v))
+            s_typo_found(self, txn, segs, q, a, d, tb, off + k, s_typo_end(ts, k), cands, nc);
+        i++;
+    }
+}
+
+/* Add typo alternatives to eligible TERM atoms. Returns how many were added.
+ * Not inlined: profiles (callgrind --toggle-collect=s_add_typos) see it whole. */
+__attribute__((noinline)) static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q) {
     int added = 0;
     /* Term lists are kept only from committed segments: a write txn's new
      * segment may still be aborted, and its id then used again (its txn id
@@ -1795,7 +1790,7 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
         size_t wl = a->plen;
         int maxd = s_utf8_chars(w, wl) >= 9 ? 2 : 1;
         if (wl > S_TYPO_LEN)
-            continue; /* s_typo_dist finds nothing within reach of it */
+            continue; /* s_typo_row finds nothing within reach of it */
         s_cand cands[32];
         size_t nc = 0;
         s_typo_scan ts;
@@ -1816,48 +1811,21 @@ static int s_add_typos(idx *self, MDB_txn *txn, const idx_segs *segs, s_query *q
             bool owned;
             if (idx_terms_slice(self->terms, lc, &segs->seg[pass / 2], kb, kl, keep, &sl, &owned))
                 continue;
-            idx_tsit it;
-            idx_tsit_begin(&it, sl);
             s_typo_init(&ts, w, wl, maxd);
-            const size_t off = (size_t)(pass % 2);
-            size_t sh = 0; /* bytes of t shared with the previous term of this scan */
-            while (!it.eof) {
-                const char *t = (const char *)it.term + off;
-                size_t tl = it.tl - off;
-                int dd = s_typo_dist(&ts, t, tl, sh);
-                if (dd <= maxd && maxd > 1 && segs->nsegs > 1 &&
-                    s_seen_test((const char *)it.term, it.tl))
-                    dd = maxd + 1; /* weighed in a segment before */
-                if (dd > 0 && dd <= maxd) {
-                    s_cand cd = {.dist = dd};
-                    /* the scoring term is the stem of the surface */
-                    text_analyze(self->an, t, tl, 0, s_stem_cb, &cd, NULL);
-                    const s_qterm *own = &q->terms[a->t0];
-                    bool dup = cd.klen == own->len && memcmp(cd.key, q->arena + own->off, cd.klen) == 0;
-                    for (size_t x = 0; x < nc && !dup; x++)
-                        dup = cands[x].klen == cd.klen && memcmp(cands[x].key, cd.key, cd.klen) == 0;
-                    if (!dup && cd.klen &&
-                        (cd.df = idx_lex_df(self, txn, segs, (uint8_t *)cd.key, cd.klen)) > 0) {
-                        if (nc < 32)
-                            cands[nc++] = cd;
-                    }
-                }
-                if (!ts.dead) {
-                    idx_tsit_next(&it);
-                    sh = it.sh < off ? 0 : it.sh - off;
-                    continue;
-                }
-                /* a dead prefix: on to the next term that can be within reach */
-                uint8_t tg[IDX_TERM_MAX + 1];
-                tg[0] = TEXT_EXACT_PREFIX;
-                size_t n = s_typo_next(&ts, (const uint8_t *)t, 2, tg + off);
-                if (!n)
-                    break;
-                idx_tsit_fwd(&it, tg, n + off);
-                /* the dead term and the new one share what tg shares with the
-                 * new one, at most tg's n - 1 first bytes */
-                sh = it.eof ? 0 : s_common(tg + off, n - 1, it.term + off, it.tl - off);
-            }
+            /* the term being walked: the slice's prefix (kb), then the path
+             * to the current node; t is it as compared with w (no
+             * TEXT_EXACT_PREFIX), its first two bytes w's own (rows 1, 2) */
+            uint8_t tb[S_TYPO_LEN + 1];
+            memcpy(tb, kb, kl);
+            const size_t off = kl - 2;
+            const uint8_t *t = tb + off;
+            bool live = s_typo_row(&ts, 1, t[0]) && s_typo_row(&ts, 2, t[1]); /* (always) */
+            if (live && sl->root)
+                s_typo_found(self, txn, segs, q, a, maxd, tb, kl, s_typo_end(&ts, 2), cands, &nc);
+            if (live && maxd == 1)
+                s_typo_walk(self, txn, segs, q, a, &ts, sl, tb, off, 1, cands, &nc);
+            else if (live)
+                s_typo_walk(self, txn, segs, q, a, &ts, sl, tb, off, 2, cands, &nc);
             if (owned)
                 idx_tslice_free(&sl);
         }

@@ -8,8 +8,10 @@
  * per entry: terms are interleaved with their values (inline postings of up
  * to 1000 bytes), and an entry's start is known only from the one before.
  * A segment never changes once written, so the terms of such a slice are
- * read once and kept here, dense (front-coded, no values) with a whole term
- * every IDX_TERMS_RESTART entries for the seeks:
+ * read once and kept here as a trie of the bytes after the slice's prefix,
+ * one 32-bit word per node in preorder (byte, term end, depth, subtree
+ * size): the scan walks it node by node, one Levenshtein row per node, and
+ * leaves a dead prefix by the node's subtree size, without a seek.
  *
  *   idx_terms ── per segment (its idx_seg, as the segment list has it) ──▶
  *       open-addressed table: prefix (1-3 bytes) ──▶ idx_tslice
@@ -46,13 +48,10 @@ struct idx_terms {
     size_t nsegs, segcap;
 };
 
-/* a slice is one block: header, restart keys (8-byte aligned), offsets, data */
-_Static_assert(sizeof(idx_tslice) % 8 == 0, "restart keys follow the header");
+/* a slice is one block: header, nodes, esc */
+_Static_assert(sizeof(idx_tslice) % 8 == 0, "the nodes follow the header");
 
-static size_t s_slice_size(const idx_tslice *s) {
-    return sizeof *s + (size_t)s->nrst * (sizeof *s->rkey + sizeof *s->rst) + s->bytes +
-           IDX_TERMS_PAD;
-}
+static size_t s_slice_size(const idx_tslice *s) { return sizeof *s + s->bytes; }
 
 idx_terms *idx_terms_new(size_t cap) {
     idx_terms *t = calloc(1, sizeof *t);
@@ -64,7 +63,7 @@ idx_terms *idx_terms_new(size_t cap) {
 void idx_tslice_free(idx_tslice **s) {
     if (!s || !*s)
         return;
-    free(*s); /* one block: header, restarts, data */
+    free(*s); /* one block: header, nodes, esc */
     *s = NULL;
 }
 
@@ -171,91 +170,123 @@ static int s_segc_room(idx_terms *t, s_segc *c) {
     return 0;
 }
 
-static size_t s_uvar_put(uint8_t *p, size_t v) { return idx_varint_put(p, v); }
+/* The nodes being built: words as idx_tslice's without their subtree sizes
+ * until the subtree is closed; esc pairs in the order they close. */
+typedef struct {
+    uint32_t *node, *esc;
+    size_t nn, ncap, nesc, ecap;
+} s_tbuild;
 
-/* t[0..l)'s first 8 bytes as a big-endian number, 0-padded: a smaller key
- * is a smaller term (equal keys tell nothing). */
-static inline uint64_t s_key8(const uint8_t *t, size_t l) {
-    uint64_t k = 0;
-    for (size_t i = 0; i < 8; i++)
-        k = k << 8 | (i < l ? t[i] : 0);
-    return k;
+/* Node i's subtree ends before node `end`: its size in the node, or in esc. */
+static inline int s_close(s_tbuild *b, uint32_t i, uint32_t end) {
+    uint32_t sz = end - i;
+    if (sz < IDX_TNODE_FAR) {
+        b->node[i] |= sz << 18;
+        return 0;
+    }
+    b->node[i] |= IDX_TNODE_FAR << 18;
+    if (b->nesc + 2 > b->ecap) {
+        uint32_t *p = grow_to(b->esc, &b->ecap, sizeof *p, 16, b->nesc + 2);
+        if (!p)
+            return ENOMEM;
+        b->esc = p;
+    }
+    b->esc[b->nesc++] = i;
+    b->esc[b->nesc++] = sz;
+    return 0;
 }
 
-/* Read the terms of seg starting with pre[0..pl) into a new slice. */
+static int s_esc_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Read the terms of seg starting with pre[0..pl) into a new slice: each term
+ * adds a node per byte after those it shares with the one before; the nodes
+ * deeper than that shared part are closed (their subtrees end here). */
 static int s_tslice_build(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, idx_tslice **out) {
-    idx_bytes d = {0};
-    uint32_t *rst = NULL;
-    uint64_t *rkey = NULL;
-    size_t n = 0, rcap = 0, kcap = 0;
+    s_tbuild b = {0};
+    uint32_t open[IDX_TERM_MAX + 1]; /* the node at each depth of the last term */
     uint8_t prev[IDX_TERM_MAX];
-    size_t pvl = 0;
+    size_t pvl = pl, depth = 0, n = 0;
+    uint32_t root = 0;
+    memcpy(prev, pre, pl);
     idx_lexit it;
     int rc = idx_lexit_seek(&it, c, seg, pre, pl);
     while (rc == 0 && !it.eof && it.tl >= pl && memcmp(it.term, pre, pl) == 0) {
-        if (n > UINT32_MAX - 1 || d.len > UINT32_MAX - 2 * IDX_TERM_MAX) {
+        if (b.nn + it.tl > UINT32_MAX / 2) {
             rc = ENOMEM;
             break;
         }
-        size_t sh = 0, lim = it.tl < pvl ? it.tl : pvl;
+        size_t sh = pl, lim = it.tl < pvl ? it.tl : pvl;
         while (sh < lim && it.term[sh] == prev[sh])
             sh++;
-        bool restart = n % IDX_TERMS_RESTART == 0;
-        if (restart && n / IDX_TERMS_RESTART == rcap) {
-            uint32_t *p = grow(rst, &rcap, sizeof *p, 16);
-            uint64_t *k = p ? grow(rkey, &kcap, sizeof *k, 16) : NULL;
-            rst = p ? p : rst;
-            rkey = k ? k : rkey;
-            if (!k) {
+        for (; depth > sh - pl && !rc; depth--)
+            rc = s_close(&b, open[depth], (uint32_t)b.nn);
+        if (rc)
+            break;
+        if (b.nn + it.tl > b.ncap) {
+            uint32_t *p = grow_to(b.node, &b.ncap, sizeof *p, 1024, b.nn + it.tl);
+            if (!p) {
                 rc = ENOMEM;
                 break;
             }
+            b.node = p;
         }
-        if (idx_bytes_reserve(&d, 2 * 3 + it.tl)) {
-            rc = ENOMEM;
-            break;
+        for (size_t k = sh; k < it.tl; k++) {
+            open[++depth] = (uint32_t)b.nn;
+            b.node[b.nn++] = it.term[k] | (uint32_t)depth << 9;
         }
-        if (restart) {
-            rst[n / IDX_TERMS_RESTART] = (uint32_t)d.len;
-            rkey[n / IDX_TERMS_RESTART] = s_key8(it.term, it.tl);
-        }
-        size_t from = restart ? 0 : sh;
-        d.len += s_uvar_put(d.p + d.len, sh);
-        d.len += s_uvar_put(d.p + d.len, it.tl - from);
-        memcpy(d.p + d.len, it.term + from, it.tl - from);
-        d.len += it.tl - from;
+        if (depth)
+            b.node[b.nn - 1] |= 1u << 8; /* the term ends at its last node */
+        else
+            root = 1; /* the prefix itself: the first term, no node */
         memcpy(prev + sh, it.term + sh, it.tl - sh);
         pvl = it.tl;
         n++;
         rc = idx_lexit_next(&it);
     }
+    for (; depth > 0 && !rc; depth--)
+        rc = s_close(&b, open[depth], (uint32_t)b.nn);
     idx_tslice *s = NULL;
     if (!rc) {
-        size_t nrst = (n + IDX_TERMS_RESTART - 1) / IDX_TERMS_RESTART;
-        s = malloc(sizeof *s + nrst * (sizeof *rkey + sizeof *rst) + d.len + IDX_TERMS_PAD);
+        size_t bytes = (b.nn + b.nesc) * sizeof(uint32_t);
+        s = malloc(sizeof *s + bytes);
         if (!s) {
             rc = ENOMEM;
         } else {
             s->n = (uint32_t)n;
-            s->nrst = (uint32_t)nrst;
-            s->bytes = (uint32_t)d.len;
-            s->rkey = (uint64_t *)(s + 1); /* the header's size is a multiple of 8 */
-            s->rst = (uint32_t *)(s->rkey + nrst);
-            s->data = (uint8_t *)(s->rst + nrst);
-            if (nrst) {
-                memcpy(s->rkey, rkey, nrst * sizeof *rkey);
-                memcpy(s->rst, rst, nrst * sizeof *rst);
+            s->nn = (uint32_t)b.nn;
+            s->nesc = (uint32_t)(b.nesc / 2);
+            s->root = root;
+            s->bytes = (uint32_t)bytes;
+            s->pad_ = 0;
+            s->node = (uint32_t *)(s + 1); /* the header's size is a multiple of 8 */
+            s->esc = s->node + b.nn;
+            if (b.nn)
+                memcpy(s->node, b.node, b.nn * sizeof *b.node);
+            if (b.nesc) {
+                memcpy(s->esc, b.esc, b.nesc * sizeof *b.esc);
+                qsort(s->esc, s->nesc, 2 * sizeof *s->esc, s_esc_cmp);
             }
-            if (d.len)
-                memcpy(s->data, d.p, d.len);
-            memset(s->data + d.len, 0, IDX_TERMS_PAD);
         }
     }
-    free(rst);
-    free(rkey);
-    idx_bytes_free(&d);
+    free(b.node);
+    free(b.esc);
     *out = s;
     return rc;
+}
+
+uint32_t idx_tslice_skip_far(const idx_tslice *s, uint32_t i) {
+    uint32_t lo = 0, hi = s->nesc; /* the pair of node i is in [lo, hi) */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->esc[2 * mid] <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return i + s->esc[2 * lo + 1];
 }
 
 int idx_terms_slice(idx_terms *self, MDB_cursor *c, const idx_seg *seg, const uint8_t *pre,
@@ -290,137 +321,4 @@ int idx_terms_slice(idx_terms *self, MDB_cursor *c, const idx_seg *seg, const ui
     self->bytes += s_slice_size(*out);
     *owned = false;
     return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* cursor */
-
-static inline uint32_t s_uvar(const uint8_t **pp) {
-    const uint8_t *p = *pp;
-    uint32_t v = *p++;
-    if (v & 0x80) { /* terms are < 2^14 bytes: two bytes at most */
-        v = (v & 0x7f) | (uint32_t)*p++ << 7;
-    }
-    *pp = p;
-    return v;
-}
-
-/* Decode entry it->i, which starts at byte `at`. Copies 16 bytes at a time:
- * the slice's data and the cursor's term have IDX_TERMS_PAD bytes to spare. */
-static inline void s_read(idx_tsit *it, uint32_t at) {
-    const uint8_t *p = it->s->data + at;
-    uint32_t sh = s_uvar(&p), l = s_uvar(&p);
-    uint32_t from = it->i % IDX_TERMS_RESTART ? sh : 0;
-    for (uint32_t k = 0; k < l; k += 16)
-        memcpy(it->term + from + k, p + k, 16);
-    it->tl = from + l;
-    it->sh = sh;
-    it->next = (uint32_t)(p + l - it->s->data);
-}
-
-void idx_tsit_begin(idx_tsit *it, const idx_tslice *s) {
-    it->s = s;
-    it->i = 0;
-    it->tl = it->sh = 0;
-    it->eof = s->n == 0;
-    if (!it->eof)
-        s_read(it, 0);
-}
-
-void idx_tsit_next(idx_tsit *it) {
-    if (it->eof)
-        return;
-    if (++it->i >= it->s->n) {
-        it->eof = true;
-        return;
-    }
-    s_read(it, it->next);
-}
-
-/* Bytes a[0..al) and b[0..bl) have in common at their start. */
-static inline size_t s_common(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
-    size_t i = 0, l = al < bl ? al : bl;
-    while (i < l && a[i] == b[i])
-        i++;
-    return i;
-}
-
-/* a[0..al), sharing m bytes with b[0..bl), is >= b */
-static inline bool s_ge(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, size_t m) {
-    return m == bl || (m < al && a[m] > b[m]);
-}
-
-/* restart r's term is <= tg (whose s_key8 is tk): by the keys when they
- * differ, else by the bytes */
-static inline bool s_rst_le(const idx_tslice *s, uint32_t r, const uint8_t *tg, size_t tgl,
-                            uint64_t tk) {
-    if (s->rkey[r] != tk)
-        return s->rkey[r] < tk;
-    const uint8_t *p = s->data + s->rst[r];
-    (void)s_uvar(&p);
-    uint32_t l = s_uvar(&p);
-    size_t m = s_common(p, l, tg, tgl);
-    return m == l || (m < tgl && p[m] < tg[m]);
-}
-
-void idx_tsit_fwd(idx_tsit *it, const uint8_t *tg, size_t tgl) {
-    if (it->eof)
-        return;
-    size_t m = s_common(it->term, it->tl, tg, tgl);
-    if (s_ge(it->term, it->tl, tg, tgl, m))
-        return;
-    const idx_tslice *s = it->s;
-    const uint64_t tk = s_key8(tg, tgl);
-    uint32_t lo = it->i / IDX_TERMS_RESTART + 1;
-    if (lo < s->nrst && s_rst_le(s, lo, tg, tgl, tk)) {
-        /* tg is past the next restart: gallop, then halve, to the last
-         * restart <= tg (targets are mostly near), and walk from there */
-        uint32_t hi, step = 1;
-        for (;;) {
-            hi = lo + step;
-            if (hi >= s->nrst) {
-                hi = s->nrst;
-                break;
-            }
-            if (!s_rst_le(s, hi, tg, tgl, tk))
-                break;
-            lo = hi;
-            step *= 2;
-        }
-        while (hi - lo > 1) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            if (s_rst_le(s, mid, tg, tgl, tk))
-                lo = mid;
-            else
-                hi = mid;
-        }
-        it->i = lo * IDX_TERMS_RESTART;
-        s_read(it, s->rst[lo]);
-        m = s_common(it->term, it->tl, tg, tgl);
-        if (s_ge(it->term, it->tl, tg, tgl, m))
-            return;
-    }
-    /* the current term is < tg and shares m bytes with it: an entry sharing
-     * fewer with the one before is past tg, more is still before it (passed
-     * over unread: the term's first m bytes, tg's, stay right for the entry
-     * where the walk stops, which shares at most m), exactly m is told by
-     * the bytes after */
-    for (;;) {
-        if (++it->i >= s->n) {
-            it->eof = true;
-            return;
-        }
-        const uint8_t *p = s->data + it->next;
-        uint32_t sh = s_uvar(&p), l = s_uvar(&p);
-        if (sh > m) {
-            it->next = (uint32_t)(p + l - s->data);
-            continue;
-        }
-        s_read(it, it->next);
-        if (sh < m)
-            return;
-        m += s_common(it->term + m, it->tl - m, tg + m, tgl - m);
-        if (s_ge(it->term, it->tl, tg, tgl, m))
-            return;
-    }
 }

@@ -9,25 +9,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IDX_TERMS_RESTART 16         /* a whole term every this many entries */
 #define IDX_TERMS_CAP (32u << 20)    /* bytes an idx keeps at most */
 #define IDX_TERMS_PREFIX_MAX 3       /* bytes of a slice's prefix */
-#define IDX_TERMS_PAD 16             /* spare bytes after data and term (16-byte copies) */
+#define IDX_TNODE_FAR 0x3fffu        /* a subtree this big or bigger: its size is in esc */
 
-/* A slice: the terms of one segment's lexicon that start with one prefix,
- * in order, without their values. Entry i is varint shared (bytes in common
- * with term i - 1; 0 for the first), varint length, bytes: the bytes after
- * the shared ones, or the whole term when i is a multiple of
- * IDX_TERMS_RESTART (a restart: reachable without the entries before). */
+/* A slice: the terms of one segment's lexicon that start with one prefix, as
+ * a trie of their bytes after the prefix, its nodes in preorder (the terms'
+ * order; a node's first child is the node after it, the node after its
+ * subtree is its next sibling or an ancestor's). Node i is one word:
+ *   bits 0-7    its byte
+ *   bit 8       a term ends here (idx_tnode_end)
+ *   bits 9-17   its depth: 1 for the byte after the prefix (idx_tnode_depth)
+ *   bits 18-31  the nodes of its subtree, itself included, or IDX_TNODE_FAR
+ *               when they are that many or more: then the count is in esc
+ * (idx_tslice_skip gives the node after the subtree either way). */
 typedef struct {
-    uint32_t n;      /* entries */
-    uint32_t nrst;   /* restarts: (n + IDX_TERMS_RESTART - 1) / IDX_TERMS_RESTART */
-    uint32_t bytes;  /* of data */
-    uint64_t *rkey;  /* each restart's term's first 8 bytes, big-endian, 0-padded:
-                        ordered as the terms where two differ (idx_terms_key8) */
-    uint32_t *rst;   /* byte offset in data of each restart entry */
-    uint8_t *data;
+    uint32_t n;     /* terms */
+    uint32_t nn;    /* nodes */
+    uint32_t nesc;  /* subtrees of IDX_TNODE_FAR nodes or more */
+    uint32_t root;  /* 1 when the prefix itself is a term (none of the nodes) */
+    uint32_t bytes; /* of node and esc */
+    uint32_t pad_;
+    uint32_t *node;
+    uint32_t *esc; /* nesc pairs (node index, subtree nodes), by node index */
 } idx_tslice;
+
+_Static_assert(IDX_TERM_MAX < 512, "a node's depth has 9 bits");
+
+static inline unsigned idx_tnode_byte(uint32_t v) { return v & 0xffu; }
+static inline bool idx_tnode_end(uint32_t v) { return (v >> 8) & 1u; }
+static inline unsigned idx_tnode_depth(uint32_t v) { return (v >> 9) & 0x1ffu; }
+
+/* idx_tslice_skip for a node whose subtree size is in s->esc. */
+uint32_t idx_tslice_skip_far(const idx_tslice *s, uint32_t i);
+
+/* The first node after node i's subtree (s->nn after the last one): where a
+ * walk goes on when no term below node i is wanted. */
+static inline uint32_t idx_tslice_skip(const idx_tslice *s, uint32_t i) {
+    uint32_t sz = s->node[i] >> 18;
+    return sz != IDX_TNODE_FAR ? i + sz : idx_tslice_skip_far(s, i);
+}
 
 /* The slices an idx keeps, per segment (at most `cap` bytes in all). */
 typedef struct idx_terms idx_terms;
@@ -62,24 +83,5 @@ int idx_terms_slice(idx_terms *self, MDB_cursor *c, const idx_seg *seg, const ui
 
 /* Free a slice idx_terms_slice gave with *owned true; set *s to NULL. */
 void idx_tslice_free(idx_tslice **s);
-
-/* A cursor over a slice: `term`[0..tl) is the current entry, sharing `sh`
- * bytes with the one before (0 on the first); eof past the last. */
-typedef struct {
-    const idx_tslice *s;
-    uint32_t i;    /* the current entry */
-    uint32_t next; /* byte offset of entry i + 1 */
-    size_t tl, sh;
-    bool eof;
-    uint8_t term[IDX_TERM_MAX + IDX_TERMS_PAD];
-} idx_tsit;
-
-/* On the slice's first entry (eof when it is empty). */
-void idx_tsit_begin(idx_tsit *it, const idx_tslice *s);
-/* On the next entry (eof after the last). */
-void idx_tsit_next(idx_tsit *it);
-/* On the first entry >= tg[0..tgl), from the current one on (it does not
- * move back; eof when none): restarts by binary search, then entry by entry. */
-void idx_tsit_fwd(idx_tsit *it, const uint8_t *tg, size_t tgl);
 
 #endif
