@@ -2067,12 +2067,23 @@ int idx_flush(idx *self, MDB_txn *txn) {
     size_t nlex = 0;
     for (size_t oi = 0; oi < pd->nterms; oi++) {
         /* terms are visited in key order, scattered in memory: prefetch the
-         * term 16 ahead and the buffer of the one 8 ahead (cache misses
-         * were most of a flush) */
-        if (oi + 16 < pd->nterms)
-            __builtin_prefetch(&pd->terms[order[oi + 16].ti]);
-        if (oi + 8 < pd->nterms)
-            __builtin_prefetch(pd->terms[order[oi + 8].ti].first);
+         * term 16 ahead (both cache lines of its 72-byte record: `first` is
+         * in the second) and the first piece and key of the one 8 ahead
+         * (cache misses were most of a flush; s_lexw_add's read of the key
+         * missed on nearly every term) */
+        if (oi + 16 < pd->nterms) {
+            const s_pterm *ah = &pd->terms[order[oi + 16].ti];
+            __builtin_prefetch(ah);
+            __builtin_prefetch((const char *)(ah + 1) - 1);
+        }
+        if (oi + 8 < pd->nterms) {
+            const s_pterm *ah = &pd->terms[order[oi + 8].ti];
+            if (ah->first) {
+                __builtin_prefetch(ah->first);
+                __builtin_prefetch((const char *)ah->first + 64);
+            }
+            __builtin_prefetch(pd->keys.p + ah->keyoff);
+        }
         s_pterm *t = &pd->terms[order[oi].ti];
         int64_t delta = (int64_t)t->ndocs - (int64_t)t->removed;
         if (!t->ndocs && !delta)
@@ -2617,8 +2628,11 @@ void idx_prefetch_analyzed(const idx *self, const idx_analyzed *a, int stage) {
         if (stage == 1) {
             __builtin_prefetch(t);
             __builtin_prefetch((const char *)(t + 1) - 1);
-        } else if (t->tail) {
-            __builtin_prefetch(t->tail->data + t->tlen, 1);
+        } else {
+            if (t->tail)
+                __builtin_prefetch(t->tail->data + t->tlen, 1);
+            if (t->keylen > 8) /* s_intern_h compares the key's bytes after the 8 in k8 */
+                __builtin_prefetch(pd->keys.p + t->keyoff + 8);
         }
     }
 }
