@@ -46,6 +46,15 @@ typedef struct {
     char w[S_SC_WORD], s[S_SC_WORD];
 } s_stem_slot;
 
+/* Snippets: s_cp_wordish of recent code points (a body repeats its few
+ * non-ASCII ones: quotes, dashes, accented letters), direct-mapped; cp 0 =
+ * empty (only code points from U+0080 are looked up). */
+#define S_WC_SLOTS 256
+typedef struct {
+    int32_t cp;
+    bool wordish;
+} s_wc_slot;
+
 struct text_analyzer {
     struct sb_stemmer *stemmer;
     s_stem_slot *sc;
@@ -73,6 +82,7 @@ struct text_analyzer {
     void *ud;
     int rc;
     char tbuf[TEXT_WORD_MAX + 16];
+    s_wc_slot wc[S_WC_SLOTS];
 };
 
 enum { S_SEP = 0, S_WORD = 1, S_CJK = 2, S_JOIN = 3 };
@@ -865,6 +875,7 @@ static bool s_cp_wordish(int32_t cp) {
 typedef struct {
     const uint8_t *p;
     uint32_t len;
+    s_wc_slot *wc; /* the analyzer's */
     uint32_t (*reg)[2];
     size_t nreg;
     uint32_t rs, re; /* the open region [rs, re), when have */
@@ -909,7 +920,12 @@ static bool s_region_high(s_regions *r, uint32_t i) {
     if (n <= 0)
         return true; /* invalid: a separator */
     r->skip_to = i + (uint32_t)n;
-    if (!s_cp_wordish(cp))
+    s_wc_slot *w = &r->wc[((uint32_t)cp * 2654435761u) >> 24];
+    if (w->cp != cp) {
+        w->cp = cp;
+        w->wordish = s_cp_wordish(cp);
+    }
+    if (!w->wordish)
         return true;
     /* CJK text is all triggers: give up on it early */
     r->triggers += s_is_cjk(cp) ? 8 : 1;
@@ -1097,9 +1113,10 @@ __attribute__((target("avx2"))) static uint32_t s_scan_avx2(const s_needle_sets 
 
 /* The regions of p[0..len) pass 1 must analyze, into reg[S_SNIP_REGIONS];
  * returns their number, or 0 when everything must be analyzed. */
-static size_t s_snip_regions(const s_needles *nd, int simd, const uint8_t *p, uint32_t len,
-                             uint32_t (*reg)[2]) {
-    s_regions r = {.p = p, .len = len, .reg = reg};
+static size_t s_snip_regions(const s_needles *nd, text_analyzer *self, const uint8_t *p,
+                             uint32_t len, uint32_t (*reg)[2]) {
+    s_regions r = {.p = p, .len = len, .wc = self->wc, .reg = reg};
+    const int simd = self->simd;
     uint32_t i = 0;
 #if defined(__SSE2__)
     s_needle_sets ns;
@@ -1159,8 +1176,7 @@ static bool s_snip_kept(s_snip_ctx *c, const char *body, uint32_t slen, uint32_t
 static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const s_needles *nd,
                            const char *body, uint32_t from, uint32_t to) {
     uint32_t reg[S_SNIP_REGIONS][2];
-    size_t nreg = nd ? s_snip_regions(nd, self->simd, (const uint8_t *)body + from, to - from, reg)
-                     : 0;
+    size_t nreg = nd ? s_snip_regions(nd, self, (const uint8_t *)body + from, to - from, reg) : 0;
     if (!nreg) {
         reg[0][0] = 0;
         reg[0][1] = to - from;
