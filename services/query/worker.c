@@ -885,15 +885,17 @@ static int64_t s_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 int worker_config_check(const worker_config *cfg, char *err, size_t cap)
 {
-    if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->sync_timeout_ms < 1 ||
+    /* the upper bounds keep now + heartbeat * liveness * 1000 (us) far from overflow */
+    if (cfg->heartbeat_ms < 1 || cfg->heartbeat_ms > 3600000 || cfg->liveness < 1 ||
+        cfg->liveness > 1000 || cfg->sync_timeout_ms < 1 || cfg->sync_timeout_ms > 3600000 ||
         cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0 || cfg->sync_max_changes > UINT32_MAX ||
         cfg->sync_max_bytes < 0 || cfg->sync_max_bytes > UINT32_MAX || cfg->index_pending_docs < 0 ||
         cfg->index_pending_docs > UINT32_MAX || cfg->credit < 1 ||
         cfg->credit > BROKER_CREDIT_MAX || cfg->max_msg < 0 || cfg->map_size_mb < 0 ||
         cfg->map_size_mb > (long long)(SIZE_MAX >> 21)) {
-        snprintf(err, cap, "heartbeat, liveness, sync timeout and buffer must be >= 1, "
-                           "credit 1..%d, sync-max-changes, sync-max-bytes, index-pending-docs, "
-                           "map-size-mb and max-msg >= 0",
+        snprintf(err, cap, "out of range: heartbeat-ms and sync-timeout-ms 1..3600000, liveness "
+                           "1..1000, feed-buffer >= 1, credit 1..%d, sync-max-changes, "
+                           "sync-max-bytes, index-pending-docs, map-size-mb and max-msg >= 0",
                  BROKER_CREDIT_MAX);
         return -1;
     }

@@ -56,7 +56,7 @@ typedef struct {
 } store_server_config;
 
 /* Whether cfg's values can work: a data directory, limits in range (map size
- * and max-msg >= 0, heartbeat > 0), well-formed endpoints (store_server_run
+ * and max-msg >= 0, heartbeat 1..3600000 ms), well-formed endpoints (store_server_run
  * checks the same first). 0, or -1 with one sentence in err (bulletin-store
  * prints it and exits 2, "bad option"). */
 int store_server_config_check(const store_server_config *cfg, char *err, size_t cap);

@@ -521,6 +521,9 @@ class WorkerMaxMsgTest(SearchCase):
         self.assertEqual(self.metric("dropped_workers"), 0)
 
 
+BIG = str(2 ** 63 - 1)
+
+
 class BadOptionsTest(harness.BulletinCase):
     """A service started with a bad option value stops at once: exit 2 (as
     for an unknown option) and an error line naming the option or the value,
@@ -571,7 +574,11 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--data", ""], "--data ''"),
                 (["--name", ""], "--name ''"),
                 (["--broker="], "--broker ''"),
-                (["--sync-timeout-ms", "0"], "sync timeout"),
+                (["--sync-timeout-ms", "0"], "sync-timeout-ms"),
+                # so large that now + it in microseconds overflowed (UBSan)
+                (["--sync-timeout-ms", BIG], "sync-timeout-ms"),
+                (["--heartbeat-ms", BIG], "heartbeat-ms"),
+                (["--liveness", BIG], "liveness"),
         ]:
             self.start_fails("bulletin-worker", *args_needle)
 
@@ -585,6 +592,9 @@ class BadOptionsTest(harness.BulletinCase):
                 (["--bind", ""], "--bind ''"),
                 (["--workers", ""], "--workers ''"),
                 (["--bind", "tcp://127.0.0.1:http"], "port"),
+                (["--deadline-ms", BIG], "deadline-ms"),
+                (["--heartbeat-ms", BIG], "heartbeat-ms"),
+                (["--liveness", BIG], "liveness"),
                 (["--workers", "tcp://127.0.0.1:1,tpc://x:2"], "unknown transport"),
         ]:
             self.start_fails("bulletin-query", args, needle)
@@ -600,9 +610,13 @@ class BadOptionsTest(harness.BulletinCase):
         for opt in ("--bind", "--store"):
             self.start_fails("bulletin-ingest", [opt, ""], "%s ''" % opt)
         self.start_fails("bulletin-store", ["--heartbeat-ms", "0"], "heartbeat-ms")
+        self.start_fails("bulletin-store", ["--heartbeat-ms", BIG], "heartbeat-ms")
         self.start_fails("bulletin-store", ["--feed", "tcp://*"], "--feed 'tcp://*'")
         self.start_fails("bulletin-ingest", ["--bind", "ipc://"], "--bind 'ipc://'")
         self.start_fails("bulletin-ingest", ["--max-request", "10"], "max-request")
+        self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
+        self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
+        self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
 
     def test_run_time_failure_is_exit_1(self):
         """Good values that fail when used: exit 1, not the 2 of a bad option."""
@@ -617,9 +631,6 @@ class BadOptionsTest(harness.BulletinCase):
         with open(a_file, "w") as f:
             f.write("x")
         self.start_fails("bulletin-store", ["--data", os.path.join(a_file, "db")], "not-a-dir", 1)
-        self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
-        self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
-        self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
 
 
 BROKER_MAX_MSG_SMALL = 256 * 1024  # bulletin-query --max-msg in ReplyOverBrokerMaxMsgTest
