@@ -60,7 +60,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_PART_BYTES (4u << 20) /* a WriteBatch sent to the store stays below this */
+#define S_PART_BYTES (4u << 20) /* a WriteBatch sent to the store stays below this
+                                 * (the store's --max-msg is at least this plus
+                                 * room for the envelope: STORE_SERVER_MIN_MAX_MSG) */
 #define S_PART_OPS 200          /* ... and holds at most this many ops (see above) */
 #define S_STAGE_HEAD 16         /* room before the ops for the StoreRequest header */
 #define S_BUCKETS 4096

@@ -636,9 +636,14 @@ int store_server_config_check(const store_server_config *cfg, char *err, size_t 
         snprintf(err, cap, "the data directory is an empty string: give a path (--data DIR)");
         return -1;
     }
-    if (cfg->map_size < 0 || cfg->max_msg < 0 || cfg->heartbeat_ms <= 0 ||
-        cfg->heartbeat_ms > 3600000) {
-        snprintf(err, cap, "out of range: map-size and max-msg >= 0, heartbeat-ms 1..3600000");
+    if (cfg->map_size < 0 || cfg->heartbeat_ms <= 0 || cfg->heartbeat_ms > 3600000) {
+        snprintf(err, cap, "out of range: map-size >= 0, heartbeat-ms 1..3600000");
+        return -1;
+    }
+    if (cfg->max_msg < 0 || (cfg->max_msg > 0 && cfg->max_msg < STORE_SERVER_MIN_MAX_MSG)) {
+        snprintf(err, cap, "--max-msg is %lld: give 0 (no limit) or at least %u bytes (the "
+                           "ingest sends write batches of up to 4 MiB)",
+                 cfg->max_msg, STORE_SERVER_MIN_MAX_MSG);
         return -1;
     }
     if (zio_endpoints_check("--bind", cfg->bind, true, false, err, cap) < 0 ||

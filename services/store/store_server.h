@@ -42,6 +42,12 @@
 #define STORE_SERVER_SYNC_MAX_BYTES (64u << 20) /* cap on SyncRequest.max_bytes */
 #define STORE_SERVER_SYNC_MAX_CHANGES 100000    /* cap on SyncRequest.max_changes */
 #define STORE_SERVER_HTTP_MS 1000               /* metrics/health published this often */
+/* The smallest --max-msg (other than 0 = no limit): the ingest sends write
+ * batches of up to 4 MiB of ops (ingest_server.c S_PART_BYTES) in an envelope;
+ * a smaller limit would drop the ingest's connection on every large batch or
+ * big article, and the writer would get UNAVAILABLE "retrying is safe" again
+ * and again. */
+#define STORE_SERVER_MIN_MAX_MSG ((4u << 20) + 65536)
 
 typedef struct {
     const char *data_dir;   /* LMDB environment directory (created if missing) */
@@ -56,8 +62,8 @@ typedef struct {
 } store_server_config;
 
 /* Whether cfg's values can work: a data directory, limits in range (map size
- * and max-msg >= 0, heartbeat 1..3600000 ms), well-formed endpoints (store_server_run
- * checks the same first). 0, or -1 with one sentence in err (bulletin-store
+ * >= 0, max-msg 0 or >= STORE_SERVER_MIN_MAX_MSG, heartbeat 1..3600000 ms),
+ * well-formed endpoints (store_server_run checks the same first). 0, or -1 with one sentence in err (bulletin-store
  * prints it and exits 2, "bad option"). */
 int store_server_config_check(const store_server_config *cfg, char *err, size_t cap);
 

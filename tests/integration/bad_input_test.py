@@ -22,7 +22,7 @@ from harness import pb, ipb, article, zmq  # noqa: E402
 from search_test import SearchCase  # noqa: E402
 
 MAX_REQUEST = 4 * 1024 * 1024   # ingest --max-request in this test
-STORE_MAX_MSG = 4 * 1024 * 1024  # store --max-msg in this test
+STORE_MAX_MSG = 4 * 1024 * 1024 + 65536  # store --max-msg in this test (its smallest)
 PLACEHOLDER = "QQQQBADQQQQ"
 
 
@@ -601,6 +601,9 @@ class BadOptionsTest(harness.BulletinCase):
 
     def test_store_and_ingest(self):
         self.start_fails("bulletin-store", ["--max-msg", "-1"], "max-msg")
+        # below what the ingest sends: every large write batch would drop the
+        # ingest's connection (UNAVAILABLE, "retrying is safe", forever)
+        self.start_fails("bulletin-store", ["--max-msg", "262144"], "--max-msg is 262144")
         self.start_fails("bulletin-store", ["--bind", "nonsense"], "nonsense")
         self.start_fails("bulletin-store", ["--bogus"], "--bogus")
         # an explicitly empty value is refused where empty makes no sense (it

@@ -45,7 +45,7 @@ static int setup(void **state)
     snprintf(f->api_ep, sizeof f->api_ep, "ipc://%s/api", f->dir);
     snprintf(f->feed_ep, sizeof f->feed_ep, "ipc://%s/feed", f->dir);
     f->cfg = (store_server_config){.data_dir = f->dir, .bind = f->api_ep, .feed = f->feed_ep,
-                                   .map_size = 1 << 20, .max_msg = 1 << 20,
+                                   .map_size = 1 << 20, .max_msg = STORE_SERVER_MIN_MAX_MSG,
                                    .heartbeat_ms = 100};
     f->rc = -1;
     if (pthread_create(&f->thread, NULL, s_run, f) != 0)
@@ -292,7 +292,7 @@ static void test_public_bodies_and_errors(void **state)
     int zero = 0;
     zmq_setsockopt(big, ZMQ_LINGER, &zero, sizeof zero);
     assert_int_equal(zmq_connect(big, f->api_ep), 0);
-    size_t bn = 2u << 20;
+    size_t bn = STORE_SERVER_MIN_MAX_MSG + (1u << 20);
     char *bb = calloc(1, bn);
     zmq_send(big, "", 0, ZMQ_SNDMORE);
     zmq_send(big, bb, bn, 0);
