@@ -1068,16 +1068,17 @@ static double s_post_bound(const s_ctx *c, s_post *p, bool title_only) {
     return s->bound;
 }
 
-/* Per doc: an upper bound of s_term_score for the current doc from its own
- * frequencies and its block's shortest fields (tighter than the block's
- * bound, and no column record needed: that is a cache miss). The same
+/* Per doc: an upper bound of s_term_score for doc i of block s from its own
+ * frequencies (decoded: tf_ok) and its block's shortest fields (tighter
+ * than the block's bound, and no column record needed: that is a cache
+ * miss). The same
  * operations as s_term_score on lengths <= the doc's, so never below it,
  * plus s_post_bound's margin. */
-static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
-    s_sub *s = &p->subs[p->cur];
+static double s_sub_doc_bound(const s_ctx *c, const s_post *p, s_sub *s, size_t i,
+                              bool title_only) {
     uint32_t lt = s->h.minlt > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlt,
              lb = s->h.minlb > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlb;
-    uint32_t tt = s_post_tft(p), tb = s_post_tfb(p);
+    uint32_t tt = s->tft[i], tb = s->tfb[i];
     double v = 0;
     /* the parts depend on the block and the tf alone: computed once per
      * block and tf (the divisions were most of this bound's cost) */
@@ -1104,6 +1105,12 @@ static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
         }
     }
     return p->idf * v * (1 + 1e-9) + 1e-12;
+}
+
+static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
+    s_sub *s = &p->subs[p->cur];
+    s_sub_tf(p, s);
+    return s_sub_doc_bound(c, p, s, s->i, title_only);
 }
 
 /* Bound of s_m_score: over the current blocks, or (doc) for the current doc. */
@@ -1273,6 +1280,119 @@ typedef struct {
     size_t nfound, found_cap;
 } s_run;
 
+/* First index k in [lo, n) with a[k] > x, or n (lo < n); without a
+ * branch on the comparisons. */
+static size_t s_upper(const uint64_t *a, size_t lo, size_t n, uint64_t x) {
+    const uint64_t *base = a + lo;
+    size_t len = n - lo;
+    while (len > 1) {
+        size_t half = len / 2;
+        base = base[half] <= x ? base + half : base;
+        len -= half;
+    }
+    return (size_t)(base - a) + (*base <= x);
+}
+
+/* The window count of a plain term or an AND of them (s_evaluate): at most
+ * S_WIN_CLAUSES clauses, each one term on one segment without dead docs,
+ * all on doc d, which was pruned. The docs in (d, e] that every clause has,
+ * e the smallest last doc of the clauses' current blocks, are found by
+ * merging their decoded doc ids (without a branch per comparison), and
+ * counted while they are pruned too: all of them when d was pruned by the
+ * blocks' bounds (block), else those whose own bound (s_cl_bound's per-doc
+ * sum, in the same order) stays below worst. The first clause's docs are
+ * merged S_WIN_CHUNK at a time, so that a doc that stops the count wastes
+ * little merging after it. Each clause is left on the first doc not
+ * counted: its block's doc after e (or its last doc when that is e, so that
+ * the next advance loads its next block), or the doc that stopped the
+ * count. Returns the count; *end = the last doc before that. */
+#define S_WIN_CLAUSES 8
+#define S_WIN_CHUNK 16
+
+typedef struct {
+    uint64_t doc[S_WIN_CHUNK];
+    uint8_t at[S_WIN_CLAUSES][S_WIN_CHUNK]; /* the doc's index in each clause's block */
+} s_win;
+
+static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d, bool block,
+                               double worst, uint64_t *end) {
+    uint64_t e = S_NOMORE;
+    for (size_t k = 0; k < nr; k++) {
+        const s_sub *s = &req[k].alts[0].posts[0].subs[0];
+        if (s->docs[s->n - 1] < e)
+            e = s->docs[s->n - 1];
+    }
+    *end = d;
+    if (e <= d)
+        return 0;
+    if (!block)
+        for (size_t k = 0; k < nr; k++)
+            if (!req[k].alts[0].filter)
+                s_sub_tf(&req[k].alts[0].posts[0], &req[k].alts[0].posts[0].subs[0]);
+    s_win win[2];
+    size_t next[S_WIN_CLAUSES]; /* each clause's next doc to merge (all are on d) */
+    for (size_t k = 0; k < nr; k++)
+        next[k] = req[k].alts[0].posts[0].subs[0].i + 1;
+    s_sub *s0 = &req[0].alts[0].posts[0].subs[0];
+    uint64_t cnt = 0;
+    for (;;) {
+        s_win *w = &win[0];
+        size_t m = 0;
+        for (size_t i = next[0]; m < S_WIN_CHUNK && i < s0->n && s0->docs[i] <= e; i++, m++) {
+            w->doc[m] = s0->docs[i];
+            w->at[0][m] = (uint8_t)i;
+        }
+        if (!m)
+            break;
+        next[0] += m;
+        for (size_t k = 1; k < nr && m; k++) {
+            const s_sub *s = &req[k].alts[0].posts[0].subs[0];
+            s_win *o = &win[k & 1];
+            /* every doc of w is <= e <= the block's last: j stays in the
+             * block while i < m (s->docs[j] == w's doc == the block's last
+             * one ends w) */
+            size_t i = 0, j = next[k], n = 0;
+            while (i < m) {
+                uint64_t x = w->doc[i], y = s->docs[j];
+                o->doc[n] = x;
+                for (size_t q = 0; q < k; q++)
+                    o->at[q][n] = w->at[q][i];
+                o->at[k][n] = (uint8_t)j;
+                n += x == y;
+                i += x <= y;
+                j += y <= x;
+            }
+            next[k] = j;
+            w = o;
+            m = n;
+        }
+        for (size_t x = 0; x < m; x++) {
+            if (!block) {
+                double bound = 0;
+                for (size_t k = 0; k < nr; k++) {
+                    s_post *p = &req[k].alts[0].posts[0];
+                    if (!req[k].alts[0].filter) /* a tag filter's bound is 0 */
+                        bound += s_sub_doc_bound(c, p, &p->subs[0], w->at[k][x], false);
+                }
+                if (bound >= worst) { /* it may enter the heap */
+                    for (size_t k = 0; k < nr; k++)
+                        req[k].alts[0].posts[0].subs[0].i = w->at[k][x];
+                    *end = w->doc[x] - 1;
+                    return cnt;
+                }
+            }
+            cnt++;
+        }
+    }
+    for (size_t k = 0; k < nr; k++) {
+        s_sub *s = &req[k].alts[0].posts[0].subs[0];
+        size_t hi = s_upper(s->docs, s->i, s->n, e);
+        s->i = hi < s->n ? hi : s->n - 1;
+    }
+    *end = e;
+    return cnt;
+}
+
 static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *total,
                       uint64_t *after_cursor) {
     s_cl *req = run->req;
@@ -1297,6 +1417,16 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
         bcache = req[i].na == 1;
         for (size_t k = 0; bcache && m->kind != A_PREFIX && k < m->np; k++)
             bcache = m->posts[k].nsub == 1;
+    }
+    /* A plain term or an AND of them, each on one segment, nothing to check
+     * per doc: after a pruned doc, the docs up to the end of the first of the
+     * clauses' current blocks to end are counted by s_window_count (while
+     * they are pruned too) instead of one by one. */
+    bool window = nr >= 1 && nr <= S_WIN_CLAUSES && bcache && !run->nneg && !run->nskip &&
+                  !run->site && !run->cat && !run->since && !run->until && !fc && !run->has_cursor;
+    for (size_t i = 0; i < nr && window; i++) {
+        const s_matcher *m = &req[i].alts[0];
+        window = m->kind == A_TERM && !m->title_only;
     }
     uint64_t bepoch = UINT64_MAX;
     double bsum = 0;
@@ -1369,6 +1499,7 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
             bool full = h->n == h->cap;
             bool maybe = !full || run->has_cursor || h->e[0].tier > run->tier ||
                          (h->e[0].tier == run->tier && maxsum >= h->e[0].score);
+            bool bpruned = !maybe; /* by a bound of the current blocks */
             if (maybe && full && !run->has_cursor && h->e[0].tier == run->tier) {
                 double bound = 0; /* block-max: the current blocks' bounds */
                 if (bcache && bepoch == s_blocks_decoded) {
@@ -1380,6 +1511,7 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
                     bepoch = s_blocks_decoded;
                 }
                 maybe = bound >= h->e[0].score;
+                bpruned = !maybe;
                 if (maybe) { /* the doc's own bound, before its column record */
                     bound = 0;
                     for (size_t i = 0; i < nr; i++)
@@ -1401,6 +1533,16 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
                 }
             } else {
                 (*after_cursor)++;
+                if (window && run->nfound >= run->found_cap) {
+                    bool plain = true; /* no dead docs to skip in the blocks */
+                    for (size_t i = 0; i < nr && plain; i++)
+                        plain = !req[i].alts[0].posts[0].subs[0].check;
+                    if (plain) {
+                        uint64_t n = s_window_count(c, req, nr, d, bpruned, h->e[0].score, &d);
+                        *total += n;
+                        *after_cursor += n;
+                    }
+                }
             }
         }
         d++;

@@ -1138,6 +1138,18 @@ static void test_optimize(void **state) {
     s_compare("police", c1, 1, &nf, 400);
     rclause c2[] = {{{W("mass")}, 1, false}, {{W("line")}, 1, false}};
     s_compare("mass line", c2, 2, &nf, 10);
+    /* one segment: a plain term or an AND of them counts the docs its
+     * bounds prune a window at a time (s_window_count), the more of them the
+     * smaller the heap; with a tag filter as one more clause, and three terms */
+    for (uint32_t lim = 1; lim <= 3; lim++) {
+        s_compare("mass line", c2, 2, &nf, lim);
+        s_compare("police", c1, 1, &nf, lim);
+    }
+    rclause c2b[] = {{{W("river")}, 1, false}, {{W("line")}, 1, false}, {{W("train")}, 1, false}};
+    s_compare("river line train", c2b, 3, &nf, 1);
+    s_compare("river line train", c2b, 3, &nf, 5);
+    rfilter ft2 = {.tag = "t1"};
+    s_compare("tag:t1 mass line", c2, 2, &ft2, 2);
     rclause c3[] = {{{P("mass line")}, 1, false}};
     s_compare("\"mass line\"", c3, 1, &nf, 10);
     rclause c6[] = {{{X("secur")}, 1, false}};
