@@ -342,11 +342,11 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- life ---------------------------------------------------------------------- */
 
-/* Split "host:port", ":port", "*:port", "[v6]:port" and resolve it. */
-static int s_resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
-                     char *err, size_t cap)
+/* Split "host:port", ":port", "*:port", "[v6]:port" into host (host_cap
+ * bytes) and *port (points into listen). 0, or -1 with the reason in err. */
+static int s_split(const char *listen, char *host, size_t host_cap, const char **port_out,
+                   char *err, size_t cap)
 {
-    char host[256];
     const char *colon, *hs, *he;
     if (listen[0] == '[') {
         he = strchr(listen, ']');
@@ -372,12 +372,40 @@ static int s_resolve(const char *listen, struct sockaddr_storage *ss, socklen_t 
         return -1;
     }
     size_t hlen = (size_t)(he - hs);
-    if (hlen >= sizeof host) {
+    if (hlen >= host_cap) {
         snprintf(err, cap, "host name too long");
         return -1;
     }
     memcpy(host, hs, hlen);
     host[hlen] = '\0';
+    *port_out = port;
+    return 0;
+}
+
+int http_listen_check(const char *listen, char *err, size_t cap)
+{
+    char host[256];
+    const char *port;
+    if (!listen || !*listen)
+        return 0;
+    char why[128];
+    if (s_split(listen, host, sizeof host, &port, why, sizeof why) < 0) {
+        snprintf(err, cap, "--http '%s' is not an address (host:port or :port; \"\" = off): %s",
+                 listen, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Split listen (s_split) and resolve it. */
+static int s_resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                     char *err, size_t cap)
+{
+    char host[256];
+    const char *port;
+    if (s_split(listen, host, sizeof host, &port, err, cap) < 0)
+        return -1;
+    size_t hlen = strlen(host);
     bool any = hlen == 0 || strcmp(host, "*") == 0;
     struct addrinfo hints = {.ai_family = listen[0] == '[' ? AF_INET6 : AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

@@ -46,6 +46,7 @@
 #include "bulletin.pb-c.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct http_server http_server;
@@ -66,6 +67,18 @@ typedef struct http_server http_server;
  *         use, out of memory).
  */
 http_server *http_server_new(const char *listen, const char *service);
+
+/**
+ * @brief Whether listen is written as an address http_server_new takes
+ *        ("host:port", ":port", "*:port", "[v6]:port"; NULL or "" = off).
+ *
+ * Only the form: whether the host resolves and the port is free is seen when
+ * the server starts. For the services' start-up checks (a malformed --http is
+ * a bad option; a port in use is not).
+ *
+ * @return 0, or -1 with one sentence naming --http and the value in err.
+ */
+int http_listen_check(const char *listen, char *err, size_t cap);
 
 /* Stop the HTTP thread (waits for it), free everything, set *p to NULL.
  * Safe on NULL and twice. */

@@ -1113,7 +1113,8 @@ int ingest_server_config_check(const ingest_server_cfg *c, char *err, size_t cap
         return -1;
     }
     if (zio_endpoints_check("--bind", c->bind, true, false, err, cap) < 0 ||
-        zio_endpoints_check("--store", c->store, false, false, err, cap) < 0)
+        zio_endpoints_check("--store", c->store, false, false, err, cap) < 0 ||
+        http_listen_check(c->http, err, cap) < 0)
         return -1;
     return 0;
 }

@@ -985,7 +985,8 @@ int broker_config_check(const broker_config *cfg, char *err, size_t cap)
         return -1;
     }
     if (zio_endpoints_check("--bind", cfg->bind, true, true, err, cap) < 0 ||
-        zio_endpoints_check("--workers", cfg->workers, true, true, err, cap) < 0)
+        zio_endpoints_check("--workers", cfg->workers, true, true, err, cap) < 0 ||
+        http_listen_check(cfg->http, err, cap) < 0)
         return -1;
     return 0;
 }

@@ -907,7 +907,8 @@ int worker_config_check(const worker_config *cfg, char *err, size_t cap)
      * leave the worker running on, connected to nothing */
     if (zio_endpoints_check("--broker", cfg->broker, false, false, err, cap) < 0 ||
         zio_endpoints_check("--store", cfg->store, false, false, err, cap) < 0 ||
-        zio_endpoints_check("--feed", cfg->feed, false, false, err, cap) < 0)
+        zio_endpoints_check("--feed", cfg->feed, false, false, err, cap) < 0 ||
+        http_listen_check(cfg->http, err, cap) < 0)
         return -1;
     return 0;
 }

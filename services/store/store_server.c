@@ -647,7 +647,8 @@ int store_server_config_check(const store_server_config *cfg, char *err, size_t 
         return -1;
     }
     if (zio_endpoints_check("--bind", cfg->bind, true, false, err, cap) < 0 ||
-        zio_endpoints_check("--feed", cfg->feed, true, false, err, cap) < 0)
+        zio_endpoints_check("--feed", cfg->feed, true, false, err, cap) < 0 ||
+        http_listen_check(cfg->http, err, cap) < 0)
         return -1;
     return 0;
 }

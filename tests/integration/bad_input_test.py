@@ -620,6 +620,11 @@ class BadOptionsTest(harness.BulletinCase):
         self.start_fails("bulletin-ingest", ["--deadline-ms", "0"], "deadline-ms")
         self.start_fails("bulletin-ingest", ["--store", "nonsense"], "nonsense")
         self.start_fails("bulletin-ingest", ["--max-items", "-3"], "max-items")
+        # a malformed --http is a bad option (it ran on without HTTP); a port
+        # in use still only costs the HTTP endpoint (logged)
+        for name in ("bulletin-store", "bulletin-ingest", "bulletin-query", "bulletin-worker"):
+            for bad in ("nonsense", ":99999", "[::1]9000"):
+                self.start_fails(name, ["--http", bad], "--http '%s'" % bad)
 
     def test_run_time_failure_is_exit_1(self):
         """Good values that fail when used: exit 1, not the 2 of a bad option."""

@@ -409,6 +409,19 @@ static void test_bad_listen(void **state)
         assert_true(http_server_port(h) > 0);
         http_server_destroy(&h);
     }
+    /* the start-up check sees the form only: a malformed address is refused,
+     * one that does not resolve or is in use is left to the start */
+    char err[256];
+    const char *malformed[] = {"9557", "127.0.0.1", "127.0.0.1:", ":99999", ":-1", ":12a",
+                               "[::1:80", ":123456", NULL};
+    for (int i = 0; malformed[i]; i++) {
+        assert_int_equal(http_listen_check(malformed[i], err, sizeof err), -1);
+        assert_non_null(strstr(err, "--http '"));
+    }
+    const char *formed[] = {NULL, "", ":0", "*:9557", "localhost:0", "[::1]:80",
+                            "no.such.host.invalid:80", addr};
+    for (size_t i = 0; i < sizeof formed / sizeof formed[0]; i++)
+        assert_int_equal(http_listen_check(formed[i], err, sizeof err), 0);
     /* NULL is tolerated everywhere */
     http_server_publish(NULL, NULL, true, NULL);
     assert_int_equal(http_server_port(NULL), 0);
