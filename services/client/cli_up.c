@@ -570,6 +570,16 @@ int cli_cmd_up(const cli_globals *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     cli_list_free(&pos);
+    /* an empty --data was the root directory ("" + "/store"), an empty
+     * endpoint a service that refuses to start */
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (opts[i].type == CLI_STR && *(const char **)opts[i].dst &&
+            !**(const char **)opts[i].dst) {
+            fprintf(stderr, "bulletin up: --%s '': the value is empty; give one or leave the "
+                            "option out (see bulletin up --help)\n", opts[i].name);
+            cli_list_free(&load);
+            return CLI_EXIT_USAGE;
+        }
     if (u.nworkers < 0 || u.nworkers > UP_MAX_WORKERS) {
         fprintf(stderr, "bulletin up: --workers must be 0..%d (got %lld)\n", UP_MAX_WORKERS,
                 u.nworkers);

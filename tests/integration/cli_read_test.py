@@ -347,6 +347,9 @@ class CliReadTest(BulletinCase):
             # an empty endpoint is an error, not "use the default endpoint"
             (["--query", "", "list"], 2, "--query ''"),
             (["--store=", "health", "--service", "store"], 2, "--store ''"),
+            # "" + "/store" was a store in the root directory
+            (["up", "--data", ""], 2, "--data ''"),
+            (["up", "--workers-bind="], 2, "--workers-bind ''"),
         ]
         for args, rc, needle in cases:
             r = self.cli(st, args)
