@@ -533,6 +533,8 @@ typedef struct {
 typedef struct {
     const text_snippet_opts *o;
     const char *body;
+    uint32_t blen;        /* bytes of body */
+    int simd;             /* the analyzer's */
     uint32_t off;         /* body offset of the text being analyzed */
     uint32_t counted_to, chars;
     /* pass 1: online densest window */
@@ -568,9 +570,37 @@ static uint32_t s_chars16(const char *p) {
 }
 #endif
 
-/* Characters (bytes that are not UTF-8 continuation bytes) in s[from..to). */
-static uint32_t s_count_chars(const char *s, uint32_t from, uint32_t to) {
+#if S_HAVE_AVX2
+/* s_count_chars 32 bytes at a time, the last block masked when it can be
+ * read whole (a popcount is an instruction with AVX2's CPUs). */
+__attribute__((target("avx2,popcnt"))) static uint32_t s_count_chars_avx2(const char *s,
+                                                                         uint32_t i, uint32_t to,
+                                                                         uint32_t lim) {
+    const __m256i lim65 = _mm256_set1_epi8(-65);
+    uint32_t n = 0;
+    for (; i < to && i + 32 <= lim; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+        uint32_t ch = (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, lim65));
+        if (to - i < 32)
+            ch &= (1u << (to - i)) - 1;
+        n += (uint32_t)__builtin_popcount(ch);
+    }
+    for (; i < to; i++)
+        n += ((uint8_t)s[i] & 0xC0) != 0x80;
+    return n;
+}
+#endif
+
+/* Characters (bytes that are not UTF-8 continuation bytes) in s[from..to);
+ * s[0..lim) can be read (lim >= to). */
+static uint32_t s_count_chars(const char *s, uint32_t from, uint32_t to, uint32_t lim, int simd) {
     uint32_t n = 0, i = from;
+#if S_HAVE_AVX2
+    if (simd == TEXT_SIMD_AVX2)
+        return s_count_chars_avx2(s, from, to, lim);
+#endif
+    (void)simd;
+    (void)lim;
 #if defined(__SSE2__)
     for (; i + 16 <= to; i += 16)
         n += s_chars16(s + i);
@@ -637,7 +667,7 @@ static int s_snip_cb(void *ud, const text_token *tok) {
         c->kept_to = m.start;
     if (c->mark_pass)
         return 0;
-    c->chars += s_count_chars(c->body, c->counted_to, t->start);
+    c->chars += s_count_chars(c->body, c->counted_to, t->start, c->blen, c->simd);
     c->counted_to = t->start;
     m.chr = c->chars;
     /* slide: drop matches that are too far behind, then add this one */
@@ -1232,6 +1262,8 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     if (counts && nt) {
         c->o = &o;
         c->body = body;
+        c->blen = len;
+        c->simd = self->simd;
         c->counts = counts;
         c->best = -1;
         c->span = maxc * 3 / 4;
