@@ -342,6 +342,13 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- life ---------------------------------------------------------------------- */
 
+/* NULL, "" and "off" turn HTTP off ("off" for the environment, where ""
+ * counts as unset: see config.h). */
+static bool s_off(const char *listen)
+{
+    return !listen || !*listen || !strcmp(listen, "off");
+}
+
 /* Split "host:port", ":port", "*:port", "[v6]:port" into host (host_cap
  * bytes) and *port (points into listen). 0, or -1 with the reason in err. */
 static int s_split(const char *listen, char *host, size_t host_cap, const char **port_out,
@@ -386,7 +393,7 @@ int http_listen_check(const char *listen, char *err, size_t cap)
 {
     char host[256];
     const char *port;
-    if (!listen || !*listen)
+    if (s_off(listen))
         return 0;
     char why[128];
     if (s_split(listen, host, sizeof host, &port, why, sizeof why) < 0) {
@@ -433,7 +440,7 @@ static int s_resolve(const char *listen, struct sockaddr_storage *ss, socklen_t 
 
 http_server *http_server_new(const char *listen, const char *service)
 {
-    if (!listen || !*listen)
+    if (s_off(listen))
         return NULL;
     char err[384];
     struct sockaddr_storage ss;

@@ -56,8 +56,9 @@ typedef struct http_server http_server;
 /*
  * Start serving on `listen`: "host:port" (IPv4 address, host name, or
  * "[IPv6]:port"), ":port" or "*:port" (all IPv4 interfaces); port 0 picks a
- * free port (see http_server_port). NULL or "" means HTTP is off: returns
- * NULL without logging. `service` ("store", "ingest", ...) names the metrics.
+ * free port (see http_server_port). NULL, "" or "off" means HTTP is off:
+ * returns NULL without logging ("off" is for environment variables, where ""
+ * counts as unset). `service` ("store", "ingest", ...) names the metrics.
  *
  * All signals are blocked in the HTTP thread (a service that uses a
  * signalfd keeps receiving its signals in its own thread).
@@ -70,7 +71,7 @@ http_server *http_server_new(const char *listen, const char *service);
 
 /**
  * @brief Whether listen is written as an address http_server_new takes
- *        ("host:port", ":port", "*:port", "[v6]:port"; NULL or "" = off).
+ *        ("host:port", ":port", "*:port", "[v6]:port"; NULL, "" or "off" = off).
  *
  * Only the form: whether the host resolves and the port is free is seen when
  * the server starts. For the services' start-up checks (a malformed --http is

@@ -28,7 +28,7 @@ int main(int argc, char **argv)
          "most client requests waiting for the store at once (more get RESOURCE_EXHAUSTED)",
          &max_inflight},
         {"http", "BULLETIN_INGEST_HTTP", CFG_STR, ":9555",
-         "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off)",
+         "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" or off = off)",
          &http},
     };
     int rc = cfg_parse("bulletin-ingest",

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
         {"map-size-mb", "BULLETIN_WORKER_MAP_MB", CFG_INT, "16384", "initial LMDB map size in MiB (grows when full)", &cfg.map_size_mb},
         {"index-pending-docs", "BULLETIN_WORKER_INDEX_PENDING", CFG_INT, "0", "full-text index write buffer, in articles: written when full and at every commit (0 = 1000). The first Sync (the bulk load) ignores it: each chunk is buffered whole and written once, and the segments are merged once at the end (see bench/README.md, bootstrap round 3)", &cfg.index_pending_docs},
         {"credit", "BULLETIN_WORKER_CREDIT", CFG_INT, "16", "requests the broker may send before the first is answered (1..16; 16 = more answers per message under load: bench/README.md, \"Broker CPU, session 3\")", &cfg.credit},
-        {"http", "BULLETIN_WORKER_HTTP", CFG_STR, NULL, "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off: several workers share a host)", &cfg.http},
+        {"http", "BULLETIN_WORKER_HTTP", CFG_STR, NULL, "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" or off = off: several workers share a host)", &cfg.http},
         {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted request frame in bytes", &cfg.max_msg},
     };
     switch (cfg_parse("bulletin-worker",

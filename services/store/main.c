@@ -23,7 +23,7 @@ int main(int argc, char **argv)
         {"heartbeat-ms", "BULLETIN_HEARTBEAT_MS", CFG_INT, "1000",
          "feed heartbeat period in milliseconds", &heartbeat_ms},
         {"http", "BULLETIN_STORE_HTTP", CFG_STR, ":9557",
-         "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" = off)",
+         "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" or off = off)",
          &http},
         {"backup", NULL, CFG_STR_NONEMPTY, NULL,
          "copy the database in --data to this directory (compacted, safe while the "

@@ -388,6 +388,7 @@ static void test_bad_listen(void **state)
     (void)state;
     assert_null(http_server_new(NULL, "store"));
     assert_null(http_server_new("", "store"));
+    assert_null(http_server_new("off", "store")); /* off, as an environment variable says it */
     const char *bad[] = {"9557", "127.0.0.1", "127.0.0.1:", ":99999", ":-1", ":12a",
                          "1.2.3.4.5:80", "[::1:80", "no.such.host.invalid:80", ":123456",
                          NULL};
@@ -418,7 +419,7 @@ static void test_bad_listen(void **state)
         assert_int_equal(http_listen_check(malformed[i], err, sizeof err), -1);
         assert_non_null(strstr(err, "--http '"));
     }
-    const char *formed[] = {NULL, "", ":0", "*:9557", "localhost:0", "[::1]:80",
+    const char *formed[] = {NULL, "", "off", ":0", "*:9557", "localhost:0", "[::1]:80",
                             "no.such.host.invalid:80", addr};
     for (size_t i = 0; i < sizeof formed / sizeof formed[0]; i++)
         assert_int_equal(http_listen_check(formed[i], err, sizeof err), 0);
