@@ -154,7 +154,8 @@ typedef struct s_piece {
 
 typedef struct {
     uint32_t term;
-    uint32_t pos; /* pos << 1 | exact */
+    uint32_t pos; /* pos << 1 | exact (stems); a runpos unigram's pos << 2 |
+                     starts a run << 1 | ends it; else pos */
     uint32_t next; /* next token of the same term in this doc (UINT32_MAX: none) */
     uint8_t field;
 } s_tok;
@@ -196,6 +197,9 @@ struct idx_pending {
     size_t ndterms, capdterms;
     uint32_t stamp;
     uint8_t field;
+    bool runpos;      /* idx_term_runpos: keep CJK unigrams' run boundaries only */
+    uint32_t c1_last; /* the token of this field's last CJK unigram (UINT32_MAX: none) */
+    uint32_t c2_next; /* 2 + the position of this field's last bigram (0: none) */
     int err;
     idx *owner;
 };
@@ -435,6 +439,21 @@ static int s_tok_cb(void *ud, const text_token *t) {
     s_tok *o = &pd->toks[at];
     o->term = (uint32_t)ti;
     o->pos = idx_term_exact_bit(k, kl) ? (t->pos << 1) | (t->exact ? 1u : 0u) : t->pos;
+    if (t->kind >= TEXT_TERM_CJK1 && pd->runpos) {
+        /* text.c emits a run's bigram at p right after the unigram at p and
+         * right before the unigram at p + 1: a unigram starts a run unless
+         * the bigram at p - 1 exists, and ends it unless the bigram at p
+         * does (positions grow within a field, so an older bigram or
+         * unigram never matches these checks) */
+        if (t->kind == TEXT_TERM_CJK1) {
+            o->pos = t->pos << 2 | (pd->c2_next == t->pos + 1 ? 0u : 2u) | 1u;
+            pd->c1_last = at;
+        } else {
+            if (pd->c1_last != UINT32_MAX && pd->toks[pd->c1_last].pos >> 2 == t->pos)
+                pd->toks[pd->c1_last].pos &= ~1u;
+            pd->c2_next = t->pos + 2;
+        }
+    }
     o->field = pd->field;
     o->next = UINT32_MAX;
     /* group by term without sorting: tokens arrive in (field, position)
@@ -472,10 +491,16 @@ static int s_analyze_doc(text_analyzer *an, struct idx_pending *pd, const idx_do
     }
     pd->err = 0;
     pd->field = 0;
+    pd->c1_last = UINT32_MAX;
+    pd->c2_next = 0;
     text_analyze(an, d->title ? d->title : "", d->title ? d->title_len : 0, 0, s_tok_cb, pd, lt);
     pd->field = 1;
+    pd->c1_last = UINT32_MAX;
+    pd->c2_next = 0;
     text_analyze(an, d->body ? d->body : "", d->body ? d->body_len : 0, 0, s_tok_cb, pd, lb);
     pd->field = 2;
+    pd->c1_last = UINT32_MAX;
+    pd->c2_next = 0;
     for (size_t i = 0; i < d->ntags && !pd->err; i++) {
         if (!d->tags[i] || !*d->tags[i])
             continue;
@@ -535,6 +560,7 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out) {
         idx_close(&self);
         return IDX_INTERNAL;
     }
+    self->runpos = self->pend->runpos = !o.stopwords || !o.stopwords[0];
     struct {
         const char *name;
         MDB_dbi *dbi;
@@ -1181,8 +1207,9 @@ static int s_entry_cmp(const void *a, const void *b) {
     return x->docid < y->docid ? -1 : x->docid > y->docid;
 }
 
-/* Decode a block into e[0..n) (docid, tfs, positions). Returns n or -1. */
-static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e) {
+/* Decode a block into e[0..n) (docid, tfs, positions) of a term whose
+ * positions are run positions (rp, idx_int.h) or not. Returns n or -1. */
+static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e, bool rp) {
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
@@ -1210,9 +1237,27 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
             return -1;
         }
     }
+    const uint8_t *has = NULL; /* rp: the docs with a positions part */
+    if (rp && nb) {
+        if ((size_t)(end - p) < nb)
+            return -1;
+        end -= nb;
+        has = end;
+    }
     for (uint64_t i = 0; i < h.n; i++) {
         const uint8_t *s = p;
-        for (uint64_t k = 0; k < e[i].tft + e[i].tfb; k++)
+        uint64_t cnt = e[i].tft + e[i].tfb;
+        if (rp) {
+            uint64_t kt = 0, kb = 0;
+            if (has ? !(has[i >> 3] >> (i & 7) & 1) : p == end)
+                cnt = 0;
+            else if (cnt > 1 && ((e[i].tft && !(p = idx_varint_get(p, end, &kt))) ||
+                                 (e[i].tfb && !(p = idx_varint_get(p, end, &kb)))))
+                return -1;
+            else if (cnt > 1)
+                cnt = kt + kb;
+        }
+        for (uint64_t k = 0; k < cnt; k++)
             if (!(p = idx_varint_get(p, end, &v)))
                 return -1;
         e[i].pos = s;
@@ -1246,8 +1291,9 @@ static size_t s_entry_size(const s_entry *e, uint64_t prev) {
 }
 
 /* Encode as many entries from e[i..n) as fit in one block into
- * self->scratch; returns the end of that run (i on allocation failure). */
-static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
+ * self->scratch (rp: run positions, idx_int.h); returns the end of that run
+ * (i on allocation failure). */
+static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bool rp) {
     /* bytes + 16 bounds the block: header <= 32 bytes; the first doc's delta
      * is counted (1 byte) but not written, which also covers a one-doc
      * block's (0, 1) frequencies (one byte, written: no bitmap) */
@@ -1255,7 +1301,7 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
     uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
     while (j < n && j - i < IDX_BLOCK_DOCS) {
         size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid) +
-                   ((j - i) % 8 == 0); /* a new bitmap byte */
+                   ((j - i) % 8 == 0) * (1u + rp); /* a new bitmap byte (two) */
         if (j > i && bytes + s > IDX_BLOCK_BYTES)
             break;
         bytes += s;
@@ -1298,6 +1344,13 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
         memcpy(p, e[k].pos, e[k].poslen);
         p += e[k].poslen;
     }
+    if (rp && nb) { /* the docs with a positions part */
+        memset(p, 0, nb);
+        for (size_t k = i; k < j; k++)
+            if (e[k].poslen)
+                p[(k - i) >> 3] |= (uint8_t)(1u << ((k - i) & 7));
+        p += nb;
+    }
     b->len = (size_t)(p - b->p);
     return j;
 }
@@ -1306,8 +1359,9 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n) {
 static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
                           const s_entry *e, size_t n) {
     size_t i = 0;
+    bool rp = idx_term_runpos(self->runpos, tk, tkl);
     while (i < n) {
-        size_t j = s_block_encode(self, e, i, n);
+        size_t j = s_block_encode(self, e, i, n, rp);
         if (j == i)
             return ENOMEM;
         uint8_t kb[IDX_KEY_MAX];
@@ -1328,7 +1382,7 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
 static int s_term_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
                         int64_t delta, const s_entry *e, size_t n) {
     if (n) {
-        size_t j = s_block_encode(self, e, 0, n);
+        size_t j = s_block_encode(self, e, 0, n, idx_term_runpos(self->runpos, tk, tkl));
         if (j == 0)
             return ENOMEM;
         if (j == n && self->scratch.len <= IDX_INLINE_MAX) {
@@ -1701,7 +1755,8 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                     rc = ENOMEM;
                     break;
                 }
-                long bn = s_block_decode(blk, vl, first, es->e + es->n);
+                long bn = s_block_decode(blk, vl, first, es->e + es->n,
+                                         idx_term_runpos(self->runpos, tk, tkl));
                 if (bn < 0) {
                     rc = MDB_CORRUPTED;
                     break;
@@ -2235,18 +2290,35 @@ static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint
     uint8_t *lenp = p;
     p += 4;
     uint8_t *ps = p;
+    bool rp = pd->runpos && idx_term_runpos(true, pd->keys.p + t->keyoff, t->keylen);
+    if (rp) { /* idx_int.h RUN POSITIONS: the run boundaries' positions */
+        uint64_t kt = 0, kb = 0;
+        for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
+            kt += pd->toks[k].field == 0 && (pd->toks[k].pos & 3);
+            kb += pd->toks[k].field == 1 && (pd->toks[k].pos & 3);
+        }
+        if (kt + kb && tft + tfb > 1) {
+            if (tft)
+                p += idx_varint_put(p, kt);
+            if (tfb)
+                p += idx_varint_put(p, kb);
+        }
+    }
     uint32_t prev = 0;
     uint8_t field = 0;
+    bool any = false;
     for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
         const s_tok *o = &pd->toks[k];
-        if (o->field == 2)
+        if (o->field == 2 || (rp && !(o->pos & 3)))
             continue;
-        if (k == t->tfirst || o->field != field) {
+        if (!any || o->field != field) {
             prev = 0;
             field = o->field;
+            any = true;
         }
-        p += idx_varint_put(p, o->pos - prev);
-        prev = o->pos;
+        uint32_t pos = rp ? o->pos >> 2 : o->pos;
+        p += idx_varint_put(p, pos - prev);
+        prev = pos;
     }
     uint32_t pl = (uint32_t)(p - ps);
     memcpy(lenp, &pl, 4);
@@ -2512,6 +2584,7 @@ idx_analyzer *idx_analyzer_new(const idx_options *opts) {
         idx_analyzer_destroy(&self);
         return NULL;
     }
+    self->pd->runpos = !to.stopwords || !to.stopwords[0];
     return self;
 }
 

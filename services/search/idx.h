@@ -44,7 +44,9 @@
  *   bounds for pruning) | n-1 varint docid deltas | n x tf code
  *   | for each doc: tf_title then tf_body varints of (pos << 1 | exact),
  *     delta-coded within the field; bare positions (always exact) for exact
- *     forms and terms starting with a byte >= 0x80 (idx_term_exact_bit)
+ *     forms and terms starting with a byte >= 0x80 (idx_term_exact_bit);
+ *     a CJK unigram keeps only its run-boundary positions when the index
+ *     has no stop words (idx_int.h RUN POSITIONS)
  *
  *   tf code = varint (tf_body << 2 | min(tf_title, 3)) [varint tf_title - 3
  *   when tf_title >= 3]: one byte for most docs (idx_tf_put)
@@ -116,7 +118,11 @@ typedef struct {
     double title_weight;           /* 0 = 2.0 */
     uint32_t max_pending_docs;     /* write buffer; 0 = write-through (every
                                       idx_put/idx_del is applied at once) */
-    const char *const *stopwords;  /* NULL-terminated; NULL = none */
+    const char *const *stopwords;  /* NULL-terminated; NULL = none. Part of
+                                      the index's layout (its terms, and CJK
+                                      unigram positions: idx_int.h RUN
+                                      POSITIONS): open an index with the stop
+                                      words it was written with, or clear it */
     bool no_typos;                 /* disable typo tolerance */
     uint32_t merge_factor;         /* segments of one level merged at once;
                                       0 = 8 (tests use 2 to merge often) */

@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 12 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 13 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -23,7 +23,8 @@
                          CPU per English search through the broker); 11: for
                          every term again, decoded without a branch per doc;
                          12: column records without the content hash, 312 a
-                         chunk */
+                         chunk; 13: CJK unigrams keep only their run-boundary
+                         positions (RUN POSITIONS below) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -153,6 +154,7 @@ struct idx {
     uint32_t max_pending;
     uint32_t merge_factor;
     bool bulk; /* idx_set_bulk */
+    bool runpos; /* no stop words: CJK unigrams keep run-boundary positions only */
     text_analyzer *an;
     struct idx_pending *pend;
     idx_bytes scratch, scratch2;
@@ -214,6 +216,30 @@ static inline const uint8_t *idx_tf_get(const uint8_t *p, const uint8_t *end, ui
  * positions are stored bare. Hashed long terms ("\x03" ...) keep the bit. */
 static inline bool idx_term_exact_bit(const uint8_t *tk, size_t tkl) {
     return !(tkl && (tk[0] == (uint8_t)TEXT_EXACT_PREFIX || tk[0] >= 0x80));
+}
+
+/* RUN POSITIONS: in an index without stop words, a CJK unigram (one CJK
+ * character, text_cjk_char) keeps only the positions of its occurrences at a
+ * CJK run's boundary: the first or last character of a run (a run is what
+ * text.c pairs into bigrams: CJK characters with no separator or word
+ * between). ~36% of zh's unigram occurrences; tf stays exact. A phrase never
+ * needs the others: a lone query character C (one no query bigram covers)
+ * has a phrase neighbour at the next or previous position (no stop words: no
+ * gaps), and
+ *   after a word:                C at p  <=>  C is stored at p (p starts a run)
+ *   after the character B:       C at p  <=>  C is stored at p, or the
+ *                                             bigram BC is at p - 1
+ * and symmetrically before a word or a character D (bigram CD at p); see
+ * idx_search.c's s_phrase_field. Per doc in a block, the positions part is:
+ * nothing when no occurrence is at a boundary; else, when tf is 1, the one
+ * position; else varint k_title (when tf_title > 0), varint k_body (when
+ * tf_body > 0) and those positions, each field delta-coded from 0. A block
+ * of more than one doc ENDS with a bitmap like the (0, 1) one (bit i: doc i
+ * has a positions part); a one-doc block has one when bytes follow its
+ * frequencies. With stop words every position is kept, as for other terms
+ * (idx.runpos false): a query stop word leaves a gap beside a character. */
+static inline bool idx_term_runpos(bool on, const uint8_t *tk, size_t tkl) {
+    return on && (tkl == 3 || tkl == 4) && tk[0] >= 0xE1 && text_cjk_char((const char *)tk, tkl);
 }
 
 /* THE (0, 1) BITMAP: every block of more than one doc marks the docs whose

@@ -39,6 +39,13 @@ typedef struct {
     uint16_t off, len;   /* key bytes in the arena */
     int32_t rel;         /* position relative to the first component */
     uint8_t need_exact;  /* only occurrences whose surface equals the term */
+    /* a lone CJK character in a phrase of an index with run positions
+     * (idx_int.h RUN POSITIONS) next to no word: its positions are the
+     * stored ones plus those of the bigram it forms with its CJK neighbour
+     * (hlen > 0: key at hoff in the arena), shifted by hshift (1: the
+     * neighbour is on the left, 0: on the right); set in phrases only */
+    uint8_t hshift;
+    uint16_t hoff, hlen;
 } s_qterm;
 
 enum { A_TERM, A_PHRASE, A_PREFIX };
@@ -99,6 +106,8 @@ typedef struct {
         uint16_t klen;
         uint32_t pos;
         uint8_t kind, exact;
+        uint8_t hshift, hlen; /* s_lone_cjk */
+        char hkey[8];
     } t[IDX_QUERY_MAX_TERMS + 1];
     size_t n;
     bool quoted;
@@ -123,6 +132,41 @@ static int s_qtok_cb(void *ud, const text_token *t) {
     c->t[c->n].exact = t->exact;
     c->n++;
     return 0;
+}
+
+/* A CJK unigram no bigram of the phrase covers (token i of tk, in an index
+ * with run positions, idx_int.h): how its positions are told from its
+ * neighbour at the previous or next position (there is one: no stop words,
+ * no gaps). A word neighbour needs only the stored run boundaries (after a
+ * word, a character starts a run; before one, it ends a run); a character
+ * neighbour B on the left (D on the right) adds the bigram BC at p - 1 (CD
+ * at p). */
+static void s_lone_cjk(s_qtoks *tk, size_t i) {
+    size_t side[2] = {SIZE_MAX, SIZE_MAX}; /* the tokens at pos - 1, pos + 1 */
+    bool word[2] = {false, false};
+    for (size_t j = 0; j < tk->n; j++) {
+        for (int d = 0; d < 2; d++) {
+            if ((d == 0 && tk->t[i].pos == 0) || tk->t[j].pos != (d ? tk->t[i].pos + 1 : tk->t[i].pos - 1))
+                continue;
+            if (tk->t[j].kind == TEXT_TERM_CJK1)
+                side[d] = j;
+            else if (tk->t[j].kind != TEXT_TERM_CJK2)
+                word[d] = true;
+        }
+    }
+    if (word[0] || word[1])
+        return; /* the stored positions suffice */
+    int d = side[0] != SIZE_MAX ? 0 : 1;
+    if (side[d] == SIZE_MAX)
+        return; /* no neighbour: cannot happen without gaps */
+    const char *a = d ? tk->t[i].key : tk->t[side[d]].key, *b = d ? tk->t[side[d]].key : tk->t[i].key;
+    size_t al = d ? tk->t[i].klen : tk->t[side[d]].klen, bl = d ? tk->t[side[d]].klen : tk->t[i].klen;
+    if (al + bl > sizeof tk->t[i].hkey)
+        return; /* cannot happen: CJK characters are 3 or 4 bytes */
+    memcpy(tk->t[i].hkey, a, al);
+    memcpy(tk->t[i].hkey + al, b, bl);
+    tk->t[i].hlen = (uint8_t)(al + bl);
+    tk->t[i].hshift = d == 0;
 }
 
 static bool s_isspace(char c) {
@@ -176,6 +220,7 @@ static int s_make_atom(idx *self, s_query *q, const char *s, size_t n, bool quot
     /* drop CJK unigrams covered by a bigram */
     size_t m = 0;
     for (size_t i = 0; i < tk.n; i++) {
+        tk.t[i].hlen = 0;
         if (tk.t[i].kind == TEXT_TERM_CJK1) {
             bool covered = false;
             for (size_t j = 0; j < tk.n; j++)
@@ -184,6 +229,8 @@ static int s_make_atom(idx *self, s_query *q, const char *s, size_t n, bool quot
                     covered = true;
             if (covered)
                 continue;
+            if (self->runpos && tk.n > 1)
+                s_lone_cjk(&tk, i);
         }
         tk.t[m++] = tk.t[i];
     }
@@ -208,6 +255,17 @@ static int s_make_atom(idx *self, s_query *q, const char *s, size_t n, bool quot
         t->len = tk.t[i].klen;
         t->rel = (int32_t)(tk.t[i].pos - tk.t[0].pos);
         t->need_exact = quoted && tk.t[i].kind == TEXT_TERM_STEM && tk.t[i].exact;
+        t->hshift = tk.t[i].hshift;
+        t->hlen = 0;
+        if (tk.t[i].hlen) {
+            int ho = s_arena_put(q, tk.t[i].hkey, tk.t[i].hlen);
+            if (ho < 0) {
+                *code = s_fail(r, IDX_INVALID_ARGUMENT, pos, "query too long");
+                return -2;
+            }
+            t->hoff = (uint16_t)ho;
+            t->hlen = tk.t[i].hlen;
+        }
     }
     if (a->kind == A_TERM && !quoted && tk.t[0].kind == TEXT_TERM_STEM) {
         char f[IDX_TERM_MAX + 1];
@@ -404,6 +462,9 @@ typedef struct {
     uint64_t other;           /* smallest doc of the other sub-iterators */
     uint32_t *pbuf;
     size_t pcap;
+    bool rp;                  /* run positions (idx_int.h) */
+    uint32_t *ubuf;           /* s_phrase_field's derived positions (rp) */
+    size_t ucap;
     int err;
 } s_post;
 
@@ -766,6 +827,7 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->tk = tk;
     p->tkl = tkl;
     p->eof = true;
+    p->rp = idx_term_runpos(self->runpos, tk, tkl);
     int64_t df = 0;
     MDB_cursor *lc;
     if (mdb_cursor_open(txn, self->lex, &lc))
@@ -818,6 +880,8 @@ static void s_post_close(s_post *p) {
     p->nsub = 0;
     free(p->pbuf);
     p->pbuf = NULL;
+    free(p->ubuf);
+    p->ubuf = NULL;
 }
 
 static inline uint32_t s_post_tft(s_post *p) {
@@ -834,9 +898,14 @@ static inline uint32_t s_post_tfb(s_post *p) {
     return s->tfb[s->i];
 }
 
+static long s_post_runpos(s_post *p, int f, const uint32_t **out);
+
 /* Positions of the current doc in field f (0 title, 1 body), as (pos<<1|exact).
- * Returns the count or -1. */
+ * Returns the count or -1. For a term with run positions: the stored ones
+ * (s_post_runpos). */
 static long s_post_positions(s_post *p, int f, const uint32_t **out) {
+    if (p->rp)
+        return s_post_runpos(p, f, out);
     s_sub *s = &p->subs[p->cur];
     s_sub_tf(p, s);
     const uint8_t *b = s->pp;
@@ -875,6 +944,66 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     *out = p->pbuf;
     return cnt;
 }
+/* One doc's positions part in a block of a term with run positions
+ * (idx_int.h RUN POSITIONS) at b: k[f] gets the positions it holds in field
+ * f; returns where they start, NULL when malformed. */
+static const uint8_t *s_runpos_doc(const uint8_t *b, const uint8_t *end, bool has, uint32_t tft,
+                                   uint32_t tfb, uint64_t k[2]) {
+    k[0] = k[1] = 0;
+    if (!has)
+        return b;
+    if (tft + tfb == 1) {
+        k[tft ? 0 : 1] = 1;
+        return b;
+    }
+    if ((tft && !(b = idx_varint_get(b, end, &k[0]))) || (tfb && !(b = idx_varint_get(b, end, &k[1]))))
+        return NULL;
+    return k[0] <= tft && k[1] <= tfb ? b : NULL;
+}
+
+/* s_post_positions of a term with run positions: the stored (run-boundary)
+ * positions of the current doc in field f, as pos << 1 | 1. */
+static long s_post_runpos(s_post *p, int f, const uint32_t **out) {
+    s_sub *s = &p->subs[p->cur];
+    s_sub_tf(p, s);
+    size_t nb = idx_tf_one_bytes(s->n);
+    if (s->pidx > s->i || (size_t)(s->pend - s->pp) < nb)
+        return -1;
+    const uint8_t *end = s->pend - nb, *has = nb ? end : NULL, *b = s->pp;
+    uint64_t k[2], v;
+    for (;; s->pidx++) {
+        size_t d = s->pidx;
+        if (!(b = s_runpos_doc(b, end, has ? (has[d >> 3] >> (d & 7) & 1) : b < end, s->tft[d],
+                               s->tfb[d], k)))
+            return -1;
+        if (d == s->i)
+            break;
+        for (uint64_t x = 0; x < k[0] + k[1]; x++)
+            if (!(b = idx_varint_get(b, end, &v)))
+                return -1;
+        s->pp = b;
+    }
+    for (uint64_t x = 0; x < (f ? k[0] : 0); x++)
+        if (!(b = idx_varint_get(b, end, &v)))
+            return -1;
+    uint64_t cnt = k[f];
+    if (cnt > p->pcap) {
+        uint32_t *nbuf = grow_to(p->pbuf, &p->pcap, sizeof *nbuf, 64, cnt);
+        if (!nbuf)
+            return -1;
+        p->pbuf = nbuf;
+    }
+    uint32_t prev = 0;
+    for (uint64_t x = 0; x < cnt; x++) {
+        if (!(b = idx_varint_get(b, end, &v)))
+            return -1;
+        prev += (uint32_t)v;
+        p->pbuf[x] = prev << 1 | 1;
+    }
+    *out = p->pbuf;
+    return (long)cnt;
+}
+
 /* ---------------------------------------------------------------------- */
 /* matchers */
 
@@ -883,6 +1012,7 @@ typedef struct {
     bool title_only;
     bool filter;       /* tag filter: matches, never scores */
     s_post *posts;     /* TERM: 1, PHRASE: n */
+    s_post *hid;       /* PHRASE: the bigrams of lone CJK characters (s_qterm.hlen) */
     const s_qterm *qt; /* components */
     size_t np;
     uint64_t *list;    /* PREFIX: sorted doc ids */
@@ -906,12 +1036,48 @@ static double s_idf(double N, double df) {
     return log(1.0 + (N - df + 0.5) / (df + 0.5));
 }
 
+/* The positions in field f of phrase component k, a lone CJK character with
+ * run positions (s_qterm.hlen > 0): its stored ones (*arr, cnt) and those its
+ * bigram with its neighbour gives (idx_int.h RUN POSITIONS), sorted, in
+ * p->ubuf. Returns the count or -1. */
+static long s_phrase_runpos(s_matcher *m, size_t k, int f, const uint32_t **arr, long cnt) {
+    s_post *p = &m->posts[k], *h = &m->hid[k];
+    if (cnt < 0 || s_post_advance(h, p->doc) != p->doc || !(f ? s_post_tfb(h) : s_post_tft(h)))
+        return cnt;
+    const uint32_t *ha;
+    long hn = s_post_positions(h, f, &ha);
+    if (hn <= 0)
+        return hn < 0 ? -1 : cnt;
+    if ((size_t)(cnt + hn) > p->ucap) {
+        uint32_t *nb = grow_to(p->ubuf, &p->ucap, sizeof *nb, 64, (size_t)(cnt + hn));
+        if (!nb)
+            return -1;
+        p->ubuf = nb;
+    }
+    const uint32_t *a = *arr, add = 2u * m->qt[k].hshift; /* (pos + shift) << 1 | 1 */
+    long i = 0, j = 0, n = 0;
+    while (i < cnt || j < hn) {
+        uint32_t x = j < hn ? ha[j] + add : UINT32_MAX;
+        if (i < cnt && a[i] <= x) {
+            j += a[i] == x;
+            p->ubuf[n++] = a[i++];
+        } else {
+            p->ubuf[n++] = x;
+            j++;
+        }
+    }
+    *arr = p->ubuf;
+    return n;
+}
+
 static bool s_phrase_field(s_matcher *m, int f) {
     const uint32_t *arr[IDX_QUERY_MAX_TERMS];
     long cnt[IDX_QUERY_MAX_TERMS];
     /* positions buffers are per post; copy pointers (each post has its own buffer) */
     for (size_t k = 0; k < m->np; k++) {
         cnt[k] = s_post_positions(&m->posts[k], f, &arr[k]);
+        if (m->qt[k].hlen)
+            cnt[k] = s_phrase_runpos(m, k, f, &arr[k], cnt[k]);
         if (cnt[k] <= 0)
             return false;
     }
@@ -1557,6 +1723,7 @@ int idx__u64cmp(const void *a, const void *b);
 typedef struct {
     s_post *posts;
     size_t nposts;
+    size_t hid0, nhid; /* posts[hid0 ..) are the s_qterm.hlen bigrams, by term */
     s_matcher *ms;
     size_t nms;
     uint64_t **lists;
@@ -2012,7 +2179,9 @@ __attribute__((noinline)) static int s_add_typos(idx *self, MDB_txn *txn, const 
 /* Build matchers and clauses for the query. */
 static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, s_cl *cls,
                    size_t *ncls, idx_result *res) {
-    pool->posts = calloc(q->nterms + 1, sizeof(s_post));
+    pool->posts = calloc(2 * q->nterms + 1, sizeof(s_post)); /* then the s_qterm.hlen bigrams */
+    pool->hid0 = q->nterms;
+    pool->nhid = q->nterms;
     pool->ms = calloc(q->natoms + 1, sizeof(s_matcher));
     if (!pool->posts || !pool->ms)
         return IDX_INTERNAL;
@@ -2041,6 +2210,7 @@ static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, 
                 continue;
             }
             m->posts = &pool->posts[pool->nposts];
+            m->hid = &pool->posts[pool->hid0 + a->t0];
             m->qt = &q->terms[a->t0];
             m->np = a->nt;
             uint64_t mincost = UINT64_MAX;
@@ -2048,6 +2218,9 @@ static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, 
                 s_post *p = &pool->posts[pool->nposts++];
                 const s_qterm *t = &q->terms[a->t0 + k];
                 if (s_post_open(p, self, txn, &c->segs, (const uint8_t *)q->arena + t->off, t->len))
+                    return IDX_INTERNAL;
+                if (a->kind == A_PHRASE && t->hlen && s_post_open(&m->hid[k], self, txn, &c->segs,
+                                           (const uint8_t *)q->arena + t->hoff, t->hlen))
                     return IDX_INTERNAL;
                 p->idf = s_idf(c->N, (double)p->df);
                 m->maxscore += p->idf * (c->k1 + 1) * (c->wt + (a->title_only ? 0 : 1));
@@ -2065,6 +2238,8 @@ static int s_build(idx *self, MDB_txn *txn, s_query *q, s_ctx *c, s_pool *pool, 
 static void s_pool_free(s_pool *pool) {
     for (size_t i = 0; i < pool->nposts; i++)
         s_post_close(&pool->posts[i]);
+    for (size_t i = 0; i < pool->nhid && pool->posts; i++)
+        s_post_close(&pool->posts[pool->hid0 + i]);
     for (size_t i = 0; i < pool->nms; i++)
         free(pool->ms[i].list);
     free(pool->posts);

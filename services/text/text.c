@@ -169,6 +169,20 @@ static bool s_is_cjk(int32_t c) {
            (c >= 0x20000 && c <= 0x3FFFF);     /* Han ext B.. */
 }
 
+bool text_cjk_char(const char *term, size_t len) {
+    /* decoded by hand: the index asks this for every posting it writes */
+    const uint8_t *p = (const uint8_t *)term;
+    int32_t cp;
+    if (len == 3 && (p[0] & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
+        cp = (int32_t)((p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu));
+    else if (len == 4 && (p[0] & 0xF8) == 0xF0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+             (p[3] & 0xC0) == 0x80)
+        cp = (int32_t)((p[0] & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu));
+    else
+        return false;
+    return s_is_cjk(cp); /* terms are the analyzer's output: never overlong */
+}
+
 static int s_class(int32_t c, int *letter_digit) {
     *letter_digit = 0;
     if (c < 0x80) {

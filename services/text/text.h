@@ -100,6 +100,10 @@ int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_ba
  * prefix queries, which match folded surfaces. */
 size_t text_fold(text_analyzer *self, const char *s, size_t len, char *out, size_t cap);
 
+/* Whether term[0..len) is one CJK character: the bytes of a TEXT_TERM_CJK1
+ * token (no other token's term is a lone CJK character). */
+bool text_cjk_char(const char *term, size_t len);
+
 /* --- snippets ------------------------------------------------------------ */
 
 typedef struct {

@@ -1216,6 +1216,152 @@ static void test_cjk_one_doc(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* Phrases with lone CJK characters (idx_int.h RUN POSITIONS: unigrams keep
+ * only their run-boundary positions when there are no stop words) against
+ * a brute-force reference over every position: docs of runs of 1-6
+ * characters from a 6-character alphabet (so characters start, end and sit
+ * in the middle of runs) between spaces, "，", "。" and words; queries put a lone
+ * character after and before words and characters (one query bigram, two,
+ * across a separator) at run starts, ends and middles. Written in
+ * segments of 9 docs (tiered merges decode and re-encode the blocks), and
+ * in an index with stop words (every position kept: "甲 the 丙" needs a
+ * middle one). */
+#define RP_DOCS 240
+typedef struct {
+    char term[16];
+    uint32_t pos;
+    uint8_t field;
+} rp_tok;
+typedef struct {
+    rp_tok *t;
+    size_t n, cap;
+    uint8_t field;
+} rp_list;
+static int rp_cb(void *ud, const text_token *t) {
+    rp_list *l = ud;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->t = realloc(l->t, l->cap * sizeof *l->t);
+    }
+    rp_tok *o = &l->t[l->n++];
+    size_t n = t->len < sizeof o->term - 1 ? t->len : sizeof o->term - 1;
+    memcpy(o->term, t->term, n);
+    o->term[n] = 0;
+    o->pos = t->pos;
+    o->field = l->field;
+    return 0;
+}
+static bool rp_has(const rp_list *d, const char *term, uint8_t f, uint32_t pos) {
+    for (size_t i = 0; i < d->n; i++)
+        if (d->t[i].field == f && d->t[i].pos == pos && !strcmp(d->t[i].term, term))
+            return true;
+    return false;
+}
+/* Docs matching the phrase: some position where every query token (each
+ * stem, unigram and bigram; exact forms left out: the words are plain) is at
+ * its offset, in one field. */
+static int rp_ref(text_analyzer *a, rp_list *docs, const char *query, bool *hit) {
+    rp_list q = {0};
+    text_analyze(a, query, strlen(query), 0, rp_cb, &q, NULL);
+    int n = 0;
+    for (int id = 1; id <= RP_DOCS; id++) {
+        hit[id] = false;
+        for (size_t i = 0; i < docs[id].n && !hit[id] && q.n; i++) {
+            const rp_tok *t0 = &docs[id].t[i];
+            if (strcmp(t0->term, q.t[0].term) || t0->pos < q.t[0].pos)
+                continue;
+            bool ok = true;
+            for (size_t k = 1; k < q.n && ok; k++)
+                ok = rp_has(&docs[id], q.t[k].term, t0->field, t0->pos - q.t[0].pos + q.t[k].pos);
+            hit[id] = ok;
+        }
+        n += hit[id];
+    }
+    free(q.t);
+    return n;
+}
+static void rp_check(MDB_env *e, idx *x, text_analyzer *a, rp_list *docs, const char *query) {
+    static bool hit[RP_DOCS + 1];
+    int nref = rp_ref(a, docs, query, hit);
+    MDB_txn *txn;
+    idx_query q = {.query = query, .limit = RP_DOCS};
+    idx_result r;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    if (idx_search(x, txn, &q, &r) != IDX_OK)
+        fail_msg("query '%s': %s", query, r.error);
+    mdb_txn_abort(txn);
+    if (r.total != (uint64_t)nref)
+        fail_msg("query '%s': total %llu, reference %d", query, (unsigned long long)r.total, nref);
+    for (size_t i = 0; i < r.nhits; i++)
+        if (r.hits[i].id > RP_DOCS || !hit[r.hits[i].id])
+            fail_msg("query '%s': doc %llu is not a reference hit", query, (unsigned long long)r.hits[i].id);
+    idx_result_free(&r);
+}
+static void rp_run(const char *const *stops) {
+    static const char *CH[] = {"甲", "乙", "丙", "丁", "戊", "己"};
+    static const char *SEP[] = {" ", "，", " river ", " 2024", "2024 ", "。"};
+    char d[64] = "/tmp/idx_runpos_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 0);
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 9, .stopwords = stops};
+    text_options to = text_options_default();
+    to.stopwords = stops;
+    text_analyzer *a = text_analyzer_new(&to);
+    static rp_list docs[RP_DOCS + 1];
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    for (uint64_t id = 1; id <= RP_DOCS; id++) {
+        char f[2][512];
+        for (int k = 0; k < 2; k++) {
+            f[k][0] = 0;
+            int runs = k ? 2 + (int)(rnd() % 12) : 1 + (int)(rnd() % 3);
+            for (int r = 0; r < runs; r++) {
+                int len = 1 + (int)(rnd() % 6);
+                for (int c = 0; c < len; c++)
+                    strcat(f[k], CH[rnd() % 6]);
+                strcat(f[k], SEP[rnd() % 6]);
+            }
+        }
+        idx_doc doc = {.title = f[0], .title_len = strlen(f[0]), .body = f[1], .body_len = strlen(f[1])};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+        docs[id].n = 0;
+        for (int k = 0; k < 2; k++) {
+            docs[id].field = (uint8_t)k;
+            text_analyze(a, f[k], strlen(f[k]), 0, rp_cb, &docs[id], NULL);
+        }
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    static const char *Q[] = {
+        "2024甲",      "甲2024",      "\"2024 乙\"",   "\"丙 2024\"",   "丁river",
+        "\"river 丁\"", "\"戊 river\"", "\"甲 乙\"",     "\"甲乙 丙\"",   "\"丙 甲乙\"",
+        "\"甲乙 丙 丁戊\"", "甲，乙",     "甲乙，丙",      "丙。甲乙",      "\"甲 乙 丙\"",
+        "\"己 river 甲\"", "\"甲 2024 乙\"", "\"甲乙丙 丁\"", "\"丁 甲乙丙\"", "\"乙 the 丙\"",
+        "\"甲 the 丙\"", "\"甲乙 the 丙\"", "\"丙丁 2024\"", "\"2024 丙丁 戊\""};
+    for (size_t i = 0; i < sizeof Q / sizeof Q[0]; i++)
+        rp_check(e, x, a, docs, Q[i]);
+    for (int i = 0; i < 60; i++) { /* random: char, separator, char(s) */
+        char q[64];
+        snprintf(q, sizeof q, "\"%s%s %s%s\"", CH[rnd() % 6], rnd() % 2 ? CH[rnd() % 6] : "", CH[rnd() % 6],
+                 rnd() % 3 ? "" : CH[rnd() % 6]);
+        rp_check(e, x, a, docs, q);
+    }
+    for (int id = 0; id <= RP_DOCS; id++) {
+        free(docs[id].t);
+        memset(&docs[id], 0, sizeof docs[id]);
+    }
+    text_analyzer_destroy(&a);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+static void test_cjk_run_positions(void **state) {
+    (void)state;
+    static const char *const stops[] = {"the", NULL};
+    rp_run(NULL);
+    rp_run(stops);
+}
+
 /* Column chunks: every record comes back as written through one opened
  * chunk object that is reused (its layout cache) across chunks of the same
  * and of other layouts: the widest values (pub INT64_MIN and INT64_MAX,
@@ -1352,6 +1498,7 @@ int main(void) {
         cmocka_unit_test(test_optimize_read_ahead),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
+        cmocka_unit_test(test_cjk_run_positions),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
