@@ -2107,6 +2107,7 @@ __attribute__((noinline)) static int s_add_typos(idx *self, MDB_txn *txn, const 
         if (mdb_cursor_open(txn, self->lex, &lc))
             return added;
         s_seen_reset();
+        s_typo_init(&ts, w, wl, maxd); /* row 0, the same for every slice */
         for (int pass = 0; pass < 2 * (int)segs->nsegs; pass++) {
             /* candidates share the first two bytes (a typo there is not found):
              * this keeps the scan to a small slice of each segment's lexicon */
@@ -2120,7 +2121,6 @@ __attribute__((noinline)) static int s_add_typos(idx *self, MDB_txn *txn, const 
             bool owned;
             if (idx_terms_slice(self->terms, lc, &segs->seg[pass / 2], kb, kl, keep, &sl, &owned))
                 continue;
-            s_typo_init(&ts, w, wl, maxd);
             /* the term being walked: the slice's prefix (kb), then the path
              * to the current node; t is it as compared with w (no
              * TEXT_EXACT_PREFIX), its first two bytes w's own (rows 1, 2) */
