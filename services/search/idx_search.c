@@ -742,12 +742,16 @@ static uint64_t s_sub_open(s_post *p, s_sub *s) {
     bool found = rc == 0 && s_key_is(&k, sid, p->tk, p->tkl);
     if (!found || idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5) != s->vdoc) {
         MDB_val pk, pv;
-        if (mdb_cursor_get(s->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST) == 0 &&
-            s_key_is(&pk, sid, p->tk, p->tkl)) {
+        int prc = mdb_cursor_get(s->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
+        if (prc == 0 && s_key_is(&pk, sid, p->tk, p->tkl)) {
             k = pk;
             v = pv;
         } else if (found) {
-            if (mdb_cursor_get(s->c, &k, &v, MDB_NEXT)) { /* back to the found one */
+            /* back to the found one: a step forward from the key before it,
+             * or (the found one is the first key: MDB_PREV failed and left
+             * the cursor on it, where MDB_NEXT would step past it) its own
+             * key again */
+            if (mdb_cursor_get(s->c, &k, &v, prc == 0 ? MDB_NEXT : MDB_SET_KEY)) {
                 s->eof = true;
                 return S_NOMORE;
             }

@@ -1362,6 +1362,34 @@ static void test_cjk_run_positions(void **state) {
     rp_run(stops);
 }
 
+/* A term whose blocks are the first keys of idx_post (terms of one block
+ * are inline in the lexicon) and whose docs have gaps: the first lookup
+ * seeks past its first block's key, finds no key before it, and must come
+ * back to that block (it used to step over it: 2 of 130 docs found). */
+static void test_first_post_key(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_first_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 0);
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 1000};
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    for (uint64_t id = 1; id <= 260; id++) { /* "mmm" in every other doc: two blocks, before "x" */
+        const char *body = id % 2 ? "yyy" : "mmm";
+        idx_doc doc = {.title = "x", .title_len = 1, .body = body, .body_len = 3};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    double sc;
+    assert_int_equal(s_total(e, x, "mmm", &sc), 130);
+    assert_int_equal(s_total(e, x, "yyy", &sc), 130);
+    assert_int_equal(s_total(e, x, "x", &sc), 260);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Column chunks: every record comes back as written through one opened
  * chunk object that is reused (its layout cache) across chunks of the same
  * and of other layouts: the widest values (pub INT64_MIN and INT64_MAX,
@@ -1498,7 +1526,7 @@ int main(void) {
         cmocka_unit_test(test_optimize_read_ahead),
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
-        cmocka_unit_test(test_cjk_run_positions),
+        cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
