@@ -904,6 +904,36 @@ static inline uint32_t s_post_tfb(s_post *p) {
 
 static long s_post_runpos(s_post *p, int f, const uint32_t **out);
 
+/* Past n varints from b, or NULL when they run past end. A varint ends at
+ * its first byte below 0x80: those are counted 8 bytes at a time (a
+ * phrase check skips the positions of every doc of the block before its
+ * candidate; one varint at a time, that loop was most of the check). */
+static const uint8_t *s_varints_skip(const uint8_t *b, const uint8_t *end, uint64_t n) {
+    while (n && end - b >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t t = ~w & 0x8080808080808080ull; /* the last bytes of varints */
+        uint64_t c = (uint64_t)__builtin_popcountll(t);
+        if (c < n) {
+            n -= c;
+            b += 8;
+            continue;
+        }
+        while (--n) /* the n-th last byte in this word */
+            t &= t - 1;
+        return b + (__builtin_ctzll(t) >> 3) + 1;
+    }
+    for (; n; b++) {
+        if (b >= end)
+            return NULL;
+        n -= *b < 0x80;
+    }
+    return b;
+}
+
 /* Positions of the current doc in field f (0 title, 1 body), as (pos<<1|exact).
  * Returns the count or -1. For a term with run positions: the stored ones
  * (s_post_runpos). */
@@ -916,19 +946,16 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     uint64_t v;
     if (s->pidx > s->i) /* cannot go back */
         return -1;
-    while (s->pidx < s->i) {
-        uint64_t cnt = (uint64_t)s->tft[s->pidx] + s->tfb[s->pidx];
-        for (uint64_t k = 0; k < cnt; k++)
-            if (!(b = idx_varint_get(b, s->pend, &v)))
-                return -1;
-        s->pidx++;
-    }
+    uint64_t before = 0; /* the positions of the docs before it */
+    for (; s->pidx < s->i; s->pidx++)
+        before += (uint64_t)s->tft[s->pidx] + s->tfb[s->pidx];
+    if (!(b = s_varints_skip(b, s->pend, before)))
+        return -1;
     s->pp = b;
     uint32_t skip = f == 0 ? 0 : s->tft[s->i];
     uint32_t cnt = f == 0 ? s->tft[s->i] : s->tfb[s->i];
-    for (uint32_t k = 0; k < skip; k++)
-        if (!(b = idx_varint_get(b, s->pend, &v)))
-            return -1;
+    if (!(b = s_varints_skip(b, s->pend, skip)))
+        return -1;
     if (cnt > p->pcap) {
         uint32_t *nb = grow_to(p->pbuf, &p->pcap, sizeof *nb, 64, cnt);
         if (!nb)

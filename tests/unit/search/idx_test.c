@@ -1390,6 +1390,59 @@ static void test_first_post_key(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* Phrase checks far into bodies: a candidate's positions are found by
+ * skipping those of the block's docs before it (s_varints_skip, 8 bytes at
+ * a time); random gaps of 1-150 words make the position deltas one- and
+ * two-byte varints that straddle those 8 bytes in every way. Every doc has
+ * both words (each one a phrase candidate), apart in most, each right after
+ * the only "hay" of its gap ("straw" elsewhere: a position decoded wrong
+ * finds no "hay" before it); the phrase is in every third doc; every other
+ * title has the first word too. */
+static void test_phrase_far_positions(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_phrase_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 1ull << 28);
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, NULL, &x), IDX_OK);
+    size_t cap = 1 << 16;
+    unsigned seed = 99;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    for (uint64_t id = 1; id <= 90; id++) {
+        size_t o = 0;
+        for (unsigned k = 0; k < 9; k++) {
+            unsigned gap = 1 + test_rand(&seed) % 150;
+            for (unsigned g = 0; g < gap; g++)
+                o += (size_t)snprintf(body + o, cap - o, "%s ", g + 1 == gap ? "hay" : "straw");
+            const char *w = k == 8 && id % 3 == 0 ? "alpha beta " : k % 2 ? "alpha " : "beta ";
+            o += (size_t)snprintf(body + o, cap - o, "%s", w);
+        }
+        const char *title = id % 2 ? "alpha title more" : "plain";
+        idx_doc doc = {.title = title, .title_len = strlen(title), .body = body, .body_len = o};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    free(body);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    for (int round = 0; round < 2; round++) {
+        double sc;
+        assert_int_equal(s_total(e, x, "\"alpha beta\"", &sc), 30);
+        assert_int_equal(s_total(e, x, "\"beta alpha\"", &sc), 0);
+        assert_int_equal(s_total(e, x, "\"straw alpha\"", &sc), 0);
+        assert_int_equal(s_total(e, x, "\"hay alpha\"", &sc), 90);
+        assert_int_equal(s_total(e, x, "\"hay beta\"", &sc), 90);
+        assert_int_equal(s_total(e, x, "\"alpha title\"", &sc), 45);
+        if (round == 0) { /* one segment, one list */
+            assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+            assert_int_equal(idx_optimize(x, txn), IDX_OK);
+            assert_int_equal(mdb_txn_commit(txn), 0);
+        }
+    }
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Column chunks: every record comes back as written through one opened
  * chunk object that is reused (its layout cache) across chunks of the same
  * and of other layouts: the widest values (pub INT64_MIN and INT64_MAX,
@@ -1527,6 +1580,7 @@ int main(void) {
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
+        cmocka_unit_test(test_phrase_far_positions),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
