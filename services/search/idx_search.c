@@ -830,6 +830,121 @@ static uint64_t s_post_advance(s_post *p, uint64_t target) {
     }
 }
 
+/* The lexicon lookups of one idx_search, kept for its second pass: the
+ * terms of pass 1 are opened again there, and each typo alternative was
+ * looked up for its df by s_add_typos (s_lex_df) before s_build opens it.
+ * An entry is a term's values in the segments that have it (pointers into
+ * the read txn's pages, valid for the search); a lookup that failed is not
+ * kept. Reset by idx_search (s_lex_begin); off outside it. */
+#define S_LEX_ENTS 256
+#define S_LEX_HITS 2048
+#define S_LEX_KEYS 8192
+typedef struct {
+    uint32_t seg;           /* index in idx_segs */
+    const uint8_t *v;
+    size_t vl;
+} s_lexhit;
+
+typedef struct {
+    uint64_t h;
+    uint32_t koff, klen, h0, nh;
+} s_lexent;
+
+typedef struct {
+    bool on;
+    uint32_t nent, nhit, nkey;
+    s_lexent ent[S_LEX_ENTS];
+    s_lexhit hit[S_LEX_HITS];
+    uint8_t key[S_LEX_KEYS];
+} s_lexc;
+
+static _Thread_local s_lexc s_lex_g;
+
+static void s_lex_begin(bool on) {
+    s_lex_g.on = on;
+    s_lex_g.nent = s_lex_g.nhit = s_lex_g.nkey = 0;
+}
+
+static uint64_t s_lex_hash(const uint8_t *tk, size_t tkl) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < tkl; i++)
+        h = (h ^ tk[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The kept entry of term tk, or NULL. */
+static const s_lexent *s_lex_get(const uint8_t *tk, size_t tkl, uint64_t h) {
+    if (!s_lex_g.on)
+        return NULL;
+    for (uint32_t i = 0; i < s_lex_g.nent; i++) {
+        const s_lexent *e = &s_lex_g.ent[i];
+        if (e->h == h && e->klen == tkl && memcmp(s_lex_g.key + e->koff, tk, tkl) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Keeps term tk's hits (when there is room). */
+static void s_lex_put(const uint8_t *tk, size_t tkl, uint64_t h, const s_lexhit *hits, size_t nh) {
+    s_lexc *x = &s_lex_g;
+    if (!x->on || x->nent >= S_LEX_ENTS || nh > S_LEX_HITS - x->nhit || tkl > S_LEX_KEYS - x->nkey)
+        return;
+    x->ent[x->nent++] = (s_lexent){.h = h, .koff = x->nkey, .klen = (uint32_t)tkl, .h0 = x->nhit,
+                                   .nh = (uint32_t)nh};
+    memcpy(x->key + x->nkey, tk, tkl);
+    x->nkey += (uint32_t)tkl;
+    memcpy(x->hit + x->nhit, hits, nh * sizeof *hits);
+    x->nhit += (uint32_t)nh;
+}
+
+/* Term tk's values in the segments that have it, in segment order: the
+ * kept ones, else looked up (and kept). Returns how many, or -1 when a
+ * lookup failed. */
+static long s_lex_hits(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tkl,
+                       s_lexhit *buf, const s_lexhit **out) {
+    uint64_t h = s_lex_hash(tk, tkl);
+    const s_lexent *e = s_lex_get(tk, tkl, h);
+    if (e) {
+        *out = s_lex_g.hit + e->h0;
+        return e->nh;
+    }
+    MDB_cursor *lc;
+    if (mdb_cursor_open(txn, self->lex, &lc))
+        return -1;
+    size_t nh = 0;
+    for (size_t i = 0; i < segs->nsegs; i++) {
+        const uint8_t *vp;
+        size_t vl;
+        int rc = idx_lex_find(lc, segs->seg[i].id, tk, tkl, &vp, &vl);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc) {
+            mdb_cursor_close(lc);
+            return -1;
+        }
+        buf[nh++] = (s_lexhit){.seg = (uint32_t)i, .v = vp, .vl = vl};
+    }
+    mdb_cursor_close(lc); /* values stay valid for the (read) txn */
+    s_lex_put(tk, tkl, h, buf, nh);
+    *out = buf;
+    return (long)nh;
+}
+
+/* idx_lex_df's answer (a failed lookup counts as absent), from s_lex_hits. */
+static uint64_t s_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tkl) {
+    s_lexhit buf[IDX_MAX_SEGS];
+    const s_lexhit *hits;
+    long nh = s_lex_hits(self, txn, segs, tk, tkl, buf, &hits);
+    if (nh < 0)
+        return idx_lex_df(self, txn, segs, tk, tkl);
+    int64_t df = 0;
+    uint64_t z;
+    for (long i = 0; i < nh; i++)
+        if (idx_varint_get(hits[i].v, hits[i].v + hits[i].vl, &z))
+            df += idx_unzz(z);
+    return df > 0 ? (uint64_t)df : 0;
+}
+
 static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk,
                        size_t tkl) {
     memset(p, 0, sizeof *p);
@@ -840,29 +955,22 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->eof = true;
     p->rp = idx_term_runpos(self->runpos, tk, tkl);
     int64_t df = 0;
-    MDB_cursor *lc;
-    if (mdb_cursor_open(txn, self->lex, &lc))
+    s_lexhit buf[IDX_MAX_SEGS];
+    const s_lexhit *hits;
+    long nh = s_lex_hits(self, txn, segs, tk, tkl, buf, &hits);
+    if (nh < 0)
         return -1;
-    for (size_t i = 0; i < segs->nsegs; i++) {
+    for (long j = 0; j < nh; j++) {
         uint64_t z, first = 0;
-        const uint8_t *vp, *ve;
-        size_t vl;
-        int rc = idx_lex_find(lc, segs->seg[i].id, tk, tkl, &vp, &vl);
-        if (rc == MDB_NOTFOUND)
-            continue;
-        ve = rc ? NULL : vp + vl;
-        if (rc || !(vp = idx_varint_get(vp, ve, &z)) || (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
-            mdb_cursor_close(lc);
+        const uint8_t *vp = hits[j].v, *ve = vp + hits[j].vl;
+        if (!(vp = idx_varint_get(vp, ve, &z)) || (vp < ve && !(vp = idx_varint_get(vp, ve, &first))))
             return -1;
-        }
         df += idx_unzz(z);
-        if (!p->subs && !(p->subs = malloc(segs->nsegs * sizeof *p->subs))) {
-            mdb_cursor_close(lc);
+        if (!p->subs && !(p->subs = malloc(segs->nsegs * sizeof *p->subs)))
             return -1;
-        }
         s_sub *s = &p->subs[p->nsub++];
         memset(s, 0, S_SUB_HEAD);
-        s->seg = segs->seg[i];
+        s->seg = segs->seg[hits[j].seg];
         s->check = s->seg.dead > 0;
         s->lazy = true;
         s->vdoc = s->seg.minid;
@@ -873,7 +981,6 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
             s->inl_first = first;
         }
     }
-    mdb_cursor_close(lc); /* values stay valid for the (read) txn */
     p->df = df > 0 ? (uint64_t)df : 0;
     if (!p->df)
         return 0;
@@ -2085,7 +2192,7 @@ static void s_typo_found(idx *self, MDB_txn *txn, const idx_segs *segs, const s_
     bool dup = cd.klen == own->len && memcmp(cd.key, q->arena + own->off, cd.klen) == 0;
     for (size_t x = 0; x < *nc && !dup; x++)
         dup = cands[x].klen == cd.klen && memcmp(cands[x].key, cd.key, cd.klen) == 0;
-    if (!dup && cd.klen && (cd.df = idx_lex_df(self, txn, segs, (uint8_t *)cd.key, cd.klen)) > 0) {
+    if (!dup && cd.klen && (cd.df = s_lex_df(self, txn, segs, (uint8_t *)cd.key, cd.klen)) > 0) {
         if (*nc < 32)
             cands[(*nc)++] = cd;
     }
@@ -2479,6 +2586,7 @@ int idx_search(idx *self, MDB_txn *txn, const idx_query *qq, idx_result *res) {
     q->alen = q->nterms = q->natoms = q->nclauses = 0;
     q->site[0] = q->cat[0] = q->tag[0] = '\0';
     q->has_site = q->has_cat = q->has_tag = false;
+    s_lex_begin(true);
     int code = s_parse(self, qq->query ? qq->query : "", q, res);
     if (code)
         goto out;
@@ -2583,6 +2691,7 @@ terms:
     if (s_collect_terms(q, res))
         code = s_fail(res, IDX_INTERNAL, -1, "out of memory");
 out:
+    s_lex_begin(false);
     if (colc)
         mdb_cursor_close(colc);
     free(q);
