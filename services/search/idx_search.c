@@ -1031,7 +1031,10 @@ static const uint8_t *s_varints_skip(const uint8_t *b, const uint8_t *end, uint6
         w = __builtin_bswap64(w);
 #endif
         uint64_t t = ~w & 0x8080808080808080ull; /* the last bytes of varints */
-        uint64_t c = (uint64_t)__builtin_popcountll(t);
+        /* their count: one bit per byte lane, summed into the top byte by
+         * the multiply (at most 8: no carry). __builtin_popcountll is a
+         * libgcc call on the baseline x86-64 target. */
+        uint64_t c = ((t >> 7) * 0x0101010101010101ull) >> 56;
         if (c < n) {
             n -= c;
             b += 8;
