@@ -979,9 +979,11 @@ int broker_config_check(const broker_config *cfg, char *err, size_t cap)
     /* the upper bounds keep now + deadline or heartbeat * liveness (us) far from overflow */
     if (cfg->deadline_ms < 1 || cfg->deadline_ms > 3600000 || cfg->heartbeat_ms < 1 ||
         cfg->heartbeat_ms > 3600000 || cfg->liveness < 1 || cfg->liveness > 1000 ||
-        cfg->max_queue < 1 || cfg->max_msg < 0) {
+        cfg->max_queue < 1 || cfg->max_msg < 0 ||
+        (cfg->max_msg > 0 && cfg->max_msg < BROKER_MIN_MAX_MSG)) {
         snprintf(err, cap, "out of range: deadline-ms and heartbeat-ms 1..3600000, liveness "
-                           "1..1000, max-queue >= 1, max-msg >= 0 (0 = no limit)");
+                           "1..1000, max-queue >= 1, max-msg 0 (no limit) or >= %d",
+                 BROKER_MIN_MAX_MSG);
         return -1;
     }
     if (zio_endpoints_check("--bind", cfg->bind, true, true, err, cap) < 0 ||

@@ -125,6 +125,12 @@ enum {
  * worker's id in front). */
 #define BROKER_FRAMES_MAX (3 + 2 * BROKER_CREDIT_MAX)
 
+/* The smallest non-zero --max-msg: every error reply a worker or the broker
+ * makes (RESOURCE_EXHAUSTED naming the limit, a deadline) fits in it, so a
+ * client is never left waiting for its deadline behind an answer no one can
+ * send. */
+#define BROKER_MIN_MAX_MSG 65536
+
 typedef struct {
     const char *bind;       /* client endpoint(s), comma-separated, e.g. tcp://0.0.0.0:5556
                              * or tcp plus an ipc endpoint for local clients */
@@ -133,7 +139,8 @@ typedef struct {
     long long heartbeat_ms; /* heartbeat interval, both ways */
     long long liveness;     /* heartbeats missed before a worker is dropped */
     long long max_queue;    /* requests waiting for a worker before RESOURCE_EXHAUSTED */
-    long long max_msg;      /* ZMQ_MAXMSGSIZE on both sockets (bytes) */
+    long long max_msg;      /* ZMQ_MAXMSGSIZE on both sockets (bytes); 0 = none, else at
+                             * least BROKER_MIN_MAX_MSG */
     const char *http;       /* /healthz and /metrics address (":9556"); NULL or "" = off */
     int stop_fd;            /* readable = stop (a signalfd or a pipe); -1 = none */
     void *ctx;              /* ZeroMQ context to use; NULL = a new one */

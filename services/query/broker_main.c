@@ -20,7 +20,7 @@ int main(int argc, char **argv)
         {"liveness", "BULLETIN_QUERY_LIVENESS", CFG_INT, "3", "heartbeats a worker may miss before it is dropped", &cfg.liveness},
         {"max-queue", "BULLETIN_QUERY_MAX_QUEUE", CFG_INT, "100000", "requests waiting for a worker before RESOURCE_EXHAUSTED", &cfg.max_queue},
         {"http", "BULLETIN_QUERY_HTTP", CFG_STR, ":9556", "HTTP /healthz and Prometheus /metrics address (host:port or :port; \"\" or off = off)", &cfg.http},
-        {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted message frame in bytes", &cfg.max_msg},
+        {"max-msg", "BULLETIN_MAX_MSG", CFG_INT, "16777216", "largest accepted message frame in bytes (0 = no limit, else >= 65536)", &cfg.max_msg},
     };
     switch (cfg_parse("bulletin-query",
                       "The read tier's broker: clients send Get/List/Search here; it forwards each "

@@ -585,6 +585,8 @@ class BadOptionsTest(harness.BulletinCase):
     def test_query(self):
         for args, needle in [
                 (["--max-msg", "-5"], "max-msg"),
+                # below 64 KiB a worker's RESOURCE_EXHAUSTED may not fit either
+                (["--max-msg", "1000"], "max-msg 0 (no limit) or >= 65536"),
                 (["--deadline-ms", "0"], "deadline"),
                 (["--bind", "nonsense"], "nonsense"),
                 (["--workers", "tcp://127.0.0.1:1,"], "empty"),
