@@ -1052,6 +1052,26 @@ static const uint8_t *s_varints_skip(const uint8_t *b, const uint8_t *end, uint6
     return b;
 }
 
+/* Decodes n delta-coded positions from b into p->pbuf (grown to fit).
+ * Returns past them, or NULL when malformed or out of memory. */
+static const uint8_t *s_pos_decode(s_post *p, const uint8_t *b, const uint8_t *end, uint64_t n) {
+    if (n > p->pcap) {
+        uint32_t *nb = grow_to(p->pbuf, &p->pcap, sizeof *nb, 64, n);
+        if (!nb)
+            return NULL;
+        p->pbuf = nb;
+    }
+    uint32_t prev = 0;
+    uint64_t v;
+    for (uint64_t k = 0; k < n; k++) {
+        if (!(b = idx_varint_get(b, end, &v)))
+            return NULL;
+        prev += (uint32_t)v;
+        p->pbuf[k] = prev;
+    }
+    return b;
+}
+
 /* Positions of the current doc in field f (0 title, 1 body), as (pos<<1|exact).
  * Returns the count or -1. For a term with run positions: the stored ones
  * (s_post_runpos). */
@@ -1061,7 +1081,6 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     s_sub *s = &p->subs[p->cur];
     s_sub_tf(p, s);
     const uint8_t *b = s->pp;
-    uint64_t v;
     if (s->pidx > s->i) /* cannot go back */
         return -1;
     uint64_t before = 0; /* the positions of the docs before it */
@@ -1072,27 +1091,15 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     s->pp = b;
     uint32_t skip = f == 0 ? 0 : s->tft[s->i];
     uint32_t cnt = f == 0 ? s->tft[s->i] : s->tfb[s->i];
-    if (!(b = s_varints_skip(b, s->pend, skip)))
+    if (!(b = s_varints_skip(b, s->pend, skip)) || !s_pos_decode(p, b, s->pend, cnt))
         return -1;
-    if (cnt > p->pcap) {
-        uint32_t *nb = grow_to(p->pbuf, &p->pcap, sizeof *nb, 64, cnt);
-        if (!nb)
-            return -1;
-        p->pbuf = nb;
-    }
-    uint32_t prev = 0;
-    for (uint32_t k = 0; k < cnt; k++) {
-        if (!(b = idx_varint_get(b, s->pend, &v)))
-            return -1;
-        prev += (uint32_t)v;
-        p->pbuf[k] = prev;
-    }
     if (!idx_term_exact_bit(p->tk, p->tkl)) /* bare positions: always exact */
         for (uint32_t k = 0; k < cnt; k++)
             p->pbuf[k] = p->pbuf[k] << 1 | 1;
     *out = p->pbuf;
     return cnt;
 }
+
 /* One doc's positions part in a block of a term with run positions
  * (idx_int.h RUN POSITIONS) at b: k[f] gets the positions it holds in field
  * f; returns where they start, NULL when malformed. */
@@ -1119,7 +1126,7 @@ static long s_post_runpos(s_post *p, int f, const uint32_t **out) {
     if (s->pidx > s->i || (size_t)(s->pend - s->pp) < nb)
         return -1;
     const uint8_t *end = s->pend - nb, *has = nb ? end : NULL, *b = s->pp;
-    uint64_t k[2], v;
+    uint64_t k[2];
     for (;; s->pidx++) {
         size_t d = s->pidx;
         if (!(b = s_runpos_doc(b, end, has ? (has[d >> 3] >> (d & 7) & 1) : b < end, s->tft[d],
@@ -1127,28 +1134,15 @@ static long s_post_runpos(s_post *p, int f, const uint32_t **out) {
             return -1;
         if (d == s->i)
             break;
-        for (uint64_t x = 0; x < k[0] + k[1]; x++)
-            if (!(b = idx_varint_get(b, end, &v)))
-                return -1;
+        if (!(b = s_varints_skip(b, end, k[0] + k[1])))
+            return -1;
         s->pp = b;
     }
-    for (uint64_t x = 0; x < (f ? k[0] : 0); x++)
-        if (!(b = idx_varint_get(b, end, &v)))
-            return -1;
     uint64_t cnt = k[f];
-    if (cnt > p->pcap) {
-        uint32_t *nbuf = grow_to(p->pbuf, &p->pcap, sizeof *nbuf, 64, cnt);
-        if (!nbuf)
-            return -1;
-        p->pbuf = nbuf;
-    }
-    uint32_t prev = 0;
-    for (uint64_t x = 0; x < cnt; x++) {
-        if (!(b = idx_varint_get(b, end, &v)))
-            return -1;
-        prev += (uint32_t)v;
-        p->pbuf[x] = prev << 1 | 1;
-    }
+    if (!(b = s_varints_skip(b, end, f ? k[0] : 0)) || !s_pos_decode(p, b, end, cnt))
+        return -1;
+    for (uint64_t x = 0; x < cnt; x++) /* run positions: always exact */
+        p->pbuf[x] = p->pbuf[x] << 1 | 1;
     *out = p->pbuf;
     return (long)cnt;
 }
