@@ -115,6 +115,179 @@ const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h
     return p;
 }
 
+/* 64 bits from q (little-endian), zeros past end. */
+static inline uint64_t s_load64(const uint8_t *q, const uint8_t *end) {
+    uint64_t w = 0;
+    if (end - q >= 8) {
+        memcpy(&w, q, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+    } else {
+        for (ptrdiff_t i = 0; i < end - q; i++)
+            w |= (uint64_t)q[i] << (8 * i);
+    }
+    return w;
+}
+
+/* OR the low nbits of v (no bits above them set) into bit stream q at bit off. */
+static void s_bits_or(uint8_t *q, uint64_t off, uint64_t v, unsigned nbits) {
+    while (nbits) {
+        unsigned sh = (unsigned)(off & 7), take = 8 - sh;
+        q[off >> 3] |= (uint8_t)(v << sh);
+        if (take >= nbits)
+            break;
+        v >>= take;
+        off += take;
+        nbits -= take;
+    }
+}
+
+/* For each byte value, as four 16-bit lanes in each of v[0] and v[1]: for
+ * its j-th set bit (from bit 0), the zeros below that bit (offset - j; 0
+ * past its last set bit); v[2]: its zeros, in each of four lanes; n: its
+ * set bits. idx_block_ids_get adds a running count to all eight lanes at
+ * once (no lane exceeds 2^16: a block is far below 8 KB). */
+static struct {
+    uint64_t v[3];
+    uint8_t n;
+} s_bytebits[256];
+__attribute__((constructor)) static void s_bytebits_init(void) {
+    for (unsigned v = 0; v < 256; v++) {
+        unsigned j = 0;
+        for (unsigned x = 0; x < 8; x++)
+            if (v >> x & 1) {
+                s_bytebits[v].v[j / 4] |= (uint64_t)(x - j) << (16 * (j % 4));
+                j++;
+            }
+        s_bytebits[v].n = (uint8_t)j;
+        s_bytebits[v].v[2] = (uint64_t)(8 - j) * 0x0001000100010001ull;
+    }
+}
+
+size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n) {
+    size_t m = n - 1;
+    uint64_t u = d[n - 1] - d[0];
+    uint8_t tmp[10];
+    uint64_t best = 0;
+    for (size_t k = 1; k < n; k++)
+        best += idx_varint_put(tmp, d[k] - d[k - 1]);
+    unsigned mode = IDX_IDS_VARINT;
+    if (u / 8 + (u % 8 != 0) < best) {
+        best = u / 8 + (u % 8 != 0);
+        mode = IDX_IDS_BITMAP;
+    }
+    for (unsigned l = 0; l < 32; l++) {
+        if ((u >> l) >= best * 8) /* (also keeps the sum below from overflowing) */
+            continue;
+        uint64_t bytes = ((uint64_t)m * l + (u >> l) + m + 7) / 8;
+        if (bytes < best) {
+            best = bytes;
+            mode = l;
+        }
+    }
+    p[0] = (uint8_t)mode;
+    uint8_t *q = p + 1;
+    if (mode == IDX_IDS_VARINT) {
+        for (size_t k = 1; k < n; k++)
+            q += idx_varint_put(q, d[k] - d[k - 1]);
+        return (size_t)(q - p);
+    }
+    memset(q, 0, best);
+    for (size_t k = 0; k < m; k++) {
+        uint64_t v = d[k + 1] - d[0];
+        if (mode == IDX_IDS_BITMAP) {
+            q[(v - 1) >> 3] |= (uint8_t)(1u << ((v - 1) & 7));
+        } else {
+            uint64_t hi = (uint64_t)m * mode + (v >> mode) + k;
+            s_bits_or(q, (uint64_t)k * mode, v & (((uint64_t)1 << mode) - 1), mode);
+            q[hi >> 3] |= (uint8_t)(1u << (hi & 7));
+        }
+    }
+    return 1 + best;
+}
+
+const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
+                                 uint64_t *d) {
+    d[0] = first;
+    if (n < 2)
+        return p;
+    if (p >= end)
+        return NULL;
+    unsigned mode = *p++;
+    size_t m = n - 1;
+    if (mode == IDX_IDS_VARINT) {
+        for (size_t k = 1; k < n; k++) {
+            uint64_t x;
+            if (!(p = idx_varint_get(p, end, &x)))
+                return NULL;
+            d[k] = d[k - 1] + x;
+        }
+        return p;
+    }
+    /* Elias-Fano, and the bitmap as Elias-Fano of no low bits whose unary
+     * high parts are the values - 1 themselves (no k added) */
+    bool bm = mode == IDX_IDS_BITMAP;
+    if (!bm && mode > 31)
+        return NULL;
+    unsigned l = bm ? 0 : mode;
+    uint64_t hb = (uint64_t)m * l, len = (uint64_t)(end - p);
+    if (hb / 8 >= len)
+        return NULL;
+    /* the set bits from bit hb on, a byte at a time (no branch on the bits):
+     * z[k] = 8 + the zeros between bit hb and the k-th one (its high part,
+     * EF). z is 16-bit lanes, filled four at a time; a byte's bits past the
+     * m-th one land in the slack and are not used. */
+    uint16_t z[IDX_BLOCK_DOCS + 8];
+    size_t k = 0;
+    uint64_t bi = hb / 8, zr = (8 - (hb & 7)) * 0x0001000100010001ull;
+    unsigned b = p[bi] & (0xffu << (hb & 7));
+    for (;;) {
+        uint64_t lo = s_bytebits[b].v[0] + zr, hi = s_bytebits[b].v[1] + zr;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        lo = (lo >> 48) | (lo >> 16 & 0xffff0000ull) | (lo << 16 & 0xffff00000000ull) | (lo << 48);
+        hi = (hi >> 48) | (hi >> 16 & 0xffff0000ull) | (hi << 16 & 0xffff00000000ull) | (hi << 48);
+#endif
+        memcpy(z + k, &lo, 8);
+        memcpy(z + k + 4, &hi, 8);
+        zr += s_bytebits[b].v[2];
+        k += s_bytebits[b].n;
+        if (k >= m)
+            break;
+        if (++bi >= len)
+            return NULL;
+        b = p[bi];
+    }
+    /* value k: its high part z[k] - 8, shifted, or'ed with its low part;
+     * of a bitmap: its bit's offset + 1 = z[k] - 8 + k + 1 */
+    if (bm) {
+        for (k = 0; k < m; k++)
+            d[k + 1] = first - 7 + k + z[k];
+        return p + (d[m] - first - 1) / 8 + 1;
+    }
+    uint64_t fb = first - ((uint64_t)8 << l), mask = ((uint64_t)1 << l) - 1;
+    if (!l) {
+        for (k = 0; k < m; k++)
+            d[k + 1] = fb + z[k];
+    } else if (hb / 8 + 8 <= len) { /* every low part's 8-byte load is inside */
+        for (k = 0; k < m; k++) {
+            uint64_t x, bo = (uint64_t)k * l;
+            memcpy(&x, p + bo / 8, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            x = __builtin_bswap64(x);
+#endif
+            d[k + 1] = fb + ((uint64_t)z[k] << l) + ((x >> (bo & 7)) & mask);
+        }
+    } else {
+        for (k = 0; k < m; k++) {
+            uint64_t bo = (uint64_t)k * l;
+            d[k + 1] = fb + ((uint64_t)z[k] << l) + ((s_load64(p + bo / 8, end) >> (bo & 7)) & mask);
+        }
+    }
+    /* the last one's bit: hb + its high part + m - 1 */
+    return p + (hb + z[m - 1] - 8 + m - 1) / 8 + 1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* pending changes */
 
@@ -1216,7 +1389,14 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
     if (!(p = idx_block_head(p, end, &h)))
         return -1;
     e[0].docid = first;
-    for (uint64_t i = 1; i < h.n; i++) {
+    if (rp) {
+        uint64_t d[IDX_BLOCK_DOCS];
+        if (!(p = idx_block_ids_get(p, end, first, h.n, d)))
+            return -1;
+        for (uint64_t i = 1; i < h.n; i++)
+            e[i].docid = d[i];
+    }
+    for (uint64_t i = 1; i < h.n && !rp; i++) {
         if (!(p = idx_varint_get(p, end, &v)))
             return -1;
         e[i].docid = e[i - 1].docid + v;
@@ -1266,13 +1446,21 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
     return (long)h.n;
 }
 
-/* The last doc id of a block (docid deltas only). 0 or -1 when malformed. */
-static int s_block_last(const uint8_t *p, size_t len, uint64_t first, uint64_t *last) {
+/* The last doc id of a block (docid deltas only; rp: a run-position term's
+ * block). 0 or -1 when malformed. */
+static int s_block_last(const uint8_t *p, size_t len, uint64_t first, bool rp, uint64_t *last) {
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
     if (!(p = idx_block_head(p, end, &h)))
         return -1;
+    if (rp) {
+        uint64_t d[IDX_BLOCK_DOCS];
+        if (!idx_block_ids_get(p, end, first, h.n, d))
+            return -1;
+        *last = d[h.n - 1];
+        return 0;
+    }
     *last = first;
     for (uint64_t i = 1; i < h.n; i++) {
         if (!(p = idx_varint_get(p, end, &v)))
@@ -1297,7 +1485,7 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     /* bytes + 16 bounds the block: header <= 32 bytes; the first doc's delta
      * is counted (1 byte) but not written, which also covers a one-doc
      * block's (0, 1) frequencies (one byte, written: no bitmap) */
-    size_t j = i, bytes = 24;
+    size_t j = i, bytes = 24 + rp; /* rp: the doc ids' code byte */
     uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
     while (j < n && j - i < IDX_BLOCK_DOCS) {
         size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid) +
@@ -1327,7 +1515,13 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
         p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
     p += idx_varint_put(p, minlb);
-    for (size_t k = i + 1; k < j; k++)
+    if (rp && j - i > 1) { /* BLOCK DOC IDS OF RUN-POSITION TERMS */
+        uint64_t d[IDX_BLOCK_DOCS];
+        for (size_t k = i; k < j; k++)
+            d[k - i] = e[k].docid;
+        p += idx_block_ids_put(p, d, j - i);
+    }
+    for (size_t k = i + 1; k < j && !rp; k++)
         p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
     size_t nb = idx_tf_one_bytes(j - i);
     if (nb) {
@@ -1694,6 +1888,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
             i++;
             continue;
         }
+        bool rp = idx_term_runpos(self->runpos, ab + lx[i].koff, lx[i].kl);
         while (j < nlx && lx[j].kl == lx[i].kl &&
                s_bytes_eq(ab + lx[j].koff, ab + lx[i].koff, lx[i].kl)) {
             const s_mlex *m = &lx[j];
@@ -1705,7 +1900,8 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                 uint32_t vl;
                 memcpy(&vl, bp + 8, 4);
                 idx_bhead bh;
-                if (s_block_last(bp + 12, vl, first, &last) || (any && first <= prev_last) ||
+                if (s_block_last(bp + 12, vl, first, rp, &last) ||
+                    (any && first <= prev_last) ||
                     !idx_block_head(bp + 12, bp + 12 + vl, &bh))
                     fast = false;
                 else
@@ -1755,8 +1951,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                     rc = ENOMEM;
                     break;
                 }
-                long bn = s_block_decode(blk, vl, first, es->e + es->n,
-                                         idx_term_runpos(self->runpos, tk, tkl));
+                long bn = s_block_decode(blk, vl, first, es->e + es->n, rp);
                 if (bn < 0) {
                     rc = MDB_CORRUPTED;
                     break;

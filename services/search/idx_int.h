@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 13 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 14 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -24,7 +24,9 @@
                          every term again, decoded without a branch per doc;
                          12: column records without the content hash, 312 a
                          chunk; 13: CJK unigrams keep only their run-boundary
-                         positions (RUN POSITIONS below) */
+                         positions (RUN POSITIONS below); 14: their
+                         blocks' doc ids as Elias-Fano, a bitmap or varints,
+                         whichever is smallest (BLOCK DOC IDS below) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -326,6 +328,28 @@ typedef struct {
 /* Decode a block's header; returns the rest of the block (its doc-id deltas),
  * NULL if malformed. */
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h);
+
+/* BLOCK DOC IDS OF RUN-POSITION TERMS (idx_term_runpos: CJK unigrams, whose
+ * lists are dense: 22.5 of zh's 150.6 MB were their varint deltas). In a
+ * block of n > 1 docs of such a term, the n - 1 doc-id deltas are replaced by
+ * a code of the values v_k = doc_{k+1} - first (0 < v_0 < ... < v_{m-1} = U,
+ * m = n - 1), the smallest of three, chosen by its first byte:
+ *   0-31 (L): Elias-Fano, one little-endian bit stream (bit i: bit i & 7 of
+ *        byte i / 8): m low parts of L bits (v_k & (2^L - 1)), then the high
+ *        parts in unary: bit (v_k >> L) + k of the rest set for each k; it
+ *        ends with the byte of the last set bit (m * L + (U >> L) + m bits);
+ *   IDX_IDS_BITMAP: bit v - 1 set for each value (ceil(U / 8) bytes);
+ *   IDX_IDS_VARINT: the m deltas as varints (as other terms' blocks).
+ * A reader decodes all m at once (the search's blocks are decoded whole). */
+#define IDX_IDS_BITMAP 0x40
+#define IDX_IDS_VARINT 0x41
+/* Encode the ids d[1..n) of a block that starts at d[0] (n > 1) into p;
+ * returns the bytes written: at most 1 + the varint deltas' bytes. */
+size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n);
+/* Decode idx_block_ids_put's code of n - 1 ids into d[1..n) (d[0] = first
+ * is set too); returns the byte after it, NULL if malformed. */
+const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
+                                 uint64_t *d);
 
 int idx_meta_get(idx *self, MDB_txn *txn, idx_meta_stats *st);
 /* Column record of a doc (zeroed if absent). */

@@ -517,11 +517,16 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     uint64_t n = s->h.n;
     uint64_t d = first;
     s->docs[0] = d;
-    for (uint64_t i = 1; i < n; i++) {
-        if (!(b = s_varint(b, end, &x)))
+    if (p->rp) { /* idx_int.h: BLOCK DOC IDS OF RUN-POSITION TERMS */
+        if (!(b = idx_block_ids_get(b, end, first, n, s->docs)))
             goto bad;
-        d += x;
-        s->docs[i] = d;
+    } else {
+        for (uint64_t i = 1; i < n; i++) {
+            if (!(b = s_varint(b, end, &x)))
+                goto bad;
+            d += x;
+            s->docs[i] = d;
+        }
     }
     s->one = s->h.one ? idx_tf_one_single() : NULL;
     size_t nb = idx_tf_one_bytes(n);

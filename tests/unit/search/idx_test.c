@@ -1390,6 +1390,158 @@ static void test_first_post_key(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* idx_int.h BLOCK DOC IDS: the code of a run-position term's block ids
+ * round-trips for lists that pick each of its three forms (a dense list:
+ * the bitmap; ids ~8 apart: Elias-Fano; a run of neighbours and one far id:
+ * varints), of 2 and 128 ids, with ids past 2^32; the decoder ends where the
+ * encoder did and refuses every truncation. */
+static void test_block_ids_code(void **state) {
+    (void)state;
+    unsigned seed = 99;
+    int modes[3] = {0, 0, 0}; /* bitmap, EF, varint */
+    for (int round = 0; round < 600; round++) {
+        uint64_t d[IDX_BLOCK_DOCS], got[IDX_BLOCK_DOCS];
+        size_t n = round % 3 == 0 ? 2 + test_rand(&seed) % 4 : round % 5 == 0 ? 128 : 2 + test_rand(&seed) % 127;
+        int kind = round % 3;
+        d[0] = (round % 7 == 0 ? (1ull << 33) : 1) + test_rand(&seed) % 1000;
+        for (size_t k = 1; k < n; k++) {
+            uint64_t gap = kind == 0   ? 1 + test_rand(&seed) % 2          /* dense */
+                           : kind == 1 ? 1 + test_rand(&seed) % 16         /* ~8 apart */
+                           : k == n / 2 ? (1u << 22) + test_rand(&seed) % 999 /* one far id */
+                                        : 1;
+            d[k] = d[k - 1] + gap;
+        }
+        uint8_t buf[8 + IDX_BLOCK_DOCS * 10];
+        size_t len = idx_block_ids_put(buf, d, n);
+        assert_true(len >= 2 && len <= sizeof buf);
+        modes[buf[0] == IDX_IDS_BITMAP ? 0 : buf[0] == IDX_IDS_VARINT ? 2 : 1]++;
+        if (buf[0] != IDX_IDS_BITMAP && buf[0] != IDX_IDS_VARINT)
+            assert_true(buf[0] < 32);
+        /* bytes after the code (a block's frequencies follow it) are not read as ids */
+        memset(buf + len, 0xff, 8);
+        assert_ptr_equal(idx_block_ids_get(buf, buf + len + 8, d[0], n, got), buf + len);
+        for (size_t k = 0; k < n; k++)
+            if (got[k] != d[k])
+                fail_msg("round %d (n %zu, code %u): id %zu is %llu, not %llu", round, n, buf[0], k,
+                         (unsigned long long)got[k], (unsigned long long)d[k]);
+        for (size_t cut = 0; cut < len; cut++)
+            assert_null(idx_block_ids_get(buf, buf + cut, d[0], n, got));
+    }
+    /* each form was chosen (kind 0 picks the bitmap, 1 Elias-Fano, 2 varints) */
+    assert_true(modes[0] > 100 && modes[1] > 100 && modes[2] > 100);
+    uint8_t bad[4] = {32, 0, 0, 0}; /* no such code */
+    uint64_t got[4];
+    assert_null(idx_block_ids_get(bad, bad + 4, 1, 3, got));
+}
+
+/* The same code in an index, against brute force: docs of six one-character
+ * words (equal lengths: a term's BM25 score grows with its tf alone) over ids
+ * 1-1200 and 300000-300100, where 甲 is in ~90% of the docs (bitmaps), 乙 in
+ * ~12% (Elias-Fano), 丙 in ids 1-70 and 300000-300050 (varints: one far
+ * gap), written in flushes of 50 docs with merges of 2 (blocks copied and
+ * re-encoded), then every 7th doc deleted, then idx_optimize (merged with
+ * its dead docs dropped). Each term's and pair's totals and hits are the
+ * brute-force ones, and each single term's scores order its hits by tf. */
+#define BI_DOCS 1301
+static uint64_t bi_id(size_t i) {
+    return i < 1200 ? i + 1 : 300000 + (i - 1200);
+}
+static void bi_body(size_t i, char *out, uint8_t tf[4]) {
+    static const char *ch[5] = {"甲", "乙", "丙", "丁", "戊"};
+    unsigned seed = 7u + (unsigned)i * 31u;
+    uint64_t id = bi_id(i);
+    bool yi = test_rand(&seed) % 8 == 0, bing = id <= 70 || (id >= 300000 && id <= 300050);
+    memset(tf, 0, 4);
+    out[0] = 0;
+    for (int sl = 0; sl < 6; sl++) {
+        unsigned r = test_rand(&seed) % 6;
+        int c = r < 2 ? 0 : (r == 2 && yi) || (sl == 0 && yi) ? 1 : (sl == 5 && bing) ? 2 : r == 3 ? 3 : 4;
+        tf[c < 4 ? c : 0] += c < 4;
+        strcat(out, ch[c]);
+        strcat(out, sl < 5 ? " " : "");
+    }
+}
+static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[4], const bool *live) {
+    static const char *q[] = {"甲", "乙", "丙", "丁", "甲 乙", "乙 丙", "丙 甲", "丁 乙"};
+    static const int qa[] = {0, 1, 2, 3, 0, 1, 2, 3}, qb[] = {-1, -1, -1, -1, 1, 2, 0, 1};
+    for (size_t k = 0, off = 0; k < sizeof q / sizeof *q; off = off ? 0 : 1000, k += !off) {
+        MDB_txn *txn; /* two pages of 1000 each */
+        idx_query qq = {.query = q[k], .limit = 1000, .offset = (uint32_t)off};
+        idx_result r;
+        assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+        if (idx_search(x, txn, &qq, &r) != IDX_OK)
+            fail_msg("query '%s': %s", q[k], r.error);
+        mdb_txn_abort(txn);
+        size_t want = 0;
+        for (size_t i = 0; i < BI_DOCS; i++)
+            want += live[i] && tf[i][qa[k]] && (qb[k] < 0 || tf[i][qb[k]]);
+        if (r.total != want || r.nhits != (want > off + 1000 ? 1000 : want > off ? want - off : 0))
+            fail_msg("query '%s': total %llu (%zu hits from %zu), brute force %zu", q[k],
+                     (unsigned long long)r.total, r.nhits, off, want);
+        static double score_of[7];
+        if (!off)
+            memset(score_of, 0, sizeof score_of);
+        for (size_t h = 0; h < r.nhits; h++) {
+            uint64_t id = r.hits[h].id;
+            size_t i = id <= 1200 ? (size_t)id - 1 : (size_t)(id - 300000 + 1200);
+            if (id == 0 || (id > 1200 && id < 300000) || i >= BI_DOCS || !live[i] || !tf[i][qa[k]] ||
+                (qb[k] >= 0 && !tf[i][qb[k]]))
+                fail_msg("query '%s': hit %llu is not a brute-force answer", q[k], (unsigned long long)id);
+            if (qb[k] >= 0)
+                continue;
+            uint8_t t = tf[i][qa[k]];
+            if (score_of[t] == 0)
+                score_of[t] = r.hits[h].score;
+            else if (fabs(score_of[t] - r.hits[h].score) > 1e-9)
+                fail_msg("query '%s': doc %llu (tf %u) scores %.9f, another of its tf %.9f", q[k],
+                         (unsigned long long)id, t, r.hits[h].score, score_of[t]);
+        }
+        for (int t = 1; t < 7 && qb[k] < 0; t++)
+            for (int u = t + 1; u < 7; u++)
+                if (score_of[t] && score_of[u] && !(score_of[u] > score_of[t]))
+                    fail_msg("query '%s': tf %d scores %.9f, tf %d %.9f", q[k], u, score_of[u], t,
+                             score_of[t]);
+        idx_result_free(&r);
+    }
+}
+static void test_block_ids_search(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_bids_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 0);
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 50, .merge_factor = 2};
+    static uint8_t tf[BI_DOCS][4];
+    static bool live[BI_DOCS];
+    static char body[BI_DOCS][64];
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    for (size_t i = 0; i < BI_DOCS; i++) {
+        bi_body(i, body[i], tf[i]);
+        live[i] = true;
+        idx_doc doc = {.title = "x", .title_len = 1, .body = body[i], .body_len = strlen(body[i])};
+        assert_int_equal(idx_put(x, txn, bi_id(i), &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    bi_check(e, x, (const uint8_t(*)[4])tf, live);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    for (size_t i = 3; i < BI_DOCS; i += 7) {
+        idx_doc doc = {.title = "x", .title_len = 1, .body = body[i], .body_len = strlen(body[i])};
+        assert_int_equal(idx_del(x, txn, bi_id(i), &doc), IDX_OK);
+        live[i] = false;
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    bi_check(e, x, (const uint8_t(*)[4])tf, live);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_optimize(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    bi_check(e, x, (const uint8_t(*)[4])tf, live);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Phrase checks far into bodies: a candidate's positions are found by
  * skipping those of the block's docs before it (s_varints_skip, 8 bytes at
  * a time); random gaps of 1-150 words make the position deltas one- and
@@ -1580,7 +1732,8 @@ int main(void) {
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
-        cmocka_unit_test(test_phrase_far_positions),
+        cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
+        cmocka_unit_test(test_block_ids_search),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
