@@ -2773,6 +2773,7 @@ idx_analyzer *idx_analyzer_new(const idx_options *opts) {
     }
     text_options to = text_options_default();
     to.stopwords = opts ? opts->stopwords : NULL;
+    to.stem_cache = TEXT_STEM_CACHE_BULK; /* it analyzes articles by the thousand */
     self->an = text_analyzer_new(&to);
     self->pd = calloc(1, sizeof *self->pd);
     if (!self->an || !self->pd) {

@@ -189,7 +189,8 @@ int idx_del(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *old);
 typedef struct idx_analyzer idx_analyzer;
 typedef struct idx_analyzed idx_analyzed;
 
-/* A new analyzer with opts' stop words (NULL = none; must match the idx's).
+/* A new analyzer with opts' stop words (NULL = none; must match the idx's)
+ * and a bulk load's stem cache (TEXT_STEM_CACHE_BULK slots, 4 MB).
  * NULL on allocation failure. Caller owns it (idx_analyzer_destroy). */
 idx_analyzer *idx_analyzer_new(const idx_options *opts);
 

@@ -38,8 +38,7 @@
 
 /* Stem cache: Snowball is the costliest step of English analysis and text
  * repeats its words (Zipf), so recent stems are kept in a direct-mapped
- * table (word -> stem) of S_SC_SLOTS entries of short words. */
-#define S_SC_SLOTS 4096
+ * table (word -> stem) of text_options.stem_cache entries of short words. */
 #define S_SC_WORD 30
 typedef struct {
     uint8_t wl, sl; /* wl 0 = empty */
@@ -58,6 +57,7 @@ typedef struct {
 struct text_analyzer {
     struct sb_stemmer *stemmer;
     s_stem_slot *sc;
+    size_t scmask;      /* the stem cache's slots - 1 */
     bool stem;
     int simd;           /* the snippets' needle scan: TEXT_SIMD_SSE2 or _AVX2 */
     char **stops;
@@ -109,7 +109,14 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
 #endif
     if (o.stem) {
         self->stemmer = sb_stemmer_new("english", NULL);
-        self->sc = calloc(S_SC_SLOTS, sizeof *self->sc);
+        size_t n = o.stem_cache ? o.stem_cache : TEXT_STEM_CACHE;
+        if (n > ((size_t)1 << 24))
+            n = (size_t)1 << 24;
+        size_t slots = 1;
+        while (slots < n)
+            slots <<= 1;
+        self->scmask = slots - 1;
+        self->sc = calloc(slots, sizeof *self->sc);
         if (!self->stemmer || !self->sc) {
             text_analyzer_destroy(&self);
             return NULL;
@@ -312,7 +319,7 @@ static void s_flush_word(text_analyzer *self) {
             uint32_t h = 2166136261u;
             for (size_t i = 0; i < wl; i++)
                 h = (h ^ (uint8_t)self->w[i]) * 16777619u;
-            c = &self->sc[h & (S_SC_SLOTS - 1)];
+            c = &self->sc[h & self->scmask];
         }
         if (c && c->wl == wl && memcmp(c->w, self->w, wl) == 0) {
             stem = c->s;

@@ -65,6 +65,34 @@ static void test_words(void **state) {
     text_analyzer_destroy(&a); /* safe twice */
 }
 
+/* The stem cache only remembers: a 3-slot cache (rounded up to 4), where
+ * words evict each other, and a bulk load's big one stem like the default. */
+static void test_stem_cache(void **state) {
+    (void)state;
+    const char *text = "Running dogs run; the runner's runs ran, running again and dogs bark. "
+                       "Generalizations generalize general generously; running dogs.";
+    text_analyzer *def = text_analyzer_new(NULL);
+    text_options o = text_options_default();
+    o.stem_cache = 3;
+    text_analyzer *tiny = text_analyzer_new(&o);
+    o.stem_cache = TEXT_STEM_CACHE_BULK;
+    text_analyzer *big = text_analyzer_new(&o);
+    assert_non_null(def);
+    assert_non_null(tiny);
+    assert_non_null(big);
+    char want[4096];
+    snprintf(want, sizeof want, "%s", s_an(def, text));
+    assert_non_null(strstr(want, "0Srun 0Xrunning"));
+    for (int round = 0; round < 2; round++) { /* the second finds the stems cached */
+        assert_string_equal(s_an(tiny, text), want);
+        assert_string_equal(s_an(big, text), want);
+        assert_string_equal(s_an(def, text), want);
+    }
+    text_analyzer_destroy(&def);
+    text_analyzer_destroy(&tiny);
+    text_analyzer_destroy(&big);
+}
+
 static void test_cjk(void **state) {
     (void)state;
     text_analyzer *a = text_analyzer_new(NULL);
@@ -356,7 +384,7 @@ int main(void) {
         cmocka_unit_test(test_words),     cmocka_unit_test(test_cjk),
         cmocka_unit_test(test_invalid),   cmocka_unit_test(test_stopwords),
         cmocka_unit_test(test_fold),      cmocka_unit_test(test_snippet),
-        cmocka_unit_test(test_t2s),
+        cmocka_unit_test(test_t2s),       cmocka_unit_test(test_stem_cache),
         cmocka_unit_test(test_snippet_regions), cmocka_unit_test(test_snippet_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
