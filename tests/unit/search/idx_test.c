@@ -1595,6 +1595,156 @@ static void test_phrase_far_positions(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* A doc's frequencies read in place (s_sub_tf_at: the doc's code found by
+ * counting the bitmap's marked docs before it, when every code of its block
+ * is one simple byte) or decoded with the block's (a block with a body
+ * frequency >= 32 or a title frequency >= 3 somewhere), against scores
+ * computed here from the frequencies each doc was written with. One segment
+ * of 3,000 docs (blocks of 128): frequent terms mostly once in a doc (marked
+ * (0, 1)), now and then 2-5 times, peaks of 33-40 in the bodies of ids
+ * 1200-1799 and of 4 in some titles; small limits, so that most candidates
+ * are pruned by their own bounds (a frequency read wrong moves a peak, or
+ * prunes a doc that belongs in the top). */
+#define TF_DOCS 3000
+static struct {
+    uint32_t tt[3], tb[3], lt, lb;
+} tfd[TF_DOCS + 1];
+
+static int s_count_cb(void *ud, const text_token *t) {
+    (void)ud;
+    (void)t;
+    return 0;
+}
+
+static double s_tf_part(double w, uint32_t tf, uint32_t len, double avg) {
+    const double k1 = 1.2, b = 0.75;
+    return w * (double)tf * (k1 + 1) / ((double)tf + k1 * (1 - b + b * (double)len / avg));
+}
+
+static int s_tf_hit_cmp(const void *a, const void *b) {
+    const rhit *x = a, *y = b; /* score desc, then pub (= id) desc */
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->id > y->id ? -1 : 1;
+}
+
+static void s_tf_check(MDB_env *e, idx *x, const int *w, int nw, uint32_t limit) {
+    static const char *WORD[] = {"alpha", "beta", "gamma"};
+    static rhit ref[TF_DOCS];
+    double df[3] = {0}, avg_t = 0, avg_b = 0;
+    for (int id = 1; id <= TF_DOCS; id++) {
+        avg_t += tfd[id].lt;
+        avg_b += tfd[id].lb;
+        for (int k = 0; k < 3; k++)
+            df[k] += tfd[id].tt[k] + tfd[id].tb[k] > 0;
+    }
+    avg_t /= TF_DOCS;
+    avg_b /= TF_DOCS;
+    int ord[3]; /* the rarest first: the order idx_search sums the clauses in */
+    for (int i = 0; i < nw; i++)
+        ord[i] = w[i];
+    for (int i = 1; i < nw; i++)
+        for (int j = i; j > 0 && df[ord[j]] < df[ord[j - 1]]; j--) {
+            int t = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = t;
+        }
+    size_t n = 0;
+    for (int id = 1; id <= TF_DOCS; id++) {
+        double sc = 0;
+        bool all = true;
+        for (int i = 0; i < nw && all; i++) {
+            int k = ord[i];
+            uint32_t tt = tfd[id].tt[k], tb = tfd[id].tb[k];
+            all = tt + tb > 0;
+            double idf = log(1.0 + (TF_DOCS - df[k] + 0.5) / (df[k] + 0.5)), v = 0;
+            if (tt)
+                v += s_tf_part(2.0, tt, tfd[id].lt, avg_t);
+            if (tb)
+                v += s_tf_part(1.0, tb, tfd[id].lb, avg_b);
+            sc += idf * v;
+        }
+        if (all)
+            ref[n++] = (rhit){id, sc};
+    }
+    qsort(ref, n, sizeof *ref, s_tf_hit_cmp);
+    char query[64] = "";
+    for (int i = 0; i < nw; i++) {
+        strcat(query, WORD[w[i]]);
+        strcat(query, i + 1 < nw ? " " : "");
+    }
+    MDB_txn *txn;
+    idx_query q = {.query = query, .limit = limit};
+    idx_result r;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    if (idx_search(x, txn, &q, &r) != IDX_OK)
+        fail_msg("query '%s': %s", query, r.error);
+    mdb_txn_abort(txn);
+    assert_int_equal(r.total, n);
+    assert_int_equal(r.nhits, n < limit ? n : limit);
+    for (size_t i = 0; i < r.nhits; i++)
+        if (r.hits[i].id != (uint64_t)ref[i].id || fabs(r.hits[i].score - ref[i].score) > 1e-9 * ref[i].score)
+            fail_msg("query '%s' limit %u rank %zu: id %llu score %.12f, reference id %d score %.12f", query,
+                     limit, i, (unsigned long long)r.hits[i].id, r.hits[i].score, ref[i].id, ref[i].score);
+    idx_result_free(&r);
+}
+
+static void test_tf_in_place(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_tf_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 1ull << 28);
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, NULL, &x), IDX_OK);
+    static const char *WORD[] = {"alpha", "beta", "gamma"};
+    unsigned seed = 11;
+    static char body[8192], title[128];
+    for (uint64_t id = 1; id <= TF_DOCS; id++) {
+        size_t o = 0, to = 0;
+        memset(&tfd[id], 0, sizeof tfd[id]);
+        for (int w = 0; w < 3; w++) {
+            if (id % (uint64_t)(w + 1))
+                continue;
+            unsigned r = test_rand(&seed) % 64, tf = 1;
+            if (r < 6)
+                tf = 2 + r % 4;
+            else if (r < 8 && id >= 1200 && id < 1800)
+                tf = 33 + test_rand(&seed) % 8; /* a code of two bytes */
+            for (unsigned k = 0; k < tf; k++)
+                o += (size_t)snprintf(body + o, sizeof body - o, "%s straw ", WORD[w]);
+            tfd[id].tb[w] = tf;
+        }
+        unsigned fill = test_rand(&seed) % 40;
+        for (unsigned k = 0; k < fill; k++)
+            o += (size_t)snprintf(body + o, sizeof body - o, "straw ");
+        if (id % 5 == 0) {
+            to = (size_t)snprintf(title, sizeof title, "alpha beta title");
+            tfd[id].tt[0] = tfd[id].tt[1] = 1;
+        } else if (id % 331 == 0) {
+            to = (size_t)snprintf(title, sizeof title, "alpha alpha alpha alpha title"); /* escaped code */
+            tfd[id].tt[0] = 4;
+        } else {
+            to = (size_t)snprintf(title, sizeof title, "plain");
+        }
+        text_analyze(an, title, to, 0, s_count_cb, NULL, &tfd[id].lt);
+        text_analyze(an, body, o, 0, s_count_cb, NULL, &tfd[id].lb);
+        idx_doc doc = {.title = title, .title_len = to, .body = body, .body_len = o,
+                       .published_at = (int64_t)id};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_optimize(x, txn), IDX_OK); /* one segment */
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    static const int Q[][3] = {{0, 1}, {1, 2}, {0, 1, 2}, {0}, {2}, {0, 2}};
+    static const int QN[] = {2, 2, 3, 1, 1, 2};
+    static const uint32_t L[] = {1, 3, 10, 50};
+    for (size_t i = 0; i < sizeof QN / sizeof QN[0]; i++)
+        for (size_t j = 0; j < sizeof L / sizeof L[0]; j++)
+            s_tf_check(e, x, Q[i], QN[i], L[j]);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Column chunks: every record comes back as written through one opened
  * chunk object that is reused (its layout cache) across chunks of the same
  * and of other layouts: the widest values (pub INT64_MIN and INT64_MAX,
@@ -1733,7 +1883,7 @@ int main(void) {
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
-        cmocka_unit_test(test_block_ids_search),
+        cmocka_unit_test(test_block_ids_search), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
