@@ -1152,23 +1152,111 @@ static int s_segs_put(idx *self, MDB_txn *txn, idx_segs *s) {
 /* ---------------------------------------------------------------------- */
 /* lexicon pages (see idx_int.h) */
 
-static int s_lexit_parse(idx_lexit *it, bool first) {
-    uint64_t sh, tl, vl;
-    const uint8_t *p = it->p;
-    if (!(p = idx_varint_get(p, it->end, &sh)) || !(p = idx_varint_get(p, it->end, &tl)) ||
-        tl > (uint64_t)(it->end - p) || sh > (first ? 0 : it->tl) || sh + tl > IDX_TERM_MAX)
+/* A length of 7 or more in an entry's header: the varint (length - 7) at
+ * *p added (*p moved past it); false when malformed. */
+static inline bool s_lexit_len(const uint8_t **p, const uint8_t *end, size_t *l) {
+    if (*p < end && **p < 0x80) {
+        *l += *(*p)++;
+        return true;
+    }
+    uint64_t x;
+    if (!(*p = idx_varint_get(*p, end, &x)) || x > IDX_TERM_MAX)
+        return false;
+    *l += (size_t)x;
+    return true;
+}
+
+/* The entry at it->p (it->tl: the term before it, 0 at a page's start). */
+static inline int s_lexit_parse(idx_lexit *it) {
+    const uint8_t *p = it->p, *end = it->end;
+    if (p >= end)
         return MDB_CORRUPTED;
-    memcpy(it->tbuf + sh, p, tl);
-    it->term = it->tbuf;
-    it->sh = (size_t)sh;
-    it->tl = (size_t)(sh + tl);
+    unsigned hb = *p++;
+    size_t sh = hb >> 2 & 7, tl = hb >> 5;
+    if ((sh == 7 && !s_lexit_len(&p, end, &sh)) || (tl == 7 && !s_lexit_len(&p, end, &tl)))
+        return MDB_CORRUPTED;
+    if (tl > (size_t)(end - p) || sh > it->tl || sh + tl > IDX_TERM_MAX)
+        return MDB_CORRUPTED;
+    /* most suffixes are short: copied as 16 bytes when there is room (no
+     * call), else as they are */
+    if (tl <= 16 && end - p >= 16 && sh <= IDX_TERM_MAX - 16)
+        memcpy(it->tbuf + sh, p, 16);
+    else
+        memcpy(it->tbuf + sh, p, tl);
+    it->sh = sh;
+    it->tl = sh + tl;
     p += tl;
-    if (!(p = idx_varint_get(p, it->end, &vl)) || vl > (uint64_t)(it->end - p))
-        return MDB_CORRUPTED;
+    unsigned kind = hb & 3;
+    it->kind = kind;
     it->val = p;
-    it->vl = (size_t)vl;
-    it->p = p + vl;
+    if (kind <= IDX_LEX_INL) { /* a length */
+        uint64_t x;
+        if (p < end && *p < 0x80)
+            x = *p++;
+        else if (!(p = idx_varint_get(p, end, &x)))
+            return MDB_CORRUPTED;
+        if (x > (uint64_t)(end - p))
+            return MDB_CORRUPTED;
+        it->val = p;
+        p += x;
+    } else if (!(p = idx_varints_skip(p, end, kind == IDX_LEX_ONE ? 4 : 1))) {
+        return MDB_CORRUPTED;
+    }
+    it->vl = (size_t)(p - it->val);
+    it->p = p;
     return 0;
+}
+
+int idx_lexit_value(const idx_lexit *it, idx_lexval *v) {
+    const uint8_t *p = it->val, *e = p + it->vl;
+    uint64_t z = 0, n;
+    v->first = 0;
+    v->blk = NULL;
+    v->blen = 0;
+    v->one = false;
+    switch (it->kind) {
+    case IDX_LEX_ASIS:
+        if (!(p = idx_varint_get(p, e, &z)))
+            return MDB_CORRUPTED;
+        v->df = idx_unzz(z);
+        if (p < e) {
+            if (!(p = idx_varint_get(p, e, &v->first)))
+                return MDB_CORRUPTED;
+            v->blk = p;
+            v->blen = (size_t)(e - p);
+        }
+        return 0;
+    case IDX_LEX_INL:
+        if (!(p = idx_varint_get(p, e, &v->first)) || !idx_varint_get(p, e, &n))
+            return MDB_CORRUPTED;
+        v->df = n ? (int64_t)n : 1;
+        v->blk = p;
+        v->blen = (size_t)(e - p);
+        return 0;
+    case IDX_LEX_ONE:
+        if (!(p = idx_varint_get(p, e, &v->first)))
+            return MDB_CORRUPTED;
+        v->df = 1;
+        v->blk = p;
+        v->blen = (size_t)(e - p);
+        v->one = true;
+        return 0;
+    default:
+        if (!idx_varint_get(p, e, &z))
+            return MDB_CORRUPTED;
+        v->df = idx_unzz(z);
+        return 0;
+    }
+}
+
+const uint8_t *idx_block_head_one(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
+    h->n = 1;
+    h->one = true;
+    h->maxt = 0;
+    h->maxb = 1;
+    if (!(p = idx_varint_get(p, end, &h->minlt)) || !(p = idx_varint_get(p, end, &h->minlb)))
+        return NULL;
+    return p;
 }
 
 static int s_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
@@ -1184,14 +1272,16 @@ static int s_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
      * of a page). */
     for (const uint8_t *q = it->p + 64; q < it->end; q += 64)
         __builtin_prefetch(q);
-    return s_lexit_parse(it, true);
+    it->term = it->tbuf;
+    it->tl = 0;
+    return s_lexit_parse(it);
 }
 
 int idx_lexit_next(idx_lexit *it) {
     if (it->eof)
         return 0;
     if (it->p < it->end)
-        return s_lexit_parse(it, false);
+        return s_lexit_parse(it);
     MDB_val k, v;
     int rc = mdb_cursor_get(it->c, &k, &v, MDB_NEXT);
     if (rc == MDB_NOTFOUND) {
@@ -1242,17 +1332,14 @@ int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk
     return rc ? rc : s_lexit_load(it, &k, &v);
 }
 
-int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, const uint8_t **val,
-                 size_t *vl) {
+int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, idx_lexval *v) {
     idx_lexit it;
     int rc = idx_lexit_seek(&it, c, seg, tk, tkl);
     if (rc)
         return rc;
     if (it.eof || it.tl != tkl || memcmp(it.term, tk, tkl) != 0)
         return MDB_NOTFOUND;
-    *val = it.val;
-    *vl = it.vl;
-    return 0;
+    return idx_lexit_value(&it, v);
 }
 
 uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen) {
@@ -1261,11 +1348,9 @@ uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t
     if (mdb_cursor_open(txn, self->lex, &c))
         return 0;
     for (size_t i = 0; i < segs->nsegs; i++) {
-        const uint8_t *v;
-        size_t vl;
-        uint64_t z;
-        if (idx_lex_find(c, segs->seg[i].id, tk, tklen, &v, &vl) == 0 && idx_varint_get(v, v + vl, &z))
-            df += idx_unzz(z);
+        idx_lexval v;
+        if (idx_lex_find(c, segs->seg[i].id, tk, tklen, &v) == 0)
+            df += v.df;
     }
     mdb_cursor_close(c);
     return df > 0 ? (uint64_t)df : 0;
@@ -1298,22 +1383,75 @@ static int s_lexw_flush(idx *self, MDB_txn *txn, s_lexw *w) {
     return s_put_app(txn, self->lex, &k, &v);
 }
 
-/* Bytes of a page entry: shared and suffix lengths, suffix, value. */
-static size_t s_lexw_entry_size(size_t sh, size_t tkl, size_t vl) {
-    uint8_t b[10];
-    return idx_varint_put(b, sh) + idx_varint_put(b, tkl - sh) + (tkl - sh) + idx_varint_put(b, vl) +
-           vl;
+/* A value's entry body (idx_int.h LEXICON PAGES): its kind, and the body
+ * as bytes b[0..bl) (with, for kind 1 and 0, the varint length in front)
+ * then b2[0..bl2). */
+typedef struct {
+    unsigned kind;
+    uint8_t lb[10];
+    size_t lbl;
+    const uint8_t *b, *b2;
+    size_t bl, bl2;
+} s_lexbody;
+
+static void s_lexw_body(const uint8_t *val, size_t vl, s_lexbody *o) {
+    const uint8_t *e = val + vl, *p, *blk;
+    uint64_t z, first, n;
+    memset(o, 0, sizeof *o);
+    o->kind = IDX_LEX_ASIS;
+    o->b = val;
+    o->bl = vl;
+    if (!(p = idx_varint_get(val, e, &z)))
+        goto asis;
+    if (p == e) { /* blocks in idx_post */
+        o->kind = IDX_LEX_POST;
+        return;
+    }
+    if (!(blk = idx_varint_get(p, e, &first)) || !idx_varint_get(blk, e, &n))
+        goto asis;
+    int64_t df = idx_unzz(z);
+    if (n == 0 && df == 1 && *blk == 0 && idx_varints_skip(blk + 1, e, 3) == e) {
+        /* first docid, then the block without its n = 0 */
+        o->kind = IDX_LEX_ONE;
+        o->b = p;
+        o->bl = (size_t)(blk - p);
+        o->b2 = blk + 1;
+        o->bl2 = (size_t)(e - blk - 1);
+        return;
+    }
+    if (df == (n ? (int64_t)n : 1)) {
+        o->kind = IDX_LEX_INL;
+        o->b = p;
+        o->bl = (size_t)(e - p);
+    }
+asis:
+    o->lbl = idx_varint_put(o->lb, o->bl);
 }
 
+/* A length in the header (3 bits: 7 and more escape to a varint). */
+static size_t s_lexw_len_size(size_t l) {
+    uint8_t b[10];
+    return l < 7 ? 0 : idx_varint_put(b, l - 7);
+}
+
+/* Bytes of a page entry: header, shared and suffix lengths, suffix, body. */
+static size_t s_lexw_entry_size(size_t sh, size_t tkl, const s_lexbody *o) {
+    return 1 + s_lexw_len_size(sh) + s_lexw_len_size(tkl - sh) + (tkl - sh) + o->lbl + o->bl + o->bl2;
+}
+
+/* Adds term tk's value val (idx_int.h's LEXICON PAGES: varint zz(df delta)
+ * [varint first docid, inline block]) to the segment's pages. */
 static int s_lexw_add(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
                       const uint8_t *val, size_t vl) {
-    size_t need = tkl + vl + 20;
+    size_t need = tkl + vl + 40;
     int rc;
     size_t sh = 0;
     while (w->buf.len && sh < w->pl && sh < tkl && w->prev[sh] == tk[sh])
         sh++;
+    s_lexbody o;
+    s_lexw_body(val, vl, &o);
     /* the page's node: 8 bytes, key (segment id, first term), value */
-    if (w->buf.len && 8 + 4 + w->fl + w->buf.len + s_lexw_entry_size(sh, tkl, vl) > IDX_LEX_NODE) {
+    if (w->buf.len && 8 + 4 + w->fl + w->buf.len + s_lexw_entry_size(sh, tkl, &o) > IDX_LEX_NODE) {
         if ((rc = s_lexw_flush(self, txn, w)))
             return rc;
         sh = 0;
@@ -1325,15 +1463,23 @@ static int s_lexw_add(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, siz
     if (idx_bytes_reserve(&w->buf, need))
         return ENOMEM;
     uint8_t *p = w->buf.p + w->buf.len;
-    p += idx_varint_put(p, sh);
-    p += idx_varint_put(p, tkl - sh);
-    memcpy(p, tk + sh, tkl - sh);
-    p += tkl - sh;
+    size_t sl = tkl - sh;
+    *p++ = (uint8_t)(o.kind | (sh < 7 ? sh : 7) << 2 | (sl < 7 ? sl : 7) << 5);
+    if (sh >= 7)
+        p += idx_varint_put(p, sh - 7);
+    if (sl >= 7)
+        p += idx_varint_put(p, sl - 7);
+    memcpy(p, tk + sh, sl);
+    p += sl;
     memcpy(w->prev, tk, tkl);
     w->pl = tkl;
-    p += idx_varint_put(p, vl);
-    memcpy(p, val, vl);
-    p += vl;
+    memcpy(p, o.lb, o.lbl);
+    p += o.lbl;
+    memcpy(p, o.b, o.bl);
+    p += o.bl;
+    if (o.bl2)
+        memcpy(p, o.b2, o.bl2);
+    p += o.bl2;
     w->buf.len = (size_t)(p - w->buf.p);
     w->entries++;
     return 0;
@@ -1753,14 +1899,10 @@ static int s_merge_read(s_mreader *r, s_mbatch *b) {
                 }
                 b->lx = n;
             }
-            uint64_t z = 0, first = 0;
-            const uint8_t *vp = it.val, *ve = vp + it.vl;
-            if (!(vp = idx_varint_get(vp, ve, &z)) ||
-                (vp < ve && !(vp = idx_varint_get(vp, ve, &first)))) {
-                rc = MDB_CORRUPTED;
+            idx_lexval lv;
+            if ((rc = idx_lexit_value(&it, &lv)))
                 break;
-            }
-            if (idx_bytes_reserve(ar, it.tl + 12 + (size_t)(ve - vp))) {
+            if (idx_bytes_reserve(ar, it.tl + 13 + lv.blen)) {
                 rc = ENOMEM;
                 break;
             }
@@ -1768,20 +1910,22 @@ static int s_merge_read(s_mreader *r, s_mbatch *b) {
             m->in = (uint32_t)i;
             m->koff = (uint32_t)ar->len;
             m->kl = (uint16_t)it.tl;
-            m->delta = idx_unzz(z);
+            m->delta = lv.df;
             m->nblk = 0;
             m->boff = 0;
             m->inl = false;
             memcpy(ar->p + ar->len, it.term, m->kl);
             ar->len += m->kl;
-            if (vp < ve) { /* inline block: copied now, as a block record */
-                uint32_t vl = (uint32_t)(ve - vp);
+            if (lv.blk) { /* inline block: copied now, as a block record */
+                uint32_t vl = (uint32_t)lv.blen + lv.one;
+                uint8_t *bp = ar->p + ar->len;
                 m->boff = ar->len;
                 m->nblk = 1;
                 m->inl = true;
-                idx_be64(ar->p + ar->len, first);
-                memcpy(ar->p + ar->len + 8, &vl, 4);
-                memcpy(ar->p + ar->len + 12, vp, vl);
+                idx_be64(bp, lv.first);
+                memcpy(bp + 8, &vl, 4);
+                bp[12] = 0; /* a compact one-doc entry's n = 0 */
+                memcpy(bp + 12 + lv.one, lv.blk, lv.blen);
                 ar->len += 12 + vl;
             }
             got++;

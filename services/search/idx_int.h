@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 14 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 15 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -26,7 +26,9 @@
                          chunk; 13: CJK unigrams keep only their run-boundary
                          positions (RUN POSITIONS below); 14: their
                          blocks' doc ids as Elias-Fano, a bitmap or varints,
-                         whichever is smallest (BLOCK DOC IDS below) */
+                         whichever is smallest (BLOCK DOC IDS below); 15:
+                         lexicon entries framed by a header byte, compact
+                         kinds (LEXICON PAGES below) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -186,6 +188,39 @@ static inline const uint8_t *idx_varint_get(const uint8_t *p, const uint8_t *end
         }
     }
     return NULL;
+}
+
+/* Past n varints from b, or NULL when they run past end. A varint ends at
+ * its first byte below 0x80: those are counted 8 bytes at a time (a
+ * phrase check skips the positions of every doc of the block before its
+ * candidate; one varint at a time, that loop was most of the check). */
+static inline const uint8_t *idx_varints_skip(const uint8_t *b, const uint8_t *end, uint64_t n) {
+    while (n && end - b >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t t = ~w & 0x8080808080808080ull; /* the last bytes of varints */
+        /* their count: one bit per byte lane, summed into the top byte by
+         * the multiply (at most 8: no carry). __builtin_popcountll is a
+         * libgcc call on the baseline x86-64 target. */
+        uint64_t c = ((t >> 7) * 0x0101010101010101ull) >> 56;
+        if (c < n) {
+            n -= c;
+            b += 8;
+            continue;
+        }
+        while (--n) /* the n-th last byte in this word */
+            t &= t - 1;
+        return b + (__builtin_ctzll(t) >> 3) + 1;
+    }
+    for (; n; b++) {
+        if (b >= end)
+            return NULL;
+        n -= *b < 0x80;
+    }
+    return b;
 }
 
 /* A doc's frequencies in a block, one varint for most docs (tf_title is
@@ -360,10 +395,27 @@ uint32_t idx_dict_lookup(idx *self, MDB_txn *txn, char kind, const char *v);
 long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, size_t cap);
 
 /* LEXICON PAGES: idx_lex holds, per segment, pages keyed [seg][first term]
- * whose value is a run of entries in term order:
- *   varint shared (bytes in common with the previous term of the page),
- *   varint suffix length, suffix, varint value length, value
- * where value = varint zigzag(df delta) [varint first docid, inline block].
+ * whose value is a run of entries in term order. A term's VALUE is
+ *   varint zigzag(df delta) [varint first docid, inline block]
+ * (no inline block: the term's blocks are in idx_post); an entry frames it
+ * as (format 15; before: varint shared, varint suffix length, suffix,
+ * varint value length, value):
+ *   header byte: bits 0-1 kind, bits 2-4 shared (bytes in common with the
+ *     previous term of the page), bits 5-7 suffix length; a length of 7 or
+ *     more stores 7 there and varint (length - 7) follows the header
+ *     (shared's first);
+ *   suffix;
+ *   kind 0: varint value length, value (as it is);
+ *   kind 1: an inline block whose df delta is its doc count (n; 1 for a
+ *     stored n = 0): varint length, varint first docid, block;
+ *   kind 2: a one-doc (0, 1) block whose df delta is 1 and whose positions
+ *     are one varint (IDX_LEX_ONE): varint first docid, then the block
+ *     without its leading n = 0: varint min title length, varint min body
+ *     length, varint position (the entry ends there);
+ *   kind 3: no inline block: varint zigzag(df delta).
+ * Kinds 1-3 leave out what the value's form implies (~4.6 of zh's 2.36M
+ * bigram entries' ~8.4 bytes of framing, df and n: bench/README "The
+ * lexicon entries' framing"). Readers see an entry through idx_lexval.
  * Packing ~1 KB of entries per key (like FTS5's segment leaves) makes a
  * flush, a merge and a drop cost per page, not per term. */
 /* A page's LMDB node (8-byte node header, key, value) is kept within a
@@ -373,26 +425,41 @@ long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, s
  * that has a page of its own. */
 #define IDX_LEX_NODE 1018
 #define IDX_INLINE_MAX 1000 /* larger single blocks go to idx_post */
+enum { IDX_LEX_ASIS, IDX_LEX_INL, IDX_LEX_ONE, IDX_LEX_POST };
 
 typedef struct {
     MDB_cursor *c;
     uint32_t seg;
     const uint8_t *p, *end;  /* rest of the current page */
     const uint8_t *term, *val; /* current entry (val: valid until the next write) */
-    size_t tl, vl;
+    size_t tl, vl;             /* val: the entry's bytes after the suffix (by kind, above) */
     size_t sh;                 /* bytes the current term shares with the one before
                                   (0 at the start of a page) */
+    unsigned kind;             /* IDX_LEX_* */
     bool eof;
     uint8_t tbuf[IDX_TERM_MAX]; /* the current term, rebuilt (term points here) */
 } idx_lexit;
+
+/* A term's value in one segment, decoded from its entry. */
+typedef struct {
+    int64_t df;          /* df delta */
+    uint64_t first;      /* the inline block's first doc id */
+    const uint8_t *blk;  /* the inline block (in the page), NULL: blocks in idx_post */
+    size_t blen;
+    bool one;            /* blk is a one-doc (0, 1) block without its leading
+                            n = 0 (read its head with idx_block_head_one) */
+} idx_lexval;
 
 /* Position on the first entry >= tk of segment seg (it->eof when none).
  * c: a cursor on idx_lex. 0 or an LMDB error (MDB_CORRUPTED: bad page). */
 int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl);
 int idx_lexit_next(idx_lexit *it);
+/* The current entry's value (it not at eof): 0, or MDB_CORRUPTED. */
+int idx_lexit_value(const idx_lexit *it, idx_lexval *v);
 /* The value of term tk in segment seg: 0, MDB_NOTFOUND or an LMDB error. */
-int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, const uint8_t **val,
-                 size_t *vl);
+int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, idx_lexval *v);
+/* The header of an inline block with idx_lexval.one (as idx_block_head). */
+const uint8_t *idx_block_head_one(const uint8_t *p, const uint8_t *end, idx_bhead *h);
 
 /* Document frequency of a term: the sum of its segments' deltas. */
 uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen);

@@ -429,6 +429,7 @@ typedef struct {
     const uint8_t *inl;       /* inline block (in the lexicon value), or NULL */
     size_t inl_len;
     uint64_t inl_first;
+    bool inl_one;             /* inl: a compact one-doc block (idx_lexval.one) */
     size_t n, i;
     idx_bhead h;              /* current block's header (block-max bounds) */
     double bound;             /* score bound of this block (when bound_ok) */
@@ -515,7 +516,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     for (const uint8_t *q = b + 64; q < end && q < b + S_PREFETCH_BLOCK; q += 64)
         __builtin_prefetch(q);
     s_blocks_decoded++;
-    if (!(b = idx_block_head(b, end, &s->h)))
+    if (!(b = s->inl_one ? idx_block_head_one(b, end, &s->h) : idx_block_head(b, end, &s->h)))
         goto bad;
     uint64_t n = s->h.n;
     uint64_t d = first;
@@ -920,8 +921,7 @@ static uint64_t s_post_advance(s_post *p, uint64_t target) {
 #define S_LEX_KEYS 8192
 typedef struct {
     uint32_t seg;           /* index in idx_segs */
-    const uint8_t *v;
-    size_t vl;
+    idx_lexval v;
 } s_lexhit;
 
 typedef struct {
@@ -992,16 +992,15 @@ static long s_lex_hits(idx *self, MDB_txn *txn, const idx_segs *segs, const uint
         return -1;
     size_t nh = 0;
     for (size_t i = 0; i < segs->nsegs; i++) {
-        const uint8_t *vp;
-        size_t vl;
-        int rc = idx_lex_find(lc, segs->seg[i].id, tk, tkl, &vp, &vl);
+        idx_lexval v;
+        int rc = idx_lex_find(lc, segs->seg[i].id, tk, tkl, &v);
         if (rc == MDB_NOTFOUND)
             continue;
         if (rc) {
             mdb_cursor_close(lc);
             return -1;
         }
-        buf[nh++] = (s_lexhit){.seg = (uint32_t)i, .v = vp, .vl = vl};
+        buf[nh++] = (s_lexhit){.seg = (uint32_t)i, .v = v};
     }
     mdb_cursor_close(lc); /* values stay valid for the (read) txn */
     s_lex_put(tk, tkl, h, buf, nh);
@@ -1017,10 +1016,8 @@ static uint64_t s_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const ui
     if (nh < 0)
         return idx_lex_df(self, txn, segs, tk, tkl);
     int64_t df = 0;
-    uint64_t z;
     for (long i = 0; i < nh; i++)
-        if (idx_varint_get(hits[i].v, hits[i].v + hits[i].vl, &z))
-            df += idx_unzz(z);
+        df += hits[i].v.df;
     return df > 0 ? (uint64_t)df : 0;
 }
 
@@ -1040,11 +1037,8 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     if (nh < 0)
         return -1;
     for (long j = 0; j < nh; j++) {
-        uint64_t z, first = 0;
-        const uint8_t *vp = hits[j].v, *ve = vp + hits[j].vl;
-        if (!(vp = idx_varint_get(vp, ve, &z)) || (vp < ve && !(vp = idx_varint_get(vp, ve, &first))))
-            return -1;
-        df += idx_unzz(z);
+        const idx_lexval *v = &hits[j].v;
+        df += v->df;
         if (!p->subs && !(p->subs = malloc(segs->nsegs * sizeof *p->subs)))
             return -1;
         s_sub *s = &p->subs[p->nsub++];
@@ -1054,10 +1048,11 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
         s->lazy = true;
         s->vdoc = s->seg.minid;
         s->eof = s->seg.maxid == 0;
-        if (vp < ve) {
-            s->inl = vp;
-            s->inl_len = (size_t)(ve - vp);
-            s->inl_first = first;
+        if (v->blk) {
+            s->inl = v->blk;
+            s->inl_len = v->blen;
+            s->inl_first = v->first;
+            s->inl_one = v->one;
         }
     }
     p->df = df > 0 ? (uint64_t)df : 0;
@@ -1102,39 +1097,6 @@ static inline uint32_t s_post_tfb(s_post *p) {
 
 static long s_post_runpos(s_post *p, int f, const uint32_t **out);
 
-/* Past n varints from b, or NULL when they run past end. A varint ends at
- * its first byte below 0x80: those are counted 8 bytes at a time (a
- * phrase check skips the positions of every doc of the block before its
- * candidate; one varint at a time, that loop was most of the check). */
-static const uint8_t *s_varints_skip(const uint8_t *b, const uint8_t *end, uint64_t n) {
-    while (n && end - b >= 8) {
-        uint64_t w;
-        memcpy(&w, b, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w);
-#endif
-        uint64_t t = ~w & 0x8080808080808080ull; /* the last bytes of varints */
-        /* their count: one bit per byte lane, summed into the top byte by
-         * the multiply (at most 8: no carry). __builtin_popcountll is a
-         * libgcc call on the baseline x86-64 target. */
-        uint64_t c = ((t >> 7) * 0x0101010101010101ull) >> 56;
-        if (c < n) {
-            n -= c;
-            b += 8;
-            continue;
-        }
-        while (--n) /* the n-th last byte in this word */
-            t &= t - 1;
-        return b + (__builtin_ctzll(t) >> 3) + 1;
-    }
-    for (; n; b++) {
-        if (b >= end)
-            return NULL;
-        n -= *b < 0x80;
-    }
-    return b;
-}
-
 /* Decodes n delta-coded positions from b into p->pbuf (grown to fit).
  * Returns past them, or NULL when malformed or out of memory. */
 static const uint8_t *s_pos_decode(s_post *p, const uint8_t *b, const uint8_t *end, uint64_t n) {
@@ -1169,12 +1131,12 @@ static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     uint64_t before = 0; /* the positions of the docs before it */
     for (; s->pidx < s->i; s->pidx++)
         before += (uint64_t)s->tft[s->pidx] + s->tfb[s->pidx];
-    if (!(b = s_varints_skip(b, s->pend, before)))
+    if (!(b = idx_varints_skip(b, s->pend, before)))
         return -1;
     s->pp = b;
     uint32_t skip = f == 0 ? 0 : s->tft[s->i];
     uint32_t cnt = f == 0 ? s->tft[s->i] : s->tfb[s->i];
-    if (!(b = s_varints_skip(b, s->pend, skip)) || !s_pos_decode(p, b, s->pend, cnt))
+    if (!(b = idx_varints_skip(b, s->pend, skip)) || !s_pos_decode(p, b, s->pend, cnt))
         return -1;
     if (!idx_term_exact_bit(p->tk, p->tkl)) /* bare positions: always exact */
         for (uint32_t k = 0; k < cnt; k++)
@@ -1217,12 +1179,12 @@ static long s_post_runpos(s_post *p, int f, const uint32_t **out) {
             return -1;
         if (d == s->i)
             break;
-        if (!(b = s_varints_skip(b, end, k[0] + k[1])))
+        if (!(b = idx_varints_skip(b, end, k[0] + k[1])))
             return -1;
         s->pp = b;
     }
     uint64_t cnt = k[f];
-    if (!(b = s_varints_skip(b, end, f ? k[0] : 0)) || !s_pos_decode(p, b, end, cnt))
+    if (!(b = idx_varints_skip(b, end, f ? k[0] : 0)) || !s_pos_decode(p, b, end, cnt))
         return -1;
     for (uint64_t x = 0; x < cnt; x++) /* run positions: always exact */
         p->pbuf[x] = p->pbuf[x] << 1 | 1;

@@ -1216,6 +1216,144 @@ static void test_cjk_one_doc(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* LEXICON PAGES (idx_int.h): every entry kind and the header's length
+ * escapes, written by flushes (one segment per doc group) and by a merge
+ * (idx_optimize: terms of one input copied as they are, the others
+ * re-encoded), read by the lexicon walk, idx_lex_df, searches and the typo
+ * scan's df reads. Kinds: one-doc (0, 1) entries (甲乙, "police" in doc 1),
+ * inline blocks (丙丁 in a title and twice in a body), blocks in idx_post
+ * ("mmm" in 300 docs) and values as they are (doc 4 written again in a later
+ * flush: that segment's df delta is 0 beside a block of one doc). The merge
+ * copies "again" (doc 4's second version: one input, no dead docs) as it
+ * is and re-encodes the first segment's terms (doc 4's old version is dead
+ * there). */
+static void s_lex_kinds(MDB_env *e, idx *x, unsigned counts[4], size_t *long_sh, size_t *long_sl) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    idx_segs segs;
+    assert_int_equal(idx_segs_get(x, txn, &segs), 0);
+    MDB_cursor *c;
+    assert_int_equal(mdb_cursor_open(txn, x->lex, &c), 0);
+    memset(counts, 0, 4 * sizeof *counts);
+    *long_sh = *long_sl = 0;
+    for (size_t i = 0; i < segs.nsegs; i++) {
+        idx_lexit it;
+        assert_int_equal(idx_lexit_seek(&it, c, segs.seg[i].id, (const uint8_t *)"", 0), 0);
+        uint8_t prev[IDX_TERM_MAX];
+        size_t pl = 0;
+        bool any = false;
+        while (!it.eof) {
+            assert_true(it.kind < 4);
+            counts[it.kind]++;
+            if (it.sh >= 7)
+                (*long_sh)++;
+            if (it.tl - it.sh >= 7)
+                (*long_sl)++;
+            if (any) /* in term order, each one rebuilt from the one before */
+                assert_true(memcmp(prev, it.term, pl < it.tl ? pl : it.tl) < 0 ||
+                            (memcmp(prev, it.term, pl < it.tl ? pl : it.tl) == 0 && pl < it.tl));
+            memcpy(prev, it.term, it.tl);
+            pl = it.tl;
+            any = true;
+            idx_lexval v;
+            assert_int_equal(idx_lexit_value(&it, &v), 0);
+            if (it.kind == IDX_LEX_ONE) {
+                idx_bhead h;
+                assert_true(v.one && v.df == 1 && v.blk);
+                assert_non_null(idx_block_head_one(v.blk, v.blk + v.blen, &h));
+                assert_true(h.n == 1 && h.one);
+            } else if (it.kind == IDX_LEX_POST) {
+                assert_null(v.blk);
+            } else if (it.kind == IDX_LEX_INL) {
+                idx_bhead h;
+                assert_non_null(v.blk);
+                assert_non_null(idx_block_head(v.blk, v.blk + v.blen, &h));
+                assert_int_equal(v.df, (int64_t)h.n);
+            }
+            assert_int_equal(idx_lexit_next(&it), 0);
+        }
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+}
+
+static uint64_t s_lex_df_of(MDB_env *e, idx *x, const char *term) {
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    idx_segs segs;
+    assert_int_equal(idx_segs_get(x, txn, &segs), 0);
+    uint8_t tk[IDX_TERM_MAX];
+    size_t tkl = idx_term_key(term, strlen(term), tk);
+    uint64_t df = idx_lex_df(x, txn, &segs, tk, tkl);
+    mdb_txn_abort(txn);
+    return df;
+}
+
+static void test_lexicon_entries(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_lexk_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 16, 1ull << 27);
+    idx_options o = {.b = -1, .max_pending_docs = 1000, .merge_factor = 64};
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    static const char *const bodies[] = {
+        "", "甲乙 police", "丙丁 丙丁", "internationalization internationally",
+        "internationalization counterrevolutionaries", "internationalizations"};
+    const char *titles[] = {"", "news", "丙丁", "more", "x", "y"};
+    for (uint64_t id = 1; id <= 5; id++) {
+        idx_doc doc = {.title = titles[id], .title_len = strlen(titles[id]), .body = bodies[id],
+                       .body_len = strlen(bodies[id])};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    for (uint64_t id = 10; id < 310; id++) { /* blocks in idx_post */
+        idx_doc doc = {.title = "z", .title_len = 1, .body = "mmm", .body_len = 3};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    /* doc 4 again, with one more word: its terms' df deltas are 0 there */
+    const char *b4 = "internationalization counterrevolutionaries again";
+    idx_doc d4 = {.title = titles[4], .title_len = 1, .body = bodies[4], .body_len = strlen(bodies[4])};
+    idx_doc n4 = {.title = titles[4], .title_len = 1, .body = b4, .body_len = strlen(b4)};
+    assert_int_equal(idx_put(x, txn, 4, &n4, &d4), IDX_OK);
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    for (int round = 0; round < 2; round++) {
+        unsigned k[4];
+        size_t lsh, lsl;
+        s_lex_kinds(e, x, k, &lsh, &lsl);
+        assert_true(k[IDX_LEX_ONE] > 0 && k[IDX_LEX_INL] > 0 && k[IDX_LEX_POST] > 0);
+        if (round == 0)
+            assert_true(k[IDX_LEX_ASIS] > 0);
+        assert_true(lsh > 0 && lsl > 0);
+        assert_int_equal(s_lex_df_of(e, x, "甲乙"), 1);
+        assert_int_equal(s_lex_df_of(e, x, "丙丁"), 1);
+        assert_int_equal(s_lex_df_of(e, x, "mmm"), 300);
+        assert_int_equal(s_lex_df_of(e, x, "\x01" "internationalization"), 2);
+        assert_int_equal(s_lex_df_of(e, x, "\x01" "counterrevolutionaries"), 1);
+        double sc;
+        assert_int_equal(s_total(e, x, "\"甲乙 police\"", &sc), 1);
+        assert_int_equal(s_total(e, x, "丙丁", &sc), 1);
+        assert_true(sc > 0);
+        assert_int_equal(s_total(e, x, "mmm", &sc), 300);
+        assert_int_equal(s_total(e, x, "internationalization", &sc), 3);
+        assert_int_equal(s_total(e, x, "\"internationalization internationally\"", &sc), 1);
+        assert_int_equal(s_total(e, x, "counterrevolutionaries", &sc), 1);
+        /* the typo scan reads the alternatives' dfs */
+        assert_true(s_total(e, x, "policr", &sc) == 1 && sc > 0);
+        assert_true(s_total(e, x, "counterrevolutionarie", &sc) == 1 && sc > 0);
+        if (round == 0) {
+            assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+            assert_int_equal(idx_optimize(x, txn), IDX_OK);
+            assert_int_equal(mdb_txn_commit(txn), 0);
+        }
+    }
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Phrases with lone CJK characters (idx_int.h RUN POSITIONS: unigrams keep
  * only their run-boundary positions when there are no stop words) against
  * a brute-force reference over every position: docs of runs of 1-6
@@ -1885,6 +2023,7 @@ int main(void) {
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
         cmocka_unit_test(test_block_ids_search), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
+        cmocka_unit_test(test_lexicon_entries),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
