@@ -26,7 +26,13 @@
 #include <unistd.h>
 
 #define S_SEQ_REPORT_US 2000 /* at most one applied-seq report per 2 ms */
-#define S_REPLY_HOLD_US 100  /* a batched answer waits at most this long for the next ones */
+/* A batched answer waits at most this long for the next ones (s_replies_add).
+ * Each REPLIES message costs a hand-off to ZeroMQ's I/O thread, which then
+ * preempts the search thread, and a loopback send; at ~100 us per search, 100
+ * sent ~2-3 answers per message, 500 sends ~5 (en, 16 clients: the I/O
+ * thread 12.5 -> 7-8 us per search, context switches 0.78 -> 0.35-0.45 per
+ * search each thread; bench/README "the worker's transport, session 7"). */
+#define S_REPLY_HOLD_US 500
 #define S_ARENA_KEEP ((size_t)4 << 20) /* bytes an arena keeps between store replies */
 
 typedef struct {
@@ -126,7 +132,10 @@ static void s_replies_flush(s_worker *w)
 }
 
 /* Hold the answer `body` (taken) to a batched request; sent with the others
- * of this wake-up, or now when the first has waited S_REPLY_HOLD_US. */
+ * of this wake-up, or now when the first has waited S_REPLY_HOLD_US or half
+ * our credit is held: each held answer is a slot the broker cannot refill,
+ * and holding more would let this worker run out of requests before the
+ * broker's next ones arrive. */
 static void s_replies_add(s_worker *w, uint64_t tag, zmq_msg_t *body)
 {
     if (w->nout == BROKER_CREDIT_MAX)
@@ -137,7 +146,7 @@ static void s_replies_add(s_worker *w, uint64_t tag, zmq_msg_t *body)
     zmq_msg_init(&w->out[w->nout]);
     zmq_msg_move(&w->out[w->nout], body);
     w->out_tag[w->nout++] = tag;
-    if (now - w->out_first_us >= S_REPLY_HOLD_US)
+    if (now - w->out_first_us >= S_REPLY_HOLD_US || 2 * w->nout >= w->cfg->credit)
         s_replies_flush(w);
 }
 
