@@ -1652,7 +1652,8 @@ static size_t s_upper(const uint64_t *a, size_t lo, size_t n, uint64_t x) {
  * S_WIN_CLAUSES clauses, each one term on one segment without dead docs,
  * all on doc d, which was pruned. The docs in (d, e] that every clause has,
  * e the smallest last doc of the clauses' current blocks, are found by
- * merging their decoded doc ids (without a branch per comparison), and
+ * merging their decoded doc ids (without a branch per comparison; in a
+ * window of up to S_WIN_SPAN ids by table lookups instead), and
  * counted while they are pruned too: all of them when d was pruned by the
  * blocks' bounds (block), else those whose own bound (s_cl_bound's per-doc
  * sum, in the same order) stays below worst. The first clause's docs are
@@ -1663,6 +1664,11 @@ static size_t s_upper(const uint64_t *a, size_t lo, size_t n, uint64_t x) {
  * count. Returns the count; *end = the last doc before that. */
 #define S_WIN_CLAUSES 8
 #define S_WIN_CHUNK 16
+#define S_WIN_SPAN 4096 /* windows of up to this many ids probe tables */
+
+/* s_window_count's tables: for clause k >= 1, entry x - d - 1 holds doc
+ * x's index in the clause's block plus 1, or 0 (not in it). */
+static _Thread_local uint8_t s_wtab[S_WIN_CLAUSES][S_WIN_SPAN];
 
 typedef struct {
     uint64_t doc[S_WIN_CHUNK];
@@ -1708,6 +1714,12 @@ static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d,
         next[k] = req[k].alts[0].posts[0].subs[0].i + 1;
     s_sub *s0 = &req[0].alts[0].posts[0].subs[0];
     uint64_t cnt = 0;
+    /* A window of few ids (frequent terms: blocks of 128 docs over a few
+     * hundred ids) looks the first clause's docs up in a table of each other
+     * clause's (s_wtab, filled a chunk at a time): the loads are independent,
+     * where the merge's next comparison waits for the last one's. */
+    bool tab = e - d <= S_WIN_SPAN;
+    size_t zeroed = 0; /* table entries [0, zeroed) are zero or set */
     for (;;) {
         s_win *w = &win[0];
         size_t m = 0;
@@ -1718,7 +1730,37 @@ static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d,
         if (!m)
             break;
         next[0] += m;
-        for (size_t k = 1; k < nr && m; k++) {
+        if (tab) {
+            uint64_t xm = w->doc[m - 1];
+            size_t top = (size_t)(xm - d); /* entries for the docs <= xm */
+            for (size_t k = 1; k < nr; k++) {
+                const s_sub *s = &req[k].alts[0].posts[0].subs[0];
+                uint8_t *t = s_wtab[k];
+                memset(t + zeroed, 0, top - zeroed);
+                size_t j = next[k];
+                for (; j < s->n && s->docs[j] <= xm; j++)
+                    t[s->docs[j] - d - 1] = (uint8_t)(j + 1);
+                next[k] = j;
+            }
+            zeroed = top;
+            s_win *o = &win[1];
+            size_t n = 0;
+            for (size_t i = 0; i < m; i++) {
+                size_t off = (size_t)(w->doc[i] - d - 1);
+                unsigned all = 1;
+                o->doc[n] = w->doc[i];
+                o->at[0][n] = w->at[0][i];
+                for (size_t k = 1; k < nr; k++) {
+                    unsigned a = s_wtab[k][off];
+                    o->at[k][n] = (uint8_t)(a - 1);
+                    all &= a != 0;
+                }
+                n += all;
+            }
+            w = o;
+            m = n;
+        }
+        for (size_t k = 1; k < nr && m && !tab; k++) {
             const s_sub *s = &req[k].alts[0].posts[0].subs[0];
             s_win *o = &win[k & 1];
             /* every doc of w is <= e <= the block's last: j stays in the
