@@ -1199,7 +1199,7 @@ static inline int s_lexit_parse(idx_lexit *it) {
             return MDB_CORRUPTED;
         it->val = p;
         p += x;
-    } else if (!(p = idx_varints_skip(p, end, kind == IDX_LEX_ONE ? 4 : 1))) {
+    } else if (!(p = idx_varints_skip(p, end, kind == IDX_LEX_ONE ? 2 : 1))) {
         return MDB_CORRUPTED;
     }
     it->vl = (size_t)(p - it->val);
@@ -1247,16 +1247,6 @@ int idx_lexit_value(const idx_lexit *it, idx_lexval *v) {
         v->df = idx_unzz(z);
         return 0;
     }
-}
-
-const uint8_t *idx_block_head_one(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
-    h->n = 1;
-    h->one = true;
-    h->maxt = 0;
-    h->maxb = 1;
-    if (!(p = idx_varint_get(p, end, &h->minlt)) || !(p = idx_varint_get(p, end, &h->minlb)))
-        return NULL;
-    return p;
 }
 
 static int s_lexit_load(idx_lexit *it, const MDB_val *k, const MDB_val *v) {
@@ -1368,6 +1358,7 @@ static int s_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v) {
 /* The writer of one segment's lexicon pages (terms come in key order). */
 typedef struct {
     uint32_t seg;
+    uint32_t minlt, minlb; /* the segment's (idx_seg): kind-2 entries need theirs >= */
     idx_bytes buf;
     uint8_t first[IDX_TERM_MAX], prev[IDX_TERM_MAX];
     size_t fl, pl;
@@ -1394,9 +1385,9 @@ typedef struct {
     size_t bl, bl2;
 } s_lexbody;
 
-static void s_lexw_body(const uint8_t *val, size_t vl, s_lexbody *o) {
-    const uint8_t *e = val + vl, *p, *blk;
-    uint64_t z, first, n;
+static void s_lexw_body(const s_lexw *w, const uint8_t *val, size_t vl, s_lexbody *o) {
+    const uint8_t *e = val + vl, *p, *blk, *pos;
+    uint64_t z, first, n, mt, mb;
     memset(o, 0, sizeof *o);
     o->kind = IDX_LEX_ASIS;
     o->b = val;
@@ -1410,13 +1401,15 @@ static void s_lexw_body(const uint8_t *val, size_t vl, s_lexbody *o) {
     if (!(blk = idx_varint_get(p, e, &first)) || !idx_varint_get(blk, e, &n))
         goto asis;
     int64_t df = idx_unzz(z);
-    if (n == 0 && df == 1 && *blk == 0 && idx_varints_skip(blk + 1, e, 3) == e) {
-        /* first docid, then the block without its n = 0 */
+    if (n == 0 && df == 1 && *blk == 0 && (pos = idx_varint_get(blk + 1, e, &mt)) &&
+        (pos = idx_varint_get(pos, e, &mb)) && mt >= w->minlt && mb >= w->minlb &&
+        idx_varints_skip(pos, e, 1) == e) {
+        /* first docid, the position */
         o->kind = IDX_LEX_ONE;
         o->b = p;
         o->bl = (size_t)(blk - p);
-        o->b2 = blk + 1;
-        o->bl2 = (size_t)(e - blk - 1);
+        o->b2 = pos;
+        o->bl2 = (size_t)(e - pos);
         return;
     }
     if (df == (n ? (int64_t)n : 1)) {
@@ -1449,7 +1442,7 @@ static int s_lexw_add(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, siz
     while (w->buf.len && sh < w->pl && sh < tkl && w->prev[sh] == tk[sh])
         sh++;
     s_lexbody o;
-    s_lexw_body(val, vl, &o);
+    s_lexw_body(w, val, vl, &o);
     /* the page's node: 8 bytes, key (segment id, first term), value */
     if (w->buf.len && 8 + 4 + w->fl + w->buf.len + s_lexw_entry_size(sh, tkl, &o) > IDX_LEX_NODE) {
         if ((rc = s_lexw_flush(self, txn, w)))
@@ -1902,7 +1895,7 @@ static int s_merge_read(s_mreader *r, s_mbatch *b) {
             idx_lexval lv;
             if ((rc = idx_lexit_value(&it, &lv)))
                 break;
-            if (idx_bytes_reserve(ar, it.tl + 13 + lv.blen)) {
+            if (idx_bytes_reserve(ar, it.tl + 33 + lv.blen)) {
                 rc = ENOMEM;
                 break;
             }
@@ -1917,15 +1910,20 @@ static int s_merge_read(s_mreader *r, s_mbatch *b) {
             memcpy(ar->p + ar->len, it.term, m->kl);
             ar->len += m->kl;
             if (lv.blk) { /* inline block: copied now, as a block record */
-                uint32_t vl = (uint32_t)lv.blen + lv.one;
-                uint8_t *bp = ar->p + ar->len;
+                uint8_t *bp = ar->p + ar->len, *q = bp + 12;
                 m->boff = ar->len;
                 m->nblk = 1;
                 m->inl = true;
                 idx_be64(bp, lv.first);
+                if (lv.one) { /* a compact one-doc entry's head: n = 0, the segment's bounds */
+                    *q++ = 0;
+                    q += idx_varint_put(q, in[i].minlt);
+                    q += idx_varint_put(q, in[i].minlb);
+                }
+                memcpy(q, lv.blk, lv.blen);
+                q += lv.blen;
+                uint32_t vl = (uint32_t)(q - bp - 12);
                 memcpy(bp + 8, &vl, 4);
-                bp[12] = 0; /* a compact one-doc entry's n = 0 */
-                memcpy(bp + 12 + lv.one, lv.blk, lv.blen);
                 ar->len += 12 + vl;
             }
             got++;
@@ -2308,7 +2306,14 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b, boo
     idx_seg in[IDX_MAX_SEGS];
     memcpy(in, &S->seg[a], k * sizeof *in);
     uint32_t oid = ++S->nextseg;
-    s_mwriter w = {.in = in, .oid = oid, .lw = {.seg = oid}, .cc = malloc(sizeof *w.cc)};
+    s_mwriter w = {.in = in, .oid = oid, .lw = {.seg = oid, .minlt = UINT32_MAX, .minlb = UINT32_MAX},
+                   .cc = malloc(sizeof *w.cc)};
+    for (size_t i = 0; i < k; i++) { /* the output's bounds: its inputs' smallest */
+        if (in[i].minlt < w.lw.minlt)
+            w.lw.minlt = in[i].minlt;
+        if (in[i].minlb < w.lw.minlb)
+            w.lw.minlb = in[i].minlb;
+    }
     int rc = w.cc ? 0 : ENOMEM;
     if (!rc)
         w.cc->ok = false;
@@ -2356,7 +2361,8 @@ static int s_merge(idx *self, MDB_txn *txn, idx_segs *S, size_t a, size_t b, boo
     for (size_t i = 0; i < k; i++)
         nd += (int64_t)in[i].ndocs - in[i].dead;
     idx_seg out = {.id = oid, .lo = in[0].lo, .hi = in[k - 1].hi, .dead = 0,
-                   .ndocs = nd > 0 ? (uint64_t)nd : 0, .minid = UINT64_MAX};
+                   .ndocs = nd > 0 ? (uint64_t)nd : 0, .minid = UINT64_MAX,
+                   .minlt = w.lw.minlt, .minlb = w.lw.minlb};
     for (size_t i = 0; i < k; i++) {
         if (in[i].maxid && in[i].minid < out.minid)
             out.minid = in[i].minid;
@@ -2488,6 +2494,14 @@ int idx_flush(idx *self, MDB_txn *txn) {
         goto done;
     uint32_t gen = ++S->gen, sid = ++S->nextseg;
     lw.seg = sid;
+    lw.minlt = lw.minlb = UINT32_MAX; /* the segment's bounds: its docs' smallest lengths */
+    for (size_t i = 0; i < pd->ncols; i++)
+        if (pd->cols[i].rec.live) {
+            if (pd->cols[i].rec.len_t < lw.minlt)
+                lw.minlt = pd->cols[i].rec.len_t;
+            if (pd->cols[i].rec.len_b < lw.minlb)
+                lw.minlb = pd->cols[i].rec.len_b;
+        }
     if (pd->nterms && s_terms_sort(pd, order)) {
         rc = ENOMEM;
         goto done;
@@ -2585,7 +2599,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
         if (S->nsegs == IDX_MAX_SEGS && (rc = s_merge(self, txn, S, S->nsegs - 2, S->nsegs, false)))
             goto done;
         S->seg[S->nsegs++] = (idx_seg){.id = sid, .lo = gen, .hi = gen, .ndocs = ndocs,
-                                       .minid = minid, .maxid = maxid};
+                                       .minid = minid, .maxid = maxid, .minlt = lw.minlt,
+                                       .minlb = lw.minlb};
     }
     if ((rc = s_merge_policy(self, txn, S)))
         goto done;

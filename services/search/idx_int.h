@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 15 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 16 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -28,7 +28,9 @@
                          blocks' doc ids as Elias-Fano, a bitmap or varints,
                          whichever is smallest (BLOCK DOC IDS below); 15:
                          lexicon entries framed by a header byte, compact
-                         kinds (LEXICON PAGES below) */
+                         kinds (LEXICON PAGES below); 16: compact one-doc
+                         entries without their min lengths (the segment's:
+                         idx_seg) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -131,6 +133,9 @@ typedef struct {
     uint32_t id, lo, hi, dead;
     uint64_t ndocs;
     uint64_t minid, maxid; /* range of the doc ids with postings here */
+    /* lower bounds of its docs' title and body lengths: the block bounds of
+     * its compact one-doc lexicon entries (LEXICON PAGES) */
+    uint32_t minlt, minlb;
 } idx_seg;
 
 typedef struct {
@@ -408,10 +413,12 @@ long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, s
  *   kind 0: varint value length, value (as it is);
  *   kind 1: an inline block whose df delta is its doc count (n; 1 for a
  *     stored n = 0): varint length, varint first docid, block;
- *   kind 2: a one-doc (0, 1) block whose df delta is 1 and whose positions
- *     are one varint (IDX_LEX_ONE): varint first docid, then the block
- *     without its leading n = 0: varint min title length, varint min body
- *     length, varint position (the entry ends there);
+ *   kind 2: a one-doc (0, 1) block whose df delta is 1, whose positions
+ *     are one varint and whose min lengths are at least the segment's
+ *     (idx_seg minlt, minlb) (IDX_LEX_ONE): varint first docid, varint
+ *     position (the entry ends there); read as the block n = 0, the
+ *     segment's min lengths, the position (its bounds looser than the
+ *     doc's own: a df-1 term's one doc, scored anyway when a candidate);
  *   kind 3: no inline block: varint zigzag(df delta).
  * Kinds 1-3 leave out what the value's form implies (~4.6 of zh's 2.36M
  * bigram entries' ~8.4 bytes of framing, df and n: bench/README "The
@@ -446,8 +453,8 @@ typedef struct {
     uint64_t first;      /* the inline block's first doc id */
     const uint8_t *blk;  /* the inline block (in the page), NULL: blocks in idx_post */
     size_t blen;
-    bool one;            /* blk is a one-doc (0, 1) block without its leading
-                            n = 0 (read its head with idx_block_head_one) */
+    bool one;            /* blk is a one-doc (0, 1) block's position alone
+                            (its head: idx_block_head_one) */
 } idx_lexval;
 
 /* Position on the first entry >= tk of segment seg (it->eof when none).
@@ -458,8 +465,12 @@ int idx_lexit_next(idx_lexit *it);
 int idx_lexit_value(const idx_lexit *it, idx_lexval *v);
 /* The value of term tk in segment seg: 0, MDB_NOTFOUND or an LMDB error. */
 int idx_lex_find(MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl, idx_lexval *v);
-/* The header of an inline block with idx_lexval.one (as idx_block_head). */
-const uint8_t *idx_block_head_one(const uint8_t *p, const uint8_t *end, idx_bhead *h);
+/* The header of an inline block with idx_lexval.one in segment sg (as
+ * idx_block_head: returns p, where its position is). */
+static inline const uint8_t *idx_block_head_one(const uint8_t *p, const idx_seg *sg, idx_bhead *h) {
+    *h = (idx_bhead){.n = 1, .maxt = 0, .maxb = 1, .minlt = sg->minlt, .minlb = sg->minlb, .one = true};
+    return p;
+}
 
 /* Document frequency of a term: the sum of its segments' deltas. */
 uint64_t idx_lex_df(idx *self, MDB_txn *txn, const idx_segs *segs, const uint8_t *tk, size_t tklen);

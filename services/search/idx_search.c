@@ -516,7 +516,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     for (const uint8_t *q = b + 64; q < end && q < b + S_PREFETCH_BLOCK; q += 64)
         __builtin_prefetch(q);
     s_blocks_decoded++;
-    if (!(b = s->inl_one ? idx_block_head_one(b, end, &s->h) : idx_block_head(b, end, &s->h)))
+    if (!(b = s->inl_one ? idx_block_head_one(b, &s->seg, &s->h) : idx_block_head(b, end, &s->h)))
         goto bad;
     uint64_t n = s->h.n;
     uint64_t d = first;

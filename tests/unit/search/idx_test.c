@@ -1260,8 +1260,8 @@ static void s_lex_kinds(MDB_env *e, idx *x, unsigned counts[4], size_t *long_sh,
             if (it.kind == IDX_LEX_ONE) {
                 idx_bhead h;
                 assert_true(v.one && v.df == 1 && v.blk);
-                assert_non_null(idx_block_head_one(v.blk, v.blk + v.blen, &h));
-                assert_true(h.n == 1 && h.one);
+                assert_true(idx_block_head_one(v.blk, &segs.seg[i], &h) == v.blk);
+                assert_true(h.n == 1 && h.one && h.minlt == segs.seg[i].minlt);
             } else if (it.kind == IDX_LEX_POST) {
                 assert_null(v.blk);
             } else if (it.kind == IDX_LEX_INL) {
