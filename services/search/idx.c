@@ -93,8 +93,8 @@ size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t doci
     idx_be32(out, seg);
     memcpy(out + 4, tk, tklen);
     out[4 + tklen] = 0;
-    idx_be64(out + tklen + 5, docid);
-    return tklen + 13;
+    idx_be32(out + tklen + 5, docid > IDX_ID_MAX ? IDX_ID_MAX : (uint32_t)docid);
+    return tklen + IDX_POST_KEY_EXTRA;
 }
 
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
@@ -1951,12 +1951,13 @@ static int s_merge_read(s_mreader *r, s_mbatch *b) {
         size_t pre = 4 + m->kl;
         m->boff = ar->len;
         rc = mdb_cursor_get(r->pc, &key, &val, MDB_SET_RANGE);
-        while (rc == 0 && key.mv_size == pre + 9 && memcmp(key.mv_data, kb, pre + 1) == 0) {
+        while (rc == 0 && key.mv_size == m->kl + IDX_POST_KEY_EXTRA &&
+               memcmp(key.mv_data, kb, pre + 1) == 0) {
             if (idx_bytes_reserve(ar, 12 + val.mv_size)) {
                 rc = ENOMEM;
                 break;
             }
-            memcpy(ar->p + ar->len, (uint8_t *)key.mv_data + pre + 1, 8);
+            idx_be64(ar->p + ar->len, idx_post_key_id(key.mv_data, m->kl));
             uint32_t vl = (uint32_t)val.mv_size;
             memcpy(ar->p + ar->len + 8, &vl, 4);
             memcpy(ar->p + ar->len + 12, val.mv_data, vl);
@@ -2873,7 +2874,7 @@ static int s_put_finish(idx *self, MDB_txn *txn, uint64_t id, int64_t site, int6
 }
 
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old) {
-    if (!self || !txn || !doc || id == 0)
+    if (!self || !txn || !doc || id == 0 || id > IDX_ID_MAX)
         return IDX_INVALID_ARGUMENT;
     self->err = 0;
     idx_col_rec rec;
@@ -3034,7 +3035,7 @@ int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out) {
 
 int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a,
                      const idx_doc *old) {
-    if (!self || !txn || !a || id == 0)
+    if (!self || !txn || !a || id == 0 || id > IDX_ID_MAX)
         return IDX_INVALID_ARGUMENT;
     self->err = 0;
     idx_col_rec rec;

@@ -155,6 +155,9 @@ int idx_open(MDB_txn *txn, const idx_options *opts, idx **out);
  * Pending (unflushed) changes are discarded. */
 void idx_close(idx **self);
 
+/* The largest article id the index takes (posting keys hold 4-byte ids). */
+#define IDX_ID_MAX UINT32_MAX
+
 /* Index article `id` (replaces the previous version). `old` must be the
  * previous version exactly as it was indexed, or NULL when the article is
  * new: the index keeps no copy of the text, it re-analyzes `old` to find
@@ -163,8 +166,9 @@ void idx_close(idx **self);
  * or body length in tokens differs from the indexed one's; other changes
  * of the text go unseen) is refused with IDX_FAILED_PRECONDITION and
  * nothing changes. May buffer: see idx_flush. txn must be a write txn.
- * Returns IDX_OK, IDX_FAILED_PRECONDITION, IDX_INVALID_ARGUMENT (id 0),
- * IDX_INTERNAL (LMDB error incl. MDB_MAP_FULL: abort the txn, idx_discard). */
+ * Returns IDX_OK, IDX_FAILED_PRECONDITION, IDX_INVALID_ARGUMENT (id 0 or
+ * above IDX_ID_MAX), IDX_INTERNAL (LMDB error incl. MDB_MAP_FULL: abort the
+ * txn, idx_discard). */
 int idx_put(idx *self, MDB_txn *txn, uint64_t id, const idx_doc *doc, const idx_doc *old);
 
 /* Remove article `id`, whose indexed version is `old`. Removing an id that

@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 16 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 17 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -30,7 +30,7 @@
                          lexicon entries framed by a header byte, compact
                          kinds (LEXICON PAGES below); 16: compact one-doc
                          entries without their min lengths (the segment's:
-                         idx_seg) */
+                         idx_seg); 17: posting keys with 4-byte doc ids */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -340,8 +340,15 @@ static inline int64_t idx_unzz(uint64_t v) {
 size_t idx_term_key(const char *term, size_t len, uint8_t *out);
 /* Lexicon key: segment id BE, term key. Returns its length. */
 size_t idx_lex_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint8_t *out);
-/* Posting key: segment id BE, term key, 0, docid BE. Returns its length. */
+/* Posting key: segment id BE, term key, 0, docid (4 bytes BE: doc ids are
+ * at most IDX_ID_MAX, idx_put refuses others; a larger docid, as a seek's
+ * target, is written as IDX_ID_MAX). Returns its length (tklen + IDX_POST_KEY_EXTRA). */
+#define IDX_POST_KEY_EXTRA ((size_t)9)
 size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t docid, uint8_t *out);
+/* The doc id of posting key k of a term of tklen bytes. */
+static inline uint64_t idx_post_key_id(const void *k, size_t tklen) {
+    return idx_get_be32((const uint8_t *)k + tklen + 5);
+}
 /* The segment list (zeroed when the index is empty). 0 or an LMDB error. */
 int idx_segs_get(idx *self, MDB_txn *txn, idx_segs *s);
 

@@ -480,7 +480,7 @@ typedef struct {
 } s_post;
 
 static bool s_key_is(const MDB_val *k, uint32_t seg, const uint8_t *tk, size_t tkl) {
-    return k->mv_size == tkl + 13 && idx_get_be32(k->mv_data) == seg &&
+    return k->mv_size == tkl + IDX_POST_KEY_EXTRA && idx_get_be32(k->mv_data) == seg &&
            memcmp((const uint8_t *)k->mv_data + 4, tk, tkl) == 0 &&
            ((const uint8_t *)k->mv_data)[4 + tkl] == 0;
 }
@@ -687,7 +687,7 @@ static inline void s_sub_tf_at(s_post *p, s_sub *s, size_t i, uint32_t *tt, uint
 }
 
 static int s_sub_load(s_post *p, s_sub *s, const MDB_val *k, const MDB_val *v) {
-    return s_sub_decode(p, s, idx_get_be64((const uint8_t *)k->mv_data + p->tkl + 5), v->mv_data,
+    return s_sub_decode(p, s, idx_post_key_id(k->mv_data, p->tkl), v->mv_data,
                         v->mv_size);
 }
 
@@ -709,7 +709,7 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
         s->eof = true;
         return S_NOMORE;
     }
-    uint64_t first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5);
+    uint64_t first = idx_post_key_id(k.mv_data, p->tkl);
     bool seek = false;
     /* The target may be further. The next few blocks are stepped over by
      * their keys (a cursor move, mostly on the same or the next leaf page)
@@ -720,10 +720,10 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
         MDB_val k2, v2;
         int rc = mdb_cursor_get(s->c, &k2, &v2, MDB_NEXT);
         if (rc == 0 && s_key_is(&k2, sid, p->tk, p->tkl) &&
-            idx_get_be64((const uint8_t *)k2.mv_data + p->tkl + 5) <= target) {
+            idx_post_key_id(k2.mv_data, p->tkl) <= target) {
             k = k2;
             v = v2;
-            first = idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5);
+            first = idx_post_key_id(k.mv_data, p->tkl);
             continue;
         }
         if (rc && rc != MDB_NOTFOUND) {
@@ -745,7 +745,7 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
         MDB_val sk = {idx_post_key(sid, p->tk, p->tkl, target, kb), kb};
         int rc = mdb_cursor_get(s->c, &sk, &v, MDB_SET_RANGE);
         bool found = rc == 0 && s_key_is(&sk, sid, p->tk, p->tkl);
-        if (found && idx_get_be64((const uint8_t *)sk.mv_data + p->tkl + 5) == target) {
+        if (found && idx_post_key_id(sk.mv_data, p->tkl) == target) {
             k = sk;
         } else {
             /* the block before may contain target */
@@ -827,7 +827,7 @@ static uint64_t s_sub_open(s_post *p, s_sub *s) {
     MDB_val k = {idx_post_key(sid, p->tk, p->tkl, s->vdoc, kb), kb}, v;
     int rc = mdb_cursor_get(s->c, &k, &v, MDB_SET_RANGE);
     bool found = rc == 0 && s_key_is(&k, sid, p->tk, p->tkl);
-    if (!found || idx_get_be64((const uint8_t *)k.mv_data + p->tkl + 5) != s->vdoc) {
+    if (!found || idx_post_key_id(k.mv_data, p->tkl) != s->vdoc) {
         MDB_val pk, pv;
         int prc = mdb_cursor_get(s->c, &pk, &pv, rc == 0 ? MDB_PREV : MDB_LAST);
         if (prc == 0 && s_key_is(&pk, sid, p->tk, p->tkl)) {

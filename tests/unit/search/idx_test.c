@@ -1354,6 +1354,49 @@ static void test_lexicon_entries(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* Posting keys hold 4-byte doc ids (IDX_ID_MAX): ids up to it are indexed
+ * and found (blocks in idx_post whose keys end at the largest id, seeks of an
+ * intersection between them), a larger one is refused. */
+static void test_id_max(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_idmax_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 16, 1ull << 27);
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 1000};
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    idx_doc big = {.title = "x", .title_len = 1, .body = "mmm", .body_len = 3};
+    assert_int_equal(idx_put(x, txn, (uint64_t)IDX_ID_MAX + 1, &big, NULL), IDX_INVALID_ARGUMENT);
+    for (uint64_t k = 0; k < 600; k++) { /* "rare" in every 50th doc: seeks across blocks */
+        const char *body = k % 50 == 0 ? "mmm rare" : "mmm";
+        idx_doc doc = {.title = "x", .title_len = 1, .body = body, .body_len = strlen(body)};
+        assert_int_equal(idx_put(x, txn, (uint64_t)IDX_ID_MAX - k, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    double sc;
+    assert_int_equal(s_total(e, x, "mmm", &sc), 600);
+    assert_int_equal(s_total(e, x, "rare", &sc), 12);
+    assert_int_equal(s_total(e, x, "mmm rare", &sc), 12);
+    MDB_txn *r;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &r), 0);
+    idx_query q = {.query = "rare mmm", .limit = 20};
+    idx_result res;
+    assert_int_equal(idx_search(x, r, &q, &res), IDX_OK);
+    assert_int_equal(res.nhits, 12);
+    bool top = false;
+    for (size_t i = 0; i < res.nhits; i++) {
+        assert_true(res.hits[i].id <= IDX_ID_MAX && (IDX_ID_MAX - res.hits[i].id) % 50 == 0);
+        top |= res.hits[i].id == IDX_ID_MAX;
+    }
+    assert_true(top);
+    idx_result_free(&res);
+    mdb_txn_abort(r);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Phrases with lone CJK characters (idx_int.h RUN POSITIONS: unigrams keep
  * only their run-boundary positions when there are no stop words) against
  * a brute-force reference over every position: docs of runs of 1-6
@@ -2023,7 +2066,7 @@ int main(void) {
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
         cmocka_unit_test(test_block_ids_search), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
-        cmocka_unit_test(test_lexicon_entries),
+        cmocka_unit_test(test_lexicon_entries), cmocka_unit_test(test_id_max),
     };
     int failed = cmocka_run_group_tests_name("batches of 64", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("batches of 7, merge factor 2", tests, setup_merging, teardown);
