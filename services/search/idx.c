@@ -1521,21 +1521,22 @@ static int s_entry_cmp(const void *a, const void *b) {
 
 /* Decode a block into e[0..n) (docid, tfs, positions) of a term whose
  * positions are run positions (rp, idx_int.h) or not. Returns n or -1. */
-static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e, bool rp) {
+static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry *e, bool rp,
+                           bool ef) {
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
     if (!(p = idx_block_head(p, end, &h)))
         return -1;
     e[0].docid = first;
-    if (rp) {
+    if (ef) {
         uint64_t d[IDX_BLOCK_DOCS];
         if (!(p = idx_block_ids_get(p, end, first, h.n, d)))
             return -1;
         for (uint64_t i = 1; i < h.n; i++)
             e[i].docid = d[i];
     }
-    for (uint64_t i = 1; i < h.n && !rp; i++) {
+    for (uint64_t i = 1; i < h.n && !ef; i++) {
         if (!(p = idx_varint_get(p, end, &v)))
             return -1;
         e[i].docid = e[i - 1].docid + v;
@@ -1585,15 +1586,15 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
     return (long)h.n;
 }
 
-/* The last doc id of a block (docid deltas only; rp: a run-position term's
- * block). 0 or -1 when malformed. */
-static int s_block_last(const uint8_t *p, size_t len, uint64_t first, bool rp, uint64_t *last) {
+/* The last doc id of a block (docid deltas only; ef: a CJK term's block,
+ * idx_term_ids_code). 0 or -1 when malformed. */
+static int s_block_last(const uint8_t *p, size_t len, uint64_t first, bool ef, uint64_t *last) {
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
     if (!(p = idx_block_head(p, end, &h)))
         return -1;
-    if (rp) {
+    if (ef) {
         uint64_t d[IDX_BLOCK_DOCS];
         if (!idx_block_ids_get(p, end, first, h.n, d))
             return -1;
@@ -1618,13 +1619,13 @@ static size_t s_entry_size(const s_entry *e, uint64_t prev) {
 }
 
 /* Encode as many entries from e[i..n) as fit in one block into
- * self->scratch (rp: run positions, idx_int.h); returns the end of that run
- * (i on allocation failure). */
-static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bool rp) {
+ * self->scratch (rp: run positions, ef: coded doc ids, idx_int.h); returns
+ * the end of that run (i on allocation failure). */
+static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bool rp, bool ef) {
     /* bytes + 16 bounds the block: header <= 32 bytes; the first doc's delta
      * is counted (1 byte) but not written, which also covers a one-doc
      * block's (0, 1) frequencies (one byte, written: no bitmap) */
-    size_t j = i, bytes = 24 + rp; /* rp: the doc ids' code byte */
+    size_t j = i, bytes = 24 + ef; /* ef: the doc ids' code byte */
     uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
     while (j < n && j - i < IDX_BLOCK_DOCS) {
         size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid) +
@@ -1654,13 +1655,13 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
         p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
     p += idx_varint_put(p, minlb);
-    if (rp && j - i > 1) { /* BLOCK DOC IDS OF RUN-POSITION TERMS */
+    if (ef && j - i > 1) { /* BLOCK DOC IDS OF CJK TERMS */
         uint64_t d[IDX_BLOCK_DOCS];
         for (size_t k = i; k < j; k++)
             d[k - i] = e[k].docid;
         p += idx_block_ids_put(p, d, j - i);
     }
-    for (size_t k = i + 1; k < j && !rp; k++)
+    for (size_t k = i + 1; k < j && !ef; k++)
         p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
     size_t nb = idx_tf_one_bytes(j - i);
     if (nb) {
@@ -1692,9 +1693,9 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
 static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
                           const s_entry *e, size_t n) {
     size_t i = 0;
-    bool rp = idx_term_runpos(self->runpos, tk, tkl);
+    bool rp = idx_term_runpos(self->runpos, tk, tkl), ef = idx_term_ids_code(tk, tkl);
     while (i < n) {
-        size_t j = s_block_encode(self, e, i, n, rp);
+        size_t j = s_block_encode(self, e, i, n, rp, ef);
         if (j == i)
             return ENOMEM;
         uint8_t kb[IDX_KEY_MAX];
@@ -1715,7 +1716,8 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
 static int s_term_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, size_t tkl,
                         int64_t delta, const s_entry *e, size_t n) {
     if (n) {
-        size_t j = s_block_encode(self, e, 0, n, idx_term_runpos(self->runpos, tk, tkl));
+        size_t j = s_block_encode(self, e, 0, n, idx_term_runpos(self->runpos, tk, tkl),
+                                  idx_term_ids_code(tk, tkl));
         if (j == 0)
             return ENOMEM;
         if (j == n && self->scratch.len <= IDX_INLINE_MAX) {
@@ -2031,7 +2033,8 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
             i++;
             continue;
         }
-        bool rp = idx_term_runpos(self->runpos, ab + lx[i].koff, lx[i].kl);
+        bool rp = idx_term_runpos(self->runpos, ab + lx[i].koff, lx[i].kl),
+             ef = idx_term_ids_code(ab + lx[i].koff, lx[i].kl);
         while (j < nlx && lx[j].kl == lx[i].kl &&
                s_bytes_eq(ab + lx[j].koff, ab + lx[i].koff, lx[i].kl)) {
             const s_mlex *m = &lx[j];
@@ -2043,7 +2046,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                 uint32_t vl;
                 memcpy(&vl, bp + 8, 4);
                 idx_bhead bh;
-                if (s_block_last(bp + 12, vl, first, rp, &last) ||
+                if (s_block_last(bp + 12, vl, first, ef, &last) ||
                     (any && first <= prev_last) ||
                     !idx_block_head(bp + 12, bp + 12 + vl, &bh))
                     fast = false;
@@ -2094,7 +2097,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                     rc = ENOMEM;
                     break;
                 }
-                long bn = s_block_decode(blk, vl, first, es->e + es->n, rp);
+                long bn = s_block_decode(blk, vl, first, es->e + es->n, rp, ef);
                 if (bn < 0) {
                     rc = MDB_CORRUPTED;
                     break;

@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 17 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 18 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -30,7 +30,9 @@
                          lexicon entries framed by a header byte, compact
                          kinds (LEXICON PAGES below); 16: compact one-doc
                          entries without their min lengths (the segment's:
-                         idx_seg); 17: posting keys with 4-byte doc ids */
+                         idx_seg); 17: posting keys with 4-byte doc ids;
+                         18: CJK bigrams' block doc ids coded as the
+                         unigrams' */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -376,8 +378,9 @@ typedef struct {
  * NULL if malformed. */
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h);
 
-/* BLOCK DOC IDS OF RUN-POSITION TERMS (idx_term_runpos: CJK unigrams, whose
- * lists are dense: 22.5 of zh's 150.6 MB were their varint deltas). In a
+/* BLOCK DOC IDS OF CJK TERMS (idx_term_ids_code: CJK unigrams and bigrams;
+ * formats 14-17: unigrams only, whose lists are dense: 22.5 of zh's 150.6 MB
+ * were their varint deltas, 30.6 the bigrams'). In a
  * block of n > 1 docs of such a term, the n - 1 doc-id deltas are replaced by
  * a code of the values v_k = doc_{k+1} - first (0 < v_0 < ... < v_{m-1} = U,
  * m = n - 1), the smallest of three, chosen by its first byte:
@@ -388,6 +391,13 @@ const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h
  *   IDX_IDS_BITMAP: bit v - 1 set for each value (ceil(U / 8) bytes);
  *   IDX_IDS_VARINT: the m deltas as varints (as other terms' blocks).
  * A reader decodes all m at once (the search's blocks are decoded whole). */
+static inline bool idx_term_ids_code(const uint8_t *tk, size_t tkl) {
+    if (tkl < 3 || tk[0] < 0xE1)
+        return false;
+    size_t a = tk[0] >= 0xF0 ? 4 : 3, b = tkl - (tkl < a ? tkl : a);
+    return text_cjk_char((const char *)tk, tkl < a ? tkl : a) &&
+           (b == 0 || ((b == 3 || b == 4) && text_cjk_char((const char *)tk + a, b)));
+}
 #define IDX_IDS_BITMAP 0x40
 #define IDX_IDS_VARINT 0x41
 /* Encode the ids d[1..n) of a block that starts at d[0] (n > 1) into p;

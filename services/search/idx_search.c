@@ -474,6 +474,7 @@ typedef struct {
     uint32_t *pbuf;
     size_t pcap;
     bool rp;                  /* run positions (idx_int.h) */
+    bool ef;                  /* coded block doc ids (idx_term_ids_code) */
     uint32_t *ubuf;           /* s_phrase_field's derived positions (rp) */
     size_t ucap;
     int err;
@@ -521,7 +522,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     uint64_t n = s->h.n;
     uint64_t d = first;
     s->docs[0] = d;
-    if (p->rp) { /* idx_int.h: BLOCK DOC IDS OF RUN-POSITION TERMS */
+    if (p->ef) { /* idx_int.h: BLOCK DOC IDS OF CJK TERMS */
         if (!(b = idx_block_ids_get(b, end, first, n, s->docs)))
             goto bad;
     } else {
@@ -1030,6 +1031,7 @@ static int s_post_open(s_post *p, idx *self, MDB_txn *txn, const idx_segs *segs,
     p->tkl = tkl;
     p->eof = true;
     p->rp = idx_term_runpos(self->runpos, tk, tkl);
+    p->ef = idx_term_ids_code(tk, tkl);
     int64_t df = 0;
     s_lexhit buf[IDX_MAX_SEGS];
     const s_lexhit *hits;

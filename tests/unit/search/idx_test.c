@@ -1616,10 +1616,11 @@ static void test_block_ids_code(void **state) {
 }
 
 /* The same code in an index, against brute force: docs of six one-character
- * words (equal lengths: a term's BM25 score grows with its tf alone) over ids
- * 1-1200 and 300000-300100, where 甲 is in ~90% of the docs (bitmaps), 乙 in
- * ~12% (Elias-Fano), 丙 in ids 1-70 and 300000-300050 (varints: one far
- * gap), written in flushes of 50 docs with merges of 2 (blocks copied and
+ * words and a two-character one (equal lengths: a term's BM25 score grows
+ * with its tf alone) over ids 1-1200 and 300000-300100, where 甲 and the
+ * bigram 丁戊 are in most of the docs (bitmaps), 乙 and 丁乙 in ~12%
+ * (Elias-Fano), 丙 in ids 1-70 and 300000-300050 (varints: one far gap),
+ * written in flushes of 50 docs with merges of 2 (blocks copied and
  * re-encoded), then every 7th doc deleted, then idx_optimize (merged with
  * its dead docs dropped). Each term's and pair's totals and hits are the
  * brute-force ones, and each single term's scores order its hits by tf. */
@@ -1627,24 +1628,33 @@ static void test_block_ids_code(void **state) {
 static uint64_t bi_id(size_t i) {
     return i < 1200 ? i + 1 : 300000 + (i - 1200);
 }
-static void bi_body(size_t i, char *out, uint8_t tf[4]) {
+static void bi_body(size_t i, char *out, uint8_t tf[6]) {
     static const char *ch[5] = {"甲", "乙", "丙", "丁", "戊"};
     unsigned seed = 7u + (unsigned)i * 31u;
     uint64_t id = bi_id(i);
     bool yi = test_rand(&seed) % 8 == 0, bing = id <= 70 || (id >= 300000 && id <= 300050);
-    memset(tf, 0, 4);
+    memset(tf, 0, 6);
     out[0] = 0;
     for (int sl = 0; sl < 6; sl++) {
         unsigned r = test_rand(&seed) % 6;
         int c = r < 2 ? 0 : (r == 2 && yi) || (sl == 0 && yi) ? 1 : (sl == 5 && bing) ? 2 : r == 3 ? 3 : 4;
         tf[c < 4 ? c : 0] += c < 4;
         strcat(out, ch[c]);
-        strcat(out, sl < 5 ? " " : "");
+        strcat(out, " ");
     }
+    /* a two-character word last (every doc: same length): 丁乙 where 乙 is
+     * (Elias-Fano), else mostly 丁戊 (bitmaps) */
+    bool ding = test_rand(&seed) % 8 != 0;
+    strcat(out, yi ? "丁乙" : ding ? "丁戊" : "戊戊");
+    tf[3] += yi || ding;
+    tf[1] += yi;
+    tf[4] = !yi && ding;
+    tf[5] = yi;
 }
-static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[4], const bool *live) {
-    static const char *q[] = {"甲", "乙", "丙", "丁", "甲 乙", "乙 丙", "丙 甲", "丁 乙"};
-    static const int qa[] = {0, 1, 2, 3, 0, 1, 2, 3}, qb[] = {-1, -1, -1, -1, 1, 2, 0, 1};
+static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[6], const bool *live) {
+    static const char *q[] = {"甲", "乙", "丙", "丁", "甲 乙", "乙 丙", "丙 甲", "丁 乙", "丁戊", "丁乙",
+                              "丁乙 丙", "丁戊 甲"};
+    static const int qa[] = {0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 5, 4}, qb[] = {-1, -1, -1, -1, 1, 2, 0, 1, -1, -1, 2, 0};
     for (size_t k = 0, off = 0; k < sizeof q / sizeof *q; off = off ? 0 : 1000, k += !off) {
         MDB_txn *txn; /* two pages of 1000 each */
         idx_query qq = {.query = q[k], .limit = 1000, .offset = (uint32_t)off};
@@ -1659,7 +1669,7 @@ static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[4], const bool *liv
         if (r.total != want || r.nhits != (want > off + 1000 ? 1000 : want > off ? want - off : 0))
             fail_msg("query '%s': total %llu (%zu hits from %zu), brute force %zu", q[k],
                      (unsigned long long)r.total, r.nhits, off, want);
-        static double score_of[7];
+        static double score_of[9];
         if (!off)
             memset(score_of, 0, sizeof score_of);
         for (size_t h = 0; h < r.nhits; h++) {
@@ -1677,8 +1687,8 @@ static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[4], const bool *liv
                 fail_msg("query '%s': doc %llu (tf %u) scores %.9f, another of its tf %.9f", q[k],
                          (unsigned long long)id, t, r.hits[h].score, score_of[t]);
         }
-        for (int t = 1; t < 7 && qb[k] < 0; t++)
-            for (int u = t + 1; u < 7; u++)
+        for (int t = 1; t < 9 && qb[k] < 0; t++)
+            for (int u = t + 1; u < 9; u++)
                 if (score_of[t] && score_of[u] && !(score_of[u] > score_of[t]))
                     fail_msg("query '%s': tf %d scores %.9f, tf %d %.9f", q[k], u, score_of[u], t,
                              score_of[t]);
@@ -1690,9 +1700,9 @@ static void test_block_ids_search(void **state) {
     char d[64] = "/tmp/idx_bids_XXXXXX";
     MDB_env *e = lmdb_tmp_open(d, 8, 0);
     idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 50, .merge_factor = 2};
-    static uint8_t tf[BI_DOCS][4];
+    static uint8_t tf[BI_DOCS][6];
     static bool live[BI_DOCS];
-    static char body[BI_DOCS][64];
+    static char body[BI_DOCS][80];
     MDB_txn *txn;
     idx *x = NULL;
     assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
@@ -1705,7 +1715,7 @@ static void test_block_ids_search(void **state) {
     }
     assert_int_equal(idx_flush(x, txn), IDX_OK);
     assert_int_equal(mdb_txn_commit(txn), 0);
-    bi_check(e, x, (const uint8_t(*)[4])tf, live);
+    bi_check(e, x, (const uint8_t(*)[6])tf, live);
     assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
     for (size_t i = 3; i < BI_DOCS; i += 7) {
         idx_doc doc = {.title = "x", .title_len = 1, .body = body[i], .body_len = strlen(body[i])};
@@ -1714,11 +1724,11 @@ static void test_block_ids_search(void **state) {
     }
     assert_int_equal(idx_flush(x, txn), IDX_OK);
     assert_int_equal(mdb_txn_commit(txn), 0);
-    bi_check(e, x, (const uint8_t(*)[4])tf, live);
+    bi_check(e, x, (const uint8_t(*)[6])tf, live);
     assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
     assert_int_equal(idx_optimize(x, txn), IDX_OK);
     assert_int_equal(mdb_txn_commit(txn), 0);
-    bi_check(e, x, (const uint8_t(*)[4])tf, live);
+    bi_check(e, x, (const uint8_t(*)[6])tf, live);
     idx_close(&x);
     lmdb_tmp_close(&e, d);
 }
