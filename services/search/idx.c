@@ -1281,10 +1281,32 @@ int idx_lexit_next(idx_lexit *it) {
     return rc ? rc : s_lexit_load(it, &k, &v);
 }
 
-static int s_tcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
-    size_t l = al < bl ? al : bl;
-    int c = memcmp(a, b, l);
-    return c ? c : (al > bl) - (al < bl);
+/* Steps it to its first entry >= tk. The entries are in order, each one
+ * sharing it->sh bytes with the one before: with m the bytes an entry below
+ * tk shares with tk, the next one is below tk too when it shares more than m
+ * with its predecessor, above it when it shares fewer, and only compared
+ * (from byte m) when it shares exactly m (or starts a page: sh 0). */
+static int s_lexit_walk(idx_lexit *it, const uint8_t *tk, size_t tkl) {
+    size_t m = 0;
+    bool full = true;
+    while (!it->eof) {
+        size_t sh = it->sh;
+        if (full || sh == 0 || sh == m) {
+            size_t l = full || sh == 0 ? 0 : m, n = it->tl < tkl ? it->tl : tkl;
+            while (l < n && it->term[l] == tk[l])
+                l++;
+            if (l == tkl || (l < it->tl && it->term[l] > tk[l]))
+                return 0; /* >= tk */
+            m = l;
+            full = false;
+        } else if (sh < m) {
+            return 0; /* its byte sh is above its predecessor's, which was tk's */
+        }
+        int rc = idx_lexit_next(it);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk, size_t tkl) {
@@ -1304,10 +1326,7 @@ int idx_lexit_seek(idx_lexit *it, MDB_cursor *c, uint32_t seg, const uint8_t *tk
     if (prc == 0 && pk.mv_size >= 4 && idx_get_be32(pk.mv_data) == seg) {
         if ((rc = s_lexit_load(it, &pk, &pv)))
             return rc;
-        while (!it->eof && s_tcmp(it->term, it->tl, tk, tkl) < 0)
-            if ((rc = idx_lexit_next(it)))
-                return rc;
-        return 0;
+        return s_lexit_walk(it, tk, tkl);
     }
     if (prc && prc != MDB_NOTFOUND)
         return prc;
