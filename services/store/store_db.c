@@ -593,6 +593,12 @@ static int s_put(s_wctx *c, const Bulletin__Article *a, store_result *r)
         return 0;
     }
 
+    if (!found && c->next_id > STORE_ID_MAX) {
+        s_reject(r, s_printf("article id space exhausted: ids are 32-bit for the full-text index "
+                             "(at most %llu articles can ever be created)",
+                             (unsigned long long)STORE_ID_MAX));
+        return 0;
+    }
     /* sm points into LMDB pages that the writes below may change: copy now */
     uint64_t seq = ++c->last_seq;
     uint64_t old_seq = found ? sm.seq : 0;

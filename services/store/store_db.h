@@ -105,6 +105,12 @@ typedef struct {
  */
 store_db *store_db_open(const char *dir, size_t map_size, char *err, size_t err_cap);
 
+/* The largest article id the store hands out: the workers' full-text index
+ * keys postings by 32-bit ids (idx.h IDX_ID_MAX). A put that would create an
+ * article past it is REJECTED ("article id space exhausted"); updates and
+ * deletes of existing articles go on. */
+#define STORE_ID_MAX UINT32_MAX
+
 /* Close the environment and set *self_p to NULL; safe on NULL. */
 void store_db_destroy(store_db **self_p);
 

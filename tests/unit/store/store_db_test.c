@@ -586,6 +586,53 @@ static void test_seq_persisted_no_reuse(void **state)
     assert_int_equal(r.id, 2); /* id 1 is never reused */
 }
 
+/* Ids stop at STORE_ID_MAX (the full-text index's 32-bit ids): with next_id
+ * set to it in the meta record, one more article is created, the next one is
+ * REJECTED, and updates of existing articles go on. */
+static void test_id_space_exhausted(void **state)
+{
+    fx *f = *state;
+    Bulletin__Article a = s_article("first", "T", "1", 1);
+    assert_int_equal(s_put1(f->db, &a, 1).id, 1);
+    store_db_destroy(&f->db);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 64u << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t b[8];
+    uint64_t v = STORE_ID_MAX;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (uint8_t)v;
+    MDB_val k = {7, "next_id"}, d = {8, b};
+    assert_int_equal(mdb_put(txn, meta, &k, &d, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    f->db = s_open(f->dir, 64u << 20);
+    assert_non_null(f->db);
+    Bulletin__Article l = s_article("last", "T", "2", 1), o = s_article("over", "T", "3", 1);
+    store_result r = s_put1(f->db, &l, 2);
+    assert_int_equal(r.status, BULLETIN__WRITE_STATUS__CREATED);
+    assert_int_equal(r.id, STORE_ID_MAX);
+    s_batch bt = {.n = 0};
+    s_add_put(&bt, &o);
+    store_write w = {0};
+    char err[256];
+    assert_int_equal(store_db_write(f->db, bt.p, bt.n, 3, &w, err, sizeof err), 0);
+    assert_int_equal(w.results[0].status, BULLETIN__WRITE_STATUS__REJECTED);
+    assert_non_null(strstr(w.results[0].error, "article id space exhausted"));
+    store_write_clear(&w);
+    assert_null(s_get(f->db, 0, "over"));
+    a.body = "1 again"; /* an update still goes through */
+    r = s_put1(f->db, &a, 4);
+    assert_int_equal(r.status, BULLETIN__WRITE_STATUS__UPDATED);
+    assert_int_equal(r.id, 1);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -669,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_utf8_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_persisted_no_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_space_exhausted, setup, teardown),
         cmocka_unit_test(test_map_growth_and_reopen),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_preextend),
