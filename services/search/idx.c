@@ -97,16 +97,19 @@ size_t idx_post_key(uint32_t seg, const uint8_t *tk, size_t tklen, uint64_t doci
     return tklen + IDX_POST_KEY_EXTRA;
 }
 
-const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h) {
+const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h, bool ef) {
     if (!(p = idx_varint_get(p, end, &h->n)) || h->n > IDX_BLOCK_DOCS)
         return NULL;
     h->one = h->n == 0;
+    h->derive = ef && h->n > 1 && h->n <= IDX_HEAD_NOMAX;
+    if (h->derive)
+        h->maxt = h->maxb = 0;
     if (h->one) {
         h->n = 1;
         h->maxt = 0;
         h->maxb = 1;
     }
-    if ((h->n > 1 && !(p = idx_tf_get(p, end, &h->maxt, &h->maxb))) ||
+    if ((h->n > 1 && !h->derive && !(p = idx_tf_get(p, end, &h->maxt, &h->maxb))) ||
         !(p = idx_varint_get(p, end, &h->minlt)) || !(p = idx_varint_get(p, end, &h->minlb)))
         return NULL;
     /* one doc: its frequencies (read, not consumed) are the largest */
@@ -1545,7 +1548,7 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
-    if (!(p = idx_block_head(p, end, &h)))
+    if (!(p = idx_block_head(p, end, &h, ef)))
         return -1;
     e[0].docid = first;
     if (ef) {
@@ -1611,7 +1614,7 @@ static int s_block_last(const uint8_t *p, size_t len, uint64_t first, bool ef, u
     const uint8_t *end = p + len;
     idx_bhead h;
     uint64_t v;
-    if (!(p = idx_block_head(p, end, &h)))
+    if (!(p = idx_block_head(p, end, &h, ef)))
         return -1;
     if (ef) {
         uint64_t d[IDX_BLOCK_DOCS];
@@ -1670,7 +1673,7 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     /* a lone (0, 1) doc: n = 0 and no frequencies */
     bool single = j - i == 1 && idx_tf_is_one(e[i].tft, e[i].tfb);
     p += idx_varint_put(p, single ? 0 : j - i);
-    if (j - i > 1)
+    if (j - i > 1 && !(ef && j - i <= IDX_HEAD_NOMAX))
         p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
     p += idx_varint_put(p, minlb);
@@ -2067,7 +2070,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                 idx_bhead bh;
                 if (s_block_last(bp + 12, vl, first, ef, &last) ||
                     (any && first <= prev_last) ||
-                    !idx_block_head(bp + 12, bp + 12 + vl, &bh))
+                    !idx_block_head(bp + 12, bp + 12 + vl, &bh, ef))
                     fast = false;
                 else
                     total += bh.n;
@@ -2095,7 +2098,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                 const uint8_t *blk = bp + 12;
                 bp += 12 + vl;
                 idx_bhead h;
-                if (!idx_block_head(blk, blk + vl, &h)) {
+                if (!idx_block_head(blk, blk + vl, &h, ef)) {
                     log_error("idx.corrupt", "what=block seg=%u first=%llu", sg->id,
                               (unsigned long long)first);
                     rc = MDB_CORRUPTED;

@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 18 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 19 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -32,7 +32,8 @@
                          entries without their min lengths (the segment's:
                          idx_seg); 17: posting keys with 4-byte doc ids;
                          18: CJK bigrams' block doc ids coded as the
-                         unigrams' */
+                         unigrams'; 19: CJK terms' blocks of 2-8 docs
+                         without their largest frequencies (IDX_HEAD_NOMAX) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -373,10 +374,17 @@ extern uint64_t idx_merges_read_ahead;
 typedef struct {
     uint64_t n, maxt, maxb, minlt, minlb;
     bool one; /* n = 0 was stored: one doc, (0, 1), no frequencies code */
+    bool derive; /* no largest frequencies stored (IDX_HEAD_NOMAX): maxt
+                    and maxb read 0; the reader takes them from the codes */
 } idx_bhead;
-/* Decode a block's header; returns the rest of the block (its doc-id deltas),
- * NULL if malformed. */
-const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h);
+/* A block of 2..IDX_HEAD_NOMAX docs of a CJK term (idx_term_ids_code) stores
+ * no largest frequencies: most of zh's bigram blocks are small and inline,
+ * and their max code was ~1 byte of ~30; the search derives them from the
+ * block's codes when it needs the block's bound (s_post_bound). */
+#define IDX_HEAD_NOMAX 8
+/* Decode a block's header (ef: a CJK term's block, idx_term_ids_code);
+ * returns the rest of the block (its doc ids), NULL if malformed. */
+const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h, bool ef);
 
 /* BLOCK DOC IDS OF CJK TERMS (idx_term_ids_code: CJK unigrams and bigrams;
  * formats 14-17: unigrams only, whose lists are dense: 22.5 of zh's 150.6 MB

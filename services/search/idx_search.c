@@ -517,7 +517,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     for (const uint8_t *q = b + 64; q < end && q < b + S_PREFETCH_BLOCK; q += 64)
         __builtin_prefetch(q);
     s_blocks_decoded++;
-    if (!(b = s->inl_one ? idx_block_head_one(b, &s->seg, &s->h) : idx_block_head(b, end, &s->h)))
+    if (!(b = s->inl_one ? idx_block_head_one(b, &s->seg, &s->h) : idx_block_head(b, end, &s->h, p->ef)))
         goto bad;
     uint64_t n = s->h.n;
     uint64_t d = first;
@@ -1410,6 +1410,14 @@ static double s_post_bound(const s_ctx *c, s_post *p, bool title_only) {
     s_sub *s = &p->subs[p->cur];
     if (!s->bound_ok) {
         double v = 0;
+        if (s->h.derive) { /* IDX_HEAD_NOMAX: the largest of the codes */
+            s_sub_tf(p, s);
+            for (size_t i = 0; i < s->n; i++) {
+                s->h.maxt = s->tft[i] > s->h.maxt ? s->tft[i] : s->h.maxt;
+                s->h.maxb = s->tfb[i] > s->h.maxb ? s->tfb[i] : s->h.maxb;
+            }
+            s->h.derive = false;
+        }
         if (s->h.maxt) {
             double tf = (double)s->h.maxt;
             v += c->wt * tf * (c->k1 + 1) /

@@ -1267,7 +1267,7 @@ static void s_lex_kinds(MDB_env *e, idx *x, unsigned counts[4], size_t *long_sh,
             } else if (it.kind == IDX_LEX_INL) {
                 idx_bhead h;
                 assert_non_null(v.blk);
-                assert_non_null(idx_block_head(v.blk, v.blk + v.blen, &h));
+                assert_non_null(idx_block_head(v.blk, v.blk + v.blen, &h, idx_term_ids_code(it.term, it.tl)));
                 assert_int_equal(v.df, (int64_t)h.n);
             }
             assert_int_equal(idx_lexit_next(&it), 0);
@@ -1733,6 +1733,50 @@ static void test_block_ids_search(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* IDX_HEAD_NOMAX: a CJK term's blocks of 2-8 docs store no largest
+ * frequencies; the search takes them from the codes for the block's bound.
+ * Segments of 5 docs of equal lengths (one block each): the first has 甲乙
+ * twice in its first doc, the second once in each but its last doc (three
+ * times). Top 1 must be that last doc: a bound taken from fewer than all the
+ * block's codes is below the first segment's best and skips the block. */
+static void test_block_nomax(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_nomax_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 0);
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 5, .merge_factor = 64};
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    static const char *body[10] = {
+        "甲乙 甲乙 丙丁", "甲乙 丙丁 丙丁", "甲乙 丙丁 丙丁", "甲乙 丙丁 丙丁", "甲乙 丙丁 丙丁",
+        "甲乙 丙丁 丙丁", "甲乙 丙丁 丙丁", "甲乙 丙丁 丙丁", "甲乙 丙丁 丙丁", "甲乙 甲乙 甲乙"};
+    for (uint64_t id = 1; id <= 10; id++) {
+        idx_doc doc = {.title = "x", .title_len = 1, .body = body[id - 1], .body_len = strlen(body[id - 1])};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    idx_segs sg;
+    assert_int_equal(idx_segs_get(x, txn, &sg), 0);
+    assert_int_equal(sg.nsegs, 2);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    for (uint32_t lim = 1; lim <= 2; lim++) {
+        idx_query q = {.query = "甲乙", .limit = lim};
+        idx_result r;
+        assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+        assert_int_equal(idx_search(x, txn, &q, &r), IDX_OK);
+        mdb_txn_abort(txn);
+        assert_int_equal(r.total, 10);
+        assert_int_equal(r.nhits, lim);
+        assert_int_equal(r.hits[0].id, 10);
+        if (lim == 2)
+            assert_int_equal(r.hits[1].id, 1);
+        idx_result_free(&r);
+    }
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* Phrase checks far into bodies: a candidate's positions are found by
  * skipping those of the block's docs before it (s_varints_skip, 8 bytes at
  * a time); random gaps of 1-150 words make the position deltas one- and
@@ -2075,6 +2119,7 @@ int main(void) {
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
         cmocka_unit_test(test_block_ids_search), cmocka_unit_test(test_tf_in_place),
+        cmocka_unit_test(test_block_nomax),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
         cmocka_unit_test(test_lexicon_entries), cmocka_unit_test(test_id_max),
     };
