@@ -452,11 +452,12 @@ long idx_dict_name(idx *self, MDB_txn *txn, char kind, uint32_t id, char *out, s
  * flush, a merge and a drop cost per page, not per term. */
 /* A page's LMDB node (8-byte node header, key, value) is kept within a
  * third of a 4 KiB leaf page (4080 bytes after the page header; 2 bytes of
- * index per node, nodes of even size): three pages fill a leaf (pages of ~1.5
- * KB, two per leaf, left 27% of idx_lex's pages empty; a quarter, as until
- * format 17, left 1.1 MB more of zh's index in page keys and page tails; a
- * half 2.1 MB, but a lookup's walk to its entry cost +1.6% of zh's search
- * instructions). An entry larger than that has a page of its own. */
+ * index per node, nodes of even size), so three pages fill a leaf. Pages of
+ * ~1.5 KB (two per leaf) left 27% of idx_lex's pages empty; a quarter of a
+ * leaf (until format 17) left 1.1 MB more of zh's index in page keys and
+ * page tails than a third; a half would save 2.1 MB, but a lookup's walk to
+ * its entry cost +1.6% of zh's search instructions. An entry larger than
+ * that has a page of its own. */
 #define IDX_LEX_NODE 1358 /* 3 x (1358 + 2) = 4080 */
 #define IDX_INLINE_MAX 1000 /* larger single blocks go to idx_post */
 enum { IDX_LEX_ASIS, IDX_LEX_INL, IDX_LEX_ONE, IDX_LEX_POST };
