@@ -575,8 +575,12 @@ static void s_index_repair(s_worker *w)
  * back to the kernel (heap trim, mmap'd blocks) only to fault it in, zeroed,
  * for the next chunk: ~160k page faults in a 307k-article en bootstrap.
  * During the load nothing is trimmed and blocks up to 32 MiB come from the
- * heap; after it, a trim threshold like glibc's dynamic one (twice the mmap
- * threshold) and one malloc_trim give the load's memory back. */
+ * heap; after it, one malloc_trim gives the load's memory back. The mmap
+ * threshold stays at 32 MiB and the trim threshold at 64 MiB for the
+ * process's life: any M_MMAP_THRESHOLD ends glibc's dynamic thresholds (which
+ * grow to those values anyway), so an arena may keep up to 64 MiB of freed
+ * memory before it trims. mallopt's result is not checked: on failure glibc
+ * keeps its defaults, which are only slower. */
 #define S_BULK_MMAP_MAX ((size_t)32 << 20)
 
 static void s_bulk_malloc(bool on)

@@ -703,6 +703,10 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
             s->i++;
         return s->docs[s->i];
     }
+    if (target > IDX_ID_MAX) { /* no such doc; a seek key would clamp it to IDX_ID_MAX */
+        s->eof = true;
+        return S_NOMORE;
+    }
     uint32_t sid = s->seg.id;
     MDB_val k, v;
     /* next block first (sequential access); an inline list has one block */
@@ -771,6 +775,10 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
         }
         if (s_sub_load(p, s, &k, &v))
             return S_NOMORE;
+        if (s->docs[s->n - 1] < target) { /* blocks out of order: the scan below would run off */
+            s_sub_corrupt(p, s);
+            return S_NOMORE;
+        }
     }
     while (s->docs[s->i] < target)
         s->i++;
@@ -1741,22 +1749,29 @@ static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d,
             break;
         next[0] += m;
         if (tab) {
+            /* The offsets are masked to the table: in a well-formed index
+             * every doc here is in (d, e] and e - d <= S_WIN_SPAN, so the
+             * mask changes nothing; a corrupt block's ids that do not rise
+             * (no decoder checks that: it would cost ~3% of the search's
+             * CPU) then give a wrong count, never a write outside s_wtab. */
             uint64_t xm = w->doc[m - 1];
-            size_t top = (size_t)(xm - d); /* entries for the docs <= xm */
+            size_t top = xm > d && xm - d <= S_WIN_SPAN ? (size_t)(xm - d) : S_WIN_SPAN;
             for (size_t k = 1; k < nr; k++) {
                 const s_sub *s = &req[k].alts[0].posts[0].subs[0];
                 uint8_t *t = s_wtab[k];
-                memset(t + zeroed, 0, top - zeroed);
+                if (top > zeroed)
+                    memset(t + zeroed, 0, top - zeroed);
                 size_t j = next[k];
                 for (; j < s->n && s->docs[j] <= xm; j++)
-                    t[s->docs[j] - d - 1] = (uint8_t)(j + 1);
+                    t[(s->docs[j] - d - 1) & (S_WIN_SPAN - 1)] = (uint8_t)(j + 1);
                 next[k] = j;
             }
-            zeroed = top;
+            if (top > zeroed)
+                zeroed = top; /* entries for the docs <= xm */
             s_win *o = &win[1];
             size_t n = 0;
             for (size_t i = 0; i < m; i++) {
-                size_t off = (size_t)(w->doc[i] - d - 1);
+                size_t off = (size_t)(w->doc[i] - d - 1) & (S_WIN_SPAN - 1);
                 unsigned all = 1;
                 o->doc[n] = w->doc[i];
                 o->at[0][n] = w->at[0][i];

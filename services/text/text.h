@@ -81,7 +81,9 @@ typedef struct {
 /* The stem cache's default size (256 KB): enough for searches and a few
  * articles; an analyzer of a bulk load is given TEXT_STEM_CACHE_BULK (4 MB:
  * 81.9% -> 92.1% of the words of 20k en articles found, and each hit saves
- * a Snowball call of ~185 ns; bench/README.md, bootstrap session 7). */
+ * a Snowball call of ~185 ns; bench/README.md, bootstrap session 7). A
+ * worker keeps its two bulk analyzers (the analysis thread's and its own)
+ * for later syncs: 8 MB of stem caches for the process's life. */
 #define TEXT_STEM_CACHE 4096
 #define TEXT_STEM_CACHE_BULK 65536
 
