@@ -504,6 +504,20 @@ static void s_sub_corrupt(s_post *p, s_sub *s) {
     s->eof = true;
 }
 
+/* Are the m bytes at b all below 0x80 (each a whole varint)? 8 at a time. */
+static inline bool s_bytes_small(const uint8_t *b, size_t m) {
+    uint64_t hi = 0;
+    size_t k = 0;
+    for (; k + 8 <= m; k += 8) {
+        uint64_t w;
+        memcpy(&w, b + k, 8);
+        hi |= w;
+    }
+    for (; k < m; k++)
+        hi |= b[k];
+    return !(hi & 0x8080808080808080ull);
+}
+
 /* Blocks decoded by this thread: a block bound computed from the current
  * blocks holds while this does not change (s_evaluate). */
 static _Thread_local uint64_t s_blocks_decoded;
@@ -525,6 +539,14 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     if (p->ef) { /* idx_int.h: BLOCK DOC IDS OF CJK TERMS */
         if (!(b = idx_block_ids_get(b, end, first, n, s->docs)))
             goto bad;
+    } else if (n > 1 && (size_t)(end - b) >= n - 1 && s_bytes_small(b, n - 1)) {
+        /* every delta one byte (frequent terms: gaps below 128), read as
+         * bytes: no varint's branch on its length */
+        for (uint64_t i = 1; i < n; i++) {
+            d += b[i - 1];
+            s->docs[i] = d;
+        }
+        b += n - 1;
     } else {
         for (uint64_t i = 1; i < n; i++) {
             if (!(b = s_varint(b, end, &x)))
