@@ -13,26 +13,33 @@
 
 #include "idx_search.c"
 
-static void s_clauses(s_cl req[2], s_matcher alt[2], s_post post[2], s_sub sub[2]) {
+/* Two clauses of one sub each, as s_window_count reads them. */
+typedef struct {
+    s_sub sub[2];
+    s_post post[2];
+    s_matcher alt[2];
+    s_cl req[2];
+    s_ctx c;
+} s_fix;
+
+static s_fix *s_fix_new(void) {
+    s_fix *f = calloc(1, sizeof *f);
+    assert_non_null(f);
     for (int k = 0; k < 2; k++) {
-        post[k].subs = &sub[k];
-        post[k].nsub = 1;
-        alt[k].posts = &post[k];
-        alt[k].np = 1;
-        req[k].alts = &alt[k];
-        req[k].na = 1;
+        f->post[k].subs = &f->sub[k];
+        f->post[k].nsub = 1;
+        f->alt[k].posts = &f->post[k];
+        f->alt[k].np = 1;
+        f->req[k].alts = &f->alt[k];
+        f->req[k].na = 1;
     }
+    return f;
 }
 
 static void test_window_falling_ids(void **state) {
     (void)state;
-    static s_sub sub[2];
-    static s_post post[2];
-    static s_matcher alt[2];
-    static s_cl req[2];
-    s_clauses(req, alt, post, sub);
-    s_ctx c;
-    memset(&c, 0, sizeof c);
+    s_fix *f = s_fix_new();
+    s_sub *sub = f->sub;
     uint64_t bases[3] = {(uint64_t)1 << 41, 1000000, 20};
     for (int r = 0; r < 3; r++) {
         uint64_t d = bases[r], end;
@@ -48,7 +55,7 @@ static void test_window_falling_ids(void **state) {
         sub[1].docs[1] = 5;
         sub[1].docs[2] = d;
         sub[1].docs[3] = d + 1000;
-        uint64_t n = s_window_count(&c, req, 2, d, true, 0, &end);
+        uint64_t n = s_window_count(&f->c, f->req, 2, d, true, 0, &end);
         assert_true(n <= 10); /* at most clause 0's docs after d */
         assert_true(end >= d);
         /* clause 0 falls instead: its chunk's last id below d */
@@ -57,21 +64,17 @@ static void test_window_falling_ids(void **state) {
         sub[1].i = 0;
         sub[1].docs[1] = d + 2;
         sub[1].docs[2] = d + 3;
-        n = s_window_count(&c, req, 2, d, true, 0, &end);
+        n = s_window_count(&f->c, f->req, 2, d, true, 0, &end);
         assert_true(n <= 10);
     }
+    free(f);
 }
 
 /* Well-formed blocks: the count is the intersection's size after d. */
 static void test_window_count(void **state) {
     (void)state;
-    static s_sub sub[2];
-    static s_post post[2];
-    static s_matcher alt[2];
-    static s_cl req[2];
-    s_clauses(req, alt, post, sub);
-    s_ctx c;
-    memset(&c, 0, sizeof c);
+    s_fix *f = s_fix_new();
+    s_sub *sub = f->sub;
     uint64_t d = 5000, end;
     sub[0].n = 100;
     sub[1].n = 50;
@@ -81,8 +84,9 @@ static void test_window_count(void **state) {
         sub[1].docs[i] = d + 3 * (uint64_t)i; /* d, d + 3, ..., d + 147 */
     sub[0].i = sub[1].i = 0;
     /* common after d: multiples of 6 in (0, 147]: 6, 12, ..., 144 = 24 */
-    assert_int_equal(s_window_count(&c, req, 2, d, true, 0, &end), 24);
+    assert_int_equal(s_window_count(&f->c, f->req, 2, d, true, 0, &end), 24);
     assert_int_equal(end, d + 147);
+    free(f);
 }
 
 int main(void) {
