@@ -1158,12 +1158,8 @@ static int s_segs_put(idx *self, MDB_txn *txn, idx_segs *s) {
 /* A length of 7 or more in an entry's header: the varint (length - 7) at
  * *p added (*p moved past it); false when malformed. */
 static inline bool s_lexit_len(const uint8_t **p, const uint8_t *end, size_t *l) {
-    if (*p < end && **p < 0x80) {
-        *l += *(*p)++;
-        return true;
-    }
     uint64_t x;
-    if (!(*p = idx_varint_get(*p, end, &x)) || x > IDX_TERM_MAX)
+    if (!(*p = idx_varint_get1(*p, end, &x)) || x > IDX_TERM_MAX)
         return false;
     *l += (size_t)x;
     return true;
@@ -1194,9 +1190,7 @@ static inline int s_lexit_parse(idx_lexit *it) {
     it->val = p;
     if (kind <= IDX_LEX_INL) { /* a length */
         uint64_t x;
-        if (p < end && *p < 0x80)
-            x = *p++;
-        else if (!(p = idx_varint_get(p, end, &x)))
+        if (!(p = idx_varint_get1(p, end, &x)))
             return MDB_CORRUPTED;
         if (x > (uint64_t)(end - p))
             return MDB_CORRUPTED;

@@ -198,6 +198,16 @@ static inline const uint8_t *idx_varint_get(const uint8_t *p, const uint8_t *end
     return NULL;
 }
 
+/* idx_varint_get with the one-byte case first (most lengths, deltas and
+ * frequencies are below 128): no loop for it. */
+static inline const uint8_t *idx_varint_get1(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+    if (p < end && *p < 0x80) {
+        *v = *p;
+        return p + 1;
+    }
+    return idx_varint_get(p, end, v);
+}
+
 /* Past n varints from b, or NULL when they run past end. A varint ends at
  * its first byte below 0x80: those are counted 8 bytes at a time (a
  * phrase check skips the positions of every doc of the block before its

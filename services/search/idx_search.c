@@ -490,14 +490,6 @@ static bool s_key_is(const MDB_val *k, uint32_t seg, const uint8_t *tk, size_t t
 #define S_STEP_BLOCKS 2 /* blocks s_sub_raw steps over before it seeks */
 
 /* One varint; single-byte values (most deltas and frequencies) inline. */
-static inline const uint8_t *s_varint(const uint8_t *b, const uint8_t *end, uint64_t *x) {
-    if (b < end && *b < 0x80) {
-        *x = *b;
-        return b + 1;
-    }
-    return idx_varint_get(b, end, x);
-}
-
 static void s_sub_corrupt(s_post *p, s_sub *s) {
     log_error("idx.corrupt", "what=block seg=%u", s->seg.id);
     p->err = 1;
@@ -549,7 +541,7 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
         b += n - 1;
     } else {
         for (uint64_t i = 1; i < n; i++) {
-            if (!(b = s_varint(b, end, &x)))
+            if (!(b = idx_varint_get1(b, end, &x)))
                 goto bad;
             d += x;
             s->docs[i] = d;
