@@ -168,7 +168,28 @@ __attribute__((constructor)) static void s_bytebits_init(void) {
     }
 }
 
-size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n) {
+/* The deltas of d[1..n) as varints at p; returns the bytes written. */
+static size_t s_ids_varints_put(uint8_t *p, const uint64_t *d, size_t n) {
+    uint8_t *q = p;
+    for (size_t k = 1; k < n; k++)
+        q += idx_varint_put(q, d[k] - d[k - 1]);
+    return (size_t)(q - p);
+}
+
+/* Decode n - 1 varint deltas at p into d[1..n) (d[0] set); NULL if malformed. */
+static const uint8_t *s_ids_varints_get(const uint8_t *p, const uint8_t *end, size_t n, uint64_t *d) {
+    for (size_t k = 1; k < n; k++) {
+        uint64_t x;
+        if (!(p = idx_varint_get(p, end, &x)))
+            return NULL;
+        d[k] = d[k - 1] + x;
+    }
+    return p;
+}
+
+size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
+    if (!idx_block_ids_coded(ef, n))
+        return s_ids_varints_put(p, d, n);
     size_t m = n - 1;
     uint64_t u = d[n - 1] - d[0];
     uint8_t tmp[10];
@@ -191,11 +212,8 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n) {
     }
     p[0] = (uint8_t)mode;
     uint8_t *q = p + 1;
-    if (mode == IDX_IDS_VARINT) {
-        for (size_t k = 1; k < n; k++)
-            q += idx_varint_put(q, d[k] - d[k - 1]);
-        return (size_t)(q - p);
-    }
+    if (mode == IDX_IDS_VARINT)
+        return 1 + s_ids_varints_put(q, d, n);
     memset(q, 0, best);
     for (size_t k = 0; k < m; k++) {
         uint64_t v = d[k + 1] - d[0];
@@ -211,23 +229,16 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n) {
 }
 
 const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
-                                 uint64_t *d) {
+                                 bool ef, uint64_t *d) {
     d[0] = first;
-    if (n < 2)
-        return p;
+    if (!idx_block_ids_coded(ef, n))
+        return s_ids_varints_get(p, end, n, d);
     if (p >= end)
         return NULL;
     unsigned mode = *p++;
     size_t m = n - 1;
-    if (mode == IDX_IDS_VARINT) {
-        for (size_t k = 1; k < n; k++) {
-            uint64_t x;
-            if (!(p = idx_varint_get(p, end, &x)))
-                return NULL;
-            d[k] = d[k - 1] + x;
-        }
-        return p;
-    }
+    if (mode == IDX_IDS_VARINT)
+        return s_ids_varints_get(p, end, n, d);
     /* Elias-Fano, and the bitmap as Elias-Fano of no low bits whose unary
      * high parts are the values - 1 themselves (no k added) */
     bool bm = mode == IDX_IDS_BITMAP;
@@ -1544,19 +1555,11 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
     uint64_t v;
     if (!(p = idx_block_head(p, end, &h, ef)))
         return -1;
-    e[0].docid = first;
-    if (ef) {
-        uint64_t d[IDX_BLOCK_DOCS];
-        if (!(p = idx_block_ids_get(p, end, first, h.n, d)))
-            return -1;
-        for (uint64_t i = 1; i < h.n; i++)
-            e[i].docid = d[i];
-    }
-    for (uint64_t i = 1; i < h.n && !ef; i++) {
-        if (!(p = idx_varint_get(p, end, &v)))
-            return -1;
-        e[i].docid = e[i - 1].docid + v;
-    }
+    uint64_t d[IDX_BLOCK_DOCS];
+    if (!(p = idx_block_ids_get(p, end, first, h.n, ef, d)))
+        return -1;
+    for (uint64_t i = 0; i < h.n; i++)
+        e[i].docid = d[i];
     const uint8_t *one = h.one ? idx_tf_one_single() : NULL;
     size_t nb = idx_tf_one_bytes(h.n);
     if (nb) {
@@ -1607,22 +1610,12 @@ static long s_block_decode(const uint8_t *p, size_t len, uint64_t first, s_entry
 static int s_block_last(const uint8_t *p, size_t len, uint64_t first, bool ef, uint64_t *last) {
     const uint8_t *end = p + len;
     idx_bhead h;
-    uint64_t v;
     if (!(p = idx_block_head(p, end, &h, ef)))
         return -1;
-    if (ef) {
-        uint64_t d[IDX_BLOCK_DOCS];
-        if (!idx_block_ids_get(p, end, first, h.n, d))
-            return -1;
-        *last = d[h.n - 1];
-        return 0;
-    }
-    *last = first;
-    for (uint64_t i = 1; i < h.n; i++) {
-        if (!(p = idx_varint_get(p, end, &v)))
-            return -1;
-        *last += v;
-    }
+    uint64_t d[IDX_BLOCK_DOCS];
+    if (!idx_block_ids_get(p, end, first, h.n, ef, d))
+        return -1;
+    *last = d[h.n - 1];
     return 0;
 }
 
@@ -1661,7 +1654,9 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     }
     idx_bytes *b = &self->scratch;
     b->len = 0;
-    if (idx_bytes_reserve(b, bytes + 16))
+    /* + 1: other terms' code byte (idx_block_ids_coded), left out of bytes
+     * so that their blocks end where they did before format 20 */
+    if (idx_bytes_reserve(b, bytes + 16 + 1))
         return i;
     uint8_t *p = b->p;
     /* a lone (0, 1) doc: n = 0 and no frequencies */
@@ -1671,14 +1666,10 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
         p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
     p += idx_varint_put(p, minlb);
-    if (ef && j - i > 1) { /* BLOCK DOC IDS OF CJK TERMS */
-        uint64_t d[IDX_BLOCK_DOCS];
-        for (size_t k = i; k < j; k++)
-            d[k - i] = e[k].docid;
-        p += idx_block_ids_put(p, d, j - i);
-    }
-    for (size_t k = i + 1; k < j && !ef; k++)
-        p += idx_varint_put(p, e[k].docid - e[k - 1].docid);
+    uint64_t d[IDX_BLOCK_DOCS]; /* BLOCK DOC IDS (idx_int.h) */
+    for (size_t k = i; k < j; k++)
+        d[k - i] = e[k].docid;
+    p += idx_block_ids_put(p, d, j - i, ef);
     size_t nb = idx_tf_one_bytes(j - i);
     if (nb) {
         memset(p, 0, nb);

@@ -10,7 +10,7 @@
 #define IDX_BLOCK_DOCS 128
 #define IDX_BLOCK_BYTES 1800
 #define IDX_KEY_MAX (4 + IDX_TERM_MAX + 1 + 8)
-#define IDX_FORMAT 19 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
+#define IDX_FORMAT 20 /* 1: before segments (no "segs" key); 2: segments, draft; 3: two varints of
                          frequencies per doc and a 5-varint block head; 4: the exact bit in the
                          positions of every term; 5: bare positions for exact
                          forms and terms from a byte >= 0x80; 6: their blocks'
@@ -33,7 +33,9 @@
                          idx_seg); 17: posting keys with 4-byte doc ids;
                          18: CJK bigrams' block doc ids coded as the
                          unigrams'; 19: CJK terms' blocks of 2-8 docs
-                         without their largest frequencies (IDX_HEAD_NOMAX) */
+                         without their largest frequencies (IDX_HEAD_NOMAX);
+                         20: other terms' blocks of >= IDX_IDS_CODE_N docs
+                         code their ids too (BLOCK DOC IDS below) */
 #define IDX_MAX_SEGS 64
 #define IDX_MERGE_FACTOR 8
 #define IDX_TAG_PREFIX "\x02t"
@@ -377,7 +379,7 @@ extern uint64_t idx_merges_read_ahead;
  * frequencies as idx_tf_put, only when n > 1], varint min title length,
  * varint min body length; a block of one doc takes maxt/maxb from that doc's
  * frequencies, which follow the header (a one-doc block has no id deltas).
- * After the header: n - 1 varint doc-id deltas, [the (0, 1) bitmap, n > 1],
+ * After the header: the n - 1 doc ids (BLOCK DOC IDS below), [the (0, 1) bitmap, n > 1],
  * the docs' frequencies (idx_tf_put), their positions. A one-doc block
  * whose doc has (0, 1) stores n = 0 and no frequencies (decoded as n = 1,
  * `one` set). */
@@ -396,18 +398,22 @@ typedef struct {
  * returns the rest of the block (its doc ids), NULL if malformed. */
 const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h, bool ef);
 
-/* BLOCK DOC IDS OF CJK TERMS (idx_term_ids_code: CJK unigrams and bigrams;
- * formats 14-17: unigrams only, whose lists are dense: 22.5 of zh's 150.6 MB
- * were their varint deltas, 30.6 the bigrams'). In a
- * block of n > 1 docs of such a term, the n - 1 doc-id deltas are replaced by
- * a code of the values v_k = doc_{k+1} - first (0 < v_0 < ... < v_{m-1} = U,
- * m = n - 1), the smallest of three, chosen by its first byte:
+/* BLOCK DOC IDS (formats 14-17: CJK unigrams only, whose lists are dense:
+ * 22.5 of zh's 150.6 MB were their varint deltas, 30.6 the bigrams'; 18-19:
+ * CJK unigrams and bigrams, idx_term_ids_code; 20: also every other term's
+ * blocks of at least IDX_IDS_CODE_N docs: a block of en's frequent terms
+ * spans a few hundred ids, a bitmap of ~45 bytes against ~127 one-byte
+ * deltas). In such a block (idx_block_ids_coded) the n - 1 doc-id deltas
+ * are replaced by a code of the values v_k = doc_{k+1} - first
+ * (0 < v_0 < ... < v_{m-1} = U, m = n - 1), the smallest of three, chosen
+ * by its first byte:
  *   0-31 (L): Elias-Fano, one little-endian bit stream (bit i: bit i & 7 of
  *        byte i / 8): m low parts of L bits (v_k & (2^L - 1)), then the high
  *        parts in unary: bit (v_k >> L) + k of the rest set for each k; it
  *        ends with the byte of the last set bit (m * L + (U >> L) + m bits);
  *   IDX_IDS_BITMAP: bit v - 1 set for each value (ceil(U / 8) bytes);
- *   IDX_IDS_VARINT: the m deltas as varints (as other terms' blocks).
+ *   IDX_IDS_VARINT: the m deltas as varints (as other blocks').
+ * Other blocks of n > 1 docs store the m deltas as varints, no code byte.
  * A reader decodes all m at once (the search's blocks are decoded whole). */
 static inline bool idx_term_ids_code(const uint8_t *tk, size_t tkl) {
     if (tkl < 3 || tk[0] < 0xE1)
@@ -418,13 +424,19 @@ static inline bool idx_term_ids_code(const uint8_t *tk, size_t tkl) {
 }
 #define IDX_IDS_BITMAP 0x40
 #define IDX_IDS_VARINT 0x41
-/* Encode the ids d[1..n) of a block that starts at d[0] (n > 1) into p;
- * returns the bytes written: at most 1 + the varint deltas' bytes. */
-size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n);
-/* Decode idx_block_ids_put's code of n - 1 ids into d[1..n) (d[0] = first
- * is set too); returns the byte after it, NULL if malformed. */
+#define IDX_IDS_CODE_N 8 /* other terms' blocks of this many docs or more are coded */
+/* Does a block of n docs of a term (ef: idx_term_ids_code) code its ids? */
+static inline bool idx_block_ids_coded(bool ef, uint64_t n) {
+    return n > 1 && (ef || n >= IDX_IDS_CODE_N);
+}
+/* Encode the ids d[1..n) of a block that starts at d[0] into p (nothing
+ * when n < 2; ef: idx_term_ids_code); returns the bytes written: at most 1
+ * + the varint deltas' bytes. */
+size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef);
+/* Decode idx_block_ids_put's ids of a block of n docs into d[1..n) (d[0] =
+ * first is set too); returns the byte after them, NULL if malformed. */
 const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
-                                 uint64_t *d);
+                                 bool ef, uint64_t *d);
 
 int idx_meta_get(idx *self, MDB_txn *txn, idx_meta_stats *st);
 /* Column record of a doc (zeroed if absent). */

@@ -528,9 +528,13 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     uint64_t n = s->h.n;
     uint64_t d = first;
     s->docs[0] = d;
-    if (p->ef) { /* idx_int.h: BLOCK DOC IDS OF CJK TERMS */
-        if (!(b = idx_block_ids_get(b, end, first, n, s->docs)))
+    /* idx_int.h: BLOCK DOC IDS; a code's varints take the paths below */
+    bool coded = idx_block_ids_coded(p->ef, n);
+    if (coded && b < end && *b != IDX_IDS_VARINT) {
+        if (!(b = idx_block_ids_get(b, end, first, n, p->ef, s->docs)))
             goto bad;
+    } else if ((b += coded) > end) {
+        goto bad;
     } else if (n > 1 && (size_t)(end - b) >= n - 1 && s_bytes_small(b, n - 1)) {
         /* every delta one byte (frequent terms: gaps below 128), read as
          * bytes: no varint's branch on its length */

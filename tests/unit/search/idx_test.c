@@ -1571,18 +1571,23 @@ static void test_first_post_key(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
-/* idx_int.h BLOCK DOC IDS: the code of a run-position term's block ids
- * round-trips for lists that pick each of its three forms (a dense list:
- * the bitmap; ids ~8 apart: Elias-Fano; a run of neighbours and one far id:
- * varints), of 2 and 128 ids, with ids past 2^32; the decoder ends where the
- * encoder did and refuses every truncation. */
+/* idx_int.h BLOCK DOC IDS: the code of a CJK term's block ids round-trips
+ * for lists that pick each of its three forms (a dense list: the bitmap;
+ * ids ~8 apart: Elias-Fano; a run of neighbours and one far id: varints),
+ * of 2 and 128 ids, with ids past 2^32; the decoder ends where the encoder
+ * did and refuses every truncation. Another term's block (ef false) has the
+ * same code from IDX_IDS_CODE_N docs on, and below that its varint deltas
+ * alone, which round-trip and refuse truncations too. */
 static void test_block_ids_code(void **state) {
     (void)state;
     unsigned seed = 99;
     int modes[3] = {0, 0, 0}; /* bitmap, EF, varint */
+    int plain = 0, coded = 0;   /* ef false: blocks without / with a code */
     for (int round = 0; round < 600; round++) {
         uint64_t d[IDX_BLOCK_DOCS], got[IDX_BLOCK_DOCS];
         size_t n = round % 3 == 0 ? 2 + test_rand(&seed) % 4 : round % 5 == 0 ? 128 : 2 + test_rand(&seed) % 127;
+        if (round % 11 == 0)
+            n = IDX_IDS_CODE_N - 1 + (size_t)(round / 11) % 2; /* either side of the threshold */
         int kind = round % 3;
         d[0] = (round % 7 == 0 ? (1ull << 33) : 1) + test_rand(&seed) % 1000;
         for (size_t k = 1; k < n; k++) {
@@ -1592,27 +1597,45 @@ static void test_block_ids_code(void **state) {
                                         : 1;
             d[k] = d[k - 1] + gap;
         }
-        uint8_t buf[8 + IDX_BLOCK_DOCS * 10];
-        size_t len = idx_block_ids_put(buf, d, n);
-        assert_true(len >= 2 && len <= sizeof buf);
-        modes[buf[0] == IDX_IDS_BITMAP ? 0 : buf[0] == IDX_IDS_VARINT ? 2 : 1]++;
-        if (buf[0] != IDX_IDS_BITMAP && buf[0] != IDX_IDS_VARINT)
-            assert_true(buf[0] < 32);
-        /* bytes after the code (a block's frequencies follow it) are not read as ids */
-        memset(buf + len, 0xff, 8);
-        assert_ptr_equal(idx_block_ids_get(buf, buf + len + 8, d[0], n, got), buf + len);
-        for (size_t k = 0; k < n; k++)
-            if (got[k] != d[k])
-                fail_msg("round %d (n %zu, code %u): id %zu is %llu, not %llu", round, n, buf[0], k,
-                         (unsigned long long)got[k], (unsigned long long)d[k]);
-        for (size_t cut = 0; cut < len; cut++)
-            assert_null(idx_block_ids_get(buf, buf + cut, d[0], n, got));
+        uint8_t buf[8 + IDX_BLOCK_DOCS * 10], vb[8 + IDX_BLOCK_DOCS * 10];
+        for (int ef = 1; ef >= 0; ef--) {
+            uint8_t *b = ef ? buf : vb;
+            size_t len = idx_block_ids_put(b, d, n, ef);
+            assert_true(len >= 1 && len <= sizeof buf);
+            if (ef) {
+                assert_true(len >= 2);
+                modes[b[0] == IDX_IDS_BITMAP ? 0 : b[0] == IDX_IDS_VARINT ? 2 : 1]++;
+                if (b[0] != IDX_IDS_BITMAP && b[0] != IDX_IDS_VARINT)
+                    assert_true(b[0] < 32);
+            } else if (n >= IDX_IDS_CODE_N) { /* the same code */
+                coded++;
+                assert_memory_equal(vb, buf, len);
+            } else { /* the varint deltas, no code byte */
+                uint8_t tmp[10];
+                size_t vl = 0;
+                for (size_t k = 1; k < n; k++)
+                    vl += idx_varint_put(tmp, d[k] - d[k - 1]);
+                assert_int_equal(len, vl);
+                plain++;
+            }
+            /* bytes after the code (a block's frequencies follow it) are not read as ids */
+            memset(b + len, 0xff, 8);
+            assert_ptr_equal(idx_block_ids_get(b, b + len + 8, d[0], n, ef, got), b + len);
+            for (size_t k = 0; k < n; k++)
+                if (got[k] != d[k])
+                    fail_msg("round %d ef %d (n %zu, code %u): id %zu is %llu, not %llu", round, ef,
+                             n, b[0], k, (unsigned long long)got[k], (unsigned long long)d[k]);
+            for (size_t cut = 0; cut < len; cut++)
+                assert_null(idx_block_ids_get(b, b + cut, d[0], n, ef, got));
+        }
     }
     /* each form was chosen (kind 0 picks the bitmap, 1 Elias-Fano, 2 varints) */
     assert_true(modes[0] > 100 && modes[1] > 100 && modes[2] > 100);
+    assert_true(plain > 100 && coded > 100);
     uint8_t bad[4] = {32, 0, 0, 0}; /* no such code */
-    uint64_t got[4];
-    assert_null(idx_block_ids_get(bad, bad + 4, 1, 3, got));
+    uint64_t got[IDX_IDS_CODE_N];
+    assert_null(idx_block_ids_get(bad, bad + 4, 1, 3, true, got));
+    assert_null(idx_block_ids_get(bad, bad + 4, 1, IDX_IDS_CODE_N, false, got));
 }
 
 /* The same code in an index, against brute force: docs of six one-character
@@ -1628,8 +1651,12 @@ static void test_block_ids_code(void **state) {
 static uint64_t bi_id(size_t i) {
     return i < 1200 ? i + 1 : 300000 + (i - 1200);
 }
+/* the words: CJK (idx_term_ids_code) or English ones (IDX_IDS_CODE_N) */
+static const char *const bi_zh[8] = {"甲", "乙", "丙", "丁", "戊", "丁乙", "丁戊", "戊戊"};
+static const char *const bi_en[8] = {"alpha", "bravo", "charlie", "delta", "echo", "deltabravo", "deltaecho", "echoecho"};
+static const char *const *bi_w = bi_zh;
 static void bi_body(size_t i, char *out, uint8_t tf[6]) {
-    static const char *ch[5] = {"甲", "乙", "丙", "丁", "戊"};
+    const char *const *ch = bi_w;
     unsigned seed = 7u + (unsigned)i * 31u;
     uint64_t id = bi_id(i);
     bool yi = test_rand(&seed) % 8 == 0, bing = id <= 70 || (id >= 300000 && id <= 300050);
@@ -1645,15 +1672,22 @@ static void bi_body(size_t i, char *out, uint8_t tf[6]) {
     /* a two-character word last (every doc: same length): 丁乙 where 乙 is
      * (Elias-Fano), else mostly 丁戊 (bitmaps) */
     bool ding = test_rand(&seed) % 8 != 0;
-    strcat(out, yi ? "丁乙" : ding ? "丁戊" : "戊戊");
-    tf[3] += yi || ding;
-    tf[1] += yi;
+    strcat(out, yi ? bi_w[5] : ding ? bi_w[6] : bi_w[7]);
+    if (bi_w == bi_zh) { /* 丁 and 乙 of the bigram are unigrams too */
+        tf[3] += yi || ding;
+        tf[1] += yi;
+    }
     tf[4] = !yi && ding;
     tf[5] = yi;
 }
 static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[6], const bool *live) {
-    static const char *q[] = {"甲", "乙", "丙", "丁", "甲 乙", "乙 丙", "丙 甲", "丁 乙", "丁戊", "丁乙",
-                              "丁乙 丙", "丁戊 甲"};
+    /* queries: one word (c), or two (c c) */
+    static const int qw[][2] = {{0, -1}, {1, -1}, {2, -1}, {3, -1}, {0, 1}, {1, 2}, {2, 0}, {3, 1},
+                                {6, -1}, {5, -1}, {5, 2}, {6, 0}};
+    char q[12][64];
+    for (size_t k = 0; k < 12; k++)
+        snprintf(q[k], sizeof q[k], "%s%s%s", bi_w[qw[k][0]], qw[k][1] < 0 ? "" : " ",
+                 qw[k][1] < 0 ? "" : bi_w[qw[k][1]]);
     static const int qa[] = {0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 5, 4}, qb[] = {-1, -1, -1, -1, 1, 2, 0, 1, -1, -1, 2, 0};
     for (size_t k = 0, off = 0; k < sizeof q / sizeof *q; off = off ? 0 : 1000, k += !off) {
         MDB_txn *txn; /* two pages of 1000 each */
@@ -1695,8 +1729,8 @@ static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[6], const bool *liv
         idx_result_free(&r);
     }
 }
-static void test_block_ids_search(void **state) {
-    (void)state;
+static void bi_run(const char *const *words) {
+    bi_w = words;
     char d[64] = "/tmp/idx_bids_XXXXXX";
     MDB_env *e = lmdb_tmp_open(d, 8, 0);
     idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 50, .merge_factor = 2};
@@ -1731,6 +1765,18 @@ static void test_block_ids_search(void **state) {
     bi_check(e, x, (const uint8_t(*)[6])tf, live);
     idx_close(&x);
     lmdb_tmp_close(&e, d);
+}
+static void test_block_ids_search(void **state) {
+    (void)state;
+    bi_run(bi_zh);
+}
+/* The same with English words: alpha and deltaecho in most docs (blocks of
+ * IDX_IDS_CODE_N docs or more: bitmaps), bravo and deltabravo in ~12% (6 of
+ * a flush's 50 docs: bare varints; merged: Elias-Fano), charlie in two runs
+ * of ids far apart. */
+static void test_block_ids_search_en(void **state) {
+    (void)state;
+    bi_run(bi_en);
 }
 
 /* IDX_HEAD_NOMAX: a CJK term's blocks of 2-8 docs store no largest
@@ -2118,7 +2164,8 @@ int main(void) {
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
-        cmocka_unit_test(test_block_ids_search), cmocka_unit_test(test_tf_in_place),
+        cmocka_unit_test(test_block_ids_search),
+        cmocka_unit_test(test_block_ids_search_en), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_block_nomax),
         cmocka_unit_test(test_error_code),   cmocka_unit_test(test_column_chunks),
         cmocka_unit_test(test_lexicon_entries), cmocka_unit_test(test_id_max),
