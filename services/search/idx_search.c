@@ -419,6 +419,8 @@ static int s_parse(idx *self, const char *s, s_query *q, idx_result *r) {
  * docs, each doc's column record is checked (its generation must be the
  * segment's), so stale versions are skipped. */
 
+#define S_ONE_TT 4 /* title frequencies with a limit in s_window_one */
+
 typedef struct {
     MDB_cursor *c;
     idx_seg seg;
@@ -446,6 +448,12 @@ typedef struct {
     idx_colfield live;        /* the generation check: the live column of the chunk */
     uint64_t chunk_first;     /* that starts at this doc id (when chunk_ok) */
     bool chunk_ok;
+    /* s_window_one's limits for this block (lim_epoch == s_blocks_decoded)
+     * and heap worst: lim[tt] when bit tt of lim_known is set */
+    uint64_t lim_epoch;
+    double lim_worst;
+    uint32_t lim_known;
+    uint8_t lim[S_ONE_TT];
     /* Last, and not zeroed by s_post_open (S_SUB_HEAD): written by
      * s_sub_decode / s_sub_tf / s_sub_ra / s_sub_doc_bound before they are read. */
     double dbt[32], dbb[64];  /* per-doc bounds' title / body parts by tf (s_post_doc_bound) */
@@ -1684,6 +1692,48 @@ static size_t s_upper(const uint64_t *a, size_t lo, size_t n, uint64_t x) {
     return (size_t)(base - a) + (*base <= x);
 }
 
+/* A single term's window (s_window_count): the first doc in [i, hi) of
+ * block s whose own bound (s_sub_doc_bound) reaches worst, or hi. Every
+ * doc's bound is read, so the block's frequencies are decoded at once. The
+ * bound grows with the body frequency tb for a given title frequency tt
+ * (the same operations on a larger tf, and rounding keeps the order), so
+ * for each tt < S_ONE_TT the smallest tb < 64 whose bound reaches worst is
+ * found once per block and worst (a binary search over s_sub_doc_bound
+ * itself: the same decision, bit for bit; kept in s for the block's next
+ * window while worst is the same) and a doc below it is counted with one
+ * compare, not a call and its arithmetic per doc. */
+static size_t s_window_one(const s_ctx *c, s_post *p, s_sub *s, size_t i, size_t hi,
+                           double worst) {
+    s_sub_tf(p, s);
+    if (s->lim_epoch != s_blocks_decoded || s->lim_worst != worst) {
+        s->lim_epoch = s_blocks_decoded;
+        s->lim_worst = worst;
+        s->lim_known = 0;
+    }
+    for (; i < hi; i++) {
+        uint32_t tt = s->tft[i], tb = s->tfb[i];
+        if (tt < S_ONE_TT) {
+            if (!(s->lim_known >> tt & 1)) {
+                uint32_t lo = 0, up = 64; /* smallest tb < 64 with bound >= worst, or 64 */
+                while (lo < up) {
+                    uint32_t mid = (lo + up) / 2;
+                    if (s_sub_doc_bound(c, p, s, tt, mid, false) >= worst)
+                        up = mid;
+                    else
+                        lo = mid + 1;
+                }
+                s->lim[tt] = (uint8_t)lo;
+                s->lim_known |= 1u << tt;
+            }
+            if (tb < s->lim[tt])
+                continue; /* pruned */
+        }
+        if (s_sub_doc_bound(c, p, s, tt, tb, false) >= worst)
+            break; /* it may enter the heap */
+    }
+    return i;
+}
+
 /* The window count of a plain term or an AND of them (s_evaluate): at most
  * S_WIN_CLAUSES clauses, each one term on one segment without dead docs,
  * all on doc d, which was pruned. The docs in (d, e] that every clause has,
@@ -1726,14 +1776,7 @@ static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d,
         s_post *p = &req[0].alts[0].posts[0];
         s_sub *s = &p->subs[0];
         size_t i = s->i + 1, hi = s_upper(s->docs, s->i, s->n, e);
-        if (block || req[0].alts[0].filter) {
-            i = hi;
-        } else {
-            s_sub_tf(p, s); /* every doc's bound is read: decoded at once */
-            for (; i < hi; i++)
-                if (s_sub_doc_bound(c, p, s, s->tft[i], s->tfb[i], false) >= worst)
-                    break; /* it may enter the heap */
-        }
+        i = block || req[0].alts[0].filter ? hi : s_window_one(c, p, s, i, hi, worst);
         uint64_t cnt = i - (s->i + 1);
         if (i < hi) {
             s->i = i;

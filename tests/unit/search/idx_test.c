@@ -1883,9 +1883,12 @@ static void test_phrase_far_positions(void **state) {
  * computed here from the frequencies each doc was written with. One segment
  * of 3,000 docs (blocks of 128): frequent terms mostly once in a doc (marked
  * (0, 1)), now and then 2-5 times, peaks of 33-40 in the bodies of ids
- * 1200-1799 and of 4 in some titles; small limits, so that most candidates
- * are pruned by their own bounds (a frequency read wrong moves a peak, or
- * prunes a doc that belongs in the top). */
+ * 1200-1799, of 64-71 in those of ids 2400-2599 and of 4 in some titles;
+ * small limits, so that most candidates are pruned by their own bounds (a
+ * frequency read wrong moves a peak, or prunes a doc that belongs in the
+ * top). The one-word queries go through s_window_one's limits per title
+ * frequency (a limit one too high, or a doc past the limits taken as below
+ * them, prunes a doc of the top). */
 #define TF_DOCS 3000
 static struct {
     uint32_t tt[3], tb[3], lt, lb;
@@ -1992,6 +1995,8 @@ static void test_tf_in_place(void **state) {
                 tf = 2 + r % 4;
             else if (r < 8 && id >= 1200 && id < 1800)
                 tf = 33 + test_rand(&seed) % 8; /* a code of two bytes */
+            else if (r < 8 && id >= 2400 && id < 2600)
+                tf = 64 + test_rand(&seed) % 8; /* past s_window_one's limits (tb < 64) */
             for (unsigned k = 0; k < tf; k++)
                 o += (size_t)snprintf(body + o, sizeof body - o, "%s straw ", WORD[w]);
             tfd[id].tb[w] = tf;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "idx_search.c"
+#include "test_rand.h"
 
 /* Two clauses of one sub each, as s_window_count reads them. */
 typedef struct {
@@ -89,10 +90,61 @@ static void test_window_count(void **state) {
     free(f);
 }
 
+/* s_window_one (a single term's window) stops at the same doc as a loop
+ * over s_sub_doc_bound, for worsts that equal a doc's bound exactly (and the
+ * doubles just above and below it), with title frequencies below and at or
+ * above S_ONE_TT, body frequencies below and above 64, and a second call on
+ * the same block and worst (the kept limits). A limit one too high, or a
+ * doc past the limits taken as below them, stops late. */
+static void test_window_one(void **state) {
+    (void)state;
+    s_fix *f = s_fix_new();
+    s_sub *s = &f->sub[0];
+    s_post *p = &f->post[0];
+    f->c.k1 = 1.2;
+    f->c.b = 0.75;
+    f->c.wt = 2.0;
+    f->c.avg_t = 4.5;
+    f->c.avg_b = 180.0;
+    p->idf = 2.75;
+    unsigned seed = 7;
+    s->n = IDX_BLOCK_DOCS;
+    s->tf_ok = true;
+    static const uint64_t ML[][2] = {{1, 3}, {3, 40}, {12, 900}, {0, 0}};
+    for (size_t b = 0; b < sizeof ML / sizeof ML[0]; b++) {
+        s_blocks_decoded++; /* a new block: its limits are found again */
+        s->h.minlt = ML[b][0];
+        s->h.minlb = ML[b][1];
+        s->dbt_ok = 0;
+        s->dbb_ok = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            unsigned r = test_rand(&seed) % 16;
+            s->tft[i] = r < 10 ? 0 : r < 13 ? 1 : r < 15 ? 2 + test_rand(&seed) % 2 : 4 + test_rand(&seed) % 3;
+            s->tfb[i] = test_rand(&seed) % 8 ? test_rand(&seed) % 70 : 64 + test_rand(&seed) % 40;
+            if (!s->tft[i] && !s->tfb[i])
+                s->tfb[i] = 1;
+        }
+        for (int t = 0; t < 200; t++) {
+            size_t j = test_rand(&seed) % s->n, from = test_rand(&seed) % s->n;
+            double w = s_sub_doc_bound(&f->c, p, s, s->tft[j], s->tfb[j], false);
+            double ws[3] = {w, nextafter(w, 0), nextafter(w, INFINITY)};
+            for (int k = 0; k < 3; k++) {
+                size_t want = from;
+                while (want < s->n && s_sub_doc_bound(&f->c, p, s, s->tft[want], s->tfb[want], false) < ws[k])
+                    want++;
+                assert_int_equal(s_window_one(&f->c, p, s, from, s->n, ws[k]), want);
+                assert_int_equal(s_window_one(&f->c, p, s, from, s->n, ws[k]), want); /* kept limits */
+            }
+        }
+    }
+    free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_falling_ids),
         cmocka_unit_test(test_window_count),
+        cmocka_unit_test(test_window_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
