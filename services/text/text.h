@@ -78,13 +78,18 @@ typedef struct {
                                       rounded up to a power of two; 0 = TEXT_STEM_CACHE */
 } text_options;
 
-/* The stem cache's default size (256 KB): enough for searches and a few
- * articles; an analyzer of a bulk load is given TEXT_STEM_CACHE_BULK (4 MB:
- * 81.9% -> 92.1% of the words of 20k en articles found, and each hit saves
- * a Snowball call of ~185 ns; bench/README.md, bootstrap session 7). A
+/* The stem cache's default size (65536 slots, 4 MB): the search index's
+ * analyzer stems the query and the words of every hit's snippet that can
+ * match a query term (text_snippet), and 4096 slots kept too few of those:
+ * 1,357 Snowball calls per round of the 200 en bench queries' snippets with
+ * 4096 slots, 40 with 65536 (bench/README.md, hit path, session 8). An
+ * analyzer of a bulk load is given TEXT_STEM_CACHE_BULK (the same 4 MB:
+ * 81.9% -> 92.1% of the words of 20k en articles found against 4096 slots,
+ * and each hit saves a Snowball call of ~185 ns; bootstrap session 7). A
  * worker keeps its two bulk analyzers (the analysis thread's and its own)
- * for later syncs: 8 MB of stem caches for the process's life. */
-#define TEXT_STEM_CACHE 4096
+ * for later syncs and its index's: 12 MB of stem caches for the process's
+ * life. */
+#define TEXT_STEM_CACHE 65536
 #define TEXT_STEM_CACHE_BULK 65536
 
 typedef struct text_analyzer text_analyzer;
