@@ -3,22 +3,6 @@
 
 #include <string.h>
 
-int pbscan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    const uint8_t *q = *p;
-    for (int shift = 0; shift < 70 && q < end; shift += 7) {
-        uint8_t b = *q++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            *p = q;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int pbscan_next(const uint8_t **p, const uint8_t *end, pbscan_field *f)
 {
     if (*p >= end)

@@ -21,8 +21,24 @@ typedef struct {
     size_t len;           /* PB_LEN: their length */
 } pbscan_field;
 
-/* Read one varint at *p, advancing *p. 0, or -1 if truncated or over 10 bytes. */
-int pbscan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+/* Read one varint at *p, advancing *p. 0, or -1 if truncated or over 10 bytes.
+ * Inline: the scans of hot paths (a search hit's record, an envelope) read
+ * a few varints a field. */
+static inline int pbscan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    const uint8_t *q = *p;
+    for (int shift = 0; shift < 70 && q < end; shift += 7) {
+        uint8_t b = *q++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            *p = q;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 /* Read the next field at *p, advancing *p past it. Returns 1 when a field was
  * read, 0 at the end of the input, -1 on malformed input (groups, a wire type

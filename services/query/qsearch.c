@@ -805,27 +805,49 @@ typedef struct {
     int64_t published_at;
 } s_hitrec;
 
-/* One pass over the article's fields. 0, or -1 when it does not parse. */
+/* One pass over the article's fields (pbscan_next's checks, with only the
+ * fields a hit takes kept). 0, or -1 when it does not parse. */
 static int s_hitrec_scan(const MDB_val *v, s_hitrec *h)
 {
-    static const int slot[] = {[2] = S_KEY + 1, [3] = S_SITE + 1, [4] = S_CATEGORY + 1,
-                               [5] = S_TITLE + 1}; /* Article field -> slot + 1 */
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
-    pbscan_field f;
-    int rc;
     memset(h, 0, sizeof *h);
-    while ((rc = pbscan_next(&p, end, &f)) == 1) {
-        if (f.wire_type == PB_LEN && f.field < sizeof slot / sizeof slot[0] && slot[f.field]) {
-            h->str[slot[f.field] - 1] = (const char *)f.data;
-            h->len[slot[f.field] - 1] = f.len;
-        } else if (f.field == 6 && f.wire_type == PB_LEN) { /* Article.body */
-            h->body = (const char *)f.data;
-            h->body_len = f.len;
-        } else if (f.field == 10 && f.wire_type == PB_VARINT) { /* Article.published_at */
-            h->published_at = (int64_t)f.value;
+    while (p < end) {
+        uint64_t tag, val;
+        if (pbscan_varint(&p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+            return -1;
+        uint64_t field = tag >> 3;
+        switch (tag & 7) {
+        case PB_VARINT:
+            if (pbscan_varint(&p, end, &val) < 0)
+                return -1;
+            if (field == 10) /* Article.published_at */
+                h->published_at = (int64_t)val;
+            break;
+        case PB_FIXED64:
+        case PB_FIXED32: {
+            size_t w = (tag & 7) == PB_FIXED64 ? 8 : 4;
+            if ((size_t)(end - p) < w)
+                return -1;
+            p += w;
+            break;
+        }
+        case PB_LEN:
+            if (pbscan_varint(&p, end, &val) < 0 || val > (uint64_t)(end - p))
+                return -1;
+            if (field >= 2 && field <= 5) { /* Article.key, site, category, title */
+                h->str[field - 2] = (const char *)p;
+                h->len[field - 2] = (size_t)val;
+            } else if (field == 6) { /* Article.body */
+                h->body = (const char *)p;
+                h->body_len = (size_t)val;
+            }
+            p += val;
+            break;
+        default:
+            return -1;
         }
     }
-    return rc;
+    return 0;
 }
 
 /* Fill hit `h` (id and score set) from its record and the snippet of its
