@@ -1716,6 +1716,19 @@ static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *
     return 0;
 }
 
+/* Bytes an inline lexicon value adds to its block (two varints). */
+#define S_INLINE_HEAD 20
+
+/* The INLINE lexicon value of a term whose postings are the one block in
+ * self->scratch (first doc id `first`) at p (S_INLINE_HEAD + the block's
+ * bytes): varint zz(delta), varint first docid, block. Returns the end. */
+static uint8_t *s_inline_value(const idx *self, int64_t delta, uint64_t first, uint8_t *p) {
+    p += idx_varint_put(p, idx_zz(delta));
+    p += idx_varint_put(p, first);
+    memcpy(p, self->scratch.p, self->scratch.len);
+    return p + self->scratch.len;
+}
+
 /* A term of a segment: its lexicon entry (df delta) and its postings. When
  * they fit in one block (rare terms: most of them), the block is stored
  * INLINE in the lexicon value (varint zz(delta), varint first docid, block):
@@ -1730,13 +1743,9 @@ static int s_term_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, s
         if (j == n && self->scratch.len <= IDX_INLINE_MAX) {
             idx_bytes *b2 = &self->scratch2;
             b2->len = 0;
-            if (idx_bytes_reserve(b2, 20 + self->scratch.len))
+            if (idx_bytes_reserve(b2, S_INLINE_HEAD + self->scratch.len))
                 return ENOMEM;
-            uint8_t *p = b2->p;
-            p += idx_varint_put(p, idx_zz(delta));
-            p += idx_varint_put(p, e[0].docid);
-            memcpy(p, self->scratch.p, self->scratch.len);
-            p += self->scratch.len;
+            uint8_t *p = s_inline_value(self, delta, e[0].docid, b2->p);
             return s_lexw_add(self, txn, w, tk, tkl, b2->p, (size_t)(p - b2->p));
         }
         int rc = s_blocks_write(self, txn, w->seg, tk, tkl, e, n);
@@ -2426,7 +2435,10 @@ static int s_merge_policy(idx *self, MDB_txn *txn, idx_segs *S) {
 typedef struct {
     uint64_t pfx;
     uint32_t ti;
+    uint32_t off; /* the term's staged lexicon value (s_flush_stage), or S_UNSTAGED */
 } s_tsort;
+
+#define S_UNSTAGED UINT32_MAX
 
 static int s_term_cmp(const struct idx_pending *pd, uint32_t a, uint32_t b) {
     const s_pterm *x = &pd->terms[a], *y = &pd->terms[b];
@@ -2435,6 +2447,7 @@ static int s_term_cmp(const struct idx_pending *pd, uint32_t a, uint32_t b) {
     return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
 }
 
+/* o[i].off must be set for every term i (the sort keeps it with the term). */
 static int s_terms_sort(struct idx_pending *pd, s_tsort *o) {
     size_t n = pd->nterms;
     s_tsort *tmp = malloc((n ? n : 1) * sizeof *tmp);
@@ -2446,7 +2459,8 @@ static int s_terms_sort(struct idx_pending *pd, s_tsort *o) {
         uint64_t v = 0;
         for (size_t b = 0; b < 8; b++)
             v = v << 8 | (b < t->keylen ? k[b] : 0);
-        o[i] = (s_tsort){v, (uint32_t)i};
+        o[i].pfx = v;
+        o[i].ti = (uint32_t)i;
     }
     s_tsort *src = o, *dst = tmp;
     for (int shift = 0; shift < 64; shift += 8) {
@@ -2487,6 +2501,89 @@ static int s_col_cmp(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Term t's pending entries into ne->e[0..t->ndocs), in doc id order;
+ * ENOMEM or 0. */
+static int s_pterm_entries(const s_pterm *t, s_entries *ne) {
+    if (s_entries_reserve(ne, t->ndocs))
+        return ENOMEM;
+    size_t n = 0;
+    for (const s_piece *pc = t->first; pc; pc = pc->next) {
+        const uint8_t *p = pc->data, *end = p + (pc == t->tail ? t->tlen : pc->len);
+        while (p < end) {
+            s_entry *e = &ne->e[n++];
+            uint64_t lt = 0, lb = 0;
+            memcpy(&e->docid, p, 8);
+            p += 8;
+            p = idx_varint_get(p, end, &e->tft);
+            p = idx_varint_get(p, end, &e->tfb);
+            p = idx_varint_get(p, end, &lt);
+            p = idx_varint_get(p, end, &lb);
+            e->lt = (uint32_t)lt;
+            e->lb = (uint32_t)lb;
+            uint32_t pl;
+            memcpy(&pl, p, 4);
+            p += 4;
+            e->pos = p;
+            e->poslen = pl;
+            p += pl;
+        }
+    }
+    if (t->unsorted)
+        qsort(ne->e, n, sizeof(s_entry), s_entry_cmp);
+    return 0;
+}
+
+/* A flush's first pass: the lexicon values of the terms whose postings fit
+ * in one inline block (most terms), encoded in the order the terms were
+ * interned, which is the order of their records and (mostly) of their
+ * first pieces in memory: sequential reads. Each is staged in st as u16 key
+ * length, u16 value length, key, value; o[ti].off is its offset (S_UNSTAGED:
+ * the second pass writes the term as before). The second pass, in key
+ * order, then reads one compact record per staged term instead of the
+ * term's record, key and pieces scattered over the batch's memory (their
+ * first loads were most of a zh flush's samples). ENOMEM or 0. */
+static int s_flush_stage(idx *self, const struct idx_pending *pd, s_tsort *o, s_entries *ne,
+                         idx_bytes *st) {
+    for (size_t ti = 0; ti < pd->nterms; ti++) {
+        if (ti + 8 < pd->nterms) { /* the pieces are near each other, not in a stride */
+            const s_pterm *ah = &pd->terms[ti + 8];
+            if (ah->first) {
+                __builtin_prefetch(ah->first);
+                __builtin_prefetch((const char *)ah->first + 63);
+                if (ah->tail != ah->first)
+                    __builtin_prefetch(ah->tail);
+            }
+        }
+        const s_pterm *t = &pd->terms[ti];
+        o[ti].off = S_UNSTAGED;
+        if (!t->ndocs || t->ndocs > IDX_BLOCK_DOCS)
+            continue;
+        int rc = s_pterm_entries(t, ne);
+        if (rc)
+            return rc;
+        const uint8_t *tk = pd->keys.p + t->keyoff;
+        size_t j = s_block_encode(self, ne->e, 0, t->ndocs,
+                                  idx_term_runpos(self->runpos, tk, t->keylen),
+                                  idx_term_ids_code(tk, t->keylen));
+        if (j == 0)
+            return ENOMEM;
+        if (j < t->ndocs || self->scratch.len > IDX_INLINE_MAX || st->len >= S_UNSTAGED / 2)
+            continue;
+        if (idx_bytes_reserve(st, 4 + t->keylen + S_INLINE_HEAD + self->scratch.len))
+            return ENOMEM;
+        uint8_t *r = st->p + st->len;
+        memcpy(r + 4, tk, t->keylen);
+        uint8_t *e = s_inline_value(self, (int64_t)t->ndocs - (int64_t)t->removed, ne->e[0].docid,
+                                    r + 4 + t->keylen);
+        uint16_t kl = t->keylen, vl = (uint16_t)(e - (r + 4 + t->keylen));
+        memcpy(r, &kl, 2);
+        memcpy(r + 2, &vl, 2);
+        o[ti].off = (uint32_t)st->len;
+        st->len = (size_t)(e - st->p);
+    }
+    return 0;
+}
+
 int idx_flush(idx *self, MDB_txn *txn) {
     struct idx_pending *pd = self->pend;
     self->err = 0;
@@ -2495,6 +2592,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
     int rc = 0;
     s_entries ne = {0};
     s_lexw lw = {0};
+    idx_bytes st = {0};
     idx_segs *S = &pd->segs;
     s_tsort *order = malloc((pd->nterms ? pd->nterms : 1) * sizeof *order);
     if (!order) {
@@ -2513,6 +2611,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
             if (pd->cols[i].rec.len_b < lw.minlb)
                 lw.minlb = pd->cols[i].rec.len_b;
         }
+    if ((rc = s_flush_stage(self, pd, order, &ne, &st)))
+        goto done;
     if (pd->nterms && s_terms_sort(pd, order)) {
         rc = ENOMEM;
         goto done;
@@ -2520,22 +2620,35 @@ int idx_flush(idx *self, MDB_txn *txn) {
     size_t nlex = 0;
     for (size_t oi = 0; oi < pd->nterms; oi++) {
         /* terms are visited in key order, scattered in memory: prefetch the
-         * term 16 ahead (both cache lines of its 72-byte record: `first` is
-         * in the second) and the first piece and key of the one 8 ahead
-         * (cache misses were most of a flush; s_lexw_add's read of the key
-         * missed on nearly every term) */
-        if (oi + 16 < pd->nterms) {
+         * staged record 8 ahead; of an unstaged term, its record 16 ahead
+         * (both cache lines of its 72-byte record: `first` is in the
+         * second) and the first piece and key of the one 8 ahead (cache
+         * misses were most of a flush) */
+        if (oi + 16 < pd->nterms && order[oi + 16].off == S_UNSTAGED) {
             const s_pterm *ah = &pd->terms[order[oi + 16].ti];
             __builtin_prefetch(ah);
             __builtin_prefetch((const char *)(ah + 1) - 1);
         }
-        if (oi + 8 < pd->nterms) {
+        if (oi + 8 < pd->nterms && order[oi + 8].off != S_UNSTAGED) {
+            __builtin_prefetch(st.p + order[oi + 8].off);
+            __builtin_prefetch(st.p + order[oi + 8].off + 63);
+        } else if (oi + 8 < pd->nterms) {
             const s_pterm *ah = &pd->terms[order[oi + 8].ti];
             if (ah->first) {
                 __builtin_prefetch(ah->first);
                 __builtin_prefetch((const char *)ah->first + 64);
             }
             __builtin_prefetch(pd->keys.p + ah->keyoff);
+        }
+        if (order[oi].off != S_UNSTAGED) {
+            const uint8_t *r = st.p + order[oi].off;
+            uint16_t kl, vl;
+            memcpy(&kl, r, 2);
+            memcpy(&vl, r + 2, 2);
+            nlex++;
+            if ((rc = s_lexw_add(self, txn, &lw, r + 4, kl, r + 4 + kl, vl)))
+                goto done;
+            continue;
         }
         s_pterm *t = &pd->terms[order[oi].ti];
         int64_t delta = (int64_t)t->ndocs - (int64_t)t->removed;
@@ -2548,35 +2661,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
                 goto done;
             continue;
         }
-        if (s_entries_reserve(&ne, t->ndocs)) {
-            rc = ENOMEM;
-            goto done;
-        }
-        size_t n = 0;
-        for (const s_piece *pc = t->first; pc; pc = pc->next) {
-            const uint8_t *p = pc->data, *end = p + (pc == t->tail ? t->tlen : pc->len);
-            while (p < end) {
-                s_entry *e = &ne.e[n++];
-                uint64_t lt = 0, lb = 0;
-                memcpy(&e->docid, p, 8);
-                p += 8;
-                p = idx_varint_get(p, end, &e->tft);
-                p = idx_varint_get(p, end, &e->tfb);
-                p = idx_varint_get(p, end, &lt);
-                p = idx_varint_get(p, end, &lb);
-                e->lt = (uint32_t)lt;
-                e->lb = (uint32_t)lb;
-                uint32_t pl;
-                memcpy(&pl, p, 4);
-                p += 4;
-                e->pos = p;
-                e->poslen = pl;
-                p += pl;
-            }
-        }
-        if (t->unsorted)
-            qsort(ne.e, n, sizeof(s_entry), s_entry_cmp);
-        if ((rc = s_term_write(self, txn, &lw, tk, t->keylen, delta, ne.e, n)))
+        if ((rc = s_pterm_entries(t, &ne)) ||
+            (rc = s_term_write(self, txn, &lw, tk, t->keylen, delta, ne.e, t->ndocs)))
             goto done;
     }
     if ((rc = s_lexw_flush(self, txn, &lw)))
@@ -2620,6 +2706,7 @@ int idx_flush(idx *self, MDB_txn *txn) {
         pd->ctx_maxid = S->maxid;
 done:
     idx_bytes_free(&lw.buf);
+    idx_bytes_free(&st);
     free(order);
     free(ne.e);
     s_pend_reset(pd);
