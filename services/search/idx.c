@@ -196,6 +196,7 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
     uint64_t best = 0;
     for (size_t k = 1; k < n; k++)
         best += idx_varint_put(tmp, d[k] - d[k - 1]);
+    uint64_t vb = best;
     unsigned mode = IDX_IDS_VARINT;
     if (u / 8 + (u % 8 != 0) < best) {
         best = u / 8 + (u % 8 != 0);
@@ -209,6 +210,11 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
             best = bytes;
             mode = l;
         }
+    }
+    uint64_t bmb = u / 8 + (u % 8 != 0);
+    if (!ef && mode < 32 && bmb <= best * IDX_IDS_BITMAP_SLACK && bmb <= vb) {
+        best = bmb;
+        mode = IDX_IDS_BITMAP;
     }
     p[0] = (uint8_t)mode;
     uint8_t *q = p + 1;

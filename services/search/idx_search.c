@@ -433,6 +433,10 @@ typedef struct {
     uint64_t inl_first;
     bool inl_one;             /* inl: a compact one-doc block (idx_lexval.one) */
     size_t n, i;
+    const uint8_t *bm;        /* a bitmap-coded block's ids, not decoded yet
+                                 (s_sub_ids): of docs[] only docs[0], docs[n - 1]
+                                 and docs[i] are set; NULL: all are */
+    size_t bml;               /* its bytes */
     idx_bhead h;              /* current block's header (block-max bounds) */
     double bound;             /* score bound of this block (when bound_ok) */
     bool bound_ok;
@@ -518,6 +522,85 @@ static inline bool s_bytes_small(const uint8_t *b, size_t m) {
     return !(hi & 0x8080808080808080ull);
 }
 
+/* A bitmap-coded block's ids in place (s_sub.bm): value v = doc - first of
+ * docs[1..n) is bit v - 1 (idx_int.h BLOCK DOC IDS). */
+
+/* 64 bits of s->bm from bit `bit` on (zeros past its end). */
+static inline uint64_t s_bm_bits(const s_sub *s, uint64_t bit) {
+    size_t by = (size_t)(bit >> 3), sh = (size_t)(bit & 7);
+    if (by >= s->bml)
+        return 0;
+    size_t left = s->bml - by;
+    uint64_t w = 0;
+    if (left > 8) {
+        memcpy(&w, s->bm + by, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        w >>= sh;
+        if (sh)
+            w |= (uint64_t)s->bm[by + 8] << (64 - sh);
+        return w;
+    }
+    for (size_t k = 0; k < left; k++)
+        w |= (uint64_t)s->bm[by + k] << (8 * k);
+    return w >> sh;
+}
+
+/* Opens the bitmap at b (m = n - 1 ids after first) without decoding it:
+ * its length is up to the byte of its m-th set bit, the last doc. Returns
+ * the byte after it, NULL if it has fewer set bits. */
+static const uint8_t *s_bm_open(s_sub *s, const uint8_t *b, const uint8_t *end, uint64_t first,
+                                size_t m) {
+    size_t len = (size_t)(end - b), cnt = 0, k = 0;
+    for (; k + 8 <= len; k += 8) {
+        uint64_t w;
+        memcpy(&w, b + k, 8);
+        size_t c = (size_t)__builtin_popcountll(w);
+        if (cnt + c >= m)
+            break;
+        cnt += c;
+    }
+    for (;; k++) {
+        if (k >= len)
+            return NULL;
+        size_t c = (size_t)__builtin_popcount(b[k]);
+        if (cnt + c >= m)
+            break;
+        cnt += c;
+    }
+    unsigned x = b[k];
+    for (size_t r = m - cnt - 1; r; r--)
+        x &= x - 1; /* drop the set bits before the m-th */
+    s->bm = b;
+    s->bml = k + 1;
+    s->docs[0] = first;
+    s->docs[m] = first + 8 * (uint64_t)k + (uint64_t)__builtin_ctz(x) + 1;
+    return b + k + 1;
+}
+
+/* Moves a block whose ids are in s->bm to its first doc >= target, where
+ * docs[i] < target <= docs[n - 1]: its index is i + 1 + the set bits
+ * between the two (counted a word at a time from docs[i]'s bit). */
+static uint64_t s_bm_seek(s_sub *s, uint64_t target) {
+    uint64_t first = s->docs[0], from = s->i ? s->docs[s->i] - first : 0, to = target - first - 1;
+    size_t i = s->i;
+    for (; from + 64 <= to; from += 64)
+        i += (size_t)__builtin_popcountll(s_bm_bits(s, from));
+    if (from < to)
+        i += (size_t)__builtin_popcountll(s_bm_bits(s, from) & (((uint64_t)1 << (to - from)) - 1));
+    uint64_t w;
+    for (from = to; !(w = s_bm_bits(s, from)); from += 64)
+        if (from >= 8 * (uint64_t)s->bml) /* not reached: the last doc's bit is set */
+            break;
+    from += w ? (uint64_t)__builtin_ctzll(w) : 0;
+    /* (a corrupt bitmap with set bits past the n - 1-th gives a wrong doc,
+     * never an index outside the block) */
+    s->i = i + 1 < s->n ? i + 1 : s->n - 1;
+    s->docs[s->i] = first + 1 + from;
+    return s->docs[s->i];
+}
+
 /* Blocks decoded by this thread: a block bound computed from the current
  * blocks holds while this does not change (s_evaluate). */
 static _Thread_local uint64_t s_blocks_decoded;
@@ -538,7 +621,14 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     s->docs[0] = d;
     /* idx_int.h: BLOCK DOC IDS; a code's varints take the paths below */
     bool coded = idx_block_ids_coded(p->ef, n);
-    if (coded && b < end && *b != IDX_IDS_VARINT) {
+    s->bm = NULL;
+    if (coded && b < end && *b == IDX_IDS_BITMAP) {
+        /* a bitmap is decoded when a doc other than the first, the last or
+         * the current one is needed (s_sub_ids): a window count ANDs it as
+         * it is, s_sub_raw steps in it by its words */
+        if (!(b = s_bm_open(s, b + 1, end, first, n - 1)))
+            goto bad;
+    } else if (coded && b < end && *b != IDX_IDS_VARINT) {
         if (!(b = idx_block_ids_get(b, end, first, n, p->ef, s->docs)))
             goto bad;
     } else if ((b += coded) > end) {
@@ -581,6 +671,14 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
 bad:
     s_sub_corrupt(p, s);
     return -1;
+}
+
+/* Decodes the ids of a block opened by s_bm_open (all of docs[]). */
+static __attribute__((noinline)) void s_sub_ids(s_post *p, s_sub *s) {
+    const uint8_t *bm = s->bm;
+    s->bm = NULL;
+    if (!idx_block_ids_get(bm - 1, bm + s->bml, s->docs[0], s->n, p->ef, s->docs))
+        s_sub_corrupt(p, s);
 }
 
 /* One doc's frequencies (idx_tf_put's code, mostly one byte); NULL when
@@ -725,6 +823,8 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
     if (s->docs[s->i] >= target)
         return s->docs[s->i];
     if (s->docs[s->n - 1] >= target) {
+        if (s->bm)
+            return s_bm_seek(s, target);
         while (s->docs[s->i] < target)
             s->i++;
         return s->docs[s->i];
@@ -806,6 +906,10 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
             return S_NOMORE;
         }
     }
+    if (s->docs[s->i] >= target)
+        return s->docs[s->i];
+    if (s->bm)
+        return s_bm_seek(s, target);
     while (s->docs[s->i] < target)
         s->i++;
     return s->docs[s->i];
@@ -1761,6 +1865,53 @@ typedef struct {
     uint8_t at[S_WIN_CLAUSES][S_WIN_CHUNK]; /* the doc's index in each clause's block */
 } s_win;
 
+/* s_window_count of a window (d, e] of up to S_WIN_SPAN ids pruned by the
+ * blocks' bounds (every doc of the AND in it is counted), where some
+ * clause's block is a bitmap not decoded (s_sub.bm): each clause's docs in
+ * the window as bits (a bitmap's words shifted out of it, another block's
+ * docs set one by one), ANDed and counted; then each clause is moved as
+ * s_window_count does. */
+static uint64_t s_window_bits(s_cl *req, size_t nr, uint64_t d, uint64_t e, uint64_t *end) {
+    enum { NW = S_WIN_SPAN / 64 };
+    uint64_t acc[NW], t[NW];
+    size_t span = (size_t)(e - d), nw = (span + 63) / 64;
+    for (size_t k = 0; k < nr; k++) {
+        const s_sub *s = &req[k].alts[0].posts[0].subs[0];
+        uint64_t *w = k ? t : acc;
+        if (s->bm) { /* doc d + 1 + x is bit d - first + x */
+            uint64_t base = d - s->docs[0];
+            for (size_t j = 0; j < nw; j++)
+                w[j] = s_bm_bits(s, base + 64 * j);
+        } else { /* (masked to the table: see s_window_count) */
+            memset(w, 0, nw * sizeof *w);
+            for (size_t j = s->i + 1; j < s->n && s->docs[j] <= e; j++) {
+                uint64_t x = s->docs[j] - d - 1;
+                w[(x >> 6) & (NW - 1)] |= (uint64_t)1 << (x & 63);
+            }
+        }
+        for (size_t j = 0; k && j < nw; j++)
+            acc[j] &= t[j];
+    }
+    if (span & 63) /* (the block that ends at e has no bits after it, unless corrupt) */
+        acc[nw - 1] &= ((uint64_t)1 << (span & 63)) - 1;
+    uint64_t cnt = 0;
+    for (size_t j = 0; j < nw; j++)
+        cnt += (uint64_t)__builtin_popcountll(acc[j]);
+    for (size_t k = 0; k < nr; k++) {
+        s_sub *s = &req[k].alts[0].posts[0].subs[0];
+        if (s->docs[s->n - 1] <= e) {
+            s->i = s->n - 1;
+        } else if (s->bm) {
+            s_bm_seek(s, e + 1);
+        } else {
+            size_t hi = s_upper(s->docs, s->i, s->n, e);
+            s->i = hi < s->n ? hi : s->n - 1;
+        }
+    }
+    *end = e;
+    return cnt;
+}
+
 static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d, bool block,
                                double worst, uint64_t *end) {
     uint64_t e = S_NOMORE;
@@ -1775,6 +1926,16 @@ static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d,
     if (nr == 1) { /* one term: its block's docs after d, nothing to merge */
         s_post *p = &req[0].alts[0].posts[0];
         s_sub *s = &p->subs[0];
+        if (s->bm && (block || req[0].alts[0].filter)) {
+            /* a bitmap not decoded, counted to its block's end (e is its
+             * last doc): its docs after the current one, without decoding */
+            uint64_t cnt = s->n - 1 - s->i;
+            s->i = s->n - 1;
+            *end = e;
+            return cnt;
+        }
+        if (s->bm)
+            s_sub_ids(p, s);
         size_t i = s->i + 1, hi = s_upper(s->docs, s->i, s->n, e);
         i = block || req[0].alts[0].filter ? hi : s_window_one(c, p, s, i, hi, worst);
         uint64_t cnt = i - (s->i + 1);
@@ -1786,6 +1947,16 @@ static uint64_t s_window_count(const s_ctx *c, s_cl *req, size_t nr, uint64_t d,
             *end = e;
         }
         return cnt;
+    }
+    bool bits = false; /* a clause's block is a bitmap not decoded */
+    for (size_t k = 0; k < nr; k++)
+        bits |= req[k].alts[0].posts[0].subs[0].bm != NULL;
+    if (bits && block && e - d <= S_WIN_SPAN)
+        return s_window_bits(req, nr, d, e, end);
+    for (size_t k = 0; k < nr && bits; k++) {
+        s_post *p = &req[k].alts[0].posts[0];
+        if (p->subs[0].bm)
+            s_sub_ids(p, &p->subs[0]);
     }
     s_win win[2];
     size_t next[S_WIN_CLAUSES]; /* each clause's next doc to merge (all are on d) */

@@ -1576,13 +1576,15 @@ static void test_first_post_key(void **state) {
  * ids ~8 apart: Elias-Fano; a run of neighbours and one far id: varints),
  * of 2 and 128 ids, with ids past 2^32; the decoder ends where the encoder
  * did and refuses every truncation. Another term's block (ef false) has the
- * same code from IDX_IDS_CODE_N docs on, and below that its varint deltas
- * alone, which round-trip and refuse truncations too. */
+ * same code from IDX_IDS_CODE_N docs on, or a bitmap of at most
+ * IDX_IDS_BITMAP_SLACK times the Elias-Fano code's size, and below that its
+ * varint deltas alone, which round-trip and refuse truncations too. */
 static void test_block_ids_code(void **state) {
     (void)state;
     unsigned seed = 99;
     int modes[3] = {0, 0, 0}; /* bitmap, EF, varint */
     int plain = 0, coded = 0;   /* ef false: blocks without / with a code */
+    int bitmaps = 0;            /* ef false: a bitmap where ef has Elias-Fano */
     for (int round = 0; round < 600; round++) {
         uint64_t d[IDX_BLOCK_DOCS], got[IDX_BLOCK_DOCS];
         size_t n = round % 3 == 0 ? 2 + test_rand(&seed) % 4 : round % 5 == 0 ? 128 : 2 + test_rand(&seed) % 127;
@@ -1607,6 +1609,14 @@ static void test_block_ids_code(void **state) {
                 modes[b[0] == IDX_IDS_BITMAP ? 0 : b[0] == IDX_IDS_VARINT ? 2 : 1]++;
                 if (b[0] != IDX_IDS_BITMAP && b[0] != IDX_IDS_VARINT)
                     assert_true(b[0] < 32);
+            } else if (n >= IDX_IDS_CODE_N && vb[0] == IDX_IDS_BITMAP && buf[0] < 32) {
+                /* a bitmap preferred to Elias-Fano: at most IDX_IDS_BITMAP_SLACK times its size */
+                size_t el = 0;
+                while (idx_block_ids_get(buf, buf + el, d[0], n, true, got) == NULL)
+                    el++;
+                assert_true(len - 1 <= (el - 1) * IDX_IDS_BITMAP_SLACK);
+                coded++;
+                bitmaps++;
             } else if (n >= IDX_IDS_CODE_N) { /* the same code */
                 coded++;
                 assert_memory_equal(vb, buf, len);
@@ -1631,7 +1641,7 @@ static void test_block_ids_code(void **state) {
     }
     /* each form was chosen (kind 0 picks the bitmap, 1 Elias-Fano, 2 varints) */
     assert_true(modes[0] > 100 && modes[1] > 100 && modes[2] > 100);
-    assert_true(plain > 100 && coded > 100);
+    assert_true(plain > 100 && coded > 100 && bitmaps > 20);
     uint8_t bad[4] = {32, 0, 0, 0}; /* no such code */
     uint64_t got[IDX_IDS_CODE_N];
     assert_null(idx_block_ids_get(bad, bad + 4, 1, 3, true, got));

@@ -140,11 +140,113 @@ static void test_window_one(void **state) {
     free(f);
 }
 
+/* A sub on a bitmap-coded block of ids d[0..n) not decoded (s_sub.bm, as
+ * s_sub_decode leaves it); buf holds the code. */
+static void s_fix_bitmap(s_sub *s, uint8_t *buf, const uint64_t *d, size_t n) {
+    size_t len = idx_block_ids_put(buf, d, n, false);
+    assert_int_equal(buf[0], IDX_IDS_BITMAP);
+    memset(buf + len, 0xff, 8); /* the block's bytes after the code */
+    s->n = n;
+    s->i = 0;
+    assert_ptr_equal(s_bm_open(s, buf + 1, buf + len + 8, d[0], n - 1), buf + len);
+    assert_int_equal(s->bml, len - 1);
+    assert_int_equal(s->docs[0], d[0]);
+    assert_int_equal(s->docs[n - 1], d[n - 1]);
+}
+
+static uint64_t s_rand(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Blocks of ids ~1-3 apart (bitmaps) in s_sub_raw's in-block steps
+ * (s_bm_seek) and in s_window_count's pruned windows (s_window_bits, with
+ * the other clause a bitmap too or decoded), against the decoded ids: each
+ * step's doc and index, each window's count, end and the clauses' docs
+ * after it; a single term's pruned window counted without decoding. A
+ * bitmap with set bits past its last doc (corrupt) keeps the index inside
+ * the block. */
+static void test_window_bitmaps(void **state) {
+    (void)state;
+    s_fix *f = s_fix_new();
+    s_sub *sub = f->sub;
+    uint64_t seed = 88172645463325252ull;
+    static uint8_t buf[2][1024];
+    for (int round = 0; round < 300; round++) {
+        uint64_t ids[2][IDX_BLOCK_DOCS], d = 1000 + s_rand(&seed) % 50;
+        size_t n[2];
+        bool decoded1 = round % 3 == 0;
+        for (int k = 0; k < 2; k++) {
+            n[k] = IDX_IDS_CODE_N + s_rand(&seed) % (IDX_BLOCK_DOCS - IDX_IDS_CODE_N + 1);
+            ids[k][0] = d;
+            for (size_t j = 1; j < n[k]; j++)
+                ids[k][j] = ids[k][j - 1] + 1 + s_rand(&seed) % (k ? 2 : 3);
+            memset(&sub[k], 0, sizeof sub[k]);
+            if (k == 1 && decoded1) {
+                sub[k].n = n[k];
+                memcpy(sub[k].docs, ids[k], n[k] * sizeof ids[k][0]);
+            } else {
+                s_fix_bitmap(&sub[k], buf[k], ids[k], n[k]);
+            }
+        }
+        if (round % 5 == 1) { /* one term's pruned window: the block's docs after d */
+            uint64_t end;
+            assert_int_equal(s_window_count(&f->c, f->req, 1, d, true, 0, &end), n[0] - 1);
+            assert_int_equal(end, ids[0][n[0] - 1]);
+            assert_int_equal(sub[0].i, n[0] - 1);
+            assert_non_null(sub[0].bm); /* counted without decoding */
+            continue;
+        }
+        /* s_sub_raw's steps on clause 0 (its block holds every target) */
+        if (round % 2) {
+            uint64_t t = d;
+            while (t <= ids[0][n[0] - 1]) {
+                size_t want = 0;
+                while (ids[0][want] < t)
+                    want++;
+                assert_int_equal(s_sub_raw(&f->post[0], &sub[0], t), ids[0][want]);
+                assert_int_equal(sub[0].i, want);
+                t = ids[0][want] + 1 + s_rand(&seed) % 40;
+            }
+            continue;
+        }
+        /* the window: every common doc in (d, e], e the smaller last doc */
+        uint64_t e = ids[0][n[0] - 1] < ids[1][n[1] - 1] ? ids[0][n[0] - 1] : ids[1][n[1] - 1], end;
+        uint64_t want = 0;
+        for (size_t a = 1; a < n[0] && ids[0][a] <= e; a++)
+            for (size_t b = 1; b < n[1]; b++)
+                want += ids[1][b] == ids[0][a];
+        assert_int_equal(s_window_count(&f->c, f->req, 2, d, true, 0, &end), want);
+        assert_int_equal(end, e);
+        for (int k = 0; k < 2; k++) { /* on the first doc after e, or the last one */
+            size_t at = 0;
+            while (at + 1 < n[k] && ids[k][at] <= e)
+                at++;
+            assert_int_equal(sub[k].i, at);
+            assert_int_equal(sub[k].docs[sub[k].i], ids[k][at]);
+        }
+    }
+    /* set bits past the last doc: the index stays in the block */
+    uint64_t ids[IDX_IDS_CODE_N];
+    for (size_t j = 0; j < IDX_IDS_CODE_N; j++)
+        ids[j] = 100 + j;
+    memset(&sub[0], 0, sizeof sub[0]);
+    s_fix_bitmap(&sub[0], buf[0], ids, IDX_IDS_CODE_N);
+    buf[0][1] = 0xff; /* bits 0-7: ids 101-108, one past the last (107) */
+    sub[0].docs[IDX_IDS_CODE_N - 1] = 108;
+    s_sub_raw(&f->post[0], &sub[0], 108);
+    assert_true(sub[0].i < sub[0].n);
+    free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_falling_ids),
         cmocka_unit_test(test_window_count),
         cmocka_unit_test(test_window_one),
+        cmocka_unit_test(test_window_bitmaps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
