@@ -447,8 +447,10 @@ typedef struct {
                                  walked by the intersection, never scored) */
     uint8_t ra;               /* s_sub_tf_at without s_sub_tf: 0 not known yet,
                                  1 yes (cum set), 2 no */
-    const uint8_t *pp, *pend; /* tf pairs (until tf_ok), then positions of doc pidx */
+    const uint8_t *pp, *pend; /* tf pairs (until tf_ok), then the positions (of
+                                 doc pidx for a term with run positions) */
     size_t pidx;
+    const uint8_t *ppos;      /* s_post_positions: doc pidx's positions (pidx > 0) */
     idx_colfield live;        /* the generation check: the live column of the chunk */
     uint64_t chunk_first;     /* that starts at this doc id (when chunk_ok) */
     bool chunk_ok;
@@ -1257,25 +1259,61 @@ static const uint8_t *s_pos_decode(s_post *p, const uint8_t *b, const uint8_t *e
     return b;
 }
 
+/* The sum of the frequencies (title + body) of docs [a, b) of block s, read
+ * in place (s->ra 1: each unmarked doc's code is one simple byte, title
+ * x & 3 and body x >> 2; a marked doc has (0, 1)); codes summed 8 at a time. */
+static uint64_t s_sub_tf_sum(const s_sub *s, size_t a, size_t b) {
+    size_t ca = a - s->cum[a >> 3] - s_pop8[s->one[a >> 3] & ((1u << (a & 7)) - 1u)],
+           cb = b - s->cum[b >> 3] - s_pop8[s->one[b >> 3] & ((1u << (b & 7)) - 1u)];
+    uint64_t sum = (b - a) - (cb - ca); /* the marked docs' 1 each */
+    const uint8_t *x = s->pp;
+    for (; ca + 8 <= cb; ca += 8) {
+        uint64_t w;
+        memcpy(&w, x + ca, 8); /* lanes: 3 + 31 at most, then 16-bit sums */
+        w = (w & 0x0303030303030303ull) + (w >> 2 & 0x1f1f1f1f1f1f1f1full);
+        w = (w & 0x00ff00ff00ff00ffull) + (w >> 8 & 0x00ff00ff00ff00ffull);
+        sum += (w * 0x0001000100010001ull) >> 48;
+    }
+    for (; ca < cb; ca++)
+        sum += (x[ca] & 3u) + (x[ca] >> 2);
+    return sum;
+}
+
 /* Positions of the current doc in field f (0 title, 1 body), as (pos<<1|exact).
  * Returns the count or -1. For a term with run positions: the stored ones
- * (s_post_runpos). */
+ * (s_post_runpos). The positions of the block's docs before it are skipped
+ * by the sum of their frequencies: read in place when the block allows it
+ * (s_sub_ra: a phrase checks a few docs of a block, and decoding all its
+ * frequencies was most of the cost), else from the decoded ones. */
 static long s_post_positions(s_post *p, int f, const uint32_t **out) {
     if (p->rp)
         return s_post_runpos(p, f, out);
     s_sub *s = &p->subs[p->cur];
-    s_sub_tf(p, s);
-    const uint8_t *b = s->pp;
     if (s->pidx > s->i) /* cannot go back */
         return -1;
-    uint64_t before = 0; /* the positions of the docs before it */
-    for (; s->pidx < s->i; s->pidx++)
-        before += (uint64_t)s->tft[s->pidx] + s->tfb[s->pidx];
+    if (!s->tf_ok && !s->ra)
+        s_sub_ra(s);
+    const uint8_t *b;
+    uint64_t before; /* the positions of the docs before it */
+    if (!s->tf_ok && s->ra == 1) {
+        size_t nb = idx_tf_one_bytes(s->n);
+        b = s->pidx ? s->ppos
+                    : s->pp + (s->n - s->cum[nb - 1] - s_pop8[s->one[nb - 1]]); /* past the codes */
+        before = s_sub_tf_sum(s, s->pidx, s->i);
+    } else {
+        s_sub_tf(p, s);
+        b = s->pidx ? s->ppos : s->pp;
+        before = 0;
+        for (size_t j = s->pidx; j < s->i; j++)
+            before += (uint64_t)s->tft[j] + s->tfb[j];
+    }
     if (!(b = idx_varints_skip(b, s->pend, before)))
         return -1;
-    s->pp = b;
-    uint32_t skip = f == 0 ? 0 : s->tft[s->i];
-    uint32_t cnt = f == 0 ? s->tft[s->i] : s->tfb[s->i];
+    s->pidx = s->i;
+    s->ppos = b;
+    uint32_t tt, tb;
+    s_sub_tf_at(p, s, s->i, &tt, &tb);
+    uint32_t skip = f == 0 ? 0 : tt, cnt = f == 0 ? tt : tb;
     if (!(b = idx_varints_skip(b, s->pend, skip)) || !s_pos_decode(p, b, s->pend, cnt))
         return -1;
     if (!idx_term_exact_bit(p->tk, p->tkl)) /* bare positions: always exact */

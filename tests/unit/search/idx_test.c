@@ -1886,6 +1886,63 @@ static void test_phrase_far_positions(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* A phrase's positions reached through the frequencies of the docs before
+ * its candidate in the block: summed from the codes in place (s_sub_tf_sum,
+ * 8 codes at a time: docs marked (0, 1) among docs with codes, runs of more
+ * than 8 codes) or from the decoded frequencies (blocks with a title
+ * frequency of 3, an escaped code), and both in one block when a bound
+ * decodes its frequencies between two candidates. 300 docs (blocks of 128):
+ * "gamma delta" 1 + id % 3 times in the body of every 20th doc (runs of more
+ * than 8 codes between candidates), a lone "gamma" 1 + id % 5 times in every
+ * doc (once: marked (0, 1)), each after a gap of 1-150 words that ends with
+ * "hay"; ids 150-199 have "gamma gamma gamma delta" as their title. */
+static void test_phrase_skip_sum(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_phsum_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 1ull << 28);
+    MDB_txn *txn;
+    idx *x = NULL;
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, NULL, &x), IDX_OK);
+    size_t cap = 1 << 16;
+    unsigned seed = 5;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    uint64_t want_gd = 0, want_hg = 0, want_title = 0, want_gdh = 0, want_body = 0;
+    for (uint64_t id = 1; id <= 300; id++) {
+        size_t o = 0;
+        unsigned g = id % 20 ? 0 : 1 + (unsigned)(id % 3), lone = 1 + (unsigned)(id % 5);
+        for (unsigned k = 0; k < g + lone; k++) {
+            unsigned gap = 1 + test_rand(&seed) % 150;
+            for (unsigned j = 0; j < gap; j++)
+                o += (size_t)snprintf(body + o, cap - o, "%s ", j + 1 == gap ? "hay" : "straw");
+            o += (size_t)snprintf(body + o, cap - o, "%s", k < g ? "gamma delta " : "gamma ");
+        }
+        o += (size_t)snprintf(body + o, cap - o, "straw end");
+        bool t = id >= 150 && id < 200;
+        const char *title = t ? "gamma gamma gamma delta" : "plain";
+        want_gd += g || t;
+        want_hg += g || lone;
+        want_title += t;
+        want_gdh += (g || t) && (g || lone); /* "hay" in the body */
+        want_body += g > 0;
+        idx_doc doc = {.title = title, .title_len = strlen(title), .body = body, .body_len = o};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    free(body);
+    assert_int_equal(idx_optimize(x, txn), IDX_OK); /* one segment */
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    double sc;
+    assert_int_equal(s_total(e, x, "\"gamma delta\"", &sc), want_gd);
+    assert_int_equal(s_total(e, x, "\"hay gamma\"", &sc), want_hg);
+    assert_int_equal(s_total(e, x, "\"hay gamma delta\"", &sc), want_body);
+    assert_int_equal(s_total(e, x, "\"delta gamma\"", &sc), 0);
+    assert_int_equal(s_total(e, x, "\"gamma gamma gamma\"", &sc), want_title);
+    assert_int_equal(s_total(e, x, "\"gamma delta\" hay", &sc), want_gdh);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* A doc's frequencies read in place (s_sub_tf_at: the doc's code found by
  * counting the bitmap's marked docs before it, when every code of its block
  * is one simple byte) or decoded with the block's (a block with a body
@@ -2178,7 +2235,8 @@ int main(void) {
         cmocka_unit_test(test_optimize),     cmocka_unit_test(test_segments),
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
-        cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_block_ids_code),
+        cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_phrase_skip_sum),
+        cmocka_unit_test(test_block_ids_code),
         cmocka_unit_test(test_block_ids_search),
         cmocka_unit_test(test_block_ids_search_en), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_block_nomax),
