@@ -314,7 +314,7 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
 typedef struct {
     /* first: what a put of an analyzed doc reads and writes (one cache line) */
     uint64_t k8;    /* s_k8 of the key: keys of up to 8 bytes compare by it alone */
-    /* entries: docid[8 native] varint tft tfb lt lb, u32 len, positions;
+    /* entries: docid[4 native] varint tft tfb lt lb len, positions (S_PEND_ID);
      * in a chain of pieces from the batch's arena (s_entry_room). The last
      * piece's fill and size are kept here (its own len is set when it is
      * full), so appending reads nothing from the piece */
@@ -340,6 +340,10 @@ typedef struct s_piece {
     uint32_t len, cap;
     uint8_t data[];
 } s_piece;
+
+/* A pending entry starts with its doc id as 4 native bytes (IDX_ID_MAX). */
+#define S_PEND_ID 4u
+_Static_assert(IDX_ID_MAX <= UINT32_MAX, "pending entries keep 4-byte doc ids");
 
 #define S_PIECE_MIN 48u
 #define S_PIECE_MAX 16384u
@@ -2517,20 +2521,20 @@ static int s_pterm_entries(const s_pterm *t, s_entries *ne) {
         const uint8_t *p = pc->data, *end = p + (pc == t->tail ? t->tlen : pc->len);
         while (p < end) {
             s_entry *e = &ne->e[n++];
-            uint64_t lt = 0, lb = 0;
-            memcpy(&e->docid, p, 8);
-            p += 8;
-            p = idx_varint_get(p, end, &e->tft);
-            p = idx_varint_get(p, end, &e->tfb);
-            p = idx_varint_get(p, end, &lt);
-            p = idx_varint_get(p, end, &lb);
+            uint64_t lt = 0, lb = 0, pl = 0;
+            uint32_t id;
+            memcpy(&id, p, S_PEND_ID);
+            e->docid = id;
+            p += S_PEND_ID;
+            p = idx_varint_get1(p, end, &e->tft);
+            p = idx_varint_get1(p, end, &e->tfb);
+            p = idx_varint_get1(p, end, &lt);
+            p = idx_varint_get1(p, end, &lb);
+            p = idx_varint_get1(p, end, &pl);
             e->lt = (uint32_t)lt;
             e->lb = (uint32_t)lb;
-            uint32_t pl;
-            memcpy(&pl, p, 4);
-            p += 4;
             e->pos = p;
-            e->poslen = pl;
+            e->poslen = (uint32_t)pl;
             p += pl;
         }
     }
@@ -2729,11 +2733,11 @@ static size_t s_entry_cap(const struct idx_pending *pd, const s_pterm *t) {
     size_t cnt = 0;
     for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next)
         cnt++;
-    return 40 + 4 + cnt * 5;
+    return 50 + cnt * 5;
 }
 
 /* Encode the pending entry of term t for the analyzed doc, without its
- * docid: varint tft tfb lt lb, u32 length, positions. Returns the end. */
+ * docid: varint tft tfb lt lb, varint length, positions. Returns the end. */
 static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint32_t lt,
                             uint32_t lb, uint8_t *p) {
     uint64_t tft = 0, tfb = 0;
@@ -2746,7 +2750,7 @@ static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint
     p += idx_varint_put(p, lt);
     p += idx_varint_put(p, lb);
     uint8_t *lenp = p;
-    p += 4;
+    p += 1; /* the length's varint: one byte unless the positions take 128 or more */
     uint8_t *ps = p;
     bool rp = pd->runpos && idx_term_runpos(true, pd->keys.p + t->keyoff, t->keylen);
     if (rp) { /* idx_int.h RUN POSITIONS: the run boundaries' positions */
@@ -2778,9 +2782,16 @@ static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint
         p += idx_varint_put(p, pos - prev);
         prev = pos;
     }
-    uint32_t pl = (uint32_t)(p - ps);
-    memcpy(lenp, &pl, 4);
-    return p;
+    size_t pl = (size_t)(p - ps);
+    if (pl < 0x80) {
+        *lenp = (uint8_t)pl;
+        return p;
+    }
+    uint8_t lb8[10];
+    size_t ll = idx_varint_put(lb8, pl);
+    memmove(ps + ll - 1, ps, pl);
+    memcpy(lenp, lb8, ll);
+    return p + ll - 1;
 }
 
 /* Room for `need` more bytes of whole entries at the end of term t's
@@ -2826,11 +2837,12 @@ static void s_pterm_added(s_pterm *t, uint64_t id) {
 static int s_pend_add(struct idx_pending *pd, uint64_t id, uint32_t lt, uint32_t lb) {
     for (size_t di = 0; di < pd->ndterms; di++) {
         s_pterm *t = &pd->terms[pd->dterms[di]];
-        uint8_t *p0 = s_entry_room(pd, t, 8 + s_entry_cap(pd, t));
+        uint8_t *p0 = s_entry_room(pd, t, S_PEND_ID + s_entry_cap(pd, t));
         if (!p0)
             return -1;
-        memcpy(p0, &id, 8);
-        uint8_t *p = s_entry_put(pd, t, lt, lb, p0 + 8);
+        uint32_t id32 = (uint32_t)id;
+        memcpy(p0, &id32, S_PEND_ID);
+        uint8_t *p = s_entry_put(pd, t, lt, lb, p0 + S_PEND_ID);
         t->tlen += (uint32_t)(p - p0);
         s_pterm_added(t, id);
     }
@@ -3160,12 +3172,13 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
         if (ti < 0)
             goto oom;
         s_pterm *t = &pd->terms[ti];
-        uint8_t *p = s_entry_room(pd, t, 8 + (size_t)at->entlen);
+        uint8_t *p = s_entry_room(pd, t, S_PEND_ID + (size_t)at->entlen);
         if (!p)
             goto oom;
-        memcpy(p, &id, 8);
-        memcpy(p + 8, a->bytes + at->entoff, at->entlen);
-        t->tlen += 8 + at->entlen;
+        uint32_t id32 = (uint32_t)id;
+        memcpy(p, &id32, S_PEND_ID);
+        memcpy(p + S_PEND_ID, a->bytes + at->entoff, at->entlen);
+        t->tlen += S_PEND_ID + at->entlen;
         s_pterm_added(t, id);
     }
     return s_put_finish(self, txn, id, site, cat, a->pub, a->lt, a->lb);
