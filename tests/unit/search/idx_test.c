@@ -1656,7 +1656,8 @@ static void test_block_ids_code(void **state) {
  * written in flushes of 50 docs with merges of 2 (blocks copied and
  * re-encoded), then every 7th doc deleted, then idx_optimize (merged with
  * its dead docs dropped). Each term's and pair's totals and hits are the
- * brute-force ones, and each single term's scores order its hits by tf. */
+ * brute-force ones, and each single term's scores order its hits by tf; a
+ * top 3 (pruned: windows counted) has the same total and the first 3 hits. */
 #define BI_DOCS 1301
 static uint64_t bi_id(size_t i) {
     return i < 1200 ? i + 1 : 300000 + (i - 1200);
@@ -1713,6 +1714,20 @@ static void bi_check(MDB_env *e, idx *x, const uint8_t (*tf)[6], const bool *liv
         if (r.total != want || r.nhits != (want > off + 1000 ? 1000 : want > off ? want - off : 0))
             fail_msg("query '%s': total %llu (%zu hits from %zu), brute force %zu", q[k],
                      (unsigned long long)r.total, r.nhits, off, want);
+        if (!off) { /* a top 3 (pruned windows: counted, and their docs' own bounds read) */
+            idx_query q3 = {.query = q[k], .limit = 3};
+            idx_result r3;
+            assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+            assert_int_equal(idx_search(x, txn, &q3, &r3), IDX_OK);
+            mdb_txn_abort(txn);
+            if (r3.total != want)
+                fail_msg("query '%s' top 3: total %llu, brute force %zu", q[k],
+                         (unsigned long long)r3.total, want);
+            assert_int_equal(r3.nhits, want < 3 ? want : 3);
+            for (size_t h = 0; h < r3.nhits; h++)
+                assert_int_equal(r3.hits[h].id, r.hits[h].id);
+            idx_result_free(&r3);
+        }
         static double score_of[9];
         if (!off)
             memset(score_of, 0, sizeof score_of);
