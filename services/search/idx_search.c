@@ -1473,6 +1473,58 @@ static bool s_phrase_field(s_matcher *m, int f) {
     return false;
 }
 
+/* The first doc >= d that both terms of a two-word phrase have (the AND
+ * before its positions are checked); S_NOMORE when none. Terms of one
+ * segment without dead docs each are merged in their current blocks'
+ * decoded ids (the steps without a call each, or a branch on which side
+ * moves), and only a block that runs out goes through s_post_advance. */
+static uint64_t s_phrase_and2(s_post *a, s_post *b, uint64_t d) {
+    uint64_t x = s_post_advance(a, d);
+    for (;;) {
+        if (x == S_NOMORE)
+            return S_NOMORE;
+        uint64_t y = s_post_advance(b, x);
+        if (y == x || y == S_NOMORE)
+            return y;
+        if (a->nsub != 1 || b->nsub != 1 || a->subs[0].check || b->subs[0].check) {
+            x = s_post_advance(a, y);
+            continue;
+        }
+        /* a on x, b on y > x: merge on from there */
+        s_sub *sa = &a->subs[0], *sb = &b->subs[0];
+        if (sa->bm)
+            s_sub_ids(a, sa);
+        if (sb->bm)
+            s_sub_ids(b, sb);
+        size_t i = sa->i, j = sb->i, na = sa->n, nb = sb->n;
+        const uint64_t *da = sa->docs, *db = sb->docs;
+        while (i < na && j < nb) {
+            uint64_t u = da[i], v = db[j];
+            if (u == v)
+                break;
+            i += u < v;
+            j += v < u;
+        }
+        if (i < na && j < nb) { /* both on it */
+            sa->i = i;
+            sb->i = j;
+            return a->doc = b->doc = da[i];
+        }
+        if (i == na) { /* a's block ran out below db[j] */
+            sa->i = na - 1;
+            a->doc = da[na - 1];
+            sb->i = j;
+            b->doc = db[j];
+            x = s_post_advance(a, db[j]);
+        } else { /* b's block ran out below da[i] */
+            sa->i = i;
+            x = a->doc = da[i];
+            sb->i = nb - 1;
+            b->doc = db[nb - 1];
+        }
+    }
+}
+
 static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
     if (m->doc == S_NOMORE || (m->doc != 0 && m->doc >= target))
         return m->doc;
@@ -1492,6 +1544,12 @@ static uint64_t s_m_advance(s_matcher *m, uint64_t target) {
         for (;;) {
             uint64_t d = target;
             size_t agree = 0, k = 0;
+            if (m->np == 2) {
+                d = s_phrase_and2(&m->posts[0], &m->posts[1], d);
+                if (d == S_NOMORE)
+                    return m->doc = S_NOMORE;
+                agree = 2;
+            }
             while (agree < m->np) {
                 uint64_t x = s_post_advance(&m->posts[k], d);
                 if (x == S_NOMORE)

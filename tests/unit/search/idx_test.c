@@ -1958,6 +1958,65 @@ static void test_phrase_skip_sum(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* A two-word phrase's AND (s_phrase_and2): its terms' blocks merged in
+ * place, and each side's block running out below the other's doc (its next
+ * block then starting at, or past, that doc). 1,000 docs: "kappa" in the
+ * even ids and the multiples of 7, "lambda" in the multiples of 3 and 5 (a
+ * few blocks of 128 each, ending at different ids); a doc with both has
+ * "kappa lambda", "lambda kappa" or neither adjacent, by id % 4. Counted with
+ * one segment per flush (several subs: the plain leapfrog) and after
+ * idx_optimize (one segment: the merge), against the counts written. */
+static void test_phrase_and2(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_and2_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 1ull << 28);
+    MDB_txn *txn;
+    idx *x = NULL;
+    uint64_t want_kl = 0, want_lk = 0, want_both = 0;
+    char body[256];
+    for (uint64_t id = 1; id <= 1000; id++) {
+        if (id % 250 == 1) { /* a segment per 250 docs */
+            if (x)
+                assert_int_equal(mdb_txn_commit(txn), 0);
+            assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+            idx_options o = {.b = -1, .max_pending_docs = 1000, .merge_factor = 64};
+            if (!x)
+                assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+        }
+        bool k = id % 2 == 0 || id % 7 == 0, l = id % 3 == 0 || id % 5 == 0;
+        const char *w = "";
+        if (k && l) {
+            static const char *BOTH[] = {"kappa lambda", "lambda kappa", "kappa straw lambda",
+                                         "lambda straw kappa"};
+            w = BOTH[id % 4];
+            want_kl += id % 4 == 0;
+            want_lk += id % 4 == 1;
+            want_both++;
+        } else if (k || l) {
+            w = k ? "kappa" : "lambda";
+        }
+        int n = snprintf(body, sizeof body, "hay straw %s straw hay", w);
+        idx_doc doc = {.title = "plain", .title_len = 5, .body = body, .body_len = (size_t)n};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+        if (id % 50 == 0)
+            assert_int_equal(idx_flush(x, txn), IDX_OK);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    for (int round = 0; round < 2; round++) {
+        double sc;
+        assert_int_equal(s_total(e, x, "\"kappa lambda\"", &sc), want_kl);
+        assert_int_equal(s_total(e, x, "\"lambda kappa\"", &sc), want_lk);
+        assert_int_equal(s_total(e, x, "kappa lambda", &sc), want_both);
+        if (round == 0) { /* one segment */
+            assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+            assert_int_equal(idx_optimize(x, txn), IDX_OK);
+            assert_int_equal(mdb_txn_commit(txn), 0);
+        }
+    }
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* A doc's frequencies read in place (s_sub_tf_at: the doc's code found by
  * counting the bitmap's marked docs before it, when every code of its block
  * is one simple byte) or decoded with the block's (a block with a body
@@ -2251,6 +2310,7 @@ int main(void) {
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_phrase_skip_sum),
+        cmocka_unit_test(test_phrase_and2),
         cmocka_unit_test(test_block_ids_code),
         cmocka_unit_test(test_block_ids_search),
         cmocka_unit_test(test_block_ids_search_en), cmocka_unit_test(test_tf_in_place),
