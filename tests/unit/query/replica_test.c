@@ -441,6 +441,63 @@ static void test_map_full_open(void **state)
     fx_rmdir(dir);
 }
 
+/* `articles` is ordered by replica.c's comparator (ids as numbers): the same
+ * order as LMDB's default, so the keys are in memcmp order in the file and an
+ * environment opened without the comparator finds every id. */
+static void test_article_order(void **state)
+{
+    fx *f = *state;
+    static const uint64_t ids[] = {300, 2, 256, 255, 65536, 1ull << 33, 65535, 1, (1ull << 40) + 7};
+    enum { N = sizeof ids / sizeof ids[0] };
+    fx_change x[N];
+    Bulletin__Internal__Change *p[N];
+    for (size_t i = 0; i < N; i++) {
+        fx_put(&x[i], i + 1, ids[i], "s1", "news", 1000, NULL, NULL);
+        p[i] = &x[i].c;
+    }
+    assert_int_equal(replica_apply(f->r, p, N, 0), 0);
+    for (size_t i = 0; i < N; i++) {
+        Bulletin__Article *a = NULL;
+        assert_int_equal(replica_get(f->r, ids[i], NULL, &a), BULLETIN__STATUS_CODE__OK);
+        assert_int_equal(a->id, ids[i]);
+        wire_free(a);
+    }
+    const replica_dbs *d = replica_dbs_get(f->r);
+    MDB_txn *txn = replica_read_begin(f->r);
+    MDB_cursor *c;
+    assert_int_equal(mdb_cursor_open(txn, d->articles, &c), 0);
+    MDB_val k, v;
+    uint8_t prev[8] = {0};
+    size_t n = 0;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        assert_int_equal(k.mv_size, 8);
+        if (n++)
+            assert_true(memcmp(prev, k.mv_data, 8) < 0);
+        memcpy(prev, k.mv_data, 8);
+    }
+    assert_int_equal(n, N);
+    mdb_cursor_close(c);
+    replica_read_end(f->r);
+    replica_destroy(&f->r);
+
+    /* the default comparator reads the same file */
+    MDB_env *env;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY | MDB_NOTLS, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    MDB_dbi dbi;
+    assert_int_equal(mdb_dbi_open(txn, "articles", 0, &dbi), 0);
+    for (size_t i = 0; i < N; i++) {
+        uint8_t kb[8];
+        replica_put_u64(kb, ids[i]);
+        MDB_val kk = {8, kb}, vv;
+        assert_int_equal(mdb_get(txn, dbi, &kk, &vv), 0);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_batch_same_as_one_by_one),
         cmocka_unit_test_setup_teardown(test_map_full_uuid, setup, teardown),
         cmocka_unit_test(test_map_full_open),
+        cmocka_unit_test_setup_teardown(test_article_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
