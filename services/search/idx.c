@@ -150,7 +150,7 @@ static void s_bits_or(uint8_t *q, uint64_t off, uint64_t v, unsigned nbits) {
  * its j-th set bit (from bit 0), the zeros below that bit (offset - j; 0
  * past its last set bit); v[2]: its zeros, in each of four lanes; n: its
  * set bits. idx_block_ids_get adds a running count to all eight lanes at
- * once (no lane exceeds 2^16: a block is far below 8 KB). */
+ * once (no lane exceeds 2^16: it reads at most S_IDS_SCAN bytes of them). */
 static struct {
     uint64_t v[3];
     uint8_t n;
@@ -234,6 +234,13 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
     return 1 + best;
 }
 
+/* The bytes of a code's unary part (or bitmap) idx_block_ids_get reads at
+ * most. A code is smaller than the varint deltas it replaces (at most 127
+ * of 5 bytes: ids are below 2^32), so a well-formed one needs far fewer;
+ * 4096 keeps z's 16-bit lanes below 8 + 8 * 4096 (a corrupt block of 8 KB
+ * of zeros made them wrap: an end before p, a crash in s_sub_tf). */
+#define S_IDS_SCAN 4096u
+
 const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
                                  bool ef, uint64_t *d) {
     d[0] = first;
@@ -257,10 +264,13 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
     /* the set bits from bit hb on, a byte at a time (no branch on the bits):
      * z[k] = 8 + the zeros between bit hb and the k-th one (its high part,
      * EF). z is 16-bit lanes, filled four at a time; a byte's bits past the
-     * m-th one land in the slack and are not used. */
+     * m-th one land in the slack and are not used. A code that needs more
+     * than S_IDS_SCAN bytes of them is corrupt (see S_IDS_SCAN): refused,
+     * where its lanes would wrap and its end fall before p. */
     uint16_t z[IDX_BLOCK_DOCS + 8];
     size_t k = 0;
     uint64_t bi = hb / 8, zr = (8 - (hb & 7)) * 0x0001000100010001ull;
+    uint64_t lim = len - bi > S_IDS_SCAN ? bi + S_IDS_SCAN : len;
     unsigned b = p[bi] & (0xffu << (hb & 7));
     for (;;) {
         uint64_t lo = s_bytebits[b].v[0] + zr, hi = s_bytebits[b].v[1] + zr;
@@ -274,7 +284,7 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
         k += s_bytebits[b].n;
         if (k >= m)
             break;
-        if (++bi >= len)
+        if (++bi >= lim)
             return NULL;
         b = p[bi];
     }

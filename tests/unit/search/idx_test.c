@@ -1646,6 +1646,25 @@ static void test_block_ids_code(void **state) {
     uint64_t got[IDX_IDS_CODE_N];
     assert_null(idx_block_ids_get(bad, bad + 4, 1, 3, true, got));
     assert_null(idx_block_ids_get(bad, bad + 4, 1, IDX_IDS_CODE_N, false, got));
+    /* a corrupt code whose unary part (Elias-Fano of no low bits, or a
+     * bitmap) runs ~8 KB: its zeros would wrap the decoder's 16-bit lanes
+     * (an end 2^61 bytes past p, a crash in the search: review, session 8).
+     * Refused, or an end inside the block, for every length of its run. */
+    size_t big = 2 + 8200 + 1 + 16;
+    uint8_t *lb = calloc(1, big);
+    assert_non_null(lb);
+    for (int bm = 0; bm < 2; bm++)
+        for (size_t zeros = 8150; zeros < 8200; zeros++) {
+            memset(lb, 0, big);
+            lb[0] = bm ? IDX_IDS_BITMAP : 0;
+            lb[1] = 0x3F;             /* six ids */
+            lb[2 + zeros] = 0x40;     /* the 7th after 2 + 8 * zeros + 6 zero bits */
+            for (int ef = 0; ef < 2; ef++) {
+                const uint8_t *r = idx_block_ids_get(lb, lb + big, 1000, IDX_IDS_CODE_N, ef, got);
+                assert_true(r == NULL || (r > lb && r <= lb + big));
+            }
+        }
+    free(lb);
 }
 
 /* The same code in an index, against brute force: docs of six one-character

@@ -241,12 +241,41 @@ static void test_window_bitmaps(void **state) {
     free(f);
 }
 
+/* An English term's block of 8 docs (IDX_IDS_CODE_N: coded ids, format 20)
+ * whose Elias-Fano code of no low bits is corrupt: its unary part runs
+ * ~8 KB of zeros, the 7th id after 65,528 of them. The decoder's 16-bit
+ * lanes wrapped to 0 and idx_block_ids_get returned p + 2^61: s_sub_decode
+ * took it, and s_sub_tf read the (0, 1) bitmap there (a segfault; review,
+ * session 8). The block is refused as corrupt. */
+static void test_decode_long_code(void **state) {
+    (void)state;
+    s_fix *f = s_fix_new();
+    s_sub *s = &f->sub[0];
+    s_post *p = &f->post[0];
+    size_t len = 5 + 1 + 8190 + 1 + 1 + 16;
+    uint8_t *blk = calloc(1, len), *q = blk;
+    assert_non_null(blk);
+    *q++ = IDX_IDS_CODE_N;    /* n */
+    q += idx_tf_put(q, 1, 3); /* the largest frequencies */
+    *q++ = 1;                 /* min title length */
+    *q++ = 10;                /* min body length */
+    *q++ = 0;                 /* Elias-Fano, no low bits */
+    *q++ = 0x3F;              /* six ids, then two zeros */
+    q += 8190;                /* 65,520 zeros */
+    *q = 0x40;                /* six zeros, the 7th id */
+    assert_int_equal(s_sub_decode(p, s, 1000, blk, len), -1);
+    assert_int_equal(p->err, 1);
+    free(blk);
+    free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_falling_ids),
         cmocka_unit_test(test_window_count),
         cmocka_unit_test(test_window_one),
         cmocka_unit_test(test_window_bitmaps),
+        cmocka_unit_test(test_decode_long_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
