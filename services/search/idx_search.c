@@ -765,6 +765,9 @@ static __attribute__((noinline)) void s_sub_ra(s_sub *s) {
     if (!s->one || s->n < 2)
         return;
     size_t nb = idx_tf_one_bytes(s->n), marked = 0;
+    if (s->one[nb - 1] >> (s->n - 1) % 8 >> 1)
+        return; /* bits past the last doc (corrupt): u below the codes that
+                   s_sub_tf_at and s_sub_tf_sum index, which read past pend */
     for (size_t k = 0; k < nb; k++) {
         s->cum[k] = (uint8_t)marked;
         marked += s_pop8[s->one[k]];

@@ -269,6 +269,47 @@ static void test_decode_long_code(void **state) {
     free(f);
 }
 
+/* A block of 9 docs whose (0, 1) bitmap marks bits 9-15 (no such docs:
+ * corrupt) and whose two codes end the block. s_sub_ra counted those bits
+ * as marked docs, so 2 codes where doc 8's is the 9th: s_sub_tf_at read
+ * pp[8] and s_sub_tf_sum (a phrase's skip) 8 bytes at pp, past the block
+ * (ASan: heap-buffer-overflow; review, session 8). Such a block is not read
+ * in place (ra 2); s_sub_tf finds it truncated. */
+static void test_ra_bits_past_n(void **state) {
+    (void)state;
+    s_fix *f = s_fix_new();
+    s_sub *s = &f->sub[0];
+    s_post *p = &f->post[0];
+    static const uint8_t one[2] = {0x00, 0xFE};
+    uint8_t *codes = malloc(2); /* exactly the block's last bytes */
+    assert_non_null(codes);
+    codes[0] = codes[1] = 0x04; /* (0, 1): simple codes */
+    s->n = 9;
+    s->one = one;
+    s->pp = codes;
+    s->pend = codes + 2;
+    uint32_t tt = 7, tb = 7;
+    s_sub_tf_at(p, s, 8, &tt, &tb);
+    assert_int_equal(s->ra, 2);
+    assert_int_equal(p->err, 1); /* s_sub_tf: 9 codes do not fit in 2 bytes */
+    assert_int_equal(tt, 0);
+    assert_int_equal(tb, 0);
+    /* the same bitmap without the bits past doc 8: read in place */
+    static const uint8_t one2[2] = {0xFE, 0x00}; /* docs 1-7 marked: 2 codes */
+    memset(s, 0, S_SUB_HEAD);
+    s->n = 9;
+    s->one = one2;
+    s->pp = codes;
+    s->pend = codes + 2;
+    s_sub_tf_at(p, s, 8, &tt, &tb);
+    assert_int_equal(s->ra, 1);
+    assert_int_equal(tt, 0);
+    assert_int_equal(tb, 1);
+    assert_int_equal(s_sub_tf_sum(s, 0, 8), 1 + 7);
+    free(codes);
+    free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_falling_ids),
@@ -276,6 +317,7 @@ int main(void) {
         cmocka_unit_test(test_window_one),
         cmocka_unit_test(test_window_bitmaps),
         cmocka_unit_test(test_decode_long_code),
+        cmocka_unit_test(test_ra_bits_past_n),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
