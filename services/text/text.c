@@ -38,12 +38,28 @@
 
 /* Stem cache: Snowball is the costliest step of English analysis and text
  * repeats its words (Zipf), so recent stems are kept in a direct-mapped
- * table (word -> stem) of text_options.stem_cache entries of short words. */
-#define S_SC_WORD 30
+ * table (word -> stem) of text_options.stem_cache entries of short words.
+ * A slot is one 64-byte line: the word zero-padded to a multiple of 8 bytes
+ * (compared and hashed 8 bytes at a time), its stem, and whether the two are
+ * equal (the word then has no EXACT token). */
+#define S_SC_WORD 32
+#define S_SC_STEM 29
 typedef struct {
+    char w[S_SC_WORD];
+    char s[S_SC_STEM];
     uint8_t wl, sl; /* wl 0 = empty */
-    char w[S_SC_WORD], s[S_SC_WORD];
+    uint8_t same;
 } s_stem_slot;
+
+/* Words of at most this many bytes are their own Snowball English stem (it
+ * leaves words of fewer than 3 letters alone; tests/unit/text checks every
+ * one of [a-z']{1,2}): they skip the stem cache. */
+#define S_STEM_MIN 3
+
+/* The current word's buffer: TEXT_EXACT_PREFIX, then the word (so its EXACT
+ * token is the buffer itself), then room for the ASCII path's 16-byte stores
+ * past TEXT_WORD_MAX - 3 and the stem cache's 8 zero bytes past the word. */
+#define S_WBUF (1 + TEXT_WORD_MAX + 24)
 
 /* Snippets: s_cp_wordish of recent code points (a body repeats its few
  * non-ASCII ones: quotes, dashes, accented letters), direct-mapped; cp 0 =
@@ -56,14 +72,16 @@ typedef struct {
 
 struct text_analyzer {
     struct sb_stemmer *stemmer;
-    s_stem_slot *sc;
+    s_stem_slot *sc;    /* 64-byte aligned in sc_mem */
+    void *sc_mem;
     size_t scmask;      /* the stem cache's slots - 1 */
     bool stem;
     int simd;           /* the snippets' needle scan: TEXT_SIMD_SSE2 or _AVX2 */
     char **stops;
     size_t nstops;
-    /* current word */
-    char w[TEXT_WORD_MAX + 8];
+    /* current word: w is wbuf + 1 (wbuf[0] is TEXT_EXACT_PREFIX) */
+    char wbuf[S_WBUF];
+    char *w;
     size_t wlen;
     uint32_t wstart, wend;
     bool w_alpha;       /* ASCII letters and apostrophes only: stemmable */
@@ -102,6 +120,8 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
     if (!self)
         return NULL;
     self->stem = o.stem;
+    self->wbuf[0] = TEXT_EXACT_PREFIX;
+    self->w = self->wbuf + 1;
     self->simd = TEXT_SIMD_SSE2;
 #if S_HAVE_AVX2
     if (o.simd != TEXT_SIMD_SSE2 && __builtin_cpu_supports("avx2"))
@@ -116,7 +136,10 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
         while (slots < n)
             slots <<= 1;
         self->scmask = slots - 1;
-        self->sc = calloc(slots, sizeof *self->sc);
+        /* calloc (its big blocks are fresh zero pages), aligned by hand */
+        self->sc_mem = calloc(slots + 1, sizeof *self->sc);
+        if (self->sc_mem)
+            self->sc = (s_stem_slot *)(((uintptr_t)self->sc_mem + 63) & ~(uintptr_t)63);
         if (!self->stemmer || !self->sc) {
             text_analyzer_destroy(&self);
             return NULL;
@@ -156,7 +179,7 @@ void text_analyzer_destroy(text_analyzer **self_p) {
     text_analyzer *self = *self_p;
     if (self->stemmer)
         sb_stemmer_delete(self->stemmer);
-    free(self->sc);
+    free(self->sc_mem);
     for (size_t i = 0; i < self->nstops; i++)
         free(self->stops[i]);
     free(self->stops);
@@ -300,6 +323,59 @@ static void s_emit(text_analyzer *self, const char *term, size_t len, uint8_t ki
     self->rc = self->fn(self->ud, &t);
 }
 
+static inline uint64_t s_ld8(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* The stem of the current word w[0..wl) (stemmable: ASCII letters and
+ * apostrophes, S_STEM_MIN..S_STEM_MAX bytes) through the stem cache; *same
+ * tells whether it equals the word. Returns w itself when Snowball fails. */
+static const char *s_stem(text_analyzer *self, size_t wl, size_t *sl, bool *same) {
+    char *w = self->w;
+    s_stem_slot *c = NULL;
+    uint64_t k[S_SC_WORD / 8];
+    size_t nk = (wl + 7) / 8;
+    if (wl <= S_SC_WORD) {
+        memset(w + wl, 0, 8); /* the last 8-byte piece zero-padded (S_WBUF has room) */
+        uint64_t h = wl;
+        for (size_t j = 0; j < nk; j++) {
+            k[j] = s_ld8(w + 8 * j);
+            h = (h + k[j]) * 0x9E3779B97F4A7C15ull;
+            h ^= h >> 32;
+        }
+        c = &self->sc[(h * 0xFF51AFD7ED558CCDull) >> 40 & self->scmask];
+        if (c->wl == wl) {
+            uint64_t d = 0;
+            for (size_t j = 0; j < nk; j++)
+                d |= k[j] ^ s_ld8(c->w + 8 * j);
+            if (!d) {
+                *sl = c->sl;
+                *same = c->same;
+                return c->s;
+            }
+        }
+    }
+    const sb_symbol *r = sb_stemmer_stem(self->stemmer, (const sb_symbol *)w, (int)wl);
+    if (!r) {
+        *sl = wl;
+        *same = true;
+        return w;
+    }
+    *sl = (size_t)sb_stemmer_length(self->stemmer);
+    *same = *sl == wl && memcmp(r, w, wl) == 0;
+    if (c && *sl <= S_SC_STEM) {
+        c->wl = (uint8_t)wl;
+        c->sl = (uint8_t)*sl;
+        c->same = *same;
+        for (size_t j = 0; j < nk; j++)
+            memcpy(c->w + 8 * j, &k[j], 8);
+        memcpy(c->s, r, *sl);
+    }
+    return (const char *)r;
+}
+
 static void s_flush_word(text_analyzer *self) {
     self->pending = 0;
     if (!self->wlen)
@@ -311,40 +387,14 @@ static void s_flush_word(text_analyzer *self) {
         return;
     const char *stem = self->w;
     size_t sl = wl;
+    bool same = true;
     const uint8_t w0 = (uint8_t)self->w[0];
-    if (self->stemmer && self->w_alpha && wl <= S_STEM_MAX &&
-        (!self->stem_gate || (self->stem_gate[w0 >> 6] >> (w0 & 63) & 1))) {
-        s_stem_slot *c = NULL;
-        if (wl <= S_SC_WORD) {
-            uint32_t h = 2166136261u;
-            for (size_t i = 0; i < wl; i++)
-                h = (h ^ (uint8_t)self->w[i]) * 16777619u;
-            c = &self->sc[h & self->scmask];
-        }
-        if (c && c->wl == wl && memcmp(c->w, self->w, wl) == 0) {
-            stem = c->s;
-            sl = c->sl;
-        } else {
-            const sb_symbol *r = sb_stemmer_stem(self->stemmer, (const sb_symbol *)self->w, (int)wl);
-            if (r) {
-                stem = (const char *)r;
-                sl = (size_t)sb_stemmer_length(self->stemmer);
-                if (c && sl <= S_SC_WORD) {
-                    c->wl = (uint8_t)wl;
-                    c->sl = (uint8_t)sl;
-                    memcpy(c->w, self->w, wl);
-                    memcpy(c->s, stem, sl);
-                }
-            }
-        }
-    }
-    bool same = sl == wl && memcmp(stem, self->w, wl) == 0;
+    if (self->stemmer && self->w_alpha && wl >= S_STEM_MIN && wl <= S_STEM_MAX &&
+        (!self->stem_gate || (self->stem_gate[w0 >> 6] >> (w0 & 63) & 1)))
+        stem = s_stem(self, wl, &sl, &same);
     s_emit(self, stem, sl, TEXT_TERM_STEM, same ? 1 : 0, pos, self->wstart, self->wend);
-    if (!same) {
-        self->tbuf[0] = TEXT_EXACT_PREFIX;
-        memcpy(self->tbuf + 1, self->w, wl);
-        s_emit(self, self->tbuf, wl + 1, TEXT_TERM_EXACT, 1, pos, self->wstart, self->wend);
-    }
+    if (!same) /* the prefix byte is in front of the word */
+        s_emit(self, self->w - 1, wl + 1, TEXT_TERM_EXACT, 1, pos, self->wstart, self->wend);
 }
 
 static void s_word_append(text_analyzer *self, int32_t cp, int ld, uint32_t start, uint32_t end) {
@@ -389,6 +439,68 @@ static inline int s_ascii_word(uint8_t c) {
     return c == '_' ? 3 : 0;
 }
 
+/* Append the ASCII word characters at p[i..len), folded by case, to the
+ * current word, as s_word_append would one by one with no joiner pending
+ * (bytes past TEXT_WORD_MAX - 3 dropped); returns the index after them. */
+static size_t s_ascii_run(text_analyzer *self, const uint8_t *p, size_t i, size_t len) {
+    const size_t lim = TEXT_WORD_MAX - 3;
+    char *w = self->w;
+    size_t wl = self->wlen;
+    bool alpha = self->w_alpha;
+    int last = self->w_last;
+    size_t i0 = i;
+#if defined(__SSE2__)
+    while (i + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* unsigned x - lo < n as a signed compare of x - lo - 128 */
+        __m128i lt = _mm_cmplt_epi8(_mm_sub_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
+                                                 _mm_set1_epi8((char)('a' + 128))),
+                                    _mm_set1_epi8((char)(26 - 128)));
+        __m128i dg = _mm_cmplt_epi8(_mm_sub_epi8(v, _mm_set1_epi8((char)('0' + 128))),
+                                    _mm_set1_epi8((char)(10 - 128)));
+        __m128i us = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+        unsigned lm = (unsigned)_mm_movemask_epi8(lt), dm = (unsigned)_mm_movemask_epi8(dg);
+        unsigned m = lm | dm | (unsigned)_mm_movemask_epi8(us);
+        unsigned run = (unsigned)__builtin_ctz(~m | 0x10000u);
+        if (run) {
+            unsigned rm = (1u << run) - 1;
+            if (wl < lim) {
+                _mm_storeu_si128((__m128i *)(void *)(w + wl),
+                                 _mm_or_si128(v, _mm_and_si128(lt, _mm_set1_epi8(0x20))));
+                wl = wl + run < lim ? wl + run : lim;
+            }
+            if (~lm & rm)
+                alpha = false;
+            unsigned top = 1u << (run - 1);
+            last = (lm & top) ? 1 : (dm & top) ? 2 : 0;
+            i += run;
+        }
+        if (run < 16)
+            goto done;
+    }
+#endif
+    for (int aw; i < len && (aw = s_ascii_word(p[i])) != 0; i++) {
+        uint8_t c = p[i];
+        if (aw == 1)
+            c |= 0x20;
+        else
+            alpha = false;
+        if (wl < lim)
+            w[wl++] = (char)c;
+        last = aw == 3 ? 0 : aw;
+    }
+#if defined(__SSE2__)
+done:
+#endif
+    if (i != i0) {
+        self->wlen = wl;
+        self->w_alpha = alpha;
+        self->w_last = last;
+        self->wend = (uint32_t)i;
+    }
+    return i;
+}
+
 static void s_cjk(text_analyzer *self, int32_t cp, uint32_t start, uint32_t end) {
     char cur[4];
     int cl = (int)utf8proc_encode_char(cp, (utf8proc_uint8_t *)cur);
@@ -420,46 +532,48 @@ int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_ba
     if (len > UINT32_MAX)
         len = UINT32_MAX; /* offsets are 32-bit */
     while (i < len && !self->rc) {
+        if (p[i] < 0x80) {
+            /* ASCII: a byte is its own folded code point (case aside) */
+            uint8_t b = p[i];
+            if (s_ascii_word(b)) {
+                /* a word character (what s_class says of it) and the ASCII
+                 * word characters after it */
+                self->cprev_len = 0;
+                if (self->pending) {
+                    int aw = s_ascii_word(b);
+                    s_word_append(self, aw == 1 ? (b | 0x20) : b, aw == 3 ? 0 : aw, (uint32_t)i,
+                                  (uint32_t)(i + 1));
+                    i++;
+                } else if (!self->wlen) {
+                    self->wstart = (uint32_t)i;
+                    self->w_alpha = true;
+                }
+                i = s_ascii_run(self, p, i, len);
+                continue;
+            }
+            if ((b == '\'' || b == '.' || b == ',') && self->wlen && !self->pending) {
+                self->pending = b; /* a joiner (S_JOIN) */
+                i++;
+                continue;
+            }
+            /* a separator, NUL, or a joiner that ends the word */
+            s_flush_word(self);
+            self->cprev_len = 0;
+            i++;
+            continue;
+        }
         int32_t cp;
         size_t cl;
         int n;
-        if (p[i] < 0x80) {
-            cp = p[i];
+        utf8proc_ssize_t r = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (r <= 0) {
             cl = 1;
-            cps[0] = (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
-            n = cp ? 1 : 0;
+            n = 0;
         } else {
-            utf8proc_ssize_t r = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &cp);
-            if (r <= 0) {
-                cl = 1;
-                n = 0;
-            } else {
-                cl = (size_t)r;
-                n = s_fold_cp(cp, cps, 32);
-            }
+            cl = (size_t)r;
+            n = s_fold_cp(cp, cps, 32);
         }
         uint32_t st = (uint32_t)i, en = (uint32_t)(i + cl);
-        int aw;
-        if (cl == 1 && (aw = s_ascii_word(p[i])) != 0) {
-            /* ASCII fast path: a word character (what s_class says of it),
-             * then the ASCII word characters after it, appended as they are
-             * (s_word_append with no joiner pending) */
-            self->cprev_len = 0;
-            s_word_append(self, cps[0], aw == 3 ? 0 : aw, st, en);
-            i++;
-            while (i < len && (aw = s_ascii_word(p[i])) != 0) {
-                uint8_t c = p[i];
-                if (c >= 'A' && c <= 'Z')
-                    c = (uint8_t)(c + 32);
-                if (!(c >= 'a' && c <= 'z'))
-                    self->w_alpha = false;
-                if (self->wlen + 4 <= TEXT_WORD_MAX)
-                    self->w[self->wlen++] = (char)c;
-                self->w_last = aw == 3 ? 0 : aw;
-                self->wend = (uint32_t)++i;
-            }
-            continue;
-        }
         if (n == 0) {
             /* invalid byte, NUL, or a code point folded away (ignorable): a separator
              * only when it was not ignorable */

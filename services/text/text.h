@@ -74,7 +74,7 @@ typedef struct {
     const char *const *stopwords;  /* NULL-terminated list, folded like text; NULL = none */
     text_simd simd;                /* TEXT_SIMD_AUTO (default); the others for tests that
                                       compare the paths. Snippets are the same with each. */
-    uint32_t stem_cache;           /* slots of the stem cache (word -> stem, 62 bytes each),
+    uint32_t stem_cache;           /* slots of the stem cache (word -> stem, 64 bytes each),
                                       rounded up to a power of two; 0 = TEXT_STEM_CACHE */
 } text_options;
 

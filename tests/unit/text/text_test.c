@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libstemmer.h>
+
 #include "text.h"
 #include "utf8.h"
 
@@ -91,6 +93,148 @@ static void test_stem_cache(void **state) {
     text_analyzer_destroy(&def);
     text_analyzer_destroy(&tiny);
     text_analyzer_destroy(&big);
+}
+
+/* Words of 1 or 2 letters skip the stem cache and Snowball as their own
+ * stem: true of Snowball English for every one of [a-z']{1,2}. */
+static void test_short_stems(void **state) {
+    (void)state;
+    struct sb_stemmer *sb = sb_stemmer_new("english", NULL);
+    assert_non_null(sb);
+    const char al[] = "abcdefghijklmnopqrstuvwxyz'";
+    for (size_t i = 0; i < sizeof al - 1; i++) {
+        for (size_t j = 0; j <= sizeof al - 1; j++) { /* j == 26 + 1: one letter */
+            char w[2] = {al[i], j < sizeof al - 1 ? al[j] : 0};
+            int wl = w[1] ? 2 : 1;
+            const sb_symbol *r = sb_stemmer_stem(sb, (const sb_symbol *)w, wl);
+            assert_non_null(r);
+            assert_int_equal(sb_stemmer_length(sb), wl);
+            assert_memory_equal(r, w, (size_t)wl);
+        }
+    }
+    sb_stemmer_delete(sb);
+    text_analyzer *a = text_analyzer_new(NULL);
+    assert_string_equal(s_an(a, "Is it AS we do? I'm"), "0S!is 1S!it 2S!as 3S!we 4S!do 5S!i'm");
+    text_analyzer_destroy(&a);
+}
+
+typedef struct {
+    text_token t[1024];
+    char terms[1024][TEXT_WORD_MAX + 2];
+    size_t n;
+} s_toks;
+
+static int s_keep_cb(void *ud, const text_token *t) {
+    s_toks *k = ud;
+    if (k->n == 1024 || t->len > TEXT_WORD_MAX + 1)
+        return 1;
+    k->t[k->n] = *t;
+    memcpy(k->terms[k->n], t->term, t->len);
+    k->t[k->n].term = k->terms[k->n];
+    k->n++;
+    return 0;
+}
+
+/* The ASCII path (16 bytes at a time where it can) against the per-code-point
+ * one: random ASCII text gives the tokens of its full-width twin (each
+ * printable byte as U+FF01..U+FF5E, which NFKC folds back to it; 3 bytes
+ * each, so offsets x3), with words of 16+ bytes, words cut at TEXT_WORD_MAX,
+ * joiners, digits, '_' and the stem cache's words (one slot: evicting). */
+static void test_ascii_path(void **state) {
+    (void)state;
+    static const char *words[] = {
+        "running", "Dogs", "the", "an", "generalizations", "internationalization",
+        "Antidisestablishmentarianism", "electroencephalographically", "don't", "x_y",
+        "3.14", "1,000", "A", "HAPPILY", "zz", "abcdefghijklmnopqrstuvwxyzabcdefgh", "end.",
+        "runners", "runnels", "generalizations", "generalizator", "generalizers", "cats",
+    };
+    static const char seps[] = " ,.'-_!?;:\"()\t\n";
+    text_options o = text_options_default();
+    o.stem_cache = 1;
+    text_analyzer *tiny = text_analyzer_new(&o);
+    text_analyzer *def = text_analyzer_new(NULL);
+    assert_non_null(tiny);
+    assert_non_null(def);
+    static s_toks ka, kb, kc;
+    static char txt[1200], fw[3600];
+    unsigned seed = 12345;
+    size_t total = 0;
+    for (int round = 0; round < 400; round++) {
+        size_t n = 0;
+        while (n < 900) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = seed >> 8;
+            if (r % 5 == 0 && round % 7 == 0) { /* a word longer than TEXT_WORD_MAX */
+                for (int k = 0; k < 260 && n < 1000; k++)
+                    txt[n++] = (char)("aBc9_"[(r >> 4) % 5 == 0 ? k % 5 : k % 3]);
+            } else if (r % 3 == 0) {
+                const char *w = words[(r >> 3) % (sizeof words / sizeof *words)];
+                size_t l = strlen(w);
+                memcpy(txt + n, w, l);
+                n += l;
+            } else {
+                for (unsigned k = 0; k < 1 + (r >> 5) % 20; k++) /* random word bytes */
+                    txt[n++] = "abcXYZ019_'.,"[((r >> 9) + k * 7) % 13];
+            }
+            txt[n++] = seps[(r >> 12) % (sizeof seps - 1)];
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = (uint8_t)txt[i];
+            if (c > 0x20 && c < 0x7F) { /* U+FF01 + (c - 0x21) */
+                unsigned cp = 0xFF01u + (c - 0x21u);
+                fw[m++] = (char)(0xE0 | cp >> 12);
+                fw[m++] = (char)(0x80 | (cp >> 6 & 0x3F));
+                fw[m++] = (char)(0x80 | (cp & 0x3F));
+            } else {
+                fw[m++] = (char)c;
+            }
+        }
+        text_analyzer *an = round % 2 ? tiny : def;
+        ka.n = kb.n = kc.n = 0;
+        assert_int_equal(text_analyze(an, txt, n, 0, s_keep_cb, &ka, NULL), 0);
+        assert_int_equal(text_analyze(an, fw, m, 0, s_keep_cb, &kb, NULL), 0);
+        assert_int_equal(text_analyze(an == tiny ? def : tiny, txt, n, 0, s_keep_cb, &kc, NULL), 0);
+        assert_true(ka.n > 0);
+        total += ka.n;
+        assert_int_equal(ka.n, kb.n);
+        assert_int_equal(ka.n, kc.n);
+        for (size_t i = 0; i < ka.n; i++) {
+            const text_token *x = &ka.t[i], *y = &kb.t[i];
+            assert_int_equal(x->len, kc.t[i].len); /* the other stem cache */
+            assert_memory_equal(x->term, kc.t[i].term, x->len);
+            assert_int_equal(x->exact, kc.t[i].exact);
+            assert_int_equal(x->len, y->len);
+            assert_memory_equal(x->term, y->term, x->len);
+            assert_int_equal(x->pos, y->pos);
+            assert_int_equal(x->kind, y->kind);
+            assert_int_equal(x->exact, y->exact);
+            /* the first byte of the full-width text's range, and its end */
+            size_t fs = 0, fe = 0;
+            for (size_t j = 0; j < x->end; j++) {
+                size_t w = ((uint8_t)txt[j] > 0x20 && (uint8_t)txt[j] < 0x7F) ? 3 : 1;
+                if (j < x->start)
+                    fs += w;
+                fe += w;
+            }
+            assert_int_equal(y->start, fs);
+            assert_int_equal(y->end, fe);
+            if (x->kind == TEXT_TERM_STEM)
+                assert_true(x->len <= TEXT_WORD_MAX);
+        }
+    }
+    assert_true(total > 20000);
+    /* a word cut at TEXT_WORD_MAX - 3 bytes, lower case */
+    memset(txt, 'Q', 300);
+    ka.n = 0;
+    assert_int_equal(text_analyze(def, txt, 300, 0, s_keep_cb, &ka, NULL), 0);
+    assert_int_equal(ka.n, 1);
+    assert_int_equal(ka.t[0].len, TEXT_WORD_MAX - 3);
+    assert_int_equal(ka.t[0].term[0], 'q');
+    assert_int_equal(ka.t[0].term[TEXT_WORD_MAX - 4], 'q');
+    assert_int_equal(ka.t[0].end, 300);
+    text_analyzer_destroy(&tiny);
+    text_analyzer_destroy(&def);
 }
 
 static void test_cjk(void **state) {
@@ -386,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_fold),      cmocka_unit_test(test_snippet),
         cmocka_unit_test(test_t2s),       cmocka_unit_test(test_stem_cache),
         cmocka_unit_test(test_snippet_regions), cmocka_unit_test(test_snippet_window),
+        cmocka_unit_test(test_short_stems),     cmocka_unit_test(test_ascii_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
