@@ -150,7 +150,7 @@ static void s_bits_or(uint8_t *q, uint64_t off, uint64_t v, unsigned nbits) {
  * its j-th set bit (from bit 0), the zeros below that bit (offset - j; 0
  * past its last set bit); v[2]: its zeros, in each of four lanes; n: its
  * set bits. idx_block_ids_get adds a running count to all eight lanes at
- * once (no lane exceeds 2^16: it reads at most S_IDS_SCAN bytes of them). */
+ * once (no lane exceeds 2^16: it takes at most S_IDS_SCAN bytes of them). */
 static struct {
     uint64_t v[3];
     uint8_t n;
@@ -234,11 +234,11 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
     return 1 + best;
 }
 
-/* The bytes of a code's unary part (or bitmap) idx_block_ids_get reads at
+/* The bytes of a code's unary part (or bitmap) idx_block_ids_get takes at
  * most. A code is smaller than the varint deltas it replaces (at most 127
  * of 5 bytes: ids are below 2^32), so a well-formed one needs far fewer;
- * 4096 keeps z's 16-bit lanes below 8 + 8 * 4096 (a corrupt block of 8 KB
- * of zeros made them wrap: an end before p, a crash in s_sub_tf). */
+ * within 4096, z's 16-bit lanes stay below 8 + 8 * 4096 (a corrupt block
+ * of 8 KB of zeros made them wrap: an end before p, a crash in s_sub_tf). */
 #define S_IDS_SCAN 4096u
 
 const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
@@ -270,7 +270,6 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
     uint16_t z[IDX_BLOCK_DOCS + 8];
     size_t k = 0;
     uint64_t bi = hb / 8, zr = (8 - (hb & 7)) * 0x0001000100010001ull;
-    uint64_t lim = len - bi > S_IDS_SCAN ? bi + S_IDS_SCAN : len;
     unsigned b = p[bi] & (0xffu << (hb & 7));
     for (;;) {
         uint64_t lo = s_bytebits[b].v[0] + zr, hi = s_bytebits[b].v[1] + zr;
@@ -284,10 +283,12 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
         k += s_bytebits[b].n;
         if (k >= m)
             break;
-        if (++bi >= lim)
+        if (++bi >= len)
             return NULL;
         b = p[bi];
     }
+    if (bi - hb / 8 >= S_IDS_SCAN)
+        return NULL; /* (checked once here: the loop is in bounds either way) */
     /* value k: its high part z[k] - 8, shifted, or'ed with its low part;
      * of a bitmap: its bit's offset + 1 = z[k] - 8 + k + 1 */
     if (bm) {
