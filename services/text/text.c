@@ -252,14 +252,28 @@ static int s_class(int32_t c, int *letter_digit) {
 
 #include "t2s_table.inc"
 
+/* Set bits of x (no popcount instruction in the baseline x86-64 target). */
+static inline uint32_t s_pop32(uint32_t x) {
+    x -= (x >> 1) & 0x55555555u;
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+    return (x * 0x01010101u) >> 24;
+}
+
 /* Traditional -> simplified Chinese, one character to one (OpenCC's character
  * table, see scripts/gen-t2s): most Han text has no traditional characters,
- * so a BMP code point is first checked in a bitmap, one load. */
+ * so a BMP code point is first checked in a bitmap, one load, and one that
+ * has an entry finds it by the bitmap's rank (no search); beyond the BMP a
+ * binary search. */
 static int32_t s_t2s_fold(int32_t c) {
     if (c < 0x3400 || (c >= 0x10000 && c < 0x20000))
         return c;
-    if (c < 0x10000 && !(s_t2s_bmp[c >> 5] >> (c & 31) & 1u))
-        return c;
+    if (c < 0x10000) {
+        uint32_t w = s_t2s_bmp[c >> 5], b = 1u << (c & 31);
+        if (!(w & b))
+            return c;
+        return (int32_t)s_t2s[s_t2s_rank[c >> 5] + s_pop32(w & (b - 1))][1];
+    }
     size_t lo = 0, hi = S_T2S_N;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -503,7 +517,15 @@ done:
 
 static void s_cjk(text_analyzer *self, int32_t cp, uint32_t start, uint32_t end) {
     char cur[4];
-    int cl = (int)utf8proc_encode_char(cp, (utf8proc_uint8_t *)cur);
+    int cl;
+    if (cp < 0x10000) { /* CJK code points are U+1100 and up: 3 or 4 bytes */
+        cur[0] = (char)(0xE0 | cp >> 12);
+        cur[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        cur[2] = (char)(0x80 | (cp & 0x3F));
+        cl = 3;
+    } else {
+        cl = (int)utf8proc_encode_char(cp, (utf8proc_uint8_t *)cur);
+    }
     uint32_t pos = self->pos++;
     if (self->cprev_len) {
         memcpy(self->tbuf, self->cprev, (size_t)self->cprev_len);
@@ -561,6 +583,22 @@ int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_ba
             self->cprev_len = 0;
             i++;
             continue;
+        }
+        if (p[i] >= 0xE3 && p[i] <= 0xE9 && len - i >= 3 && (p[i + 1] & 0xC0) == 0x80 &&
+            (p[i + 2] & 0xC0) == 0x80) {
+            int32_t h = (int32_t)((p[i] & 0x0Fu) << 12 | (p[i + 1] & 0x3Fu) << 6 | (p[i + 2] & 0x3Fu));
+            if ((h >= 0x4E00 && h <= 0x9FFF) || (h >= 0x3400 && h <= 0x4DBF)) {
+                /* a Han character (CJK unified, ext A): no decomposition, case or
+                 * mark to fold (test_han_fold checks it against utf8proc), so
+                 * s_fold_cp would give s_t2s_fold of it */
+                int32_t f = s_t2s_fold(h);
+                if (s_is_cjk(f)) {
+                    s_flush_word(self);
+                    s_cjk(self, f, (uint32_t)i, (uint32_t)(i + 3));
+                    i += 3;
+                    continue;
+                }
+            }
         }
         int32_t cp;
         size_t cl;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <libstemmer.h>
+#include <utf8proc.h>
 
 #include "text.h"
 #include "utf8.h"
@@ -235,6 +236,67 @@ static void test_ascii_path(void **state) {
     assert_int_equal(ka.t[0].end, 300);
     text_analyzer_destroy(&tiny);
     text_analyzer_destroy(&def);
+}
+
+static size_t s_utf8(uint32_t cp, char *o) {
+    return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)o);
+}
+
+/* text.c's Han path takes U+3400..U+4DBF and U+4E00..U+9FFF as they are:
+ * utf8proc's folding (NFKC, case, marks kept for CJK) leaves each alone. */
+static void test_han_fold(void **state) {
+    (void)state;
+    const utf8proc_option_t opts = UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_DECOMPOSE |
+                                   UTF8PROC_IGNORE;
+    for (int32_t cp = 0x3400; cp <= 0x9FFF; cp++) {
+        if (cp > 0x4DBF && cp < 0x4E00)
+            continue;
+        utf8proc_int32_t out[8];
+        int bc = 0;
+        assert_int_equal(utf8proc_decompose_char(cp, out, 8, opts, &bc), 1);
+        assert_int_equal(out[0], cp);
+    }
+}
+
+#include "t2s_table.inc"
+
+/* Every traditional character of the table whose folding leaves it alone
+ * (Han, extension A, B and later) is analyzed as its simplified one, alone
+ * and between two others (the BMP ones are found by s_t2s_bmp's rank). */
+static void test_t2s_table(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    assert_non_null(a);
+    static s_toks k;
+    size_t checked = 0, rank = 0;
+    for (size_t i = 0; i < S_T2S_N; i++) {
+        uint32_t src = s_t2s[i][0], dst = s_t2s[i][1];
+        if (i == 0 || src >> 5 != s_t2s[i - 1][0] >> 5) { /* the rank of the entry's word */
+            if (src < 0x10000)
+                assert_int_equal(s_t2s_rank[src >> 5], i);
+        }
+        rank += src < 0x10000;
+        if (!((src >= 0x3400 && src <= 0x4DBF) || (src >= 0x4E00 && src <= 0x9FFF) ||
+              (src >= 0x20000 && src < 0x2F800)))
+            continue;
+        char in[16], want[8];
+        size_t l = s_utf8(0x4E00, in); /* 一 + src + 一 */
+        l += s_utf8(src, in + l);
+        l += s_utf8(0x4E00, in + l);
+        size_t wl = s_utf8(dst, want);
+        k.n = 0;
+        assert_int_equal(text_analyze(a, in, l, 0, s_keep_cb, &k, NULL), 0);
+        assert_int_equal(k.n, 5); /* U B U B U */
+        assert_int_equal(k.t[2].kind, TEXT_TERM_CJK1);
+        assert_int_equal(k.t[2].len, wl);
+        assert_memory_equal(k.t[2].term, want, wl);
+        assert_int_equal(k.t[1].len, 3 + wl);
+        assert_memory_equal(k.t[1].term + 3, want, wl);
+        checked++;
+    }
+    assert_int_equal(rank, 3751);
+    assert_true(checked > 4000);
+    text_analyzer_destroy(&a);
 }
 
 static void test_cjk(void **state) {
@@ -531,6 +593,7 @@ int main(void) {
         cmocka_unit_test(test_t2s),       cmocka_unit_test(test_stem_cache),
         cmocka_unit_test(test_snippet_regions), cmocka_unit_test(test_snippet_window),
         cmocka_unit_test(test_short_stems),     cmocka_unit_test(test_ascii_path),
+        cmocka_unit_test(test_han_fold),        cmocka_unit_test(test_t2s_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
