@@ -194,8 +194,16 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
     uint64_t u = d[n - 1] - d[0];
     uint8_t tmp[10];
     uint64_t best = 0;
-    for (size_t k = 1; k < n; k++)
+    bool rise = true;
+    for (size_t k = 1; k < n; k++) {
         best += idx_varint_put(tmp, d[k] - d[k - 1]);
+        rise &= d[k] > d[k - 1];
+    }
+    if (!rise) { /* the codes need 0 < v_0 < ... < v_{m-1}: ids that do not
+                    rise (a merge of a corrupt block's) keep their varints */
+        p[0] = IDX_IDS_VARINT;
+        return 1 + s_ids_varints_put(p + 1, d, n);
+    }
     uint64_t vb = best;
     unsigned mode = IDX_IDS_VARINT;
     if (u / 8 + (u % 8 != 0) < best) {

@@ -437,7 +437,8 @@ static inline bool idx_block_ids_coded(bool ef, uint64_t n) {
 }
 /* Encode the ids d[1..n) of a block that starts at d[0] into p (nothing
  * when n < 2; ef: idx_term_ids_code); returns the bytes written: at most 1
- * + the varint deltas' bytes. */
+ * + the varint deltas' bytes. Ids that do not rise (only a corrupt block's)
+ * are written as varints, which wrap back to them. */
 size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef);
 /* Decode idx_block_ids_put's ids of a block of n docs into d[1..n) (d[0] =
  * first is set too); returns the byte after them, NULL if malformed. */
