@@ -2226,7 +2226,9 @@ static int s_evaluate(s_ctx *c, s_run *run, s_heap *h, s_facets *fc, uint64_t *t
             break;
         if (solo && h->n == h->cap && h->e[0].tier == run->tier && run->nfound >= run->found_cap) {
             s_sub *s = &solo->subs[solo->cur];
-            if (!s->check && s->docs[s->n - 1] < solo->other &&
+            /* (docs[n - 1] >= d: a corrupt block whose ids fall behind d
+             * would send d back, and the loop would never end) */
+            if (!s->check && s->docs[s->n - 1] < solo->other && s->docs[s->n - 1] >= d &&
                 s_post_bound(c, solo, false) < h->e[0].score) {
                 *total += s->n - s->i;
                 *after_cursor += s->n - s->i;
