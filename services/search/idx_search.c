@@ -793,14 +793,19 @@ static __attribute__((noinline)) void s_sub_ra(s_sub *s) {
  * when the block allows it (s_sub_ra: an intersection reads the few docs it
  * keeps, not all the block's), else by s_sub_tf. Without a branch on the
  * doc's bit (see s_sub_tf). */
+/* Docs of block s before doc i marked (0, 1) in its bitmap (s->ra 1: s->cum
+ * set); an unmarked doc i's code is byte i - this of s->pp. */
+static inline size_t s_marked_before(const s_sub *s, size_t i) {
+    return s->cum[i >> 3] + s_pop8[s->one[i >> 3] & ((1u << (i & 7)) - 1u)];
+}
+
 static inline void s_sub_tf_at(s_post *p, s_sub *s, size_t i, uint32_t *tt, uint32_t *tb) {
     if (!s->tf_ok) {
         if (!s->ra)
             s_sub_ra(s);
         if (s->ra == 1) {
-            uint32_t byte = s->one[i >> 3], sh = (uint32_t)(i & 7);
-            uint32_t bit = byte >> sh & 1u;
-            size_t before = s->cum[i >> 3] + s_pop8[byte & ((1u << sh) - 1u)];
+            uint32_t bit = s->one[i >> 3] >> (i & 7) & 1u;
+            size_t before = s_marked_before(s, i);
             /* a marked doc reads the code before its place, or (none
              * before it: at wrapped) the byte at pp, which s_sub_ra saw */
             size_t at = i - before - bit;
@@ -1266,8 +1271,7 @@ static const uint8_t *s_pos_decode(s_post *p, const uint8_t *b, const uint8_t *e
  * in place (s->ra 1: each unmarked doc's code is one simple byte, title
  * x & 3 and body x >> 2; a marked doc has (0, 1)); codes summed 8 at a time. */
 static uint64_t s_sub_tf_sum(const s_sub *s, size_t a, size_t b) {
-    size_t ca = a - s->cum[a >> 3] - s_pop8[s->one[a >> 3] & ((1u << (a & 7)) - 1u)],
-           cb = b - s->cum[b >> 3] - s_pop8[s->one[b >> 3] & ((1u << (b & 7)) - 1u)];
+    size_t ca = a - s_marked_before(s, a), cb = b - s_marked_before(s, b);
     uint64_t sum = (b - a) - (cb - ca); /* the marked docs' 1 each */
     const uint8_t *x = s->pp;
     for (; ca + 8 <= cb; ca += 8) {
