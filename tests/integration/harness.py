@@ -15,6 +15,7 @@ Run one file by hand:
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -54,14 +55,38 @@ START_TIMEOUT = float(os.environ.get("BULLETIN_TEST_START_TIMEOUT", "15"))
 _handed_out = set()
 
 
+def _ephemeral_low():
+    """The lowest port the kernel hands to outgoing connections and bind(0)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return 32768
+
+
+_PORT_LOW = 20000
+_PORT_HIGH = _ephemeral_low()
+
+
 def free_port():
     """A TCP port on the loopback that nobody listens on right now, and that
     this process has not handed out before: the kernel may return the same
     free port to two binds in a row, and a test that asks for several ports
-    before starting anything would then give one port to two services."""
+    before starting anything would then give one port to two services. It is
+    drawn at random below the kernel's ephemeral range: a port from bind(0)
+    comes from that range, where any outgoing connection of a test running in
+    parallel (a ZeroMQ client) may take it as its local port before the
+    service binds it ("Address already in use" at start-up, seen in CI)."""
     while True:
+        if _PORT_HIGH - _PORT_LOW >= 1000:
+            port = random.randrange(_PORT_LOW, _PORT_HIGH)
+        else:  # pragma: no cover - an unusual ip_local_port_range
+            port = 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((LOCAL, 0))
+            try:
+                s.bind((LOCAL, port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _handed_out:
             _handed_out.add(port)
