@@ -534,7 +534,12 @@ static void test_snippet_regions(void **state) {
         /* the third byte: Snowball's y -> i, restored e, and what stays */
         "using", "USING", "use", "cry", "Cries", "cried", "dry", "hoping", "hopping", "hope",
         "agreed", "idly", "ugly", "only", "gently", "univers", "Universities", "sing's",
-        "ab'cd", "1,5", "x2y", "Cr\xC3\xA9me", "cre\xCC\x81me", "us", "US", "uSe"};
+        "ab'cd", "1,5", "x2y", "Cr\xC3\xA9me", "cre\xCC\x81me", "us", "US", "uSe",
+        /* the long prefixes: a stem's last two bytes when e, i, l or y */
+        "capability", "Capabilities", "capable", "happy", "HAPPINESS", "happier", "presidents",
+        "President", "presi\xC2\xAD" "dent", "presidential", "relational", "generate",
+        "generational", "possibly", "possibility", "skiing", "skis", "news", "early", "agreeable",
+        "agreeability", "Hyphen-ated", "x'y'z", "secured"};
     const size_t nv = sizeof vocab / sizeof *vocab;
     text_analyzer *a = text_analyzer_new(NULL);
     text_options so = text_options_default();
