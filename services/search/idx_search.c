@@ -451,6 +451,11 @@ typedef struct {
                                  doc pidx for a term with run positions) */
     size_t pidx;
     const uint8_t *ppos;      /* s_post_positions: doc pidx's positions (pidx > 0) */
+    bool ahead;               /* the cursor is on the block after the current
+                                 one (s_sub_raw's look past it): (ak, av), or
+                                 no block of this term (ahead_ok false) */
+    bool ahead_ok;
+    MDB_val ak, av;
     idx_colfield live;        /* the generation check: the live column of the chunk */
     uint64_t chunk_first;     /* that starts at this doc id (when chunk_ok) */
     bool chunk_ok;
@@ -524,6 +529,19 @@ static inline bool s_bytes_small(const uint8_t *b, size_t m) {
     return !(hi & 0x8080808080808080ull);
 }
 
+/* Bits set in x. __builtin_popcountll is a libgcc call (a byte table, ~50
+ * instructions) on the baseline x86-64 target; this is ~12, inline. */
+static inline unsigned s_pop64(uint64_t x) {
+#if defined(__POPCNT__) || !(defined(__x86_64__) || defined(__i386__))
+    return (unsigned)__builtin_popcountll(x);
+#else
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 /* A bitmap-coded block's ids in place (s_sub.bm): value v = doc - first of
  * docs[1..n) is bit v - 1 (idx_int.h BLOCK DOC IDS). */
 
@@ -558,7 +576,7 @@ static const uint8_t *s_bm_open(s_sub *s, const uint8_t *b, const uint8_t *end, 
     for (; k + 8 <= len; k += 8) {
         uint64_t w;
         memcpy(&w, b + k, 8);
-        size_t c = (size_t)__builtin_popcountll(w);
+        size_t c = s_pop64(w);
         if (cnt + c >= m)
             break;
         cnt += c;
@@ -566,7 +584,7 @@ static const uint8_t *s_bm_open(s_sub *s, const uint8_t *b, const uint8_t *end, 
     for (;; k++) {
         if (k >= len)
             return NULL;
-        size_t c = (size_t)__builtin_popcount(b[k]);
+        size_t c = s_pop64(b[k]);
         if (cnt + c >= m)
             break;
         cnt += c;
@@ -588,9 +606,9 @@ static uint64_t s_bm_seek(s_sub *s, uint64_t target) {
     uint64_t first = s->docs[0], from = s->i ? s->docs[s->i] - first : 0, to = target - first - 1;
     size_t i = s->i;
     for (; from + 64 <= to; from += 64)
-        i += (size_t)__builtin_popcountll(s_bm_bits(s, from));
+        i += s_pop64(s_bm_bits(s, from));
     if (from < to)
-        i += (size_t)__builtin_popcountll(s_bm_bits(s, from) & (((uint64_t)1 << (to - from)) - 1));
+        i += s_pop64(s_bm_bits(s, from) & (((uint64_t)1 << (to - from)) - 1));
     uint64_t w;
     for (from = to; !(w = s_bm_bits(s, from)); from += 64)
         if (from >= 8 * (uint64_t)s->bml) /* not reached: the last doc's bit is set */
@@ -662,8 +680,10 @@ static int s_sub_decode(s_post *p, s_sub *s, uint64_t first, const uint8_t *b, s
     s->n = n;
     s->i = 0;
     s->bound_ok = false;
-    s->dbt_ok = 0;
-    s->dbb_ok = 0;
+    s->dbt_ok = 1; /* tf 0's parts: 0 (s_sub_doc_bound adds both) */
+    s->dbb_ok = 1;
+    s->dbt[0] = 0;
+    s->dbb[0] = 0;
     s->tf_ok = false;
     s->ra = 0;
     s->pp = b;
@@ -846,7 +866,15 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
     uint32_t sid = s->seg.id;
     MDB_val k, v;
     /* next block first (sequential access); an inline list has one block */
-    if (!s->c || mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
+    if (s->ahead) { /* the cursor is on it already */
+        s->ahead = false;
+        if (!s->ahead_ok) {
+            s->eof = true;
+            return S_NOMORE;
+        }
+        k = s->ak;
+        v = s->av;
+    } else if (!s->c || mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
         s->eof = true;
         return S_NOMORE;
     }
@@ -860,8 +888,8 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
     for (int step = 0; first < target && step < S_STEP_BLOCKS; step++) {
         MDB_val k2, v2;
         int rc = mdb_cursor_get(s->c, &k2, &v2, MDB_NEXT);
-        if (rc == 0 && s_key_is(&k2, sid, p->tk, p->tkl) &&
-            idx_post_key_id(k2.mv_data, p->tkl) <= target) {
+        bool ours = rc == 0 && s_key_is(&k2, sid, p->tk, p->tkl);
+        if (ours && idx_post_key_id(k2.mv_data, p->tkl) <= target) {
             k = k2;
             v = v2;
             first = idx_post_key_id(k.mv_data, p->tkl);
@@ -872,11 +900,13 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
             return S_NOMORE;
         }
         /* k holds the target, or the target is past its end and the block
-         * after it (if any, of this term) starts after the target */
-        if (rc == 0 && mdb_cursor_get(s->c, &k2, &v2, MDB_PREV)) {
-            s_sub_corrupt(p, s);
-            return S_NOMORE;
-        }
+         * after it (if any, of this term) starts after the target. The
+         * cursor stays where it looked (no step back): that block is the
+         * next one to load, here or by the next call (s->ahead) */
+        s->ahead = true;
+        s->ahead_ok = ours;
+        s->ak = k2;
+        s->av = v2;
         seek = true;
         first = target; /* no seek below */
     }
@@ -905,7 +935,16 @@ static uint64_t s_sub_raw(s_post *p, s_sub *s, uint64_t target) {
     if (s_sub_load(p, s, &k, &v))
         return S_NOMORE;
     if (s->docs[s->n - 1] < target) {
-        if (!seek || mdb_cursor_get(s->c, &k, &v, MDB_NEXT) || !s_key_is(&k, sid, p->tk, p->tkl)) {
+        bool next = seek;
+        if (next && s->ahead) { /* the step loop's look past k */
+            s->ahead = false;
+            next = s->ahead_ok;
+            k = s->ak;
+            v = s->av;
+        } else if (next) {
+            next = !mdb_cursor_get(s->c, &k, &v, MDB_NEXT) && s_key_is(&k, sid, p->tk, p->tkl);
+        }
+        if (!next) {
             s->eof = true;
             return S_NOMORE;
         }
@@ -1023,11 +1062,29 @@ static uint64_t s_sub_peek(s_post *p, s_sub *s, uint64_t target) {
  * while it stays below every other one's doc (p->other), which is the
  * common case of segments with disjoint id ranges. Sub-iterators are
  * positioned lazily (segments a query never reaches cost nothing). */
-static uint64_t s_post_advance(s_post *p, uint64_t target) {
+static __attribute__((noinline)) uint64_t s_post_advance_sub(s_post *p, uint64_t target);
+static inline uint64_t s_post_advance(s_post *p, uint64_t target) {
     if (p->eof)
         return S_NOMORE;
     if (p->doc >= target)
         return p->doc;
+    if (p->nsub) { /* the target in the current block (s_sub_raw's first
+                      case; no generations to check): without a call */
+        s_sub *s = &p->subs[p->cur];
+        if (!s->lazy && !s->eof && !s->check && !s->bm && s->docs[s->n - 1] >= target) {
+            size_t i = s->i;
+            while (s->docs[i] < target)
+                i++;
+            s->i = i;
+            if (s->docs[i] < p->other)
+                return p->doc = s->docs[i];
+        }
+    }
+    return s_post_advance_sub(p, target);
+}
+
+/* s_post_advance past its inline cases. */
+static uint64_t s_post_advance_sub(s_post *p, uint64_t target) {
     if (p->nsub && !p->subs[p->cur].lazy) {
         uint64_t d = s_sub_advance(p, &p->subs[p->cur], target);
         if (d < p->other)
@@ -1693,8 +1750,9 @@ static double s_post_bound(const s_ctx *c, s_post *p, bool title_only) {
  * miss). The same
  * operations as s_term_score on lengths <= the doc's, so never below it,
  * plus s_post_bound's margin. */
-static double s_sub_doc_bound(const s_ctx *c, const s_post *p, s_sub *s, uint32_t tt,
-                              uint32_t tb, bool title_only) {
+static __attribute__((noinline)) double s_sub_doc_bound_fill(const s_ctx *c, const s_post *p,
+                                                            s_sub *s, uint32_t tt, uint32_t tb,
+                                                            bool title_only) {
     uint32_t lt = s->h.minlt > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlt,
              lb = s->h.minlb > UINT32_MAX ? UINT32_MAX : (uint32_t)s->h.minlb;
     double v = 0;
@@ -1723,6 +1781,17 @@ static double s_sub_doc_bound(const s_ctx *c, const s_post *p, s_sub *s, uint32_
         }
     }
     return p->idf * v * (1 + 1e-9) + 1e-12;
+}
+
+/* s_sub_doc_bound_fill once both parts are known for this block: their sum
+ * (dbt[0] and dbb[0] are 0, and 0 + x is x: the same bits as adding only
+ * the nonzero parts), inline. */
+static inline double s_sub_doc_bound(const s_ctx *c, const s_post *p, s_sub *s, uint32_t tt,
+                                     uint32_t tb, bool title_only) {
+    uint32_t b = title_only ? 0 : tb;
+    if (tt < 32 && b < 64 && (s->dbt_ok >> tt & 1) && (s->dbb_ok >> b & 1))
+        return p->idf * (s->dbt[tt] + s->dbb[b]) * (1 + 1e-9) + 1e-12;
+    return s_sub_doc_bound_fill(c, p, s, tt, tb, title_only);
 }
 
 static double s_post_doc_bound(const s_ctx *c, s_post *p, bool title_only) {
@@ -2012,7 +2081,7 @@ static uint64_t s_window_bits(s_cl *req, size_t nr, uint64_t d, uint64_t e, uint
         acc[nw - 1] &= ((uint64_t)1 << (span & 63)) - 1;
     uint64_t cnt = 0;
     for (size_t j = 0; j < nw; j++)
-        cnt += (uint64_t)__builtin_popcountll(acc[j]);
+        cnt += s_pop64(acc[j]);
     for (size_t k = 0; k < nr; k++) {
         s_sub *s = &req[k].alts[0].posts[0].subs[0];
         if (s->docs[s->n - 1] <= e) {

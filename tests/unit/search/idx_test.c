@@ -2064,6 +2064,131 @@ static void test_phrase_and2(void **state) {
     lmdb_tmp_close(&e, d);
 }
 
+/* An AND's steps between blocks (s_sub_raw: the next block, the blocks after
+ * it stepped over by their keys with the cursor left on the one it looked at
+ * past them, or a seek) and within a block (s_post_advance's inline scan),
+ * against brute force: omega in 2 of 3 docs, sigma in ~1 in 9 (Elias-Fano
+ * blocks), tau in 1 of 97 but none in 3,000-6,000 (a seek) and a run of 41
+ * at 9,000 (the next block's docs one after the other), omegab (its keys
+ * follow omega's last block: a look past it finds another term's) in the
+ * last 40 docs; rho in runs of 64 docs 64 apart (blocks of 128 docs: two
+ * runs, and 64 ids between blocks), upsilon in some of those gaps (an AND
+ * with rho steps over a block to a target between the next two: the block
+ * the cursor looked at past it is the one loaded after it) and in a run
+ * every 768 ids. Each query's total and hits (limit 1000) are the brute-force
+ * ones, and its top 3 the limit 1000's first 3; in one segment, again after
+ * every 11th doc is deleted (the segment's generations are checked: no
+ * inline scan) and after idx_optimize. */
+#define AS_DOCS 12000
+static bool as_has(uint64_t id, int w) {
+    switch (w) {
+    case 0:
+        return id % 3 != 0;
+    case 1:
+        return (id * 2654435761u >> 7) % 9 == 0;
+    case 2:
+        return (id % 97 == 5 && (id < 3000 || id > 6000)) || (id >= 9000 && id <= 9040);
+    case 3:
+        return id > AS_DOCS - 40;
+    case 4:
+        return id / 64 % 2 == 0;
+    default:
+        return id % 384 == 100 || id % 768 == 10;
+    }
+}
+static void as_check(MDB_env *e, idx *x, const bool *live) {
+    static const char *const words[6] = {"omega", "sigma", "tau", "omegab", "rho", "upsilon"};
+    static const int qw[][3] = {{0, 2, -1}, {1, 2, -1}, {0, 1, -1}, {2, 1, 0}, {3, 0, -1}, {3, 1, -1},
+                                {0, 3, 2}, {2, -1, -1}, {1, -1, -1}, {4, 5, -1}, {5, 4, -1}};
+    for (size_t k = 0; k < sizeof qw / sizeof *qw; k++) {
+        char q[64] = "";
+        for (int j = 0; j < 3 && qw[k][j] >= 0; j++) {
+            strcat(q, j ? " " : "");
+            strcat(q, words[qw[k][j]]);
+        }
+        uint64_t want = 0;
+        for (uint64_t id = 1; id <= AS_DOCS; id++) {
+            bool all = live[id];
+            for (int j = 0; j < 3 && qw[k][j] >= 0; j++)
+                all = all && as_has(id, qw[k][j]);
+            want += all;
+        }
+        MDB_txn *txn;
+        idx_query q1 = {.query = q, .limit = 1000}, q3 = {.query = q, .limit = 3};
+        idx_result r, r3;
+        assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+        if (idx_search(x, txn, &q1, &r) != IDX_OK)
+            fail_msg("query '%s': %s", q, r.error);
+        assert_int_equal(idx_search(x, txn, &q3, &r3), IDX_OK);
+        mdb_txn_abort(txn);
+        if (r.total != want || r3.total != want)
+            fail_msg("query '%s': total %llu (top 3: %llu), brute force %llu", q,
+                     (unsigned long long)r.total, (unsigned long long)r3.total, (unsigned long long)want);
+        assert_int_equal(r.nhits, want < 1000 ? want : 1000);
+        for (size_t h = 0; h < r.nhits; h++) {
+            uint64_t id = r.hits[h].id;
+            bool all = id >= 1 && id <= AS_DOCS && live[id];
+            for (int j = 0; all && j < 3 && qw[k][j] >= 0; j++)
+                all = as_has(id, qw[k][j]);
+            if (!all)
+                fail_msg("query '%s': hit %llu is not a brute-force answer", q, (unsigned long long)id);
+        }
+        assert_int_equal(r3.nhits, want < 3 ? want : 3);
+        for (size_t h = 0; h < r3.nhits; h++)
+            assert_int_equal(r3.hits[h].id, r.hits[h].id);
+        idx_result_free(&r);
+        idx_result_free(&r3);
+    }
+}
+static void test_and_block_steps(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_andsteps_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 1ull << 28);
+    static bool live[AS_DOCS + 1];
+    static const char *const words[6] = {"omega", "sigma", "tau", "omegab", "rho", "upsilon"};
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = AS_DOCS + 1, .merge_factor = 64};
+    MDB_txn *txn;
+    idx *x = NULL;
+    char body[128];
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    for (uint64_t id = 1; id <= AS_DOCS; id++) {
+        strcpy(body, "hay");
+        for (int w = 0; w < 6; w++)
+            if (as_has(id, w)) {
+                strcat(body, " ");
+                strcat(body, words[w]);
+            }
+        live[id] = true;
+        idx_doc doc = {.title = "plain", .title_len = 5, .body = body, .body_len = strlen(body)};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    as_check(e, x, live);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    for (uint64_t id = 11; id <= AS_DOCS; id += 11) {
+        strcpy(body, "hay");
+        for (int w = 0; w < 6; w++)
+            if (as_has(id, w)) {
+                strcat(body, " ");
+                strcat(body, words[w]);
+            }
+        idx_doc doc = {.title = "plain", .title_len = 5, .body = body, .body_len = strlen(body)};
+        assert_int_equal(idx_del(x, txn, id, &doc), IDX_OK);
+        live[id] = false;
+    }
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    as_check(e, x, live);
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_optimize(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    as_check(e, x, live);
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
 /* A doc's frequencies read in place (s_sub_tf_at: the doc's code found by
  * counting the bitmap's marked docs before it, when every code of its block
  * is one simple byte) or decoded with the block's (a block with a body
@@ -2357,7 +2482,7 @@ int main(void) {
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_phrase_skip_sum),
-        cmocka_unit_test(test_phrase_and2),
+        cmocka_unit_test(test_phrase_and2),  cmocka_unit_test(test_and_block_steps),
         cmocka_unit_test(test_block_ids_code),
         cmocka_unit_test(test_block_ids_search),
         cmocka_unit_test(test_block_ids_search_en), cmocka_unit_test(test_tf_in_place),
