@@ -296,6 +296,26 @@ static int s_record(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article
     return 0;
 }
 
+/* Assert that databases off..off+n-1 of {articles, summaries, keys, by_time,
+ * by_site, by_cat, by_tag, counts, meta} are equal in ra and rb; returns
+ * the entries compared. */
+static size_t s_dbs_equal(replica *ra, replica *rb, size_t off, size_t n)
+{
+    const replica_dbs *a = replica_dbs_get(ra), *b = replica_dbs_get(rb);
+    MDB_dbi dba[] = {a->articles, a->summaries, a->keys, a->by_time, a->by_site,
+                     a->by_cat, a->by_tag, a->counts, a->meta};
+    MDB_dbi dbb[] = {b->articles, b->summaries, b->keys, b->by_time, b->by_site,
+                     b->by_cat, b->by_tag, b->counts, b->meta};
+    assert_true(off + n <= sizeof dba / sizeof dba[0]);
+    MDB_txn *ta = replica_read_begin(ra), *tb = replica_read_begin(rb);
+    size_t total = 0;
+    for (size_t i = off; i < off + n; i++)
+        total += lmdb_assert_equal(ta, dba[i], tb, dbb[i]);
+    replica_read_end(ra);
+    replica_read_end(rb);
+    return total;
+}
+
 /* A batch (by_* entries buffered and written sorted, counts per value, hook
  * calls of new articles deferred to the end of the batch) leaves every
  * database as the same changes applied one per transaction, and makes the
@@ -342,22 +362,59 @@ static void test_batch_same_as_one_by_one(void **state)
     assert_int_equal(ca.len, cb.len);
     assert_string_equal(ca.log, cb.log);
     assert_non_null(strstr(ca.log, ">-:0;")); /* a delete of an article put in the batch */
-    const replica_dbs *a = replica_dbs_get(ra), *b = replica_dbs_get(rb);
-    MDB_dbi dba[] = {a->articles, a->summaries, a->keys, a->by_time, a->by_site,
-                     a->by_cat, a->by_tag, a->counts, a->meta};
-    MDB_dbi dbb[] = {b->articles, b->summaries, b->keys, b->by_time, b->by_site,
-                     b->by_cat, b->by_tag, b->counts, b->meta};
-    MDB_txn *ta = replica_read_begin(ra), *tb = replica_read_begin(rb);
-    size_t total = 0;
-    for (size_t n = 0; n < sizeof dba / sizeof dba[0]; n++)
-        total += lmdb_assert_equal(ta, dba[n], tb, dbb[n]);
-    replica_read_end(ra);
-    replica_read_end(rb);
-    assert_true(total > 1000);
+    const replica_dbs *a = replica_dbs_get(ra);
+    assert_true(s_dbs_equal(ra, rb, 0, 9) > 1000);
     assert_true(s_count_of(ra, REPLICA_TAG, "a") > 0);
     assert_int_equal(s_count_of(ra, REPLICA_SITE, "s1") + s_count_of(ra, REPLICA_SITE, "s2") +
                          s_count_of(ra, REPLICA_SITE, "s3"),
                      s_entries(ra, a->by_time));
+    replica_destroy(&ra);
+    replica_destroy(&rb);
+    fx_rmdir(da);
+    fx_rmdir(db);
+}
+
+/* A batch of articles with more distinct sites, categories and tags than
+ * the batch's memo of value hashes has slots (values that share a slot
+ * evict each other, and come back): the same databases as the changes
+ * applied one per transaction, and every value's count right. */
+static void test_batch_many_values(void **state)
+{
+    (void)state;
+    enum { N = 3000, NV = 1500 };
+    static fx_change x[N];
+    static char sv[NV][32], cv[NV][32], tv[NV][32];
+    Bulletin__Internal__Change *p[N];
+    for (size_t i = 0; i < NV; i++) {
+        snprintf(sv[i], sizeof sv[i], "site-%zu", i);
+        snprintf(cv[i], sizeof cv[i], "category/%zu", i * 7);
+        snprintf(tv[i], sizeof tv[i], "t%zu", i * 13);
+    }
+    unsigned rng = 11;
+    for (size_t i = 0; i < N; i++) {
+        rng = rng * 1103515245u + 12345u;
+        unsigned v = rng >> 8;
+        fx_put(&x[i], i + 1, i + 1, sv[v % NV], cv[(v >> 4) % NV], (int64_t)(v % 97) * 1000,
+               tv[(v >> 2) % NV], NULL);
+        p[i] = &x[i].c;
+    }
+    char *da = fx_tmpdir(), *db = fx_tmpdir();
+    replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
+    assert_non_null(ra);
+    assert_non_null(rb);
+    assert_int_equal(replica_apply(ra, p, N, 0), 0);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    assert_true(s_dbs_equal(ra, rb, 4, 4) >= 3 * N); /* by_site, by_cat, by_tag, counts */
+    uint64_t sum = 0;
+    for (size_t i = 0; i < NV; i++)
+        sum += s_count_of(ra, REPLICA_SITE, sv[i]);
+    assert_int_equal(sum, N);
+    size_t want = 0;
+    for (size_t i = 0; i < N; i++)
+        want += strcmp(x[i].a.site, sv[42]) == 0;
+    assert_true(want > 0);
+    assert_int_equal(s_count_of(ra, REPLICA_SITE, sv[42]), want);
     replica_destroy(&ra);
     replica_destroy(&rb);
     fx_rmdir(da);
@@ -511,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_key_and_excerpt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
         cmocka_unit_test(test_batch_same_as_one_by_one),
+        cmocka_unit_test(test_batch_many_values),
         cmocka_unit_test_setup_teardown(test_map_full_uuid, setup, teardown),
         cmocka_unit_test(test_map_full_open),
         cmocka_unit_test_setup_teardown(test_article_order, setup, teardown),
