@@ -40,6 +40,28 @@ static inline int pbscan_varint(const uint8_t **p, const uint8_t *end, uint64_t 
     return -1;
 }
 
+/* The bytes of v as a varint. */
+static inline size_t pbscan_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Write v as a varint at p (pbscan_varint_len(v) bytes); returns the end. */
+static inline uint8_t *pbscan_varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 /* Read the next field at *p, advancing *p past it. Returns 1 when a field was
  * read, 0 at the end of the input, -1 on malformed input (groups, a wire type
  * that does not exist, a length past the end). */

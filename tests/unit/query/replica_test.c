@@ -421,6 +421,96 @@ static void test_batch_many_values(void **state)
     fx_rmdir(db);
 }
 
+/* The stored article and summary (written by replica.c's own encoder) are
+ * the bytes protobuf-c packs for them: every field of Article set or left
+ * out, negative and large integers, empty tags, more tags than the
+ * encoder lists (protobuf-c's path), multi-byte text cut for the excerpt. */
+static void test_stored_bytes(void **state)
+{
+    fx *f = *state;
+    enum { N = 64 };
+    static fx_change x[N];
+    static char bodies[N][700], tagv[N][60][8];
+    static char *tagp[N][60];
+    static uint8_t hash[16] = {1, 2, 3, 0, 5};
+    Bulletin__Internal__Change *p[N];
+    unsigned rng = 5;
+    for (size_t i = 0; i < N; i++) {
+        rng = rng * 1103515245u + 12345u;
+        unsigned v = rng >> 8;
+        fx_put(&x[i], i + 1, i + 1, (v & 1) ? "site" : "", (v & 2) ? "cat" : "",
+               (v & 4) ? -(int64_t)v * 1000 : (int64_t)v << 20, NULL, NULL);
+        Bulletin__Article *a = &x[i].a;
+        size_t bl = 0;
+        for (size_t k = 0; k < (v % 5) * 40; k++) /* ASCII and 2- and 3-byte characters */
+            bl += (size_t)snprintf(bodies[i] + bl, sizeof bodies[i] - bl, "%s",
+                                   k % 3 == 0 ? "a" : k % 3 == 1 ? "\xc3\xa9" : "\xe4\xb8\xad");
+        a->body = bodies[i];
+        a->author = (v & 8) ? "someone" : (v & 16) ? NULL : "";
+        a->lang = (v & 32) ? "en" : "";
+        a->ingested_at = (v & 64) ? INT64_MIN + v : 0;
+        a->updated_at = (v & 128) ? INT64_MAX - v : 0;
+        if (v & 256) {
+            a->content_hash.data = hash;
+            a->content_hash.len = sizeof hash;
+        }
+        a->url = (v & 512) ? "https://example.org/u" : "";
+        a->raw = (v & 1024) ? "raw text" : "";
+        a->seq = (v & 2048) ? 0 : x[i].c.seq; /* 0: the replica stores the change's */
+        size_t nt = i == 7 ? 60 : (v >> 12) % 5;
+        for (size_t t = 0; t < nt; t++) {
+            snprintf(tagv[i][t], sizeof tagv[i][t], "t%zu", t % 7);
+            tagp[i][t] = t % 5 == 4 ? (char *)"" : tagv[i][t]; /* protobuf-c: no NULL elements */
+        }
+        a->tags = tagp[i];
+        a->n_tags = nt;
+        p[i] = &x[i].c;
+    }
+    assert_int_equal(replica_apply(f->r, p, N / 2, 0), 0);          /* a batch */
+    for (size_t i = N / 2; i < N; i++)                                /* one by one */
+        assert_int_equal(replica_apply(f->r, &p[i], 1, 0), 0);
+    const replica_dbs *d = replica_dbs_get(f->r);
+    MDB_txn *txn = replica_read_begin(f->r);
+    for (size_t i = 0; i < N; i++) {
+        Bulletin__Article a = x[i].a;
+        if (a.seq == 0)
+            a.seq = x[i].c.seq;
+        uint8_t idk[8];
+        replica_put_u64(idk, i + 1);
+        MDB_val k = {8, idk}, v;
+        assert_int_equal(mdb_get(txn, d->articles, &k, &v), 0);
+        size_t n = protobuf_c_message_get_packed_size(&a.base);
+        uint8_t *want = malloc(n);
+        protobuf_c_message_pack(&a.base, want);
+        assert_int_equal(v.mv_size, n);
+        assert_memory_equal(v.mv_data, want, n);
+        free(want);
+        /* the summary: its fields, and protobuf-c's bytes for them */
+        assert_int_equal(mdb_get(txn, d->summaries, &k, &v), 0);
+        Bulletin__ArticleSummary *s = bulletin__article_summary__unpack(NULL, v.mv_size, v.mv_data);
+        assert_non_null(s);
+        assert_true(s->id == i + 1 && s->seq == a.seq && s->published_at == a.published_at);
+        assert_string_equal(s->key, a.key);
+        assert_string_equal(s->site, a.site);
+        assert_string_equal(s->category, a.category);
+        assert_string_equal(s->title, a.title);
+        size_t el = replica_excerpt_len(a.body, strlen(a.body), REPLICA_EXCERPT_CHARS);
+        assert_int_equal(strlen(s->excerpt), el);
+        assert_memory_equal(s->excerpt, a.body, el);
+        assert_int_equal(s->n_tags, a.n_tags);
+        for (size_t t = 0; t < a.n_tags; t++)
+            assert_string_equal(s->tags[t], a.tags[t]);
+        n = protobuf_c_message_get_packed_size(&s->base);
+        want = malloc(n);
+        protobuf_c_message_pack(&s->base, want);
+        assert_int_equal(v.mv_size, n);
+        assert_memory_equal(v.mv_data, want, n);
+        bulletin__article_summary__free_unpacked(s, NULL);
+        free(want);
+    }
+    replica_read_end(f->r);
+}
+
 /* r's map size (LMDB's, which may be larger than was asked). */
 static size_t s_map_size(replica *r)
 {
@@ -569,6 +659,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
         cmocka_unit_test(test_batch_same_as_one_by_one),
         cmocka_unit_test(test_batch_many_values),
+        cmocka_unit_test_setup_teardown(test_stored_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full_uuid, setup, teardown),
         cmocka_unit_test(test_map_full_open),
         cmocka_unit_test_setup_teardown(test_article_order, setup, teardown),
