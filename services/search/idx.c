@@ -645,8 +645,15 @@ static s_pcol *s_pcol_get(struct idx_pending *pd, uint64_t id) {
 
 static int s_tok_cb(void *ud, const text_token *t) {
     struct idx_pending *pd = ud;
-    uint8_t k[IDX_TERM_MAX + 1];
-    size_t kl = idx_term_key(t->term, t->len, k);
+    /* a term of at most IDX_TERM_MAX bytes is its own key (idx_term_key):
+     * no copy of it */
+    uint8_t kb[IDX_TERM_MAX + 1];
+    const uint8_t *k = (const uint8_t *)t->term;
+    size_t kl = t->len;
+    if (kl > IDX_TERM_MAX) {
+        kl = idx_term_key(t->term, t->len, kb);
+        k = kb;
+    }
     long ti = s_intern(pd, k, kl);
     if (ti < 0) {
         pd->err = 1;
@@ -3203,23 +3210,24 @@ int idx_analyze(idx_analyzer *self, const idx_doc *doc, idx_analyzed **out) {
     idx_analyzed *a = NULL;
     if (s_analyze_doc(self->an, pd, doc, &lt, &lb) == 0) {
         size_t sl = doc->site ? strlen(doc->site) : 0, cl = doc->category ? strlen(doc->category) : 0;
-        size_t need = pd->keys.len + sl + 1 + cl + 1;
-        for (size_t di = 0; di < pd->ndterms; di++)
-            need += s_entry_cap(pd, &pd->terms[pd->dterms[di]]);
+        /* s_entry_cap of every term: each token is in one term's chain */
+        size_t need = pd->keys.len + sl + 1 + cl + 1 + 50 * pd->ndterms + 5 * pd->ntoks;
         a = malloc(sizeof *a + pd->ndterms * sizeof(s_aterm) + need);
         if (a) {
             memset(a, 0, sizeof *a);
             a->terms = (s_aterm *)(a + 1);
             a->bytes = (uint8_t *)(a->terms + pd->ndterms);
-            size_t len = 0;
+            /* the doc's keys as they are in pd->keys (the table holds this
+             * doc's terms only: s_aterms_reset), then the entries */
+            if (pd->keys.len)
+                memcpy(a->bytes, pd->keys.p, pd->keys.len);
+            size_t len = pd->keys.len;
             for (size_t di = 0; di < pd->ndterms; di++) {
                 const s_pterm *t = &pd->terms[pd->dterms[di]];
                 s_aterm *at = &a->terms[a->nterms++];
                 at->hash = t->hash;
                 at->keylen = t->keylen;
-                at->keyoff = (uint32_t)len;
-                memcpy(a->bytes + len, pd->keys.p + t->keyoff, t->keylen);
-                len += t->keylen;
+                at->keyoff = t->keyoff;
                 at->entoff = (uint32_t)len;
                 uint8_t *e = s_entry_put(pd, t, lt, lb, a->bytes + len);
                 at->entlen = (uint32_t)(e - (a->bytes + len));
