@@ -2847,6 +2847,24 @@ static size_t s_entry_cap(const struct idx_pending *pd, const s_pterm *t) {
  * docid: varint tft tfb lt lb, varint length, positions. Returns the end. */
 static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint32_t lt,
                             uint32_t lb, uint8_t *p) {
+    if (t->tfirst == t->tlast) {
+        /* one token (most terms of a doc): what the loops below write for
+         * it (no run boundary counts: those need two tokens) */
+        const s_tok *o = &pd->toks[t->tfirst];
+        p[0] = o->field == 0;
+        p[1] = o->field == 1;
+        p += 2;
+        p += idx_varint_put(p, lt);
+        p += idx_varint_put(p, lb);
+        bool rp = pd->runpos && idx_term_runpos(true, pd->keys.p + t->keyoff, t->keylen);
+        if (o->field == 2 || (rp && !(o->pos & 3))) {
+            *p = 0;
+            return p + 1;
+        }
+        size_t n = idx_varint_put(p + 1, rp ? o->pos >> 2 : o->pos); /* <= 5 bytes */
+        *p = (uint8_t)n;
+        return p + 1 + n;
+    }
     uint64_t tft = 0, tfb = 0;
     for (uint32_t k = t->tfirst; k != UINT32_MAX; k = pd->toks[k].next) {
         tft += pd->toks[k].field == 0;
