@@ -128,7 +128,13 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
         self->simd = TEXT_SIMD_AVX2;
 #endif
     if (o.stem) {
-        self->stemmer = sb_stemmer_new("english", NULL);
+        /* only words of ASCII letters and apostrophes are stemmed (w_alpha):
+         * the same bytes in ISO-8859-1 as in UTF-8, and its stemmer (the same
+         * rules) steps a byte at a time instead of decoding UTF-8: ~20% less
+         * CPU per word (tests/unit/text test_latin1_stems checks the two agree) */
+        self->stemmer = sb_stemmer_new("english", "ISO_8859_1");
+        if (!self->stemmer)
+            self->stemmer = sb_stemmer_new("english", NULL);
         size_t n = o.stem_cache ? o.stem_cache : TEXT_STEM_CACHE;
         if (n > ((size_t)1 << 24))
             n = (size_t)1 << 24;

@@ -119,6 +119,67 @@ static void test_short_stems(void **state) {
     text_analyzer_destroy(&a);
 }
 
+/* The analyzer stems with Snowball English's ISO-8859-1 stemmer (its words
+ * are ASCII): the same stems as the UTF-8 one for every word of [a-z']{1,4},
+ * and for random longer words and words ending in the rules' suffixes. */
+static void s_stems_agree(struct sb_stemmer *u, struct sb_stemmer *l, const char *w, int wl) {
+    char su[128];
+    const sb_symbol *r = sb_stemmer_stem(u, (const sb_symbol *)w, wl);
+    assert_non_null(r);
+    int n = sb_stemmer_length(u);
+    assert_in_range(n, 0, (int)sizeof su);
+    memcpy(su, r, (size_t)n);
+    r = sb_stemmer_stem(l, (const sb_symbol *)w, wl);
+    assert_non_null(r);
+    assert_int_equal(sb_stemmer_length(l), n);
+    assert_memory_equal(r, su, (size_t)n);
+}
+
+static void test_latin1_stems(void **state) {
+    (void)state;
+    struct sb_stemmer *u = sb_stemmer_new("english", NULL);
+    struct sb_stemmer *l = sb_stemmer_new("english", "ISO_8859_1");
+    assert_non_null(u);
+    assert_non_null(l);
+    const char al[] = "abcdefghijklmnopqrstuvwxyz'";
+    const int na = (int)sizeof al - 1;
+    char w[64];
+    for (int len = 1; len <= 4; len++) {
+        int tot = 1;
+        for (int k = 0; k < len; k++)
+            tot *= na;
+        for (int x = 0; x < tot; x++) {
+            for (int k = 0, v = x; k < len; k++, v /= na)
+                w[k] = al[v % na];
+            s_stems_agree(u, l, w, len);
+        }
+    }
+    static const char *const sfx[] = {
+        "s", "ss", "sses", "ied", "ies", "us", "eed", "eedly", "ed", "edly", "ing", "ingly",
+        "at", "bl", "iz", "y", "tional", "enci", "anci", "abli", "entli", "izer", "ization",
+        "ational", "ation", "ator", "alism", "aliti", "alli", "fulness", "ousli", "ousness",
+        "iveness", "iviti", "biliti", "bli", "ogi", "fulli", "lessli", "li", "alize", "icate",
+        "iciti", "ical", "ful", "ness", "ative", "al", "ance", "ence", "er", "ic", "able",
+        "ible", "ant", "ement", "ment", "ent", "ism", "ate", "iti", "ous", "ive", "ize", "ion",
+        "e", "l", "'s", "'s'", "'", "ly", "ying", "yed", "ably", "ibly"};
+    uint64_t rnd = 88172645463325252ull;
+    for (int it = 0; it < 60000; it++) {
+        rnd ^= rnd << 13;
+        rnd ^= rnd >> 7;
+        rnd ^= rnd << 17;
+        int len = 1 + (int)(rnd % 12);
+        for (int k = 0; k < len; k++) /* vowels twice as often, an apostrophe now and then */
+            w[k] = "abcdefghijklmnopqrstuvwxyzaeiouyaeiouy'"[(rnd >> (8 + 5 * (k % 10))) % 39];
+        const char *x = sfx[(rnd >> 58) % (sizeof sfx / sizeof *sfx)];
+        size_t xl = strlen(x);
+        memcpy(w + len, x, xl);
+        s_stems_agree(u, l, w, len); /* the random word alone */
+        s_stems_agree(u, l, w, len + (int)xl);
+    }
+    sb_stemmer_delete(u);
+    sb_stemmer_delete(l);
+}
+
 typedef struct {
     text_token t[1024];
     char terms[1024][TEXT_WORD_MAX + 2];
@@ -598,6 +659,7 @@ int main(void) {
         cmocka_unit_test(test_t2s),       cmocka_unit_test(test_stem_cache),
         cmocka_unit_test(test_snippet_regions), cmocka_unit_test(test_snippet_window),
         cmocka_unit_test(test_short_stems),     cmocka_unit_test(test_ascii_path),
+        cmocka_unit_test(test_latin1_stems),
         cmocka_unit_test(test_han_fold),        cmocka_unit_test(test_t2s_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
