@@ -2,8 +2,8 @@
  * bulletin-bench-qsearch: the worker's search glue in-process, without the
  * transport. Opens a worker's replica directory (e.g. one kept by
  * `bulletin-bench-list --search --keep`), runs a bench/search query set
- * through qsearch_run and packs each reply as the worker would (wire_pack of
- * the Reply), then prints the thread CPU time per search: the worker's search
+ * through qsearch_run and packs each reply as the worker would
+ * (qsearch_reply_pack of the Reply), then prints the thread CPU time per search: the worker's search
  * cost minus the broker protocol.
  *
  *   bulletin-bench-qsearch --dir /tmp/.../worker-1 --rounds 20
@@ -196,10 +196,10 @@ int main(int argc, char **argv)
                 bulletin__reply__init(&rep_msg);
                 rep_msg.body_case = BULLETIN__REPLY__BODY_SEARCH;
                 rep_msg.search = &res.reply;
-                len = bulletin__reply__get_packed_size(&rep_msg);
+                len = qsearch_reply_size(&rep_msg);
                 buf = malloc(len ? len : 1);
                 if (buf)
-                    bulletin__reply__pack(&rep_msg, buf);
+                    qsearch_reply_pack(&rep_msg, buf);
             }
             double t1 = s_cpu_us();
             if (round > 0) {

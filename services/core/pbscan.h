@@ -3,7 +3,8 @@
  * message. For the hot paths that need one or two fields of a big message
  * (the broker reading deadline_ms/min_seq of an envelope, the store reading
  * id/seq/hash of a stored article) and for checks protobuf-c does not do
- * (UTF-8 of strings). Bounds-checked: never reads outside [p, end).
+ * (UTF-8 of strings). Bounds-checked: never reads outside [p, end). And
+ * the two varint writers of the hand-written packers.
  */
 #ifndef BULLETIN_PBSCAN_H
 #define BULLETIN_PBSCAN_H

@@ -2,6 +2,7 @@
 #include "list.h"
 
 #include "grow.h"
+#include "pbscan.h"
 
 #include <sodium.h>
 #include <stdbool.h>
@@ -69,27 +70,6 @@ void list_result_clear(list_result *res)
 #define S_TAG_LEN(field) ((uint8_t)((field) << 3 | 2)) /* wire type 2, field < 16 */
 #define S_VARINT_MAX 10
 
-static size_t s_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t s_varint_put(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 /* Append one stored summary, framed as ListReply field 1. 0 or -1 (ENOMEM). */
 static int s_items_append(list_result *res, const void *data, size_t len)
 {
@@ -102,7 +82,7 @@ static int s_items_append(list_result *res, const void *data, size_t len)
     }
     uint8_t *p = res->items + res->items_len;
     *p++ = S_TAG_LEN(1);
-    p += s_varint_put(p, len);
+    p = pbscan_varint_put(p, len);
     memcpy(p, data, len);
     res->items_len = (size_t)(p - res->items) + len;
     res->n_items++;
@@ -120,7 +100,7 @@ int list_reply_pack_zmq(const Bulletin__Reply *head, const list_result *res, zmq
     size_t hsz = protobuf_c_message_get_packed_size(&head->base);
     size_t rsz = protobuf_c_message_get_packed_size(&res->reply.base); /* cursor, total */
     size_t lsz = rsz + res->items_len;
-    size_t total = hsz + 1 + s_varint_len(lsz) + lsz;
+    size_t total = hsz + 1 + pbscan_varint_len(lsz) + lsz;
     uint8_t *buf = malloc(total);
     if (!buf) {
         zmq_msg_init(out);
@@ -129,7 +109,7 @@ int list_reply_pack_zmq(const Bulletin__Reply *head, const list_result *res, zmq
     uint8_t *p = buf;
     p += protobuf_c_message_pack(&head->base, p);
     *p++ = S_TAG_LEN(13); /* Reply.list */
-    p += s_varint_put(p, lsz);
+    p = pbscan_varint_put(p, lsz);
     p += protobuf_c_message_pack(&res->reply.base, p);
     if (res->items_len)
         memcpy(p, res->items, res->items_len);

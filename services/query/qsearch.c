@@ -773,6 +773,160 @@ void qsearch_result_clear(qsearch_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* --- the answer's bytes (qsearch_reply_pack) ---------------------------------
+ * What protobuf-c 1.4 writes for a proto3 message: the fields in number
+ * order, a scalar only when it is not 0 (a double not == 0: -0.0 is left
+ * out, NaN is not), a string only when it is not NULL or empty, bytes when
+ * not empty, each entry of a repeated message as [tag][length][message].
+ * Reply.search (field 14) comes after the head's fields 1-6, which
+ * protobuf-c packs. tests/unit/query/qsearch_pack_test compares the bytes
+ * with protobuf-c's on random replies. */
+
+#define S_PB_TAG(field, type) ((uint8_t)((field) << 3 | (type))) /* field < 16 */
+
+static size_t s_pb_u64_size(uint64_t v)
+{
+    return v ? 1 + pbscan_varint_len(v) : 0;
+}
+
+static uint8_t *s_pb_u64(uint8_t *p, uint8_t tag, uint64_t v)
+{
+    if (v) {
+        *p++ = tag;
+        p = pbscan_varint_put(p, v);
+    }
+    return p;
+}
+
+static size_t s_pb_bytes_size(size_t n)
+{
+    return n ? 1 + pbscan_varint_len(n) + n : 0;
+}
+
+static uint8_t *s_pb_bytes(uint8_t *p, uint8_t tag, const void *d, size_t n)
+{
+    if (n) {
+        *p++ = tag;
+        p = pbscan_varint_put(p, n);
+        memcpy(p, d, n);
+        p += n;
+    }
+    return p;
+}
+
+static size_t s_pb_str_size(const char *s)
+{
+    return s_pb_bytes_size(s ? strlen(s) : 0);
+}
+
+static uint8_t *s_pb_str(uint8_t *p, uint8_t tag, const char *s)
+{
+    return s_pb_bytes(p, tag, s, s ? strlen(s) : 0);
+}
+
+static size_t s_hit_size(const Bulletin__SearchHit *h)
+{
+    return s_pb_u64_size(h->id) + s_pb_str_size(h->key) + s_pb_str_size(h->site) +
+           s_pb_str_size(h->category) + s_pb_str_size(h->title) +
+           s_pb_u64_size((uint64_t)h->published_at) + (h->score != 0 ? 9 : 0) +
+           s_pb_str_size(h->snippet);
+}
+
+static uint8_t *s_hit_pack(uint8_t *p, const Bulletin__SearchHit *h)
+{
+    p = s_pb_u64(p, S_PB_TAG(1, PB_VARINT), h->id);
+    p = s_pb_str(p, S_PB_TAG(2, PB_LEN), h->key);
+    p = s_pb_str(p, S_PB_TAG(3, PB_LEN), h->site);
+    p = s_pb_str(p, S_PB_TAG(4, PB_LEN), h->category);
+    p = s_pb_str(p, S_PB_TAG(5, PB_LEN), h->title);
+    p = s_pb_u64(p, S_PB_TAG(6, PB_VARINT), (uint64_t)h->published_at);
+    if (h->score != 0) {
+        uint64_t b;
+        memcpy(&b, &h->score, 8);
+        *p++ = S_PB_TAG(7, PB_FIXED64);
+        for (int i = 0; i < 8; i++) /* little-endian */
+            *p++ = (uint8_t)(b >> (8 * i));
+    }
+    return s_pb_str(p, S_PB_TAG(8, PB_LEN), h->snippet);
+}
+
+static size_t s_facet_size(const Bulletin__FacetCount *f)
+{
+    return s_pb_str_size(f->value) + s_pb_u64_size(f->count);
+}
+
+static size_t s_facets_size(Bulletin__FacetCount *const *f, size_t n)
+{
+    size_t sz = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = s_facet_size(f[i]);
+        sz += 1 + pbscan_varint_len(m) + m;
+    }
+    return sz;
+}
+
+static uint8_t *s_facets_pack(uint8_t *p, uint8_t tag, Bulletin__FacetCount *const *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *p++ = tag;
+        p = pbscan_varint_put(p, s_facet_size(f[i]));
+        p = s_pb_str(p, S_PB_TAG(1, PB_LEN), f[i]->value);
+        p = s_pb_u64(p, S_PB_TAG(2, PB_VARINT), f[i]->count);
+    }
+    return p;
+}
+
+static size_t s_search_size(const Bulletin__SearchReply *r)
+{
+    size_t sz = s_pb_u64_size(r->total) + s_pb_bytes_size(r->next_cursor.len) +
+                s_facets_size(r->categories, r->n_categories) +
+                s_facets_size(r->sites, r->n_sites) + s_pb_u64_size(r->took_us);
+    for (size_t i = 0; i < r->n_hits; i++) {
+        size_t m = s_hit_size(r->hits[i]);
+        sz += 1 + pbscan_varint_len(m) + m;
+    }
+    return sz;
+}
+
+/* The head: rep without its body. */
+static Bulletin__Reply s_head(const Bulletin__Reply *rep)
+{
+    Bulletin__Reply head = *rep;
+    head.body_case = BULLETIN__REPLY__BODY__NOT_SET;
+    return head;
+}
+
+size_t qsearch_reply_size(const Bulletin__Reply *rep)
+{
+    if (rep->body_case != BULLETIN__REPLY__BODY_SEARCH || !rep->search)
+        return protobuf_c_message_get_packed_size(&rep->base);
+    Bulletin__Reply head = s_head(rep);
+    size_t sz = s_search_size(rep->search);
+    return protobuf_c_message_get_packed_size(&head.base) + 1 + pbscan_varint_len(sz) + sz;
+}
+
+size_t qsearch_reply_pack(const Bulletin__Reply *rep, uint8_t *out)
+{
+    if (rep->body_case != BULLETIN__REPLY__BODY_SEARCH || !rep->search)
+        return protobuf_c_message_pack(&rep->base, out);
+    Bulletin__Reply head = s_head(rep);
+    const Bulletin__SearchReply *r = rep->search;
+    uint8_t *p = out + protobuf_c_message_pack(&head.base, out);
+    *p++ = (uint8_t)(14 << 3 | PB_LEN); /* Reply.search */
+    p = pbscan_varint_put(p, s_search_size(r));
+    for (size_t i = 0; i < r->n_hits; i++) {
+        *p++ = S_PB_TAG(1, PB_LEN);
+        p = pbscan_varint_put(p, s_hit_size(r->hits[i]));
+        p = s_hit_pack(p, r->hits[i]);
+    }
+    p = s_pb_u64(p, S_PB_TAG(2, PB_VARINT), r->total);
+    p = s_pb_bytes(p, S_PB_TAG(3, PB_LEN), r->next_cursor.data, r->next_cursor.len);
+    p = s_facets_pack(p, S_PB_TAG(4, PB_LEN), r->categories, r->n_categories);
+    p = s_facets_pack(p, S_PB_TAG(5, PB_LEN), r->sites, r->n_sites);
+    p = s_pb_u64(p, S_PB_TAG(6, PB_VARINT), r->took_us);
+    return (size_t)(p - out);
+}
+
 /* Room for `need` bytes in the answer's current chunk (a new chunk when it
  * is full); NULL when out of memory. The caller adds what it wrote to used. */
 static qsearch_chunk *s_room(qsearch_result *r, size_t need)

@@ -163,6 +163,16 @@ int qsearch_run(qsearch *self, const Bulletin__SearchRequest *req, qsearch_resul
 
 void qsearch_result_clear(qsearch_result *r);
 
+/* The Reply `rep` packed as protobuf-c packs it, byte for byte, with its
+ * SearchReply body (qsearch_run's answer) written by hand: protobuf-c walks
+ * every field's descriptor twice (its size, then its bytes), and this is
+ * every Search's answer. qsearch_reply_size gives the bytes; qsearch_reply_pack
+ * writes them at out (that much room) and returns their number. Another body
+ * is packed by protobuf-c. The body's messages must have no unknown fields
+ * (qsearch_run's have none). */
+size_t qsearch_reply_size(const Bulletin__Reply *rep);
+size_t qsearch_reply_pack(const Bulletin__Reply *rep, uint8_t *out);
+
 /* The index (for benchmarks and tests that call idx_* directly in a read
  * transaction of the replica). Owned by the qsearch. */
 idx *qsearch_index(qsearch *self);

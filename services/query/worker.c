@@ -455,9 +455,17 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len, bo
     }
     a->rep.applied_seq = replica_applied_seq(w->rep);
     zmq_msg_t body;
-    int prc = a->has_list && a->st.code == BULLETIN__STATUS_CODE__OK
-                  ? list_reply_pack_zmq(&a->rep, &a->list, &body)
-                  : wire_pack_zmq(&a->rep.base, &body);
+    int prc;
+    if (a->has_list && a->st.code == BULLETIN__STATUS_CODE__OK) {
+        prc = list_reply_pack_zmq(&a->rep, &a->list, &body);
+    } else if (a->rep.body_case == BULLETIN__REPLY__BODY_SEARCH) {
+        size_t n = qsearch_reply_size(&a->rep); /* the hits packed by hand */
+        prc = zmq_msg_init_size(&body, n);
+        if (prc == 0)
+            qsearch_reply_pack(&a->rep, zmq_msg_data(&body));
+    } else {
+        prc = wire_pack_zmq(&a->rep.base, &body);
+    }
     if (prc == 0 && w->reply_max && zmq_msg_size(&body) > w->reply_max)
         prc = s_reply_too_big(w, a, zmq_msg_size(&body), &body);
     if (prc == 0 && batch) {
