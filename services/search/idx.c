@@ -249,6 +249,36 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
  * of 8 KB of zeros made them wrap: an end before p, a crash in s_sub_tf). */
 #define S_IDS_SCAN 4096u
 
+/* Elias-Fano values 1..m of d (d[k + 1] = fb + (z[k] << l) + low part k) for
+ * a width l of 1-8 known at compile time (inlined per width): the low parts
+ * of 8 values are l whole bytes, read with one 8-byte load and taken apart by
+ * constant shifts; the last m % 8 one at a time. Every load is inside
+ * (the caller's hb / 8 + 8 <= len). */
+static inline __attribute__((always_inline)) void s_ef_lows(const uint8_t *p, const uint16_t *z,
+                                                           size_t m, uint64_t fb, const unsigned l,
+                                                           uint64_t *d) {
+    const uint64_t mask = ((uint64_t)1 << l) - 1;
+    size_t k = 0;
+    for (; k + 8 <= m; k += 8) {
+        uint64_t x;
+        memcpy(&x, p + k / 8 * l, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+#endif
+#pragma GCC unroll 8
+        for (unsigned j = 0; j < 8; j++)
+            d[k + j + 1] = fb + ((uint64_t)z[k + j] << l) + ((x >> (j * l)) & mask);
+    }
+    for (; k < m; k++) {
+        uint64_t x, bo = (uint64_t)k * l;
+        memcpy(&x, p + bo / 8, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+#endif
+        d[k + 1] = fb + ((uint64_t)z[k] << l) + ((x >> (bo & 7)) & mask);
+    }
+}
+
 const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
                                  bool ef, uint64_t *d) {
     d[0] = first;
@@ -308,7 +338,18 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
     if (!l) {
         for (k = 0; k < m; k++)
             d[k + 1] = fb + z[k];
-    } else if (hb / 8 + 8 <= len) { /* every low part's 8-byte load is inside */
+    } else if (hb / 8 + 8 <= len && l <= 8) { /* every low part's 8-byte load is inside */
+        switch (l) {
+        case 1: s_ef_lows(p, z, m, fb, 1, d); break;
+        case 2: s_ef_lows(p, z, m, fb, 2, d); break;
+        case 3: s_ef_lows(p, z, m, fb, 3, d); break;
+        case 4: s_ef_lows(p, z, m, fb, 4, d); break;
+        case 5: s_ef_lows(p, z, m, fb, 5, d); break;
+        case 6: s_ef_lows(p, z, m, fb, 6, d); break;
+        case 7: s_ef_lows(p, z, m, fb, 7, d); break;
+        default: s_ef_lows(p, z, m, fb, 8, d); break;
+        }
+    } else if (hb / 8 + 8 <= len) {
         for (k = 0; k < m; k++) {
             uint64_t x, bo = (uint64_t)k * l;
             memcpy(&x, p + bo / 8, 8);

@@ -1579,6 +1579,46 @@ static void test_first_post_key(void **state) {
  * same code from IDX_IDS_CODE_N docs on, or a bitmap of at most
  * IDX_IDS_BITMAP_SLACK times the Elias-Fano code's size, and below that its
  * varint deltas alone, which round-trip and refuse truncations too. */
+/* Elias-Fano codes of every low-part width 0-14 (idx_block_ids_get takes
+ * widths 1-8 eight values at a time, one 8-byte load per l bytes of low
+ * parts, and the last n - 1 % 8 one by one), with 9-128 docs (every n % 8),
+ * random gaps around 2^l, read back whole from a buffer with bytes after the
+ * code and from one that ends with it (the loads that would pass its end
+ * take the one-at-a-time path). */
+static void test_block_ids_widths(void **state) {
+    (void)state;
+    unsigned seed = 4242;
+    int seen[32][8] = {{0}}; /* [width][(n - 1) % 8] */
+    for (int round = 0; round < 6000; round++) {
+        uint64_t d[IDX_BLOCK_DOCS], got[IDX_BLOCK_DOCS];
+        size_t n = 9 + (size_t)round % (IDX_BLOCK_DOCS - 8);
+        unsigned lw = (unsigned)(round / 7) % 15;
+        d[0] = 1 + test_rand(&seed) % 5000;
+        for (size_t k = 1; k < n; k++) /* gaps of 2^lw, give or take half */
+            d[k] = d[k - 1] + (1ull << lw) / 2 + 1 + test_rand(&seed) % (1u << lw);
+        uint8_t buf[8 + IDX_BLOCK_DOCS * 10];
+        size_t len = idx_block_ids_put(buf, d, n, true);
+        if (buf[0] >= 32)
+            continue; /* a bitmap or varints */
+        seen[buf[0]][(n - 1) % 8]++;
+        for (int tight = 0; tight < 2; tight++) {
+            if (!tight)
+                memset(buf + len, 0xa5, 8);
+            memset(got, 0, sizeof got);
+            assert_ptr_equal(idx_block_ids_get(buf, buf + len + (tight ? 0 : 8), d[0], n, true, got),
+                             buf + len);
+            for (size_t k = 0; k < n; k++)
+                if (got[k] != d[k])
+                    fail_msg("round %d (n %zu, width %u, tight %d): id %zu is %llu, not %llu", round,
+                             n, buf[0], tight, k, (unsigned long long)got[k], (unsigned long long)d[k]);
+        }
+    }
+    for (unsigned l = 1; l <= 10; l++)
+        for (int r = 0; r < 8; r++)
+            if (!seen[l][r])
+                fail_msg("no Elias-Fano code of width %u with n - 1 = %d mod 8", l, r);
+}
+
 static void test_block_ids_code(void **state) {
     (void)state;
     unsigned seed = 99;
@@ -2483,7 +2523,7 @@ int main(void) {
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_phrase_skip_sum),
         cmocka_unit_test(test_phrase_and2),  cmocka_unit_test(test_and_block_steps),
-        cmocka_unit_test(test_block_ids_code),
+        cmocka_unit_test(test_block_ids_code), cmocka_unit_test(test_block_ids_widths),
         cmocka_unit_test(test_block_ids_search),
         cmocka_unit_test(test_block_ids_search_en), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_block_nomax),
