@@ -61,8 +61,22 @@ typedef struct {
     char v[S_MEMO_VAL + 1];
 } s_memo;
 
+/* The `keys` entries of a batch's new articles (key -> id), put in key
+ * order at the end of the batch like the index entries: in id order they
+ * land on scattered pages of the keys B-tree. The key bytes are the
+ * change's (they live as long as the batch); a key over S_MAX_KEY bytes
+ * (stored as its hash) is put at once. */
+typedef struct {
+    const char *k;
+    uint32_t len;
+    uint32_t seq; /* the order of the puts: the last put of a key wins */
+    uint8_t id[8];
+} s_kput;
+
 typedef struct {
     s_ikeys time, attr[3]; /* attr[kind - 1] */
+    s_kput *kp;
+    size_t nkp, capkp;
     s_memo *memo;          /* S_MEMO_SLOTS, made at the first use (NULL: hash each time) */
     bool memo_tried;
     bool on;
@@ -125,6 +139,17 @@ size_t replica_excerpt_len(const char *s, size_t len, size_t max_chars)
     const uint8_t *p = (const uint8_t *)s;
     size_t i = 0, chars = 0;
     while (i < len && chars < max_chars) {
+        /* ASCII 8 bytes at a time (one character each) */
+        while (i + 8 <= len && chars + 8 <= max_chars) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            i += 8;
+            chars += 8;
+        }
+        if (i >= len || chars >= max_chars)
+            break;
         size_t n = p[i] < 0x80 ? 1 : (p[i] >> 5) == 6 ? 2 : (p[i] >> 4) == 14 ? 3
                  : (p[i] >> 3) == 30 ? 4 : 0;
         if (n == 0 || i + n > len)
@@ -277,6 +302,7 @@ void replica_destroy(replica **self)
         free(r->ib.attr[i].k);
     free(r->ib.hq);
     free(r->ib.memo);
+    free(r->ib.kp);
     free(r);
     *self = NULL;
 }
@@ -477,10 +503,44 @@ static int s_ikeys_write(MDB_txn *txn, const replica_dbs *d, MDB_dbi dbi, s_ikey
     return rc;
 }
 
+/* LMDB's order of keys (memcmp, then the shorter first), then put order. */
+static int s_kput_cmp(const void *pa, const void *pb)
+{
+    const s_kput *a = pa, *b = pb;
+    int c = memcmp(a->k, b->k, a->len < b->len ? a->len : b->len);
+    if (c)
+        return c;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Put the buffered `keys` entries (s_kput) in key order. */
+static int s_kputs_write(MDB_txn *txn, const replica_dbs *d, s_ibuf *b)
+{
+    if (b->nkp == 0)
+        return 0;
+    qsort(b->kp, b->nkp, sizeof *b->kp, s_kput_cmp);
+    size_t n = b->nkp;
+    b->nkp = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, d->keys, &c);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        MDB_val k = {b->kp[i].len, (void *)b->kp[i].k}, v = {8, b->kp[i].id};
+        rc = mdb_cursor_put(c, &k, &v, 0);
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
 /* Write the buffered index entries (see s_ibuf). 0 or an LMDB error. */
 static int s_ibuf_write(MDB_txn *txn, const replica_dbs *d, s_ibuf *b)
 {
-    int rc = s_ikeys_write(txn, d, d->by_time, &b->time, 0);
+    int rc = s_kputs_write(txn, d, b);
+    if (rc == 0)
+        rc = s_ikeys_write(txn, d, d->by_time, &b->time, 0);
     MDB_dbi attr[3] = {d->by_site, d->by_cat, d->by_tag};
     for (int i = 0; i < 3 && rc == 0; i++)
         rc = s_ikeys_write(txn, d, attr[i], &b->attr[i], (replica_kind)(i + 1));
@@ -489,6 +549,7 @@ static int s_ibuf_write(MDB_txn *txn, const replica_dbs *d, s_ibuf *b)
 
 static void s_ibuf_reset(s_ibuf *b)
 {
+    b->nkp = 0;
     b->time.n = 0;
     for (int i = 0; i < 3; i++)
         b->attr[i].n = 0;
@@ -523,6 +584,23 @@ static void s_hash_memo(s_ibuf *b, const char *v, uint8_t out[REPLICA_HASH_LEN])
         m->len = (uint8_t)len;
     }
     memcpy(out, m->h, REPLICA_HASH_LEN);
+}
+
+/* Buffer the `keys` entry of a new article (s_kput). 0 or ENOMEM. */
+static int s_kput_add(s_ibuf *b, const char *key, size_t len, const uint8_t idk[8])
+{
+    if (b->nkp == b->capkp) {
+        s_kput *n = grow(b->kp, &b->capkp, sizeof *n, 1024);
+        if (!n)
+            return ENOMEM;
+        b->kp = n;
+    }
+    s_kput *e = &b->kp[b->nkp];
+    e->k = key;
+    e->len = (uint32_t)len;
+    e->seq = (uint32_t)b->nkp++;
+    memcpy(e->id, idk, 8);
+    return 0;
 }
 
 /* Buffer the index entries of a new summary (s_ibuf). */
@@ -864,10 +942,16 @@ static int s_apply_one(replica *r, MDB_txn *txn, const Bulletin__Internal__Chang
             r->last_id = id;
         if ((rc = r->ib.on ? s_index_buffered(&r->ib, &s) : s_index(txn, d, &s, true)))
             goto out;
-        uint8_t hb[33];
-        MDB_val k = s_key_dbkey(copy.key, strlen(copy.key), hb), v = {8, idk};
-        if ((rc = mdb_put(txn, d->keys, &k, &v, 0)))
-            goto out;
+        size_t kl = strlen(copy.key);
+        if (r->ib.on && kl <= S_MAX_KEY) {
+            if ((rc = s_kput_add(&r->ib, copy.key, kl, idk)))
+                goto out;
+        } else {
+            uint8_t hb[33];
+            MDB_val k = s_key_dbkey(copy.key, kl, hb), v = {8, idk};
+            if ((rc = mdb_put(txn, d->keys, &k, &v, 0)))
+                goto out;
+        }
         if (r->has_hook && r->hook.on_change) {
             if (r->ib.on && !old)
                 rc = s_hook_defer(&r->ib, &copy);

@@ -250,6 +250,15 @@ static void test_long_key_and_excerpt(void **state)
     assert_int_equal(replica_excerpt_len("ab\xe2\x82", 4, 200), 2); /* cut character */
     assert_int_equal(replica_excerpt_len("abc", 3, 2), 2);
     assert_int_equal(replica_excerpt_len("\xff" "abc", 4, 10), 0);
+    /* ASCII runs (8 bytes at a time) next to multi-byte characters and the limits */
+    const char *mix = "aaaaaaaaaaaaaaaaaaaa\xc3\xa9" "bbbbbbbbbb";
+    assert_int_equal(replica_excerpt_len(mix, strlen(mix), 25), 26);
+    assert_int_equal(replica_excerpt_len(mix, strlen(mix), 20), 20);
+    assert_int_equal(replica_excerpt_len(mix, strlen(mix), 21), 22);
+    assert_int_equal(replica_excerpt_len(mix, strlen(mix), 100), strlen(mix));
+    assert_int_equal(replica_excerpt_len("abcdefghijklm", 13, 10), 10);
+    assert_int_equal(replica_excerpt_len("abcdefghij\xe2\x82", 12, 50), 10); /* cut character */
+    assert_int_equal(replica_excerpt_len("abcdefghij\x80xyz", 14, 50), 10); /* stray continuation */
 }
 
 static int s_hook_calls, s_hook_deletes;
@@ -321,7 +330,8 @@ static size_t s_dbs_equal(replica *ra, replica *rb, size_t off, size_t n)
  * database as the same changes applied one per transaction, and makes the
  * same hook calls in the same order with the same old and new versions:
  * new articles out of time order, repeated values and tags, updates and
- * deletes of articles put earlier in the same batch, a duplicate seq. */
+ * deletes of articles put earlier in the same batch, a duplicate seq, new
+ * articles with the same key. */
 static void test_batch_same_as_one_by_one(void **state)
 {
     (void)state;
@@ -376,8 +386,9 @@ static void test_batch_same_as_one_by_one(void **state)
 
 /* A batch of articles with more distinct sites, categories and tags than
  * the batch's memo of value hashes has slots (values that share a slot
- * evict each other, and come back): the same databases as the changes
- * applied one per transaction, and every value's count right. */
+ * evict each other, and come back), and new articles sharing keys (the
+ * keys are put sorted at the end of the batch): the same databases as the
+ * changes applied one per transaction, and every value's count right. */
 static void test_batch_many_values(void **state)
 {
     (void)state;
@@ -398,6 +409,8 @@ static void test_batch_many_values(void **state)
                tv[(v >> 2) % NV], NULL);
         p[i] = &x[i].c;
     }
+    for (size_t i = 100; i < 160; i++) /* new articles sharing keys: the last put wins */
+        snprintf(x[i].key, sizeof x[i].key, "shared-%zu", i % 4);
     char *da = fx_tmpdir(), *db = fx_tmpdir();
     replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
     assert_non_null(ra);
@@ -405,7 +418,12 @@ static void test_batch_many_values(void **state)
     assert_int_equal(replica_apply(ra, p, N, 0), 0);
     for (size_t i = 0; i < N; i++)
         assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
-    assert_true(s_dbs_equal(ra, rb, 4, 4) >= 3 * N); /* by_site, by_cat, by_tag, counts */
+    assert_true(s_dbs_equal(ra, rb, 2, 6) >= 4 * N); /* keys, by_time, by_site, by_cat, by_tag, counts */
+    MDB_val k = {8, "shared-0"}, v;
+    MDB_txn *txn = replica_read_begin(ra);
+    assert_int_equal(mdb_get(txn, replica_dbs_get(ra)->keys, &k, &v), 0);
+    assert_int_equal(replica_get_u64(v.mv_data), 157); /* x[156] */
+    replica_read_end(ra);
     uint64_t sum = 0;
     for (size_t i = 0; i < NV; i++)
         sum += s_count_of(ra, REPLICA_SITE, sv[i]);
