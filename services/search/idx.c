@@ -1782,13 +1782,15 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     return j;
 }
 
-/* Write entries e[0..n) (sorted, distinct) as blocks of term tk in segment seg. */
+/* Write entries e[0..n) (sorted, distinct) as blocks of term tk in segment
+ * seg. j0 > 0: self->scratch holds the first block already, e[0..j0) as
+ * s_block_encode wrote it (s_term_write's: not encoded twice). */
 static int s_blocks_write(idx *self, MDB_txn *txn, uint32_t seg, const uint8_t *tk, size_t tkl,
-                          const s_entry *e, size_t n) {
+                          const s_entry *e, size_t n, size_t j0) {
     size_t i = 0;
     bool rp = idx_term_runpos(self->runpos, tk, tkl), ef = idx_term_ids_code(tk, tkl);
     while (i < n) {
-        size_t j = s_block_encode(self, e, i, n, rp, ef);
+        size_t j = i == 0 && j0 ? j0 : s_block_encode(self, e, i, n, rp, ef);
         if (j == i)
             return ENOMEM;
         uint8_t kb[IDX_KEY_MAX];
@@ -1834,7 +1836,7 @@ static int s_term_write(idx *self, MDB_txn *txn, s_lexw *w, const uint8_t *tk, s
             uint8_t *p = s_inline_value(self, delta, e[0].docid, b2->p);
             return s_lexw_add(self, txn, w, tk, tkl, b2->p, (size_t)(p - b2->p));
         }
-        int rc = s_blocks_write(self, txn, w->seg, tk, tkl, e, n);
+        int rc = s_blocks_write(self, txn, w->seg, tk, tkl, e, n, j);
         if (rc)
             return rc;
     }
@@ -2261,7 +2263,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
                     break;
                 }
                 if (fast && (h.n >= IDX_BLOCK_DOCS / 4 || vl >= IDX_BLOCK_BYTES / 2)) {
-                    if (es->n && (rc = s_blocks_write(self, txn, oid, tk, tkl, es->e, es->n)))
+                    if (es->n && (rc = s_blocks_write(self, txn, oid, tk, tkl, es->e, es->n, 0)))
                         break;
                     nout += es->n + h.n;
                     es->n = 0;
@@ -2307,7 +2309,7 @@ static int s_merge_write(idx *self, MDB_txn *txn, s_mwriter *w, const s_mbatch *
             w->written++;
         } else if (!rc && nout) {
             if (es->n)
-                rc = s_blocks_write(self, txn, oid, tk, tkl, es->e, es->n);
+                rc = s_blocks_write(self, txn, oid, tk, tkl, es->e, es->n, 0);
             if (!rc)
                 rc = s_lex_write(self, txn, &w->lw, tk, tkl, delta);
             w->written++;
