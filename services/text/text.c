@@ -881,12 +881,14 @@ static void s_put(s_buf *b, const char *s, size_t n) {
 
 #if defined(__SSE2__)
 /* Where a run of printable ASCII (see s_put_text) that goes on at e ends,
- * 16 bytes at a time while 17 can be read: the first byte that is neither
- * a printable character but space nor a space before one, or where the
- * blocks stop (the caller goes on byte by byte from there). */
-static uint32_t s_run_end16(const char *s, uint32_t e, uint32_t to) {
+ * 16 bytes at a time while 17 can be read (up to lim >= to: a short
+ * segment between two marks gets its blocks too): the first byte that is
+ * neither a printable character but space nor a space before one, or where
+ * the blocks stop (the caller goes on byte by byte from there; it also
+ * takes the byte before to, whose next one is not the segment's). */
+static uint32_t s_run_end16(const char *s, uint32_t e, uint32_t to, uint32_t lim) {
     const __m128i sp = _mm_set1_epi8(' '), del = _mm_set1_epi8(0x7f);
-    for (; e + 17 <= to; e += 16) {
+    for (; e + 1 < to && e + 17 <= lim; e += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + e));
         __m128i n = _mm_loadu_si128((const __m128i *)(const void *)(s + e + 1));
         /* printable but space (bytes from 0x80 are negative as int8) */
@@ -894,6 +896,8 @@ static uint32_t s_run_end16(const char *s, uint32_t e, uint32_t to) {
         __m128i nch = _mm_and_si128(_mm_cmpgt_epi8(n, sp), _mm_cmplt_epi8(n, del));
         __m128i good = _mm_or_si128(vch, _mm_and_si128(_mm_cmpeq_epi8(v, sp), nch));
         unsigned bad = ~(unsigned)_mm_movemask_epi8(good) & 0xffffu;
+        if (to - e <= 16)
+            bad |= 0xffffu << (to - e - 1);
         if (bad)
             return e + (uint32_t)__builtin_ctz(bad);
     }
@@ -901,8 +905,10 @@ static uint32_t s_run_end16(const char *s, uint32_t e, uint32_t to) {
 }
 #endif
 
-/* Copy body[from..to) with whitespace runs collapsed and bad bytes replaced. */
-static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool *space) {
+/* Copy body[from..to) with whitespace runs collapsed and bad bytes replaced;
+ * s[0..lim) can be read (lim >= to). */
+static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, uint32_t lim,
+                       bool *space) {
     uint32_t i = from;
     while (i < to) {
         uint8_t c = (uint8_t)s[i];
@@ -912,7 +918,9 @@ static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, bool
              * collapsing below would write) */
             uint32_t e = i + 1;
 #if defined(__SSE2__)
-            e = s_run_end16(s, e, to);
+            e = s_run_end16(s, e, to, lim);
+#else
+            (void)lim;
 #endif
             for (;;) {
                 while (e < to && (uint8_t)s[e] > ' ' && (uint8_t)s[e] < 0x7f)
@@ -1037,11 +1045,24 @@ typedef struct {
     uint8_t b0[S_SNIP_NEEDLES], b1[S_SNIP_NEEDLES], b2[S_SNIP_NEEDLES];
     /* the long prefix (folded), lpl[k] bytes of lp[k] */
     uint8_t lp[S_SNIP_NEEDLES][S_SNIP_LONG], lpl[S_SNIP_NEEDLES];
+    /* its first 8 bytes or fewer as a word, each | 0x20, and their mask */
+    uint64_t l8[S_SNIP_NEEDLES], m8[S_SNIP_NEEDLES];
     size_t n;
 } s_needles;
 
 static bool s_needle_byte(uint8_t b) {
     return (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9');
+}
+
+/* l8 and m8 of needle k from its long prefix. */
+static void s_needle_l8(s_needles *nd, size_t k) {
+    uint64_t l = 0, m = 0;
+    for (uint32_t j = 0; j < nd->lpl[k] && j < 8; j++) {
+        l |= (uint64_t)(nd->lp[k][j] | 0x20) << (8 * j);
+        m |= (uint64_t)0xff << (8 * j);
+    }
+    nd->l8[k] = l;
+    nd->m8[k] = m;
 }
 
 static bool s_needle_add(s_needles *nd, const char *w, uint32_t l, bool stem_variants) {
@@ -1069,6 +1090,7 @@ static bool s_needle_add(s_needles *nd, const char *w, uint32_t l, bool stem_var
         j++;
     memcpy(nd->lp[nd->n], w, j);
     nd->lpl[nd->n] = (uint8_t)j;
+    s_needle_l8(nd, nd->n);
     nd->b0[nd->n] = (uint8_t)w[0];
     nd->b1[nd->n] = l > 1 ? (uint8_t)w[1] : 0;
     nd->b2[nd->n++] = b2;
@@ -1078,7 +1100,8 @@ static bool s_needle_add(s_needles *nd, const char *w, uint32_t l, bool stem_var
         nd->b2[nd->n] = 0;
         nd->lp[nd->n][0] = (uint8_t)w[0];
         nd->lp[nd->n][1] = 'y';
-        nd->lpl[nd->n++] = 2;
+        nd->lpl[nd->n] = 2;
+        s_needle_l8(nd, nd->n++);
     }
     return true;
 }
@@ -1176,6 +1199,33 @@ static bool s_region_high(s_regions *r, uint32_t i) {
  * letters case-insensitively (a byte from 0x80 or the end of the text
  * passes: see S_SNIP_LONG). */
 static bool s_needle_long(const s_needles *nd, const uint8_t *p, uint32_t len, uint32_t i) {
+    if (i + 8 <= len) { /* the first 8 bytes at once, | 0x20 (more candidates, never fewer) */
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t wl = w | 0x2020202020202020ull;
+        for (size_t k = 0; k < nd->n; k++) {
+            uint64_t m = nd->m8[k];
+            if (w & m & 0x8080808080808080ull)
+                return true;
+            if ((wl ^ nd->l8[k]) & m)
+                continue;
+            uint32_t l = nd->lpl[k], j = 8;
+            if (l <= 8)
+                return true;
+            for (; j < l && i + j < len; j++) {
+                uint8_t c = p[i + j];
+                if (c >= 0x80)
+                    return true;
+                if ((uint8_t)(c - 'A') < 26)
+                    c |= 0x20;
+                if (c != nd->lp[k][j])
+                    break;
+            }
+            if (j == l || i + j == len)
+                return true;
+        }
+        return false;
+    }
     for (size_t k = 0; k < nd->n; k++) {
         const uint8_t *t = nd->lp[k];
         uint32_t l = nd->lpl[k], j = 0;
@@ -1468,7 +1518,8 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t *counts = nt <= S_SNIP_FEW_TERMS ? counts_few : calloc(nt, sizeof *counts);
     s_match marks[S_SNIP_MARKS];
     bool found = false;
-    s_needles nd = {.n = 0};
+    s_needles nd; /* only nd.n needles are read */
+    nd.n = 0;
     bool regions = !o.scan_all; /* and every term gives a needle */
     /* A word whose first byte starts no term cannot match: skip stemming it.
      * Terms are stems or TEXT_EXACT_PREFIX + a folded surface; prefixes are
@@ -1546,13 +1597,13 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         s_put(&b, "\xE2\x80\xA6", 3);
     uint32_t at = from;
     for (size_t k = 0; k < nm; k++) {
-        s_put_text(&b, body, at, marks[k].start, &space);
+        s_put_text(&b, body, at, marks[k].start, len, &space);
         s_put(&b, mo, strlen(mo));
-        s_put_text(&b, body, marks[k].start, marks[k].end, &space);
+        s_put_text(&b, body, marks[k].start, marks[k].end, len, &space);
         s_put(&b, mc, strlen(mc));
         at = marks[k].end;
     }
-    s_put_text(&b, body, at, to, &space);
+    s_put_text(&b, body, at, to, len, &space);
     while (b.len && b.out[b.len - 1] == ' ')
         b.len--;
     if (to < len)

@@ -560,6 +560,31 @@ static void test_snippet_window(void **state) {
     text_analyzer_destroy(&a);
 }
 
+/* The text between and inside marks: whitespace runs collapsed across the
+ * segments, control bytes and invalid UTF-8 replaced, a space before a mark
+ * kept once; segments shorter than one vector block (s_put_text reads past
+ * their end up to the body's). */
+static void test_snippet_segments(void **state) {
+    (void)state;
+    text_analyzer *a = text_analyzer_new(NULL);
+    const char *terms[] = {"run", "x"};
+    uint32_t lens[] = {3, 1};
+    char out[512];
+    s_snip_both(a, "a run  b\trun x\n\nrun!  end", terms, lens, 2, out, sizeof out);
+    assert_string_equal(out, "a \xC2\xABrun\xC2\xBB b \xC2\xABrun\xC2\xBB \xC2\xABx\xC2\xBB "
+                             "\xC2\xABrun\xC2\xBB! end");
+    s_snip_both(a, "run run\x01run  \xC3\xA9 run \xff run.run", terms, lens, 2, out, sizeof out);
+    assert_string_equal(out, "\xC2\xABrun\xC2\xBB \xC2\xABrun\xC2\xBB \xC2\xABrun\xC2\xBB "
+                             "\xC3\xA9 \xC2\xABrun\xC2\xBB \xEF\xBF\xBD \xC2\xABrun\xC2\xBB."
+                             "\xC2\xABrun\xC2\xBB");
+    /* a long run of printable text with single spaces, then a mark */
+    s_snip_both(a, "one two three four five six seven eight nine ten run  eleven", terms, lens, 2,
+                out, sizeof out);
+    assert_string_equal(out, "one two three four five six seven eight nine ten \xC2\xABrun\xC2\xBB "
+                             "eleven");
+    text_analyzer_destroy(&a);
+}
+
 typedef struct {
     char tb[16][64];
     const char *terms[16];
@@ -661,6 +686,7 @@ int main(void) {
         cmocka_unit_test(test_short_stems),     cmocka_unit_test(test_ascii_path),
         cmocka_unit_test(test_latin1_stems),
         cmocka_unit_test(test_han_fold),        cmocka_unit_test(test_t2s_table),
+        cmocka_unit_test(test_snippet_segments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
