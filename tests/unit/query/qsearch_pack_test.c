@@ -172,6 +172,49 @@ static void test_random_replies(void **state)
     }
 }
 
+/* Lengths at the varint boundaries: a hit (and the SearchReply, and a facet)
+ * whose bytes are 127/128, 16383/16384 and 2^21 - 1/2^21 long, around
+ * strings of those lengths, with one hit and with two. */
+static void test_length_boundaries(void **state)
+{
+    (void)state;
+    size_t big = ((size_t)1 << 21) + 64;
+    char *s = malloc(big + 1);
+    assert_non_null(s);
+    memset(s, 'x', big);
+    s[big] = '\0';
+    static const size_t at[] = {127, 128, 16383, 16384, (size_t)1 << 21};
+    for (size_t a = 0; a < sizeof at / sizeof *at; a++)
+        for (size_t l = at[a] - 24; l <= at[a] + 4; l++) {
+            Bulletin__Reply rep;
+            Bulletin__Status st;
+            wire_reply_init(&rep, &st, l);
+            Bulletin__SearchReply sr;
+            bulletin__search_reply__init(&sr);
+            Bulletin__SearchHit h[2];
+            Bulletin__SearchHit *hp[2] = {&h[0], &h[1]};
+            Bulletin__FacetCount fc;
+            Bulletin__FacetCount *fp[1] = {&fc};
+            for (int k = 0; k < 2; k++) {
+                bulletin__search_hit__init(&h[k]);
+                h[k].id = l;
+                h[k].snippet = s + big - l; /* l bytes */
+                h[k].published_at = k ? -1 : 0;
+            }
+            bulletin__facet_count__init(&fc);
+            fc.value = s + big - l;
+            fc.count = l;
+            sr.hits = hp;
+            sr.n_hits = 1 + l % 2;
+            sr.sites = fp;
+            sr.n_sites = l % 3 == 0;
+            rep.body_case = BULLETIN__REPLY__BODY_SEARCH;
+            rep.search = &sr;
+            s_check(&rep);
+        }
+    free(s);
+}
+
 /* Not a search body: protobuf-c's bytes all the same. */
 static void test_other_bodies(void **state)
 {
@@ -196,6 +239,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_replies),
+        cmocka_unit_test(test_length_boundaries),
         cmocka_unit_test(test_other_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

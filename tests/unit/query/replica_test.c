@@ -529,6 +529,186 @@ static void test_stored_bytes(void **state)
     replica_read_end(f->r);
 }
 
+/* The stored article and summary (replica.c's hand-written encoders) equal
+ * protobuf-c's bytes for random articles: every field NULL, empty or set,
+ * strings and bytes whose lengths sit at the varint boundaries (127/128,
+ * 16383/16384, 2^21 - 1/2^21), int64s at 0, -1, INT64_MIN and INT64_MAX,
+ * 0 to 50 tags (the protobuf-c path past the encoder's field list), keys
+ * around the keys table's 511-byte limit; in batches and one by one. And
+ * each article is found by its key. */
+static unsigned s_prng = 99;
+static unsigned s_rand(void)
+{
+    s_prng = s_prng * 1103515245u + 12345u;
+    return s_prng >> 8;
+}
+
+static size_t s_rand_len(void)
+{
+    static const size_t edge[] = {1, 2, 127, 128, 129, 255, 16383, 16384, 16385, 511, 512};
+    unsigned k = s_rand() % 16;
+    if (k < 11)
+        return edge[k];
+    if (k == 11 && s_rand() % 8 == 0)
+        return s_rand() % 2 ? ((size_t)1 << 21) - 1 : (size_t)1 << 21;
+    return 1 + s_rand() % 300;
+}
+
+/* NULL, "", or a new string of s_rand_len() bytes (ASCII, 2- and 3-byte
+ * UTF-8), kept in s_allocs to be freed. */
+static char *s_allocs[4096];
+static size_t s_nallocs;
+
+static char *s_rand_str(bool allow_empty)
+{
+    unsigned k = s_rand() % 6;
+    if (allow_empty && k == 0)
+        return NULL;
+    if (allow_empty && k == 1)
+        return "";
+    size_t n = s_rand_len();
+    char *buf = malloc(n + 1);
+    assert_non_null(buf);
+    assert_true(s_nallocs < sizeof s_allocs / sizeof *s_allocs);
+    s_allocs[s_nallocs++] = buf;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s_rand() % 10;
+        if (c == 0 && i + 2 <= n) {
+            memcpy(buf + i, "\xc3\xa9", 2);
+            i += 2;
+        } else if (c == 1 && i + 3 <= n) {
+            memcpy(buf + i, "\xe4\xb8\xad", 3);
+            i += 3;
+        } else {
+            buf[i++] = (char)('a' + s_rand() % 26);
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int64_t s_rand_i64(void)
+{
+    static const int64_t edge[] = {0, 1, -1, 127, 128, -128, INT64_MIN, INT64_MAX, (int64_t)1 << 35};
+    unsigned k = s_rand() % 12;
+    return k < 9 ? edge[k] : k == 9 ? -(int64_t)s_rand() * 1000 : (int64_t)s_rand() << 20;
+}
+
+static void test_stored_bytes_random(void **state)
+{
+    (void)state;
+    enum { N = 160 };
+    char *dir = fx_tmpdir();
+    replica *r = replica_new(dir, 512u << 20);
+    assert_non_null(r);
+    static Bulletin__Internal__Change ch[N];
+    static Bulletin__Article art[N];
+    static char keys[N][700];
+    static char *tagp[N][50];
+    static uint8_t hash[200];
+    Bulletin__Internal__Change *p[N];
+    for (size_t i = 0; i < sizeof hash; i++)
+        hash[i] = (uint8_t)i;
+    for (size_t i = 0; i < N; i++) {
+        bulletin__internal__change__init(&ch[i]);
+        Bulletin__Article *a = &art[i];
+        bulletin__article__init(a);
+        ch[i].seq = i + 1;
+        ch[i].op = BULLETIN__INTERNAL__CHANGE_OP__PUT;
+        ch[i].id = i + 1;
+        ch[i].article = a;
+        a->id = i + 1;
+        size_t kl = s_rand() % 3 ? 1 + s_rand() % 40 : 505 + s_rand() % 12; /* keys 505-516 bytes */
+        for (size_t k = 0; k < kl; k++)
+            keys[i][k] = (char)('a' + (i + k * 7) % 26);
+        snprintf(keys[i] + kl, 12, "%zu", i); /* distinct */
+        a->key = keys[i];
+        a->site = s_rand_str(true);
+        a->category = s_rand_str(true);
+        a->title = s_rand_str(true);
+        a->body = s_rand_str(true);
+        a->author = s_rand_str(true);
+        a->lang = s_rand() % 2 ? "en" : s_rand() % 2 ? "" : NULL;
+        a->url = s_rand_str(true);
+        a->raw = s_rand_str(true);
+        a->published_at = s_rand_i64();
+        a->ingested_at = s_rand_i64();
+        a->updated_at = s_rand_i64();
+        a->seq = s_rand() % 3 ? 0 : (uint64_t)s_rand_i64(); /* 0: the replica stores the change's */
+        static const size_t hl[] = {0, 0, 1, 16, 127, 128, 200};
+        a->content_hash.len = hl[s_rand() % 7];
+        a->content_hash.data = a->content_hash.len ? hash : NULL;
+        size_t nt = s_rand() % 4 == 0 ? s_rand() % 50 : s_rand() % 4;
+        char *tv[2] = {s_rand_str(false), s_rand_str(false)};
+        for (size_t t = 0; t < nt; t++)
+            tagp[i][t] = t % 3 == 2 ? (char *)"" : s_rand() % 2 ? (char *)"tag" : tv[t % 2];
+        a->tags = tagp[i];
+        a->n_tags = nt;
+        p[i] = &ch[i];
+    }
+    for (size_t i = 0; i < N;) { /* batches of 1 to 40 */
+        size_t n = 1 + s_rand() % 40;
+        if (n > N - i)
+            n = N - i;
+        assert_int_equal(replica_apply(r, p + i, n, 0), 0);
+        i += n;
+    }
+    const replica_dbs *d = replica_dbs_get(r);
+    MDB_txn *txn = replica_read_begin(r);
+    for (size_t i = 0; i < N; i++) {
+        Bulletin__Article a = art[i];
+        if (a.seq == 0)
+            a.seq = ch[i].seq;
+        uint8_t idk[8];
+        replica_put_u64(idk, i + 1);
+        MDB_val k = {8, idk}, v;
+        assert_int_equal(mdb_get(txn, d->articles, &k, &v), 0);
+        size_t n = protobuf_c_message_get_packed_size(&a.base);
+        uint8_t *want = malloc(n);
+        assert_non_null(want);
+        protobuf_c_message_pack(&a.base, want);
+        if (v.mv_size != n || memcmp(v.mv_data, want, n) != 0)
+            fail_msg("article %zu: %zu stored bytes, protobuf-c %zu", i + 1, v.mv_size, n);
+        free(want);
+        Bulletin__ArticleSummary s = BULLETIN__ARTICLE_SUMMARY__INIT;
+        s.id = i + 1;
+        s.key = a.key;
+        s.site = a.site;
+        s.category = a.category;
+        s.title = a.title;
+        s.published_at = a.published_at;
+        s.tags = a.tags;
+        s.n_tags = a.n_tags;
+        s.seq = a.seq;
+        const char *body = a.body ? a.body : "";
+        size_t el = replica_excerpt_len(body, strlen(body), REPLICA_EXCERPT_CHARS);
+        char ex[REPLICA_EXCERPT_CHARS * 4 + 1];
+        memcpy(ex, body, el);
+        ex[el] = '\0';
+        s.excerpt = ex;
+        assert_int_equal(mdb_get(txn, d->summaries, &k, &v), 0);
+        n = protobuf_c_message_get_packed_size(&s.base);
+        want = malloc(n);
+        assert_non_null(want);
+        protobuf_c_message_pack(&s.base, want);
+        if (v.mv_size != n || memcmp(v.mv_data, want, n) != 0)
+            fail_msg("summary %zu: %zu stored bytes, protobuf-c %zu", i + 1, v.mv_size, n);
+        free(want);
+    }
+    replica_read_end(r);
+    for (size_t i = 0; i < N; i++) {
+        Bulletin__Article *g = NULL;
+        assert_int_equal(replica_get(r, 0, keys[i], &g), BULLETIN__STATUS_CODE__OK);
+        assert_int_equal(g->id, i + 1);
+        wire_free(g);
+    }
+    for (size_t i = 0; i < s_nallocs; i++)
+        free(s_allocs[i]);
+    s_nallocs = 0;
+    replica_destroy(&r);
+    fx_rmdir(dir);
+}
+
 /* r's map size (LMDB's, which may be larger than was asked). */
 static size_t s_map_size(replica *r)
 {
@@ -678,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_batch_same_as_one_by_one),
         cmocka_unit_test(test_batch_many_values),
         cmocka_unit_test_setup_teardown(test_stored_bytes, setup, teardown),
+        cmocka_unit_test(test_stored_bytes_random),
         cmocka_unit_test_setup_teardown(test_map_full_uuid, setup, teardown),
         cmocka_unit_test(test_map_full_open),
         cmocka_unit_test_setup_teardown(test_article_order, setup, teardown),
