@@ -48,6 +48,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <sodium.h>
 
 #include <stdlib.h>
@@ -330,7 +333,29 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
     /* value k: its high part z[k] - 8, shifted, or'ed with its low part;
      * of a bitmap: its bit's offset + 1 = z[k] - 8 + k + 1 */
     if (bm) {
-        for (k = 0; k < m; k++)
+        k = 0;
+#if defined(__SSE2__)
+        /* eight at a time: z's 16-bit lanes widened to 64 bits, plus
+         * first - 7 + k (z holds IDX_BLOCK_DOCS + 8 lanes: all are read
+         * within the first m) */
+        __m128i zero = _mm_setzero_si128(), eight = _mm_set1_epi64x(8);
+        __m128i b0 = _mm_set_epi64x((long long)(first - 6), (long long)(first - 7));
+        __m128i b1 = _mm_add_epi64(b0, _mm_set1_epi64x(2)), b2 = _mm_add_epi64(b0, _mm_set1_epi64x(4)),
+                b3 = _mm_add_epi64(b0, _mm_set1_epi64x(6));
+        for (; k + 8 <= m; k += 8) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(z + k));
+            __m128i lo = _mm_unpacklo_epi16(x, zero), hi = _mm_unpackhi_epi16(x, zero);
+            _mm_storeu_si128((__m128i *)(void *)(d + k + 1), _mm_add_epi64(b0, _mm_unpacklo_epi32(lo, zero)));
+            _mm_storeu_si128((__m128i *)(void *)(d + k + 3), _mm_add_epi64(b1, _mm_unpackhi_epi32(lo, zero)));
+            _mm_storeu_si128((__m128i *)(void *)(d + k + 5), _mm_add_epi64(b2, _mm_unpacklo_epi32(hi, zero)));
+            _mm_storeu_si128((__m128i *)(void *)(d + k + 7), _mm_add_epi64(b3, _mm_unpackhi_epi32(hi, zero)));
+            b0 = _mm_add_epi64(b0, eight);
+            b1 = _mm_add_epi64(b1, eight);
+            b2 = _mm_add_epi64(b2, eight);
+            b3 = _mm_add_epi64(b3, eight);
+        }
+#endif
+        for (; k < m; k++)
             d[k + 1] = first - 7 + k + z[k];
         return p + (d[m] - first - 1) / 8 + 1;
     }
