@@ -814,31 +814,41 @@ static uint8_t *s_pb_bytes(uint8_t *p, uint8_t tag, const void *d, size_t n)
     return p;
 }
 
-static size_t s_pb_str_size(const char *s)
+/* A hit's string lengths (key, site, category, title, snippet) and packed
+ * size: measured once, for its length and then its bytes. */
+typedef struct {
+    size_t len[5];
+    size_t size;
+} s_hit_lens;
+
+/* Hits whose lengths qsearch_reply_pack keeps (later ones are measured again). */
+#define S_PACK_HITS 64
+
+static const char *s_hit_str(const Bulletin__SearchHit *h, int i)
 {
-    return s_pb_bytes_size(s ? strlen(s) : 0);
+    const char *s[5] = {h->key, h->site, h->category, h->title, h->snippet};
+    return s[i];
 }
 
-static uint8_t *s_pb_str(uint8_t *p, uint8_t tag, const char *s)
+static size_t s_hit_measure(const Bulletin__SearchHit *h, s_hit_lens *l)
 {
-    return s_pb_bytes(p, tag, s, s ? strlen(s) : 0);
+    size_t n = s_pb_u64_size(h->id) + s_pb_u64_size((uint64_t)h->published_at) +
+               (h->score != 0 ? 9 : 0);
+    for (int i = 0; i < 5; i++) {
+        const char *str = s_hit_str(h, i);
+        l->len[i] = str ? strlen(str) : 0;
+        n += s_pb_bytes_size(l->len[i]);
+    }
+    return l->size = n;
 }
 
-static size_t s_hit_size(const Bulletin__SearchHit *h)
+static uint8_t *s_hit_pack(uint8_t *p, const Bulletin__SearchHit *h, const s_hit_lens *l)
 {
-    return s_pb_u64_size(h->id) + s_pb_str_size(h->key) + s_pb_str_size(h->site) +
-           s_pb_str_size(h->category) + s_pb_str_size(h->title) +
-           s_pb_u64_size((uint64_t)h->published_at) + (h->score != 0 ? 9 : 0) +
-           s_pb_str_size(h->snippet);
-}
-
-static uint8_t *s_hit_pack(uint8_t *p, const Bulletin__SearchHit *h)
-{
+    *p++ = S_PB_TAG(1, PB_LEN); /* SearchReply.hits */
+    p = pbscan_varint_put(p, l->size);
     p = s_pb_u64(p, S_PB_TAG(1, PB_VARINT), h->id);
-    p = s_pb_str(p, S_PB_TAG(2, PB_LEN), h->key);
-    p = s_pb_str(p, S_PB_TAG(3, PB_LEN), h->site);
-    p = s_pb_str(p, S_PB_TAG(4, PB_LEN), h->category);
-    p = s_pb_str(p, S_PB_TAG(5, PB_LEN), h->title);
+    for (int i = 0; i < 4; i++) /* key, site, category, title: fields 2-5 */
+        p = s_pb_bytes(p, S_PB_TAG(2 + i, PB_LEN), s_hit_str(h, i), l->len[i]);
     p = s_pb_u64(p, S_PB_TAG(6, PB_VARINT), (uint64_t)h->published_at);
     if (h->score != 0) {
         uint64_t b;
@@ -847,12 +857,12 @@ static uint8_t *s_hit_pack(uint8_t *p, const Bulletin__SearchHit *h)
         for (int i = 0; i < 8; i++) /* little-endian */
             *p++ = (uint8_t)(b >> (8 * i));
     }
-    return s_pb_str(p, S_PB_TAG(8, PB_LEN), h->snippet);
+    return s_pb_bytes(p, S_PB_TAG(8, PB_LEN), h->snippet, l->len[4]);
 }
 
 static size_t s_facet_size(const Bulletin__FacetCount *f)
 {
-    return s_pb_str_size(f->value) + s_pb_u64_size(f->count);
+    return s_pb_bytes_size(f->value ? strlen(f->value) : 0) + s_pb_u64_size(f->count);
 }
 
 static size_t s_facets_size(Bulletin__FacetCount *const *f, size_t n)
@@ -870,19 +880,21 @@ static uint8_t *s_facets_pack(uint8_t *p, uint8_t tag, Bulletin__FacetCount *con
     for (size_t i = 0; i < n; i++) {
         *p++ = tag;
         p = pbscan_varint_put(p, s_facet_size(f[i]));
-        p = s_pb_str(p, S_PB_TAG(1, PB_LEN), f[i]->value);
+        p = s_pb_bytes(p, S_PB_TAG(1, PB_LEN), f[i]->value, f[i]->value ? strlen(f[i]->value) : 0);
         p = s_pb_u64(p, S_PB_TAG(2, PB_VARINT), f[i]->count);
     }
     return p;
 }
 
-static size_t s_search_size(const Bulletin__SearchReply *r)
+/* The SearchReply's size; the first S_PACK_HITS hits' lengths into hl. */
+static size_t s_search_size(const Bulletin__SearchReply *r, s_hit_lens *hl)
 {
     size_t sz = s_pb_u64_size(r->total) + s_pb_bytes_size(r->next_cursor.len) +
                 s_facets_size(r->categories, r->n_categories) +
                 s_facets_size(r->sites, r->n_sites) + s_pb_u64_size(r->took_us);
     for (size_t i = 0; i < r->n_hits; i++) {
-        size_t m = s_hit_size(r->hits[i]);
+        s_hit_lens t;
+        size_t m = s_hit_measure(r->hits[i], i < S_PACK_HITS ? &hl[i] : &t);
         sz += 1 + pbscan_varint_len(m) + m;
     }
     return sz;
@@ -901,7 +913,8 @@ size_t qsearch_reply_size(const Bulletin__Reply *rep)
     if (rep->body_case != BULLETIN__REPLY__BODY_SEARCH || !rep->search)
         return protobuf_c_message_get_packed_size(&rep->base);
     Bulletin__Reply head = s_head(rep);
-    size_t sz = s_search_size(rep->search);
+    s_hit_lens hl[S_PACK_HITS];
+    size_t sz = s_search_size(rep->search, hl);
     return protobuf_c_message_get_packed_size(&head.base) + 1 + pbscan_varint_len(sz) + sz;
 }
 
@@ -911,13 +924,15 @@ size_t qsearch_reply_pack(const Bulletin__Reply *rep, uint8_t *out)
         return protobuf_c_message_pack(&rep->base, out);
     Bulletin__Reply head = s_head(rep);
     const Bulletin__SearchReply *r = rep->search;
+    s_hit_lens hl[S_PACK_HITS];
     uint8_t *p = out + protobuf_c_message_pack(&head.base, out);
     *p++ = (uint8_t)(14 << 3 | PB_LEN); /* Reply.search */
-    p = pbscan_varint_put(p, s_search_size(r));
+    p = pbscan_varint_put(p, s_search_size(r, hl));
     for (size_t i = 0; i < r->n_hits; i++) {
-        *p++ = S_PB_TAG(1, PB_LEN);
-        p = pbscan_varint_put(p, s_hit_size(r->hits[i]));
-        p = s_hit_pack(p, r->hits[i]);
+        s_hit_lens t;
+        if (i >= S_PACK_HITS)
+            s_hit_measure(r->hits[i], &t);
+        p = s_hit_pack(p, r->hits[i], i < S_PACK_HITS ? &hl[i] : &t);
     }
     p = s_pb_u64(p, S_PB_TAG(2, PB_VARINT), r->total);
     p = s_pb_bytes(p, S_PB_TAG(3, PB_LEN), r->next_cursor.data, r->next_cursor.len);
