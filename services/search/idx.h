@@ -297,6 +297,8 @@ typedef struct {
     char **prefixes;
     uint32_t *prefix_lens;
     size_t nprefixes;
+    struct text_snippet_prep *snip_prep; /* idx_snippet's prepared terms (text.h), made by the
+                                          first, freed by idx_result_free */
     /* on error: a human message and the byte position in the query (or -1) */
     char error[192];
     long error_pos;
@@ -312,8 +314,9 @@ int idx_search(idx *self, MDB_txn *txn, const idx_query *q, idx_result *out);
 void idx_result_free(idx_result *r);
 
 /* Snippet of `body` for a result's query terms (text_snippet with the
- * markers; NULL = « »). Returns the length written to out (NUL-terminated). */
-size_t idx_snippet(idx *self, const idx_result *r, const char *body, size_t len,
+ * markers; NULL = « »). The terms are prepared once (r->snip_prep) for all
+ * the result's snippets. Returns the length written to out (NUL-terminated). */
+size_t idx_snippet(idx *self, idx_result *r, const char *body, size_t len,
                    const char *mark_open, const char *mark_close, char *out, size_t cap);
 
 typedef struct {

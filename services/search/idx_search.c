@@ -3267,15 +3267,19 @@ void idx_result_free(idx_result *r) {
     free(r->term_lens);
     free(r->prefixes);
     free(r->prefix_lens);
+    text_snippet_prep_free(&r->snip_prep);
     memset(r, 0, sizeof *r);
     r->error_pos = -1;
 }
 
-size_t idx_snippet(idx *self, const idx_result *r, const char *body, size_t len,
+size_t idx_snippet(idx *self, idx_result *r, const char *body, size_t len,
                    const char *mark_open, const char *mark_close, char *out, size_t cap) {
     text_snippet_opts o = {
         .terms = (const char *const *)r->terms, .term_lens = r->term_lens, .nterms = r->nterms,
         .prefixes = (const char *const *)r->prefixes, .prefix_lens = r->prefix_lens,
         .nprefixes = r->nprefixes, .mark_open = mark_open, .mark_close = mark_close};
+    if (!r->snip_prep) /* NULL again on failure: text_snippet then makes its own */
+        r->snip_prep = text_snippet_prepare(&o);
+    o.prep = r->snip_prep;
     return text_snippet(self->an, body, len, &o, out, cap);
 }

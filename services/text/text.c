@@ -1346,6 +1346,15 @@ static void s_needle_sets_make(const s_needles *nd, s_needle_sets *ns) {
     }
 }
 
+/* A search's terms made ready for the snippets of its hits (see
+ * text_snippet_prepare). */
+struct text_snippet_prep {
+    uint64_t gate[4];   /* the stem gate: bit b, a term or prefix starts with byte b */
+    bool needles;       /* every term and prefix gave a needle (else: no regions) */
+    s_needles nd;
+    s_needle_sets ns;   /* nd's, when needles */
+};
+
 /* The candidates of the block at i: bit j of m a needle at a word start or a
  * byte with the high bit (bit j of high) at i + j. false: give up (too many
  * triggers, see s_region_high). */
@@ -1482,20 +1491,19 @@ __attribute__((target("avx2"))) static uint32_t s_scan_avx2(const s_needle_sets 
 
 /* The regions of p[0..len) pass 1 must analyze, into reg[S_SNIP_REGIONS];
  * returns their number, or 0 when everything must be analyzed. */
-static size_t s_snip_regions(const s_needles *nd, text_analyzer *self, const uint8_t *p,
+static size_t s_snip_regions(const text_snippet_prep *sp, text_analyzer *self, const uint8_t *p,
                              uint32_t len, uint32_t (*reg)[2]) {
+    const s_needles *nd = &sp->nd;
     s_regions r = {.p = p, .len = len, .nd = nd, .wc = self->wc, .reg = reg};
     const int simd = self->simd;
     uint32_t i = 0;
 #if defined(__SSE2__)
-    s_needle_sets ns;
-    s_needle_sets_make(nd, &ns);
     uint32_t carry = 0; /* the byte before the block is a word byte */
 #if S_HAVE_AVX2
-    if (simd == TEXT_SIMD_AVX2 && (i = s_scan_avx2(&ns, &r, i, &carry)) == S_SCAN_GIVE_UP)
+    if (simd == TEXT_SIMD_AVX2 && (i = s_scan_avx2(&sp->ns, &r, i, &carry)) == S_SCAN_GIVE_UP)
         return 0;
 #endif
-    if ((i = s_scan_sse2(&ns, &r, i, &carry)) == S_SCAN_GIVE_UP)
+    if ((i = s_scan_sse2(&sp->ns, &r, i, &carry)) == S_SCAN_GIVE_UP)
         return 0;
 #endif
     (void)simd;
@@ -1541,11 +1549,11 @@ static bool s_snip_kept(s_snip_ctx *c, const char *body, uint32_t slen, uint32_t
 }
 
 /* Run the snippet callback over the tokens of body[from..to) that can
- * match (nd NULL: over all of them). */
-static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const s_needles *nd,
+ * match (sp NULL: over all of them). */
+static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const text_snippet_prep *sp,
                            const char *body, uint32_t from, uint32_t to) {
     uint32_t reg[S_SNIP_REGIONS][2];
-    size_t nreg = nd ? s_snip_regions(nd, self, (const uint8_t *)body + from, to - from, reg) : 0;
+    size_t nreg = sp ? s_snip_regions(sp, self, (const uint8_t *)body + from, to - from, reg) : 0;
     if (!nreg) {
         reg[0][0] = 0;
         reg[0][1] = to - from;
@@ -1554,6 +1562,52 @@ static void s_snip_analyze(text_analyzer *self, s_snip_ctx *c, const s_needles *
     for (size_t k = 0; k < nreg; k++) {
         c->off = from + reg[k][0];
         text_analyze(self, body + c->off, reg[k][1] - reg[k][0], 0, s_snip_cb, c, NULL);
+    }
+}
+
+/* The stem gate (a word whose first byte starts no term cannot match: its
+ * stemming is skipped; terms are stems or TEXT_EXACT_PREFIX + a folded
+ * surface, prefixes folded surfaces) and the needles of o's terms and
+ * prefixes. */
+static void s_snip_prep_make(const text_snippet_opts *o, text_snippet_prep *sp) {
+    memset(sp->gate, 0, sizeof sp->gate);
+    for (size_t i = 0; i < o->nterms; i++) {
+        const char *t = o->terms[i];
+        uint32_t tl = o->term_lens[i];
+        if (tl && t[0] == TEXT_EXACT_PREFIX) {
+            t++;
+            tl--;
+        }
+        if (tl)
+            sp->gate[(uint8_t)t[0] >> 6] |= 1ULL << ((uint8_t)t[0] & 63);
+    }
+    for (size_t i = 0; i < o->nprefixes; i++)
+        if (o->prefix_lens[i])
+            sp->gate[(uint8_t)o->prefixes[i][0] >> 6] |= 1ULL << ((uint8_t)o->prefixes[i][0] & 63);
+    sp->nd.n = 0; /* only nd.n needles are read */
+    bool all = true; /* every term gives a needle */
+    for (size_t i = 0; all && i < o->nterms; i++)
+        all = s_needle_add(&sp->nd, o->terms[i], o->term_lens[i], true);
+    for (size_t i = 0; all && i < o->nprefixes; i++)
+        all = s_needle_add(&sp->nd, o->prefixes[i], o->prefix_lens[i], false);
+    sp->needles = all;
+#if defined(__SSE2__)
+    if (all)
+        s_needle_sets_make(&sp->nd, &sp->ns);
+#endif
+}
+
+text_snippet_prep *text_snippet_prepare(const text_snippet_opts *opts) {
+    text_snippet_prep *sp = malloc(sizeof *sp);
+    if (sp)
+        s_snip_prep_make(opts ? opts : &(text_snippet_opts){0}, sp);
+    return sp;
+}
+
+void text_snippet_prep_free(text_snippet_prep **sp) {
+    if (sp) {
+        free(*sp);
+        *sp = NULL;
     }
 }
 
@@ -1578,27 +1632,15 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
     uint32_t *counts = nt <= S_SNIP_FEW_TERMS ? counts_few : calloc(nt, sizeof *counts);
     s_match marks[S_SNIP_MARKS];
     bool found = false;
-    s_needles nd; /* only nd.n needles are read */
-    nd.n = 0;
-    bool regions = !o.scan_all; /* and every term gives a needle */
-    /* A word whose first byte starts no term cannot match: skip stemming it.
-     * Terms are stems or TEXT_EXACT_PREFIX + a folded surface; prefixes are
-     * folded surfaces. */
-    uint64_t gate[4] = {0};
-    for (size_t i = 0; i < o.nterms; i++) {
-        const char *t = o.terms[i];
-        uint32_t tl = o.term_lens[i];
-        if (tl && t[0] == TEXT_EXACT_PREFIX) {
-            t++;
-            tl--;
-        }
-        if (tl)
-            gate[(uint8_t)t[0] >> 6] |= 1ULL << ((uint8_t)t[0] & 63);
+    /* the gate and the needles: the caller's, or made here */
+    text_snippet_prep own;
+    const text_snippet_prep *sp = o.prep;
+    if (!sp) {
+        s_snip_prep_make(&o, &own);
+        sp = &own;
     }
-    for (size_t i = 0; i < o.nprefixes; i++)
-        if (o.prefix_lens[i])
-            gate[(uint8_t)o.prefixes[i][0] >> 6] |= 1ULL << ((uint8_t)o.prefixes[i][0] & 63);
-    self->stem_gate = gate;
+    const text_snippet_prep *regions = !o.scan_all && sp->needles ? sp : NULL;
+    self->stem_gate = sp->gate;
     if (counts && nt) {
         c->o = &o;
         c->body = body;
@@ -1609,11 +1651,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
         c->span = maxc * 3 / 4;
         c->kept_to = UINT32_MAX;
         c->marks = marks;
-        for (size_t i = 0; regions && i < o.nterms; i++)
-            regions = s_needle_add(&nd, o.terms[i], o.term_lens[i], true);
-        for (size_t i = 0; regions && i < o.nprefixes; i++)
-            regions = s_needle_add(&nd, o.prefixes[i], o.prefix_lens[i], false);
-        s_snip_analyze(self, c, regions ? &nd : NULL, body, 0, slen);
+        s_snip_analyze(self, c, regions, body, 0, slen);
         found = c->best >= 0;
     }
     uint32_t from = 0;
@@ -1647,7 +1685,7 @@ size_t text_snippet(text_analyzer *self, const char *body, size_t blen,
             c->mark_pass = true;
             c->have_last = false;
             c->nmarks = 0;
-            s_snip_analyze(self, c, regions ? &nd : NULL, body, from, to);
+            s_snip_analyze(self, c, regions, body, from, to);
         }
         nm = c->nmarks;
     }

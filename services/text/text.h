@@ -122,6 +122,10 @@ bool text_cjk_char(const char *term, size_t len);
 
 /* --- snippets ------------------------------------------------------------ */
 
+/* A search's terms and prefixes made ready for text_snippet (the stem gate
+ * and the needles of its scan), for the snippets of all its hits; opaque. */
+typedef struct text_snippet_prep text_snippet_prep;
+
 typedef struct {
     const char *const *terms;  /* terms to mark (as produced by text_analyze) */
     const uint32_t *term_lens;
@@ -137,7 +141,19 @@ typedef struct {
                                   instead of only the regions that can hold a match
                                   and the first pass's matches in the window (same
                                   snippet, slower: for tests that compare the two) */
+    const text_snippet_prep *prep; /* text_snippet_prepare's of these terms and prefixes
+                                      (saves making it again for each body), or NULL */
 } text_snippet_opts;
+
+/* The prepared form of opts' terms and prefixes (the rest of opts is not
+ * read; opts NULL = none), to pass as text_snippet_opts.prep with the same
+ * terms and prefixes: the same snippets, without the per-call set-up. It
+ * does not point into opts. NULL on allocation failure. Free with
+ * text_snippet_prep_free. */
+text_snippet_prep *text_snippet_prepare(const text_snippet_opts *opts);
+
+/* Free a text_snippet_prepare result and set *sp to NULL (NULL-safe). */
+void text_snippet_prep_free(text_snippet_prep **sp);
 
 /* Write a snippet of body[0..len) to out[0..cap) (always NUL-terminated when
  * cap > 0): about max_chars characters around the densest cluster of

@@ -634,7 +634,7 @@ static void test_snippet_regions(void **state) {
     assert_non_null(a);
     assert_non_null(sse2);
     srand(4242);
-    char body[4096], out1[2048], out2[2048], out3[2048];
+    char body[4096], out1[2048], out2[2048], out3[2048], out4[2048];
     for (int iter = 0; iter < 3000; iter++) {
         size_t len = 0;
         int words = 1 + rand() % 300;
@@ -665,13 +665,35 @@ static void test_snippet_regions(void **state) {
         }
         size_t l1 = text_snippet(a, body, len, &o, out1, sizeof out1);
         size_t l3 = text_snippet(sse2, body, len, &o, out3, sizeof out3);
+        /* the terms prepared once (text_snippet_prepare), for this body,
+         * the same body scanned whole, and a later part of it */
+        text_snippet_prep *sp = text_snippet_prepare(&o);
+        assert_non_null(sp);
+        text_snippet_opts po = o;
+        po.prep = sp;
+        size_t l4 = text_snippet(sse2, body, len, &po, out4, sizeof out4);
         o.scan_all = true;
         size_t l2 = text_snippet(a, body, len, &o, out2, sizeof out2);
         if (l1 != l2 || memcmp(out1, out2, l1) != 0)
             fail_msg("iteration %d: regions \"%s\" != all \"%s\"", iter, out1, out2);
         if (l3 != l2 || memcmp(out3, out2, l3) != 0)
             fail_msg("iteration %d: SSE2 regions \"%s\" != all \"%s\"", iter, out3, out2);
+        if (l4 != l2 || memcmp(out4, out2, l4) != 0)
+            fail_msg("iteration %d: prepared \"%s\" != all \"%s\"", iter, out4, out2);
+        po.scan_all = true;
+        l4 = text_snippet(a, body, len, &po, out4, sizeof out4);
+        if (l4 != l2 || memcmp(out4, out2, l4) != 0)
+            fail_msg("iteration %d: prepared, all \"%s\" != all \"%s\"", iter, out4, out2);
+        size_t half = len / 2;
+        l2 = text_snippet(a, body + half, len - half, &o, out2, sizeof out2);
+        po.scan_all = false;
+        l4 = text_snippet(a, body + half, len - half, &po, out4, sizeof out4);
+        if (l4 != l2 || memcmp(out4, out2, l4) != 0)
+            fail_msg("iteration %d: prepared, 2nd half \"%s\" != all \"%s\"", iter, out4, out2);
+        text_snippet_prep_free(&sp);
+        assert_null(sp);
     }
+    text_snippet_prep_free(NULL);
     text_analyzer_destroy(&sse2);
     text_analyzer_destroy(&a);
 }
