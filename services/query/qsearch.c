@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,10 @@ typedef struct {
     size_t end;                /* items end..n-1 were analyzed by the worker's thread
                                   instead of waiting (s_bulk_take): the thread stops at end */
     idx_analyzer *an_self;     /* the worker thread's, for those (made at the first) */
+    bool one_cpu;              /* the process may run on one CPU only: never steal (the
+                                  threads share the core; a second analyzer's cold stem
+                                  cache is only more work), wait for `want` instead */
+    size_t want;               /* the worker waits for ndone >= want (0: not waiting) */
     bool active, cancel, busy, quit;
     size_t cursor;             /* the worker's: where the hook looks next */
     const void *job;           /* the changes[] of the job (qsearch_bulk_begin) */
@@ -174,7 +179,8 @@ static void *s_bulk_main(void *ud)
         b->ndone = i + 1;
         if (b->ndone == b->end)
             b->an_cpu_us = s_thread_cpu_us();
-        pthread_cond_broadcast(&b->done);
+        if (!b->one_cpu || b->ndone >= b->want)
+            pthread_cond_broadcast(&b->done);
     }
     b->busy = false;
     pthread_mutex_unlock(&b->mu);
@@ -182,6 +188,7 @@ static void *s_bulk_main(void *ud)
 }
 
 #define S_AHEAD 3 /* results prefetched ahead (idx_prefetch_analyzed's stages) */
+#define S_BEHIND 256 /* one CPU: items the thread gets ahead before the worker wakes */
 
 /* Whether item i of the job is analyzed (by the thread, or stolen). Under mu. */
 static inline bool s_bulk_done_item(const s_bulk *b, size_t i) { return i < b->ndone || i >= b->end; }
@@ -221,6 +228,19 @@ static idx_analyzed *s_bulk_take(qsearch *s, const Bulletin__Article *a)
          * thread takes them from the front and stops at b->end) */
         b->waits++;
         while (!s_bulk_done_item(b, k)) {
+            if (b->one_cpu && b->busy && !b->cancel) {
+                /* one core: let the thread get S_BEHIND items ahead before
+                 * waking up, rather than a switch per item (at least one
+                 * wait per pass: the thread is behind, ndone <= k) */
+                b->want = k + S_BEHIND < b->end ? k + S_BEHIND : b->end;
+                int64_t t0 = clock_mono_us();
+                do
+                    pthread_cond_wait(&b->done, &b->mu);
+                while (b->ndone < b->want && b->busy && !b->cancel);
+                b->wait_us += (uint64_t)(clock_mono_us() - t0);
+                b->want = 0;
+                continue;
+            }
             if (b->next < b->end && s_bulk_self(s)) {
                 size_t j = --b->end;
                 pthread_mutex_unlock(&b->mu);
@@ -266,6 +286,8 @@ static int s_bulk_start(qsearch *s)
     b->an = idx_analyzer_new(&s->opts);
     if (!b->an)
         return -1;
+    cpu_set_t cs;
+    b->one_cpu = sched_getaffinity(0, sizeof cs, &cs) == 0 && CPU_COUNT(&cs) == 1;
     if (pthread_mutex_init(&b->mu, NULL) != 0) {
         idx_analyzer_destroy(&b->an);
         return -1;

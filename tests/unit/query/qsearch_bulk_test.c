@@ -13,7 +13,11 @@
  * one big chunk that fills a tiny map in the index's writes while the
  * committed data is small (grown and replayed from the index's error code).
  * And a reset (replica_reset) on a full map, grown and replayed the same way.
+ * The three pipelines again with the process on one CPU (the worker's
+ * thread then waits for the analysis thread instead of analyzing the job's
+ * last items itself).
  */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -440,12 +444,34 @@ static void test_older_index_format_rebuilt(void **state)
     fx_rmdir(dir);
 }
 
+/* fn with this thread (the qsearch's analysis threads inherit it) on one CPU */
+static void s_on_one_cpu(void (*fn)(void **), void **state)
+{
+    cpu_set_t all, one;
+    assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &all))
+        cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    fn(state);
+    assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+}
+
+static void test_bulk_same_index_one_cpu(void **state) { s_on_one_cpu(test_bulk_same_index, state); }
+static void test_bulk_ahead_one_cpu(void **state) { s_on_one_cpu(test_bulk_ahead_same_index, state); }
+static void test_bulk_prep_one_cpu(void **state) { s_on_one_cpu(test_bulk_prep_same_index, state); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bulk_same_index),
         cmocka_unit_test(test_bulk_ahead_same_index),
         cmocka_unit_test(test_bulk_prep_same_index),
+        cmocka_unit_test(test_bulk_same_index_one_cpu),
+        cmocka_unit_test(test_bulk_ahead_one_cpu),
+        cmocka_unit_test(test_bulk_prep_one_cpu),
         cmocka_unit_test(test_map_full_big_txn),
         cmocka_unit_test(test_map_full_big_txn_bulk),
         cmocka_unit_test(test_map_full_reset),
