@@ -1405,6 +1405,54 @@ int idx_lexit_next(idx_lexit *it) {
  * tk shares with tk, the next one is below tk too when it shares more than m
  * with its predecessor, above it when it shares fewer, and only compared
  * (from byte m) when it shares exactly m (or starts a page: sh 0). */
+/* s_lexit_walk's steps over the entries after it's, in its page, all below
+ * tk so far (m: the bytes the last one shares with tk), without parsing
+ * them into it: an entry below tk is passed by its header's lengths, and
+ * only one sharing exactly m bytes with the one before has its suffix
+ * compared (in place: its first m bytes are tk's). The first entry >= tk is
+ * parsed into it (0); -1 when the page ends before one (it->p at its end);
+ * MDB_CORRUPTED where s_lexit_parse would fail. */
+static int s_lexit_scan(idx_lexit *it, const uint8_t *tk, size_t tkl, size_t m) {
+    const uint8_t *p = it->p, *end = it->end;
+    size_t ptl = it->tl; /* the length of the term before p */
+    while (p < end) {
+        const uint8_t *e0 = p;
+        unsigned hb = *p++;
+        size_t sh = hb >> 2 & 7, tl = hb >> 5;
+        if ((sh == 7 && !s_lexit_len(&p, end, &sh)) || (tl == 7 && !s_lexit_len(&p, end, &tl)))
+            return MDB_CORRUPTED;
+        if (tl > (size_t)(end - p) || sh > ptl || sh + tl > IDX_TERM_MAX)
+            return MDB_CORRUPTED;
+        bool ge = sh < m; /* its byte sh is above its predecessor's, which was tk's */
+        if (sh == m) {
+            size_t j = 0, n = m + tl < tkl ? tl : tkl - m;
+            while (j < n && p[j] == tk[m + j])
+                j++;
+            ge = m + j == tkl || (j < tl && p[j] > tk[m + j]);
+            m += j;
+        }
+        if (ge) { /* the term before it shares its first sh bytes with tk */
+            memcpy(it->tbuf, tk, sh);
+            it->tl = ptl;
+            it->p = e0;
+            return s_lexit_parse(it);
+        }
+        p += tl;
+        ptl = sh + tl;
+        if ((hb & 3) <= IDX_LEX_INL) { /* a length */
+            uint64_t x;
+            if (!(p = idx_varint_get1(p, end, &x)) || x > (uint64_t)(end - p))
+                return MDB_CORRUPTED;
+            p += x;
+        } else if (!(p = idx_varints_skip(p, end, (hb & 3) == IDX_LEX_ONE ? 2 : 1))) {
+            return MDB_CORRUPTED;
+        }
+    }
+    it->p = p;
+    it->tl = ptl;
+    return -1;
+}
+
 static int s_lexit_walk(idx_lexit *it, const uint8_t *tk, size_t tkl) {
     size_t m = 0;
     bool full = true;
@@ -1421,8 +1469,10 @@ static int s_lexit_walk(idx_lexit *it, const uint8_t *tk, size_t tkl) {
         } else if (sh < m) {
             return 0; /* its byte sh is above its predecessor's, which was tk's */
         }
-        int rc = idx_lexit_next(it);
-        if (rc)
+        int rc = s_lexit_scan(it, tk, tkl, m);
+        if (rc >= 0)
+            return rc; /* the entry >= tk in this page, or corrupt */
+        if ((rc = idx_lexit_next(it))) /* the next page's first entry */
             return rc;
     }
     return 0;

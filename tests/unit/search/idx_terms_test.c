@@ -2,8 +2,9 @@
  * idx_terms_test: the typo scan's in-memory term lists (idx_terms.h) against
  * the lexicon pages they are read from: every slice of every segment holds
  * the same terms in the same order (a walk of its trie rebuilds them), every
- * node's skip (idx_tslice_skip) is the first node after its subtree, and the
- * cache keeps, reuses, drops and caps slices as documented.
+ * node's skip (idx_tslice_skip) is the first node after its subtree, the
+ * cache keeps, reuses, drops and caps slices as documented, and a seek
+ * (idx_lexit_seek) lands where a binary search of the terms does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,6 +80,7 @@ static int teardown(void **state) {
 typedef struct {
     uint8_t t[IDX_TERM_MAX];
     size_t l;
+    int64_t df; /* the lexicon's */
 } term;
 
 /* The reference: the lexicon's terms of seg starting with pre, in order. */
@@ -89,6 +91,9 @@ static size_t s_ref(MDB_cursor *c, uint32_t seg, const uint8_t *pre, size_t pl, 
     while (!it.eof && it.tl >= pl && memcmp(it.term, pre, pl) == 0) {
         assert_true(n < cap);
         memcpy(out[n].t, it.term, it.tl);
+        idx_lexval v;
+        assert_int_equal(idx_lexit_value(&it, &v), 0);
+        out[n].df = v.df;
         out[n++].l = it.tl;
         assert_int_equal(idx_lexit_next(&it), 0);
     }
@@ -178,6 +183,79 @@ static void test_slices(void **state) {
     mdb_txn_abort(txn);
 }
 
+/* bytes order, a prefix first (the lexicon's order) */
+static int s_term_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* idx_lexit_seek (the page walk under every lexicon lookup) lands on the
+ * first term >= the key, against a binary search of each segment's terms
+ * read in order: every term, each with its last byte one lower and one
+ * higher, one shorter, and one longer by a low, a middle and a high byte. */
+static void test_seek(void **state) {
+    (void)state;
+    static term all[60000];
+    idx_segs sg;
+    MDB_cursor *c;
+    MDB_txn *txn = s_read(&sg, &c);
+    size_t probes = 0, between = 0;
+    for (size_t si = 0; si < sg.nsegs; si++) {
+        size_t n = s_ref(c, sg.seg[si].id, (const uint8_t *)"", 0, all, sizeof all / sizeof all[0]);
+        assert_true(n > 1000);
+        for (size_t t = 0; t < n; t++) {
+            for (int v = 0; v < 7; v++) {
+                uint8_t k[IDX_TERM_MAX + 1];
+                size_t kl = all[t].l;
+                memcpy(k, all[t].t, kl);
+                if (v == 1 && k[kl - 1] > 0)
+                    k[kl - 1]--;
+                else if (v == 2 && k[kl - 1] < 0xff)
+                    k[kl - 1]++;
+                else if (v == 3 && kl > 1)
+                    kl--;
+                else if (v >= 4 && kl < IDX_TERM_MAX)
+                    k[kl++] = v == 4 ? 0 : v == 5 ? 'e' : 0xff;
+                else if (v)
+                    continue;
+                size_t lo = 0, hi = n; /* the first term >= k */
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (s_term_cmp(all[mid].t, all[mid].l, k, kl) < 0)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                idx_lexit it;
+                assert_int_equal(idx_lexit_seek(&it, c, sg.seg[si].id, k, kl), 0);
+                if (lo == n) {
+                    assert_true(it.eof);
+                    continue;
+                }
+                assert_false(it.eof);
+                assert_int_equal(it.tl, all[lo].l);
+                assert_memory_equal(it.term, all[lo].t, all[lo].l);
+                idx_lexval lv;
+                assert_int_equal(idx_lexit_value(&it, &lv), 0);
+                assert_int_equal(lv.df, all[lo].df);
+                /* the iterator goes on from there as from a full walk */
+                assert_int_equal(idx_lexit_next(&it), 0);
+                if (lo + 1 < n) {
+                    assert_false(it.eof);
+                    assert_int_equal(it.tl, all[lo + 1].l);
+                    assert_memory_equal(it.term, all[lo + 1].t, all[lo + 1].l);
+                }
+                probes++;
+                between += s_term_cmp(all[lo].t, all[lo].l, k, kl) != 0;
+            }
+        }
+    }
+    assert_true(probes > 50000);
+    assert_true(between > 20000); /* keys that are no term */
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+}
+
 static void test_cache_life(void **state) {
     (void)state;
     idx_segs sg;
@@ -261,6 +339,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slices),
         cmocka_unit_test(test_cache_life),
+        cmocka_unit_test(test_seek),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
