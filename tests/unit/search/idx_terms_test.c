@@ -256,6 +256,45 @@ static void test_seek(void **state) {
     mdb_txn_abort(txn);
 }
 
+/* A seek past an entry that shares more bytes with the one before than that
+ * one has fails with MDB_CORRUPTED, also when the walk began at a longer
+ * term: the page "abcdef", "ab"+"x", then sh 4 (a page of a segment no list
+ * has, in a write txn aborted after). */
+static void test_seek_corrupt(void **state) {
+    (void)state;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    const uint32_t seg = 0x7ffffff0u;
+    static const uint8_t good[] = {IDX_LEX_POST | 0 << 2 | 6 << 5, 'a', 'b', 'c', 'd', 'e', 'f', 2,
+                                   IDX_LEX_POST | 2 << 2 | 1 << 5, 'x', 2,
+                                   IDX_LEX_POST | 3 << 2 | 1 << 5, 'y', 2};
+    uint8_t page[sizeof good];
+    for (int bad = 0; bad < 2; bad++) {
+        memcpy(page, good, sizeof good);
+        if (bad)
+            page[11] = IDX_LEX_POST | 4 << 2 | 1 << 5; /* "abx" has 3 bytes */
+        uint8_t kb[IDX_KEY_MAX];
+        MDB_val k = {idx_lex_key(seg, (const uint8_t *)"abcdef", 6, kb), kb}, v = {sizeof page, page};
+        assert_int_equal(mdb_put(txn, ix->lex, &k, &v, 0), 0);
+        assert_int_equal(mdb_cursor_open(txn, ix->lex, &c), 0);
+        idx_lexit it;
+        int rc = idx_lexit_seek(&it, c, seg, (const uint8_t *)"abz", 3);
+        if (bad) {
+            assert_int_equal(rc, MDB_CORRUPTED);
+        } else { /* "abxy" is below "abz" too: past the page */
+            assert_int_equal(rc, 0);
+            assert_true(it.eof);
+            assert_int_equal(idx_lexit_seek(&it, c, seg, (const uint8_t *)"abxa", 4), 0);
+            assert_false(it.eof);
+            assert_int_equal(it.tl, 4);
+            assert_memory_equal(it.term, "abxy", 4);
+        }
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+}
+
 static void test_cache_life(void **state) {
     (void)state;
     idx_segs sg;
@@ -340,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_slices),
         cmocka_unit_test(test_cache_life),
         cmocka_unit_test(test_seek),
+        cmocka_unit_test(test_seek_corrupt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
