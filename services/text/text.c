@@ -965,6 +965,29 @@ static uint32_t s_run_end16(const char *s, uint32_t e, uint32_t to, uint32_t lim
 }
 #endif
 
+/* The length of the well-formed UTF-8 sequence of two to four bytes at
+ * p[0..n) (n >= 1, p[0] >= 0x80), or 0: what utf8proc_iterate accepts
+ * (Unicode's table 3-7: no overlongs, surrogates or code points above
+ * U+10FFFF), without its call (tests/unit/text test_put_text_utf8 compares
+ * the two). */
+static inline uint32_t s_utf8_len(const uint8_t *p, uint32_t n) {
+    uint8_t c = p[0];
+    if (c < 0xC2 || c > 0xF4)
+        return 0;
+    if (c < 0xE0)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+            (c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
+            return 0;
+        return 3;
+    }
+    if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80 ||
+        (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+        return 0;
+    return 4;
+}
+
 /* Copy body[from..to) with whitespace runs collapsed and bad bytes replaced;
  * s[0..lim) can be read (lim >= to). */
 static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, uint32_t lim,
@@ -1011,9 +1034,8 @@ static void s_put_text(s_buf *b, const char *s, uint32_t from, uint32_t to, uint
             i++;
             continue;
         }
-        int32_t cp;
-        utf8proc_ssize_t r = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(to - i), &cp);
-        if (r <= 0) {
+        uint32_t r = s_utf8_len((const uint8_t *)s + i, to - i);
+        if (!r) {
             s_put(b, "\xEF\xBF\xBD", 3);
             i++;
         } else {

@@ -698,6 +698,101 @@ static void test_snippet_regions(void **state) {
     text_analyzer_destroy(&a);
 }
 
+/* The body as s_put_text writes it (whitespace runs collapsed, control
+ * characters as spaces, what utf8proc_iterate rejects as U+FFFD, leading
+ * and trailing spaces gone): the reference for test_put_text_utf8. */
+static size_t s_put_ref(const char *s, size_t len, char *out) {
+    bool space = true;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint8_t c = (uint8_t)s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            if (!space)
+                out[o++] = ' ';
+            space = true;
+            i++;
+            continue;
+        }
+        space = false;
+        if (c < 0x80) {
+            out[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t r = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (r <= 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, (size_t)r);
+            o += (size_t)r;
+            i += (size_t)r;
+        }
+    }
+    while (o && out[o - 1] == ' ')
+        o--;
+    return o;
+}
+
+/* Snippets copy well-formed UTF-8 (s_utf8_len) and replace what
+ * utf8proc_iterate rejects (overlongs, surrogates, above U+10FFFF,
+ * stray or missing continuation bytes, a sequence cut by the body's or a
+ * mark's end): random short bodies of such pieces around the term x, whole
+ * (no match) and cut into segments by the marks (\x01, \x02, removed),
+ * against s_put_ref. */
+static void test_put_text_utf8(void **state) {
+    (void)state;
+    static const char *piece[] = {
+        "x", "x", "ab", " ", "  ", "\t", "\n", "\x01", "\x7f", "\xC3\xA9", "\xC2\x80", "\xDF\xBF",
+        "\xE2\x80\x94", "\xE0\xA0\x80", "\xEF\xBF\xBF", "\xED\x9F\xBF", "\xEE\x80\x80",
+        "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "\xF3\xBF\xBF\xBF",
+        /* rejected */
+        "\xC0\xAF", "\xC1\xBF", "\xE0\x9F\xBF", "\xED\xA0\x80", "\xF0\x8F\xBF\xBF",
+        "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFF", "\x80", "\xBF", "\xC3", "\xE2\x80",
+        "\xF0\x90\x80", "\xC3\x41", "\xE2\x28\xA1", "\xF0\x90\x28\xBC"};
+    const size_t np = sizeof piece / sizeof *piece;
+    text_analyzer *a = text_analyzer_new(NULL);
+    assert_non_null(a);
+    const char *terms[] = {"x"};
+    uint32_t lens[] = {1};
+    srand(777);
+    char body[64], out[1024], ref[1024];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = 0;
+        for (int k = rand() % 12; k >= 0; k--) {
+            const char *v = piece[(size_t)rand() % np];
+            size_t l = strlen(v);
+            if (len + l > 48)
+                break;
+            memcpy(body + len, v, l);
+            len += l;
+        }
+        /* a cut at a random byte: the body's end inside a sequence */
+        if (len && rand() % 4 == 0)
+            len -= (size_t)rand() % 2;
+        size_t rl = s_put_ref(body, len, ref);
+        for (int marked = 0; marked < 2; marked++) {
+            text_snippet_opts o = {.max_chars = 1000, .mark_open = "\x01", .mark_close = "\x02"};
+            if (marked) {
+                o.terms = terms;
+                o.term_lens = lens;
+                o.nterms = 1;
+            }
+            size_t l = text_snippet(a, body, len, &o, out, sizeof out);
+            size_t n = 0;
+            for (size_t k = 0; k < l; k++) /* the marks out */
+                if (out[k] != '\x01' && out[k] != '\x02')
+                    out[n++] = out[k];
+            if (n != rl || memcmp(out, ref, n) != 0)
+                fail_msg("iteration %d (marked %d): \"%.*s\" != \"%.*s\"", iter, marked, (int)n,
+                         out, (int)rl, ref);
+        }
+    }
+    text_analyzer_destroy(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words),     cmocka_unit_test(test_cjk),
@@ -708,7 +803,7 @@ int main(void) {
         cmocka_unit_test(test_short_stems),     cmocka_unit_test(test_ascii_path),
         cmocka_unit_test(test_latin1_stems),
         cmocka_unit_test(test_han_fold),        cmocka_unit_test(test_t2s_table),
-        cmocka_unit_test(test_snippet_segments),
+        cmocka_unit_test(test_snippet_segments), cmocka_unit_test(test_put_text_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
