@@ -125,10 +125,7 @@ const uint8_t *idx_block_head(const uint8_t *p, const uint8_t *end, idx_bhead *h
 static inline uint64_t s_load64(const uint8_t *q, const uint8_t *end) {
     uint64_t w = 0;
     if (end - q >= 8) {
-        memcpy(&w, q, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w);
-#endif
+        w = idx_le64(q);
     } else {
         for (ptrdiff_t i = 0; i < end - q; i++)
             w |= (uint64_t)q[i] << (8 * i);
@@ -252,6 +249,12 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
  * of 8 KB of zeros made them wrap: an end before p, a crash in s_sub_tf). */
 #define S_IDS_SCAN 4096u
 
+/* Elias-Fano low part k of width l (1-57) at p, its 8-byte load inside. */
+static inline uint64_t s_ef_low(const uint8_t *p, size_t k, unsigned l, uint64_t mask) {
+    uint64_t bo = (uint64_t)k * l;
+    return (idx_le64(p + bo / 8) >> (bo & 7)) & mask;
+}
+
 /* Elias-Fano values 1..m of d (d[k + 1] = fb + (z[k] << l) + low part k) for
  * a width l of 1-8 known at compile time (inlined per width): the low parts
  * of 8 values are l whole bytes, read with one 8-byte load and taken apart by
@@ -263,23 +266,13 @@ static inline __attribute__((always_inline)) void s_ef_lows(const uint8_t *p, co
     const uint64_t mask = ((uint64_t)1 << l) - 1;
     size_t k = 0;
     for (; k + 8 <= m; k += 8) {
-        uint64_t x;
-        memcpy(&x, p + k / 8 * l, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        x = __builtin_bswap64(x);
-#endif
+        uint64_t x = idx_le64(p + k / 8 * l);
 #pragma GCC unroll 8
         for (unsigned j = 0; j < 8; j++)
             d[k + j + 1] = fb + ((uint64_t)z[k + j] << l) + ((x >> (j * l)) & mask);
     }
-    for (; k < m; k++) {
-        uint64_t x, bo = (uint64_t)k * l;
-        memcpy(&x, p + bo / 8, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        x = __builtin_bswap64(x);
-#endif
-        d[k + 1] = fb + ((uint64_t)z[k] << l) + ((x >> (bo & 7)) & mask);
-    }
+    for (; k < m; k++)
+        d[k + 1] = fb + ((uint64_t)z[k] << l) + s_ef_low(p, k, l, mask);
 }
 
 const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t first, size_t n,
@@ -375,14 +368,8 @@ const uint8_t *idx_block_ids_get(const uint8_t *p, const uint8_t *end, uint64_t 
         default: s_ef_lows(p, z, m, fb, 8, d); break;
         }
     } else if (hb / 8 + 8 <= len) {
-        for (k = 0; k < m; k++) {
-            uint64_t x, bo = (uint64_t)k * l;
-            memcpy(&x, p + bo / 8, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            x = __builtin_bswap64(x);
-#endif
-            d[k + 1] = fb + ((uint64_t)z[k] << l) + ((x >> (bo & 7)) & mask);
-        }
+        for (k = 0; k < m; k++)
+            d[k + 1] = fb + ((uint64_t)z[k] << l) + s_ef_low(p, k, l, mask);
     } else {
         for (k = 0; k < m; k++) {
             uint64_t bo = (uint64_t)k * l;

@@ -100,6 +100,16 @@ int idx_colchunk_open(idx_colchunk *c, const void *v, size_t len);
  * the length. */
 size_t idx_colchunk_encode(const idx_col_rec *recs, uint8_t *out);
 
+/* 64 bits from q, little-endian (8 bytes readable at q). */
+static inline uint64_t idx_le64(const uint8_t *q) {
+    uint64_t v;
+    memcpy(&v, q, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
 static inline uint32_t idx_colfield_u32(const idx_colfield *f, size_t slot) {
     uint32_t v;
     memcpy(&v, f->p + slot * f->w, 4);
@@ -114,11 +124,7 @@ static inline uint32_t idx_colchunk_u32(const idx_colchunk *c, int field, size_t
 }
 
 static inline int64_t idx_colchunk_pub(const idx_colchunk *c, size_t slot) {
-    uint64_t v;
-    memcpy(&v, c->f[IDX_CF_PUB].p + slot * c->f[IDX_CF_PUB].w, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
+    uint64_t v = idx_le64(c->f[IDX_CF_PUB].p + slot * c->f[IDX_CF_PUB].w);
     return (int64_t)(c->base + (v & c->f[IDX_CF_PUB].mask) * c->unit);
 }
 
@@ -216,11 +222,7 @@ static inline const uint8_t *idx_varint_get1(const uint8_t *p, const uint8_t *en
  * candidate; one varint at a time, that loop was most of the check). */
 static inline const uint8_t *idx_varints_skip(const uint8_t *b, const uint8_t *end, uint64_t n) {
     while (n && end - b >= 8) {
-        uint64_t w;
-        memcpy(&w, b, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w);
-#endif
+        uint64_t w = idx_le64(b);
         uint64_t t = ~w & 0x8080808080808080ull; /* the last bytes of varints */
         /* their count: one bit per byte lane, summed into the top byte by
          * the multiply (at most 8: no carry). __builtin_popcountll is a

@@ -553,11 +553,7 @@ static inline uint64_t s_bm_bits(const s_sub *s, uint64_t bit) {
     size_t left = s->bml - by;
     uint64_t w = 0;
     if (left > 8) {
-        memcpy(&w, s->bm + by, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w);
-#endif
-        w >>= sh;
+        w = idx_le64(s->bm + by) >> sh;
         if (sh)
             w |= (uint64_t)s->bm[by + 8] << (64 - sh);
         return w;

@@ -1277,9 +1277,27 @@ static bool s_region_high(s_regions *r, uint32_t i) {
     return true;
 }
 
-/* Whether the word at i starts with some needle's long prefix, ASCII
- * letters case-insensitively (a byte from 0x80 or the end of the text
- * passes: see S_SNIP_LONG). */
+/* Whether the text at i matches needle k's long prefix from its byte j on
+ * (ASCII letters case-insensitively; a byte from 0x80 or the end of the
+ * text passes: see S_SNIP_LONG). */
+static inline bool s_needle_tail(const s_needles *nd, size_t k, const uint8_t *p, uint32_t len,
+                                 uint32_t i, uint32_t j) {
+    const uint8_t *t = nd->lp[k];
+    uint32_t l = nd->lpl[k];
+    for (; j < l && i + j < len; j++) {
+        uint8_t c = p[i + j];
+        if (c >= 0x80)
+            return true;
+        if ((uint8_t)(c - 'A') < 26)
+            c |= 0x20;
+        if (c != t[j])
+            return false;
+    }
+    return true;
+}
+
+/* Whether the word at i starts with some needle's long prefix (as
+ * s_needle_tail). */
 static bool s_needle_long(const s_needles *nd, const uint8_t *p, uint32_t len, uint32_t i) {
     if (i + 8 <= len) { /* the first 8 bytes at once, | 0x20 (more candidates, never fewer) */
         uint64_t w;
@@ -1291,38 +1309,14 @@ static bool s_needle_long(const s_needles *nd, const uint8_t *p, uint32_t len, u
                 return true;
             if ((wl ^ nd->l8[k]) & m)
                 continue;
-            uint32_t l = nd->lpl[k], j = 8;
-            if (l <= 8)
-                return true;
-            for (; j < l && i + j < len; j++) {
-                uint8_t c = p[i + j];
-                if (c >= 0x80)
-                    return true;
-                if ((uint8_t)(c - 'A') < 26)
-                    c |= 0x20;
-                if (c != nd->lp[k][j])
-                    break;
-            }
-            if (j == l || i + j == len)
+            if (nd->lpl[k] <= 8 || s_needle_tail(nd, k, p, len, i, 8))
                 return true;
         }
         return false;
     }
-    for (size_t k = 0; k < nd->n; k++) {
-        const uint8_t *t = nd->lp[k];
-        uint32_t l = nd->lpl[k], j = 0;
-        for (; j < l && i + j < len; j++) {
-            uint8_t c = p[i + j];
-            if (c >= 0x80)
-                return true;
-            if ((uint8_t)(c - 'A') < 26)
-                c |= 0x20;
-            if (c != t[j])
-                break;
-        }
-        if (j == l || i + j == len)
+    for (size_t k = 0; k < nd->n; k++)
+        if (s_needle_tail(nd, k, p, len, i, 0))
             return true;
-    }
     return false;
 }
 
