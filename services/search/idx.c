@@ -1457,8 +1457,8 @@ static int s_lexit_walk(idx_lexit *it, const uint8_t *tk, size_t tkl) {
             return 0; /* its byte sh is above its predecessor's, which was tk's */
         }
         int rc = s_lexit_scan(it, tk, tkl, m);
-        if (rc >= 0)
-            return rc; /* the entry >= tk in this page, or corrupt */
+        if (rc != -1) /* MDB_CORRUPTED is negative too */
+            return rc; /* the entry >= tk in this page (0), or corrupt */
         if ((rc = idx_lexit_next(it))) /* the next page's first entry */
             return rc;
     }
