@@ -439,6 +439,23 @@ static void test_batch_many_values(void **state)
     fx_rmdir(db);
 }
 
+/* The value stored under article id in dbi: found, and byte for byte what
+ * protobuf-c packs m into (what names it in a failure). */
+static void s_expect_stored(MDB_txn *txn, MDB_dbi dbi, uint64_t id, const ProtobufCMessage *m,
+                               const char *what) {
+    uint8_t idk[8];
+    replica_put_u64(idk, id);
+    MDB_val k = {8, idk}, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *want = malloc(n ? n : 1);
+    assert_non_null(want);
+    protobuf_c_message_pack(m, want);
+    if (v.mv_size != n || memcmp(v.mv_data, want, n) != 0)
+        fail_msg("%s %llu: %zu stored bytes, protobuf-c %zu", what, (unsigned long long)id, v.mv_size, n);
+    free(want);
+}
+
 /* The stored article and summary (written by replica.c's own encoder) are
  * the bytes protobuf-c packs for them: every field of Article set or left
  * out, negative and large integers, empty tags, more tags than the
@@ -493,17 +510,11 @@ static void test_stored_bytes(void **state)
         Bulletin__Article a = x[i].a;
         if (a.seq == 0)
             a.seq = x[i].c.seq;
+        s_expect_stored(txn, d->articles, i + 1, &a.base, "article");
+        /* the summary: its fields, and protobuf-c's bytes for them */
         uint8_t idk[8];
         replica_put_u64(idk, i + 1);
         MDB_val k = {8, idk}, v;
-        assert_int_equal(mdb_get(txn, d->articles, &k, &v), 0);
-        size_t n = protobuf_c_message_get_packed_size(&a.base);
-        uint8_t *want = malloc(n);
-        protobuf_c_message_pack(&a.base, want);
-        assert_int_equal(v.mv_size, n);
-        assert_memory_equal(v.mv_data, want, n);
-        free(want);
-        /* the summary: its fields, and protobuf-c's bytes for them */
         assert_int_equal(mdb_get(txn, d->summaries, &k, &v), 0);
         Bulletin__ArticleSummary *s = bulletin__article_summary__unpack(NULL, v.mv_size, v.mv_data);
         assert_non_null(s);
@@ -518,13 +529,8 @@ static void test_stored_bytes(void **state)
         assert_int_equal(s->n_tags, a.n_tags);
         for (size_t t = 0; t < a.n_tags; t++)
             assert_string_equal(s->tags[t], a.tags[t]);
-        n = protobuf_c_message_get_packed_size(&s->base);
-        want = malloc(n);
-        protobuf_c_message_pack(&s->base, want);
-        assert_int_equal(v.mv_size, n);
-        assert_memory_equal(v.mv_data, want, n);
+        s_expect_stored(txn, d->summaries, i + 1, &s->base, "summary");
         bulletin__article_summary__free_unpacked(s, NULL);
-        free(want);
     }
     replica_read_end(f->r);
 }
@@ -659,17 +665,7 @@ static void test_stored_bytes_random(void **state)
         Bulletin__Article a = art[i];
         if (a.seq == 0)
             a.seq = ch[i].seq;
-        uint8_t idk[8];
-        replica_put_u64(idk, i + 1);
-        MDB_val k = {8, idk}, v;
-        assert_int_equal(mdb_get(txn, d->articles, &k, &v), 0);
-        size_t n = protobuf_c_message_get_packed_size(&a.base);
-        uint8_t *want = malloc(n);
-        assert_non_null(want);
-        protobuf_c_message_pack(&a.base, want);
-        if (v.mv_size != n || memcmp(v.mv_data, want, n) != 0)
-            fail_msg("article %zu: %zu stored bytes, protobuf-c %zu", i + 1, v.mv_size, n);
-        free(want);
+        s_expect_stored(txn, d->articles, i + 1, &a.base, "article");
         Bulletin__ArticleSummary s = BULLETIN__ARTICLE_SUMMARY__INIT;
         s.id = i + 1;
         s.key = a.key;
@@ -686,14 +682,7 @@ static void test_stored_bytes_random(void **state)
         memcpy(ex, body, el);
         ex[el] = '\0';
         s.excerpt = ex;
-        assert_int_equal(mdb_get(txn, d->summaries, &k, &v), 0);
-        n = protobuf_c_message_get_packed_size(&s.base);
-        want = malloc(n);
-        assert_non_null(want);
-        protobuf_c_message_pack(&s.base, want);
-        if (v.mv_size != n || memcmp(v.mv_data, want, n) != 0)
-            fail_msg("summary %zu: %zu stored bytes, protobuf-c %zu", i + 1, v.mv_size, n);
-        free(want);
+        s_expect_stored(txn, d->summaries, i + 1, &s.base, "summary");
     }
     replica_read_end(r);
     for (size_t i = 0; i < N; i++) {
