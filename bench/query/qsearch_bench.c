@@ -189,17 +189,16 @@ int main(int argc, char **argv)
             } else {
                 code = qsearch_run(s, &req, &res, why, sizeof why);
             }
-            uint8_t *buf = NULL;
+            zmq_msg_t packed;
+            zmq_msg_init(&packed);
             size_t len = 0;
             if (code == BULLETIN__STATUS_CODE__OK && !o_idx_only) {
                 Bulletin__Reply rep_msg;
                 bulletin__reply__init(&rep_msg);
                 rep_msg.body_case = BULLETIN__REPLY__BODY_SEARCH;
                 rep_msg.search = &res.reply;
-                len = qsearch_reply_size(&rep_msg);
-                buf = malloc(len ? len : 1);
-                if (buf)
-                    qsearch_reply_pack(&rep_msg, buf);
+                if (qsearch_reply_pack_zmq(&rep_msg, &packed) == 0)
+                    len = zmq_msg_size(&packed);
             }
             double t1 = s_cpu_us();
             if (round > 0) {
@@ -216,7 +215,7 @@ int main(int argc, char **argv)
                 else
                     fprintf(dump, "Q %s error %d %s\n", qs[i], code, why);
             }
-            free(buf);
+            zmq_msg_close(&packed);
             qsearch_result_clear(&res);
             if (o_split && round > 0) {
                 /* idx_search alone, in a read txn, as qsearch_run calls it */

@@ -930,26 +930,23 @@ static Bulletin__Reply s_head(const Bulletin__Reply *rep)
     return head;
 }
 
-size_t qsearch_reply_size(const Bulletin__Reply *rep)
+int qsearch_reply_pack_zmq(const Bulletin__Reply *rep, zmq_msg_t *out)
 {
     if (rep->body_case != BULLETIN__REPLY__BODY_SEARCH || !rep->search)
-        return protobuf_c_message_get_packed_size(&rep->base);
-    Bulletin__Reply head = s_head(rep);
-    s_hit_lens hl[S_PACK_HITS];
-    size_t sz = s_search_size(rep->search, hl);
-    return protobuf_c_message_get_packed_size(&head.base) + 1 + pbscan_varint_len(sz) + sz;
-}
-
-size_t qsearch_reply_pack(const Bulletin__Reply *rep, uint8_t *out)
-{
-    if (rep->body_case != BULLETIN__REPLY__BODY_SEARCH || !rep->search)
-        return protobuf_c_message_pack(&rep->base, out);
+        return wire_pack_zmq(&rep->base, out);
     Bulletin__Reply head = s_head(rep);
     const Bulletin__SearchReply *r = rep->search;
     s_hit_lens hl[S_PACK_HITS];
-    uint8_t *p = out + protobuf_c_message_pack(&head.base, out);
+    size_t ssz = s_search_size(r, hl);
+    size_t n = protobuf_c_message_get_packed_size(&head.base) + 1 + pbscan_varint_len(ssz) + ssz;
+    if (zmq_msg_init_size(out, n) != 0) {
+        zmq_msg_init(out);
+        return -1;
+    }
+    uint8_t *p = zmq_msg_data(out);
+    p += protobuf_c_message_pack(&head.base, p);
     *p++ = (uint8_t)(14 << 3 | PB_LEN); /* Reply.search */
-    p = pbscan_varint_put(p, s_search_size(r, hl));
+    p = pbscan_varint_put(p, ssz);
     for (size_t i = 0; i < r->n_hits; i++) {
         s_hit_lens t;
         if (i >= S_PACK_HITS)
@@ -961,7 +958,7 @@ size_t qsearch_reply_pack(const Bulletin__Reply *rep, uint8_t *out)
     p = s_facets_pack(p, S_PB_TAG(4, PB_LEN), r->categories, r->n_categories);
     p = s_facets_pack(p, S_PB_TAG(5, PB_LEN), r->sites, r->n_sites);
     p = s_pb_u64(p, S_PB_TAG(6, PB_VARINT), r->took_us);
-    return (size_t)(p - out);
+    return 0;
 }
 
 /* Room for `need` bytes in the answer's current chunk (a new chunk when it

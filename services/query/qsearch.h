@@ -45,6 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zmq.h>
+
 #include "bulletin.pb-c.h"
 #include "idx.h"
 #include "replica.h"
@@ -163,15 +165,14 @@ int qsearch_run(qsearch *self, const Bulletin__SearchRequest *req, qsearch_resul
 
 void qsearch_result_clear(qsearch_result *r);
 
-/* The Reply `rep` packed as protobuf-c packs it, byte for byte, with its
- * SearchReply body (qsearch_run's answer) written by hand: protobuf-c walks
- * every field's descriptor twice (its size, then its bytes), and this is
- * every Search's answer. qsearch_reply_size gives the bytes; qsearch_reply_pack
- * writes them at out (that much room) and returns their number. Another body
- * is packed by protobuf-c. The body's messages must have no unknown fields
- * (qsearch_run's have none). */
-size_t qsearch_reply_size(const Bulletin__Reply *rep);
-size_t qsearch_reply_pack(const Bulletin__Reply *rep, uint8_t *out);
+/* The Reply `rep` packed into a new zmq message *out as protobuf-c packs it,
+ * byte for byte, with its SearchReply body (qsearch_run's answer) written by
+ * hand: protobuf-c walks every field's descriptor twice (its size, then its
+ * bytes), and this is every Search's answer; here each hit's strings are
+ * measured once. Another body is packed by protobuf-c. The body's messages
+ * must have no unknown fields (qsearch_run's have none). 0, or -1 when out
+ * of memory (*out is then an empty message). */
+int qsearch_reply_pack_zmq(const Bulletin__Reply *rep, zmq_msg_t *out);
 
 /* The index (for benchmarks and tests that call idx_* directly in a read
  * transaction of the replica). Owned by the qsearch. */

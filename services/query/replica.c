@@ -650,19 +650,28 @@ static int s_index(MDB_txn *txn, const replica_dbs *d, const Bulletin__ArticleSu
     return 0;
 }
 
+/* Reserve size bytes under an 8-byte id key (flags: 0 or MDB_APPEND) for
+ * the caller to write into *out. 0 or an LMDB error. */
+static int s_put_reserve(MDB_txn *txn, MDB_dbi dbi, const uint8_t idk[8], size_t size, unsigned flags,
+                         uint8_t **out)
+{
+    MDB_val k = {8, (void *)idk}, v = {size, NULL};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE | flags);
+    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) /* not past the last key after all */
+        rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    *out = rc ? NULL : v.mv_data;
+    return rc;
+}
+
 /* Put a packed message under an 8-byte id key, packing straight into LMDB. */
 static int s_put_packed(MDB_txn *txn, MDB_dbi dbi, const uint8_t idk[8], const ProtobufCMessage *m,
                         unsigned flags)
 {
-    MDB_val k = {8, (void *)idk}, v;
-    v.mv_size = protobuf_c_message_get_packed_size(m);
-    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE | flags);
-    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) /* not past the last key after all */
-        rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
-    if (rc)
-        return rc;
-    protobuf_c_message_pack(m, v.mv_data);
-    return 0;
+    uint8_t *p;
+    int rc = s_put_reserve(txn, dbi, idk, protobuf_c_message_get_packed_size(m), flags, &p);
+    if (rc == 0)
+        protobuf_c_message_pack(m, p);
+    return rc;
 }
 
 /* --- the stored article and summary, encoded by hand ---------------------------
@@ -728,13 +737,10 @@ static void s_pbw_strs(s_pbw *w, uint32_t no, char *const *v, size_t n)
 /* Put the listed fields under an 8-byte id key, written straight into LMDB. */
 static int s_put_pbw(MDB_txn *txn, MDB_dbi dbi, const uint8_t idk[8], const s_pbw *w, unsigned flags)
 {
-    MDB_val k = {8, (void *)idk}, v = {w->size, NULL};
-    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE | flags);
-    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) /* not past the last key after all */
-        rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    uint8_t *p;
+    int rc = s_put_reserve(txn, dbi, idk, w->size, flags, &p);
     if (rc)
         return rc;
-    uint8_t *p = v.mv_data;
     for (size_t i = 0; i < w->n; i++) {
         const s_pbf *f = &w->f[i];
         p = pbscan_varint_put(p, f->tag);

@@ -459,10 +459,7 @@ static void s_handle(s_worker *w, uint64_t tag, const void *data, size_t len, bo
     if (a->has_list && a->st.code == BULLETIN__STATUS_CODE__OK) {
         prc = list_reply_pack_zmq(&a->rep, &a->list, &body);
     } else if (a->rep.body_case == BULLETIN__REPLY__BODY_SEARCH) {
-        size_t n = qsearch_reply_size(&a->rep); /* the hits packed by hand */
-        prc = zmq_msg_init_size(&body, n);
-        if (prc == 0)
-            qsearch_reply_pack(&a->rep, zmq_msg_data(&body));
+        prc = qsearch_reply_pack_zmq(&a->rep, &body); /* the hits packed by hand */
     } else {
         prc = wire_pack_zmq(&a->rep.base, &body);
     }
