@@ -58,7 +58,7 @@ typedef struct {
 
 /* The current word's buffer: TEXT_EXACT_PREFIX, then the word (so its EXACT
  * token is the buffer itself), then room for the ASCII path's 16-byte stores
- * past TEXT_WORD_MAX - 3 and the stem cache's 8 zero bytes past the word. */
+ * past TEXT_WORD_MAX - 3 and the stem cache's 8-byte loads past the word. */
 #define S_WBUF (1 + TEXT_WORD_MAX + 24)
 
 /* Snippets: s_cp_wordish of recent code points (a body repeats its few
@@ -69,6 +69,17 @@ typedef struct {
     int32_t cp;
     bool wordish;
 } s_wc_slot;
+
+/* A word deferred by s_flush_word: buf[7] is TEXT_EXACT_PREFIX, the word
+ * from buf + 8 (zero-padded to a multiple of 8 bytes when it goes through
+ * the stem cache slot c; c NULL: a word emitted as it is). */
+#define S_DEFER 8
+typedef struct {
+    char buf[8 + S_SC_WORD];
+    s_stem_slot *c;
+    uint32_t pos, start, end;
+    uint8_t wl;
+} s_deferred;
 
 struct text_analyzer {
     struct sb_stemmer *stemmer;
@@ -90,13 +101,10 @@ struct text_analyzer {
     /* snippets: stem only words whose first byte some query term starts with
      * (a Snowball English stem keeps the word's first letter), NULL = all */
     const uint64_t *stem_gate;
-    /* the last word through the stem cache, deferred (s_flush_word): dbuf
-     * is TEXT_EXACT_PREFIX, the word and its zero padding */
-    bool d_on;
-    size_t d_wl;
-    uint32_t d_pos, d_start, d_end;
-    s_stem_slot *d_c;
-    char dbuf[1 + S_SC_WORD + 8];
+    /* the words ended but not yet emitted (s_flush_word): d[(d_head + i) %
+     * S_DEFER] for i < d_n, oldest first */
+    s_deferred d[S_DEFER];
+    unsigned d_head, d_n;
     /* CJK run */
     char cprev[4];
     int cprev_len;
@@ -128,7 +136,8 @@ text_analyzer *text_analyzer_new(const text_options *opts) {
         return NULL;
     self->stem = o.stem;
     self->wbuf[0] = TEXT_EXACT_PREFIX;
-    self->dbuf[0] = TEXT_EXACT_PREFIX;
+    for (int i = 0; i < S_DEFER; i++)
+        self->d[i].buf[7] = TEXT_EXACT_PREFIX;
     self->w = self->wbuf + 1;
     self->simd = TEXT_SIMD_SSE2;
 #if S_HAVE_AVX2
@@ -357,31 +366,18 @@ static inline uint64_t s_ld8(const char *p) {
     return v;
 }
 
-/* The stem cache slot of the word w[0..wl) (wl <= S_SC_WORD; w has 8
- * writable bytes past the word, zeroed here) and the word's zero-padded
- * 8-byte pieces k[0..(wl + 7) / 8). */
-static s_stem_slot *s_sc_find(const text_analyzer *self, char *w, size_t wl, uint64_t *k) {
-    memset(w + wl, 0, 8); /* the last 8-byte piece zero-padded */
-    uint64_t h = wl;
-    for (size_t j = 0; j < (wl + 7) / 8; j++) {
-        k[j] = s_ld8(w + 8 * j);
-        h = (h + k[j]) * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 32;
-    }
-    return &self->sc[(h * 0xFF51AFD7ED558CCDull) >> 40 & self->scmask];
-}
-
 /* The stem of the word w[0..wl) (stemmable: ASCII letters and apostrophes,
- * S_STEM_MIN..S_STEM_MAX bytes) through the stem cache slot c (s_sc_find's,
- * with k the word's pieces; NULL: a word too long for the cache); *same
- * tells whether it equals the word. Returns w itself when Snowball fails. */
+ * S_STEM_MIN..S_STEM_MAX bytes) through the stem cache slot c (NULL: a word
+ * too long for the cache; else w is zero-padded to a multiple of 8 bytes);
+ * *same tells whether it equals the word. Returns w itself when Snowball
+ * fails. */
 static const char *s_stem_at(text_analyzer *self, const char *w, size_t wl, s_stem_slot *c,
-                             const uint64_t *k, size_t *sl, bool *same) {
+                             size_t *sl, bool *same) {
     size_t nk = (wl + 7) / 8;
     if (c && c->wl == wl) {
         uint64_t d = 0;
         for (size_t j = 0; j < nk; j++)
-            d |= k[j] ^ s_ld8(c->w + 8 * j);
+            d |= s_ld8(w + 8 * j) ^ s_ld8(c->w + 8 * j);
         if (!d) {
             *sl = c->sl;
             *same = c->same;
@@ -401,35 +397,53 @@ static const char *s_stem_at(text_analyzer *self, const char *w, size_t wl, s_st
         c->sl = (uint8_t)*sl;
         c->same = *same;
         for (size_t j = 0; j < nk; j++)
-            memcpy(c->w + 8 * j, &k[j], 8);
+            memcpy(c->w + 8 * j, w + 8 * j, 8);
         memcpy(c->s, r, *sl);
     }
     return (const char *)r;
 }
 
-/* Emit the deferred word's tokens (s_flush_word): its slot was prefetched
- * when it ended, a word ago. */
-static void s_flush_deferred(text_analyzer *self) {
-    self->d_on = false;
-    const char *w = self->dbuf + 1;
-    size_t wl = self->d_wl;
-    uint64_t k[S_SC_WORD / 8];
-    for (size_t j = 0; j < (wl + 7) / 8; j++)
-        k[j] = s_ld8(w + 8 * j);
+/* Emit the oldest deferred word's tokens (s_flush_word). */
+static void s_flush_oldest(text_analyzer *self) {
+    s_deferred *d = &self->d[self->d_head];
+    self->d_head = (self->d_head + 1) & (S_DEFER - 1);
+    self->d_n--;
+    const char *w = d->buf + 8;
+    if (!d->c) {
+        s_emit(self, w, d->wl, TEXT_TERM_STEM, 1, d->pos, d->start, d->end);
+        return;
+    }
     size_t sl;
     bool same;
-    const char *stem = s_stem_at(self, w, wl, self->d_c, k, &sl, &same);
-    s_emit(self, stem, sl, TEXT_TERM_STEM, same ? 1 : 0, self->d_pos, self->d_start, self->d_end);
+    const char *stem = s_stem_at(self, w, d->wl, d->c, &sl, &same);
+    s_emit(self, stem, sl, TEXT_TERM_STEM, same ? 1 : 0, d->pos, d->start, d->end);
     if (!same) /* the prefix byte is in front of the word */
-        s_emit(self, self->dbuf, wl + 1, TEXT_TERM_EXACT, 1, self->d_pos, self->d_start,
-               self->d_end);
+        s_emit(self, w - 1, d->wl + 1, TEXT_TERM_EXACT, 1, d->pos, d->start, d->end);
 }
 
-/* End the current word: its tokens, in order. A word that goes through the
- * stem cache is deferred: its slot is prefetched now and looked up when the
- * next word ends or before any other token (the bulk analyzers' 4 MB table
- * misses L2, and the lookup right away stalled the scan: half of this
- * function's samples). */
+/* Emit every deferred word's tokens, oldest first (before any other token). */
+static inline void s_flush_deferred(text_analyzer *self) {
+    while (self->d_n)
+        s_flush_oldest(self);
+}
+
+/* A new deferred word at the ring's end (the oldest emitted when full). */
+static inline s_deferred *s_defer_push(text_analyzer *self, uint32_t pos) {
+    if (self->d_n == S_DEFER)
+        s_flush_oldest(self);
+    s_deferred *d = &self->d[(self->d_head + self->d_n++) & (S_DEFER - 1)];
+    d->pos = pos;
+    d->start = self->wstart;
+    d->end = self->wend;
+    return d;
+}
+
+/* End the current word: its tokens, in order. A word of at most S_SC_WORD
+ * bytes is deferred (the ring self->d): one that goes through the stem cache
+ * has its slot prefetched now and looked up S_DEFER words later, or before
+ * any other token (the bulk analyzers' 4 MB table misses L2, and the lookup
+ * a word later still waited on the slot: 70% of the lookup's samples); any
+ * other is deferred so that the tokens keep their order. */
 static void s_flush_word(text_analyzer *self) {
     self->pending = 0;
     if (!self->wlen)
@@ -443,32 +457,42 @@ static void s_flush_word(text_analyzer *self) {
     if (self->stemmer && self->w_alpha && wl >= S_STEM_MIN && wl <= S_STEM_MAX &&
         (!self->stem_gate || (self->stem_gate[w0 >> 6] >> (w0 & 63) & 1))) {
         if (wl <= S_SC_WORD) {
-            uint64_t k[S_SC_WORD / 8];
-            s_stem_slot *c = s_sc_find(self, self->w, wl, k);
-            __builtin_prefetch(c);
-            if (self->d_on)
-                s_flush_deferred(self);
-            memcpy(self->dbuf + 1, self->w, S_SC_WORD + 8); /* with the zero padding */
-            self->d_wl = wl;
-            self->d_pos = pos;
-            self->d_start = self->wstart;
-            self->d_end = self->wend;
-            self->d_c = c;
-            self->d_on = true;
+            s_deferred *d = s_defer_push(self, pos);
+            /* the word's 8-byte pieces, the last one zero-padded in a
+             * register (zeros stored past the word and loaded back stalled
+             * on a partial store forward: a quarter of this function) */
+            size_t nk = (wl + 7) / 8;
+            uint64_t h = wl;
+            for (size_t j = 0; j < nk; j++) {
+                uint64_t k = s_ld8(self->w + 8 * j);
+                if (j == nk - 1 && (wl & 7))
+                    k &= ~0ull >> (64 - 8 * (wl & 7));
+                memcpy(d->buf + 8 + 8 * j, &k, 8);
+                h = (h + k) * 0x9E3779B97F4A7C15ull;
+                h ^= h >> 32;
+            }
+            d->c = &self->sc[(h * 0xFF51AFD7ED558CCDull) >> 40 & self->scmask];
+            __builtin_prefetch(d->c);
+            d->wl = (uint8_t)wl;
             return;
         }
-        if (self->d_on)
-            s_flush_deferred(self);
+        s_flush_deferred(self);
         size_t sl;
         bool same;
-        const char *stem = s_stem_at(self, self->w, wl, NULL, NULL, &sl, &same);
+        const char *stem = s_stem_at(self, self->w, wl, NULL, &sl, &same);
         s_emit(self, stem, sl, TEXT_TERM_STEM, same ? 1 : 0, pos, self->wstart, self->wend);
         if (!same) /* the prefix byte is in front of the word */
             s_emit(self, self->w - 1, wl + 1, TEXT_TERM_EXACT, 1, pos, self->wstart, self->wend);
         return;
     }
-    if (self->d_on)
-        s_flush_deferred(self);
+    if (wl <= S_SC_WORD) {
+        s_deferred *d = s_defer_push(self, pos);
+        memcpy(d->buf + 8, self->w, S_SC_WORD); /* bytes past wl unused */
+        d->c = NULL;
+        d->wl = (uint8_t)wl;
+        return;
+    }
+    s_flush_deferred(self);
     s_emit(self, self->w, wl, TEXT_TERM_STEM, 1, pos, self->wstart, self->wend);
 }
 
@@ -588,8 +612,7 @@ static void s_cjk(text_analyzer *self, int32_t cp, uint32_t start, uint32_t end)
         cl = (int)utf8proc_encode_char(cp, (utf8proc_uint8_t *)cur);
     }
     uint32_t pos = self->pos++;
-    if (self->d_on)
-        s_flush_deferred(self);
+    s_flush_deferred(self);
     if (self->cprev_len) {
         memcpy(self->tbuf, self->cprev, (size_t)self->cprev_len);
         memcpy(self->tbuf + self->cprev_len, cur, (size_t)cl);
@@ -611,7 +634,7 @@ int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_ba
     self->wlen = 0;
     self->pending = 0;
     self->cprev_len = 0;
-    self->d_on = false;
+    self->d_head = self->d_n = 0;
     const uint8_t *p = (const uint8_t *)s;
     size_t i = 0;
     int32_t cps[32];
@@ -713,8 +736,7 @@ int text_analyze(text_analyzer *self, const char *s, size_t len, uint32_t pos_ba
     }
     if (!self->rc)
         s_flush_word(self);
-    if (self->d_on)
-        s_flush_deferred(self);
+    s_flush_deferred(self);
     if (next_pos)
         *next_pos = self->pos;
     return self->rc;

@@ -299,6 +299,77 @@ static void test_ascii_path(void **state) {
     text_analyzer_destroy(&def);
 }
 
+/* s_flush_word defers words (a ring of a few): a text's tokens are those of
+ * its words analyzed one by one, in order, whatever mix of stemmed words,
+ * short ones, words too long for the stem cache, digits, other scripts,
+ * stop-free CJK runs and joiners follows which (each word alone has nothing
+ * deferred across words). Positions and offsets shifted by the word's. */
+static void test_defer_order(void **state) {
+    (void)state;
+    static const char *pieces[] = {
+        "running", "dogs", "a", "of", "the", "generalizations", "Antidisestablishmentarianism",
+        "electroencephalographicallyyyyyyy", "supercalifragilisticexpialidocious", "3.14",
+        "123456789012345678901234567890123456", "x_y", "don't", "Привет", "naïve", "東京大學",
+        "中", "ﬁsh", "runners", "cats", "cat's", "ran", "i", "zz", "Ｔｏｋｙｏ", "end.",
+        "abcdefghijklmnopqrstuvwxyzabcdef", "abcdefghijklmnopqrstuvwxyzabcdefg",
+    };
+    const size_t np = sizeof pieces / sizeof *pieces;
+    text_options o = text_options_default();
+    o.stem_cache = 2;
+    text_analyzer *tiny = text_analyzer_new(&o);
+    text_analyzer *def = text_analyzer_new(NULL);
+    assert_non_null(tiny);
+    assert_non_null(def);
+    static s_toks whole, one;
+    static char txt[4096];
+    unsigned seed = 777;
+    size_t total = 0;
+    for (int round = 0; round < 300; round++) {
+        text_analyzer *an = round % 2 ? tiny : def;
+        size_t n = 0, at[64], len[64], cnt = 0;
+        while (cnt < 64) {
+            seed = seed * 1103515245u + 12345u;
+            /* runs of one kind (stemmed words, then short ones, ...) or mixed */
+            size_t k = round % 3 ? (seed >> 8) % np : (size_t)(cnt / 9 + (unsigned)round) % np;
+            size_t l = strlen(pieces[k]);
+            if (n + l + 1 >= sizeof txt)
+                break;
+            at[cnt] = n;
+            len[cnt] = l;
+            memcpy(txt + n, pieces[k], l);
+            n += l;
+            txt[n++] = ' ';
+            cnt++;
+        }
+        whole.n = 0;
+        uint32_t wnext = 0;
+        assert_int_equal(text_analyze(an, txt, n, 0, s_keep_cb, &whole, &wnext), 0);
+        size_t ti = 0;
+        uint32_t pos = 0;
+        for (size_t c = 0; c < cnt; c++) {
+            one.n = 0;
+            assert_int_equal(text_analyze(an, txt + at[c], len[c], pos, s_keep_cb, &one, &pos), 0);
+            for (size_t i = 0; i < one.n; i++, ti++) {
+                assert_true(ti < whole.n);
+                const text_token *x = &whole.t[ti], *y = &one.t[i];
+                assert_int_equal(x->len, y->len);
+                assert_memory_equal(x->term, y->term, x->len);
+                assert_int_equal(x->pos, y->pos);
+                assert_int_equal(x->kind, y->kind);
+                assert_int_equal(x->exact, y->exact);
+                assert_int_equal(x->start, y->start + at[c]);
+                assert_int_equal(x->end, y->end + at[c]);
+            }
+        }
+        assert_int_equal(ti, whole.n);
+        assert_int_equal(pos, wnext);
+        total += whole.n;
+    }
+    assert_true(total > 10000);
+    text_analyzer_destroy(&tiny);
+    text_analyzer_destroy(&def);
+}
+
 static size_t s_utf8(uint32_t cp, char *o) {
     return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)o);
 }
@@ -801,6 +872,7 @@ int main(void) {
         cmocka_unit_test(test_t2s),       cmocka_unit_test(test_stem_cache),
         cmocka_unit_test(test_snippet_regions), cmocka_unit_test(test_snippet_window),
         cmocka_unit_test(test_short_stems),     cmocka_unit_test(test_ascii_path),
+        cmocka_unit_test(test_defer_order),
         cmocka_unit_test(test_latin1_stems),
         cmocka_unit_test(test_han_fold),        cmocka_unit_test(test_t2s_table),
         cmocka_unit_test(test_snippet_segments), cmocka_unit_test(test_put_text_utf8),
