@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define S_ALIGN (alignof(max_align_t))
 #define S_FIRST ((size_t)64 << 10)
 #define S_MAX_BLOCK ((size_t)16 << 20) /* blocks grow by doubling up to this */
 
@@ -87,11 +86,9 @@ size_t arena_used(const arena *a)
 
 void *arena_alloc(arena *a, size_t size)
 {
-    if (size > SIZE_MAX - S_ALIGN)
+    size = arena_charge(size);
+    if (size == SIZE_MAX)
         return NULL;
-    size = (size + S_ALIGN - 1) & ~(S_ALIGN - 1);
-    if (size == 0)
-        size = S_ALIGN;
     if (size > a->limit - a->used || a->used > a->limit) {
         a->over = true;
         return NULL;

@@ -19,7 +19,9 @@
 #ifndef BULLETIN_ARENA_H
 #define BULLETIN_ARENA_H
 
+#include <stdalign.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wire.h"
 
@@ -40,6 +42,18 @@ void arena_reset(arena *self, size_t keep_max);
 /* `size` bytes aligned for any type, valid until the next reset; NULL when
  * out of memory. */
 void *arena_alloc(arena *self, size_t size);
+
+/* The bytes arena_alloc(size) takes from the arena and from an
+ * arena_unpack budget: size rounded up to the alignment, at least one unit
+ * (saturates near SIZE_MAX, where arena_alloc fails). */
+static inline size_t arena_charge(size_t size)
+{
+    const size_t al = alignof(max_align_t);
+    if (size > SIZE_MAX - al)
+        return SIZE_MAX;
+    size = (size + al - 1) & ~(al - 1);
+    return size ? size : al;
+}
 
 /* Bytes handed out since the last reset (alignment included). */
 size_t arena_used(const arena *self);

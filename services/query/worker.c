@@ -9,6 +9,7 @@
 #include "log.h"
 #include "qsearch.h"
 #include "replica.h"
+#include "syncdec.h"
 #include "wire.h"
 #include "zio.h"
 #include "grow.h"
@@ -701,20 +702,14 @@ static void s_on_chunk(s_worker *w, const Bulletin__Internal__SyncChunk *c)
 
 /* Decode a store reply into arena a: *rep (NULL when it does not parse: why
  * says why) and, when it carries an internal body, *sr (NULL when that does
- * not parse). Touches nothing of the worker's (s_prefetch runs it on the
- * analysis thread). */
+ * not parse). A Sync chunk is read in one pass (syncdec), anything else by
+ * protobuf-c. Touches nothing of the worker's (s_prefetch runs it on the
+ * analysis thread). (*rep)->internal may point into body: it is read only
+ * here. */
 static void s_store_unpack(arena *a, zmq_msg_t *body, Bulletin__Reply **rep,
                            Bulletin__Internal__StoreReply **sr, char *why, size_t whylen)
 {
-    size_t len = zmq_msg_size(body);
-    wire_code code;
-    *sr = NULL;
-    *rep = (Bulletin__Reply *)arena_unpack(a, &bulletin__reply__descriptor, zmq_msg_data(body), len,
-                                           WIRE_BUDGET(len), &code, why, whylen);
-    if (*rep && (*rep)->body_case == BULLETIN__REPLY__BODY_INTERNAL)
-        *sr = (Bulletin__Internal__StoreReply *)arena_unpack(
-            a, &bulletin__internal__store_reply__descriptor, (*rep)->internal.data,
-            (*rep)->internal.len, WIRE_BUDGET((*rep)->internal.len), &code, why, whylen);
+    syncdec_store_reply(a, zmq_msg_data(body), zmq_msg_size(body), rep, sr, why, whylen);
 }
 
 /* The next of the two arenas store replies are decoded into, in turn. */
