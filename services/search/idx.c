@@ -133,19 +133,6 @@ static inline uint64_t s_load64(const uint8_t *q, const uint8_t *end) {
     return w;
 }
 
-/* OR the low nbits of v (no bits above them set) into bit stream q at bit off. */
-static void s_bits_or(uint8_t *q, uint64_t off, uint64_t v, unsigned nbits) {
-    while (nbits) {
-        unsigned sh = (unsigned)(off & 7), take = 8 - sh;
-        q[off >> 3] |= (uint8_t)(v << sh);
-        if (take >= nbits)
-            break;
-        v >>= take;
-        off += take;
-        nbits -= take;
-    }
-}
-
 /* For each byte value, as four 16-bit lanes in each of v[0] and v[1]: for
  * its j-th set bit (from bit 0), the zeros below that bit (offset - j; 0
  * past its last set bit); v[2]: its zeros, in each of four lanes; n: its
@@ -187,30 +174,32 @@ static const uint8_t *s_ids_varints_get(const uint8_t *p, const uint8_t *end, si
     return p;
 }
 
-size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
+/* idx_block_ids_put given vb, the bytes of the n - 1 deltas as varints,
+ * and rise: every id above the one before (s_block_encode counts both while
+ * it sizes the block). */
+static size_t s_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef, uint64_t vb,
+                              bool rise) {
     if (!idx_block_ids_coded(ef, n))
         return s_ids_varints_put(p, d, n);
-    size_t m = n - 1;
-    uint64_t u = d[n - 1] - d[0];
-    uint8_t tmp[10];
-    uint64_t best = 0;
-    bool rise = true;
-    for (size_t k = 1; k < n; k++) {
-        best += idx_varint_put(tmp, d[k] - d[k - 1]);
-        rise &= d[k] > d[k - 1];
-    }
     if (!rise) { /* the codes need 0 < v_0 < ... < v_{m-1}: ids that do not
                     rise (a merge of a corrupt block's) keep their varints */
         p[0] = IDX_IDS_VARINT;
         return 1 + s_ids_varints_put(p + 1, d, n);
     }
-    uint64_t vb = best;
+    size_t m = n - 1;
+    uint64_t u = d[n - 1] - d[0];
+    uint64_t best = vb;
     unsigned mode = IDX_IDS_VARINT;
     if (u / 8 + (u % 8 != 0) < best) {
         best = u / 8 + (u % 8 != 0);
         mode = IDX_IDS_BITMAP;
     }
     for (unsigned l = 0; l < 32; l++) {
+        /* the low parts and the unary parts' set bits alone take this
+         * many bytes, which grows with l while best only falls: no wider
+         * code is smaller */
+        if (((uint64_t)m * l + m + 7) / 8 >= best)
+            break;
         if ((u >> l) >= best * 8) /* (also keeps the sum below from overflowing) */
             continue;
         uint64_t bytes = ((uint64_t)m * l + (u >> l) + m + 7) / 8;
@@ -229,17 +218,48 @@ size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
     if (mode == IDX_IDS_VARINT)
         return 1 + s_ids_varints_put(q, d, n);
     memset(q, 0, best);
-    for (size_t k = 0; k < m; k++) {
-        uint64_t v = d[k + 1] - d[0];
-        if (mode == IDX_IDS_BITMAP) {
+    if (mode == IDX_IDS_BITMAP) {
+        for (size_t k = 0; k < m; k++) {
+            uint64_t v = d[k + 1] - d[0];
             q[(v - 1) >> 3] |= (uint8_t)(1u << ((v - 1) & 7));
-        } else {
-            uint64_t hi = (uint64_t)m * mode + (v >> mode) + k;
-            s_bits_or(q, (uint64_t)k * mode, v & (((uint64_t)1 << mode) - 1), mode);
-            q[hi >> 3] |= (uint8_t)(1u << (hi & 7));
         }
+        return 1 + best;
+    }
+    if (mode) { /* the low parts, whole bytes as they fill (na < 32 + mode < 64) */
+        uint64_t acc = 0, mask = ((uint64_t)1 << mode) - 1;
+        unsigned na = 0;
+        uint8_t *w = q;
+        for (size_t k = 0; k < m; k++) {
+            acc |= ((d[k + 1] - d[0]) & mask) << na;
+            na += mode;
+            if (na >= 32) {
+                w[0] = (uint8_t)acc;
+                w[1] = (uint8_t)(acc >> 8);
+                w[2] = (uint8_t)(acc >> 16);
+                w[3] = (uint8_t)(acc >> 24);
+                w += 4;
+                acc >>= 32;
+                na -= 32;
+            }
+        }
+        for (; na; na = na > 8 ? na - 8 : 0, acc >>= 8)
+            *w++ = (uint8_t)acc;
+    }
+    for (size_t k = 0; k < m; k++) {
+        uint64_t hi = (uint64_t)m * mode + ((d[k + 1] - d[0]) >> mode) + k;
+        q[hi >> 3] |= (uint8_t)(1u << (hi & 7));
     }
     return 1 + best;
+}
+
+size_t idx_block_ids_put(uint8_t *p, const uint64_t *d, size_t n, bool ef) {
+    uint64_t vb = 0;
+    bool rise = true;
+    for (size_t k = 1; k < n; k++) {
+        vb += idx_varint_len(d[k] - d[k - 1]);
+        rise &= d[k] > d[k - 1];
+    }
+    return s_block_ids_put(p, d, n, ef, vb, rise);
 }
 
 /* The bytes of a code's unary part (or bitmap) idx_block_ids_get takes at
@@ -1767,38 +1787,72 @@ static int s_block_last(const uint8_t *p, size_t len, uint64_t first, bool ef, u
     return 0;
 }
 
-/* Bytes of e in a block after prev: delta, frequencies (none for a (0, 1)
- * doc: a bit in the bitmap, counted by the caller), positions. */
-static size_t s_entry_size(const s_entry *e, uint64_t prev) {
-    uint8_t b[20];
-    size_t n = idx_varint_put(b, e->docid - prev) + e->poslen;
-    return idx_tf_is_one(e->tft, e->tfb) ? n : n + idx_tf_put(b, e->tft, e->tfb);
+/* idx_tf_put's code of (tft, tfb) at p, the one-byte code (most docs')
+ * without a loop; returns the end. */
+static inline uint8_t *s_tf_write(uint8_t *p, uint64_t tft, uint64_t tfb) {
+    uint64_t c = tfb << 2 | tft;
+    if (c < 0x80 && tft < 3) {
+        *p = (uint8_t)c;
+        return p + 1;
+    }
+    return p + idx_tf_put(p, tft, tfb);
 }
 
-/* Encode as many entries from e[i..n) as fit in one block into
+/* memcpy(p, s, n), returning p + n: inline for the runs of up to 8 bytes
+ * that most docs' positions are (a library call per doc before). */
+static inline uint8_t *s_copy(uint8_t *p, const uint8_t *s, size_t n) {
+    if (n > 8) {
+        memcpy(p, s, n);
+    } else if (n >= 4) { /* two 4-byte moves that overlap when n < 8 */
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        memcpy(p, &x, 4);
+        memcpy(p + n - 4, &y, 4);
+    } else if (n) {
+        uint8_t x = s[0], y = s[n / 2], z = s[n - 1];
+        p[0] = x;
+        p[n / 2] = y;
+        p[n - 1] = z;
+    }
+    return p + n;
+}
+
+/* Encode as many entries from e[i..n) (i < n) as fit in one block into
  * self->scratch (rp: run positions, ef: coded doc ids, idx_int.h); returns
  * the end of that run (i on allocation failure). */
 static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bool rp, bool ef) {
     /* bytes + 16 bounds the block: header <= 32 bytes; the first doc's delta
      * is counted (1 byte) but not written, which also covers a one-doc
-     * block's (0, 1) frequencies (one byte, written: no bitmap) */
+     * block's (0, 1) frequencies (one byte, written: no bitmap). Each doc
+     * adds its delta, its frequencies unless (0, 1) (a bit in the bitmap)
+     * and its positions. */
     size_t j = i, bytes = 24 + ef; /* ef: the doc ids' code byte */
+    size_t lim = n - i < IDX_BLOCK_DOCS ? n : i + IDX_BLOCK_DOCS;
     uint64_t maxt = 0, maxb = 0, minlt = UINT32_MAX, minlb = UINT32_MAX;
-    while (j < n && j - i < IDX_BLOCK_DOCS) {
-        size_t s = s_entry_size(&e[j], j > i ? e[j - 1].docid : e[j].docid) +
-                   ((j - i) % 8 == 0) * (1u + rp); /* a new bitmap byte (two) */
+    uint64_t prev = e[i].docid, vb = 0; /* vb: the deltas' varint bytes (the first's 1 too) */
+    bool rise = true;
+    for (; j < lim; j++) {
+        const s_entry *x = &e[j];
+        size_t dv = idx_varint_len(x->docid - prev);
+        size_t s = dv + x->poslen + ((j - i) % 8 == 0) * (1u + rp); /* a new bitmap byte (two) */
+        if (!idx_tf_is_one(x->tft, x->tfb))
+            s += idx_varint_len(x->tfb << 2 | (x->tft < 3 ? x->tft : 3)) +
+                 (x->tft >= 3 ? idx_varint_len(x->tft - 3) : 0);
         if (j > i && bytes + s > IDX_BLOCK_BYTES)
             break;
         bytes += s;
-        if (e[j].tft > maxt)
-            maxt = e[j].tft;
-        if (e[j].tfb > maxb)
-            maxb = e[j].tfb;
-        if (e[j].lt < minlt)
-            minlt = e[j].lt;
-        if (e[j].lb < minlb)
-            minlb = e[j].lb;
-        j++;
+        vb += dv;
+        rise &= j == i || x->docid > prev;
+        prev = x->docid;
+        if (x->tft > maxt)
+            maxt = x->tft;
+        if (x->tfb > maxb)
+            maxb = x->tfb;
+        if (x->lt < minlt)
+            minlt = x->lt;
+        if (x->lb < minlb)
+            minlb = x->lb;
     }
     idx_bytes *b = &self->scratch;
     b->len = 0;
@@ -1807,32 +1861,34 @@ static size_t s_block_encode(idx *self, const s_entry *e, size_t i, size_t n, bo
     if (idx_bytes_reserve(b, bytes + 16 + 1))
         return i;
     uint8_t *p = b->p;
+    size_t m = j - i;
     /* a lone (0, 1) doc: n = 0 and no frequencies */
-    bool single = j - i == 1 && idx_tf_is_one(e[i].tft, e[i].tfb);
-    p += idx_varint_put(p, single ? 0 : j - i);
-    if (j - i > 1 && !(ef && j - i <= IDX_HEAD_NOMAX))
+    bool single = m == 1 && idx_tf_is_one(e[i].tft, e[i].tfb);
+    p += idx_varint_put(p, single ? 0 : m);
+    if (m > 1 && !(ef && m <= IDX_HEAD_NOMAX))
         p += idx_tf_put(p, maxt, maxb);
     p += idx_varint_put(p, minlt);
     p += idx_varint_put(p, minlb);
     uint64_t d[IDX_BLOCK_DOCS]; /* BLOCK DOC IDS (idx_int.h) */
     for (size_t k = i; k < j; k++)
         d[k - i] = e[k].docid;
-    p += idx_block_ids_put(p, d, j - i, ef);
-    size_t nb = idx_tf_one_bytes(j - i);
-    if (nb) {
-        memset(p, 0, nb);
-        for (size_t k = i; k < j; k++)
-            if (idx_tf_is_one(e[k].tft, e[k].tfb))
-                p[(k - i) >> 3] |= (uint8_t)(1u << ((k - i) & 7));
+    p += s_block_ids_put(p, d, m, ef, vb - 1, rise);
+    size_t nb = idx_tf_one_bytes(m);
+    if (nb) { /* the (0, 1) bitmap, then the other docs' frequencies */
+        uint8_t *bm = p;
+        memset(bm, 0, nb);
         p += nb;
+        for (size_t k = i; k < j; k++) {
+            if (idx_tf_is_one(e[k].tft, e[k].tfb))
+                bm[(k - i) >> 3] |= (uint8_t)(1u << ((k - i) & 7));
+            else
+                p = s_tf_write(p, e[k].tft, e[k].tfb);
+        }
+    } else if (!single) {
+        p = s_tf_write(p, e[i].tft, e[i].tfb);
     }
-    for (size_t k = i; k < j && !single; k++)
-        if (!(nb && idx_tf_is_one(e[k].tft, e[k].tfb)))
-            p += idx_tf_put(p, e[k].tft, e[k].tfb);
-    for (size_t k = i; k < j; k++) {
-        memcpy(p, e[k].pos, e[k].poslen);
-        p += e[k].poslen;
-    }
+    for (size_t k = i; k < j; k++)
+        p = s_copy(p, e[k].pos, e[k].poslen);
     if (rp && nb) { /* the docs with a positions part */
         memset(p, 0, nb);
         for (size_t k = i; k < j; k++)

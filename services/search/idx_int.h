@@ -192,6 +192,11 @@ static inline size_t idx_varint_put(uint8_t *p, uint64_t v) {
     return n;
 }
 
+/* The bytes idx_varint_put writes for v, without writing them. */
+static inline size_t idx_varint_len(uint64_t v) {
+    return (size_t)((63 - __builtin_clzll(v | 1)) * 9 + 73) / 64;
+}
+
 /* Decode a varint; returns NULL on truncation/overflow. */
 static inline const uint8_t *idx_varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v) {
     uint64_t r = 0;

@@ -1600,6 +1600,18 @@ static void test_block_ids_widths(void **state) {
         size_t len = idx_block_ids_put(buf, d, n, true);
         if (buf[0] >= 32)
             continue; /* a bitmap or varints */
+        /* the width is the first of the smallest codes over all 32 (the
+         * encoder stops at the first width that cannot be smaller) */
+        uint64_t u = d[n - 1] - d[0], m = n - 1, rb = 0, rl = 0;
+        for (unsigned l = 0; l < 32; l++) {
+            uint64_t bytes = (m * l + (u >> l) + m + 7) / 8;
+            if (l == 0 || bytes < rb) {
+                rb = bytes;
+                rl = l;
+            }
+        }
+        assert_int_equal(buf[0], rl);
+        assert_int_equal(len, 1 + rb);
         seen[buf[0]][(n - 1) % 8]++;
         for (int tight = 0; tight < 2; tight++) {
             if (!tight)
@@ -1617,6 +1629,25 @@ static void test_block_ids_widths(void **state) {
         for (int r = 0; r < 8; r++)
             if (!seen[l][r])
                 fail_msg("no Elias-Fano code of width %u with n - 1 = %d mod 8", l, r);
+}
+
+/* idx_varint_len is the length idx_varint_put writes: every power of two
+ * and its neighbours, and random values of every bit length. */
+static void test_varint_len(void **state) {
+    (void)state;
+    uint8_t b[16];
+    for (unsigned k = 0; k < 64; k++) {
+        uint64_t v = 1ull << k;
+        for (int dv = -1; dv <= 1; dv++)
+            assert_int_equal(idx_varint_len(v + (uint64_t)(int64_t)dv), idx_varint_put(b, v + (uint64_t)(int64_t)dv));
+    }
+    assert_int_equal(idx_varint_len(0), 1);
+    assert_int_equal(idx_varint_len(UINT64_MAX), 10);
+    unsigned seed = 5;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t v = ((uint64_t)test_rand(&seed) << 32 | test_rand(&seed)) >> (i % 64);
+        assert_int_equal(idx_varint_len(v), idx_varint_put(b, v));
+    }
 }
 
 static void test_block_ids_code(void **state) {
@@ -1984,6 +2015,89 @@ static void test_phrase_far_positions(void **state) {
             assert_int_equal(mdb_txn_commit(txn), 0);
         }
     }
+    idx_close(&x);
+    lmdb_tmp_close(&e, d);
+}
+
+/* The ids of a query's hits (all of them: at most 200), sorted. */
+static size_t s_hit_ids(MDB_env *e, idx *x, const char *query, uint64_t *ids) {
+    MDB_txn *txn;
+    idx_query q = {.query = query, .limit = 200};
+    idx_result r;
+    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
+    if (idx_search(x, txn, &q, &r) != IDX_OK)
+        fail_msg("query '%s': %s", query, r.error);
+    mdb_txn_abort(txn);
+    assert_true(r.total == r.nhits);
+    size_t n = r.nhits;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = r.hits[i].id;
+    idx_result_free(&r);
+    for (size_t i = 1; i < n; i++) /* insertion sort: ids ascending */
+        for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            uint64_t t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    return n;
+}
+
+/* Terms of at most IDX_BLOCK_DOCS docs in one flush whose postings are not
+ * one inline block (the flush's second pass writes them to idx_post): one
+ * block larger than IDX_INLINE_MAX ("hay": 100 docs of ~12 bytes) or blocks
+ * cut at IDX_BLOCK_BYTES (every doc's "straw", 40 times in each of 120
+ * docs). Their hits and phrases (positions) are the docs they were put
+ * with. */
+static void test_staged_blocks(void **state) {
+    (void)state;
+    char d[64] = "/tmp/idx_staged_XXXXXX";
+    MDB_env *e = lmdb_tmp_open(d, 8, 1ull << 28);
+    MDB_txn *txn;
+    idx *x = NULL;
+    idx_options o = {.b = -1, .no_typos = true, .max_pending_docs = 1000};
+    assert_int_equal(mdb_txn_begin(e, NULL, 0, &txn), 0);
+    assert_int_equal(idx_open(txn, &o, &x), IDX_OK);
+    size_t cap = 1 << 16;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    uint64_t all[120], hay[120], needle[120];
+    size_t nall = 0, nhay = 0, nneedle = 0;
+    for (uint64_t i = 1; i <= 120; i++) {
+        uint64_t id = 7 + 3 * i; /* not 1, 2, 3...: a first id off by one is seen */
+        size_t at = 0;
+        for (unsigned k = 0; k < 40; k++)
+            at += (size_t)snprintf(body + at, cap - at, "straw filler ");
+        all[nall++] = id;
+        if (i % 6) { /* "hay" 4 times, ~150 words apart (two-byte position deltas) */
+            for (unsigned k = 0; k < 4; k++) {
+                for (unsigned g = 0; g < 150; g++)
+                    at += (size_t)snprintf(body + at, cap - at, "chaff ");
+                at += (size_t)snprintf(body + at, cap - at, "%s", k == 3 && i % 4 == 0 ? "hay needle " : "hay ");
+            }
+            hay[nhay++] = id;
+            if (i % 4 == 0)
+                needle[nneedle++] = id;
+        }
+        idx_doc doc = {.title = "plain", .title_len = 5, .body = body, .body_len = at};
+        assert_int_equal(idx_put(x, txn, id, &doc, NULL), IDX_OK);
+    }
+    free(body);
+    assert_int_equal(idx_flush(x, txn), IDX_OK);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    unsigned counts[4];
+    size_t lsh, lsl;
+    s_lex_kinds(e, x, counts, &lsh, &lsl);
+    assert_true(counts[IDX_LEX_POST] >= 2); /* straw's and hay's blocks are in idx_post */
+    uint64_t got[200];
+    assert_int_equal(s_hit_ids(e, x, "straw", got), nall);
+    assert_memory_equal(got, all, nall * sizeof *got);
+    assert_int_equal(s_hit_ids(e, x, "hay", got), nhay);
+    assert_memory_equal(got, hay, nhay * sizeof *got);
+    assert_int_equal(s_hit_ids(e, x, "\"hay needle\"", got), nneedle);
+    assert_memory_equal(got, needle, nneedle * sizeof *got);
+    assert_int_equal(s_hit_ids(e, x, "\"filler straw\"", got), nall);
+    assert_int_equal(s_hit_ids(e, x, "\"straw hay\"", got), 0);
+    assert_int_equal(s_lex_df_of(e, x, "hay"), nhay);
     idx_close(&x);
     lmdb_tmp_close(&e, d);
 }
@@ -2522,8 +2636,10 @@ int main(void) {
         cmocka_unit_test(test_old_format),   cmocka_unit_test(test_cjk_one_doc),
         cmocka_unit_test(test_cjk_run_positions), cmocka_unit_test(test_first_post_key),
         cmocka_unit_test(test_phrase_far_positions), cmocka_unit_test(test_phrase_skip_sum),
+        cmocka_unit_test(test_staged_blocks),
         cmocka_unit_test(test_phrase_and2),  cmocka_unit_test(test_and_block_steps),
         cmocka_unit_test(test_block_ids_code), cmocka_unit_test(test_block_ids_widths),
+        cmocka_unit_test(test_varint_len),
         cmocka_unit_test(test_block_ids_search),
         cmocka_unit_test(test_block_ids_search_en), cmocka_unit_test(test_tf_in_place),
         cmocka_unit_test(test_block_nomax),
