@@ -525,6 +525,33 @@ static inline bool s_bytes_eq(const uint8_t *a, const uint8_t *b, size_t n) {
     return s_k8(a, n) == s_k8(b, n);
 }
 
+/* memcpy(p, s, n), returning p + n: inline for up to 16 bytes (most terms'
+ * keys, pending entries and a doc's positions in a block; a library call
+ * each before), by moves that overlap when n is not 4, 8 or 16. */
+static inline uint8_t *s_copy(uint8_t *p, const uint8_t *s, size_t n) {
+    if (n > 16) {
+        memcpy(p, s, n);
+    } else if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, s, 8);
+        memcpy(&y, s + n - 8, 8);
+        memcpy(p, &x, 8);
+        memcpy(p + n - 8, &y, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        memcpy(p, &x, 4);
+        memcpy(p + n - 4, &y, 4);
+    } else if (n) {
+        uint8_t x = s[0], y = s[n / 2], z = s[n - 1];
+        p[0] = x;
+        p[n / 2] = y;
+        p[n - 1] = z;
+    }
+    return p + n;
+}
+
 /* The sign of memcmp(a, b, n) without a library call (see s_bytes_eq):
  * 8 bytes at a time, compared as big-endian numbers. */
 static inline int s_bytes_cmp(const uint8_t *a, const uint8_t *b, size_t n) {
@@ -644,7 +671,7 @@ static long s_intern_h(struct idx_pending *pd, const uint8_t *k, size_t kl, uint
             return -1;
         pd->terms = t;
     }
-    if (idx_bytes_reserve(&pd->keys, kl))
+    if (pd->keys.len + kl > pd->keys.cap && idx_bytes_reserve(&pd->keys, kl))
         return -1;
     s_pterm *t = &pd->terms[pd->nterms];
     memset(t, 0, sizeof *t);
@@ -652,7 +679,7 @@ static long s_intern_h(struct idx_pending *pd, const uint8_t *k, size_t kl, uint
     t->hash = h;
     t->keyoff = (uint32_t)pd->keys.len;
     t->keylen = (uint16_t)kl;
-    memcpy(pd->keys.p + pd->keys.len, k, kl);
+    s_copy(pd->keys.p + pd->keys.len, k, kl);
     pd->keys.len += kl;
     pd->slots[i] = (uint64_t)h << 32 | ((uint32_t)pd->nterms + 1);
     return (long)pd->nterms++;
@@ -1796,26 +1823,6 @@ static inline uint8_t *s_tf_write(uint8_t *p, uint64_t tft, uint64_t tfb) {
         return p + 1;
     }
     return p + idx_tf_put(p, tft, tfb);
-}
-
-/* memcpy(p, s, n), returning p + n: inline for the runs of up to 8 bytes
- * that most docs' positions are (a library call per doc before). */
-static inline uint8_t *s_copy(uint8_t *p, const uint8_t *s, size_t n) {
-    if (n > 8) {
-        memcpy(p, s, n);
-    } else if (n >= 4) { /* two 4-byte moves that overlap when n < 8 */
-        uint32_t x, y;
-        memcpy(&x, s, 4);
-        memcpy(&y, s + n - 4, 4);
-        memcpy(p, &x, 4);
-        memcpy(p + n - 4, &y, 4);
-    } else if (n) {
-        uint8_t x = s[0], y = s[n / 2], z = s[n - 1];
-        p[0] = x;
-        p[n / 2] = y;
-        p[n - 1] = z;
-    }
-    return p + n;
 }
 
 /* Encode as many entries from e[i..n) (i < n) as fit in one block into
@@ -3080,13 +3087,10 @@ static uint8_t *s_entry_put(const struct idx_pending *pd, const s_pterm *t, uint
     return p + ll - 1;
 }
 
-/* Room for `need` more bytes of whole entries at the end of term t's
- * pending entries (a new piece when the last one is full); the caller adds
- * what it wrote to t->tlen. NULL when out of memory. */
-static uint8_t *s_entry_room(struct idx_pending *pd, s_pterm *t, size_t need) {
+/* s_entry_room when the last piece is full (or there is none): a new one. */
+static __attribute__((noinline)) uint8_t *s_entry_piece(struct idx_pending *pd, s_pterm *t,
+                                                        size_t need) {
     s_piece *l = t->tail;
-    if (l && t->tcap - t->tlen >= need)
-        return l->data + t->tlen;
     size_t cap = l ? (size_t)t->tcap * 2 : S_PIECE_MIN;
     if (cap > S_PIECE_MAX)
         cap = S_PIECE_MAX;
@@ -3110,6 +3114,17 @@ static uint8_t *s_entry_room(struct idx_pending *pd, s_pterm *t, size_t need) {
     t->tlen = 0;
     t->tcap = (uint32_t)cap;
     return n->data;
+}
+
+/* Room for `need` more bytes of whole entries at the end of term t's
+ * pending entries (a new piece when the last one is full); the caller adds
+ * what it wrote to t->tlen. NULL when out of memory. Inline: most entries
+ * fit in the last piece (the call's own saves and restores were most of
+ * it). */
+static inline uint8_t *s_entry_room(struct idx_pending *pd, s_pterm *t, size_t need) {
+    if (t->tail && t->tcap - t->tlen >= need)
+        return t->tail->data + t->tlen;
+    return s_entry_piece(pd, t, need);
 }
 
 static void s_pterm_added(s_pterm *t, uint64_t id) {
@@ -3464,7 +3479,7 @@ int idx_put_analyzed(idx *self, MDB_txn *txn, uint64_t id, const idx_analyzed *a
             goto oom;
         uint32_t id32 = (uint32_t)id;
         memcpy(p, &id32, S_PEND_ID);
-        memcpy(p + S_PEND_ID, a->bytes + at->entoff, at->entlen);
+        s_copy(p + S_PEND_ID, a->bytes + at->entoff, at->entlen);
         t->tlen += S_PEND_ID + at->entlen;
         s_pterm_added(t, id);
     }
