@@ -2786,6 +2786,29 @@ static int s_col_cmp(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* A varint of the batch's own pending entries, which s_entry_put wrote
+ * whole (no bound checks): the one- and two-byte forms (frequencies,
+ * lengths, a doc's field lengths) without a loop. */
+static inline const uint8_t *s_pend_varint(const uint8_t *p, uint64_t *v) {
+    if (p[0] < 0x80) {
+        *v = p[0];
+        return p + 1;
+    }
+    if (p[1] < 0x80) {
+        *v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        return p + 2;
+    }
+    uint64_t r = 0;
+    for (unsigned sh = 0; sh < 64; sh += 7) {
+        uint8_t c = *p++;
+        r |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80))
+            break;
+    }
+    *v = r;
+    return p;
+}
+
 /* Term t's pending entries into ne->e[0..t->ndocs), in doc id order;
  * ENOMEM or 0. */
 static int s_pterm_entries(const s_pterm *t, s_entries *ne) {
@@ -2801,11 +2824,11 @@ static int s_pterm_entries(const s_pterm *t, s_entries *ne) {
             memcpy(&id, p, S_PEND_ID);
             e->docid = id;
             p += S_PEND_ID;
-            p = idx_varint_get1(p, end, &e->tft);
-            p = idx_varint_get1(p, end, &e->tfb);
-            p = idx_varint_get1(p, end, &lt);
-            p = idx_varint_get1(p, end, &lb);
-            p = idx_varint_get1(p, end, &pl);
+            p = s_pend_varint(p, &e->tft);
+            p = s_pend_varint(p, &e->tfb);
+            p = s_pend_varint(p, &lt);
+            p = s_pend_varint(p, &lb);
+            p = s_pend_varint(p, &pl);
             e->lt = (uint32_t)lt;
             e->lb = (uint32_t)lb;
             e->pos = p;
