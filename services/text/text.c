@@ -72,12 +72,15 @@ typedef struct {
 
 /* A word deferred by s_flush_word: buf[7] is TEXT_EXACT_PREFIX, the word
  * from buf + 8 (zero-padded to a multiple of 8 bytes when it goes through
- * the stem cache slot c; c NULL: a word emitted as it is). */
+ * the stem cache slot c; c NULL: a word emitted as it is). Its tokens are
+ * emitted from t, whose pos, start and end were stored when the word ended
+ * (a token built on the stack when emitted was stored as one 16-byte vector
+ * and the callback's 4-byte loads of it waited on the store). */
 #define S_DEFER 8
 typedef struct {
-    char buf[8 + S_SC_WORD];
+    text_token t;
     s_stem_slot *c;
-    uint32_t pos, start, end;
+    char buf[8 + S_SC_WORD];
     uint8_t wl;
 } s_deferred;
 
@@ -403,6 +406,18 @@ static const char *s_stem_at(text_analyzer *self, const char *w, size_t wl, s_st
     return (const char *)r;
 }
 
+/* Emit the deferred token d->t with its term, length, kind and flag. */
+static inline void s_emit_at(text_analyzer *self, s_deferred *d, const char *term, size_t len,
+                             uint8_t kind, uint8_t exact) {
+    if (self->rc)
+        return;
+    d->t.term = term;
+    d->t.len = (uint32_t)len;
+    d->t.kind = kind;
+    d->t.exact = exact;
+    self->rc = self->fn(self->ud, &d->t);
+}
+
 /* Emit the oldest deferred word's tokens (s_flush_word). */
 static void s_flush_oldest(text_analyzer *self) {
     s_deferred *d = &self->d[self->d_head];
@@ -410,15 +425,15 @@ static void s_flush_oldest(text_analyzer *self) {
     self->d_n--;
     const char *w = d->buf + 8;
     if (!d->c) {
-        s_emit(self, w, d->wl, TEXT_TERM_STEM, 1, d->pos, d->start, d->end);
+        s_emit_at(self, d, w, d->wl, TEXT_TERM_STEM, 1);
         return;
     }
     size_t sl;
     bool same;
     const char *stem = s_stem_at(self, w, d->wl, d->c, &sl, &same);
-    s_emit(self, stem, sl, TEXT_TERM_STEM, same ? 1 : 0, d->pos, d->start, d->end);
+    s_emit_at(self, d, stem, sl, TEXT_TERM_STEM, same ? 1 : 0);
     if (!same) /* the prefix byte is in front of the word */
-        s_emit(self, w - 1, d->wl + 1, TEXT_TERM_EXACT, 1, d->pos, d->start, d->end);
+        s_emit_at(self, d, w - 1, (size_t)d->wl + 1, TEXT_TERM_EXACT, 1);
 }
 
 /* Emit every deferred word's tokens, oldest first (before any other token). */
@@ -432,9 +447,9 @@ static inline s_deferred *s_defer_push(text_analyzer *self, uint32_t pos) {
     if (self->d_n == S_DEFER)
         s_flush_oldest(self);
     s_deferred *d = &self->d[(self->d_head + self->d_n++) & (S_DEFER - 1)];
-    d->pos = pos;
-    d->start = self->wstart;
-    d->end = self->wend;
+    d->t.pos = pos;
+    d->t.start = self->wstart;
+    d->t.end = self->wend;
     return d;
 }
 
