@@ -65,6 +65,15 @@ struct qsearch {
     s_bulk bulk;
     void (*before_flush)(void *ud); /* qsearch_set_before_flush */
     void *before_flush_ud;
+    /* postings kept across a bulk load's transactions (qsearch_set_bulk) */
+    size_t defer_bytes; /* the buffer's bound; 0: written at every commit */
+    bool held;          /* committed transactions' postings may be buffered (the
+                           committed `meta` may lack the version) */
+    bool written;       /* a commit is to write them (and the version): held ends
+                           when it succeeded, i.e. at the next hook call */
+    bool lost;          /* an abort dropped held postings: not indexed until the
+                           rebuild of qsearch_optimize */
+    bool rebuilding;    /* qsearch_rebuild: its transactions write what they buffer */
 };
 
 /* --- article -> idx_doc ------------------------------------------------------ */
@@ -457,10 +466,43 @@ void qsearch_set_before_flush(qsearch *s, void (*fn)(void *ud), void *ud)
 
 /* --- the replica hook ---------------------------------------------------------- */
 
+/* A hook call after a commit that wrote the held postings: that commit
+ * succeeded (a failed one calls s_after_abort first). */
+static void s_held_check(qsearch *s)
+{
+    if (s->written) {
+        s->written = false;
+        s->held = false;
+    }
+}
+
+/* The index version in `meta` (the mark of an index that holds every stored
+ * article): put or removed in txn. 0 or -1. */
+static int s_version_put(qsearch *s, MDB_txn *txn)
+{
+    const replica_dbs *d = replica_dbs_get(s->rep);
+    MDB_val k = {sizeof S_META_KEY - 1, S_META_KEY};
+    uint8_t vb[4] = {(uint8_t)(QSEARCH_INDEX_VERSION >> 24), (uint8_t)(QSEARCH_INDEX_VERSION >> 16),
+                     (uint8_t)(QSEARCH_INDEX_VERSION >> 8), (uint8_t)QSEARCH_INDEX_VERSION};
+    MDB_val v = {4, vb};
+    return mdb_put(txn, d->meta, &k, &v, 0) ? -1 : 0;
+}
+
+static int s_version_del(qsearch *s, MDB_txn *txn)
+{
+    const replica_dbs *d = replica_dbs_get(s->rep);
+    MDB_val k = {sizeof S_META_KEY - 1, S_META_KEY};
+    int rc = mdb_del(txn, d->meta, &k, NULL);
+    return rc && rc != MDB_NOTFOUND ? -1 : 0;
+}
+
 static int s_on_change(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article *old,
                        const Bulletin__Article *new_)
 {
     qsearch *s = ud;
+    s_held_check(s);
+    if (s->lost)
+        return 0; /* rebuilt at the end of the load (qsearch_optimize) */
     idx_doc od, nd;
     if (old)
         s_doc(old, &od);
@@ -500,6 +542,7 @@ static int s_on_reset(void *ud, MDB_txn *txn)
 static int s_before_commit(void *ud, MDB_txn *txn)
 {
     qsearch *s = ud;
+    s_held_check(s);
     if (s->before_flush) {
         s_bulk *b = &s->bulk;
         uint64_t begun = b->begun;
@@ -507,7 +550,24 @@ static int s_before_commit(void *ud, MDB_txn *txn)
         if (b->active && b->begun != begun)
             b->ahead = true; /* the next txn's job: not this one's to replay */
     }
-    return idx_flush(s->ix, txn) == IDX_OK ? 0 : -1;
+    if (s->lost) {
+        idx_discard(s->ix);
+        return s_version_del(s, txn);
+    }
+    size_t bytes;
+    if (s->defer_bytes && !s->rebuilding && idx_pending(s->ix, &bytes) && bytes < s->defer_bytes) {
+        /* kept for a later commit: until then the committed index lags */
+        s->held = true;
+        return s_version_del(s, txn);
+    }
+    if (idx_flush(s->ix, txn) != IDX_OK)
+        return -1;
+    if (s->held) {
+        if (s_version_put(s, txn) != 0)
+            return -1;
+        s->written = true;
+    }
+    return 0;
 }
 
 /* The LMDB error behind the index's last failure (idx_error), 0 unknown. */
@@ -520,6 +580,12 @@ static int s_last_error(void *ud)
 static void s_after_abort(void *ud)
 {
     qsearch *s = ud;
+    if (s->held && !s->lost) {
+        s->lost = true; /* the discard below drops committed postings */
+        log_warn("search.bulk_lost", "why=\"an abort dropped the buffered postings of committed "
+                                     "transactions: the index is rebuilt after the load\"");
+    }
+    s->held = s->written = false;
     idx_discard(s->ix);
     if (s->bulk.ahead)
         qsearch_bulk_end(s); /* a replay must not search the next chunk's job; that chunk begins it again */
@@ -570,16 +636,10 @@ static int s_rebuild_fn(void *ud, MDB_txn *txn)
 {
     s_rebuild_args *a = ud;
     const replica_dbs *d = replica_dbs_get(a->s->rep);
-    MDB_val mk = {sizeof S_META_KEY - 1, S_META_KEY};
     a->done_docs = 0;
     a->finished = false;
-    if (a->first) {
-        if (idx_clear(a->s->ix, txn) != IDX_OK)
-            return -1;
-        int rc = mdb_del(txn, d->meta, &mk, NULL);
-        if (rc && rc != MDB_NOTFOUND)
-            return -1;
-    }
+    if (a->first && (idx_clear(a->s->ix, txn) != IDX_OK || s_version_del(a->s, txn) != 0))
+        return -1;
     MDB_cursor *c;
     if (mdb_cursor_open(txn, d->articles, &c))
         return -1;
@@ -619,10 +679,7 @@ static int s_rebuild_fn(void *ud, MDB_txn *txn)
         return -1;
     a->next_id = last + 1;
     if (rc == MDB_NOTFOUND) {
-        uint8_t vb[4] = {(uint8_t)(QSEARCH_INDEX_VERSION >> 24), (uint8_t)(QSEARCH_INDEX_VERSION >> 16),
-                         (uint8_t)(QSEARCH_INDEX_VERSION >> 8), (uint8_t)QSEARCH_INDEX_VERSION};
-        MDB_val vv = {4, vb};
-        if (mdb_put(txn, d->meta, &mk, &vv, 0))
+        if (s_version_put(a->s, txn) != 0)
             return -1;
         a->finished = true;
     }
@@ -635,8 +692,15 @@ int qsearch_rebuild(qsearch *s)
     int64_t t0 = clock_mono_us(), next_log = t0 + 2000000;
     log_info("search.rebuild_start", "articles=%llu", (unsigned long long)total);
     s_rebuild_args a = {.s = s, .first = true, .from_id = 1};
+    /* its first txn clears the index, the buffer and the version; the last
+     * puts the version back; its transactions write what they buffer */
+    bool behind = s->lost || s->held;
+    s->rebuilding = true;
+    s->lost = s->held = s->written = false;
     for (;;) {
         if (replica_write(s->rep, s_rebuild_fn, &a) != 0) {
+            s->rebuilding = false;
+            s->lost = behind; /* index buffered postings no more until it is rebuilt */
             log_error("search.rebuild", "indexed=%llu error=\"could not write the index\"",
                       (unsigned long long)done);
             return -1;
@@ -657,6 +721,7 @@ int qsearch_rebuild(qsearch *s)
     int64_t us = clock_mono_us() - t0;
     log_info("search.rebuild_done", "indexed=%llu ms=%lld docs_per_s=%.0f", (unsigned long long)done,
              (long long)(us / 1000), (double)done * 1e6 / (double)(us + 1));
+    s->rebuilding = false;
     s->broken = false;
     return 0;
 }
@@ -713,28 +778,53 @@ static int s_optimize_fn(void *ud, MDB_txn *txn)
     return idx_optimize(s->ix, txn) == IDX_OK ? 0 : -1;
 }
 
-void qsearch_set_bulk(qsearch *s, bool on) { idx_set_bulk(s->ix, on); }
+void qsearch_set_bulk(qsearch *s, bool on, size_t max_bytes)
+{
+    s->defer_bytes = on ? max_bytes : 0;
+    idx_set_bulk(s->ix, on, s->defer_bytes);
+}
 
 int qsearch_optimize(qsearch *s)
 {
-    idx_set_bulk(s->ix, false);
-    MDB_txn *txn = replica_read_begin(s->rep);
-    if (!txn)
-        return -1;
-    idx_stats_t st;
-    int rc = idx_stats(s->ix, txn, &st);
-    replica_read_end(s->rep);
-    if (rc != IDX_OK || st.segments <= 1)
-        return 0;
+    s->defer_bytes = 0;
+    idx_set_bulk(s->ix, false, 0);
     int64_t t0 = clock_mono_us();
-    if (replica_write(s->rep, s_optimize_fn, s) != 0) {
-        idx_discard(s->ix);
-        log_warn("search.optimize", "segments=%llu error=\"could not merge the index\"",
-                 (unsigned long long)st.segments);
-        return -1;
+    if (s->lost) {
+        log_warn("search.optimize", "why=\"the load lost buffered postings: rebuilding\"");
+        return qsearch_rebuild(s);
     }
-    log_info("search.optimize", "segments=%llu docs=%llu ms=%lld", (unsigned long long)st.segments,
-             (unsigned long long)st.docs, (long long)((clock_mono_us() - t0) / 1000));
+    size_t bytes;
+    bool held = idx_pending(s->ix, &bytes);
+    idx_stats_t st = {0};
+    MDB_txn *txn = replica_read_begin(s->rep);
+    int rc = txn ? idx_stats(s->ix, txn, &st) : IDX_INTERNAL;
+    if (txn)
+        replica_read_end(s->rep);
+    if (!held && !txn) /* held postings are written whatever the stats say */
+        return -1;
+    if (!held && (rc != IDX_OK || st.segments <= 1))
+        return 0;
+    rc = replica_write(s->rep, s_optimize_fn, s);
+    if (rc != 0) {
+        if (s->held && !s->lost) /* failed before any txn: no s_after_abort */
+            s->lost = true;
+        s->held = s->written = false;
+        idx_discard(s->ix);
+        log_warn("search.optimize", "segments=%llu error=\"could not write or merge the index\"",
+                 (unsigned long long)st.segments);
+    } else {
+        s_held_check(s); /* the write committed */
+    }
+    if (s->lost) { /* an attempt aborted (replayed after MDB_MAP_FULL, or failed) */
+        log_warn("search.optimize", "why=\"an abort lost the buffered postings: rebuilding\"");
+        return qsearch_rebuild(s);
+    }
+    if (rc != 0)
+        return -1;
+    idx_set_bulk(s->ix, false, 0); /* nothing pending now: the buffer's memory back */
+    log_info("search.optimize", "segments=%llu docs=%llu pending_mb=%zu ms=%lld",
+             (unsigned long long)st.segments, (unsigned long long)st.docs, bytes >> 20,
+             (long long)((clock_mono_us() - t0) / 1000));
     return 0;
 }
 

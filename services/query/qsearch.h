@@ -72,14 +72,28 @@ void qsearch_destroy(qsearch **self);
 /* During a bulk load that ends with qsearch_optimize (the replica's first
  * sync): the index buffers each transaction whole and starts no tiered merge
  * (idx_set_bulk), so each posting is written by one flush and one final
- * merge instead of ~3 intermediate merges. Answers are the same either way. */
-void qsearch_set_bulk(qsearch *s, bool on);
+ * merge instead of ~3 intermediate merges. Answers are the same either way.
+ *
+ * max_bytes > 0 (the worker's --index-bulk-mb): the buffered postings are
+ * also kept ACROSS the load's transactions and written once, as one segment,
+ * by qsearch_optimize (or by the commit at which the buffer takes max_bytes
+ * of memory), so nothing is left to merge. Meanwhile the committed index
+ * lags the replica: the first commit that leaves postings buffered removes
+ * the index version from `meta` and the commit that writes them puts it
+ * back, so a process that stops in between rebuilds the index at its next
+ * qsearch_new. An abort (e.g. MDB_MAP_FULL) drops the buffer: the rest of
+ * the load is not indexed and qsearch_optimize rebuilds the index from the
+ * replica. Nothing is searched meanwhile (the worker registers with the
+ * broker only after qsearch_optimize). */
+void qsearch_set_bulk(qsearch *s, bool on, size_t max_bytes);
 
 /* After a bulk load (the replica's first sync): end the bulk mode
- * (qsearch_set_bulk) and merge the index's segments into one (idx_optimize)
- * when there are several, so searches read one posting list per term. Blocks
- * the caller for about a rewrite of the index (~1-1.5 s per 300k articles).
- * 0, or -1 (logged; the index stays usable). */
+ * (qsearch_set_bulk), write what the load left buffered, and merge the
+ * index's segments into one (idx_optimize) when there are several, so
+ * searches read one posting list per term. Blocks the caller for about a
+ * write of the index (~1-1.5 s per 300k articles); when the load lost
+ * buffered postings (see qsearch_set_bulk), for a rebuild. 0, or -1
+ * (logged; the index stays usable). */
 int qsearch_optimize(qsearch *s);
 
 /* BULK APPLY (a Sync chunk): analysis on a second thread.

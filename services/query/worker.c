@@ -609,7 +609,7 @@ static void s_sync_start(s_worker *w, const char *why)
     w->syncs++;
     w->sync_from = replica_applied_seq(w->rep);
     if (!w->first_sync_done) { /* the bulk load: qsearch_optimize follows it */
-        qsearch_set_bulk(w->search, true);
+        qsearch_set_bulk(w->search, true, (size_t)w->cfg->index_bulk_mb << 20);
         s_bulk_malloc(true);
     }
     log_info("worker.sync_start", "from_seq=%llu why=\"%s\"", (unsigned long long)w->sync_from, why);
@@ -626,7 +626,7 @@ static void s_sync_finished(s_worker *w, uint64_t head)
              (unsigned long long)replica_count(w->rep));
     if (!w->first_sync_done) {
         w->first_sync_done = true;
-        /* the first sync is the bulk load: merge the index before serving */
+        /* the first sync is the bulk load: write (and merge) the index before serving */
         qsearch_optimize(w->search);
         s_bulk_malloc(false);
         s_broker_connect(w);
@@ -920,6 +920,7 @@ void worker_config_defaults(worker_config *cfg)
     cfg->feed_buffer_max = 100000;
     cfg->credit = 16; /* see worker_main.c */
     cfg->max_msg = 16 << 20;
+    cfg->index_bulk_mb = WORKER_INDEX_BULK_MB;
     cfg->stop_fd = -1;
 }
 
@@ -932,12 +933,13 @@ int worker_config_check(const worker_config *cfg, char *err, size_t cap)
         cfg->liveness > 1000 || cfg->sync_timeout_ms < 1 || cfg->sync_timeout_ms > 3600000 ||
         cfg->feed_buffer_max < 1 || cfg->sync_max_changes < 0 || cfg->sync_max_changes > UINT32_MAX ||
         cfg->sync_max_bytes < 0 || cfg->sync_max_bytes > UINT32_MAX || cfg->index_pending_docs < 0 ||
-        cfg->index_pending_docs > UINT32_MAX || cfg->credit < 1 ||
+        cfg->index_pending_docs > UINT32_MAX || cfg->index_bulk_mb < 0 ||
+        cfg->index_bulk_mb > (long long)(SIZE_MAX >> 21) || cfg->credit < 1 ||
         cfg->credit > BROKER_CREDIT_MAX || cfg->max_msg < 0 || cfg->map_size_mb < 0 ||
         cfg->map_size_mb > (long long)(SIZE_MAX >> 21)) {
         snprintf(err, cap, "out of range: heartbeat-ms and sync-timeout-ms 1..3600000, liveness "
                            "1..1000, feed-buffer >= 1, credit 1..%d, sync-max-changes, "
-                           "sync-max-bytes, index-pending-docs, map-size-mb and max-msg >= 0",
+                           "sync-max-bytes, index-pending-docs, index-bulk-mb, map-size-mb and max-msg >= 0",
                  BROKER_CREDIT_MAX);
         return -1;
     }

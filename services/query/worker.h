@@ -40,6 +40,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The first Sync's index buffer, in MiB (--index-bulk-mb, qsearch_set_bulk):
+ * a 307k-article English bootstrap keeps ~290 MiB, a 352k Chinese one
+ * ~810 MiB (bench/README.md, "the first sync's index written once"). */
+#define WORKER_INDEX_BULK_MB 1024
+
 typedef struct {
     const char *broker;          /* broker's worker endpoint */
     const char *store;           /* store API (Sync) */
@@ -57,6 +62,8 @@ typedef struct {
     long long credit;            /* requests the broker may send before an answer (1..16) */
     long long index_pending_docs; /* full-text index write buffer in documents (flushed when
                                    * full and at every commit); 0 = QSEARCH_PENDING_DOCS */
+    long long index_bulk_mb;     /* the first Sync's index buffer, kept across its chunks and
+                                  * written once (qsearch_set_bulk); 0 = written per chunk */
     const char *http;            /* /healthz and /metrics address; NULL or "" = off */
     int stop_fd;                 /* readable = stop; -1 = none */
     void *ctx;                   /* ZeroMQ context; NULL = a new one */

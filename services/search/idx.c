@@ -614,11 +614,9 @@ static void s_pend_reset(struct idx_pending *pd) {
     pd->max_id = 0;
 }
 
-static void s_pend_free(struct idx_pending **pp) {
-    struct idx_pending *pd = *pp;
-    if (!pd)
-        return;
-    s_pend_reset(pd);
+/* Give back the buffer's tables (empty: after a bulk load they are sized
+ * for the whole load; the next batches grow them again as they need). */
+static void s_pend_shrink(struct idx_pending *pd) {
     arena_destroy(&pd->ar);
     free(pd->slots);
     free(pd->terms);
@@ -626,6 +624,21 @@ static void s_pend_free(struct idx_pending **pp) {
     free(pd->cols);
     free(pd->cslots);
     free(pd->dead);
+    pd->slots = NULL;
+    pd->terms = NULL;
+    pd->cols = NULL;
+    pd->cslots = NULL;
+    pd->dead = NULL;
+    pd->nslots = pd->nterms = pd->capterms = pd->ncols = pd->capcols = pd->ncslots = 0;
+    pd->ndead = pd->capdead = 0;
+}
+
+static void s_pend_free(struct idx_pending **pp) {
+    struct idx_pending *pd = *pp;
+    if (!pd)
+        return;
+    s_pend_reset(pd);
+    s_pend_shrink(pd);
     free(pd->toks);
     free(pd->dterms);
     free(pd);
@@ -960,16 +973,37 @@ void idx_discard(idx *self) {
     }
 }
 
-void idx_set_bulk(idx *self, bool on) {
-    if (self)
-        self->bulk = on;
+/* The memory the buffer's contents take: postings (the arena), terms and
+ * column records with their hash slots (the tables are at least half
+ * empty), keys. 0 after a flush (the tables keep their size). */
+static size_t s_pend_bytes(const struct idx_pending *pd) {
+    return (pd->ar ? arena_used(pd->ar) : 0) + pd->keys.len +
+           pd->nterms * (sizeof *pd->terms + 2 * sizeof *pd->slots) +
+           pd->ncols * (sizeof *pd->cols + 2 * sizeof *pd->cslots) + pd->ndead * sizeof *pd->dead;
+}
+
+bool idx_pending(const idx *self, size_t *bytes) {
+    const struct idx_pending *pd = self ? self->pend : NULL;
+    if (bytes)
+        *bytes = pd ? s_pend_bytes(pd) : 0;
+    return pd && (pd->nterms || pd->ncols || pd->ndead);
+}
+
+void idx_set_bulk(idx *self, bool on, size_t max_bytes) {
+    if (!self)
+        return;
+    self->bulk = on;
+    self->bulk_bytes = on ? max_bytes : 0;
+    if (!on && !idx_pending(self, NULL))
+        s_pend_shrink(self->pend);
 }
 
 /* Whether a put/del must write the buffer now (see idx_set_bulk). */
 static bool s_flush_due(const idx *self) {
     uint32_t n = (uint32_t)self->pend->ncols;
     if (self->bulk)
-        return n >= IDX_BULK_MAX_PENDING;
+        return self->bulk_bytes ? s_pend_bytes(self->pend) >= self->bulk_bytes
+                                : n >= IDX_BULK_MAX_PENDING;
     return self->max_pending == 0 || n >= self->max_pending;
 }
 
@@ -2991,7 +3025,8 @@ int idx_flush(idx *self, MDB_txn *txn) {
         minid = 0;
     if (maxid > S->maxid)
         S->maxid = maxid;
-    qsort(pd->cols, pd->ncols, sizeof(s_pcol), s_col_cmp); /* the id table is reset below */
+    if (pd->ncols) /* cols is NULL after s_pend_shrink */
+        qsort(pd->cols, pd->ncols, sizeof(s_pcol), s_col_cmp); /* the id table is reset below */
     if ((rc = s_col_put(self, txn, pd->cols, pd->ncols)))
         goto done;
     if ((rc = s_meta_add(self, txn, pd->ddocs, pd->dsum_t, pd->dsum_b)))

@@ -249,9 +249,25 @@ int idx_error(const idx *self);
  * larger segments and no intermediate merges: each posting is written once
  * by its flush and once by the final idx_optimize. The index (and every
  * search answer) is the same as without it; only its segmentation
- * differs. Memory: the postings of one transaction. Off by default. */
+ * differs. Memory: the postings of one transaction. Off by default.
+ *
+ * max_bytes > 0: the buffer is written when it takes max_bytes of memory
+ * (idx_pending) instead of at IDX_BULK_MAX_PENDING docs, and the caller may
+ * commit a transaction WITHOUT idx_flush: the buffer then carries its
+ * changes into the next write transaction, whose idx_flush writes them
+ * all, as one segment. Until then the committed index lacks them (the
+ * caller must make a reopened index that lacks them be rebuilt), the index's
+ * databases must be changed by this idx only, and an idx_discard (after any
+ * abort) drops the changes of the committed transactions too. Turning bulk
+ * mode off with nothing pending gives back the buffer's memory. */
 #define IDX_BULK_MAX_PENDING 200000
-void idx_set_bulk(idx *self, bool on);
+void idx_set_bulk(idx *self, bool on, size_t max_bytes);
+
+/* Whether changes are buffered (not yet written by idx_flush); *bytes (when
+ * not NULL) gets the memory their contents take (postings, terms, keys and
+ * column records, with their hash slots; 0 when nothing is buffered).
+ * false for NULL. */
+bool idx_pending(const idx *self, size_t *bytes);
 
 /* Remove every document (replica reset); segment ids are not reused (see
  * idx_terms.h). IDX_OK or IDX_INTERNAL. */

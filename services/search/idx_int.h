@@ -174,6 +174,7 @@ struct idx {
     uint32_t max_pending;
     uint32_t merge_factor;
     bool bulk; /* idx_set_bulk */
+    size_t bulk_bytes; /* idx_set_bulk: the buffer's bound in bytes (0: IDX_BULK_MAX_PENDING docs) */
     bool runpos; /* no stop words: CJK unigrams keep run-boundary positions only */
     text_analyzer *an;
     struct idx_pending *pend;

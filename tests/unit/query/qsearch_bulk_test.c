@@ -16,6 +16,11 @@
  * The three pipelines again with the process on one CPU (the worker's
  * thread then waits for the analysis thread instead of analyzing the job's
  * last items itself).
+ * The bulk load's postings kept across its transactions (qsearch_set_bulk
+ * with a byte budget): the same answers as the per-chunk segments, the
+ * version missing from `meta` while postings are held, a qsearch dropped
+ * before qsearch_optimize rebuilt at its next open, and aborts (MDB_MAP_FULL
+ * replays on a tiny map) after held commits rebuilt by qsearch_optimize.
  */
 #include <sched.h>
 #include <setjmp.h>
@@ -131,6 +136,17 @@ static void s_pair_open(s_pair *p)
         p->q[i] = qsearch_new(p->r[i], NULL);
         assert_non_null(p->q[i]);
     }
+}
+
+/* Reopen p's b on a map of map_size bytes (0: the default, large). */
+static void s_pair_reopen_b(s_pair *p, size_t map_size)
+{
+    qsearch_destroy(&p->q[1]);
+    replica_destroy(&p->r[1]);
+    p->r[1] = replica_new(p->dir[1], map_size);
+    assert_non_null(p->r[1]);
+    p->q[1] = qsearch_new(p->r[1], NULL);
+    assert_non_null(p->q[1]);
 }
 
 static void s_pair_close(s_pair *p)
@@ -444,6 +460,200 @@ static void test_older_index_format_rebuilt(void **state)
     fx_rmdir(dir);
 }
 
+/* --- the bulk load's postings kept across transactions --------------------- */
+
+/* Whether meta holds the index version (the mark of a complete index). */
+static bool s_version_present(replica *r)
+{
+    const replica_dbs *d = replica_dbs_get(r);
+    MDB_txn *txn = replica_read_begin(r);
+    assert_non_null(txn);
+    MDB_val k = {12, "search_index"}, v;
+    bool got = mdb_get(txn, d->meta, &k, &v) == 0;
+    replica_read_end(r);
+    return got;
+}
+
+static uint64_t s_segments(replica *r, qsearch *q)
+{
+    MDB_txn *txn = replica_read_begin(r);
+    assert_non_null(txn);
+    idx_stats_t st;
+    assert_int_equal(idx_stats(qsearch_index(q), txn, &st), IDX_OK);
+    replica_read_end(r);
+    return st.segments;
+}
+
+/* The two indexes answer every query alike: totals, hits (ids, scores) and
+ * facets; at least `min_total` hits over all the queries. */
+static void s_same_answers(replica *ra, qsearch *qa, replica *rb, qsearch *qb, uint64_t min_total)
+{
+    static const char *extra[] = {"storm market", "\"police bridge\"", "storm OR 北京",
+                                  "market -river", "mark*", "harvset"};
+    uint64_t total = 0;
+    for (size_t i = 0; i < NW + sizeof extra / sizeof extra[0]; i++) {
+        idx_query q = {.query = i < NW ? WORDS[i] : extra[i - NW], .limit = IDX_LIMIT_MAX,
+                       .facets = true};
+        idx_result x, y;
+        MDB_txn *ta = replica_read_begin(ra), *tb = replica_read_begin(rb);
+        assert_non_null(ta);
+        assert_non_null(tb);
+        assert_int_equal(idx_search(qsearch_index(qa), ta, &q, &x), IDX_OK);
+        assert_int_equal(idx_search(qsearch_index(qb), tb, &q, &y), IDX_OK);
+        replica_read_end(ra);
+        replica_read_end(rb);
+        assert_int_equal(x.total, y.total);
+        assert_int_equal(x.nhits, y.nhits);
+        for (size_t h = 0; h < x.nhits; h++) {
+            assert_int_equal(x.hits[h].id, y.hits[h].id);
+            assert_true(x.hits[h].score == y.hits[h].score);
+        }
+        assert_int_equal(x.ncategories, y.ncategories);
+        for (size_t f = 0; f < x.ncategories; f++)
+            assert_int_equal(x.categories[f].count, y.categories[f].count);
+        assert_int_equal(x.nsites, y.nsites);
+        for (size_t f = 0; f < x.nsites; f++)
+            assert_int_equal(x.sites[f].count, y.sites[f].count);
+        total += x.total;
+        idx_result_free(&x);
+        idx_result_free(&y);
+    }
+    assert_true(total >= min_total);
+}
+
+/* The model: the history applied as the bulk load without the budget (a
+ * segment per txn, merged by qsearch_optimize). */
+static void s_model(replica *r, qsearch *q, Bulletin__Internal__Change *const *const *chunks,
+                    const size_t *n, size_t nchunks)
+{
+    qsearch_set_bulk(q, true, 0);
+    for (size_t b = 0; b < nchunks; b++)
+        assert_int_equal(replica_apply(r, chunks[b], n[b], 0), 0);
+    assert_int_equal(qsearch_optimize(q), 0);
+    assert_true(s_version_present(r));
+}
+
+/* The history's batches (new articles, then updates and deletes of them)
+ * with the postings held across the txns, budget `budget` bytes; with the
+ * analysis on the second thread or not. */
+static void s_held_same_answers(size_t budget, bool threaded)
+{
+    rng = 99;
+    s_history();
+    s_pair p;
+    s_pair_open(&p);
+    s_pair_reopen_b(&p, 0); /* no MDB_MAP_FULL: nothing lost */
+    replica *ra = p.r[0], *rb = p.r[1];
+    qsearch *qa = p.q[0], *qb = p.q[1];
+    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
+    s_model(ra, qa, chunks, NCH, NBATCH);
+    qsearch_set_bulk(qb, true, budget);
+    for (size_t b = 0; b < NBATCH; b++) {
+        if (threaded)
+            assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1);
+        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
+        qsearch_bulk_end(qb);
+        if (b == 0 && budget > 1000000) { /* all of batch 0 held: none of it committed */
+            assert_false(s_version_present(rb));
+            assert_int_equal(qsearch_docs(qb), 0);
+            assert_int_equal(s_segments(rb, qb), 0);
+        }
+    }
+    assert_int_equal(qsearch_optimize(qb), 0);
+    assert_true(s_version_present(rb));
+    assert_false(qsearch_broken(qb));
+    assert_int_equal(s_segments(rb, qb), 1);
+    assert_int_equal(qsearch_docs(qb), replica_count(rb));
+    assert_int_equal(qsearch_docs(qa), qsearch_docs(qb));
+    s_same_answers(ra, qa, rb, qb, 1000);
+    /* after the load: every commit writes what it buffered, as before */
+    assert_int_equal(replica_apply(ra, P[0] + 100, 50, 0), 0); /* seqs applied: no change */
+    s_pair_close(&p);
+}
+
+static void test_held_same_answers(void **state)
+{
+    (void)state;
+    s_held_same_answers((size_t)64 << 20, true);
+    s_held_same_answers((size_t)64 << 20, false);
+    s_held_same_answers(200000, true); /* over the budget at some commits: written then */
+    s_held_same_answers(30000, false); /* and within txns (idx_put: a segment each time) */
+}
+
+/* A qsearch dropped while it holds committed txns' postings (a worker that
+ * stops during its bootstrap): the version is missing, so the next
+ * qsearch_new rebuilds the index from the stored articles. */
+static void test_held_dropped_rebuilt(void **state)
+{
+    (void)state;
+    rng = 99;
+    s_history();
+    s_pair p;
+    s_pair_open(&p);
+    s_pair_reopen_b(&p, 0);
+    replica *ra = p.r[0], *rb = p.r[1];
+    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
+    s_model(ra, p.q[0], chunks, NCH, NBATCH);
+    qsearch_set_bulk(p.q[1], true, (size_t)64 << 20);
+    for (size_t b = 0; b < NBATCH; b++) {
+        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
+        if (b == 0) /* the index lags: batch 0 is held whole */
+            assert_int_equal(qsearch_docs(p.q[1]), 0);
+        assert_false(s_version_present(rb));
+    }
+    qsearch_destroy(&p.q[1]); /* the held postings are gone */
+    p.q[1] = qsearch_new(rb, NULL);
+    assert_non_null(p.q[1]);
+    assert_true(s_version_present(rb));
+    assert_int_equal(qsearch_docs(p.q[1]), replica_count(rb));
+    s_same_answers(ra, p.q[0], rb, p.q[1], 1000);
+    s_pair_close(&p);
+}
+
+/* Aborts after held commits: the big history in chunks of 25 on a 256 KiB map
+ * (b), which fills after the first chunk: MDB_MAP_FULL aborts a txn (a
+ * chunk's, or the one that writes the held postings) while earlier chunks'
+ * postings are held; the abort drops them, the rest of the load is not
+ * indexed, and qsearch_optimize rebuilds the index. */
+#define NCHUNK 20
+#define S_SMALL_MAP ((size_t)256 << 10)
+static void test_held_map_full_rebuilt(void **state)
+{
+    (void)state;
+    rng = 7;
+    s_big_history();
+    s_pair p;
+    s_pair_open(&p);
+    replica *ra = p.r[0], *rb = p.r[1];
+    Bulletin__Internal__Change *const *chunks[NCHUNK];
+    size_t n[NCHUNK];
+    for (size_t c = 0; c < NCHUNK; c++) {
+        chunks[c] = PBIG + c * (NBIG / NCHUNK);
+        n[c] = NBIG / NCHUNK;
+    }
+    s_model(ra, p.q[0], chunks, n, NCHUNK);
+    s_pair_reopen_b(&p, S_SMALL_MAP);
+    rb = p.r[1];
+    const replica_dbs *d = replica_dbs_get(rb);
+    MDB_envinfo info;
+    qsearch_set_bulk(p.q[1], true, (size_t)64 << 20);
+    for (size_t c = 0; c < NCHUNK; c++) {
+        assert_int_equal(replica_apply(rb, chunks[c], n[c], 0), 0);
+        assert_int_equal(mdb_env_info(d->env, &info), 0);
+        if (c == 0) /* held, committed without MDB_MAP_FULL */
+            assert_int_equal(info.me_mapsize, S_SMALL_MAP);
+    }
+    assert_false(s_version_present(rb));
+    assert_int_equal(qsearch_optimize(p.q[1]), 0);
+    assert_int_equal(mdb_env_info(d->env, &info), 0);
+    assert_true(info.me_mapsize > S_SMALL_MAP); /* grown: a txn after the first was aborted */
+    assert_true(s_version_present(rb));
+    assert_int_equal(replica_count(rb), NBIG);
+    assert_int_equal(qsearch_docs(p.q[1]), NBIG);
+    s_same_answers(ra, p.q[0], rb, p.q[1], 400);
+    s_pair_close(&p);
+}
+
 /* fn with this thread (the qsearch's analysis threads inherit it) on one CPU */
 static void s_on_one_cpu(void (*fn)(void **), void **state)
 {
@@ -476,6 +686,9 @@ int main(void)
         cmocka_unit_test(test_map_full_big_txn_bulk),
         cmocka_unit_test(test_map_full_reset),
         cmocka_unit_test(test_older_index_format_rebuilt),
+        cmocka_unit_test(test_held_same_answers),
+        cmocka_unit_test(test_held_dropped_rebuilt),
+        cmocka_unit_test(test_held_map_full_rebuilt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -337,7 +337,7 @@ static int setup(void **state) {
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(idx_open(txn, &g_opts, &ix), IDX_OK);
     an = text_analyzer_new(NULL);
-    idx_set_bulk(ix, g_bulk);
+    idx_set_bulk(ix, g_bulk, 0);
     for (int i = 1; i <= NDOCS; i++) {
         s_gen(&A[i]);
         idx_doc d = s_doc(&A[i]);
@@ -356,7 +356,7 @@ static int setup(void **state) {
         assert_int_equal(sg.nsegs, NDOCS / BULK_TXN);
         for (size_t i = 0; i < sg.nsegs; i++)
             assert_int_equal(sg.seg[i].ndocs, BULK_TXN);
-        idx_set_bulk(ix, false); /* the later tests' updates merge as usual */
+        idx_set_bulk(ix, false, 0); /* the later tests' updates merge as usual */
     }
     assert_int_equal(mdb_txn_commit(txn), 0);
     r_stats();
