@@ -308,7 +308,7 @@ static ProtobufCMessage *s_message(s_dec *d, const ProtobufCMessageDescriptor *d
     }
     if (!s_slabs(d, nfields))
         return NULL;
-    for (unsigned i = 0; repeated >> i; i++) /* protobuf-c's arrays, of the exact size */
+    for (unsigned i = 0; i < 64 && repeated >> i; i++) /* protobuf-c's arrays, exact size */
         if (repeated >> i & 1) {
             const ProtobufCFieldDescriptor *f = &desc->fields[i];
             size_t n;
