@@ -19,6 +19,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -601,6 +602,18 @@ static void s_bulk_malloc(bool on)
 #endif
 }
 
+/* Whether the process may run on one CPU only (taskset): then the bulk
+ * load's index is held across its chunks and written once at the end
+ * (--index-bulk-mb), which takes less CPU. With more CPUs the per-chunk
+ * writes overlap the analysis of the next chunk on the other core, while
+ * the one write at the end runs alone: the bootstrap took longer (en
+ * unpinned: 2.57-2.77 s per chunk, 2.71-3.47 s held; bench/README.md). */
+static bool s_one_cpu(void)
+{
+    cpu_set_t cs;
+    return sched_getaffinity(0, sizeof cs, &cs) == 0 && CPU_COUNT(&cs) == 1;
+}
+
 static void s_sync_start(s_worker *w, const char *why)
 {
     if (w->syncing)
@@ -609,7 +622,7 @@ static void s_sync_start(s_worker *w, const char *why)
     w->syncs++;
     w->sync_from = replica_applied_seq(w->rep);
     if (!w->first_sync_done) { /* the bulk load: qsearch_optimize follows it */
-        qsearch_set_bulk(w->search, true, (size_t)w->cfg->index_bulk_mb << 20);
+        qsearch_set_bulk(w->search, true, s_one_cpu() ? (size_t)w->cfg->index_bulk_mb << 20 : 0);
         s_bulk_malloc(true);
     }
     log_info("worker.sync_start", "from_seq=%llu why=\"%s\"", (unsigned long long)w->sync_from, why);

@@ -40,7 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The first Sync's index buffer, in MiB (--index-bulk-mb, qsearch_set_bulk):
+/* The first Sync's index buffer, in MiB (--index-bulk-mb, qsearch_set_bulk),
+ * used when the worker may run on one CPU only (worker.c s_one_cpu):
  * a 307k-article English bootstrap keeps ~290 MiB, a 352k Chinese one
  * ~810 MiB (bench/README.md, "the first sync's index written once"). */
 #define WORKER_INDEX_BULK_MB 1024
