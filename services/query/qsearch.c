@@ -72,7 +72,8 @@ struct qsearch {
     bool written;       /* a commit is to write them (and the version): held ends
                            when it succeeded, i.e. at the next hook call */
     bool lost;          /* an abort dropped held postings: not indexed until the
-                           rebuild of qsearch_optimize */
+                           rebuild of qsearch_optimize (with broken: that rebuild
+                           failed, and changes are refused until one succeeds) */
     bool rebuilding;    /* qsearch_rebuild: its transactions write what they buffer */
 };
 
@@ -501,8 +502,9 @@ static int s_on_change(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Arti
 {
     qsearch *s = ud;
     s_held_check(s);
-    if (s->lost)
-        return 0; /* rebuilt at the end of the load (qsearch_optimize) */
+    if (s->lost) /* rebuilt at the end of the load (qsearch_optimize); when that
+                    rebuild failed, no change until a rebuild (s_index_repair) */
+        return s->broken ? -1 : 0;
     idx_doc od, nd;
     if (old)
         s_doc(old, &od);
@@ -574,6 +576,8 @@ static int s_before_commit(void *ud, MDB_txn *txn)
 static int s_last_error(void *ud)
 {
     qsearch *s = ud;
+    if (s->lost && s->broken)
+        return MDB_PANIC; /* s_on_change refused: a replay (MDB_MAP_FULL) cannot help */
     return idx_error(s->ix);
 }
 
@@ -701,6 +705,7 @@ int qsearch_rebuild(qsearch *s)
         if (replica_write(s->rep, s_rebuild_fn, &a) != 0) {
             s->rebuilding = false;
             s->lost = behind; /* index buffered postings no more until it is rebuilt */
+            s->broken = true; /* the index lacks stored articles: s_index_repair rebuilds */
             log_error("search.rebuild", "indexed=%llu error=\"could not write the index\"",
                       (unsigned long long)done);
             return -1;

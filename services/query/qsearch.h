@@ -83,8 +83,10 @@ void qsearch_destroy(qsearch **self);
  * back, so a process that stops in between rebuilds the index at its next
  * qsearch_new. An abort (e.g. MDB_MAP_FULL) drops the buffer: the rest of
  * the load is not indexed and qsearch_optimize rebuilds the index from the
- * replica. Nothing is searched meanwhile (the worker registers with the
- * broker only after qsearch_optimize). */
+ * replica; when that rebuild fails, the index is broken (qsearch_broken) and
+ * refuses every change until a qsearch_rebuild succeeds. Nothing is searched
+ * meanwhile (the worker registers with the broker only after
+ * qsearch_optimize). */
 void qsearch_set_bulk(qsearch *s, bool on, size_t max_bytes);
 
 /* After a bulk load (the replica's first sync): end the bulk mode
@@ -149,8 +151,8 @@ typedef void (*qsearch_prep_fn)(void *ud, Bulletin__Internal__Change *const **ch
 int qsearch_bulk_begin_prep(qsearch *self, qsearch_prep_fn prep, void *ud);
 void qsearch_bulk_prep_wait(qsearch *self);
 
-/* True when an apply failed because the index and the replica disagree;
- * qsearch_rebuild() clears it. */
+/* True when an apply failed because the index and the replica disagree, or
+ * a rebuild failed; qsearch_rebuild() clears it. */
 bool qsearch_broken(const qsearch *self);
 
 /* Rebuild the whole index from the replica's articles. 0 or -1 (logged). */

@@ -654,6 +654,64 @@ static void test_held_map_full_rebuilt(void **state)
     s_pair_close(&p);
 }
 
+/* A hooked write that fails (not with MDB_MAP_FULL): its abort drops the
+ * held postings, as a failed commit does. */
+static int s_failing_write(void *ud, MDB_txn *txn)
+{
+    (void)ud;
+    (void)txn;
+    return -1;
+}
+
+/* Put (or delete) a 7-byte key in `articles`: the rebuild's walk stops at it
+ * (MDB_CORRUPTED), so every rebuild fails until it is deleted. */
+static void s_bad_article_key(replica *r, bool put)
+{
+    const replica_dbs *d = replica_dbs_get(r);
+    MDB_txn *txn;
+    MDB_val k = {7, "\xff\xff\xff\xff\xff\xff\xff"}, v = {1, "x"};
+    assert_int_equal(mdb_txn_begin(d->env, NULL, 0, &txn), 0);
+    assert_int_equal(put ? mdb_put(txn, d->articles, &k, &v, 0) : mdb_del(txn, d->articles, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+/* The rebuild that follows lost postings fails (storage trouble: the final
+ * write is the load's biggest txn): the index lacks the load, so it is broken
+ * and takes no change until it is rebuilt (the apply fails, and the worker's
+ * s_index_repair rebuilds), instead of serving without the load's articles
+ * and leaving every later change out. */
+static void test_held_lost_rebuild_fails(void **state)
+{
+    (void)state;
+    rng = 99;
+    s_history();
+    s_pair p;
+    s_pair_open(&p);
+    s_pair_reopen_b(&p, 0);
+    replica *ra = p.r[0], *rb = p.r[1];
+    qsearch *qb = p.q[1];
+    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
+    s_model(ra, p.q[0], chunks, NCH, NBATCH);
+    qsearch_set_bulk(qb, true, (size_t)64 << 20);
+    for (size_t b = 0; b + 1 < NBATCH; b++)
+        assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
+    assert_int_equal(replica_write(rb, s_failing_write, NULL), -1); /* the held postings lost */
+    s_bad_article_key(rb, true);
+    assert_int_equal(qsearch_optimize(qb), -1); /* its rebuild fails */
+    assert_true(qsearch_broken(qb));
+    assert_false(s_version_present(rb));
+    assert_true(replica_apply(rb, P[NBATCH - 1], NCH[NBATCH - 1], 0) < 0);
+    s_bad_article_key(rb, false);
+    assert_int_equal(qsearch_rebuild(qb), 0); /* s_index_repair */
+    assert_false(qsearch_broken(qb));
+    assert_int_equal(replica_apply(rb, P[NBATCH - 1], NCH[NBATCH - 1], 0), 0);
+    assert_true(s_version_present(rb));
+    assert_int_equal(qsearch_docs(qb), replica_count(rb));
+    assert_int_equal(qsearch_docs(p.q[0]), qsearch_docs(qb));
+    s_same_answers(ra, p.q[0], rb, qb, 1000);
+    s_pair_close(&p);
+}
+
 /* fn with this thread (the qsearch's analysis threads inherit it) on one CPU */
 static void s_on_one_cpu(void (*fn)(void **), void **state)
 {
@@ -689,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_held_same_answers),
         cmocka_unit_test(test_held_dropped_rebuilt),
         cmocka_unit_test(test_held_map_full_rebuilt),
+        cmocka_unit_test(test_held_lost_rebuild_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
