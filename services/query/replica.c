@@ -67,7 +67,9 @@ typedef struct {
  * land on scattered pages of the keys B-tree. The key bytes are the
  * change's (they live as long as the batch); a key over S_MAX_KEY bytes
  * (stored as its hash) is put at once. */
+#define S_KPUT_PRE 3 /* words of a key's first bytes kept as numbers */
 typedef struct {
+    uint64_t pre[S_KPUT_PRE]; /* the first 24 bytes (zero-padded), big-endian words as numbers */
     const char *k;
     uint32_t len;
     uint32_t seq; /* the order of the puts: the last put of a key wins */
@@ -573,12 +575,31 @@ static int s_kput_cmp(const void *pa, const void *pb)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* s_kput_cmp(a, b) < 0, from the prefix words where they differ (keys
+ * hold no NUL, so equal words of keys up to 24 bytes long mean one is a
+ * prefix of the other or both are the same). */
+static bool s_kput_less(const void *pa, const void *pb)
+{
+    const s_kput *a = pa, *b = pb;
+    for (int i = 0; i < S_KPUT_PRE; i++)
+        if (a->pre[i] != b->pre[i])
+            return a->pre[i] < b->pre[i];
+    if (a->len <= 8 * S_KPUT_PRE && b->len <= 8 * S_KPUT_PRE)
+        return a->len != b->len ? a->len < b->len : a->seq < b->seq;
+    return s_kput_cmp(a, b) < 0;
+}
+
 /* Put the buffered `keys` entries (s_kput) in key order. */
 static int s_kputs_write(MDB_txn *txn, const replica_dbs *d, s_ibuf *b)
 {
     if (b->nkp == 0)
         return 0;
-    qsort(b->kp, b->nkp, sizeof *b->kp, s_kput_cmp);
+    void *tmp = b->nkp > 1 ? malloc(b->nkp * sizeof *b->kp) : NULL;
+    if (tmp)
+        s_msort(b->kp, b->nkp, sizeof *b->kp, tmp, s_kput_less);
+    else
+        qsort(b->kp, b->nkp, sizeof *b->kp, s_kput_cmp);
+    free(tmp);
     size_t n = b->nkp;
     b->nkp = 0;
     MDB_cursor *c;
@@ -654,6 +675,12 @@ static int s_kput_add(s_ibuf *b, const char *key, size_t len, const uint8_t idk[
         b->kp = n;
     }
     s_kput *e = &b->kp[b->nkp];
+    uint8_t pre[8 * S_KPUT_PRE] = {0};
+    memcpy(pre, key, len < sizeof pre ? len : sizeof pre);
+    for (int i = 0; i < S_KPUT_PRE; i++) {
+        memcpy(&e->pre[i], pre + 8 * i, 8);
+        e->pre[i] = s_be_word(e->pre[i]);
+    }
     e->k = key;
     e->len = (uint32_t)len;
     e->seq = (uint32_t)b->nkp++;

@@ -439,6 +439,47 @@ static void test_batch_many_values(void **state)
     fx_rmdir(db);
 }
 
+/* The keys of a batch's new articles are put sorted by their first 24
+ * bytes kept as numbers, then the rest: keys shorter and longer than 24
+ * bytes that share their first 8, 16 or 24 bytes, keys that are prefixes of
+ * others, and keys put again (the last put wins) leave the keys database as
+ * the changes applied one per transaction. */
+static void test_batch_keys_order(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    static fx_change x[N];
+    Bulletin__Internal__Change *p[N];
+    unsigned rng = 23;
+    for (size_t i = 0; i < N; i++) {
+        fx_put(&x[i], i + 1, i + 1, "s", "c", (int64_t)i * 1000, NULL, NULL);
+        rng = rng * 1103515245u + 12345u;
+        unsigned v = rng >> 8;
+        /* a shared start of 0..31 bytes, then 1..8 of "ab" */
+        size_t pre = v % 32, tail = 1 + (v >> 5) % 8;
+        size_t len = 0;
+        for (size_t j = 0; j < pre; j++)
+            x[i].key[len++] = "fortune:computers:anarchism"[j % 27];
+        for (size_t j = 0; j < tail; j++)
+            x[i].key[len++] = (v >> (9 + j)) & 1 ? 'b' : 'a';
+        x[i].key[len] = 0;
+        p[i] = &x[i].c;
+    }
+    char *da = fx_tmpdir(), *db = fx_tmpdir();
+    replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
+    assert_non_null(ra);
+    assert_non_null(rb);
+    assert_int_equal(replica_apply(ra, p, N, 0), 0);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    size_t keys = s_dbs_equal(ra, rb, 2, 1);
+    assert_true(keys > 500 && keys < N); /* many distinct keys, some put again */
+    replica_destroy(&ra);
+    replica_destroy(&rb);
+    fx_rmdir(da);
+    fx_rmdir(db);
+}
+
 /* The value stored under article id in dbi: found, and byte for byte what
  * protobuf-c packs m into (what names it in a failure). */
 static void s_expect_stored(MDB_txn *txn, MDB_dbi dbi, uint64_t id, const ProtobufCMessage *m,
@@ -846,6 +887,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
         cmocka_unit_test(test_batch_same_as_one_by_one),
         cmocka_unit_test(test_batch_many_values),
+        cmocka_unit_test(test_batch_keys_order),
         cmocka_unit_test_setup_teardown(test_stored_bytes, setup, teardown),
         cmocka_unit_test(test_stored_bytes_random),
         cmocka_unit_test_setup_teardown(test_map_full_uuid, setup, teardown),
