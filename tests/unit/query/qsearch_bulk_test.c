@@ -533,21 +533,30 @@ static void s_model(replica *r, qsearch *q, Bulletin__Internal__Change *const *c
     assert_true(s_version_present(r));
 }
 
+/* The history of test_bulk_same_index in pair p: a is the model (s_model),
+ * b is reopened without a map limit (no MDB_MAP_FULL: nothing lost) and set
+ * to hold up to `budget` bytes of postings across its txns; nothing is
+ * applied to b yet. */
+static void s_held_open(s_pair *p, size_t budget)
+{
+    rng = 99;
+    s_history();
+    s_pair_open(p);
+    s_pair_reopen_b(p, 0);
+    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
+    s_model(p->r[0], p->q[0], chunks, NCH, NBATCH);
+    qsearch_set_bulk(p->q[1], true, budget);
+}
+
 /* The history's batches (new articles, then updates and deletes of them)
  * with the postings held across the txns, budget `budget` bytes; with the
  * analysis on the second thread or not. */
 static void s_held_same_answers(size_t budget, bool threaded)
 {
-    rng = 99;
-    s_history();
     s_pair p;
-    s_pair_open(&p);
-    s_pair_reopen_b(&p, 0); /* no MDB_MAP_FULL: nothing lost */
+    s_held_open(&p, budget);
     replica *ra = p.r[0], *rb = p.r[1];
     qsearch *qa = p.q[0], *qb = p.q[1];
-    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
-    s_model(ra, qa, chunks, NCH, NBATCH);
-    qsearch_set_bulk(qb, true, budget);
     for (size_t b = 0; b < NBATCH; b++) {
         if (threaded)
             assert_int_equal(qsearch_bulk_begin(qb, P[b], NCH[b]), 1);
@@ -586,15 +595,9 @@ static void test_held_same_answers(void **state)
 static void test_held_dropped_rebuilt(void **state)
 {
     (void)state;
-    rng = 99;
-    s_history();
     s_pair p;
-    s_pair_open(&p);
-    s_pair_reopen_b(&p, 0);
+    s_held_open(&p, (size_t)64 << 20);
     replica *ra = p.r[0], *rb = p.r[1];
-    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
-    s_model(ra, p.q[0], chunks, NCH, NBATCH);
-    qsearch_set_bulk(p.q[1], true, (size_t)64 << 20);
     for (size_t b = 0; b < NBATCH; b++) {
         assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
         if (b == 0) /* the index lags: batch 0 is held whole */
@@ -683,16 +686,10 @@ static void s_bad_article_key(replica *r, bool put)
 static void test_held_lost_rebuild_fails(void **state)
 {
     (void)state;
-    rng = 99;
-    s_history();
     s_pair p;
-    s_pair_open(&p);
-    s_pair_reopen_b(&p, 0);
+    s_held_open(&p, (size_t)64 << 20);
     replica *ra = p.r[0], *rb = p.r[1];
     qsearch *qb = p.q[1];
-    Bulletin__Internal__Change *const *chunks[NBATCH] = {P[0], P[1], P[2]};
-    s_model(ra, p.q[0], chunks, NCH, NBATCH);
-    qsearch_set_bulk(qb, true, (size_t)64 << 20);
     for (size_t b = 0; b + 1 < NBATCH; b++)
         assert_int_equal(replica_apply(rb, P[b], NCH[b], 0), 0);
     assert_int_equal(replica_write(rb, s_failing_write, NULL), -1); /* the held postings lost */
