@@ -305,6 +305,40 @@ static int s_record(void *ud, MDB_txn *txn, uint64_t id, const Bulletin__Article
     return 0;
 }
 
+/* Two fresh replicas for comparing a batch with the same changes applied
+ * one per transaction: s_two_open, (hooks on t.ra / t.rb), s_two_apply,
+ * the comparisons, s_two_close. */
+typedef struct {
+    char *da, *db;
+    replica *ra, *rb;
+} s_two;
+
+static void s_two_open(s_two *t)
+{
+    t->da = fx_tmpdir();
+    t->db = fx_tmpdir();
+    t->ra = replica_new(t->da, 64 << 20);
+    t->rb = replica_new(t->db, 64 << 20);
+    assert_non_null(t->ra);
+    assert_non_null(t->rb);
+}
+
+/* p[0..n) as one batch into t->ra, one change per txn into t->rb. */
+static void s_two_apply(s_two *t, Bulletin__Internal__Change **p, size_t n)
+{
+    assert_int_equal(replica_apply(t->ra, p, n, 0), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(replica_apply(t->rb, &p[i], 1, 0), 0);
+}
+
+static void s_two_close(s_two *t)
+{
+    replica_destroy(&t->ra);
+    replica_destroy(&t->rb);
+    fx_rmdir(t->da);
+    fx_rmdir(t->db);
+}
+
 /* Assert that databases off..off+n-1 of {articles, summaries, keys, by_time,
  * by_site, by_cat, by_tag, counts, meta} are equal in ra and rb; returns
  * the entries compared. */
@@ -354,10 +388,9 @@ static void test_batch_same_as_one_by_one(void **state)
         p[i] = &x[i].c;
     }
     x[250].c.seq = 3; /* already applied: skipped in both */
-    char *da = fx_tmpdir(), *db = fx_tmpdir();
-    replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
-    assert_non_null(ra);
-    assert_non_null(rb);
+    s_two t;
+    s_two_open(&t);
+    replica *ra = t.ra, *rb = t.rb;
     static s_calls ca, cb;
     for (size_t i = 0; i < N; i++) /* titles tell versions apart */
         if (x[i].c.article)
@@ -365,9 +398,7 @@ static void test_batch_same_as_one_by_one(void **state)
     replica_hook ha = {.on_change = s_record, .ud = &ca}, hb = {.on_change = s_record, .ud = &cb};
     replica_set_hook(ra, &ha);
     replica_set_hook(rb, &hb);
-    assert_int_equal(replica_apply(ra, p, N, 0), 0);
-    for (size_t i = 0; i < N; i++)
-        assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    s_two_apply(&t, p, N);
     assert_true(ca.len > 1000);
     assert_int_equal(ca.len, cb.len);
     assert_string_equal(ca.log, cb.log);
@@ -378,10 +409,7 @@ static void test_batch_same_as_one_by_one(void **state)
     assert_int_equal(s_count_of(ra, REPLICA_SITE, "s1") + s_count_of(ra, REPLICA_SITE, "s2") +
                          s_count_of(ra, REPLICA_SITE, "s3"),
                      s_entries(ra, a->by_time));
-    replica_destroy(&ra);
-    replica_destroy(&rb);
-    fx_rmdir(da);
-    fx_rmdir(db);
+    s_two_close(&t);
 }
 
 /* A batch of articles with more distinct sites, categories and tags than
@@ -411,13 +439,10 @@ static void test_batch_many_values(void **state)
     }
     for (size_t i = 100; i < 160; i++) /* new articles sharing keys: the last put wins */
         snprintf(x[i].key, sizeof x[i].key, "shared-%zu", i % 4);
-    char *da = fx_tmpdir(), *db = fx_tmpdir();
-    replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
-    assert_non_null(ra);
-    assert_non_null(rb);
-    assert_int_equal(replica_apply(ra, p, N, 0), 0);
-    for (size_t i = 0; i < N; i++)
-        assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    s_two t;
+    s_two_open(&t);
+    replica *ra = t.ra, *rb = t.rb;
+    s_two_apply(&t, p, N);
     assert_true(s_dbs_equal(ra, rb, 2, 6) >= 4 * N); /* keys, by_time, by_site, by_cat, by_tag, counts */
     MDB_val k = {8, "shared-0"}, v;
     MDB_txn *txn = replica_read_begin(ra);
@@ -433,10 +458,7 @@ static void test_batch_many_values(void **state)
         want += strcmp(x[i].a.site, sv[42]) == 0;
     assert_true(want > 0);
     assert_int_equal(s_count_of(ra, REPLICA_SITE, sv[42]), want);
-    replica_destroy(&ra);
-    replica_destroy(&rb);
-    fx_rmdir(da);
-    fx_rmdir(db);
+    s_two_close(&t);
 }
 
 /* The keys of a batch's new articles are put sorted by their first 24
@@ -465,19 +487,13 @@ static void test_batch_keys_order(void **state)
         x[i].key[len] = 0;
         p[i] = &x[i].c;
     }
-    char *da = fx_tmpdir(), *db = fx_tmpdir();
-    replica *ra = replica_new(da, 64 << 20), *rb = replica_new(db, 64 << 20);
-    assert_non_null(ra);
-    assert_non_null(rb);
-    assert_int_equal(replica_apply(ra, p, N, 0), 0);
-    for (size_t i = 0; i < N; i++)
-        assert_int_equal(replica_apply(rb, &p[i], 1, 0), 0);
+    s_two t;
+    s_two_open(&t);
+    replica *ra = t.ra, *rb = t.rb;
+    s_two_apply(&t, p, N);
     size_t keys = s_dbs_equal(ra, rb, 2, 1);
     assert_true(keys > 500 && keys < N); /* many distinct keys, some put again */
-    replica_destroy(&ra);
-    replica_destroy(&rb);
-    fx_rmdir(da);
-    fx_rmdir(db);
+    s_two_close(&t);
 }
 
 /* The value stored under article id in dbi: found, and byte for byte what

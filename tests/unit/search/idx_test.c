@@ -1163,14 +1163,20 @@ static void test_optimize(void **state) {
     s_compare("中国 天", c9c, 2, &nf, 400);
 }
 
-static uint64_t s_total(MDB_env *e, idx *x, const char *query, double *score) {
+/* Run `query` (its top `limit`) in a read txn of e: the answer in *r (the
+ * caller frees it with idx_result_free); a refused query fails the test. */
+static void s_query_run(MDB_env *e, idx *x, const char *query, uint32_t limit, idx_result *r) {
     MDB_txn *txn;
-    idx_query q = {.query = query, .limit = 10};
-    idx_result r;
+    idx_query q = {.query = query, .limit = limit};
     assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
-    if (idx_search(x, txn, &q, &r) != IDX_OK)
-        fail_msg("query '%s': %s", query, r.error);
+    if (idx_search(x, txn, &q, r) != IDX_OK)
+        fail_msg("query '%s': %s", query, r->error);
     mdb_txn_abort(txn);
+}
+
+static uint64_t s_total(MDB_env *e, idx *x, const char *query, double *score) {
+    idx_result r;
+    s_query_run(e, x, query, 10, &r);
     uint64_t t = r.total;
     *score = r.nhits ? r.hits[0].score : 0;
     idx_result_free(&r);
@@ -2021,13 +2027,8 @@ static void test_phrase_far_positions(void **state) {
 
 /* The ids of a query's hits (all of them: at most 200), sorted. */
 static size_t s_hit_ids(MDB_env *e, idx *x, const char *query, uint64_t *ids) {
-    MDB_txn *txn;
-    idx_query q = {.query = query, .limit = 200};
     idx_result r;
-    assert_int_equal(mdb_txn_begin(e, NULL, MDB_RDONLY, &txn), 0);
-    if (idx_search(x, txn, &q, &r) != IDX_OK)
-        fail_msg("query '%s': %s", query, r.error);
-    mdb_txn_abort(txn);
+    s_query_run(e, x, query, 200, &r);
     assert_true(r.total == r.nhits);
     size_t n = r.nhits;
     for (size_t i = 0; i < n; i++)
